@@ -1,0 +1,73 @@
+/**
+ * The one error family of isolane. Every error carries a stable `code`; the
+ * HTTP status is derived from the code in one place ({@link statusOf}).
+ *
+ * @example
+ * ```ts
+ * throw new IsolaneError("not_found", "Function 'ocr2' is not deployed");
+ * ```
+ * @module
+ */
+
+/** Stable error codes and the HTTP status each maps to. */
+export const errorStatus = {
+  invalid_json: 400,
+  invalid_input: 400,
+  not_found: 404,
+  body_too_large: 413,
+  unsupported_media_type: 415,
+  queue_full: 429,
+  handler_error: 500,
+  invalid_output: 500,
+  isolate_crashed: 500,
+  internal: 500,
+  function_unavailable: 503,
+  timeout: 504,
+} as const;
+
+/** A stable error code. */
+export type ErrorCode = keyof typeof errorStatus;
+
+/** The JSON body of every error response: `{"error": {...}}`. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  details?: unknown;
+}
+
+/** An error a user can act on: a code, a sentence-case message, optional details. */
+export class IsolaneError extends Error {
+  override name = "IsolaneError";
+  /** Creates an error with a stable code and optional details (Zod issues, a reason). */
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+    /** Extra response headers, such as `Retry-After`. */
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+  }
+
+  /** The JSON body for this error. */
+  toBody(): ErrorBody {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+
+  /** Rebuilds an error that crossed a message boundary. */
+  static from(body: ErrorBody): IsolaneError {
+    return new IsolaneError(body.code, body.message, body.details);
+  }
+}
+
+/** The HTTP status of an error code. */
+export function statusOf(code: ErrorCode): number {
+  return errorStatus[code];
+}
+
+/** Whether a string is a known error code (bodies from isolates are checked, not trusted). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === "string" && Object.hasOwn(errorStatus, code);
+}

@@ -1,0 +1,105 @@
+/**
+ * The typed messages between the host and an isolate. Both sides import this
+ * file and nothing of each other. Request and response bodies cross as
+ * transferable `ArrayBuffer`s of JSON, never as object trees, and a run
+ * message carries a list of jobs so that batching needs no new shape.
+ * @module
+ */
+import type { ErrorBody } from "./errors.ts";
+import type { FunctionOptions } from "./sdk.ts";
+
+/** Where an isolate runs. */
+export type LanePlan = { kind: "cpu" } | { kind: "cuda"; device: number };
+
+/** What an isolate learns before it loads anything. */
+export interface InitMessage {
+  type: "init";
+  /** `inspect`: import the module and report its manifest only; `serve`: load everything and serve. */
+  mode: "inspect" | "serve";
+  name: string;
+  /** `file:` URL of the function module. */
+  moduleUrl: string;
+  /** Absolute paths of the models, by name (serve mode). */
+  modelPaths: Record<string, string>;
+  lane: LanePlan;
+  /** ONNX Runtime intra-op threads for each session. */
+  ortThreads: number;
+}
+
+/** One request for the isolate. */
+export interface Job {
+  id: number;
+  /** The request body: UTF-8 JSON. */
+  body: ArrayBuffer;
+}
+
+/** Host to isolate: run these jobs (one, or a batch). */
+export interface RunMessage {
+  type: "run";
+  jobs: Job[];
+}
+
+/** Host to isolate: the caller of a job gave up (timeout, client gone); abort its signal. */
+export interface AbortMessage {
+  type: "abort";
+  id: number;
+}
+
+/** Every message the host sends. */
+export type HostMessage = InitMessage | RunMessage | AbortMessage;
+
+/** What a module declares, as JSON. */
+export interface Manifest {
+  options: FunctionOptions;
+  /** JSON Schema of the input and output. */
+  inputSchema: unknown;
+  outputSchema: unknown;
+}
+
+/** A model input or output as ONNX Runtime reports it. */
+export interface TensorInfo {
+  name: string;
+  type: string;
+  shape: (number | string)[];
+}
+
+/** A loaded model. */
+export interface ModelInfo {
+  name: string;
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+  /** Execution providers the session really uses, first preferred. */
+  providers: string[];
+}
+
+/** Isolate to host, inspect mode: the manifest. */
+export interface ManifestMessage {
+  type: "manifest";
+  manifest: Manifest;
+}
+
+/** Isolate to host, serve mode: loaded and serving. */
+export interface ReadyMessage {
+  type: "ready";
+  models: ModelInfo[];
+}
+
+/** Isolate to host: could not start. */
+export interface FailedMessage {
+  type: "failed";
+  error: ErrorBody;
+}
+
+/** The outcome of one job. */
+export type JobResult =
+  | { id: number; ok: true; body: ArrayBuffer }
+  | { id: number; ok: false; error: ErrorBody };
+
+/** Isolate to host: outcomes of jobs, in any order. */
+export interface ResultsMessage {
+  type: "results";
+  results: JobResult[];
+}
+
+/** Every message an isolate sends. */
+export type IsolateMessage = ManifestMessage | ReadyMessage | FailedMessage | ResultsMessage;

@@ -1,0 +1,73 @@
+/**
+ * Loads one version of a function: inspects its module in a bare isolate,
+ * resolves its models, plans its lanes and starts its pool.
+ * @module
+ */
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Manifest } from "../protocol.ts";
+import { IsolateHandle } from "../pool/isolate_handle.ts";
+import { FunctionPool } from "../pool/function_pool.ts";
+import { isolatePermissions } from "../pool/permissions.ts";
+import { type DeviceInventory, planLanes } from "../pool/plan_lanes.ts";
+import { resolveModelPaths } from "./model_paths.ts";
+
+/** One loaded, serving version of a function. */
+export interface FunctionVersion {
+  name: string;
+  version: number;
+  dir: string;
+  manifest: Manifest;
+  modelPaths: Record<string, string>;
+  pool: FunctionPool;
+  loadedAt: Date;
+}
+
+/** Where the runtime's own files are and what it may use. */
+export interface LoadContext {
+  /** The project's `node_modules` (npm models, ONNX Runtime's addon). */
+  nodeModules: string;
+  devices: DeviceInventory;
+  /** Intra-op threads per isolate; 0 divides the cores among the function's isolates. */
+  ortThreads: number;
+}
+
+/** Reads a module's manifest in an isolate that may read only the function's folder and loads no native code. */
+export async function inspectFunction(name: string, dir: string): Promise<Manifest> {
+  const isolate = await IsolateHandle.start({
+    mode: "inspect",
+    name,
+    moduleUrl: pathToFileURL(join(dir, "mod.ts")).href,
+    modelPaths: {},
+    lane: { kind: "cpu" },
+    ortThreads: 0,
+    bootTimeoutMs: 30_000,
+    permissions: isolatePermissions({ dir, modelPaths: [], declared: {}, nativeDir: null }),
+  });
+  isolate.close();
+  return isolate.manifest!;
+}
+
+/** Loads and starts a function version; throws `IsolaneError` with the reason when it cannot. */
+export async function loadFunction(
+  { name, dir, version }: { name: string; dir: string; version: number },
+  ctx: LoadContext,
+): Promise<FunctionVersion> {
+  const manifest = await inspectFunction(name, dir);
+  const { options } = manifest;
+  const modelPaths = await resolveModelPaths(name, options.models, { dir, nodeModules: ctx.nodeModules });
+  const lanes = planLanes(name, options, ctx.devices);
+  const cores = navigator.hardwareConcurrency || 1;
+  const pool = new FunctionPool({
+    name,
+    dir,
+    moduleUrl: pathToFileURL(join(dir, "mod.ts")).href,
+    options,
+    modelPaths,
+    lanes,
+    ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
+    nativeDir: ctx.nodeModules,
+  });
+  await pool.start();
+  return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date() };
+}

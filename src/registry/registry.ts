@@ -1,0 +1,175 @@
+/**
+ * The registry: which functions exist, which version of each serves, and
+ * why one that does not serve failed. Versions swap atomically: a new version
+ * serves only once all its isolates are ready, and the old one drains.
+ * @module
+ */
+import { join, resolve } from "node:path";
+import { IsolaneError } from "../errors.ts";
+import { log } from "../log.ts";
+import { type FunctionVersion, type LoadContext, loadFunction } from "./load_function.ts";
+
+/** A function's state as the API shows it. */
+export type FunctionStatus = "loading" | "ready" | "failed" | "unhealthy";
+
+/** A function name: a folder name of letters, digits, `-` and `_`. */
+export const functionNamePattern = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** What the registry knows of one function. */
+export interface FunctionEntry {
+  readonly name: string;
+  readonly dir: string;
+  /** The version that serves, if any. */
+  current: FunctionVersion | undefined;
+  /** Why the last load failed (the current version, if any, still serves). */
+  error: string | undefined;
+  loading: boolean;
+  /** Load attempts so far; a version's number. */
+  attempts: number;
+  /** Serialises loads of one function. */
+  chain: Promise<void>;
+}
+
+/** Options of the {@link Registry}. */
+export interface RegistryOptions extends LoadContext {
+  functionsDir: string;
+}
+
+/** Finds, loads, reloads and unloads functions. */
+export class Registry {
+  #entries = new Map<string, FunctionEntry>();
+  readonly functionsDir: string;
+
+  /** Creates an empty registry over a functions folder. */
+  constructor(readonly options: RegistryOptions) {
+    this.functionsDir = resolve(options.functionsDir);
+  }
+
+  /** The function named `name`, if known. */
+  get(name: string): FunctionEntry | undefined {
+    return this.#entries.get(name);
+  }
+
+  /** Every known function, by name. */
+  list(): FunctionEntry[] {
+    return [...this.#entries.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** A function's status. */
+  status(entry: FunctionEntry): FunctionStatus {
+    if (entry.current) return entry.current.pool.unhealthy ? "unhealthy" : "ready";
+    return entry.loading ? "loading" : "failed";
+  }
+
+  /** Whether every function serves. */
+  allReady(): boolean {
+    return this.list().every((e) => this.status(e) === "ready");
+  }
+
+  /** Folder names under the functions folder that hold a `mod.ts`. */
+  async discover(): Promise<string[]> {
+    const names: string[] = [];
+    for await (const item of Deno.readDir(this.functionsDir)) {
+      if (!item.isDirectory || !functionNamePattern.test(item.name)) continue;
+      if (await exists(join(this.functionsDir, item.name, "mod.ts"))) names.push(item.name);
+    }
+    return names.sort();
+  }
+
+  /** Loads every function found; failures are recorded and logged, never thrown. */
+  async loadAll(): Promise<void> {
+    const names = await this.discover();
+    await Promise.all(names.map((name) => this.reload(name)));
+  }
+
+  /**
+   * Loads (or reloads) a function from its folder. On success the new version
+   * serves at once and the old one drains; on failure the old one keeps serving.
+   */
+  reload(name: string): Promise<void> {
+    let entry = this.#entries.get(name);
+    if (!entry) {
+      entry = {
+        name,
+        dir: join(this.functionsDir, name),
+        current: undefined,
+        error: undefined,
+        loading: false,
+        attempts: 0,
+        chain: Promise.resolve(),
+      };
+      this.#entries.set(name, entry);
+    }
+    const e = entry;
+    e.chain = e.chain.then(() => this.#load(e));
+    return e.chain;
+  }
+
+  async #load(entry: FunctionEntry): Promise<void> {
+    entry.loading = true;
+    const version = ++entry.attempts;
+    const started = performance.now();
+    try {
+      const loaded = await loadFunction({ name: entry.name, dir: entry.dir, version }, this.options);
+      const old = entry.current;
+      entry.current = loaded;
+      entry.error = undefined;
+      log("info", "function loaded", {
+        function: entry.name,
+        version,
+        lanes: loaded.pool.isolates().map((i) => i.device),
+        ms: Math.round(performance.now() - started),
+      });
+      if (old) void old.pool.drain();
+    } catch (error) {
+      entry.error = error instanceof Error ? error.message : String(error);
+      log("error", "function failed to load", {
+        function: entry.name,
+        file: join(entry.dir, "mod.ts"),
+        reason: entry.error,
+        serving: entry.current ? `version ${entry.current.version}` : "nothing",
+      });
+    } finally {
+      entry.loading = false;
+    }
+  }
+
+  /** Unloads a function whose folder is gone; its in-flight requests finish first. */
+  remove(name: string): Promise<void> {
+    const entry = this.#entries.get(name);
+    if (!entry) return Promise.resolve();
+    this.#entries.delete(name);
+    entry.chain = entry.chain.then(async () => {
+      await entry.current?.pool.drain();
+      log("info", "function removed", { function: name });
+    });
+    return entry.chain;
+  }
+
+  /** The serving version of `name`, or the error a caller should get. */
+  serving(name: string): FunctionVersion {
+    const entry = this.#entries.get(name);
+    if (!entry) throw new IsolaneError("not_found", `No function named '${name}'; GET /v1/functions lists them`);
+    if (entry.current) return entry.current;
+    if (entry.loading) {
+      throw new IsolaneError("function_unavailable", `Function '${name}' is still loading; retry shortly`, undefined, {
+        "retry-after": "1",
+      });
+    }
+    throw new IsolaneError("function_unavailable", `Function '${name}' is not loaded: ${entry.error}`);
+  }
+
+  /** Terminates every isolate now. */
+  close(): void {
+    for (const entry of this.#entries.values()) entry.current?.pool.close();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

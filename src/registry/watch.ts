@@ -1,0 +1,49 @@
+/**
+ * Watches the functions folder and reloads a function when its files change.
+ * @module
+ */
+import { join, relative, sep } from "node:path";
+import { log } from "../log.ts";
+import { functionNamePattern, type Registry } from "./registry.ts";
+
+/** A running watcher. */
+export interface Watcher {
+  close(): void;
+}
+
+/**
+ * Reloads a function `debounceMs` after the last change under its folder, and
+ * unloads it when its `mod.ts` is gone.
+ */
+export function watchFunctions(registry: Registry, { debounceMs = 200 } = {}): Watcher {
+  const root = registry.functionsDir;
+  const watcher = Deno.watchFs(root, { recursive: true });
+  const timers = new Map<string, ReturnType<typeof setTimeout>>();
+  const schedule = (name: string) => {
+    clearTimeout(timers.get(name));
+    timers.set(
+      name,
+      setTimeout(async () => {
+        timers.delete(name);
+        const present = await Deno.stat(join(root, name, "mod.ts")).then(() => true, () => false);
+        log("info", present ? "function changed, reloading" : "function removed from disk", { function: name });
+        if (present) await registry.reload(name);
+        else await registry.remove(name);
+      }, debounceMs),
+    );
+  };
+  (async () => {
+    for await (const event of watcher) {
+      for (const path of event.paths) {
+        const name = relative(root, path).split(sep)[0];
+        if (name && functionNamePattern.test(name)) schedule(name);
+      }
+    }
+  })().catch((error) => log("error", "watcher stopped", { reason: String(error) }));
+  return {
+    close() {
+      for (const timer of timers.values()) clearTimeout(timer);
+      watcher.close();
+    },
+  };
+}

@@ -1,0 +1,145 @@
+/**
+ * The SDK that function modules import as `"isolane"`.
+ *
+ * It depends on Zod and on ONNX Runtime's pure-JS tensor type only, never on
+ * runtime internals, so a module can be inspected without loading native code.
+ *
+ * @example
+ * ```ts
+ * import { defineFunction, z } from "isolane";
+ *
+ * export default defineFunction({
+ *   description: "Doubles a number",
+ *   input: z.object({ x: z.number() }),
+ *   output: z.object({ y: z.number() }),
+ *   handler: (input) => ({ y: input.x * 2 }),
+ * });
+ * ```
+ * @module
+ */
+import { z } from "zod";
+import type { InferenceSession } from "onnxruntime-common";
+
+export { z };
+export { Tensor } from "onnxruntime-common";
+export type { InferenceSession } from "onnxruntime-common";
+
+/** Where a function's isolates run: any GPU if usable, the CPU, any GPU (required), or these GPUs. */
+export type DeviceOption = "auto" | "cpu" | "cuda" | number[];
+
+/** Permissions a function asks for beyond reading its own folder. Paths are relative to the module's folder. */
+export interface FunctionPermissions {
+  /** Hosts (`"api.example.com"`, `"127.0.0.1:8080"`) the function may fetch from. */
+  net?: string[];
+  /** Environment variable names the function may read. */
+  env?: string[];
+  /** Extra paths the function may read. */
+  read?: string[];
+  /** Paths the function may write. */
+  write?: string[];
+}
+
+/** A GPU lane: the device and stream an isolate owns. `null` on a CPU lane. */
+export interface GpuLane {
+  /** The CUDA device index as the runtime sees it. */
+  readonly device: number;
+  /** The lane's stream handle (never the default stream). */
+  readonly stream: bigint;
+}
+
+/** What a handler gets besides its input. */
+export interface FunctionContext<M extends string = string> {
+  /** The function's name as served. */
+  readonly name: string;
+  /** One loaded ONNX Runtime session per declared model. */
+  readonly models: Readonly<Record<M, InferenceSession>>;
+  /** Aborts when the request times out or the client goes away. */
+  readonly signal: AbortSignal;
+  /** The isolate's GPU lane, or `null` on the CPU. */
+  readonly gpu: GpuLane | null;
+}
+
+/** What `setup` gets: the context without a request. */
+export type SetupContext<M extends string = string> = Omit<FunctionContext<M>, "signal">;
+
+/** A function definition, as a module default-exports it. */
+export interface FunctionDefinition<
+  I extends z.ZodType = z.ZodType,
+  O extends z.ZodType = z.ZodType,
+  M extends string = string,
+  S = unknown,
+> {
+  /** One line that says what the function does. */
+  description: string;
+  /** Validates the request body. */
+  input: I;
+  /** Validates what the handler returns. */
+  output: O;
+  /** Named ONNX models: a path relative to the module, or `npm:<package>@<version>/<file>`. */
+  models?: Record<M, string>;
+  /** Where to run; default `"auto"`. */
+  device?: DeviceOption;
+  /** Isolates per device; default 1. */
+  instances?: number;
+  /** Wall-clock limit of one call in milliseconds; default 30000. */
+  timeoutMs?: number;
+  /** Largest accepted request body in bytes; default 8 MiB. */
+  maxBodyBytes?: number;
+  /** Requests that may wait for an isolate before new ones get 429; default 64. */
+  queueDepth?: number;
+  /** Extra permissions; none by default. */
+  permissions?: FunctionPermissions;
+  /** Runs once per isolate before it serves; its result is passed to every handler call as `state`. */
+  setup?: (ctx: SetupContext<M>) => S | Promise<S>;
+  /** Handles one call. */
+  handler: (
+    input: z.output<I>,
+    ctx: FunctionContext<M> & { state: Awaited<S> },
+  ) => z.input<O> | Promise<z.input<O>>;
+}
+
+const MiB = 1024 * 1024;
+const hostPattern = /^[A-Za-z0-9.\-\[\]:]+$/;
+
+/** The options of a definition, with defaults; the runtime validates every module against it. */
+export const functionOptionsSchema = z.object({
+  description: z.string().min(1),
+  models: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().min(1)).default({}),
+  device: z.union([
+    z.enum(["auto", "cpu", "cuda"]),
+    z.array(z.number().int().min(0)).min(1),
+  ]).default("auto"),
+  instances: z.number().int().min(1).max(64).default(1),
+  timeoutMs: z.number().int().min(1).max(600_000).default(30_000),
+  maxBodyBytes: z.number().int().min(1).max(256 * MiB).default(8 * MiB),
+  queueDepth: z.number().int().min(0).max(100_000).default(64),
+  permissions: z.object({
+    net: z.array(z.string().regex(hostPattern)).optional(),
+    env: z.array(z.string().min(1)).optional(),
+    read: z.array(z.string().min(1)).optional(),
+    write: z.array(z.string().min(1)).optional(),
+  }).strict().default({}),
+});
+
+/** Validated options of a function, defaults applied. */
+export type FunctionOptions = z.output<typeof functionOptionsSchema>;
+
+/**
+ * Declares a function module. Validates the options at import time so that a
+ * mistake is reported with the module's name, before any request arrives.
+ */
+export function defineFunction<
+  I extends z.ZodType,
+  O extends z.ZodType,
+  M extends string = never,
+  S = undefined,
+>(definition: FunctionDefinition<I, O, M, S>): FunctionDefinition<I, O, M, S> {
+  functionOptionsSchema.parse(definition);
+  if (!(definition.input instanceof z.ZodType) || !(definition.output instanceof z.ZodType)) {
+    throw new TypeError("Function 'input' and 'output' must be Zod schemas");
+  }
+  if (typeof definition.handler !== "function") {
+    throw new TypeError("Function 'handler' must be a function");
+  }
+  return definition;
+}

@@ -1,0 +1,96 @@
+/**
+ * The HTTP API. Routes talk to the registry and pools only; they never touch
+ * ONNX Runtime or native code.
+ * @module
+ */
+import { Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
+import { IsolaneError } from "../errors.ts";
+import { log } from "../log.ts";
+import type { Registry } from "../registry/registry.ts";
+import { errorResponse } from "./error_response.ts";
+import { functionInfo } from "./function_info.ts";
+
+const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+function requestLog(): MiddlewareHandler {
+  return async function requestLog(c, next) {
+    const started = performance.now();
+    await next();
+    log("info", "request", {
+      id: c.get("requestId"),
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    });
+  };
+}
+
+/** Body limits by size, so each function's limit is one middleware made once. */
+function limitFor(maxSize: number, cache: Map<number, MiddlewareHandler>): MiddlewareHandler {
+  let limit = cache.get(maxSize);
+  if (!limit) {
+    limit = bodyLimit({
+      maxSize,
+      onError: () => {
+        throw new IsolaneError(
+          "body_too_large",
+          `Request body is larger than this function's limit of ${maxSize} bytes`,
+        );
+      },
+    });
+    cache.set(maxSize, limit);
+  }
+  return limit;
+}
+
+/**
+ * Builds the Hono app over a registry.
+ *
+ * @example
+ * ```ts
+ * Deno.serve(createApp(registry).fetch);
+ * ```
+ */
+export function createApp(registry: Registry): Hono {
+  const app = new Hono();
+  const limits = new Map<number, MiddlewareHandler>();
+  app.use(requestId());
+  app.use(requestLog());
+  app.onError(errorResponse);
+  app.notFound((c) => errorResponse(new IsolaneError("not_found", `No route ${c.req.method} ${c.req.path}`), c));
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", (c) => {
+    const functions = Object.fromEntries(registry.list().map((e) => [e.name, registry.status(e)]));
+    return c.json({ ready: registry.allReady(), functions }, registry.allReady() ? 200 : 503);
+  });
+
+  app.get("/v1/functions", (c) => c.json({ functions: registry.list().map((e) => functionInfo(registry, e)) }));
+  app.get("/v1/functions/:name", (c) => {
+    const entry = registry.get(c.req.param("name"));
+    if (!entry) {
+      throw new IsolaneError("not_found", `No function named '${c.req.param("name")}'; GET /v1/functions lists them`);
+    }
+    return c.json(functionInfo(registry, entry));
+  });
+
+  app.post("/v1/functions/:name", async (c) => {
+    const fn = registry.serving(c.req.param("name"));
+    if (!jsonType.test(c.req.header("content-type") ?? "")) {
+      throw new IsolaneError(
+        "unsupported_media_type",
+        "Send the request body as JSON with 'content-type: application/json'",
+      );
+    }
+    let output: ArrayBuffer | undefined;
+    await limitFor(fn.manifest.options.maxBodyBytes, limits)(c, async () => {
+      output = await fn.pool.invoke(await c.req.arrayBuffer(), c.req.raw.signal);
+    });
+    return c.body(output!, 200, { "content-type": "application/json" });
+  });
+
+  return app;
+}
