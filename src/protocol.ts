@@ -21,6 +21,8 @@ export interface InitMessage {
   moduleUrl: string;
   /** Absolute paths of the models, by name (serve mode). */
   modelPaths: Record<string, string>;
+  /** Absolute paths of the assets, by name (serve mode). */
+  assetPaths: Record<string, string>;
   lane: LanePlan;
   /** ONNX Runtime intra-op threads for each session. */
   ortThreads: number;

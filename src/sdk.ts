@@ -24,6 +24,15 @@ export { z };
 export { Tensor } from "onnxruntime-common";
 export type { InferenceSession } from "onnxruntime-common";
 
+/**
+ * Thrown by a handler when the request itself is at fault (an unreadable
+ * image, say): the caller gets 400 `invalid_input` with this message instead
+ * of 500.
+ */
+export class InputError extends Error {
+  override name = "InputError";
+}
+
 /** Where a function's isolates run: any GPU if usable, the CPU, any GPU (required), or these GPUs. */
 export type DeviceOption = "auto" | "cpu" | "cuda" | number[];
 
@@ -53,6 +62,8 @@ export interface FunctionContext<M extends string = string> {
   readonly name: string;
   /** One loaded ONNX Runtime session per declared model. */
   readonly models: Readonly<Record<M, InferenceSession>>;
+  /** Absolute paths of the declared assets, by name; the isolate may read them. */
+  readonly assets: Readonly<Record<string, string>>;
   /** Aborts when the request times out or the client goes away. */
   readonly signal: AbortSignal;
   /** The isolate's GPU lane, or `null` on the CPU. */
@@ -77,6 +88,8 @@ export interface FunctionDefinition<
   output: O;
   /** Named ONNX models: a path relative to the module, or `npm:<package>@<version>/<file>`. */
   models?: Record<M, string>;
+  /** Other files the function reads (a dictionary, labels), resolved like models; see `ctx.assets`. */
+  assets?: Record<string, string>;
   /** Where to run; default `"auto"`. */
   device?: DeviceOption;
   /** Isolates per device; default 1. */
@@ -105,6 +118,7 @@ const hostPattern = /^[A-Za-z0-9.\-\[\]:]+$/;
 export const functionOptionsSchema = z.object({
   description: z.string().min(1),
   models: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().min(1)).default({}),
+  assets: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().min(1)).default({}),
   device: z.union([
     z.enum(["auto", "cpu", "cuda"]),
     z.array(z.number().int().min(0)).min(1),

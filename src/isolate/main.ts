@@ -60,7 +60,7 @@ async function serve(init: InitMessage): Promise<void> {
       );
     }
   }
-  const base: BaseContext = { name: init.name, models, gpu: null, state: undefined };
+  const base: BaseContext = { name: init.name, models, assets: init.assetPaths, gpu: null, state: undefined };
   if (loaded.definition.setup) {
     try {
       base.state = await loaded.definition.setup(base);

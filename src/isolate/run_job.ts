@@ -2,7 +2,7 @@
  * Runs one job: JSON in, input validation, the handler, output validation, JSON out.
  * @module
  */
-import type { FunctionContext, FunctionDefinition } from "../sdk.ts";
+import { type FunctionContext, type FunctionDefinition, InputError } from "../sdk.ts";
 import type { Job, JobResult } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { messageOf } from "./load_module.ts";
@@ -41,6 +41,7 @@ async function run(definition: FunctionDefinition, job: Job, ctx: FunctionContex
     value = await definition.handler(input.data, ctx);
   } catch (error) {
     if (ctx.signal.aborted) throw new IsolaneError("timeout", "The function was aborted");
+    if (error instanceof InputError) throw new IsolaneError("invalid_input", error.message);
     throw new IsolaneError("handler_error", `Function '${ctx.name}' threw: ${messageOf(error)}`);
   }
   const output = definition.output.safeParse(value);

@@ -23,6 +23,8 @@ export interface PoolSpec {
   options: FunctionOptions;
   /** Absolute model paths by name. */
   modelPaths: Record<string, string>;
+  /** Absolute asset paths by name. */
+  assetPaths: Record<string, string>;
   /** One isolate per lane. */
   lanes: LanePlan[];
   ortThreads: number;
@@ -326,12 +328,13 @@ export class FunctionPool {
       name: spec.name,
       moduleUrl: spec.moduleUrl,
       modelPaths: spec.modelPaths,
+      assetPaths: spec.assetPaths,
       lane: slot.lane,
       ortThreads: spec.ortThreads,
       bootTimeoutMs: spec.bootTimeoutMs ?? 120_000,
       permissions: isolatePermissions({
         dir: spec.dir,
-        modelPaths: Object.values(spec.modelPaths),
+        modelPaths: [...Object.values(spec.modelPaths), ...Object.values(spec.assetPaths)],
         declared: spec.options.permissions,
         nativeDir: spec.nativeDir,
       }),

@@ -11,7 +11,7 @@ import type { FunctionPermissions } from "../sdk.ts";
 export interface PermissionInputs {
   /** The function's folder (absolute). */
   dir: string;
-  /** Absolute model paths. */
+  /** Absolute model and asset paths. */
   modelPaths: string[];
   /** What the module declares. */
   declared: FunctionPermissions;

