@@ -103,5 +103,11 @@ export interface ResultsMessage {
   results: JobResult[];
 }
 
+/** Isolate to host: the isolate is about to end (user code called `Deno.exit` or `self.close`). */
+export interface ExitingMessage {
+  type: "exiting";
+  reason: string;
+}
+
 /** Every message an isolate sends. */
-export type IsolateMessage = ManifestMessage | ReadyMessage | FailedMessage | ResultsMessage;
+export type IsolateMessage = ManifestMessage | ReadyMessage | FailedMessage | ResultsMessage | ExitingMessage;

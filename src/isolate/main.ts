@@ -12,12 +12,14 @@ import type { InferenceSession } from "onnxruntime-common";
 import { z } from "../sdk.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
 import { type BaseContext, runJob } from "./run_job.ts";
+import { guardExit } from "./exit_guard.ts";
 
 interface WorkerScope {
   postMessage(message: IsolateMessage, transfer?: Transferable[]): void;
   onmessage: ((event: MessageEvent<HostMessage>) => void) | null;
 }
 const scope = self as unknown as WorkerScope;
+guardExit((message) => scope.postMessage(message));
 
 let serving: { loaded: LoadedFunction; base: BaseContext } | undefined;
 const aborts = new Map<number, AbortController>();

@@ -85,6 +85,11 @@ export class IsolateHandle {
       worker.onmessage = (event: MessageEvent<IsolateMessage>) => {
         const message = event.data;
         if (message.type === "failed") return failBoot(IsolaneError.from(message.error));
+        if (message.type === "exiting") {
+          return failBoot(
+            new IsolaneError("function_unavailable", `Cannot load function '${init.name}': ${message.reason}`),
+          );
+        }
         if (message.type !== "ready" && message.type !== "manifest") return;
         clearTimeout(timer);
         if (message.type === "ready") handle.models = message.models;
@@ -98,6 +103,9 @@ export class IsolateHandle {
 
   #listen(): void {
     this.#worker.onmessage = (event: MessageEvent<IsolateMessage>) => {
+      if (event.data.type === "exiting") {
+        return this.terminate(new IsolaneError("isolate_crashed", `The isolate stopped: ${event.data.reason}`));
+      }
       if (event.data.type !== "results") return;
       for (const result of event.data.results) {
         const settle = this.#pending.get(result.id);
