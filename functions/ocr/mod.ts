@@ -4,8 +4,8 @@
  * each with its confidence and its box (four corners, clockwise from top-left).
  */
 import { Buffer } from "node:buffer";
-import { defineFunction, z } from "isolane";
-import { decodeImage } from "./image.ts";
+import { defineFunction, InputError, z } from "isolane";
+import { decodeImage, type RgbaImage } from "./image.ts";
 import { detectText } from "./detect.ts";
 import { parseDictionary, recognizeText } from "./recognize.ts";
 
@@ -31,8 +31,13 @@ export default defineFunction({
     return { dictionary: parseDictionary(await Deno.readTextFile(assets.dictionary)) };
   },
   async handler({ image }, { models, state, signal }) {
-    const decoded = decodeImage(Buffer.from(image, "base64"));
-    if (decoded.width * decoded.height > maxPixels) throw new Error(`Image has more than ${maxPixels} pixels`);
+    let decoded: RgbaImage;
+    try {
+      decoded = decodeImage(Buffer.from(image, "base64"));
+    } catch (error) {
+      throw new InputError(`Cannot decode the image: ${(error as Error).message}`);
+    }
+    if (decoded.width * decoded.height > maxPixels) throw new InputError(`Image has more than ${maxPixels} pixels`);
     const boxes = await detectText(models.det, decoded);
     const lines = [];
     for (const box of boxes) {

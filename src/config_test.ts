@@ -1,0 +1,16 @@
+import assert from "node:assert/strict";
+import { parseConfig } from "./config.ts";
+
+Deno.test("parseConfig reads defaults, the environment and --watch", () => {
+  const defaults = parseConfig({}, []);
+  assert.equal(defaults.port, 8000);
+  assert.equal(defaults.host, "127.0.0.1");
+  assert.equal(defaults.watch, false);
+  const set = parseConfig({ PORT: "9001", HOST: "0.0.0.0", ISOLANE_FUNCTIONS: "fns" }, ["--watch"]);
+  assert.deepEqual([set.port, set.host, set.functionsDir, set.watch], [9001, "0.0.0.0", "fns", true]);
+});
+
+Deno.test("parseConfig says which setting is wrong", () => {
+  assert.throws(() => parseConfig({ PORT: "eighty" }, []), /port/);
+  assert.throws(() => parseConfig({ ISOLANE_LOG_LEVEL: "loud" }, []), /logLevel/);
+});

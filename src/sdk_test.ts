@@ -1,0 +1,25 @@
+import assert from "node:assert/strict";
+import { defineFunction, functionOptionsSchema, z } from "./sdk.ts";
+
+const minimal = { description: "d", input: z.object({}), output: z.object({}), handler: () => ({}) };
+
+Deno.test("defineFunction applies defaults through the options schema", () => {
+  const options = functionOptionsSchema.parse(defineFunction(minimal));
+  assert.equal(options.device, "auto");
+  assert.equal(options.instances, 1);
+  assert.equal(options.timeoutMs, 30_000);
+  assert.equal(options.queueDepth, 64);
+  assert.deepEqual(options.models, {});
+});
+
+Deno.test("defineFunction rejects bad options with the field in the message", () => {
+  assert.throws(() => defineFunction({ ...minimal, instances: 0 }), /instances/);
+  assert.throws(() => defineFunction({ ...minimal, device: "tpu" as "cpu" }), /device/);
+  assert.throws(() => defineFunction({ ...minimal, device: [] }), /device/);
+  assert.throws(() => defineFunction({ ...minimal, models: { "bad name": "m.onnx" } }), /models/);
+  assert.throws(() => defineFunction({ ...minimal, input: {} as z.ZodType }), /Zod schemas/);
+});
+
+Deno.test("defineFunction accepts a device list", () => {
+  assert.deepEqual(functionOptionsSchema.parse(defineFunction({ ...minimal, device: [0, 1] })).device, [0, 1]);
+});

@@ -1,0 +1,121 @@
+/**
+ * The example functions in functions/, served by a real runtime with real
+ * models: mlp against a reference computed here, OCR on an image rendered
+ * here, VAD on a real speech recording, on silence and on noise.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { fileURLToPath } from "node:url";
+import { mlpShape, mlpWeights } from "../scripts/make_mlp_model.ts";
+import { encodeWav, loadSpeech, padWithSilence, whiteNoise } from "./support/audio.ts";
+import { renderTextPng } from "./support/render_text.ts";
+import { errorOf, startServer } from "./support/server.ts";
+
+const functionsDir = fileURLToPath(new URL("../functions", import.meta.url));
+const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
+
+/** The perceptron computed in plain JS from the generator's weights. */
+function mlpReference(rows: number[][]): number[][] {
+  const { inputs, hidden, outputs } = mlpShape;
+  const w = mlpWeights();
+  return rows.map((x) => {
+    const h = Array.from({ length: hidden }, (_, j) => {
+      let sum = w.b1[j];
+      for (let i = 0; i < inputs; i++) sum += x[i] * w.w1[i * hidden + j];
+      return Math.max(0, sum);
+    });
+    return Array.from({ length: outputs }, (_, k) => {
+      let sum = w.b2[k];
+      for (let j = 0; j < hidden; j++) sum += h[j] * w.w2[j * outputs + k];
+      return sum;
+    });
+  });
+}
+
+Deno.test("examples: mlp, ocr and vad served with their real models", async (t) => {
+  await using server = await startServer({ functionsDir });
+
+  await t.step("every example is ready and describes its models", async () => {
+    const ready = await fetch(`${server.url}/readyz`);
+    assert.equal(ready.status, 200);
+    const info = await (await fetch(`${server.url}/v1/functions/ocr`)).json();
+    assert.deepEqual(info.models.map((m: { name: string }) => m.name), ["det", "rec"]);
+    const det = info.models[0];
+    assert.equal(det.inputs[0].type, "float32");
+    assert.equal(det.inputs[0].shape.length, 4);
+    assert.match(det.source, /^npm:@gutenye\/ocr-models@1\.4\.2\//);
+    const vad = await (await fetch(`${server.url}/v1/functions/vad`)).json();
+    assert.deepEqual(vad.models[0].inputs.map((i: { name: string }) => i.name), ["input", "state", "sr"]);
+    assert.deepEqual(vad.models[0].providers, ["cpu"]);
+  });
+
+  await t.step("mlp matches the reference for a batch of rows", async () => {
+    const x = Array.from({ length: 17 }, (_, r) => Array.from({ length: 4 }, (_, c) => Math.sin(r * 4 + c) * 3));
+    const response = await server.invoke("mlp", { x });
+    assert.equal(response.status, 200);
+    const { y } = await response.json();
+    const expected = mlpReference(x);
+    assert.equal(y.length, 17);
+    y.forEach((row: number[], r: number) =>
+      row.forEach((v, c) => assert.ok(Math.abs(v - expected[r][c]) < 1e-5, `y[${r}][${c}]`))
+    );
+  });
+
+  await t.step("ocr reads printed English words and digits", async () => {
+    const lines = ["Hello World", "isolane serves 42 models", "Invoice 2026-11-24 total 318.75"];
+    const png = await renderTextPng(lines, { width: 900 });
+    const response = await server.invoke("ocr", { image: base64(png) });
+    assert.equal(response.status, 200);
+    const result = await response.json();
+    assert.equal(result.lines.length, 3, JSON.stringify(result));
+    result.lines.forEach((line: { text: string; score: number; box: number[][] }, i: number) => {
+      // The Chinese-English model may drop or keep word spaces; every character must be right.
+      assert.equal(line.text.replaceAll(" ", ""), lines[i].replaceAll(" ", ""));
+      assert.ok(line.score > 0.8, `score ${line.score}`);
+      assert.equal(line.box.length, 4);
+    });
+    // Boxes come in reading order, each below the last.
+    const tops = result.lines.map((l: { box: number[][] }) => l.box[0][1]);
+    assert.deepEqual([...tops].sort((a, b) => a - b), tops);
+  });
+
+  await t.step("ocr rejects an image it cannot decode with 400", async () => {
+    const e = await errorOf(await server.invoke("ocr", { image: base64(new TextEncoder().encode("not an image")) }));
+    assert.equal(e.status, 400);
+    assert.match(e.message, /neither PNG nor JPEG/);
+  });
+
+  const { samples, rate } = await loadSpeech();
+
+  await t.step("vad finds the speech in a recording padded with silence", async () => {
+    const padded = padWithSilence(samples, rate, 2);
+    const response = await server.invoke("vad", { audio: base64(encodeWav(padded, rate)) });
+    assert.equal(response.status, 200);
+    const result = await response.json();
+    assert.equal(result.sampleRate, 16000);
+    assert.ok(result.speech.length >= 1, JSON.stringify(result.speech));
+    const first = result.speech[0];
+    const last = result.speech.at(-1);
+    const speechEnd = 2 + samples.length / rate;
+    assert.ok(first.start > 1.7 && first.start < 2.5, `speech starts at ${first.start}`);
+    assert.ok(last.end > speechEnd - 1 && last.end < speechEnd + 0.5, `speech ends at ${last.end}`);
+    // The padding is silence: no frame in the first 1.5 s is speech.
+    const lead = result.frames.filter((f: { end: number }) => f.end < 1.5);
+    assert.ok(lead.length > 40);
+    assert.ok(lead.every((f: { probability: number }) => f.probability < 0.2));
+  });
+
+  await t.step("vad finds no speech in silence or in noise", async () => {
+    for (const quiet of [new Int16Array(rate * 3), whiteNoise(3, rate, 0.05)]) {
+      const result = await (await server.invoke("vad", { audio: base64(encodeWav(quiet, rate)) })).json();
+      assert.deepEqual(result.speech, []);
+      assert.ok(result.frames.length > 80);
+    }
+  });
+
+  await t.step("vad answers 400 for a WAV it cannot use", async () => {
+    const e = await errorOf(await server.invoke("vad", { audio: base64(new TextEncoder().encode("RIFF....")) }));
+    assert.equal(e.status, 400);
+    assert.match(e.message, /WAV/);
+  });
+});
