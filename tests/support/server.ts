@@ -24,6 +24,8 @@ export interface ServerOptions {
   functionsDir: string;
   watch?: boolean;
   env?: Record<string, string>;
+  /** The program to run instead of the runtime's `main.ts` (a baseline server, say). */
+  entry?: string;
 }
 
 async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
@@ -40,14 +42,16 @@ async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: stri
 }
 
 /** Starts the runtime and resolves once it listens. */
-export async function startServer({ functionsDir, watch = false, env = {} }: ServerOptions): Promise<TestServer> {
+export async function startServer(
+  { functionsDir, watch = false, env = {}, entry = mainPath }: ServerOptions,
+): Promise<TestServer> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--allow-all",
       "--unstable-worker-options",
       "--unstable-no-legacy-abort",
-      mainPath,
+      entry,
       ...(watch ? ["--watch"] : []),
     ],
     env: { PORT: "0", HOST: "127.0.0.1", ISOLANE_FUNCTIONS: functionsDir, ISOLANE_LOG_LEVEL: "debug", ...env },
