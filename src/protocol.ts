@@ -8,8 +8,23 @@
 import type { ErrorBody } from "./errors.ts";
 import type { FunctionOptions } from "./sdk.ts";
 
+/** The execution provider of a CUDA lane's sessions. */
+export type GpuProvider = "cuda" | "tensorrt";
+
 /** Where an isolate runs. */
-export type LanePlan = { kind: "cpu" } | { kind: "cuda"; device: number };
+export type LanePlan = { kind: "cpu" } | { kind: "cuda"; device: number; provider: GpuProvider };
+
+/** A bound GPU lane as the isolate reports it. */
+export interface LaneInfo {
+  device: number;
+  /** The device's primary context and the lane's stream (hex handles). */
+  context: string;
+  stream: string;
+  /** `cuStreamGetFlags` of the stream (1: non-blocking). */
+  streamFlags: number;
+  /** What the isolate's thread had current right after binding, before any other GPU work. */
+  boundBeforeWork: { current: string; device: number; primary: boolean };
+}
 
 /** What an isolate learns before it loads anything. */
 export interface InitMessage {
@@ -23,6 +38,8 @@ export interface InitMessage {
   modelPaths: Record<string, string>;
   /** Absolute paths of the assets, by name (serve mode). */
   assetPaths: Record<string, string>;
+  /** Absolute path of the kernels' PTX (CUDA lanes). */
+  kernelsPtxPath: string | null;
   lane: LanePlan;
   /** ONNX Runtime intra-op threads for each session. */
   ortThreads: number;
@@ -47,8 +64,13 @@ export interface AbortMessage {
   id: number;
 }
 
+/** Host to isolate: release the lane and end (planned unload). */
+export interface ShutdownMessage {
+  type: "shutdown";
+}
+
 /** Every message the host sends. */
-export type HostMessage = InitMessage | RunMessage | AbortMessage;
+export type HostMessage = InitMessage | RunMessage | AbortMessage | ShutdownMessage;
 
 /** What a module declares, as JSON. */
 export interface Manifest {
@@ -84,6 +106,8 @@ export interface ManifestMessage {
 export interface ReadyMessage {
   type: "ready";
   models: ModelInfo[];
+  /** The GPU lane, or `null` on the CPU. */
+  lane: LaneInfo | null;
 }
 
 /** Isolate to host: could not start. */

@@ -48,12 +48,38 @@ export interface FunctionPermissions {
   write?: string[];
 }
 
-/** A GPU lane: the device and stream an isolate owns. `null` on a CPU lane. */
+/** An RGBA image, 8 bits a channel. */
+export interface RgbaImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** A region of an image and the NCHW float32 tensor (BGR, `(v / 255 - mean) / std`) it becomes. */
+export interface ResizeNormalizeOptions {
+  region: { x: number; y: number; width: number; height: number };
+  width: number;
+  height: number;
+  mean: readonly number[];
+  std: readonly number[];
+}
+
+/** A GPU lane: the device, context and stream an isolate owns, and isolane's kernels on it. `null` on a CPU lane. */
 export interface GpuLane {
   /** The CUDA device index as the runtime sees it. */
   readonly device: number;
-  /** The lane's stream handle (never the default stream). */
-  readonly stream: bigint;
+  /** The device's primary context (hex handle). */
+  readonly context: string;
+  /** The lane's stream (hex handle): a created non-blocking stream, never a default stream. */
+  readonly stream: string;
+  /** What the calling thread has current now, and whether it is this lane's primary context. */
+  binding(): { current: string; device: number; primary: boolean };
+  /** Resize and normalise on the GPU, on the lane's stream. */
+  resizeNormalize(image: RgbaImage, options: ResizeNormalizeOptions): Float32Array;
+  /** Kernel launches and copies by stream handle, counted by the runtime. */
+  streamUse(): Record<string, number>;
+  /** Free and total memory of the lane's device. */
+  memory(): { freeBytes: number; totalBytes: number };
 }
 
 /** What a handler gets besides its input. */
@@ -92,6 +118,8 @@ export interface FunctionDefinition<
   assets?: Record<string, string>;
   /** Where to run; default `"auto"`. */
   device?: DeviceOption;
+  /** On CUDA lanes: ONNX Runtime's CUDA provider (default), TensorRT (fail to load without it), or TensorRT if installed else CUDA. */
+  gpuProvider?: "cuda" | "tensorrt" | "tensorrt-or-cuda";
   /** Isolates per device; default 1. */
   instances?: number;
   /** Wall-clock limit of one call in milliseconds; default 30000. */
@@ -123,6 +151,7 @@ export const functionOptionsSchema = z.object({
     z.enum(["auto", "cpu", "cuda"]),
     z.array(z.number().int().min(0)).min(1),
   ]).default("auto"),
+  gpuProvider: z.enum(["cuda", "tensorrt", "tensorrt-or-cuda"]).default("cuda"),
   instances: z.number().int().min(1).max(64).default(1),
   timeoutMs: z.number().int().min(1).max(600_000).default(30_000),
   maxBodyBytes: z.number().int().min(1).max(256 * MiB).default(8 * MiB),

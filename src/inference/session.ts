@@ -15,7 +15,9 @@ export interface SessionOptions {
 
 /** Execution providers for a lane, most preferred first. */
 export function providersFor(lane: LanePlan): InferenceSession.ExecutionProviderConfig[] {
-  return lane.kind === "cuda" ? [{ name: "cuda", deviceId: lane.device }, "cpu"] : ["cpu"];
+  if (lane.kind === "cpu") return ["cpu"];
+  const cuda = { name: "cuda", deviceId: lane.device };
+  return lane.provider === "tensorrt" ? [{ name: "tensorrt", deviceId: lane.device }, cuda, "cpu"] : [cuda, "cpu"];
 }
 
 /**
@@ -42,6 +44,6 @@ export function describeSession(name: string, session: InferenceSession, lane: L
     name,
     inputs: session.inputMetadata.map(tensorInfo),
     outputs: session.outputMetadata.map(tensorInfo),
-    providers: lane.kind === "cuda" ? ["cuda", "cpu"] : ["cpu"],
+    providers: providersFor(lane).map((p) => (typeof p === "string" ? p : p.name)),
   };
 }

@@ -13,6 +13,7 @@ import { z } from "../sdk.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
 import { type BaseContext, runJob } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
+import { type OpenedLane, openGpuLane } from "./gpu_lane.ts";
 
 interface WorkerScope {
   postMessage(message: IsolateMessage, transfer?: Transferable[]): void;
@@ -22,6 +23,7 @@ const scope = self as unknown as WorkerScope;
 guardExit((message) => scope.postMessage(message));
 
 let serving: { loaded: LoadedFunction; base: BaseContext } | undefined;
+let gpuLane: OpenedLane | undefined;
 const aborts = new Map<number, AbortController>();
 
 async function inspect(init: InitMessage): Promise<void> {
@@ -38,6 +40,8 @@ async function inspect(init: InitMessage): Promise<void> {
 }
 
 async function serve(init: InitMessage): Promise<void> {
+  // The lane is bound on this thread before ONNX Runtime or anything else touches the GPU.
+  if (init.lane.kind === "cuda") gpuLane = await openGpuLane(init.name, init.lane.device, init.kernelsPtxPath!);
   const ort = await loadOrt();
   // Existing native handles keep working; new dlopen calls are refused from here on.
   await Deno.permissions.revoke({ name: "ffi" });
@@ -62,7 +66,13 @@ async function serve(init: InitMessage): Promise<void> {
       );
     }
   }
-  const base: BaseContext = { name: init.name, models, assets: init.assetPaths, gpu: null, state: undefined };
+  const base: BaseContext = {
+    name: init.name,
+    models,
+    assets: init.assetPaths,
+    gpu: gpuLane?.gpu ?? null,
+    state: undefined,
+  };
   if (loaded.definition.setup) {
     try {
       base.state = await loaded.definition.setup(base);
@@ -77,6 +87,7 @@ async function serve(init: InitMessage): Promise<void> {
   scope.postMessage({
     type: "ready",
     models: Object.entries(models).map(([name, session]) => describeSession(name, session, init.lane)),
+    lane: gpuLane?.info ?? null,
   });
 }
 
@@ -107,6 +118,15 @@ scope.onmessage = (event) => {
     }
     case "run":
       void runJobs(message.jobs);
+      break;
+    case "shutdown":
+      // Release in reverse order of creation: kernels, then the lane (stream, then context).
+      try {
+        gpuLane?.kernels.close();
+        gpuLane?.lane.close();
+      } finally {
+        self.close();
+      }
       break;
     case "abort":
       aborts.get(message.id)?.abort(new IsolaneError("timeout", "The request was aborted"));

@@ -6,7 +6,7 @@
  * crashed one is respawned with back-off and its requests get an error.
  * @module
  */
-import type { Job, JobResult, LanePlan, ModelInfo } from "../protocol.ts";
+import type { Job, JobResult, LaneInfo, LanePlan, ModelInfo } from "../protocol.ts";
 import type { FunctionOptions } from "../sdk.ts";
 import { IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
@@ -28,8 +28,8 @@ export interface PoolSpec {
   /** One isolate per lane. */
   lanes: LanePlan[];
   ortThreads: number;
-  /** Where ONNX Runtime's addon lives (the isolate's only ffi grant, dropped before user code). */
-  nativeDir: string;
+  /** The kernels' PTX, read by isolates on CUDA lanes. */
+  kernelsPtxPath: string;
   bootTimeoutMs?: number;
 }
 
@@ -62,6 +62,10 @@ export interface IsolateInfo {
   served: number;
   restarts: number;
   lastError?: string;
+  /** Execution providers of its sessions, first preferred. */
+  providers: string[];
+  /** Its GPU lane as bound, if any. */
+  gpu?: LaneInfo;
 }
 
 const unhealthyAfter = 3;
@@ -126,6 +130,8 @@ export class FunctionPool {
       served: slot.isolate?.served ?? 0,
       restarts: slot.restarts,
       ...(slot.lastError ? { lastError: slot.lastError } : {}),
+      providers: slot.isolate?.models[0]?.providers ?? [],
+      ...(slot.isolate?.laneInfo ? { gpu: slot.isolate.laneInfo } : {}),
     }));
   }
 
@@ -329,14 +335,19 @@ export class FunctionPool {
       moduleUrl: spec.moduleUrl,
       modelPaths: spec.modelPaths,
       assetPaths: spec.assetPaths,
+      kernelsPtxPath: slot.lane.kind === "cuda" ? spec.kernelsPtxPath : null,
       lane: slot.lane,
       ortThreads: spec.ortThreads,
       bootTimeoutMs: spec.bootTimeoutMs ?? 120_000,
       permissions: isolatePermissions({
         dir: spec.dir,
-        modelPaths: [...Object.values(spec.modelPaths), ...Object.values(spec.assetPaths)],
+        modelPaths: [
+          ...Object.values(spec.modelPaths),
+          ...Object.values(spec.assetPaths),
+          ...(slot.lane.kind === "cuda" ? [spec.kernelsPtxPath] : []),
+        ],
         declared: spec.options.permissions,
-        nativeDir: spec.nativeDir,
+        native: true,
       }),
     });
   }

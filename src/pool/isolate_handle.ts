@@ -4,7 +4,16 @@
  * failure, crash, termination) settles every promise it holds.
  * @module
  */
-import type { InitMessage, IsolateMessage, Job, JobResult, LanePlan, Manifest, ModelInfo } from "../protocol.ts";
+import type {
+  InitMessage,
+  IsolateMessage,
+  Job,
+  JobResult,
+  LaneInfo,
+  LanePlan,
+  Manifest,
+  ModelInfo,
+} from "../protocol.ts";
 import { type ErrorBody, IsolaneError } from "../errors.ts";
 
 const isolateEntry = new URL("../isolate/main.ts", import.meta.url);
@@ -30,6 +39,8 @@ export class IsolateHandle {
   served = 0;
   /** Models as the isolate loaded them (serve mode). */
   models: ModelInfo[] = [];
+  /** The GPU lane as the isolate bound it (`null` on the CPU). */
+  laneInfo: LaneInfo | null = null;
   /** The manifest (inspect mode). */
   manifest: Manifest | undefined;
   #worker: Worker;
@@ -92,8 +103,10 @@ export class IsolateHandle {
         }
         if (message.type !== "ready" && message.type !== "manifest") return;
         clearTimeout(timer);
-        if (message.type === "ready") handle.models = message.models;
-        else handle.manifest = message.manifest;
+        if (message.type === "ready") {
+          handle.models = message.models;
+          handle.laneInfo = message.lane;
+        } else handle.manifest = message.manifest;
         handle.#listen();
         resolve(handle);
       };
@@ -156,10 +169,17 @@ export class IsolateHandle {
     this.#onExit?.(error);
   }
 
-  /** Stops the Worker without telling the exit listener (planned shutdown). */
-  close(): void {
+  /**
+   * Stops the Worker without telling the exit listener (planned unload): it is
+   * asked to release its lane and end, and terminated if it has not within `graceMs`.
+   */
+  close(graceMs = 2000): void {
     if (!this.#alive) return;
-    this.#kill();
+    this.#alive = false;
+    const worker = this.#worker;
+    worker.onmessage = null;
+    worker.postMessage({ type: "shutdown" });
+    setTimeout(() => worker.terminate(), graceMs);
     this.#failPending({ code: "function_unavailable", message: "The function was unloaded" });
   }
 

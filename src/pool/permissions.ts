@@ -15,8 +15,11 @@ export interface PermissionInputs {
   modelPaths: string[];
   /** What the module declares. */
   declared: FunctionPermissions;
-  /** Where ONNX Runtime's native addon lives; `null` for an isolate that loads no native code. */
-  nativeDir: string | null;
+  /**
+   * Whether the isolate loads native code (ONNX Runtime, the CUDA driver) before
+   * it imports the user's module; it drops the ffi permission before that import.
+   */
+  native: boolean;
 }
 
 function paths(dir: string, list: string[] | undefined): string[] | false {
@@ -25,13 +28,13 @@ function paths(dir: string, list: string[] | undefined): string[] | false {
 
 /** The `deno.permissions` of a Worker that hosts one function. */
 export function isolatePermissions(inputs: PermissionInputs): Deno.PermissionOptionsObject {
-  const { dir, modelPaths, declared, nativeDir } = inputs;
+  const { dir, modelPaths, declared, native } = inputs;
   return {
     read: [dir, ...modelPaths, ...(paths(dir, declared.read) || [])],
     write: paths(dir, declared.write),
     net: declared.net && declared.net.length > 0 ? declared.net : false,
     env: declared.env && declared.env.length > 0 ? declared.env : false,
-    ffi: nativeDir ? [nativeDir] : false,
+    ffi: native,
     run: false,
     sys: false,
     import: false,

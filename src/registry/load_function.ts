@@ -11,6 +11,7 @@ import { FunctionPool } from "../pool/function_pool.ts";
 import { isolatePermissions } from "../pool/permissions.ts";
 import { type DeviceInventory, planLanes } from "../pool/plan_lanes.ts";
 import { resolveFilePaths } from "./file_paths.ts";
+import { log } from "../log.ts";
 
 /** One loaded, serving version of a function. */
 export interface FunctionVersion {
@@ -25,8 +26,10 @@ export interface FunctionVersion {
 
 /** Where the runtime's own files are and what it may use. */
 export interface LoadContext {
-  /** The project's `node_modules` (npm models, ONNX Runtime's addon). */
+  /** The project's `node_modules` (npm models). */
   nodeModules: string;
+  /** The kernels' PTX. */
+  kernelsPtxPath: string;
   devices: DeviceInventory;
   /** Intra-op threads per isolate; 0 divides the cores among the function's isolates. */
   ortThreads: number;
@@ -40,10 +43,11 @@ export async function inspectFunction(name: string, dir: string): Promise<Manife
     moduleUrl: pathToFileURL(join(dir, "mod.ts")).href,
     modelPaths: {},
     assetPaths: {},
+    kernelsPtxPath: null,
     lane: { kind: "cpu" },
     ortThreads: 0,
     bootTimeoutMs: 30_000,
-    permissions: isolatePermissions({ dir, modelPaths: [], declared: {}, nativeDir: null }),
+    permissions: isolatePermissions({ dir, modelPaths: [], declared: {}, native: false }),
   });
   isolate.close();
   return isolate.manifest!;
@@ -59,7 +63,8 @@ export async function loadFunction(
   const where = { dir, nodeModules: ctx.nodeModules };
   const modelPaths = await resolveFilePaths(name, options.models, { ...where, kind: "model" });
   const assetPaths = await resolveFilePaths(name, options.assets, { ...where, kind: "asset" });
-  const lanes = planLanes(name, options, ctx.devices);
+  const { lanes, notes } = planLanes(name, options, ctx.devices);
+  for (const note of notes) log("warn", note, { function: name });
   const cores = navigator.hardwareConcurrency || 1;
   const pool = new FunctionPool({
     name,
@@ -70,7 +75,7 @@ export async function loadFunction(
     assetPaths,
     lanes,
     ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
-    nativeDir: ctx.nodeModules,
+    kernelsPtxPath: ctx.kernelsPtxPath,
   });
   await pool.start();
   return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date() };

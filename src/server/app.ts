@@ -11,6 +11,7 @@ import { log } from "../log.ts";
 import type { Registry } from "../registry/registry.ts";
 import { errorResponse } from "./error_response.ts";
 import { functionInfo } from "./function_info.ts";
+import { type DeviceSources, devicesReport } from "./devices_report.ts";
 
 const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
@@ -51,10 +52,10 @@ function limitFor(maxSize: number, cache: Map<number, MiddlewareHandler>): Middl
  *
  * @example
  * ```ts
- * Deno.serve(createApp(registry).fetch);
+ * Deno.serve(createApp(registry, deviceSources).fetch);
  * ```
  */
-export function createApp(registry: Registry): Hono {
+export function createApp(registry: Registry, devices: DeviceSources): Hono {
   const app = new Hono();
   const limits = new Map<number, MiddlewareHandler>();
   app.use(requestId());
@@ -68,6 +69,7 @@ export function createApp(registry: Registry): Hono {
     return c.json({ ready: registry.allReady(), functions }, registry.allReady() ? 200 : 503);
   });
 
+  app.get("/v1/devices", (c) => c.json(devicesReport(devices, registry)));
   app.get("/v1/functions", (c) => c.json({ functions: registry.list().map((e) => functionInfo(registry, e)) }));
   app.get("/v1/functions/:name", (c) => {
     const entry = registry.get(c.req.param("name"));

@@ -6,6 +6,9 @@ import { fileURLToPath } from "node:url";
 import type { Config } from "../config.ts";
 import { log, setLogLevel } from "../log.ts";
 import type { DeviceInventory } from "../pool/plan_lanes.ts";
+import { discoverDevices, kernelsPtxUrl, Nvml, probeLibrary, tensorRtLibrary } from "../../native/mod.ts";
+import { cudaProviderStatus } from "../inference/providers.ts";
+import type { DeviceSources } from "./devices_report.ts";
 import { Registry } from "../registry/registry.ts";
 import { watchFunctions } from "../registry/watch.ts";
 import { createApp } from "./app.ts";
@@ -21,9 +24,31 @@ export interface Runtime {
 
 const nodeModules = fileURLToPath(new URL("../../node_modules", import.meta.url));
 
-/** The devices usable here; CPU only until GPU lanes land. */
-function detectDevices(): DeviceInventory {
-  return { cuda: [], reason: "GPU lanes are not available in this build" };
+/**
+ * The GPUs usable here: visible to the driver, with ONNX Runtime's CUDA
+ * provider installed. Without either, everything runs on the CPU and the
+ * reason is logged once.
+ */
+function detectDevices(): { inventory: DeviceInventory; sources: DeviceSources } {
+  const found = discoverDevices();
+  const provider = cudaProviderStatus(nodeModules);
+  const usable = found.devices.length > 0 && provider.ok;
+  const reason = found.reason ?? (provider.ok ? undefined : provider.reason);
+  const tensorRt = usable ? probeLibrary(tensorRtLibrary) : { ok: false as const, reason: "no usable GPU" };
+  const nvml = found.devices.length > 0 ? Nvml.open() : null;
+  return {
+    inventory: { cuda: usable ? found.devices.map((d) => d.index) : [], ...(reason ? { reason } : {}), tensorRt },
+    sources: {
+      devices: found.devices,
+      driverVersion: found.driverVersion,
+      ...(reason ? { reason } : {}),
+      memory(pciBusId) {
+        if (!nvml) return null;
+        const { usedBytes, totalBytes } = nvml.memory(pciBusId);
+        return { usedBytes, totalBytes };
+      },
+    },
+  };
 }
 
 /**
@@ -36,21 +61,24 @@ function detectDevices(): DeviceInventory {
  */
 export async function startRuntime(config: Config): Promise<Runtime> {
   setLogLevel(config.logLevel);
-  const devices = detectDevices();
+  const { inventory, sources } = detectDevices();
   const registry = new Registry({
     functionsDir: config.functionsDir,
     nodeModules,
-    devices,
+    kernelsPtxPath: fileURLToPath(kernelsPtxUrl),
+    devices: inventory,
     ortThreads: config.ortThreads,
   });
   log("info", "starting", {
     functions: registry.functionsDir,
-    devices: devices.cuda.length > 0 ? devices.cuda : "cpu",
+    gpus: sources.devices.map((d) => `${d.index}: ${d.name} (${d.pciBusId})`),
+    lanes: inventory.cuda.length > 0 ? "cuda" : `cpu (${inventory.reason})`,
+    tensorRt: inventory.tensorRt.ok ? "available" : inventory.tensorRt.reason,
   });
   await registry.loadAll();
   const watcher = config.watch ? watchFunctions(registry) : undefined;
   if (watcher) log("info", "watching for changes", { functions: registry.functionsDir });
-  const app = createApp(registry);
+  const app = createApp(registry, sources);
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.addr.port}`;
   const failed = registry.list().filter((e) => e.error).map((e) => e.name);

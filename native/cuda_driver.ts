@@ -1,0 +1,289 @@
+/**
+ * A typed binding of the CUDA driver API (`libcuda.so.1`) over Deno FFI.
+ *
+ * Handles (contexts, streams, modules, functions, device pointers) cross as
+ * `u64` and out-parameters are typed arrays, so that no call needs Deno's
+ * pointer operations: an isolate keeps using the driver after it has dropped
+ * the ffi permission (calls through symbols opened earlier still work, while
+ * `Deno.UnsafePointer*` would not).
+ *
+ * @example
+ * ```ts
+ * const cuda = openCudaDriver();
+ * if (cuda.ok) console.log(cuda.driver.deviceCount());
+ * ```
+ * @module
+ */
+import { CudaError, type ErrorTable } from "./cuda_error.ts";
+
+const symbols = {
+  cuInit: { parameters: ["u32"], result: "i32" },
+  cuDriverGetVersion: { parameters: ["buffer"], result: "i32" },
+  cuDeviceGetCount: { parameters: ["buffer"], result: "i32" },
+  cuDeviceGet: { parameters: ["buffer", "i32"], result: "i32" },
+  cuDeviceGetName: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  cuDeviceGetAttribute: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  cuDeviceTotalMem_v2: { parameters: ["buffer", "i32"], result: "i32" },
+  cuDeviceGetPCIBusId: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  cuDevicePrimaryCtxRetain: { parameters: ["buffer", "i32"], result: "i32" },
+  cuDevicePrimaryCtxRelease_v2: { parameters: ["i32"], result: "i32" },
+  cuCtxSetCurrent: { parameters: ["u64"], result: "i32" },
+  cuCtxGetCurrent: { parameters: ["buffer"], result: "i32" },
+  cuCtxGetDevice: { parameters: ["buffer"], result: "i32" },
+  cuMemGetInfo_v2: { parameters: ["buffer", "buffer"], result: "i32" },
+  cuStreamCreate: { parameters: ["buffer", "u32"], result: "i32" },
+  cuStreamDestroy_v2: { parameters: ["u64"], result: "i32" },
+  cuStreamSynchronize: { parameters: ["u64"], result: "i32" },
+  cuStreamGetFlags: { parameters: ["u64", "buffer"], result: "i32" },
+  cuModuleLoadData: { parameters: ["buffer", "buffer"], result: "i32" },
+  cuModuleUnload: { parameters: ["u64"], result: "i32" },
+  cuModuleGetFunction: { parameters: ["buffer", "u64", "buffer"], result: "i32" },
+  cuLaunchKernel: {
+    parameters: ["u64", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u64", "u64", "u64"],
+    result: "i32",
+  },
+  cuMemAllocAsync: { parameters: ["buffer", "usize", "u64"], result: "i32" },
+  cuMemFreeAsync: { parameters: ["u64", "u64"], result: "i32" },
+  cuMemcpyHtoDAsync_v2: { parameters: ["u64", "buffer", "usize", "u64"], result: "i32" },
+  cuMemcpyDtoHAsync_v2: { parameters: ["buffer", "u64", "usize", "u64"], result: "i32" },
+  cuGetErrorName: { parameters: ["i32", "buffer"], result: "i32" },
+  cuGetErrorString: { parameters: ["i32", "buffer"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
+
+/** `CU_STREAM_NON_BLOCKING`: the stream does not synchronise with the legacy default stream. */
+export const streamNonBlocking = 0x1;
+/** The special stream handles that mean a default stream: 0, `CU_STREAM_LEGACY`, `CU_STREAM_PER_THREAD`. */
+export const defaultStreamHandles: readonly bigint[] = [0n, 1n, 2n];
+
+const attribute = { computeCapabilityMajor: 75, computeCapabilityMinor: 76 } as const;
+
+/** A device as the driver reports it. */
+export interface CudaDeviceInfo {
+  /** Index as this process sees it (after `CUDA_VISIBLE_DEVICES`). */
+  index: number;
+  name: string;
+  computeCapability: string;
+  totalBytes: number;
+  /** PCI bus id, `0000:65:00.0` style: stable across processes, unlike indices. */
+  pciBusId: string;
+}
+
+/** The typed driver. Every method throws {@link CudaError} on failure. */
+export class CudaDriver {
+  #s: Symbols;
+  #errors: ErrorTable;
+
+  /** Wraps an opened library; use {@link openCudaDriver}. */
+  constructor(lib: Deno.DynamicLibrary<typeof symbols>, errors: ErrorTable) {
+    this.#s = lib.symbols;
+    this.#errors = errors;
+  }
+
+  #check(call: string, code: number): void {
+    if (code !== 0) throw new CudaError(call, code, this.#errors);
+  }
+
+  #u64(call: keyof Symbols, invoke: (out: BigUint64Array) => number): bigint {
+    const out = new BigUint64Array(1);
+    this.#check(call, invoke(out));
+    return out[0];
+  }
+
+  #i32(call: keyof Symbols, invoke: (out: Int32Array) => number): number {
+    const out = new Int32Array(1);
+    this.#check(call, invoke(out));
+    return out[0];
+  }
+
+  /** Driver version as `major.minor`. */
+  version(): string {
+    const v = this.#i32("cuDriverGetVersion", (o) => this.#s.cuDriverGetVersion(o));
+    return `${Math.floor(v / 1000)}.${(v % 1000) / 10}`;
+  }
+
+  /** Visible devices. */
+  deviceCount(): number {
+    return this.#i32("cuDeviceGetCount", (o) => this.#s.cuDeviceGetCount(o));
+  }
+
+  /** The device handle (an ordinal) of index `i`. */
+  device(i: number): number {
+    return this.#i32("cuDeviceGet", (o) => this.#s.cuDeviceGet(o, i));
+  }
+
+  /** Name, compute capability, memory and PCI bus id of device `i`. */
+  deviceInfo(i: number): CudaDeviceInfo {
+    const dev = this.device(i);
+    const text = (call: "cuDeviceGetName" | "cuDeviceGetPCIBusId") => {
+      const buf = new Uint8Array(256);
+      this.#check(call, this.#s[call](buf, buf.length, dev));
+      return new TextDecoder().decode(buf.subarray(0, buf.indexOf(0)));
+    };
+    const attr = (a: number) => this.#i32("cuDeviceGetAttribute", (o) => this.#s.cuDeviceGetAttribute(o, a, dev));
+    const total = this.#u64("cuDeviceTotalMem_v2", (o) => this.#s.cuDeviceTotalMem_v2(o, dev));
+    return {
+      index: i,
+      name: text("cuDeviceGetName"),
+      computeCapability: `${attr(attribute.computeCapabilityMajor)}.${attr(attribute.computeCapabilityMinor)}`,
+      totalBytes: Number(total),
+      pciBusId: text("cuDeviceGetPCIBusId").toLowerCase(),
+    };
+  }
+
+  /** Retains the primary context of a device (the one ONNX Runtime and the runtime API use). */
+  primaryContextRetain(dev: number): bigint {
+    return this.#u64("cuDevicePrimaryCtxRetain", (o) => this.#s.cuDevicePrimaryCtxRetain(o, dev));
+  }
+
+  /** Releases one retain of a device's primary context. */
+  primaryContextRelease(dev: number): void {
+    this.#check("cuDevicePrimaryCtxRelease", this.#s.cuDevicePrimaryCtxRelease_v2(dev));
+  }
+
+  /** Makes `ctx` current on the calling thread. */
+  setCurrentContext(ctx: bigint): void {
+    this.#check("cuCtxSetCurrent", this.#s.cuCtxSetCurrent(ctx));
+  }
+
+  /** The context current on the calling thread (0 if none). */
+  currentContext(): bigint {
+    return this.#u64("cuCtxGetCurrent", (o) => this.#s.cuCtxGetCurrent(o));
+  }
+
+  /** The device of the calling thread's current context. */
+  currentDevice(): number {
+    return this.#i32("cuCtxGetDevice", (o) => this.#s.cuCtxGetDevice(o));
+  }
+
+  /** Free and total memory of the current context's device. */
+  memoryInfo(): { freeBytes: number; totalBytes: number } {
+    const free = new BigUint64Array(1);
+    const total = new BigUint64Array(1);
+    this.#check("cuMemGetInfo", this.#s.cuMemGetInfo_v2(free, total));
+    return { freeBytes: Number(free[0]), totalBytes: Number(total[0]) };
+  }
+
+  /** Creates a stream in the current context. */
+  streamCreate(flags: number): bigint {
+    return this.#u64("cuStreamCreate", (o) => this.#s.cuStreamCreate(o, flags));
+  }
+
+  /** Destroys a stream. */
+  streamDestroy(stream: bigint): void {
+    this.#check("cuStreamDestroy", this.#s.cuStreamDestroy_v2(stream));
+  }
+
+  /** Waits until all work on a stream is done. */
+  streamSynchronize(stream: bigint): void {
+    this.#check("cuStreamSynchronize", this.#s.cuStreamSynchronize(stream));
+  }
+
+  /** A stream's creation flags. */
+  streamFlags(stream: bigint): number {
+    const out = new Uint32Array(1);
+    this.#check("cuStreamGetFlags", this.#s.cuStreamGetFlags(stream, out));
+    return out[0];
+  }
+
+  /** Loads a PTX (or cubin) image into the current context. */
+  moduleLoadData(image: Uint8Array): bigint {
+    return this.#u64("cuModuleLoadData", (o) => this.#s.cuModuleLoadData(o, image));
+  }
+
+  /** Unloads a module. */
+  moduleUnload(module: bigint): void {
+    this.#check("cuModuleUnload", this.#s.cuModuleUnload(module));
+  }
+
+  /** A kernel of a loaded module. */
+  moduleFunction(module: bigint, name: string): bigint {
+    const cname = new TextEncoder().encode(name + "\0");
+    return this.#u64("cuModuleGetFunction", (o) => this.#s.cuModuleGetFunction(o, module, cname));
+  }
+
+  /** Launches a kernel on `stream`; `params` is the address of a `void*[]` argument block. */
+  launch(
+    fn: bigint,
+    grid: [number, number, number],
+    block: [number, number, number],
+    stream: bigint,
+    params: bigint,
+  ): void {
+    const code = this.#s.cuLaunchKernel(fn, ...grid, ...block, 0, stream, params, 0n);
+    this.#check("cuLaunchKernel", code);
+  }
+
+  /** Allocates device memory, ordered on `stream`. */
+  allocAsync(bytes: number, stream: bigint): bigint {
+    return this.#u64("cuMemAllocAsync", (o) => this.#s.cuMemAllocAsync(o, BigInt(bytes), stream));
+  }
+
+  /** Frees device memory, ordered on `stream`. */
+  freeAsync(ptr: bigint, stream: bigint): void {
+    this.#check("cuMemFreeAsync", this.#s.cuMemFreeAsync(ptr, stream));
+  }
+
+  /** Copies host bytes to the device on `stream`. */
+  copyToDevice(dst: bigint, src: ArrayBufferView, stream: bigint): void {
+    const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+    this.#check("cuMemcpyHtoDAsync", this.#s.cuMemcpyHtoDAsync_v2(dst, bytes, BigInt(bytes.byteLength), stream));
+  }
+
+  /** Copies device bytes to the host on `stream`. */
+  copyToHost(dst: ArrayBufferView, src: bigint, stream: bigint): void {
+    const bytes = new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength);
+    this.#check("cuMemcpyDtoHAsync", this.#s.cuMemcpyDtoHAsync_v2(bytes, src, BigInt(bytes.byteLength), stream));
+  }
+}
+
+/** The driver, or why there is none. */
+export type OpenedDriver = { ok: true; driver: CudaDriver } | { ok: false; reason: string };
+
+let opened: OpenedDriver | undefined;
+
+function readErrorTable(lib: Deno.DynamicLibrary<typeof symbols>): ErrorTable {
+  const table: ErrorTable = new Map();
+  const out = new BigUint64Array(1);
+  const read = () => {
+    const ptr = Deno.UnsafePointer.create(out[0]);
+    return ptr ? new Deno.UnsafePointerView(ptr).getCString() : "";
+  };
+  // Codes are sparse below 1000; the driver answers CUDA_ERROR_INVALID_VALUE for unknown ones.
+  for (let code = 0; code < 1000; code++) {
+    if (lib.symbols.cuGetErrorName(code, out) !== 0) continue;
+    const name = read();
+    lib.symbols.cuGetErrorString(code, out);
+    table.set(code, { name, text: read() });
+  }
+  return table;
+}
+
+/**
+ * Opens `libcuda.so.1` once per thread and initialises the driver. Call it
+ * while the ffi permission is granted. Never throws: on a machine without
+ * a driver it says so.
+ */
+export function openCudaDriver(): OpenedDriver {
+  if (opened) return opened;
+  let lib: Deno.DynamicLibrary<typeof symbols>;
+  try {
+    lib = Deno.dlopen("libcuda.so.1", symbols);
+  } catch (error) {
+    opened = { ok: false, reason: `no CUDA driver (libcuda.so.1: ${(error as Error).message})` };
+    return opened;
+  }
+  const errors = readErrorTable(lib);
+  const driver = new CudaDriver(lib, errors);
+  const code = lib.symbols.cuInit(0);
+  if (code !== 0) {
+    opened = {
+      ok: false,
+      reason: `the CUDA driver did not initialise: ${new CudaError("cuInit", code, errors).message}`,
+    };
+    return opened;
+  }
+  opened = { ok: true, driver };
+  return opened;
+}

@@ -1,0 +1,124 @@
+/**
+ * isolane's own GPU kernels, loaded once per lane and launched on the lane's
+ * stream only. The kernels' PTX is built from `native/kernels/*.cu` by
+ * `deno task kernels` and checked in.
+ *
+ * The argument block that `cuLaunchKernel` reads (`void*[]`, each entry the
+ * address of one argument) is built once in {@link Kernels.load}, while the
+ * ffi permission still allows taking addresses; launches only write values
+ * into its slots.
+ * @module
+ */
+import { hex, type Lane } from "./lane.ts";
+
+/** An RGBA image, 8 bits a channel. */
+export interface RgbaImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** A region and the tensor it becomes: `(v / 255 - mean[c]) / std[c]`, NCHW, BGR. */
+export interface ResizeNormalizeOptions {
+  region: { x: number; y: number; width: number; height: number };
+  width: number;
+  height: number;
+  mean: readonly number[];
+  std: readonly number[];
+}
+
+/** Where the PTX of the kernels lives. */
+export const kernelsPtxUrl: URL = new URL("./kernels/preprocess.ptx", import.meta.url);
+
+const maxArgs = 16;
+
+/** The loaded kernels of one lane. */
+export class Kernels implements Disposable {
+  /** Launches and copies by stream handle (hex): the evidence that all GPU work went to the lane's stream. */
+  readonly streamUse = new Map<string, number>();
+  #slots: DataView;
+  #keepAlive: unknown[];
+
+  private constructor(
+    readonly lane: Lane,
+    readonly module: bigint,
+    readonly resizeNormalizeFn: bigint,
+    slots: ArrayBuffer,
+    readonly params: bigint,
+    keepAlive: unknown[],
+  ) {
+    this.#slots = new DataView(slots);
+    this.#keepAlive = keepAlive;
+  }
+
+  /** Loads the PTX into the lane's context; call before the ffi permission is dropped. */
+  static load(lane: Lane, ptx: Uint8Array): Kernels {
+    const image = new Uint8Array(ptx.length + 1);
+    image.set(ptx);
+    const module = lane.driver.moduleLoadData(image);
+    const fn = lane.driver.moduleFunction(module, "resize_normalize_bgr");
+    const slots = new ArrayBuffer(maxArgs * 8);
+    const base = Deno.UnsafePointer.value(Deno.UnsafePointer.of(slots));
+    const table = new BigUint64Array(maxArgs);
+    for (let i = 0; i < maxArgs; i++) table[i] = BigInt(base) + BigInt(i * 8);
+    const params = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(table)));
+    return new Kernels(lane, module, fn, slots, params, [slots, table]);
+  }
+
+  #use(stream: bigint): void {
+    const key = hex(stream);
+    this.streamUse.set(key, (this.streamUse.get(key) ?? 0) + 1);
+  }
+
+  /**
+   * Resizes and normalises a region of an image on the GPU, the same as the
+   * CPU reference in functions/ocr/image.ts up to float32 rounding.
+   */
+  resizeNormalize(image: RgbaImage, options: ResizeNormalizeOptions): Float32Array {
+    const { driver, stream } = this.lane;
+    this.lane.rebind();
+    const out = new Float32Array(3 * options.width * options.height);
+    const src = driver.allocAsync(image.data.byteLength, stream);
+    const dst = driver.allocAsync(out.byteLength, stream);
+    this.#use(stream);
+    this.#use(stream);
+    try {
+      driver.copyToDevice(src, image.data, stream);
+      this.#use(stream);
+      const s = this.#slots;
+      const { region } = options;
+      s.setBigUint64(0, src, true);
+      s.setInt32(8, image.width, true);
+      s.setInt32(16, image.height, true);
+      [region.x, region.y, region.width, region.height].forEach((v, i) => s.setFloat32(24 + i * 8, v, true));
+      s.setBigUint64(56, dst, true);
+      s.setInt32(64, options.width, true);
+      s.setInt32(72, options.height, true);
+      for (let c = 0; c < 3; c++) {
+        s.setFloat32(80 + c * 8, 1 / (255 * options.std[c]), true);
+        s.setFloat32(104 + c * 8, options.mean[c] / options.std[c], true);
+      }
+      const block: [number, number, number] = [16, 16, 1];
+      const grid: [number, number, number] = [Math.ceil(options.width / 16), Math.ceil(options.height / 16), 1];
+      driver.launch(this.resizeNormalizeFn, grid, block, stream, this.params);
+      this.#use(stream);
+      driver.copyToHost(out, dst, stream);
+      this.#use(stream);
+    } finally {
+      driver.freeAsync(src, stream);
+      driver.freeAsync(dst, stream);
+      driver.streamSynchronize(stream);
+    }
+    return out;
+  }
+
+  /** Unloads the module. */
+  close(): void {
+    this.lane.driver.moduleUnload(this.module);
+    this.#keepAlive.length = 0;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

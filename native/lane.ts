@@ -1,0 +1,90 @@
+/**
+ * A GPU lane: one device bound on the calling thread through the device's
+ * primary context, and a non-blocking stream of its own. Opened by an isolate
+ * on its own thread before any GPU work, closed in reverse order.
+ *
+ * @example
+ * ```ts
+ * using lane = Lane.open(driver, 0);
+ * lane.binding(); // { current: <primary ctx>, device: 0, primary: true }
+ * ```
+ * @module
+ */
+import { type CudaDriver, defaultStreamHandles, streamNonBlocking } from "./cuda_driver.ts";
+
+/** What the calling thread has current, compared with the lane. */
+export interface Binding {
+  /** The context current on this thread (hex). */
+  current: string;
+  /** The device of that context. */
+  device: number;
+  /** Whether it is this lane's device's primary context. */
+  primary: boolean;
+}
+
+/** An open lane. */
+export class Lane implements Disposable {
+  #closed = false;
+
+  private constructor(
+    readonly driver: CudaDriver,
+    /** Device index. */
+    readonly device: number,
+    /** The device's primary context (retained). */
+    readonly context: bigint,
+    /** The lane's stream: created non-blocking, never a default stream. */
+    readonly stream: bigint,
+  ) {}
+
+  /** Binds `device` on the calling thread and creates the lane's stream. */
+  static open(driver: CudaDriver, device: number): Lane {
+    const dev = driver.device(device);
+    const context = driver.primaryContextRetain(dev);
+    try {
+      driver.setCurrentContext(context);
+      const stream = driver.streamCreate(streamNonBlocking);
+      if (defaultStreamHandles.includes(stream)) {
+        throw new Error(`cuStreamCreate returned a default stream (${stream})`);
+      }
+      return new Lane(driver, device, context, stream);
+    } catch (error) {
+      driver.primaryContextRelease(dev);
+      throw error;
+    }
+  }
+
+  /** What this thread has current now. */
+  binding(): Binding {
+    const current = this.driver.currentContext();
+    const device = current === 0n ? -1 : this.driver.currentDevice();
+    return { current: hex(current), device, primary: current === this.context && device === this.device };
+  }
+
+  /** Makes the lane's context current again (a library could have changed it). */
+  rebind(): void {
+    if (this.driver.currentContext() !== this.context) this.driver.setCurrentContext(this.context);
+  }
+
+  /** Free and total memory of the lane's device. */
+  memory(): { freeBytes: number; totalBytes: number } {
+    return this.driver.memoryInfo();
+  }
+
+  /** Destroys the stream, then releases the context. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.driver.streamSynchronize(this.stream);
+    this.driver.streamDestroy(this.stream);
+    this.driver.primaryContextRelease(this.driver.device(this.device));
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** A handle as `0x…`, for logs and the API. */
+export function hex(handle: bigint): string {
+  return `0x${handle.toString(16)}`;
+}

@@ -1,0 +1,17 @@
+/**
+ * isolane's FFI layer over CUDA: the driver API, lanes, kernels, NVML and
+ * device discovery. Imports nothing from `src/`.
+ * @module
+ */
+export {
+  type CudaDeviceInfo,
+  CudaDriver,
+  defaultStreamHandles,
+  openCudaDriver,
+  streamNonBlocking,
+} from "./cuda_driver.ts";
+export { CudaError } from "./cuda_error.ts";
+export { type Binding, hex, Lane } from "./lane.ts";
+export { Kernels, kernelsPtxUrl, type ResizeNormalizeOptions, type RgbaImage } from "./kernels.ts";
+export { type DeviceMemory, Nvml } from "./nvml.ts";
+export { discoverDevices, type GpuInventory, probeLibrary, tensorRtLibrary } from "./devices.ts";
