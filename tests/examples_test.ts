@@ -6,31 +6,13 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { fileURLToPath } from "node:url";
-import { mlpShape, mlpWeights } from "../scripts/make_mlp_model.ts";
+import { assertClose, mlpReference } from "./support/mlp_reference.ts";
 import { encodeWav, loadSpeech, padWithSilence, whiteNoise } from "./support/audio.ts";
 import { renderTextPng } from "./support/render_text.ts";
 import { errorOf, startServer } from "./support/server.ts";
 
 const functionsDir = fileURLToPath(new URL("../functions", import.meta.url));
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
-
-/** The perceptron computed in plain JS from the generator's weights. */
-function mlpReference(rows: number[][]): number[][] {
-  const { inputs, hidden, outputs } = mlpShape;
-  const w = mlpWeights();
-  return rows.map((x) => {
-    const h = Array.from({ length: hidden }, (_, j) => {
-      let sum = w.b1[j];
-      for (let i = 0; i < inputs; i++) sum += x[i] * w.w1[i * hidden + j];
-      return Math.max(0, sum);
-    });
-    return Array.from({ length: outputs }, (_, k) => {
-      let sum = w.b2[k];
-      for (let j = 0; j < hidden; j++) sum += h[j] * w.w2[j * outputs + k];
-      return sum;
-    });
-  });
-}
 
 Deno.test("examples: mlp, ocr and vad served with their real models", async (t) => {
   await using server = await startServer({ functionsDir });
@@ -54,11 +36,8 @@ Deno.test("examples: mlp, ocr and vad served with their real models", async (t) 
     const response = await server.invoke("mlp", { x });
     assert.equal(response.status, 200);
     const { y } = await response.json();
-    const expected = mlpReference(x);
     assert.equal(y.length, 17);
-    y.forEach((row: number[], r: number) =>
-      row.forEach((v, c) => assert.ok(Math.abs(v - expected[r][c]) < 1e-5, `y[${r}][${c}]`))
-    );
+    assertClose(y, mlpReference(x), 1e-5, "mlp on the CPU");
   });
 
   await t.step("ocr reads printed English words and digits", async () => {

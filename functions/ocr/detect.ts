@@ -4,7 +4,7 @@
  * connected components, box score, unclip).
  * @module
  */
-import type { InferenceSession } from "isolane";
+import type { GpuLane, InferenceSession } from "isolane";
 import { Tensor } from "isolane";
 import { type Region, resizeNormalize, type RgbaImage } from "./image.ts";
 
@@ -77,13 +77,17 @@ export function boxesFromMap(map: Float32Array, width: number, height: number): 
 }
 
 /** Runs the detector on an image; boxes come back in the image's pixels, in reading order. */
-export async function detectText(session: InferenceSession, image: RgbaImage): Promise<DetectedBox[]> {
+export async function detectText(
+  session: InferenceSession,
+  image: RgbaImage,
+  gpu: GpuLane | null,
+): Promise<DetectedBox[]> {
   const size = detectorSize(image.width, image.height);
-  const input = resizeNormalize(image, { x: 0, y: 0, width: image.width, height: image.height }, {
-    ...size,
-    mean,
-    std,
-  });
+  const region = { x: 0, y: 0, width: image.width, height: image.height };
+  // On a GPU lane, pre-processing runs as isolane's kernel on the lane's stream; same result up to float32 rounding.
+  const input = gpu
+    ? gpu.resizeNormalize(image, { region, ...size, mean, std })
+    : resizeNormalize(image, region, { ...size, mean, std });
   const results = await session.run({
     [session.inputNames[0]]: new Tensor("float32", input, [1, 3, size.height, size.width]),
   });

@@ -30,7 +30,7 @@ export default defineFunction({
   async setup({ assets }) {
     return { dictionary: parseDictionary(await Deno.readTextFile(assets.dictionary)) };
   },
-  async handler({ image }, { models, state, signal }) {
+  async handler({ image }, { models, state, signal, gpu }) {
     let decoded: RgbaImage;
     try {
       decoded = decodeImage(Buffer.from(image, "base64"));
@@ -38,11 +38,11 @@ export default defineFunction({
       throw new InputError(`Cannot decode the image: ${(error as Error).message}`);
     }
     if (decoded.width * decoded.height > maxPixels) throw new InputError(`Image has more than ${maxPixels} pixels`);
-    const boxes = await detectText(models.det, decoded);
+    const boxes = await detectText(models.det, decoded, gpu);
     const lines = [];
     for (const box of boxes) {
       signal.throwIfAborted();
-      const { text, score } = await recognizeText(models.rec, decoded, box, state.dictionary);
+      const { text, score } = await recognizeText(models.rec, decoded, box, state.dictionary, gpu);
       if (text.trim() === "") continue;
       const [x0, y0, x1, y1] = [box.x, box.y, box.x + box.width, box.y + box.height].map((v) => Math.round(v));
       lines.push({

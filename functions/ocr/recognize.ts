@@ -3,7 +3,7 @@
  * height, then greedy CTC decoding over the character dictionary.
  * @module
  */
-import type { InferenceSession } from "isolane";
+import type { GpuLane, InferenceSession } from "isolane";
 import { Tensor } from "isolane";
 import { type Region, resizeNormalize, type RgbaImage } from "./image.ts";
 
@@ -50,9 +50,11 @@ export async function recognizeText(
   image: RgbaImage,
   region: Region,
   dictionary: string[],
+  gpu: GpuLane | null,
 ): Promise<{ text: string; score: number }> {
   const width = Math.min(maxWidth, Math.max(16, Math.ceil((inputHeight * region.width) / region.height)));
-  const input = resizeNormalize(image, region, { width, height: inputHeight, mean: half, std: half });
+  const size = { width, height: inputHeight, mean: half, std: half };
+  const input = gpu ? gpu.resizeNormalize(image, { region, ...size }) : resizeNormalize(image, region, size);
   const results = await session.run({
     [session.inputNames[0]]: new Tensor("float32", input, [1, 3, inputHeight, width]),
   });
