@@ -1,12 +1,18 @@
 /**
  * What isolane costs on top of its baselines, in one run:
  * - the mlp model: a bare ONNX Runtime `session.run` loop vs. the same call through isolane over HTTP;
- * - HTTP: a plain Hono server answering JSON vs. isolane's echo function, both child processes on loopback.
+ * - HTTP: a plain Hono server answering JSON vs. isolane's echo function, both child processes on loopback;
+ * - with a usable GPU: OCR through isolane on CPU lanes vs. on CUDA lanes.
+ * The bare ONNX Runtime loop uses the provider the runtime's lanes use (CUDA where usable).
  * `deno task bench` prints each group's percentiles and the ratio to its baseline.
  */
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
+import { Buffer } from "node:buffer";
 import { startServer } from "../tests/support/server.ts";
+import { renderTextPng } from "../tests/support/render_text.ts";
+import { discoverDevices } from "../native/mod.ts";
+import { cudaProviderStatus } from "../src/inference/providers.ts";
 
 const functionsDir = fileURLToPath(new URL("../functions", import.meta.url));
 const fixtures = fileURLToPath(new URL("../tests/fixtures/functions", import.meta.url));
@@ -36,10 +42,19 @@ async function post(url: string, body: unknown): Promise<void> {
   await response.arrayBuffer();
 }
 
-Deno.bench("mlp: bare ONNX Runtime session.run", { group: "mlp", baseline: true }, async () => {
-  await session.run({ x: new ort.Tensor("float32", Float32Array.from(x.flat()), [1, 4]) });
-});
-Deno.bench("mlp: isolane POST /v1/functions/mlp", { group: "mlp" }, async () => {
+const cpuRuntime = gpu ? await startServer({ functionsDir, env: { CUDA_VISIBLE_DEVICES: "" } }) : undefined;
+const image = Buffer.from(await renderTextPng(["Hello World", "isolane serves 42 models"], { width: 640 })).toString(
+  "base64",
+);
+
+Deno.bench(
+  `mlp: bare ONNX Runtime session.run (${gpu ? "cuda" : "cpu"})`,
+  { group: "mlp", baseline: true },
+  async () => {
+    await session.run({ x: new ort.Tensor("float32", Float32Array.from(x.flat()), [1, 4]) });
+  },
+);
+Deno.bench(`mlp: isolane POST /v1/functions/mlp (${gpu ? "cuda" : "cpu"} lane)`, { group: "mlp" }, async () => {
   await post(`${runtime.url}/v1/functions/mlp`, { x });
 });
 Deno.bench("http: plain Hono JSON echo", { group: "http", baseline: true }, async () => {
@@ -49,9 +64,17 @@ Deno.bench("http: isolane echo function", { group: "http" }, async () => {
   await post(`${fixtureRuntime.url}/v1/functions/echo`, { message: "hi" });
 });
 
+Deno.bench("ocr: isolane on CPU lanes", { group: "ocr", baseline: true, ignore: !gpu }, async () => {
+  await post(`${cpuRuntime?.url}/v1/functions/ocr`, { image });
+});
+Deno.bench("ocr: isolane on CUDA lanes", { group: "ocr", ignore: !gpu }, async () => {
+  await post(`${runtime.url}/v1/functions/ocr`, { image });
+});
+
 globalThis.addEventListener("unload", () => {
   // Deno.bench has no after-all hook; stop the child runtimes when the bench process ends.
   void runtime.stop();
   void fixtureRuntime.stop();
   void plain.stop();
+  void cpuRuntime?.stop();
 });

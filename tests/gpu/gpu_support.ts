@@ -33,6 +33,19 @@ export function usedMemory(): number[] {
   return gpus.map((g) => nvml.memory(g.pciBusId).usedBytes);
 }
 
+/** Used memory once it stops moving (a runtime that just exited may still be releasing its contexts). */
+export async function settledMemory(timeoutMs = 10_000): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let last = usedMemory();
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const now = usedMemory();
+    if (now.every((v, i) => v === last[i])) return now;
+    last = now;
+  }
+  return last;
+}
+
 /** Options of a generated probe function. */
 export interface ProbeOptions {
   device: "cuda" | number[];

@@ -12,7 +12,7 @@ import { resizeNormalize } from "../../functions/ocr/image.ts";
 import { assertClose, mlpInput, mlpReference } from "../support/mlp_reference.ts";
 import { renderTextPng } from "../support/render_text.ts";
 import { startServer, type TestServer } from "../support/server.ts";
-import { gpus, skipReason, testImage, usedMemory, writeFunctions } from "./gpu_support.ts";
+import { gpus, settledMemory, skipReason, testImage, usedMemory, writeFunctions } from "./gpu_support.ts";
 
 const ignore = skipReason !== null;
 const twoGpus = gpus.length >= 2;
@@ -169,7 +169,7 @@ Deno.test({
   name: "gpu 3b: pinned to one device: memory before the runtime starts and after, from the driver",
   ignore,
   fn: async () => {
-    const before = usedMemory();
+    const before = await settledMemory();
     await withRuntime({ pinned: { device: [allDevices.at(-1)!], instances: 1 } }, async (server) => {
       await call(server, "pinned", { x: mlpInput(2) });
       const after = usedMemory();
@@ -289,4 +289,44 @@ Deno.test({
       const r = await call(server, "trtOrCuda", { x: mlpInput(5) });
       assertClose(r.y, mlpReference(mlpInput(5)), tf32, "fallback");
     }),
+});
+
+Deno.test({
+  name: "gpu two devices: device [0, 1] with instances 2 gets four lanes, two per device, shown by GET /v1/devices",
+  ignore: ignore || !twoGpus,
+  fn: () =>
+    withRuntime({ spread: { device: [0, 1], instances: 2 } }, async (server) => {
+      const { isolates } = await info(server, "spread");
+      assert.deepEqual(isolates.map((i: Json) => i.gpu.device), [0, 1, 0, 1]);
+      const report = await (await fetch(`${server.url}/v1/devices`)).json();
+      assert.deepEqual(report.devices.slice(0, 2).map((d: Json) => d.lanes.length), [2, 2]);
+      const results = await Promise.all(
+        Array.from({ length: 64 }, (_, i) => call(server, "spread", { x: mlpInput(i) })),
+      );
+      results.forEach((r: Json, i) => assertClose(r.y, mlpReference(mlpInput(i)), tf32, `request ${i}`));
+      assert.deepEqual([...new Set(results.map((r: Json) => r.lane.device))].sort(), [0, 1]);
+    }),
+});
+
+Deno.test({
+  name: "gpu two devices: CUDA_VISIBLE_DEVICES=1 makes the runtime see one device, numbered 0, and run there",
+  ignore: ignore || !twoGpus,
+  fn: async () => {
+    const dir = await writeFunctions({ probe: { device: "cuda", instances: 1 } });
+    try {
+      const before = await settledMemory();
+      await using server = await startServer({ functionsDir: dir, env: { CUDA_VISIBLE_DEVICES: "1" } });
+      const report = await (await fetch(`${server.url}/v1/devices`)).json();
+      assert.equal(report.devices.length, 1);
+      assert.equal(report.devices[0].index, 0);
+      assert.equal(report.devices[0].pciBusId, gpus[1].pciBusId);
+      const r = await call(server, "probe", { x: mlpInput(9) });
+      assert.equal(r.lane.device, 0);
+      const after = usedMemory();
+      assert.ok(after[1] - before[1] > 64 * MiB, "physical device 1 holds the lane");
+      assert.ok(Math.abs(after[0] - before[0]) < 4 * MiB, "physical device 0 untouched");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
