@@ -18,11 +18,11 @@ const functionsDir = fileURLToPath(new URL("../functions", import.meta.url));
 const fixtures = fileURLToPath(new URL("../tests/fixtures/functions", import.meta.url));
 const x = [[0.5, -1, 2, 0.25]];
 
+const gpu = discoverDevices().devices.length > 0 &&
+  cudaProviderStatus(fileURLToPath(new URL("../node_modules", import.meta.url))).ok;
 const session = await ort.InferenceSession.create(
   fileURLToPath(new URL("../functions/mlp/mlp.onnx", import.meta.url)),
-  {
-    intraOpNumThreads: 1,
-  },
+  { intraOpNumThreads: 1, executionProviders: gpu ? [{ name: "cuda", deviceId: 0 }, "cpu"] : ["cpu"] },
 );
 const runtime = await startServer({ functionsDir });
 const fixtureRuntime = await startServer({ functionsDir: fixtures });
