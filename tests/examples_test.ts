@@ -15,7 +15,8 @@ const functionsDir = fileURLToPath(new URL("../functions", import.meta.url));
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
 
 Deno.test("examples: mlp, ocr and vad served with their real models", async (t) => {
-  await using server = await startServer({ functionsDir });
+  // The CPU answers: GPU lanes are compared with these in tests/gpu.
+  await using server = await startServer({ functionsDir, env: { CUDA_VISIBLE_DEVICES: "" } });
 
   await t.step("every example is ready and describes its models", async () => {
     const ready = await fetch(`${server.url}/readyz`);

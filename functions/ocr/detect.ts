@@ -6,12 +6,14 @@
  */
 import type { GpuLane, InferenceSession } from "isolane";
 import { Tensor } from "isolane";
-import { type Region, resizeNormalize, type RgbaImage } from "./image.ts";
+import { padTo, type Region, resizeNormalize, type RgbaImage } from "./image.ts";
 
 const mean = [0.485, 0.456, 0.406];
 const std = [0.229, 0.224, 0.225];
 /** PaddleOCR's defaults: longest side, pixel threshold, box threshold, unclip ratio. */
 const limitSide = 960;
+/** On a GPU lane the detector always sees this square canvas. */
+export const gpuCanvas = limitSide;
 const pixelThreshold = 0.3;
 const boxThreshold = 0.6;
 const unclipRatio = 1.5;
@@ -84,23 +86,26 @@ export async function detectText(
 ): Promise<DetectedBox[]> {
   const size = detectorSize(image.width, image.height);
   const region = { x: 0, y: 0, width: image.width, height: image.height };
-  // On a GPU lane, pre-processing runs as isolane's kernel on the lane's stream; same result up to float32 rounding.
+  // On a GPU lane, pre-processing runs as isolane's kernel on the lane's stream (same result up to float32
+  // rounding), and the input is letterboxed into one fixed canvas so that ONNX Runtime never re-tunes.
+  const canvas = gpu ? { width: limitSide, height: limitSide } : size;
   const input = gpu
-    ? gpu.resizeNormalize(image, { region, ...size, mean, std })
+    ? padTo(gpu.resizeNormalize(image, { region, ...size, mean, std }), size, canvas)
     : resizeNormalize(image, region, { ...size, mean, std });
   const results = await session.run({
-    [session.inputNames[0]]: new Tensor("float32", input, [1, 3, size.height, size.width]),
+    [session.inputNames[0]]: new Tensor("float32", input, [1, 3, canvas.height, canvas.width]),
   });
   const map = results[session.outputNames[0]].data as Float32Array;
   const sx = image.width / size.width;
   const sy = image.height / size.height;
-  const boxes = boxesFromMap(map, size.width, size.height).map((b) => ({
-    x: b.x * sx,
-    y: b.y * sy,
-    width: b.width * sx,
-    height: b.height * sy,
-    score: b.score,
-  }));
+  const boxes = boxesFromMap(map, canvas.width, canvas.height).map((b) => {
+    const x = b.x * sx;
+    const y = b.y * sy;
+    // Boxes grown by unclip may reach into the canvas's padding: keep them inside the image.
+    const width = Math.min(b.width * sx, image.width - x);
+    const height = Math.min(b.height * sy, image.height - y);
+    return { x, y, width, height, score: b.score };
+  });
   // Reading order: top to bottom, then left to right within a line.
   return boxes.sort((a, b) => (Math.abs(a.y - b.y) < Math.min(a.height, b.height) / 2 ? a.x - b.x : a.y - b.y));
 }

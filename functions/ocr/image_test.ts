@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodeImage, resizeNormalize, type RgbaImage } from "./image.ts";
+import { decodeImage, padTo, resizeNormalize, type RgbaImage } from "./image.ts";
 
 function solid(width: number, height: number, rgb: [number, number, number]): RgbaImage {
   const data = new Uint8Array(width * height * 4);
@@ -35,4 +35,10 @@ Deno.test("resizeNormalize interpolates between pixels like OpenCV's INTER_LINEA
 
 Deno.test("decodeImage refuses bytes that are neither PNG nor JPEG", () => {
   assert.throws(() => decodeImage(new TextEncoder().encode("GIF89a")), /neither PNG nor JPEG/);
+});
+
+Deno.test("padTo pads each channel right and bottom with zeros", () => {
+  // 3 channels of 2x1 -> 3x2
+  const out = padTo(Float32Array.from([1, 2, 3, 4, 5, 6]), { width: 2, height: 1 }, { width: 3, height: 2 });
+  assert.deepEqual(Array.from(out), [1, 2, 0, 0, 0, 0, 3, 4, 0, 0, 0, 0, 5, 6, 0, 0, 0, 0]);
 });

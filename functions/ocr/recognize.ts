@@ -5,9 +5,13 @@
  */
 import type { GpuLane, InferenceSession } from "isolane";
 import { Tensor } from "isolane";
-import { type Region, resizeNormalize, type RgbaImage } from "./image.ts";
+import { padTo, type Region, resizeNormalize, type RgbaImage } from "./image.ts";
 
 const inputHeight = 48;
+/** On the CPU, recognition inputs are padded to a multiple of this width, as PaddleOCR pads a batch. */
+export const widthBucket = 32;
+/** On a GPU lane every input has this one width (lines are padded, longer ones squeezed): see `padTo`. */
+export const gpuWidth = 960;
 const maxWidth = 3200;
 const half = [0.5, 0.5, 0.5];
 
@@ -52,11 +56,16 @@ export async function recognizeText(
   dictionary: string[],
   gpu: GpuLane | null,
 ): Promise<{ text: string; score: number }> {
-  const width = Math.min(maxWidth, Math.max(16, Math.ceil((inputHeight * region.width) / region.height)));
+  const width = Math.min(
+    gpu ? gpuWidth : maxWidth,
+    Math.max(16, Math.ceil((inputHeight * region.width) / region.height)),
+  );
   const size = { width, height: inputHeight, mean: half, std: half };
-  const input = gpu ? gpu.resizeNormalize(image, { region, ...size }) : resizeNormalize(image, region, size);
+  const resized = gpu ? gpu.resizeNormalize(image, { region, ...size }) : resizeNormalize(image, region, size);
+  const padded = gpu ? gpuWidth : Math.min(maxWidth, Math.ceil(width / widthBucket) * widthBucket);
+  const input = padTo(resized, { width, height: inputHeight }, { width: padded, height: inputHeight });
   const results = await session.run({
-    [session.inputNames[0]]: new Tensor("float32", input, [1, 3, inputHeight, width]),
+    [session.inputNames[0]]: new Tensor("float32", input, [1, 3, inputHeight, padded]),
   });
   const output = results[session.outputNames[0]];
   const [, steps, classes] = output.dims;
