@@ -261,11 +261,23 @@ Deno.test({
       onGpu.lines.map((l: Json) => l.text.replaceAll(" ", "")).join("|"),
       "HelloWorld|Lane7oncuda|Total318.75",
     );
+    // The GPU path letterboxes the detector's input (fixed shapes, see functions/ocr/detect.ts) and convolves in
+    // TF32, so box edges may move by a pixel or few; a fifth of the line height is the bound.
+    let worst = 0;
     onGpu.lines.forEach((line: Json, i: number) => {
+      const height = onCpu.lines[i].box[3][1] - onCpu.lines[i].box[0][1];
       line.box.forEach((p: number[], k: number) =>
-        p.forEach((v, j) => assert.ok(Math.abs(v - onCpu.lines[i].box[k][j]) <= 2, `box ${i} corner ${k}`))
+        p.forEach((v, j) => {
+          const diff = Math.abs(v - onCpu.lines[i].box[k][j]);
+          worst = Math.max(worst, diff);
+          assert.ok(
+            diff <= height / 5,
+            `line ${i} corner ${k}: ${v} on the GPU, ${onCpu.lines[i].box[k][j]} on the CPU`,
+          );
+        })
       );
     });
+    console.log(`  largest box corner difference GPU vs CPU: ${worst} px`);
   },
 });
 
