@@ -12,6 +12,15 @@ const configSchema = z.object({
   dataDir: z.string().min(1).default(".isolane"),
   watch: z.boolean().default(false),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** Bearer token of the admin API (deploy, rollback, delete); without one the admin API is off. */
+  adminToken: z.string().min(16, "ISOLANE_ADMIN_TOKEN must have at least 16 characters").optional(),
+  /** Development: the admin API without a token, for loopback clients only. */
+  devAdmin: z.boolean().default(false),
+  /** Largest accepted bundle (compressed), and what it may unpack to. */
+  maxBundleBytes: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
+  maxUnpackedBytes: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+  /** How long a shutdown waits for requests in flight. */
+  shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
   /** ONNX Runtime intra-op threads per isolate; 0 divides the machine's cores among the isolates. */
   ortThreads: z.coerce.number().int().min(0).max(256).default(0),
 });
@@ -23,7 +32,8 @@ export type Config = z.output<typeof configSchema>;
  * Parses the configuration.
  *
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
- * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`. Arguments: `--watch`.
+ * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
+ * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`. Arguments: `--watch`, `--dev-admin`.
  *
  * @example
  * ```ts
@@ -38,7 +48,12 @@ export function parseConfig(env: Record<string, string | undefined>, args: reado
     dataDir: env.ISOLANE_DATA || undefined,
     logLevel: env.ISOLANE_LOG_LEVEL || undefined,
     ortThreads: env.ISOLANE_ORT_THREADS || undefined,
+    adminToken: env.ISOLANE_ADMIN_TOKEN || undefined,
+    maxBundleBytes: env.ISOLANE_MAX_BUNDLE_BYTES || undefined,
+    maxUnpackedBytes: env.ISOLANE_MAX_UNPACKED_BYTES || undefined,
+    shutdownGraceMs: env.ISOLANE_SHUTDOWN_GRACE_MS || undefined,
     watch: args.includes("--watch"),
+    devAdmin: args.includes("--dev-admin"),
   });
   if (!result.success) {
     throw new Error(`Invalid configuration: ${z.prettifyError(result.error)}`);

@@ -13,9 +13,13 @@
 export const errorStatus = {
   invalid_json: 400,
   invalid_input: 400,
+  unauthorized: 401,
+  admin_disabled: 403,
   not_found: 404,
+  conflict: 409,
   body_too_large: 413,
   unsupported_media_type: 415,
+  invalid_bundle: 422,
   queue_full: 429,
   handler_error: 500,
   invalid_output: 500,

@@ -15,16 +15,21 @@ export type FunctionStatus = "loading" | "ready" | "failed" | "unhealthy";
 /** A function name: a folder name of letters, digits, `-` and `_`. */
 export const functionNamePattern = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
+/** Where a function comes from: the functions folder, or a deployment over HTTP. */
+export type FunctionSource = "folder" | "deployed";
+
 /** What the registry knows of one function. */
 export interface FunctionEntry {
   readonly name: string;
-  readonly dir: string;
+  readonly source: FunctionSource;
+  /** The folder of the version that serves or was last tried. */
+  dir: string;
   /** The version that serves, if any. */
   current: FunctionVersion | undefined;
   /** Why the last load failed (the current version, if any, still serves). */
   error: string | undefined;
   loading: boolean;
-  /** Load attempts so far; a version's number. */
+  /** Load attempts so far (a folder function's version number). */
   attempts: number;
   /** Serialises loads of one function. */
   chain: Promise<void>;
@@ -82,16 +87,13 @@ export class Registry {
     await Promise.all(names.map((name) => this.reload(name)));
   }
 
-  /**
-   * Loads (or reloads) a function from its folder. On success the new version
-   * serves at once and the old one drains; on failure the old one keeps serving.
-   */
-  reload(name: string): Promise<void> {
+  #entry(name: string, source: FunctionSource, dir: string): FunctionEntry {
     let entry = this.#entries.get(name);
     if (!entry) {
       entry = {
         name,
-        dir: join(this.functionsDir, name),
+        source,
+        dir,
         current: undefined,
         error: undefined,
         loading: false,
@@ -100,41 +102,94 @@ export class Registry {
       };
       this.#entries.set(name, entry);
     }
-    const e = entry;
-    e.chain = e.chain.then(() => this.#load(e));
-    return e.chain;
+    return entry;
   }
 
-  async #load(entry: FunctionEntry): Promise<void> {
+  /**
+   * Loads (or reloads) a function from its folder. On success the new version
+   * serves at once and the old one drains; on failure the old one keeps serving.
+   */
+  reload(name: string): Promise<void> {
+    if (this.#entries.get(name)?.source === "deployed") {
+      log("warn", "folder ignored: a deployed function has its name", {
+        function: name,
+        folder: join(this.functionsDir, name),
+      });
+      return Promise.resolve();
+    }
+    const entry = this.#entry(name, "folder", join(this.functionsDir, name));
+    const run = entry.chain.then(() => this.#load(entry, entry.dir, entry.attempts + 1));
+    entry.chain = run.then(() => {});
+    return entry.chain;
+  }
+
+  /**
+   * Serves a deployed version from `dir`. Resolves once it serves (the old
+   * version drains); rejects with the reason if it cannot load, and then the
+   * old version, if any, keeps serving. A name that comes from the functions
+   * folder cannot be deployed over.
+   */
+  activate(name: string, dir: string, version: number, { keepOnFailure = false } = {}): Promise<FunctionVersion> {
+    const existing = this.#entries.get(name);
+    if (existing && existing.source === "folder") {
+      return Promise.reject(
+        new IsolaneError(
+          "conflict",
+          `Function '${name}' comes from ${existing.dir}; remove that folder or deploy under another name`,
+        ),
+      );
+    }
+    const entry = this.#entry(name, "deployed", dir);
+    const run = entry.chain.then(async () => {
+      const result = await this.#load(entry, dir, version);
+      if (result.ok) return result.loaded;
+      // A first deploy that fails leaves no trace behind; a stored version that fails at start-up shows as failed.
+      if (!keepOnFailure && !entry.current && this.#entries.get(name) === entry) this.#entries.delete(name);
+      throw new IsolaneError("invalid_bundle", result.error);
+    });
+    entry.chain = run.then(() => {}, () => {});
+    return run;
+  }
+
+  async #load(
+    entry: FunctionEntry,
+    dir: string,
+    version: number,
+  ): Promise<{ ok: true; loaded: FunctionVersion } | { ok: false; error: string }> {
     entry.loading = true;
-    const version = ++entry.attempts;
+    entry.attempts++;
+    entry.dir = dir;
     const started = performance.now();
     try {
-      const loaded = await loadFunction({ name: entry.name, dir: entry.dir, version }, this.options);
+      const loaded = await loadFunction({ name: entry.name, dir, version }, this.options);
       const old = entry.current;
       entry.current = loaded;
       entry.error = undefined;
       log("info", "function loaded", {
         function: entry.name,
+        source: entry.source,
         version,
         lanes: loaded.pool.isolates().map((i) => i.device),
         ms: Math.round(performance.now() - started),
       });
       if (old) void old.pool.drain();
+      return { ok: true, loaded };
     } catch (error) {
       entry.error = error instanceof Error ? error.message : String(error);
       log("error", "function failed to load", {
         function: entry.name,
-        file: join(entry.dir, "mod.ts"),
+        source: entry.source,
+        file: join(dir, "mod.ts"),
         reason: entry.error,
         serving: entry.current ? `version ${entry.current.version}` : "nothing",
       });
+      return { ok: false, error: entry.error };
     } finally {
       entry.loading = false;
     }
   }
 
-  /** Unloads a function whose folder is gone; its in-flight requests finish first. */
+  /** Unloads a function (folder gone, or deleted); its in-flight requests finish first. */
   remove(name: string): Promise<void> {
     const entry = this.#entries.get(name);
     if (!entry) return Promise.resolve();

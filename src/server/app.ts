@@ -12,6 +12,17 @@ import type { Registry } from "../registry/registry.ts";
 import { errorResponse } from "./error_response.ts";
 import { functionInfo } from "./function_info.ts";
 import { type DeviceSources, devicesReport } from "./devices_report.ts";
+import type { Deployments } from "../registry/deployments.ts";
+import type { AdminMode } from "./admin_auth.ts";
+import { adminRoutes } from "./admin_routes.ts";
+
+/** What the app serves besides the registry. */
+export interface AppOptions {
+  devices: DeviceSources;
+  deployments: Deployments;
+  admin: AdminMode;
+  maxBundleBytes: number;
+}
 
 const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
@@ -52,10 +63,11 @@ function limitFor(maxSize: number, cache: Map<number, MiddlewareHandler>): Middl
  *
  * @example
  * ```ts
- * Deno.serve(createApp(registry, deviceSources).fetch);
+ * Deno.serve(createApp(registry, { devices, deployments, admin: { kind: "off" }, maxBundleBytes }).fetch);
  * ```
  */
-export function createApp(registry: Registry, devices: DeviceSources): Hono {
+export function createApp(registry: Registry, options: AppOptions): Hono {
+  const { devices } = options;
   const app = new Hono();
   const limits = new Map<number, MiddlewareHandler>();
   app.use(requestId());
@@ -69,6 +81,15 @@ export function createApp(registry: Registry, devices: DeviceSources): Hono {
     return c.json({ ready: registry.allReady(), functions }, registry.allReady() ? 200 : 503);
   });
 
+  app.route(
+    "/",
+    adminRoutes({
+      registry,
+      deployments: options.deployments,
+      mode: options.admin,
+      maxBundleBytes: options.maxBundleBytes,
+    }),
+  );
   app.get("/v1/devices", (c) => c.json(devicesReport(devices, registry)));
   app.get("/v1/functions", (c) => c.json({ functions: registry.list().map((e) => functionInfo(registry, e)) }));
   app.get("/v1/functions/:name", (c) => {

@@ -10,6 +10,7 @@ export function functionInfo(registry: Registry, entry: FunctionEntry): Record<s
   const current = entry.current;
   const base = {
     name: entry.name,
+    source: entry.source,
     status,
     ...(entry.error ? { error: entry.error, file: `${entry.dir}/mod.ts` } : {}),
   };

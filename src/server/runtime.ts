@@ -12,6 +12,8 @@ import type { DeviceSources } from "./devices_report.ts";
 import { Registry } from "../registry/registry.ts";
 import { watchFunctions } from "../registry/watch.ts";
 import { createApp } from "./app.ts";
+import { adminMode } from "./admin_auth.ts";
+import { Deployments } from "../registry/deployments.ts";
 
 /** A running runtime. */
 export interface Runtime {
@@ -51,6 +53,15 @@ function detectDevices(): { inventory: DeviceInventory; sources: DeviceSources }
   };
 }
 
+/** Serves again every deployed function's current version (deployments survive restarts). */
+async function loadDeployed(registry: Registry, deployments: Deployments): Promise<void> {
+  await Promise.all((await deployments.names()).map(async (name) => {
+    const { current } = await deployments.versions(name);
+    if (current === null) return;
+    await registry.activate(name, deployments.dir(name, current), current, { keepOnFailure: true }).catch(() => {});
+  }));
+}
+
 /**
  * Loads every function, then serves the API.
  *
@@ -75,10 +86,22 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     lanes: inventory.cuda.length > 0 ? "cuda" : `cpu (${inventory.reason})`,
     tensorRt: inventory.tensorRt.ok ? "available" : inventory.tensorRt.reason,
   });
-  await registry.loadAll();
+  const deployments = new Deployments(config.dataDir, {
+    maxUnpackedBytes: config.maxUnpackedBytes,
+    maxEntries: 10_000,
+  });
+  await Promise.all([registry.loadAll(), loadDeployed(registry, deployments)]);
+  const admin = adminMode(config);
+  log(admin.kind === "off" ? "info" : "warn", "admin API", {
+    mode: admin.kind === "token"
+      ? "on, bearer token"
+      : admin.kind === "loopback"
+      ? "on for loopback clients only, without a token (development)"
+      : "off (set ISOLANE_ADMIN_TOKEN to deploy over HTTP)",
+  });
   const watcher = config.watch ? watchFunctions(registry) : undefined;
   if (watcher) log("info", "watching for changes", { functions: registry.functionsDir });
-  const app = createApp(registry, sources);
+  const app = createApp(registry, { devices: sources, deployments, admin, maxBundleBytes: config.maxBundleBytes });
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.addr.port}`;
   const failed = registry.list().filter((e) => e.error).map((e) => e.name);

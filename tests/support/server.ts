@@ -45,6 +45,7 @@ async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: stri
 export async function startServer(
   { functionsDir, watch = false, env = {}, entry = mainPath }: ServerOptions,
 ): Promise<TestServer> {
+  let ownData: string | undefined;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -54,7 +55,15 @@ export async function startServer(
       entry,
       ...(watch ? ["--watch"] : []),
     ],
-    env: { PORT: "0", HOST: "127.0.0.1", ISOLANE_FUNCTIONS: functionsDir, ISOLANE_LOG_LEVEL: "debug", ...env },
+    env: {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      ISOLANE_FUNCTIONS: functionsDir,
+      ISOLANE_LOG_LEVEL: "debug",
+      // Each runtime under test keeps its deployments in a folder of its own unless the test shares one.
+      ISOLANE_DATA: env.ISOLANE_DATA ?? (ownData = await Deno.makeTempDir({ prefix: "isolane-data-" })),
+      ...env,
+    },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -110,6 +119,7 @@ export async function startServer(
       } catch { /* already gone */ }
       const status = await child.status;
       await reading;
+      if (ownData) await Deno.remove(ownData, { recursive: true }).catch(() => {});
       return status;
     })();
     return stopped;

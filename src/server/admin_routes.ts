@@ -1,0 +1,148 @@
+/**
+ * The admin API: deploy a function as a bundle, list its versions, roll back,
+ * delete. Deploys swap atomically: a version serves only once all its
+ * isolates are ready; one that fails answers 422 and the old one keeps serving.
+ * @module
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { IsolaneError } from "../errors.ts";
+import { log } from "../log.ts";
+import type { Deployments } from "../registry/deployments.ts";
+import { functionNamePattern, type Registry } from "../registry/registry.ts";
+import { adminAuth, type AdminMode } from "./admin_auth.ts";
+
+const bundleType = /^application\/(gzip|x-gzip|x-tar\+gzip|octet-stream)\s*(;|$)/i;
+
+function checkName(name: string): string {
+  if (!functionNamePattern.test(name)) {
+    throw new IsolaneError(
+      "invalid_input",
+      `'${name}' is not a function name: use letters, digits, '-' and '_' (at most 64)`,
+    );
+  }
+  return name;
+}
+
+/** Options of {@link adminRoutes}. */
+export interface AdminOptions {
+  registry: Registry;
+  deployments: Deployments;
+  mode: AdminMode;
+  maxBundleBytes: number;
+}
+
+/** Routes under `/v1/functions/:name` for deploying and managing versions. */
+export function adminRoutes({ registry, deployments, mode, maxBundleBytes }: AdminOptions): Hono {
+  const app = new Hono();
+  const admin = adminAuth(mode);
+  const limit = bodyLimit({
+    maxSize: maxBundleBytes,
+    onError: () => {
+      throw new IsolaneError(
+        "body_too_large",
+        `The bundle is larger than ${maxBundleBytes} bytes (ISOLANE_MAX_BUNDLE_BYTES)`,
+      );
+    },
+  });
+
+  app.put(
+    "/v1/functions/:name",
+    admin,
+    async (c, next) => {
+      checkName(c.req.param("name"));
+      if (!bundleType.test(c.req.header("content-type") ?? "")) {
+        throw new IsolaneError(
+          "unsupported_media_type",
+          "Send the bundle as a .tar.gz with 'content-type: application/gzip'",
+        );
+      }
+      await next();
+    },
+    limit,
+    async (c) => {
+      const name = c.req.param("name");
+      if (registry.get(name)?.source === "folder") {
+        throw new IsolaneError(
+          "conflict",
+          `Function '${name}' comes from the functions folder; deploy under another name`,
+        );
+      }
+      const bundle = new Uint8Array(await c.req.arrayBuffer());
+      const { version, dir } = await deployments.add(name, bundle);
+      try {
+        await registry.activate(name, dir, version);
+      } catch (error) {
+        await deployments.discard(name, version);
+        throw error;
+      }
+      await deployments.setCurrent(name, version);
+      log("info", "function deployed", { function: name, version, bytes: bundle.byteLength });
+      const isolates = registry.get(name)?.current?.pool.isolates().length ?? 0;
+      return c.json({ name, version, status: "ready", isolates }, 201);
+    },
+  );
+
+  app.get("/v1/functions/:name/versions", async (c) => {
+    const name = checkName(c.req.param("name"));
+    const entry = registry.get(name);
+    if (entry?.source === "folder") {
+      return c.json({ name, source: "folder", current: entry.current?.version ?? null, versions: [] });
+    }
+    const stored = await deployments.versions(name);
+    if (!entry && stored.versions.length === 0) throw new IsolaneError("not_found", `No function named '${name}'`);
+    return c.json({ name, source: "deployed", ...stored });
+  });
+
+  app.post("/v1/functions/:name/rollback", admin, async (c) => {
+    const name = checkName(c.req.param("name"));
+    if (registry.get(name)?.source === "folder") {
+      throw new IsolaneError(
+        "conflict",
+        `Function '${name}' comes from the functions folder; it has no deployed versions`,
+      );
+    }
+    const stored = await deployments.versions(name);
+    if (stored.versions.length === 0) throw new IsolaneError("not_found", `No deployed function named '${name}'`);
+    const text = await c.req.text();
+    let asked: unknown;
+    try {
+      asked = text.trim() === "" ? undefined : JSON.parse(text).version;
+    } catch {
+      throw new IsolaneError("invalid_json", 'The rollback body must be empty or JSON like {"version": 2}');
+    }
+    const earlier = stored.versions.map((v) => v.version).filter((v) => v < (stored.current ?? Infinity));
+    const target = asked === undefined ? Math.max(...earlier) : asked;
+    if (typeof target !== "number" || !stored.versions.some((v) => v.version === target)) {
+      throw new IsolaneError(
+        asked === undefined ? "conflict" : "not_found",
+        asked === undefined
+          ? `Function '${name}' has no version before ${stored.current}`
+          : `Function '${name}' has no version ${asked}`,
+      );
+    }
+    await registry.activate(name, deployments.dir(name, target), target);
+    await deployments.setCurrent(name, target);
+    log("info", "function rolled back", { function: name, version: target, from: stored.current });
+    return c.json({ name, version: target, previous: stored.current });
+  });
+
+  app.delete("/v1/functions/:name", admin, async (c) => {
+    const name = checkName(c.req.param("name"));
+    const entry = registry.get(name);
+    if (entry?.source === "folder") {
+      throw new IsolaneError(
+        "conflict",
+        `Function '${name}' comes from the functions folder; remove the folder instead`,
+      );
+    }
+    const stored = await deployments.versions(name);
+    if (!entry && stored.versions.length === 0) throw new IsolaneError("not_found", `No function named '${name}'`);
+    await registry.remove(name);
+    await deployments.remove(name);
+    log("info", "function deleted", { function: name });
+    return c.json({ name, deleted: true });
+  });
+
+  return app;
+}

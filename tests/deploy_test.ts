@@ -1,0 +1,245 @@
+/**
+ * The deploy API for real: bundles packed from folders, uploaded over HTTP,
+ * validated, swapped atomically, rolled back, deleted, kept across restarts,
+ * and guarded by the admin token.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { Buffer } from "node:buffer";
+import { fileURLToPath } from "node:url";
+import * as tar from "tar";
+import { packFolder } from "../src/registry/bundle.ts";
+import { errorOf, startServer, type TestServer } from "./support/server.ts";
+
+const token = "test-admin-token-0123456789";
+const auth = { authorization: `Bearer ${token}` };
+const echoFixture = fileURLToPath(new URL("./fixtures/functions/echo", import.meta.url));
+
+function greeter(greeting: string): string {
+  return `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Greets with ${greeting}",
+  input: z.object({ name: z.string(), delayMs: z.number().default(0) }),
+  output: z.object({ message: z.string() }),
+  async handler({ name, delayMs }) {
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    return { message: "${greeting} " + name };
+  },
+});
+`;
+}
+
+/** A bundle of a folder holding `files`. */
+async function bundleOf(files: Record<string, string | Uint8Array>): Promise<Uint8Array<ArrayBuffer>> {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const [path, content] of Object.entries(files)) {
+      await Deno.mkdir(join(dir, path, ".."), { recursive: true });
+      if (typeof content === "string") await Deno.writeTextFile(join(dir, path), content);
+      else await Deno.writeFile(join(dir, path), content);
+    }
+    return await packFolder(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A hand-made tar.gz with one entry, for entries `tar.c` would never write. */
+function rawBundle(path: string, type: "File" | "SymbolicLink", linkpath?: string): Uint8Array<ArrayBuffer> {
+  const data = new TextEncoder().encode(type === "File" ? "export default 1;\n" : "");
+  const header = new tar.Header({ path, type, size: data.length, mode: 0o644, mtime: new Date(0), linkpath });
+  const block = Buffer.alloc(512);
+  header.encode(block);
+  const padded = new Uint8Array(Math.ceil(data.length / 512) * 512);
+  padded.set(data);
+  const archive = new Uint8Array(512 + padded.length + 1024);
+  archive.set(block, 0);
+  archive.set(padded, 512);
+  return new Uint8Array(gzipSync(archive));
+}
+
+function deploy(
+  server: TestServer,
+  name: string,
+  bundle: Uint8Array<ArrayBuffer>,
+  headers: Record<string, string> = auth,
+) {
+  return fetch(`${server.url}/v1/functions/${name}`, {
+    method: "PUT",
+    headers: { "content-type": "application/gzip", ...headers },
+    body: bundle,
+  });
+}
+
+async function greet(server: TestServer, name: string, who: string, delayMs = 0): Promise<string> {
+  const response = await server.invoke(name, { name: who, delayMs });
+  const body = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(body));
+  return body.message;
+}
+
+Deno.test("deploy: versions, atomic swap, rollback, delete, restart, auth and bundle checks", async (t) => {
+  const functionsDir = await Deno.makeTempDir({ prefix: "isolane-fns-" });
+  const dataDir = await Deno.makeTempDir({ prefix: "isolane-data-" });
+  await Deno.mkdir(join(functionsDir, "echo"));
+  await Deno.copyFile(join(echoFixture, "mod.ts"), join(functionsDir, "echo", "mod.ts"));
+  const env = { ISOLANE_ADMIN_TOKEN: token, ISOLANE_DATA: dataDir, ISOLANE_MAX_BUNDLE_BYTES: String(64 * 1024) };
+  try {
+    {
+      await using server = await startServer({ functionsDir, env });
+
+      await t.step("401 without the token or with a wrong one", async () => {
+        const bundle = await bundleOf({ "mod.ts": greeter("hello") });
+        const attempts: Record<string, string>[] = [{}, { authorization: "Bearer wrong-token-0000000000" }, {
+          authorization: token,
+        }];
+        for (const headers of attempts) {
+          const e = await errorOf(await deploy(server, "greeter", bundle, headers));
+          assert.equal(e.status, 401);
+          assert.equal(e.code, "unauthorized");
+        }
+      });
+
+      await t.step("201 for a good bundle; the function serves version 1", async () => {
+        const response = await deploy(server, "greeter", await bundleOf({ "mod.ts": greeter("hello") }));
+        assert.equal(response.status, 201);
+        assert.deepEqual(await response.json(), { name: "greeter", version: 1, status: "ready", isolates: 1 });
+        assert.equal(await greet(server, "greeter", "ada"), "hello ada");
+        const info = await (await fetch(`${server.url}/v1/functions/greeter`)).json();
+        assert.equal(info.source, "deployed");
+        assert.equal(info.version, 1);
+      });
+
+      await t.step("422 for a bundle that does not load; the old version keeps serving", async () => {
+        const e = await errorOf(await deploy(server, "greeter", await bundleOf({ "mod.ts": "export default {;" })));
+        assert.equal(e.status, 422);
+        assert.equal(e.code, "invalid_bundle");
+        assert.match(e.message, /importing .*mod\.ts failed/);
+        assert.equal(await greet(server, "greeter", "bob"), "hello bob");
+        const versions = await (await fetch(`${server.url}/v1/functions/greeter/versions`)).json();
+        assert.equal(versions.current, 1);
+        assert.deepEqual(versions.versions.map((v: { version: number }) => v.version), [1]);
+      });
+
+      await t.step("a new version swaps in while a request in flight finishes on the old one", async () => {
+        const inFlight = greet(server, "greeter", "cy", 1500);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const response = await deploy(server, "greeter", await bundleOf({ "mod.ts": greeter("bonjour") }));
+        assert.equal(response.status, 201);
+        assert.equal((await response.json()).version, 2);
+        assert.equal(await greet(server, "greeter", "dee"), "bonjour dee");
+        assert.equal(await inFlight, "hello cy");
+      });
+
+      await t.step("rollback serves the version before, or the one asked for", async () => {
+        const back = await fetch(`${server.url}/v1/functions/greeter/rollback`, { method: "POST", headers: auth });
+        assert.deepEqual(await back.json(), { name: "greeter", version: 1, previous: 2 });
+        assert.equal(await greet(server, "greeter", "eve"), "hello eve");
+        const forward = await fetch(`${server.url}/v1/functions/greeter/rollback`, {
+          method: "POST",
+          headers: { ...auth, "content-type": "application/json" },
+          body: JSON.stringify({ version: 2 }),
+        });
+        assert.equal((await forward.json()).version, 2);
+        const missing = await errorOf(
+          await fetch(`${server.url}/v1/functions/greeter/rollback`, {
+            method: "POST",
+            headers: auth,
+            body: '{"version": 9}',
+          }),
+        );
+        assert.equal(missing.status, 404);
+      });
+
+      await t.step(
+        "bundles with links, '..', absolute paths or no mod.ts are refused before anything is written",
+        async () => {
+          const cases: [Uint8Array<ArrayBuffer>, RegExp][] = [
+            [rawBundle("mod.ts", "SymbolicLink", "/etc/passwd"), /SymbolicLink entries are not allowed/],
+            [rawBundle("../escape.ts", "File"), /'\.\.' is not allowed/],
+            [rawBundle("/tmp/isolane-absolute.ts", "File"), /absolute paths are not allowed/],
+            [await bundleOf({ "lib/mod.ts": greeter("x") }), /no mod\.ts at its root/],
+            [new TextEncoder().encode("not a tarball"), /not a readable \.tar\.gz/],
+          ];
+          for (const [bundle, reason] of cases) {
+            const e = await errorOf(await deploy(server, "evil", bundle));
+            assert.equal(e.status, 422);
+            assert.match(`${e.message} ${JSON.stringify(e.details ?? "")}`, reason);
+          }
+          await assert.rejects(Deno.stat("/tmp/isolane-absolute.ts"));
+          assert.equal((await errorOf(await server.invoke("evil", {}))).status, 404);
+        },
+      );
+
+      await t.step(
+        "413 for a bundle over the size limit, 415 for another content type, 409 over a folder function",
+        async () => {
+          const noise = crypto.getRandomValues(new Uint8Array(65536));
+          const big = await errorOf(
+            await deploy(server, "big", await bundleOf({ "mod.ts": greeter("x"), "blob.bin": noise })),
+          );
+          assert.equal(big.status, 413);
+          const wrongType = await errorOf(
+            await deploy(server, "greeter", await bundleOf({ "mod.ts": greeter("x") }), {
+              ...auth,
+              "content-type": "text/plain",
+            }),
+          );
+          assert.equal(wrongType.status, 415);
+          const conflict = await errorOf(await deploy(server, "echo", await bundleOf({ "mod.ts": greeter("x") })));
+          assert.equal(conflict.status, 409);
+        },
+      );
+
+      await t.step("deno task deploy packs a folder and uploads it", async () => {
+        const folder = await Deno.makeTempDir();
+        await Deno.writeTextFile(join(folder, "mod.ts"), greeter("hola"));
+        const result = await new Deno.Command(Deno.execPath(), {
+          args: ["task", "-q", "deploy", folder, "--url", server.url, "--name", "cli-greeter"],
+          env: { ISOLANE_ADMIN_TOKEN: token, NO_COLOR: "1" },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        await Deno.remove(folder, { recursive: true });
+        const out = new TextDecoder().decode(result.stdout);
+        assert.equal(result.code, 0, out + new TextDecoder().decode(result.stderr));
+        assert.match(new TextDecoder().decode(result.stderr), /uploading cli-greeter .*100%/);
+        assert.equal(JSON.parse(out).version, 1);
+        assert.equal(await greet(server, "cli-greeter", "fay"), "hola fay");
+      });
+    }
+
+    await t.step("deployed functions survive a restart, at their current version", async () => {
+      await using server = await startServer({ functionsDir, env });
+      assert.equal(await greet(server, "greeter", "gus"), "bonjour gus");
+      assert.equal(await greet(server, "cli-greeter", "hal"), "hola hal");
+
+      const deleted = await fetch(`${server.url}/v1/functions/greeter`, { method: "DELETE", headers: auth });
+      assert.deepEqual(await deleted.json(), { name: "greeter", deleted: true });
+      assert.equal((await errorOf(await server.invoke("greeter", { name: "x" }))).status, 404);
+      assert.equal((await errorOf(await fetch(`${server.url}/v1/functions/greeter/versions`))).status, 404);
+      const folderDelete = await errorOf(
+        await fetch(`${server.url}/v1/functions/echo`, { method: "DELETE", headers: auth }),
+      );
+      assert.equal(folderDelete.status, 409);
+    });
+
+    await t.step("a deleted function stays deleted after a restart", async () => {
+      await using server = await startServer({ functionsDir, env });
+      assert.equal((await errorOf(await server.invoke("greeter", { name: "x" }))).status, 404);
+      assert.equal(await greet(server, "cli-greeter", "ivy"), "hola ivy");
+    });
+
+    await t.step("without a token the admin API is off (403)", async () => {
+      await using server = await startServer({ functionsDir, env: { ISOLANE_DATA: dataDir } });
+      const e = await errorOf(await deploy(server, "greeter", await bundleOf({ "mod.ts": greeter("x") })));
+      assert.equal(e.status, 403);
+      assert.equal(e.code, "admin_disabled");
+      await server.waitForLog((l) => l.msg === "admin API" && /off/.test(String(l.mode)));
+    });
+  } finally {
+    await Deno.remove(functionsDir, { recursive: true });
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
