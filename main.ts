@@ -8,7 +8,13 @@ import { log } from "./src/log.ts";
 
 if (import.meta.main) {
   const runtime = await startRuntime(parseConfig(Deno.env.toObject(), Deno.args));
+  let stopping = false;
   const stop = async (signal: string) => {
+    if (stopping) {
+      log("warn", "second signal: exiting now", { signal });
+      Deno.exit(1);
+    }
+    stopping = true;
     log("info", "shutting down", { signal });
     await runtime.close();
     Deno.exit(0);

@@ -48,6 +48,8 @@ export interface InitMessage {
 /** One request for the isolate. */
 export interface Job {
   id: number;
+  /** The HTTP request's id, so that the function's console output can name it. */
+  requestId?: string;
   /** The request body: UTF-8 JSON. */
   body: ArrayBuffer;
 }
@@ -133,5 +135,19 @@ export interface ExitingMessage {
   reason: string;
 }
 
+/** Isolate to host: a line the function wrote with `console`. */
+export interface LogMessage {
+  type: "log";
+  level: "debug" | "info" | "warn" | "error";
+  text: string;
+  requestId?: string;
+}
+
 /** Every message an isolate sends. */
-export type IsolateMessage = ManifestMessage | ReadyMessage | FailedMessage | ResultsMessage | ExitingMessage;
+export type IsolateMessage =
+  | ManifestMessage
+  | ReadyMessage
+  | FailedMessage
+  | ResultsMessage
+  | ExitingMessage
+  | LogMessage;

@@ -4,7 +4,7 @@
  * the user's module, so user code can never load native code.
  * @module
  */
-import type { HostMessage, InitMessage, IsolateMessage, JobResult } from "../protocol.ts";
+import type { HostMessage, InitMessage, IsolateMessage, Job, JobResult } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { createSession, describeSession } from "../inference/session.ts";
@@ -13,6 +13,7 @@ import { z } from "../sdk.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
 import { type BaseContext, runJob } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
+import { captureConsole, withRequest } from "./console_capture.ts";
 import { type OpenedLane, openGpuLane } from "./gpu_lane.ts";
 
 interface WorkerScope {
@@ -21,6 +22,7 @@ interface WorkerScope {
 }
 const scope = self as unknown as WorkerScope;
 guardExit((message) => scope.postMessage(message));
+captureConsole((message) => scope.postMessage(message));
 
 let serving: { loaded: LoadedFunction; base: BaseContext } | undefined;
 let gpuLane: OpenedLane | undefined;
@@ -91,13 +93,14 @@ async function serve(init: InitMessage): Promise<void> {
   });
 }
 
-async function runJobs(jobs: { id: number; body: ArrayBuffer }[]): Promise<void> {
+async function runJobs(jobs: Job[]): Promise<void> {
   if (!serving) throw new Error("Isolate received jobs before it was ready");
   const { loaded, base } = serving;
   const results: JobResult[] = await Promise.all(jobs.map((job) => {
     const controller = new AbortController();
     aborts.set(job.id, controller);
-    return runJob(loaded.definition, job, base, controller.signal).finally(() => aborts.delete(job.id));
+    return withRequest(job.requestId, () => runJob(loaded.definition, job, base, controller.signal))
+      .finally(() => aborts.delete(job.id));
   }));
   const transfer = results.flatMap((r) => (r.ok ? [r.body] : []));
   scope.postMessage({ type: "results", results }, transfer);

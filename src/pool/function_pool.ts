@@ -13,6 +13,7 @@ import { log } from "../log.ts";
 import { backoffDelay } from "./backoff.ts";
 import { IsolateHandle } from "./isolate_handle.ts";
 import { isolatePermissions } from "./permissions.ts";
+import type { PoolObserver } from "./observer.ts";
 
 /** Everything a pool needs to start its isolates. */
 export interface PoolSpec {
@@ -31,6 +32,8 @@ export interface PoolSpec {
   /** The kernels' PTX, read by isolates on CUDA lanes. */
   kernelsPtxPath: string;
   bootTimeoutMs?: number;
+  /** Told of dispatches and restarts (metrics). */
+  observer?: PoolObserver;
 }
 
 /** A lane and the isolate that currently serves it. */
@@ -139,7 +142,10 @@ export class FunctionPool {
    * Runs one request body through the function. Resolves with the JSON
    * response body; rejects with an `IsolaneError` (queue full, timeout, ...).
    */
-  invoke(body: ArrayBuffer, signal?: AbortSignal): Promise<ArrayBuffer> {
+  invoke(
+    body: ArrayBuffer,
+    { signal, requestId }: { signal?: AbortSignal; requestId?: string } = {},
+  ): Promise<ArrayBuffer> {
     const { name, options } = this.spec;
     if (this.#closed) {
       return Promise.reject(
@@ -161,7 +167,7 @@ export class FunctionPool {
     }
     return new Promise<ArrayBuffer>((resolve, reject) => {
       const waiting: Waiting = {
-        job: { id: nextJobId++, body },
+        job: { id: nextJobId++, body, ...(requestId ? { requestId } : {}) },
         queueTimer: undefined,
         signal,
         onAbort: () => this.#dequeue(waiting, new IsolaneError("timeout", "The client went away")),
@@ -275,6 +281,7 @@ export class FunctionPool {
       // A handler past its limit may be stuck in a synchronous loop: only termination is sure to stop it.
       isolate.terminate(new IsolaneError("timeout", `A request ran past ${timeoutMs} ms`));
     }, timeoutMs);
+    this.spec.observer?.dispatched(this.spec.name, 1);
     const onClientGone = () => isolate.abort(job.id);
     waiting.signal?.addEventListener("abort", onClientGone, { once: true });
     isolate.run(job).then((result) => {
@@ -293,6 +300,7 @@ export class FunctionPool {
       slot.restarts++;
       slot.lastError = error.message;
       if (error.code !== "timeout") slot.failures++;
+      this.spec.observer?.isolateStopped(this.spec.name, error.code);
       log("warn", "isolate stopped", {
         function: this.spec.name,
         isolate: isolate.id,

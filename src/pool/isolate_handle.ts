@@ -11,10 +11,12 @@ import type {
   JobResult,
   LaneInfo,
   LanePlan,
+  LogMessage,
   Manifest,
   ModelInfo,
 } from "../protocol.ts";
 import { type ErrorBody, IsolaneError } from "../errors.ts";
+import { log } from "../log.ts";
 
 const isolateEntry = new URL("../isolate/main.ts", import.meta.url);
 let nextIsolateId = 1;
@@ -48,8 +50,18 @@ export class IsolateHandle {
   #pending = new Map<number, (result: JobResult) => void>();
   #onExit: ExitListener | undefined;
 
-  private constructor(worker: Worker, readonly lane: LanePlan) {
+  private constructor(worker: Worker, readonly lane: LanePlan, readonly name: string) {
     this.#worker = worker;
+  }
+
+  /** A line the function wrote with `console`, as a structured log line of the runtime. */
+  #log(message: LogMessage): void {
+    log(message.level, "function log", {
+      function: this.name,
+      isolate: this.id,
+      ...(message.requestId ? { request: message.requestId } : {}),
+      text: message.text,
+    });
   }
 
   /** Whether the Worker is still running. */
@@ -68,7 +80,7 @@ export class IsolateHandle {
       name: `isolane:${init.name}`,
       deno: { permissions },
     });
-    const handle = new IsolateHandle(worker, init.lane);
+    const handle = new IsolateHandle(worker, init.lane, init.name);
     return new Promise<IsolateHandle>((resolve, reject) => {
       const failBoot = (error: IsolaneError) => {
         clearTimeout(timer);
@@ -95,6 +107,7 @@ export class IsolateHandle {
       };
       worker.onmessage = (event: MessageEvent<IsolateMessage>) => {
         const message = event.data;
+        if (message.type === "log") return handle.#log(message);
         if (message.type === "failed") return failBoot(IsolaneError.from(message.error));
         if (message.type === "exiting") {
           return failBoot(
@@ -116,6 +129,7 @@ export class IsolateHandle {
 
   #listen(): void {
     this.#worker.onmessage = (event: MessageEvent<IsolateMessage>) => {
+      if (event.data.type === "log") return this.#log(event.data);
       if (event.data.type === "exiting") {
         return this.terminate(new IsolaneError("isolate_crashed", `The isolate stopped: ${event.data.reason}`));
       }

@@ -12,6 +12,7 @@ import { isolatePermissions } from "../pool/permissions.ts";
 import { type DeviceInventory, planLanes } from "../pool/plan_lanes.ts";
 import { resolveFilePaths } from "./file_paths.ts";
 import { log } from "../log.ts";
+import type { PoolObserver } from "../pool/observer.ts";
 
 /** One loaded, serving version of a function. */
 export interface FunctionVersion {
@@ -33,6 +34,8 @@ export interface LoadContext {
   devices: DeviceInventory;
   /** Intra-op threads per isolate; 0 divides the cores among the function's isolates. */
   ortThreads: number;
+  /** Told of every pool's dispatches and restarts. */
+  observer?: PoolObserver;
 }
 
 /** Reads a module's manifest in an isolate that may read only the function's folder and loads no native code. */
@@ -76,6 +79,7 @@ export async function loadFunction(
     lanes,
     ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
     kernelsPtxPath: ctx.kernelsPtxPath,
+    observer: ctx.observer,
   });
   await pool.start();
   return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date() };

@@ -15,9 +15,11 @@ import { type DeviceSources, devicesReport } from "./devices_report.ts";
 import type { Deployments } from "../registry/deployments.ts";
 import type { AdminMode } from "./admin_auth.ts";
 import { adminRoutes } from "./admin_routes.ts";
+import type { Metrics } from "./metrics.ts";
 
 /** What the app serves besides the registry. */
 export interface AppOptions {
+  metrics: Metrics;
   devices: DeviceSources;
   deployments: Deployments;
   admin: AdminMode;
@@ -72,9 +74,14 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
   const limits = new Map<number, MiddlewareHandler>();
   app.use(requestId());
   app.use(requestLog());
+  app.use(options.metrics.middleware);
   app.onError(errorResponse);
   app.notFound((c) => errorResponse(new IsolaneError("not_found", `No route ${c.req.method} ${c.req.path}`), c));
 
+  app.get("/metrics", async (c) => {
+    const { contentType, body } = await options.metrics.render();
+    return c.body(body, 200, { "content-type": contentType });
+  });
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", (c) => {
     const functions = Object.fromEntries(registry.list().map((e) => [e.name, registry.status(e)]));
@@ -110,7 +117,10 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
     }
     let output: ArrayBuffer | undefined;
     await limitFor(fn.manifest.options.maxBodyBytes, limits)(c, async () => {
-      output = await fn.pool.invoke(await c.req.arrayBuffer(), c.req.raw.signal);
+      output = await fn.pool.invoke(await c.req.arrayBuffer(), {
+        signal: c.req.raw.signal,
+        requestId: c.get("requestId"),
+      });
     });
     return c.body(output!, 200, { "content-type": "application/json" });
   });

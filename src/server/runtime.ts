@@ -12,6 +12,8 @@ import type { DeviceSources } from "./devices_report.ts";
 import { Registry } from "../registry/registry.ts";
 import { watchFunctions } from "../registry/watch.ts";
 import { createApp } from "./app.ts";
+import { createMetrics } from "./metrics.ts";
+import type { Context } from "hono";
 import { adminMode } from "./admin_auth.ts";
 import { Deployments } from "../registry/deployments.ts";
 
@@ -53,6 +55,17 @@ function detectDevices(): { inventory: DeviceInventory; sources: DeviceSources }
   };
 }
 
+const invocation = /^\/(?:v1\/functions\/([^/]+)|v2\/models\/([^/]+)\/infer)$/;
+
+/** The function a request invokes (label for metrics), `unknown` for names that do not exist, `null` for other routes. */
+function invokedFunction(c: Context, registry: Registry): string | null {
+  if (c.req.method !== "POST") return null;
+  const match = invocation.exec(c.req.path);
+  if (!match) return null;
+  const name = match[1] ?? match[2];
+  return registry.get(name) ? name : "unknown";
+}
+
 /** Serves again every deployed function's current version (deployments survive restarts). */
 async function loadDeployed(registry: Registry, deployments: Deployments): Promise<void> {
   await Promise.all((await deployments.names()).map(async (name) => {
@@ -73,7 +86,9 @@ async function loadDeployed(registry: Registry, deployments: Deployments): Promi
 export async function startRuntime(config: Config): Promise<Runtime> {
   setLogLevel(config.logLevel);
   const { inventory, sources } = detectDevices();
+  const metrics = createMetrics({ devices: sources, functionOf: (c) => invokedFunction(c, registry) });
   const registry = new Registry({
+    observer: metrics.observer,
     functionsDir: config.functionsDir,
     nodeModules,
     kernelsPtxPath: fileURLToPath(kernelsPtxUrl),
@@ -101,7 +116,14 @@ export async function startRuntime(config: Config): Promise<Runtime> {
   });
   const watcher = config.watch ? watchFunctions(registry) : undefined;
   if (watcher) log("info", "watching for changes", { functions: registry.functionsDir });
-  const app = createApp(registry, { devices: sources, deployments, admin, maxBundleBytes: config.maxBundleBytes });
+  metrics.bind(registry);
+  const app = createApp(registry, {
+    devices: sources,
+    deployments,
+    admin,
+    maxBundleBytes: config.maxBundleBytes,
+    metrics,
+  });
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.addr.port}`;
   const failed = registry.list().filter((e) => e.error).map((e) => e.name);
@@ -111,8 +133,14 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     registry,
     async close() {
       watcher?.close();
-      await server.shutdown();
+      // Stop accepting at once; let requests in flight (running or queued) finish, within the grace period.
+      const started = performance.now();
+      const outcome = await Promise.race([
+        server.shutdown().then(() => "drained" as const),
+        new Promise<"grace period over">((resolve) => setTimeout(resolve, config.shutdownGraceMs, "grace period over")),
+      ]);
       registry.close();
+      log("info", "stopped", { requests: outcome, ms: Math.round(performance.now() - started) });
     },
   };
 }

@@ -1,0 +1,176 @@
+/**
+ * Prometheus metrics (prom-client): requests by function and status, latency,
+ * queue depth, batch sizes, isolates and their restarts, GPU memory and lanes.
+ * @module
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import client from "prom-client";
+import type { PoolObserver } from "../pool/observer.ts";
+import type { Registry } from "../registry/registry.ts";
+import type { DeviceSources } from "./devices_report.ts";
+
+/** The metrics of one runtime. */
+export interface Metrics {
+  /** Counts and times function invocations. */
+  middleware: MiddlewareHandler;
+  /** Hands pools' events to the metrics. */
+  observer: PoolObserver;
+  /** The text exposition for `GET /metrics`. */
+  render(): Promise<{ contentType: string; body: string }>;
+  /** Recent invocations per function: count, and latency percentiles over the last minute (status page). */
+  recent(): Record<string, { requests: number; perSecond: number; p50Ms: number; p99Ms: number }>;
+}
+
+const windowMs = 60_000;
+
+/** Creates the metrics; `registry` and `devices` are read when metrics are scraped. */
+export function createMetrics(
+  options: { devices: DeviceSources; functionOf: (c: Context) => string | null },
+): Metrics & {
+  bind(registry: Registry): void;
+} {
+  const register = new client.Registry();
+  client.collectDefaultMetrics({ register, prefix: "isolane_" });
+  let registry: Registry | undefined;
+  const requests = new client.Counter({
+    name: "isolane_requests_total",
+    help: "Function invocations by function and HTTP status",
+    labelNames: ["function", "status"] as const,
+    registers: [register],
+  });
+  const duration = new client.Histogram({
+    name: "isolane_request_duration_seconds",
+    help: "Invocation latency from request to response, by function",
+    labelNames: ["function"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [register],
+  });
+  const batch = new client.Histogram({
+    name: "isolane_batch_size",
+    help: "Jobs per dispatch to an isolate",
+    labelNames: ["function"] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [register],
+  });
+  const restarts = new client.Counter({
+    name: "isolane_isolate_restarts_total",
+    help: "Isolates stopped unplanned and respawned, by reason",
+    labelNames: ["function", "reason"] as const,
+    registers: [register],
+  });
+  new client.Gauge({
+    name: "isolane_queue_depth",
+    help: "Requests waiting for a free isolate",
+    labelNames: ["function"] as const,
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const e of registry?.list() ?? []) if (e.current) this.set({ function: e.name }, e.current.pool.queued);
+    },
+  });
+  new client.Gauge({
+    name: "isolane_isolates",
+    help: "Isolates by function, device and state",
+    labelNames: ["function", "device", "state"] as const,
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const e of registry?.list() ?? []) {
+        for (const i of e.current?.pool.isolates() ?? []) {
+          this.inc({ function: e.name, device: i.device, state: i.status });
+        }
+      }
+    },
+  });
+  new client.Gauge({
+    name: "isolane_function_up",
+    help: "1 when a function serves, 0 when it failed or is unhealthy",
+    labelNames: ["function"] as const,
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const e of registry?.list() ?? []) this.set({ function: e.name }, registry!.status(e) === "ready" ? 1 : 0);
+    },
+  });
+  new client.Gauge({
+    name: "isolane_gpu_memory_used_bytes",
+    help: "Used memory of each GPU (NVML)",
+    labelNames: ["device", "name"] as const,
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const d of options.devices.devices) {
+        const memory = options.devices.memory(d.pciBusId);
+        if (memory) this.set({ device: String(d.index), name: d.name }, memory.usedBytes);
+      }
+    },
+  });
+  new client.Gauge({
+    name: "isolane_gpu_memory_total_bytes",
+    help: "Total memory of each GPU",
+    labelNames: ["device", "name"] as const,
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const d of options.devices.devices) this.set({ device: String(d.index), name: d.name }, d.totalBytes);
+    },
+  });
+  new client.Gauge({
+    name: "isolane_gpu_lanes",
+    help: "GPU lanes (isolates bound to a device) per device",
+    labelNames: ["device"] as const,
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const d of options.devices.devices) this.set({ device: String(d.index) }, 0);
+      for (const e of registry?.list() ?? []) {
+        for (const i of e.current?.pool.isolates() ?? []) if (i.gpu) this.inc({ device: String(i.gpu.device) });
+      }
+    },
+  });
+
+  const window = new Map<string, { at: number; ms: number }[]>();
+  return {
+    bind(r) {
+      registry = r;
+    },
+    middleware: async function invocationMetrics(c, next) {
+      const started = performance.now();
+      await next();
+      const fn = options.functionOf(c);
+      if (fn === null) return;
+      const ms = performance.now() - started;
+      requests.inc({ function: fn, status: String(c.res.status) });
+      duration.observe({ function: fn }, ms / 1000);
+      const samples = window.get(fn) ?? [];
+      samples.push({ at: Date.now(), ms });
+      window.set(fn, samples);
+    },
+    observer: {
+      dispatched: (fn, size) => batch.observe({ function: fn }, size),
+      isolateStopped: (fn, code) => restarts.inc({ function: fn, reason: code }),
+    },
+    async render() {
+      return { contentType: register.contentType, body: await register.metrics() };
+    },
+    recent() {
+      const now = Date.now();
+      const out: ReturnType<Metrics["recent"]> = {};
+      for (const [fn, samples] of window) {
+        const kept = samples.filter((s) => now - s.at < windowMs);
+        window.set(fn, kept);
+        const sorted = kept.map((s) => s.ms).sort((a, b) => a - b);
+        const at = (
+          q: number,
+        ) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0);
+        out[fn] = {
+          requests: kept.length,
+          perSecond: Math.round((kept.length / (windowMs / 1000)) * 100) / 100,
+          p50Ms: Math.round(at(0.5) * 10) / 10,
+          p99Ms: Math.round(at(0.99) * 10) / 10,
+        };
+      }
+      return out;
+    },
+  };
+}

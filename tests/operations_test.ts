@@ -1,0 +1,89 @@
+/**
+ * Operating the runtime: Prometheus metrics, request ids, function console
+ * output as structured logs, and graceful shutdown.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { errorOf, startServer } from "./support/server.ts";
+
+const fixtures = fileURLToPath(new URL("./fixtures/functions", import.meta.url));
+
+/** The value of one sample in a Prometheus text exposition, or undefined. */
+function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name + "{") && !line.startsWith(name + " ")) continue;
+    const labelText = line.slice(name.length).split(" ")[0];
+    if (want.every((w) => labelText.includes(w))) return Number(line.split(" ").at(-1));
+  }
+  return undefined;
+}
+
+Deno.test("operations: metrics, request ids, function logs", async (t) => {
+  await using server = await startServer({ functionsDir: fixtures });
+
+  await t.step("every response carries x-request-id; a caller's id is kept", async () => {
+    const response = await server.invoke("echo", { message: "id" });
+    await response.body?.cancel();
+    assert.match(response.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
+    const own = await server.invoke("echo", { message: "id" }, {
+      headers: { "content-type": "application/json", "x-request-id": "trace-42" },
+    });
+    await own.body?.cancel();
+    assert.equal(own.headers.get("x-request-id"), "trace-42");
+    const logged = await server.waitForLog((l) => l.msg === "request" && l.id === "trace-42");
+    assert.equal(logged.status, 200);
+  });
+
+  await t.step("a function's console output becomes a log line with the function and the request", async () => {
+    const response = await server.invoke("echo", { message: "hello logs", log: true }, {
+      headers: { "content-type": "application/json", "x-request-id": "req-logs-1" },
+    });
+    await response.body?.cancel();
+    const line = await server.waitForLog((l) => l.msg === "function log" && l.request === "req-logs-1");
+    assert.equal(line.function, "echo");
+    assert.equal(line.level, "info");
+    assert.match(String(line.text), /^echo says hello logs \{ length: 10 \}$/);
+  });
+
+  await t.step(
+    "GET /metrics counts requests by function and status, latency, batches, restarts and queues",
+    async () => {
+      for (let i = 0; i < 3; i++) await (await server.invoke("echo", { message: "m" })).body?.cancel();
+      await errorOf(await server.invoke("echo", { message: 1 }));
+      await errorOf(await server.invoke("limits", { spinMs: 5000 }));
+      await errorOf(await server.invoke("no-such-function", {}));
+      const response = await fetch(`${server.url}/metrics`);
+      assert.match(response.headers.get("content-type") ?? "", /text\/plain/);
+      const text = await response.text();
+      assert.ok(sample(text, "isolane_requests_total", { function: "echo", status: "200" })! >= 5);
+      assert.equal(sample(text, "isolane_requests_total", { function: "echo", status: "400" }), 1);
+      assert.equal(sample(text, "isolane_requests_total", { function: "limits", status: "504" }), 1);
+      assert.equal(sample(text, "isolane_requests_total", { function: "unknown", status: "404" }), 1);
+      assert.ok(sample(text, "isolane_request_duration_seconds_count", { function: "echo" })! >= 6);
+      assert.ok(sample(text, "isolane_batch_size_count", { function: "echo" })! >= 5);
+      assert.equal(sample(text, "isolane_isolate_restarts_total", { function: "limits", reason: "timeout" }), 1);
+      assert.equal(sample(text, "isolane_queue_depth", { function: "echo" }), 0);
+      assert.equal(sample(text, "isolane_function_up", { function: "echo" }), 1);
+      assert.equal(sample(text, "isolane_function_up", { function: "broken" }), 0);
+      assert.ok(sample(text, "isolane_isolates", { function: "echo", device: "cpu" })! >= 1);
+      assert.ok(sample(text, "isolane_process_resident_memory_bytes", {})! > 0);
+    },
+  );
+});
+
+Deno.test("operations: SIGTERM stops accepting, finishes requests in flight, and exits 0", async () => {
+  const server = await startServer({ functionsDir: fixtures });
+  const slow = server.invoke("echo", { message: "finish me", delayMs: 1500 });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const stopping = server.stop();
+  await server.waitForLog((l) => l.msg === "shutting down");
+  await assert.rejects(fetch(`${server.url}/healthz`), "new connections are refused once shutdown starts");
+  const response = await slow;
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { message: "finish me" });
+  const status = await stopping;
+  assert.equal(status.code, 0);
+  const stopped = server.logs.find((l) => l.msg === "stopped");
+  assert.equal(stopped?.requests, "drained");
+});
