@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { Validator } from "@seriousme/openapi-schema-validator";
 import { errorOf, startServer } from "./support/server.ts";
 
 const fixtures = fileURLToPath(new URL("./fixtures/functions", import.meta.url));
@@ -70,6 +71,30 @@ Deno.test("operations: metrics, request ids, function logs", async (t) => {
       assert.ok(sample(text, "isolane_process_resident_memory_bytes", {})! > 0);
     },
   );
+});
+
+Deno.test("operations: /openapi.json is valid OpenAPI 3.1 with each function's schemas; /docs serves Swagger UI", async () => {
+  await using server = await startServer({ functionsDir: fixtures });
+  const doc = await (await fetch(`${server.url}/openapi.json`)).json();
+  const result = await new Validator().validate(doc);
+  assert.equal(result.valid, true, JSON.stringify(result.errors));
+  assert.equal(doc.openapi, "3.1.0");
+  const echo = doc.paths["/v1/functions/echo"].post;
+  assert.equal(echo.summary, "Echoes a message, optionally after a delay");
+  const input = echo.requestBody.content["application/json"].schema;
+  assert.deepEqual(input.required, ["message"]);
+  assert.equal(input.properties.delayMs.type, "integer");
+  assert.equal(echo.responses["200"].content["application/json"].schema.properties.message.type, "string");
+  assert.equal(echo.responses["429"].content["application/json"].schema.$ref, "#/components/schemas/Error");
+  assert.equal(doc.paths["/v1/functions/broken"], undefined, "functions that failed to load are not described");
+  const page = await fetch(`${server.url}/docs`);
+  const html = await page.text();
+  assert.match(html, /SwaggerUIBundle\(\{ url: "\/openapi\.json"/);
+  const bundle = await fetch(`${server.url}/docs/assets/swagger-ui-bundle.js`);
+  assert.equal(bundle.status, 200);
+  assert.match(bundle.headers.get("content-type") ?? "", /javascript/);
+  assert.ok((await bundle.arrayBuffer()).byteLength > 100_000);
+  assert.equal((await errorOf(await fetch(`${server.url}/docs/assets/..%2Fpackage.json`))).status, 404);
 });
 
 Deno.test("operations: SIGTERM stops accepting, finishes requests in flight, and exits 0", async () => {

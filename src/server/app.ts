@@ -16,6 +16,8 @@ import type { Deployments } from "../registry/deployments.ts";
 import type { AdminMode } from "./admin_auth.ts";
 import { adminRoutes } from "./admin_routes.ts";
 import type { Metrics } from "./metrics.ts";
+import { openApiDocument } from "./openapi.ts";
+import { docsRoutes } from "./docs_page.ts";
 
 /** What the app serves besides the registry. */
 export interface AppOptions {
@@ -25,6 +27,9 @@ export interface AppOptions {
   admin: AdminMode;
   maxBundleBytes: number;
 }
+
+/** The runtime's version, as the API and OpenAPI document report it. */
+export const runtimeVersion = "0.1.0";
 
 const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
@@ -78,6 +83,8 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
   app.onError(errorResponse);
   app.notFound((c) => errorResponse(new IsolaneError("not_found", `No route ${c.req.method} ${c.req.path}`), c));
 
+  app.get("/openapi.json", (c) => c.json(openApiDocument(registry, { version: runtimeVersion })));
+  app.route("/", docsRoutes());
   app.get("/metrics", async (c) => {
     const { contentType, body } = await options.metrics.render();
     return c.body(body, 200, { "content-type": contentType });

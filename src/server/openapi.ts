@@ -1,0 +1,163 @@
+/**
+ * The OpenAPI 3.1 description of a running isolane: the fixed routes, and
+ * one `POST /v1/functions/<name>` per loaded function with its input and
+ * output JSON Schema (from its Zod schemas).
+ * @module
+ */
+import type { Registry } from "../registry/registry.ts";
+import { errorStatus } from "../errors.ts";
+
+type Schema = Record<string, unknown>;
+
+const errorRef = { $ref: "#/components/schemas/Error" };
+const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: errorRef } } });
+const json = (schema: Schema, description = "OK") => ({ description, content: { "application/json": { schema } } });
+
+/** A JSON Schema from Zod without its `$schema` key (OpenAPI 3.1 sets the dialect once). */
+function embed(schema: unknown): Schema {
+  const { $schema: _, ...rest } = (schema ?? {}) as Schema;
+  return rest;
+}
+
+const invocationErrors = {
+  "400": errorResponse("Invalid JSON, or input that fails the schema (`details` holds the issues)"),
+  "404": errorResponse("No such function"),
+  "413": errorResponse("Body over the function's maxBodyBytes"),
+  "415": errorResponse("Body is not JSON"),
+  "429": errorResponse("Queue full; see Retry-After"),
+  "500": errorResponse("The handler threw, returned invalid output, or its isolate died"),
+  "503": errorResponse("The function is not loaded or unhealthy"),
+  "504": errorResponse("The call ran past timeoutMs"),
+};
+
+/** The OpenAPI document for the functions the registry serves now. */
+export function openApiDocument(registry: Registry, { version }: { version: string }): Schema {
+  const functionPaths: Record<string, unknown> = {};
+  for (const entry of registry.list()) {
+    const current = entry.current;
+    if (!current) continue;
+    const { options, inputSchema, outputSchema } = current.manifest;
+    functionPaths[`/v1/functions/${entry.name}`] = {
+      post: {
+        operationId: `invoke_${entry.name.replaceAll("-", "_")}`,
+        tags: ["functions"],
+        summary: options.description,
+        description:
+          `Runs '${entry.name}' (version ${current.version}). Limits: ${options.maxBodyBytes} bytes, ${options.timeoutMs} ms, ${options.queueDepth} waiting.`,
+        requestBody: { required: true, content: { "application/json": { schema: embed(inputSchema) } } },
+        responses: { "200": json(embed(outputSchema), "The function's output"), ...invocationErrors },
+      },
+    };
+  }
+  const admin = [{ adminToken: [] }];
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "isolane",
+      version,
+      description:
+        'Edge functions for ML models. Every error has the shape {"error": {"code", "message", "details"?}}.',
+    },
+    tags: [
+      { name: "functions", description: "Invoke the loaded functions" },
+      { name: "runtime", description: "Functions, devices, health and metrics" },
+      { name: "admin", description: "Deploy, roll back and delete functions (Authorization: Bearer)" },
+    ],
+    paths: {
+      ...functionPaths,
+      "/v1/functions": {
+        get: { operationId: "listFunctions", tags: ["runtime"], responses: { "200": json({ type: "object" }) } },
+      },
+      "/v1/functions/{name}": {
+        parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+        get: {
+          operationId: "describeFunction",
+          tags: ["runtime"],
+          responses: { "200": json({ type: "object" }), "404": errorResponse("No such function") },
+        },
+        put: {
+          operationId: "deployFunction",
+          tags: ["admin"],
+          security: admin,
+          requestBody: {
+            required: true,
+            content: { "application/gzip": { schema: { type: "string", contentMediaType: "application/gzip" } } },
+          },
+          responses: {
+            "201": json({ type: "object" }, "Deployed and serving"),
+            "401": errorResponse("Missing or wrong token"),
+            "403": errorResponse("Admin API off"),
+            "409": errorResponse("Name taken by a folder function"),
+            "413": errorResponse("Bundle too large"),
+            "422": errorResponse("Bundle refused or did not load; the old version keeps serving"),
+          },
+        },
+        delete: {
+          operationId: "deleteFunction",
+          tags: ["admin"],
+          security: admin,
+          responses: { "200": json({ type: "object" }), "404": errorResponse("No such function") },
+        },
+      },
+      "/v1/functions/{name}/versions": {
+        parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+        get: { operationId: "listVersions", tags: ["runtime"], responses: { "200": json({ type: "object" }) } },
+      },
+      "/v1/functions/{name}/rollback": {
+        parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+        post: {
+          operationId: "rollbackFunction",
+          tags: ["admin"],
+          security: admin,
+          requestBody: {
+            required: false,
+            content: {
+              "application/json": { schema: { type: "object", properties: { version: { type: "integer" } } } },
+            },
+          },
+          responses: { "200": json({ type: "object" }), "404": errorResponse("No such version") },
+        },
+      },
+      "/v1/devices": {
+        get: { operationId: "listDevices", tags: ["runtime"], responses: { "200": json({ type: "object" }) } },
+      },
+      "/healthz": { get: { operationId: "health", tags: ["runtime"], responses: { "200": json({ type: "object" }) } } },
+      "/readyz": {
+        get: {
+          operationId: "ready",
+          tags: ["runtime"],
+          responses: { "200": json({ type: "object" }), "503": json({ type: "object" }, "Some function is not ready") },
+        },
+      },
+      "/metrics": {
+        get: {
+          operationId: "metrics",
+          tags: ["runtime"],
+          responses: {
+            "200": { description: "Prometheus text format", content: { "text/plain": { schema: { type: "string" } } } },
+          },
+        },
+      },
+    },
+    components: {
+      schemas: {
+        Error: {
+          type: "object",
+          required: ["error"],
+          properties: {
+            error: {
+              type: "object",
+              required: ["code", "message"],
+              properties: {
+                code: { type: "string", enum: Object.keys(errorStatus) },
+                message: { type: "string" },
+                details: {},
+              },
+            },
+          },
+        },
+      },
+      securitySchemes: { adminToken: { type: "http", scheme: "bearer" } },
+    },
+  };
+}
