@@ -36,6 +36,40 @@ export class InputError extends Error {
 /** Where a function's isolates run: any GPU if usable, the CPU, any GPU (required), or these GPUs. */
 export type DeviceOption = "auto" | "cpu" | "cuda" | number[];
 
+/** Tensor datatypes of the KServe v2 / Open Inference Protocol. */
+export const tensorDatatypes = [
+  "BOOL",
+  "UINT8",
+  "UINT16",
+  "UINT32",
+  "UINT64",
+  "INT8",
+  "INT16",
+  "INT32",
+  "INT64",
+  "FP16",
+  "FP32",
+  "FP64",
+  "BYTES",
+] as const;
+
+/** One named tensor of a signature; `-1` in a shape is any size. */
+export interface TensorSpec {
+  name: string;
+  datatype: (typeof tensorDatatypes)[number];
+  shape: number[];
+}
+
+/**
+ * A tensor signature: the function's input is an object with one nested array
+ * per input tensor, its output one nested array per output tensor. Declaring
+ * it serves the function over KServe v2 (`/v2/models/<name>/infer`) too.
+ */
+export interface TensorSignature {
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
 /** Permissions a function asks for beyond reading its own folder. Paths are relative to the module's folder. */
 export interface FunctionPermissions {
   /** Hosts (`"api.example.com"`, `"127.0.0.1:8080"`) the function may fetch from. */
@@ -130,6 +164,8 @@ export interface FunctionDefinition<
   queueDepth?: number;
   /** Extra permissions; none by default. */
   permissions?: FunctionPermissions;
+  /** A tensor signature, to be served over KServe v2 as well. */
+  signature?: TensorSignature;
   /** Runs once per isolate before it serves; its result is passed to every handler call as `state`. */
   setup?: (ctx: SetupContext<M>) => S | Promise<S>;
   /** Handles one call. */
@@ -141,6 +177,12 @@ export interface FunctionDefinition<
 
 const MiB = 1024 * 1024;
 const hostPattern = /^[A-Za-z0-9.\-\[\]:]+$/;
+
+const tensorSpecSchema = z.object({
+  name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/),
+  datatype: z.enum(tensorDatatypes),
+  shape: z.array(z.number().int().min(-1)),
+});
 
 /** The options of a definition, with defaults; the runtime validates every module against it. */
 export const functionOptionsSchema = z.object({
@@ -156,6 +198,10 @@ export const functionOptionsSchema = z.object({
   timeoutMs: z.number().int().min(1).max(600_000).default(30_000),
   maxBodyBytes: z.number().int().min(1).max(256 * MiB).default(8 * MiB),
   queueDepth: z.number().int().min(0).max(100_000).default(64),
+  signature: z.object({
+    inputs: z.array(tensorSpecSchema).min(1),
+    outputs: z.array(tensorSpecSchema).min(1),
+  }).optional(),
   permissions: z.object({
     net: z.array(z.string().regex(hostPattern)).optional(),
     env: z.array(z.string().min(1)).optional(),

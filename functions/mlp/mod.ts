@@ -14,6 +14,11 @@ export default defineFunction({
   }),
   output: z.object({ y: z.array(z.array(z.number())) }),
   models: { mlp: "mlp.onnx" },
+  // Also served over KServe v2: POST /v2/models/mlp/infer with an FP32 tensor "x" of shape [n, 4].
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, inputWidth] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
+  },
   maxBodyBytes: 1024 * 1024,
   async handler({ x }, { models }) {
     const feeds = { x: new Tensor("float32", Float32Array.from(x.flat()), [x.length, inputWidth]) };

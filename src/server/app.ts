@@ -4,13 +4,14 @@
  * @module
  */
 import { Hono, type MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Registry } from "../registry/registry.ts";
 import { errorResponse } from "./error_response.ts";
 import { functionInfo } from "./function_info.ts";
+import { BodyLimits, requireJson } from "./body_guard.ts";
+import { kserveRoutes } from "./kserve_routes.ts";
 import { type DeviceSources, devicesReport } from "./devices_report.ts";
 import type { Deployments } from "../registry/deployments.ts";
 import type { AdminMode } from "./admin_auth.ts";
@@ -31,8 +32,6 @@ export interface AppOptions {
 /** The runtime's version, as the API and OpenAPI document report it. */
 export const runtimeVersion = "0.1.0";
 
-const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
-
 function requestLog(): MiddlewareHandler {
   return async function requestLog(c, next) {
     const started = performance.now();
@@ -47,24 +46,6 @@ function requestLog(): MiddlewareHandler {
   };
 }
 
-/** Body limits by size, so each function's limit is one middleware made once. */
-function limitFor(maxSize: number, cache: Map<number, MiddlewareHandler>): MiddlewareHandler {
-  let limit = cache.get(maxSize);
-  if (!limit) {
-    limit = bodyLimit({
-      maxSize,
-      onError: () => {
-        throw new IsolaneError(
-          "body_too_large",
-          `Request body is larger than this function's limit of ${maxSize} bytes`,
-        );
-      },
-    });
-    cache.set(maxSize, limit);
-  }
-  return limit;
-}
-
 /**
  * Builds the Hono app over a registry.
  *
@@ -76,13 +57,14 @@ function limitFor(maxSize: number, cache: Map<number, MiddlewareHandler>): Middl
 export function createApp(registry: Registry, options: AppOptions): Hono {
   const { devices } = options;
   const app = new Hono();
-  const limits = new Map<number, MiddlewareHandler>();
+  const limits = new BodyLimits();
   app.use(requestId());
   app.use(requestLog());
   app.use(options.metrics.middleware);
   app.onError(errorResponse);
   app.notFound((c) => errorResponse(new IsolaneError("not_found", `No route ${c.req.method} ${c.req.path}`), c));
 
+  app.route("/", kserveRoutes(registry, { limits, version: runtimeVersion }));
   app.get("/openapi.json", (c) => c.json(openApiDocument(registry, { version: runtimeVersion })));
   app.route("/", docsRoutes());
   app.get("/metrics", async (c) => {
@@ -116,14 +98,9 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
 
   app.post("/v1/functions/:name", async (c) => {
     const fn = registry.serving(c.req.param("name"));
-    if (!jsonType.test(c.req.header("content-type") ?? "")) {
-      throw new IsolaneError(
-        "unsupported_media_type",
-        "Send the request body as JSON with 'content-type: application/json'",
-      );
-    }
+    requireJson(c);
     let output: ArrayBuffer | undefined;
-    await limitFor(fn.manifest.options.maxBodyBytes, limits)(c, async () => {
+    await limits.for(fn.manifest.options.maxBodyBytes)(c, async () => {
       output = await fn.pool.invoke(await c.req.arrayBuffer(), {
         signal: c.req.raw.signal,
         requestId: c.get("requestId"),

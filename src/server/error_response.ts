@@ -1,5 +1,6 @@
 /**
- * Maps every error to the one JSON error shape, in one place.
+ * Maps every error to a response, in one place: isolane's JSON error shape,
+ * or the KServe v2 protocol's.
  * @module
  */
 import type { Context } from "hono";
@@ -7,19 +8,23 @@ import { HTTPException } from "hono/http-exception";
 import { IsolaneError, statusOf } from "../errors.ts";
 import { log } from "../log.ts";
 
+function toIsolaneError(error: unknown, c: Context): IsolaneError {
+  if (error instanceof IsolaneError) return error;
+  if (error instanceof HTTPException && error.status === 413) {
+    return new IsolaneError("body_too_large", "Request body is too large");
+  }
+  log("error", "unexpected error", { path: c.req.path, reason: error instanceof Error ? error.stack : String(error) });
+  return new IsolaneError("internal", "Internal error; the runtime's log has the details");
+}
+
 /** Turns a thrown error into `{"error": {"code", "message", "details"?}}` with its status. */
 export function errorResponse(error: unknown, c: Context): Response {
-  let e: IsolaneError;
-  if (error instanceof IsolaneError) {
-    e = error;
-  } else if (error instanceof HTTPException && error.status === 413) {
-    e = new IsolaneError("body_too_large", "Request body is too large");
-  } else {
-    log("error", "unexpected error", {
-      path: c.req.path,
-      reason: error instanceof Error ? error.stack : String(error),
-    });
-    e = new IsolaneError("internal", "Internal error; the runtime's log has the details");
-  }
+  const e = toIsolaneError(error, c);
   return c.json({ error: e.toBody() }, statusOf(e.code) as 500, e.headers);
+}
+
+/** The same mapping in the KServe v2 protocol's shape: `{"error": "<message>"}`. */
+export function v2ErrorResponse(error: unknown, c: Context): Response {
+  const e = toIsolaneError(error, c);
+  return c.json({ error: e.message }, statusOf(e.code) as 500, e.headers);
 }
