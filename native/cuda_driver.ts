@@ -271,7 +271,8 @@ export function openCudaDriver(): OpenedDriver {
   try {
     lib = Deno.dlopen("libcuda.so.1", symbols);
   } catch (error) {
-    opened = { ok: false, reason: `no CUDA driver (libcuda.so.1: ${(error as Error).message})` };
+    const why = (error as Error).message.replace(/^(Could not open library: )+/, "");
+    opened = { ok: false, reason: `no CUDA driver (${why})` };
     return opened;
   }
   const errors = readErrorTable(lib);

@@ -11,7 +11,7 @@ import { cudaProviderStatus } from "../inference/providers.ts";
 import type { DeviceSources } from "./devices_report.ts";
 import { Registry } from "../registry/registry.ts";
 import { watchFunctions } from "../registry/watch.ts";
-import { createApp } from "./app.ts";
+import { createApp } from "./app.tsx";
 import { createMetrics } from "./metrics.ts";
 import type { Context } from "hono";
 import { adminMode } from "./admin_auth.ts";
