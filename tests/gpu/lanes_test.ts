@@ -232,6 +232,15 @@ Deno.test({
         assert.deepEqual(Object.keys(r.streamUse), [r.lane.stream]);
         assert.ok(r.streamUse[r.lane.stream] >= 5);
       }
+      // The lanes show in the metrics and on the status page too.
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const lanes = metrics.split("\n").filter((l) => l.startsWith("isolane_gpu_lanes{"));
+      assert.equal(lanes.reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0), 3 * gpus.length, lanes.join("; "));
+      assert.match(metrics, /^isolane_gpu_memory_used_bytes\{device="0",name="[^"]+"\} [1-9]\d*$/m);
+      const page = await (await fetch(`${server.url}/?part=status`)).text();
+      for (const stream of streams) {
+        assert.ok(page.includes(`stream ${stream}`), `status page shows lane stream ${stream}`);
+      }
     }),
 });
 
