@@ -70,8 +70,3 @@ export class IsolaneError extends Error {
 export function statusOf(code: ErrorCode): number {
   return errorStatus[code];
 }
-
-/** Whether a string is a known error code (bodies from isolates are checked, not trusted). */
-export function isErrorCode(code: unknown): code is ErrorCode {
-  return typeof code === "string" && Object.hasOwn(errorStatus, code);
-}

@@ -19,6 +19,8 @@
  */
 import { z } from "zod";
 import type { InferenceSession } from "onnxruntime-common";
+// Types only: the SDK loads nothing of the native layer.
+import type { ResizeNormalizeOptions, RgbaImage } from "../native/kernels.ts";
 
 export { z };
 export { Tensor } from "onnxruntime-common";
@@ -82,21 +84,7 @@ export interface FunctionPermissions {
   write?: string[];
 }
 
-/** An RGBA image, 8 bits a channel. */
-export interface RgbaImage {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
-
-/** A region of an image and the NCHW float32 tensor (BGR, `(v / 255 - mean) / std`) it becomes. */
-export interface ResizeNormalizeOptions {
-  region: { x: number; y: number; width: number; height: number };
-  width: number;
-  height: number;
-  mean: readonly number[];
-  std: readonly number[];
-}
+export type { ResizeNormalizeOptions, RgbaImage };
 
 /** A GPU lane: the device, context and stream an isolate owns, and isolane's kernels on it. `null` on a CPU lane. */
 export interface GpuLane {

@@ -10,25 +10,12 @@ import { Buffer } from "node:buffer";
 import { fileURLToPath } from "node:url";
 import * as tar from "tar";
 import { packFolder } from "../src/registry/bundle.ts";
+import { greeterModule } from "./support/greeter.ts";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
 
 const token = "test-admin-token-0123456789";
 const auth = { authorization: `Bearer ${token}` };
 const echoFixture = fileURLToPath(new URL("./fixtures/functions/echo", import.meta.url));
-
-function greeter(greeting: string): string {
-  return `import { defineFunction, z } from "isolane";
-export default defineFunction({
-  description: "Greets with ${greeting}",
-  input: z.object({ name: z.string(), delayMs: z.number().default(0) }),
-  output: z.object({ message: z.string() }),
-  async handler({ name, delayMs }) {
-    await new Promise((resolve) => setTimeout(resolve, delayMs));
-    return { message: "${greeting} " + name };
-  },
-});
-`;
-}
 
 /** A bundle of a folder holding `files`. */
 async function bundleOf(files: Record<string, string | Uint8Array>): Promise<Uint8Array<ArrayBuffer>> {
@@ -90,7 +77,7 @@ Deno.test("deploy: versions, atomic swap, rollback, delete, restart, auth and bu
       await using server = await startServer({ functionsDir, env });
 
       await t.step("401 without the token or with a wrong one", async () => {
-        const bundle = await bundleOf({ "mod.ts": greeter("hello") });
+        const bundle = await bundleOf({ "mod.ts": greeterModule("hello") });
         const attempts: Record<string, string>[] = [{}, { authorization: "Bearer wrong-token-0000000000" }, {
           authorization: token,
         }];
@@ -102,7 +89,7 @@ Deno.test("deploy: versions, atomic swap, rollback, delete, restart, auth and bu
       });
 
       await t.step("201 for a good bundle; the function serves version 1", async () => {
-        const response = await deploy(server, "greeter", await bundleOf({ "mod.ts": greeter("hello") }));
+        const response = await deploy(server, "greeter", await bundleOf({ "mod.ts": greeterModule("hello") }));
         assert.equal(response.status, 201);
         assert.deepEqual(await response.json(), { name: "greeter", version: 1, status: "ready", isolates: 1 });
         assert.equal(await greet(server, "greeter", "ada"), "hello ada");
@@ -125,7 +112,7 @@ Deno.test("deploy: versions, atomic swap, rollback, delete, restart, auth and bu
       await t.step("a new version swaps in while a request in flight finishes on the old one", async () => {
         const inFlight = greet(server, "greeter", "cy", 1500);
         await new Promise((resolve) => setTimeout(resolve, 100));
-        const response = await deploy(server, "greeter", await bundleOf({ "mod.ts": greeter("bonjour") }));
+        const response = await deploy(server, "greeter", await bundleOf({ "mod.ts": greeterModule("bonjour") }));
         assert.equal(response.status, 201);
         assert.equal((await response.json()).version, 2);
         assert.equal(await greet(server, "greeter", "dee"), "bonjour dee");
@@ -159,7 +146,7 @@ Deno.test("deploy: versions, atomic swap, rollback, delete, restart, auth and bu
             [rawBundle("mod.ts", "SymbolicLink", "/etc/passwd"), /SymbolicLink entries are not allowed/],
             [rawBundle("../escape.ts", "File"), /'\.\.' is not allowed/],
             [rawBundle("/tmp/isolane-absolute.ts", "File"), /absolute paths are not allowed/],
-            [await bundleOf({ "lib/mod.ts": greeter("x") }), /no mod\.ts at its root/],
+            [await bundleOf({ "lib/mod.ts": greeterModule("x") }), /no mod\.ts at its root/],
             [new TextEncoder().encode("not a tarball"), /not a readable \.tar\.gz/],
           ];
           for (const [bundle, reason] of cases) {
@@ -177,24 +164,26 @@ Deno.test("deploy: versions, atomic swap, rollback, delete, restart, auth and bu
         async () => {
           const noise = crypto.getRandomValues(new Uint8Array(65536));
           const big = await errorOf(
-            await deploy(server, "big", await bundleOf({ "mod.ts": greeter("x"), "blob.bin": noise })),
+            await deploy(server, "big", await bundleOf({ "mod.ts": greeterModule("x"), "blob.bin": noise })),
           );
           assert.equal(big.status, 413);
           const wrongType = await errorOf(
-            await deploy(server, "greeter", await bundleOf({ "mod.ts": greeter("x") }), {
+            await deploy(server, "greeter", await bundleOf({ "mod.ts": greeterModule("x") }), {
               ...auth,
               "content-type": "text/plain",
             }),
           );
           assert.equal(wrongType.status, 415);
-          const conflict = await errorOf(await deploy(server, "echo", await bundleOf({ "mod.ts": greeter("x") })));
+          const conflict = await errorOf(
+            await deploy(server, "echo", await bundleOf({ "mod.ts": greeterModule("x") })),
+          );
           assert.equal(conflict.status, 409);
         },
       );
 
       await t.step("deno task deploy packs a folder and uploads it", async () => {
         const folder = await Deno.makeTempDir();
-        await Deno.writeTextFile(join(folder, "mod.ts"), greeter("hola"));
+        await Deno.writeTextFile(join(folder, "mod.ts"), greeterModule("hola"));
         const result = await new Deno.Command(Deno.execPath(), {
           args: ["task", "-q", "deploy", folder, "--url", server.url, "--name", "cli-greeter"],
           env: { ISOLANE_ADMIN_TOKEN: token, NO_COLOR: "1" },
@@ -233,7 +222,7 @@ Deno.test("deploy: versions, atomic swap, rollback, delete, restart, auth and bu
 
     await t.step("without a token the admin API is off (403)", async () => {
       await using server = await startServer({ functionsDir, env: { ISOLANE_DATA: dataDir } });
-      const e = await errorOf(await deploy(server, "greeter", await bundleOf({ "mod.ts": greeter("x") })));
+      const e = await errorOf(await deploy(server, "greeter", await bundleOf({ "mod.ts": greeterModule("x") })));
       assert.equal(e.status, 403);
       assert.equal(e.code, "admin_disabled");
       await server.waitForLog((l) => l.msg === "admin API" && /off/.test(String(l.mode)));

@@ -5,27 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { greeterModule } from "./support/greeter.ts";
 import { errorOf, startServer } from "./support/server.ts";
-
-function greeter(greeting: string): string {
-  return `import { defineFunction, z } from "isolane";
-
-export default defineFunction({
-  description: "Greets, in version ${greeting}",
-  input: z.object({ name: z.string(), delayMs: z.number().default(0) }),
-  output: z.object({ message: z.string() }),
-  async handler({ name, delayMs }) {
-    await new Promise((resolve) => setTimeout(resolve, delayMs));
-    return { message: "${greeting} " + name };
-  },
-});
-`;
-}
 
 Deno.test("reload: atomic swap, broken change, new and removed functions", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "isolane-reload-" });
   await Deno.mkdir(join(dir, "greeter"));
-  await Deno.writeTextFile(join(dir, "greeter", "mod.ts"), greeter("hello"));
+  await Deno.writeTextFile(join(dir, "greeter", "mod.ts"), greeterModule("hello"));
   try {
     await using server = await startServer({ functionsDir: dir, watch: true });
     const loaded = (version: number, name = "greeter") =>
@@ -36,7 +22,7 @@ Deno.test("reload: atomic swap, broken change, new and removed functions", async
       assert.deepEqual(await (await server.invoke("greeter", { name: "a" })).json(), { message: "hello a" });
       const inFlight = server.invoke("greeter", { name: "b", delayMs: 1500 });
       await new Promise((resolve) => setTimeout(resolve, 100));
-      await Deno.writeTextFile(join(dir, "greeter", "mod.ts"), greeter("bonjour"));
+      await Deno.writeTextFile(join(dir, "greeter", "mod.ts"), greeterModule("bonjour"));
       await loaded(2);
       assert.deepEqual(await (await server.invoke("greeter", { name: "c" })).json(), { message: "bonjour c" });
       assert.deepEqual(await (await inFlight).json(), { message: "hello b" });
@@ -57,7 +43,7 @@ Deno.test("reload: atomic swap, broken change, new and removed functions", async
 
     await t.step("a new folder is loaded, a removed one is unloaded", async () => {
       await Deno.mkdir(join(dir, "second"));
-      await Deno.writeTextFile(join(dir, "second", "mod.ts"), greeter("hi"));
+      await Deno.writeTextFile(join(dir, "second", "mod.ts"), greeterModule("hi"));
       await server.waitForLog((l) => l.msg === "function loaded" && l.function === "second");
       assert.deepEqual(await (await server.invoke("second", { name: "e" })).json(), { message: "hi e" });
       await Deno.remove(join(dir, "second"), { recursive: true });

@@ -159,9 +159,8 @@ export class FunctionPool {
           "queue_full",
           `Function '${name}' has ${this.#queue.length} requests waiting, its limit; retry later`,
           undefined,
-          {
-            "retry-after": String(Math.max(1, Math.ceil(options.timeoutMs / 1000))),
-          },
+          // A queue of waiting requests drains in moments; a second is a fair first retry.
+          { "retry-after": "1" },
         ),
       );
     }

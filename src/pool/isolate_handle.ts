@@ -10,7 +10,6 @@ import type {
   Job,
   JobResult,
   LaneInfo,
-  LanePlan,
   LogMessage,
   Manifest,
   ModelInfo,
@@ -50,7 +49,7 @@ export class IsolateHandle {
   #pending = new Map<number, (result: JobResult) => void>();
   #onExit: ExitListener | undefined;
 
-  private constructor(worker: Worker, readonly lane: LanePlan, readonly name: string) {
+  private constructor(worker: Worker, readonly name: string) {
     this.#worker = worker;
   }
 
@@ -80,7 +79,7 @@ export class IsolateHandle {
       name: `isolane:${init.name}`,
       deno: { permissions },
     });
-    const handle = new IsolateHandle(worker, init.lane, init.name);
+    const handle = new IsolateHandle(worker, init.name);
     return new Promise<IsolateHandle>((resolve, reject) => {
       const failBoot = (error: IsolaneError) => {
         clearTimeout(timer);
