@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { errorOf, startServer, until } from "./support/server.ts";
 
 const fixtures = fileURLToPath(new URL("./fixtures/functions", import.meta.url));
@@ -90,4 +91,55 @@ Deno.test("isolation: timeouts, crashes and permissions", async (t) => {
       assert.match(other.message, /NotCapable|env/i);
     },
   );
+});
+
+Deno.test("isolation: isolates that keep failing to start make the function unhealthy (503), and it recovers", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-flaky-" });
+  await Deno.mkdir(join(dir, "flaky", "state"), { recursive: true });
+  const marker = join(dir, "flaky", "state", "broken");
+  // Its setup fails while the marker exists; its handler writes the marker, then crashes its isolate.
+  await Deno.writeTextFile(
+    join(dir, "flaky", "mod.ts"),
+    `import { defineFunction, z } from "isolane";
+const marker = new URL("./state/broken", import.meta.url);
+export default defineFunction({
+  description: "Breaks its own respawns",
+  input: z.object({ action: z.enum(["ping", "break"]) }),
+  output: z.object({ ok: z.boolean() }),
+  permissions: { write: ["state"] },
+  async setup() {
+    if (await Deno.stat(marker).then(() => true, () => false)) throw new Error("the marker says broken");
+  },
+  async handler({ action }) {
+    if (action === "break") {
+      await Deno.writeTextFile(marker, "1");
+      setTimeout(() => { throw new Error("crash"); }, 0);
+      return new Promise(() => {});
+    }
+    return { ok: true };
+  },
+});
+`,
+  );
+  try {
+    await using server = await startServer({ functionsDir: dir });
+    assert.deepEqual(await (await server.invoke("flaky", { action: "ping" })).json(), { ok: true });
+    assert.equal((await errorOf(await server.invoke("flaky", { action: "break" }))).code, "isolate_crashed");
+    // Respawns fail (100, 200, 400 ms apart); after three the function is unhealthy.
+    await until(server, "flaky", (info) => info.status === "unhealthy", 15_000);
+    const failures = server.logs.filter((l) => l.msg === "isolate respawn failed" && l.function === "flaky");
+    assert.ok(failures.length >= 2 && /the marker says broken/.test(String(failures[0].reason)));
+    const started = Date.now();
+    const e = await errorOf(await server.invoke("flaky", { action: "ping" }));
+    assert.equal(e.status, 503);
+    assert.match(e.message, /is unhealthy: its isolates keep failing \(last error: .*the marker says broken\)/);
+    assert.ok(Date.now() - started < 1000, "an unhealthy function answers at once");
+    assert.equal((await fetch(`${server.url}/readyz`)).status, 503);
+    // Once the cause is gone, the next respawn succeeds and the function serves again.
+    await Deno.remove(marker);
+    await until(server, "flaky", (info) => info.status === "ready" && info.isolates[0].status === "ready", 30_000);
+    assert.deepEqual(await (await server.invoke("flaky", { action: "ping" })).json(), { ok: true });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
