@@ -142,8 +142,12 @@ export function createMetrics(
       const ms = performance.now() - started;
       requests.inc({ function: fn, status: String(c.res.status) });
       duration.observe({ function: fn }, ms / 1000);
+      const now = Date.now();
       const samples = window.get(fn) ?? [];
-      samples.push({ at: Date.now(), ms });
+      samples.push({ at: now, ms });
+      // Samples are in time order: dropping the expired ones here keeps the window bounded whether or not anyone reads it.
+      const expired = samples.findIndex((sample) => now - sample.at < windowMs);
+      if (expired > 0) samples.splice(0, expired);
       window.set(fn, samples);
     },
     observer: {
