@@ -4,11 +4,10 @@
  * Runs before ONNX Runtime loads and before the ffi permission is dropped.
  * @module
  */
-import { Kernels, Lane, openCudaDriver } from "../../native/mod.ts";
+import { hex, Kernels, Lane, openCudaDriver } from "../../native/mod.ts";
 import type { GpuLane } from "../sdk.ts";
 import type { LaneInfo } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
-import { hex } from "../../native/lane.ts";
 
 /** An open lane, what handlers see of it, and what the host is told. */
 export interface OpenedLane {

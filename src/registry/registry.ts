@@ -202,9 +202,15 @@ export class Registry {
   }
 
   /** The serving version of `name`, or the error a caller should get. */
-  serving(name: string): FunctionVersion {
+  /** The function named `name`, or a `not_found` error a caller can act on. */
+  require(name: string): FunctionEntry {
     const entry = this.#entries.get(name);
     if (!entry) throw new IsolaneError("not_found", `No function named '${name}'; GET /v1/functions lists them`);
+    return entry;
+  }
+
+  serving(name: string): FunctionVersion {
+    const entry = this.require(name);
     if (entry.current) return entry.current;
     if (entry.loading) {
       throw new IsolaneError("function_unavailable", `Function '${name}' is still loading; retry shortly`, undefined, {

@@ -89,7 +89,8 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", (c) => {
     const functions = Object.fromEntries(registry.list().map((e) => [e.name, registry.status(e)]));
-    return c.json({ ready: registry.allReady(), functions }, registry.allReady() ? 200 : 503);
+    const ready = registry.allReady();
+    return c.json({ ready, functions }, ready ? 200 : 503);
   });
 
   app.route(
@@ -103,13 +104,7 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
   );
   app.get("/v1/devices", (c) => c.json(devicesReport(devices, registry)));
   app.get("/v1/functions", (c) => c.json({ functions: registry.list().map((e) => functionInfo(registry, e)) }));
-  app.get("/v1/functions/:name", (c) => {
-    const entry = registry.get(c.req.param("name"));
-    if (!entry) {
-      throw new IsolaneError("not_found", `No function named '${c.req.param("name")}'; GET /v1/functions lists them`);
-    }
-    return c.json(functionInfo(registry, entry));
-  });
+  app.get("/v1/functions/:name", (c) => c.json(functionInfo(registry, registry.require(c.req.param("name")))));
 
   app.post("/v1/functions/:name", async (c) => {
     const fn = registry.serving(c.req.param("name"));

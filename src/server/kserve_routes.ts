@@ -9,6 +9,7 @@ import type { Context } from "hono";
 import { IsolaneError } from "../errors.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
 import type { Registry } from "../registry/registry.ts";
+import type { TensorSignature } from "../sdk.ts";
 import type { BodyLimits } from "./body_guard.ts";
 import { requireJson } from "./body_guard.ts";
 import { v2ErrorResponse } from "./error_response.ts";
@@ -17,11 +18,8 @@ import { inferRequestSchema, outputToTensors, tensorsToInput } from "./kserve.ts
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
-/** The serving version of a model with a signature, matching `version` if one is given. */
-function model(
-  registry: Registry,
-  c: Context,
-): FunctionVersion & { signature: NonNullable<FunctionVersion["manifest"]["options"]["signature"]> } {
+/** The serving version of a model with a signature (matching `version` if one is given), and that signature. */
+function model(registry: Registry, c: Context): { fn: FunctionVersion; signature: TensorSignature } {
   const name = c.req.param("name")!;
   const fn = registry.serving(name);
   const signature = fn.manifest.options.signature;
@@ -32,7 +30,7 @@ function model(
   if (version !== undefined && version !== String(fn.version)) {
     throw new IsolaneError("not_found", `Model '${name}' serves version ${fn.version}, not ${version}`);
   }
-  return Object.assign(fn, { signature });
+  return { fn, signature };
 }
 
 /** Routes under `/v2`. */
@@ -46,20 +44,20 @@ export function kserveRoutes(registry: Registry, { limits, version }: { limits: 
   app.get("/v2/health/ready", (c) => c.json({ ready: registry.allReady() }, registry.allReady() ? 200 : 503));
 
   const metadata = (c: Context) => {
-    const fn = model(registry, c);
+    const { fn, signature } = model(registry, c);
     return c.json({
       name: fn.name,
       versions: [String(fn.version)],
       platform: "isolane_onnxruntime",
-      inputs: fn.signature.inputs,
-      outputs: fn.signature.outputs,
+      inputs: signature.inputs,
+      outputs: signature.outputs,
     });
   };
   app.get("/v2/models/:name", metadata);
   app.get("/v2/models/:name/versions/:version", metadata);
 
   const ready = (c: Context) => {
-    const fn = model(registry, c);
+    const { fn } = model(registry, c);
     const up = !fn.pool.unhealthy;
     return c.json({ name: fn.name, ready: up }, up ? 200 : 503);
   };
@@ -67,7 +65,7 @@ export function kserveRoutes(registry: Registry, { limits, version }: { limits: 
   app.get("/v2/models/:name/versions/:version/ready", ready);
 
   const infer = async (c: Context) => {
-    const fn = model(registry, c);
+    const { fn, signature } = model(registry, c);
     requireJson(c);
     let response: Response | undefined;
     await limits.for(fn.manifest.options.maxBodyBytes)(c, async () => {
@@ -87,13 +85,13 @@ export function kserveRoutes(registry: Registry, { limits, version }: { limits: 
         );
       }
       const request = parsed.data;
-      const input = tensorsToInput(fn.signature, request);
+      const input = tensorsToInput(signature, request);
       const out = await fn.pool.invoke(encoder.encode(JSON.stringify(input)).buffer as ArrayBuffer, {
         signal: c.req.raw.signal,
         requestId: c.get("requestId"),
       });
       const outputs = outputToTensors(
-        fn.signature,
+        signature,
         JSON.parse(decoder.decode(out)),
         request.outputs?.map((o) => o.name),
       );
