@@ -66,7 +66,7 @@ export interface AbortMessage {
   id: number;
 }
 
-/** Host to isolate: release the lane and end (planned unload). */
+/** Host to isolate: release the sessions and the lane, then end (planned unload). */
 export interface ShutdownMessage {
   type: "shutdown";
 }
@@ -135,6 +135,13 @@ export interface ExitingMessage {
   reason: string;
 }
 
+/** Isolate to host: a planned shutdown released every session and the lane; the isolate ends next. */
+export interface ReleasedMessage {
+  type: "released";
+  /** Sessions released. */
+  sessions: number;
+}
+
 /** Isolate to host: a line the function wrote with `console`. */
 export interface LogMessage {
   type: "log";
@@ -150,4 +157,5 @@ export type IsolateMessage =
   | FailedMessage
   | ResultsMessage
   | ExitingMessage
+  | ReleasedMessage
   | LogMessage;

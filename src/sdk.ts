@@ -104,6 +104,19 @@ export interface GpuLane {
   memory(): { freeBytes: number; totalBytes: number };
 }
 
+/**
+ * Dynamic batching, as NVIDIA Triton's dynamic batcher (`max_batch_size`,
+ * `max_queue_delay_microseconds`, `preferred_batch_size`, in camelCase and milliseconds).
+ */
+export interface DynamicBatching {
+  /** Most rows (first dimension) in one run. */
+  maxBatchSize: number;
+  /** How long the oldest queued request may wait for others, in milliseconds; default 0 (batch what is queued). */
+  maxQueueDelayMs?: number;
+  /** Batch sizes to prefer: a batch is sent at once when it reaches one of them. */
+  preferredBatchSizes?: number[];
+}
+
 /** What a handler gets besides its input. */
 export interface FunctionContext<M extends string = string> {
   /** The function's name as served. */
@@ -152,6 +165,19 @@ export interface FunctionDefinition<
   queueDepth?: number;
   /** Extra permissions; none by default. */
   permissions?: FunctionPermissions;
+  /**
+   * Where each isolate lives: a Deno Worker in the runtime process (cheapest), a child process
+   * (contains a memory runaway), or `"auto"` (default): a process on CPU lanes, a Worker on GPU lanes.
+   */
+  isolation?: "auto" | "worker" | "process";
+  /** Memory of one isolate in MiB: its heap, and on a process host everything it holds; default 512. */
+  memoryLimitMb?: number;
+  /** GPU memory of one isolate's ONNX Runtime arena in MiB (native CUDA path); default 0, no limit. */
+  gpuMemoryLimitMb?: number;
+  /** Milliseconds between a timed-out request's abort and ending its isolate if it is still stuck; default 1000. */
+  abortGraceMs?: number;
+  /** Triton's dynamic batcher: combine queued requests along the first dimension; off by default. */
+  dynamicBatching?: DynamicBatching;
   /** A tensor signature, to be served over KServe v2 as well. */
   signature?: TensorSignature;
   /** Runs once per isolate before it serves; its result is passed to every handler call as `state`. */
@@ -196,6 +222,15 @@ export const functionOptionsSchema = z.object({
     read: z.array(z.string().min(1)).optional(),
     write: z.array(z.string().min(1)).optional(),
   }).strict().default({}),
+  isolation: z.enum(["auto", "worker", "process"]).default("auto"),
+  memoryLimitMb: z.number().int().min(64).max(1024 * 1024).default(512),
+  gpuMemoryLimitMb: z.number().int().min(0).default(0),
+  abortGraceMs: z.number().int().min(0).max(60_000).default(1000),
+  dynamicBatching: z.object({
+    maxBatchSize: z.number().int().min(1).max(65_536),
+    maxQueueDelayMs: z.number().min(0).max(10_000).default(0),
+    preferredBatchSizes: z.array(z.number().int().min(1)).optional(),
+  }).strict().optional(),
 });
 
 /** Validated options of a function, defaults applied. */

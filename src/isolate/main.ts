@@ -1,7 +1,9 @@
 /**
- * The entry of every isolate (a Deno Worker). It binds the lane, loads ONNX
- * Runtime while it still may, drops the ffi permission, and only then imports
- * the user's module, so user code can never load native code.
+ * What every isolate runs, whichever host holds it (a Deno Worker, or a child
+ * process's main thread): it binds the lane, loads ONNX Runtime while it still
+ * may, drops the ffi permission, and only then imports the user's module, so
+ * user code can never load native code. The host is reached through a
+ * {@link IsolatePort}; `worker_entry.ts` and `process_entry.ts` provide one.
  * @module
  */
 import type { HostMessage, InitMessage, IsolateMessage, Job, JobResult } from "../protocol.ts";
@@ -16,14 +18,15 @@ import { guardExit } from "./exit_guard.ts";
 import { captureConsole, withRequest } from "./console_capture.ts";
 import { type OpenedLane, openGpuLane } from "./gpu_lane.ts";
 
-interface WorkerScope {
-  postMessage(message: IsolateMessage, transfer?: Transferable[]): void;
-  onmessage: ((event: MessageEvent<HostMessage>) => void) | null;
+/** How an isolate talks to its host. */
+export interface IsolatePort {
+  /** Sends a message; `transfer` lists buffers the isolate gives up. */
+  post(message: IsolateMessage, transfer?: ArrayBuffer[]): void;
+  /** Ends the isolate (after a planned shutdown). */
+  exit(): void;
 }
-const scope = self as unknown as WorkerScope;
-guardExit((message) => scope.postMessage(message));
-captureConsole((message) => scope.postMessage(message));
 
+let port: IsolatePort;
 let serving: { loaded: LoadedFunction; base: BaseContext } | undefined;
 let gpuLane: OpenedLane | undefined;
 const aborts = new Map<number, AbortController>();
@@ -31,7 +34,7 @@ const aborts = new Map<number, AbortController>();
 async function inspect(init: InitMessage): Promise<void> {
   const { definition, options } = await loadFunctionModule(init.name, init.moduleUrl);
   const schema = (s: z.ZodType, io: "input" | "output") => z.toJSONSchema(s, { io, unrepresentable: "any" });
-  scope.postMessage({
+  port.post({
     type: "manifest",
     manifest: {
       options,
@@ -86,7 +89,7 @@ async function serve(init: InitMessage): Promise<void> {
     }
   }
   serving = { loaded, base };
-  scope.postMessage({
+  port.post({
     type: "ready",
     models: Object.entries(models).map(([name, session]) => describeSession(name, session, init.lane)),
     lane: gpuLane?.info ?? null,
@@ -103,11 +106,29 @@ async function runJobs(jobs: Job[]): Promise<void> {
       .finally(() => aborts.delete(job.id));
   }));
   const transfer = results.flatMap((r) => (r.ok ? [r.body] : []));
-  scope.postMessage({ type: "results", results }, transfer);
+  port.post({ type: "results", results }, transfer);
 }
 
-scope.onmessage = (event) => {
-  const message = event.data;
+/** Installs the guards on this thread and returns the handler of the host's messages. */
+export function startIsolate(isolatePort: IsolatePort): (message: HostMessage) => void {
+  port = isolatePort;
+  guardExit((message) => port.post(message));
+  captureConsole((message) => port.post(message));
+  return onHostMessage;
+}
+
+/** Releases every session, then the kernels and the lane (reverse order of creation). */
+async function release(): Promise<number> {
+  const sessions = Object.values(serving?.base.models ?? {});
+  serving = undefined;
+  for (const session of sessions) await session.release().catch(() => {});
+  gpuLane?.kernels.close();
+  gpuLane?.lane.close();
+  gpuLane = undefined;
+  return sessions.length;
+}
+
+function onHostMessage(message: HostMessage): void {
   switch (message.type) {
     case "init": {
       const boot = message.mode === "inspect" ? inspect(message) : serve(message);
@@ -115,7 +136,7 @@ scope.onmessage = (event) => {
         const e = error instanceof IsolaneError
           ? error
           : new IsolaneError("function_unavailable", `Cannot load function '${message.name}': ${messageOf(error)}`);
-        scope.postMessage({ type: "failed", error: e.toBody() });
+        port.post({ type: "failed", error: e.toBody() });
       });
       break;
     }
@@ -123,16 +144,13 @@ scope.onmessage = (event) => {
       void runJobs(message.jobs);
       break;
     case "shutdown":
-      // Release in reverse order of creation: kernels, then the lane (stream, then context).
-      try {
-        gpuLane?.kernels.close();
-        gpuLane?.lane.close();
-      } finally {
-        self.close();
-      }
+      release().then(
+        (sessions) => port.post({ type: "released", sessions }),
+        () => {},
+      ).finally(() => port.exit());
       break;
     case "abort":
       aborts.get(message.id)?.abort(new IsolaneError("timeout", "The request was aborted"));
       break;
   }
-};
+}

@@ -1,60 +1,22 @@
 /**
- * The pool of one function version: a bounded queue, a set of lanes each with
- * at most one isolate, and the rules that keep every request answered:
- * a request waits at most `timeoutMs` for an isolate and runs at most
- * `timeoutMs` in one; a timed-out isolate is terminated and respawned; a
- * crashed one is respawned with back-off and its requests get an error.
+ * The pool of one function version: admission, a bounded queue, the dynamic
+ * batcher and dispatch to the supervisor's isolates, with one deadline per
+ * request. Every request is answered exactly once:
+ * - it waits and runs within `timeoutMs` in all, or gets 504; past its
+ *   deadline its `ctx.signal` is aborted, and its isolate is ended only if it
+ *   still holds the request `abortGraceMs` later (a stuck handler);
+ * - it is refused with 429 at once when the queue is full or the expected
+ *   wait would pass its deadline (`Retry-After` gives that wait);
+ * - a crashed isolate's requests get 500 and it is respawned with back-off.
  * @module
  */
-import type { Job, JobResult, LaneInfo, LanePlan, ModelInfo } from "../protocol.ts";
-import type { FunctionOptions } from "../sdk.ts";
+import type { Job, JobResult, LaneInfo, ModelInfo } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
-import { log } from "../log.ts";
-import { backoffDelay } from "./backoff.ts";
-import { IsolateHandle } from "./isolate_handle.ts";
-import { isolatePermissions } from "./permissions.ts";
-import type { PoolObserver } from "./observer.ts";
+import { decideBatch } from "./batcher.ts";
+import type { Isolation } from "./host.ts";
+import { type PoolSpec, type Slot, Supervisor } from "./supervisor.ts";
 
-/** Everything a pool needs to start its isolates. */
-export interface PoolSpec {
-  name: string;
-  /** The function's folder (absolute). */
-  dir: string;
-  moduleUrl: string;
-  options: FunctionOptions;
-  /** Absolute model paths by name. */
-  modelPaths: Record<string, string>;
-  /** Absolute asset paths by name. */
-  assetPaths: Record<string, string>;
-  /** One isolate per lane. */
-  lanes: LanePlan[];
-  ortThreads: number;
-  /** The kernels' PTX, read by isolates on CUDA lanes. */
-  kernelsPtxPath: string;
-  bootTimeoutMs?: number;
-  /** Told of dispatches and restarts (metrics). */
-  observer?: PoolObserver;
-}
-
-/** A lane and the isolate that currently serves it. */
-interface Slot {
-  index: number;
-  lane: LanePlan;
-  isolate: IsolateHandle | undefined;
-  /** Crashes and failed starts since the last successful job. */
-  failures: number;
-  restarts: number;
-  lastError: string | undefined;
-  respawnTimer: ReturnType<typeof setTimeout> | undefined;
-}
-
-interface Waiting {
-  job: Job;
-  settle: (result: JobResult) => void;
-  queueTimer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: () => void;
-}
+export type { PoolSpec } from "./supervisor.ts";
 
 /** One isolate as the API shows it. */
 export interface IsolateInfo {
@@ -62,6 +24,11 @@ export interface IsolateInfo {
   id: number | null;
   status: "ready" | "busy" | "restarting";
   device: string;
+  isolation: Isolation;
+  /** The child process id (process hosts). */
+  pid?: number;
+  /** Resident memory of the host in MiB (process hosts). */
+  residentMb?: number;
   served: number;
   restarts: number;
   lastError?: string;
@@ -71,46 +38,54 @@ export interface IsolateInfo {
   gpu?: LaneInfo;
 }
 
-const unhealthyAfter = 3;
+/** Options of {@link FunctionPool.invoke}. */
+export interface InvokeOptions {
+  /** Aborts when the client goes away. */
+  signal?: AbortSignal;
+  requestId?: string;
+  /** Rows (first dimension) of the request, where the route knows them; 1 otherwise. */
+  rows?: number;
+}
+
+interface Request {
+  job: Job;
+  rows: number;
+  arrived: number;
+  state: "queued" | "running" | "done";
+  slot: Slot | undefined;
+  deadline: ReturnType<typeof setTimeout> | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: () => void;
+  resolve: (body: ArrayBuffer) => void;
+  reject: (error: IsolaneError) => void;
+}
+
 let nextJobId = 1;
 
 /** Runs the requests of one function version on its isolates. */
 export class FunctionPool {
-  #slots: Slot[];
-  #queue: Waiting[] = [];
+  #supervisor: Supervisor;
+  #queue: Request[] = [];
   #closing = false;
-  #closed = false;
   #drained: (() => void) | undefined;
-  #models: ModelInfo[] = [];
+  #batchTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Moving average of one batch's service time in ms, for the expected wait. */
+  #serviceMs = 0;
+  #batchSizes: number[] = [];
 
   /** Creates a pool; call {@link start} before {@link invoke}. */
   constructor(readonly spec: PoolSpec) {
-    this.#slots = spec.lanes.map((lane, index) => ({
-      index,
-      lane,
-      isolate: undefined,
-      failures: 0,
-      restarts: 0,
-      lastError: undefined,
-      respawnTimer: undefined,
-    }));
+    this.#supervisor = new Supervisor(spec, () => this.#changed());
   }
 
   /** Starts every isolate; rejects with the first start failure, leaving nothing running. */
-  async start(): Promise<void> {
-    try {
-      const isolates = await Promise.all(this.#slots.map((slot) => this.#spawn(slot)));
-      this.#models = isolates[0]?.models ?? [];
-      this.#slots.forEach((slot, i) => this.#attach(slot, isolates[i]));
-    } catch (error) {
-      this.#closeAll();
-      throw error;
-    }
+  start(): Promise<void> {
+    return this.#supervisor.start();
   }
 
   /** Models as the first isolate loaded them. */
   get models(): ModelInfo[] {
-    return this.#models;
+    return this.#supervisor.models;
   }
 
   /** Requests waiting for an isolate. */
@@ -120,80 +95,145 @@ export class FunctionPool {
 
   /** Whether every isolate is down and keeps failing. */
   get unhealthy(): boolean {
-    return this.#slots.every((s) => !s.isolate && s.failures >= unhealthyAfter);
+    return this.#supervisor.unhealthy;
+  }
+
+  /** Sizes of the last batches sent (at most 64), for the API. */
+  get recentBatchSizes(): number[] {
+    return [...this.#batchSizes];
   }
 
   /** The isolates, for the API. */
   isolates(): IsolateInfo[] {
-    return this.#slots.map((slot) => ({
-      lane: slot.index,
-      id: slot.isolate?.id ?? null,
-      status: !slot.isolate ? "restarting" : slot.isolate.inflight > 0 ? "busy" : "ready",
-      device: slot.lane.kind === "cuda" ? `cuda:${slot.lane.device}` : "cpu",
-      served: slot.isolate?.served ?? 0,
-      restarts: slot.restarts,
-      ...(slot.lastError ? { lastError: slot.lastError } : {}),
-      providers: slot.isolate?.models[0]?.providers ?? [],
-      ...(slot.isolate?.laneInfo ? { gpu: slot.isolate.laneInfo } : {}),
-    }));
-  }
-
-  /**
-   * Runs one request body through the function. Resolves with the JSON
-   * response body; rejects with an `IsolaneError` (queue full, timeout, ...).
-   */
-  invoke(
-    body: ArrayBuffer,
-    { signal, requestId }: { signal?: AbortSignal; requestId?: string } = {},
-  ): Promise<ArrayBuffer> {
-    const { name, options } = this.spec;
-    if (this.#closed) {
-      return Promise.reject(
-        new IsolaneError("function_unavailable", `Function '${name}' was unloaded; retry the request`),
-      );
-    }
-    if (this.unhealthy) return Promise.reject(this.#unhealthyError());
-    if (this.#queue.length >= options.queueDepth && !this.#idleSlot()) {
-      return Promise.reject(
-        new IsolaneError(
-          "queue_full",
-          `Function '${name}' has ${this.#queue.length} requests waiting, its limit; retry later`,
-          undefined,
-          // A queue of waiting requests drains in moments; a second is a fair first retry.
-          { "retry-after": "1" },
-        ),
-      );
-    }
-    return new Promise<ArrayBuffer>((resolve, reject) => {
-      const waiting: Waiting = {
-        job: { id: nextJobId++, body, ...(requestId ? { requestId } : {}) },
-        queueTimer: undefined,
-        signal,
-        onAbort: () => this.#dequeue(waiting, new IsolaneError("timeout", "The client went away")),
-        settle: (result) => {
-          clearTimeout(waiting.queueTimer);
-          signal?.removeEventListener("abort", waiting.onAbort);
-          if (result.ok) resolve(result.body);
-          else reject(IsolaneError.from(result.error));
-        },
+    return this.#supervisor.slots.map((slot) => {
+      const host = slot.host;
+      const resident = host?.residentBytes();
+      return {
+        lane: slot.index,
+        id: host?.id ?? null,
+        status: !host ? "restarting" : host.inflight > 0 ? "busy" : "ready",
+        device: slot.lane.kind === "cuda" ? `cuda:${slot.lane.device}` : "cpu",
+        isolation: host?.isolation ?? "worker",
+        ...(host?.pid ? { pid: host.pid } : {}),
+        ...(resident !== undefined ? { residentMb: Math.round(resident / 2 ** 20) } : {}),
+        served: host?.served ?? 0,
+        restarts: slot.restarts,
+        ...(slot.lastError ? { lastError: slot.lastError } : {}),
+        providers: host?.models[0]?.providers ?? [],
+        ...(host?.laneInfo ? { gpu: host.laneInfo } : {}),
       };
-      waiting.queueTimer = setTimeout(
-        () =>
-          this.#dequeue(
-            waiting,
-            new IsolaneError("timeout", `Function '${name}' had no free isolate within ${options.timeoutMs} ms`),
-          ),
-        options.timeoutMs,
-      );
-      signal?.addEventListener("abort", waiting.onAbort, { once: true });
-      this.#queue.push(waiting);
-      this.#pump();
     });
   }
 
   /**
+   * Why a new request would be refused now, if it would: unloaded, unhealthy,
+   * queue full, or an expected wait past the deadline. Cheap, so a route
+   * calls it before reading the body.
+   */
+  refusal(): IsolaneError | undefined {
+    const { name, options } = this.spec;
+    if (this.#supervisor.closed || this.#closing) {
+      return new IsolaneError("function_unavailable", `Function '${name}' was unloaded; retry the request`);
+    }
+    if (this.unhealthy) return this.#supervisor.unhealthyError();
+    if (this.#queue.length === 0 || this.#freeSlot()) return undefined;
+    if (this.#queue.length >= options.queueDepth) {
+      return this.#busy(`has ${this.#queue.length} requests waiting, its limit`);
+    }
+    const waitMs = this.#expectedWaitMs();
+    if (waitMs > options.timeoutMs) {
+      return this.#busy(`would answer in about ${Math.round(waitMs)} ms, past its ${options.timeoutMs} ms limit`);
+    }
+    return undefined;
+  }
+
+  #busy(why: string): IsolaneError {
+    const seconds = Math.max(1, Math.ceil(this.#expectedWaitMs() / 1000));
+    return new IsolaneError("queue_full", `Function '${this.spec.name}' ${why}; retry later`, undefined, {
+      "retry-after": String(seconds),
+    });
+  }
+
+  /** How long a request queued now would wait, from the queue and the recent service time. */
+  #expectedWaitMs(): number {
+    const lanes = this.#supervisor.slots.filter((s) => s.host).length || 1;
+    const perBatch = this.spec.options.dynamicBatching?.maxBatchSize ?? 1;
+    const batchesAhead = Math.ceil((this.#queue.length + 1) / perBatch);
+    return (batchesAhead / lanes) * this.#serviceMs;
+  }
+
+  /**
+   * Runs one request body through the function. Resolves with the response
+   * body; rejects with an `IsolaneError` (refused, timeout, crash, ...).
+   */
+  invoke(body: ArrayBuffer, { signal, requestId, rows = 1 }: InvokeOptions = {}): Promise<ArrayBuffer> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    const { name, options } = this.spec;
+    return new Promise<ArrayBuffer>((resolve, reject) => {
+      const request: Request = {
+        job: { id: nextJobId++, body, ...(requestId ? { requestId } : {}) },
+        rows,
+        arrived: performance.now(),
+        state: "queued",
+        slot: undefined,
+        deadline: undefined,
+        signal,
+        onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
+        resolve,
+        reject,
+      };
+      // One deadline per request, armed once: it covers the wait and the run.
+      request.deadline = setTimeout(() => {
+        this.#fail(
+          request,
+          request.state === "queued"
+            ? new IsolaneError("timeout", `Function '${name}' had no free isolate within ${options.timeoutMs} ms`)
+            : new IsolaneError("timeout", `Function '${name}' did not finish within ${options.timeoutMs} ms`),
+        );
+      }, options.timeoutMs);
+      signal?.addEventListener("abort", request.onAbort, { once: true });
+      this.#queue.push(request);
+      this.#pump();
+    });
+  }
+
+  /** Answers a request with an error now; a running one is aborted in its isolate, and ended if it stays stuck. */
+  #fail(request: Request, error: IsolaneError): void {
+    if (request.state === "done") return;
+    const wasRunning = request.state === "running";
+    this.#finish(request);
+    request.reject(error);
+    if (!wasRunning) {
+      this.#queue.splice(this.#queue.indexOf(request), 1);
+      return this.#pump();
+    }
+    const host = request.slot?.host;
+    if (!host) return;
+    host.abort(request.job.id);
+    // A handler that honours its signal answers within the grace; only a stuck one costs the isolate.
+    setTimeout(() => {
+      if (host.alive && host.holds(request.job.id)) {
+        host.terminate(
+          new IsolaneError(
+            "timeout",
+            `A request was still running ${this.spec.options.abortGraceMs} ms after its ${this.spec.options.timeoutMs} ms deadline`,
+          ),
+        );
+      }
+    }, this.spec.options.abortGraceMs);
+  }
+
+  #finish(request: Request): void {
+    request.state = "done";
+    clearTimeout(request.deadline);
+    request.signal?.removeEventListener("abort", request.onAbort);
+  }
+
+  /**
    * Stops taking new work, lets queued and running requests finish, then
-   * terminates the isolates. Used when a new version replaces this one.
+   * ends the isolates (each releases its sessions). Used when a new version
+   * replaces this one, or the function is removed.
    */
   drain(): Promise<void> {
     this.#closing = true;
@@ -202,160 +242,105 @@ export class FunctionPool {
     return done;
   }
 
-  /** Terminates everything now; queued and running requests get 503. */
-  close(): void {
+  /** Ends everything now; queued and running requests get 503. Resolves once every isolate has ended. */
+  close(): Promise<void> {
     this.#closing = true;
-    for (const waiting of this.#queue.splice(0)) {
-      waiting.settle({
-        id: waiting.job.id,
-        ok: false,
-        error: { code: "function_unavailable", message: `Function '${this.spec.name}' was unloaded` },
-      });
+    for (const request of this.#queue.splice(0)) {
+      this.#finish(request);
+      request.reject(new IsolaneError("function_unavailable", `Function '${this.spec.name}' was unloaded`));
     }
-    this.#closeAll();
+    return this.#closeAll();
   }
 
-  #closeAll(): void {
-    this.#closed = true;
-    for (const slot of this.#slots) {
-      clearTimeout(slot.respawnTimer);
-      slot.isolate?.close();
-      slot.isolate = undefined;
-    }
+  async #closeAll(): Promise<void> {
+    clearTimeout(this.#batchTimer);
+    await this.#supervisor.closeAll();
     this.#drained?.();
   }
 
-  #unhealthyError(): IsolaneError {
-    const last = this.#slots.find((s) => s.lastError)?.lastError ?? "unknown";
-    return new IsolaneError(
-      "function_unavailable",
-      `Function '${this.spec.name}' is unhealthy: its isolates keep failing (last error: ${last})`,
-    );
-  }
-
-  #dequeue(waiting: Waiting, error: IsolaneError): void {
-    const i = this.#queue.indexOf(waiting);
-    if (i < 0) return;
-    this.#queue.splice(i, 1);
-    waiting.settle({ id: waiting.job.id, ok: false, error: error.toBody() });
+  /** A host came or went. */
+  #changed(): void {
+    if (this.unhealthy) {
+      const error = this.#supervisor.unhealthyError();
+      for (const request of this.#queue.splice(0)) {
+        this.#finish(request);
+        request.reject(error);
+      }
+    }
     this.#pump();
   }
 
-  /** The least busy live isolate with room for a job. */
-  #idleSlot(): Slot | undefined {
+  /** The live slot with the fewest batches in flight, if it has room for one more. */
+  #freeSlot(): Slot | undefined {
+    const capacity = this.spec.options.dynamicBatching ? 2 : 1;
     let best: Slot | undefined;
-    for (const slot of this.#slots) {
-      const isolate = slot.isolate;
-      if (!isolate || isolate.inflight > 0) continue;
-      if (!best || isolate.served < best.isolate!.served) best = slot;
+    for (const slot of this.#supervisor.slots) {
+      if (!slot.host?.alive || slot.batches >= capacity) continue;
+      if (
+        !best || slot.batches < best.batches || (slot.batches === best.batches && slot.host.served < best.host!.served)
+      ) {
+        best = slot;
+      }
     }
     return best;
   }
 
   #pump(): void {
+    const batching = this.spec.options.dynamicBatching;
     while (this.#queue.length > 0) {
-      const slot = this.#idleSlot();
+      const slot = this.#freeSlot();
       if (!slot) break;
-      this.#execute(slot, this.#queue.shift()!);
+      // A second batch goes to a busy isolate only when it is full: a lone request waits for a free one instead.
+      const rows = this.#queue.map((r) => r.rows);
+      const decision = decideBatch(rows, performance.now() - this.#queue[0].arrived, batching);
+      if ("waitMs" in decision) {
+        if (this.#batchTimer === undefined && Number.isFinite(decision.waitMs)) {
+          this.#batchTimer = setTimeout(() => {
+            this.#batchTimer = undefined;
+            this.#pump();
+          }, decision.waitMs);
+        }
+        break;
+      }
+      if (slot.batches > 0 && batching && decision.send < this.#queue.length) break;
+      this.#dispatch(slot, this.#queue.splice(0, decision.send));
     }
     if (
-      this.#closing && !this.#closed && this.#queue.length === 0 &&
-      this.#slots.every((s) => !s.isolate || s.isolate.inflight === 0)
+      this.#closing && !this.#supervisor.closed && this.#queue.length === 0 &&
+      this.#supervisor.slots.every((s) => !s.host || s.host.inflight === 0)
     ) {
-      this.#closeAll();
+      void this.#closeAll();
     }
   }
 
-  #execute(slot: Slot, waiting: Waiting): void {
-    clearTimeout(waiting.queueTimer);
-    const isolate = slot.isolate!;
-    const { job } = waiting;
-    const { timeoutMs } = this.spec.options;
-    const timer = setTimeout(() => {
-      waiting.settle({
-        id: job.id,
-        ok: false,
-        error: { code: "timeout", message: `Function '${this.spec.name}' did not finish within ${timeoutMs} ms` },
-      });
-      // A handler past its limit may be stuck in a synchronous loop: only termination is sure to stop it.
-      isolate.terminate(new IsolaneError("timeout", `A request ran past ${timeoutMs} ms`));
-    }, timeoutMs);
-    this.spec.observer?.dispatched(this.spec.name, 1);
-    const onClientGone = () => isolate.abort(job.id);
-    waiting.signal?.addEventListener("abort", onClientGone, { once: true });
-    isolate.run(job).then((result) => {
-      clearTimeout(timer);
-      waiting.signal?.removeEventListener("abort", onClientGone);
-      if (result.ok) slot.failures = 0;
-      waiting.settle(result);
-      this.#pump();
-    });
-  }
-
-  #attach(slot: Slot, isolate: IsolateHandle): void {
-    slot.isolate = isolate;
-    isolate.onExit((error) => {
-      slot.isolate = undefined;
-      slot.restarts++;
-      slot.lastError = error.message;
-      if (error.code !== "timeout") slot.failures++;
-      this.spec.observer?.isolateStopped(this.spec.name, error.code);
-      log("warn", "isolate stopped", {
-        function: this.spec.name,
-        isolate: isolate.id,
-        code: error.code,
-        reason: error.message,
-      });
-      this.#scheduleRespawn(slot);
-    });
-  }
-
-  #scheduleRespawn(slot: Slot): void {
-    if (this.#closed) return;
-    if (this.unhealthy) {
-      const error = this.#unhealthyError().toBody();
-      for (const waiting of this.#queue.splice(0)) waiting.settle({ id: waiting.job.id, ok: false, error });
+  #dispatch(slot: Slot, batch: Request[]): void {
+    const host = slot.host!;
+    const started = performance.now();
+    slot.batches++;
+    this.spec.observer?.dispatched(this.spec.name, batch.reduce((n, r) => n + r.rows, 0));
+    this.#batchSizes.push(batch.length);
+    if (this.#batchSizes.length > 64) this.#batchSizes.shift();
+    for (const request of batch) {
+      request.state = "running";
+      request.slot = slot;
     }
-    this.#pump();
-    slot.respawnTimer = setTimeout(async () => {
-      slot.respawnTimer = undefined;
-      try {
-        const isolate = await this.#spawn(slot);
-        if (this.#closed) return isolate.close();
-        this.#attach(slot, isolate);
-        log("info", "isolate respawned", { function: this.spec.name, isolate: isolate.id, lane: slot.index });
-      } catch (error) {
-        slot.failures++;
-        slot.lastError = error instanceof Error ? error.message : String(error);
-        log("error", "isolate respawn failed", { function: this.spec.name, lane: slot.index, reason: slot.lastError });
-        this.#scheduleRespawn(slot);
-      }
-      this.#pump();
-    }, backoffDelay(slot.failures));
-  }
-
-  #spawn(slot: Slot): Promise<IsolateHandle> {
-    const { spec } = this;
-    return IsolateHandle.start({
-      mode: "serve",
-      name: spec.name,
-      moduleUrl: spec.moduleUrl,
-      modelPaths: spec.modelPaths,
-      assetPaths: spec.assetPaths,
-      kernelsPtxPath: slot.lane.kind === "cuda" ? spec.kernelsPtxPath : null,
-      lane: slot.lane,
-      ortThreads: spec.ortThreads,
-      bootTimeoutMs: spec.bootTimeoutMs ?? 120_000,
-      permissions: isolatePermissions({
-        dir: spec.dir,
-        modelPaths: [
-          ...Object.values(spec.modelPaths),
-          ...Object.values(spec.assetPaths),
-          ...(slot.lane.kind === "cuda" ? [spec.kernelsPtxPath] : []),
-        ],
-        declared: spec.options.permissions,
-        native: true,
-      }),
+    const results = host.run(batch.map((r) => r.job));
+    let left = batch.length;
+    batch.forEach((request, i) => {
+      results[i].then((result: JobResult) => {
+        if (result.ok) slot.failures = 0;
+        if (request.state !== "done") {
+          this.#finish(request);
+          if (result.ok) request.resolve(result.body);
+          else request.reject(IsolaneError.from(result.error));
+        }
+        if (--left === 0) {
+          if (slot.host === host) slot.batches--;
+          const ms = performance.now() - started;
+          this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
+          this.#pump();
+        }
+      });
     });
   }
 }

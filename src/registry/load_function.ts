@@ -6,12 +6,13 @@
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Manifest } from "../protocol.ts";
-import { IsolateHandle } from "../pool/isolate_handle.ts";
+import { WorkerHost } from "../pool/worker_host.ts";
 import { FunctionPool } from "../pool/function_pool.ts";
 import { isolatePermissions } from "../pool/permissions.ts";
 import { type DeviceInventory, planLanes } from "../pool/plan_lanes.ts";
 import { resolveFilePaths } from "./file_paths.ts";
 import { log } from "../log.ts";
+import type { FunctionLimits } from "../pool/limits.ts";
 import type { PoolObserver } from "../pool/observer.ts";
 
 /** One loaded, serving version of a function. */
@@ -38,21 +39,37 @@ export interface LoadContext {
   observer?: PoolObserver;
 }
 
+/** The limits of an inspecting isolate: it only imports the module. */
+const inspectLimits: Omit<FunctionLimits, "permissions"> = {
+  wallTimeMs: 30_000,
+  abortGraceMs: 0,
+  memoryMb: 512,
+  gpuMemoryMb: 0,
+  maxBodyBytes: 0,
+  queueDepth: 0,
+  isolation: "worker",
+};
+
 /** Reads a module's manifest in an isolate that may read only the function's folder and loads no native code. */
 export async function inspectFunction(name: string, dir: string): Promise<Manifest> {
-  const isolate = await IsolateHandle.start({
-    mode: "inspect",
-    name,
-    moduleUrl: pathToFileURL(join(dir, "mod.ts")).href,
-    modelPaths: {},
-    assetPaths: {},
-    kernelsPtxPath: null,
-    lane: { kind: "cpu" },
-    ortThreads: 0,
+  const isolate = await WorkerHost.start({
+    init: {
+      mode: "inspect",
+      name,
+      moduleUrl: pathToFileURL(join(dir, "mod.ts")).href,
+      modelPaths: {},
+      assetPaths: {},
+      kernelsPtxPath: null,
+      lane: { kind: "cpu" },
+      ortThreads: 0,
+    },
+    limits: {
+      ...inspectLimits,
+      permissions: isolatePermissions({ dir, modelPaths: [], declared: {}, native: false }),
+    },
     bootTimeoutMs: 30_000,
-    permissions: isolatePermissions({ dir, modelPaths: [], declared: {}, native: false }),
   });
-  isolate.close();
+  void isolate.close();
   return isolate.manifest!;
 }
 

@@ -220,9 +220,9 @@ export class Registry {
     throw new IsolaneError("function_unavailable", `Function '${name}' is not loaded: ${entry.error}`);
   }
 
-  /** Terminates every isolate now. */
-  close(): void {
-    for (const entry of this.#entries.values()) entry.current?.pool.close();
+  /** Ends every isolate now (each releases its sessions); resolves once all have ended. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#entries.values()].map((entry) => entry.current?.pool.close()));
   }
 }
 

@@ -139,7 +139,7 @@ export async function startRuntime(config: Config): Promise<Runtime> {
         server.shutdown().then(() => "drained" as const),
         new Promise<"grace period over">((resolve) => setTimeout(resolve, config.shutdownGraceMs, "grace period over")),
       ]);
-      registry.close();
+      await registry.close();
       log("info", "stopped", { requests: outcome, ms: Math.round(performance.now() - started) });
     },
   };

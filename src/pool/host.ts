@@ -1,0 +1,273 @@
+/**
+ * Isolate hosts: where an isolate lives. The pool holds {@link IsolateHost}s
+ * and does not care which kind it has:
+ * - a Worker host (`worker_host.ts`): a Deno Worker in the runtime process,
+ *   the cheapest hop; every Worker on a device shares its primary context;
+ * - a process host (`process_host.ts`): a child Deno process with the
+ *   function's permissions and its own heap limit, watched for resident
+ *   memory, so a memory runaway ends only that process.
+ *
+ * Both speak the messages of `src/protocol.ts`; this file holds what they
+ * share: the boot handshake, the jobs in flight, and every way a host ends.
+ * @module
+ */
+import type {
+  HostMessage,
+  InitMessage,
+  IsolateMessage,
+  Job,
+  JobResult,
+  LaneInfo,
+  LogMessage,
+  Manifest,
+  ModelInfo,
+} from "../protocol.ts";
+import { type ErrorBody, IsolaneError } from "../errors.ts";
+import { log } from "../log.ts";
+import type { FunctionLimits } from "./limits.ts";
+
+/** Where an isolate lives. */
+export type Isolation = "worker" | "process";
+
+/** What a host needs to start an isolate: its init message and its limits, in one object. */
+export interface HostSpec {
+  init: Omit<InitMessage, "type">;
+  limits: FunctionLimits;
+  /** How long the isolate may take to load; it is ended after that. */
+  bootTimeoutMs: number;
+}
+
+/** Why a host stopped, for whoever held work on it. */
+export type ExitListener = (error: IsolaneError) => void;
+
+/** A running isolate, in whichever host. */
+export interface IsolateHost {
+  /** A process-unique id, shown in the API and logs. */
+  readonly id: number;
+  readonly isolation: Isolation;
+  /** The child process id (process hosts), else `null`. */
+  readonly pid: number | null;
+  /** Jobs posted and not yet answered. */
+  readonly inflight: number;
+  /** Jobs answered. */
+  readonly served: number;
+  /** Models as the isolate loaded them (serve mode). */
+  readonly models: ModelInfo[];
+  /** The GPU lane as the isolate bound it (`null` on the CPU). */
+  readonly laneInfo: LaneInfo | null;
+  /** The manifest (inspect mode). */
+  readonly manifest: Manifest | undefined;
+  readonly alive: boolean;
+  /** Posts jobs in one message; each promise settles with its job's result, or an error result if the host ends first. */
+  run(jobs: Job[]): Promise<JobResult>[];
+  /** Aborts a job's `ctx.signal` inside the isolate. */
+  abort(id: number): void;
+  /** Whether a job is still held by this host (not answered yet). */
+  holds(id: number): boolean;
+  /** Ends the host now; jobs it holds are answered with `error`, and the exit listener is told. */
+  terminate(error: IsolaneError): void;
+  /**
+   * Planned unload: the isolate releases its sessions and lane and ends; it is
+   * killed if it has not within `graceMs`. The exit listener is not told.
+   * Resolves once it has ended.
+   */
+  close(graceMs?: number): Promise<void>;
+  /** Calls `listener` once when the host ends for any reason other than {@link close}. */
+  onExit(listener: ExitListener): void;
+  /** Resident memory of the host in bytes, where it can be measured on its own (process hosts). */
+  residentBytes(): number | undefined;
+}
+
+let nextHostId = 1;
+
+/**
+ * What both hosts share. A subclass provides the transport ({@link send},
+ * {@link kill}) and feeds {@link receive} and {@link ended}.
+ */
+export abstract class HostBase implements IsolateHost {
+  readonly id = nextHostId++;
+  abstract readonly isolation: Isolation;
+  abstract readonly pid: number | null;
+  inflight = 0;
+  served = 0;
+  models: ModelInfo[] = [];
+  laneInfo: LaneInfo | null = null;
+  manifest: Manifest | undefined;
+  #alive = true;
+  #booted = false;
+  #pending = new Map<number, (result: JobResult) => void>();
+  #onExit: ExitListener | undefined;
+  #boot: { resolve: () => void; reject: (e: IsolaneError) => void; timer: ReturnType<typeof setTimeout> } | undefined;
+  #closed: (() => void) | undefined;
+  #ended = false;
+
+  protected constructor(readonly name: string) {}
+
+  /** Sends one message to the isolate; `transfer` lists buffers given up. */
+  protected abstract send(message: HostMessage, transfer?: ArrayBuffer[]): void;
+  /** Ends the transport at once (terminate the Worker, kill the process). */
+  protected abstract kill(): void;
+
+  abstract residentBytes(): number | undefined;
+
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  /** Sends the init message and resolves once the isolate is ready (or reported its manifest). */
+  protected boot(spec: HostSpec): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          this.#failBoot(
+            new IsolaneError(
+              "function_unavailable",
+              `Cannot load function '${this.name}': the isolate did not start within ${spec.bootTimeoutMs} ms`,
+            ),
+          ),
+        spec.bootTimeoutMs,
+      );
+      this.#boot = { resolve, reject, timer };
+      this.send({ type: "init", ...spec.init });
+    });
+  }
+
+  #failBoot(error: IsolaneError): void {
+    const boot = this.#boot;
+    if (!boot) return;
+    this.#boot = undefined;
+    clearTimeout(boot.timer);
+    this.#alive = false;
+    this.kill();
+    boot.reject(error);
+  }
+
+  #log(message: LogMessage): void {
+    log(message.level, "function log", {
+      function: this.name,
+      isolate: this.id,
+      ...(message.requestId ? { request: message.requestId } : {}),
+      text: message.text,
+    });
+  }
+
+  /** A message from the isolate. */
+  protected receive(message: IsolateMessage): void {
+    switch (message.type) {
+      case "log":
+        return this.#log(message);
+      case "failed":
+        return this.#failBoot(IsolaneError.from(message.error));
+      case "ready":
+      case "manifest": {
+        const boot = this.#boot;
+        if (!boot) return;
+        this.#boot = undefined;
+        clearTimeout(boot.timer);
+        if (message.type === "ready") {
+          this.models = message.models;
+          this.laneInfo = message.lane;
+        } else this.manifest = message.manifest;
+        this.#booted = true;
+        return boot.resolve();
+      }
+      case "exiting": {
+        const reason = `The isolate stopped: ${message.reason}`;
+        if (!this.#booted) {
+          return this.#failBoot(
+            new IsolaneError("function_unavailable", `Cannot load function '${this.name}': ${message.reason}`),
+          );
+        }
+        return this.terminate(new IsolaneError("isolate_crashed", reason));
+      }
+      case "released":
+        return;
+      case "results":
+        for (const result of message.results) {
+          const settle = this.#pending.get(result.id);
+          if (!settle) continue;
+          this.#pending.delete(result.id);
+          this.inflight--;
+          this.served++;
+          settle(result);
+        }
+    }
+  }
+
+  /**
+   * The transport ended (Worker error, process exit). `reason` says why; an
+   * end that follows {@link close} or {@link terminate} is expected and quiet.
+   */
+  protected ended(reason: string, code: "isolate_crashed" | "function_unavailable" = "isolate_crashed"): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#closed?.();
+    if (this.#boot) {
+      return this.#failBoot(
+        new IsolaneError("function_unavailable", `Cannot load function '${this.name}': the isolate ${reason}`),
+      );
+    }
+    if (this.#alive) this.terminate(new IsolaneError(code, `The isolate ${reason}`));
+  }
+
+  onExit(listener: ExitListener): void {
+    this.#onExit = listener;
+  }
+
+  run(jobs: Job[]): Promise<JobResult>[] {
+    if (!this.#alive) {
+      return jobs.map((job) =>
+        Promise.resolve(
+          {
+            id: job.id,
+            ok: false,
+            error: { code: "isolate_crashed", message: "The isolate is not running" },
+          } satisfies JobResult,
+        )
+      );
+    }
+    const results = jobs.map((job) =>
+      new Promise<JobResult>((resolve) => {
+        this.#pending.set(job.id, resolve);
+      })
+    );
+    this.inflight += jobs.length;
+    const transfer: ArrayBuffer[] = [];
+    for (const job of jobs) if (job.body.byteLength > 0) transfer.push(job.body);
+    this.send({ type: "run", jobs }, transfer);
+    return results;
+  }
+
+  abort(id: number): void {
+    if (this.#alive && this.#pending.has(id)) this.send({ type: "abort", id });
+  }
+
+  holds(id: number): boolean {
+    return this.#pending.has(id);
+  }
+
+  terminate(error: IsolaneError): void {
+    if (!this.#alive) return;
+    this.#alive = false;
+    this.kill();
+    this.#failPending(error.toBody());
+    this.#onExit?.(error);
+  }
+
+  close(graceMs = 2000): Promise<void> {
+    if (!this.#alive) return Promise.resolve();
+    this.#alive = false;
+    this.#failPending({ code: "function_unavailable", message: "The function was unloaded" });
+    if (this.#ended) return Promise.resolve();
+    const done = new Promise<void>((resolve) => (this.#closed = resolve));
+    const timer = setTimeout(() => this.kill(), graceMs);
+    this.send({ type: "shutdown" });
+    return done.finally(() => clearTimeout(timer));
+  }
+
+  #failPending(error: ErrorBody): void {
+    for (const [id, settle] of this.#pending) settle({ id, ok: false, error });
+    this.inflight = 0;
+    this.#pending.clear();
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * The supervisor of one function version's isolates: one host per lane,
+ * started with the function's limits, respawned with back-off when it ends
+ * unplanned, and the health that follows from that.
+ * @module
+ */
+import type { LanePlan, ModelInfo } from "../protocol.ts";
+import type { FunctionOptions } from "../sdk.ts";
+import { IsolaneError } from "../errors.ts";
+import { log } from "../log.ts";
+import { backoffDelay } from "./backoff.ts";
+import type { HostSpec, IsolateHost } from "./host.ts";
+import { limitsFor } from "./limits.ts";
+import { WorkerHost } from "./worker_host.ts";
+import { ProcessHost } from "./process_host.ts";
+import type { PoolObserver } from "./observer.ts";
+
+/** Everything a pool needs to start its isolates. */
+export interface PoolSpec {
+  name: string;
+  /** The function's folder (absolute). */
+  dir: string;
+  moduleUrl: string;
+  options: FunctionOptions;
+  /** Absolute model paths by name. */
+  modelPaths: Record<string, string>;
+  /** Absolute asset paths by name. */
+  assetPaths: Record<string, string>;
+  /** One isolate per lane. */
+  lanes: LanePlan[];
+  ortThreads: number;
+  /** The kernels' PTX, read by isolates on CUDA lanes. */
+  kernelsPtxPath: string;
+  bootTimeoutMs?: number;
+  /** Told of dispatches and restarts (metrics). */
+  observer?: PoolObserver;
+}
+
+/** A lane and the host that currently serves it. */
+export interface Slot {
+  index: number;
+  lane: LanePlan;
+  host: IsolateHost | undefined;
+  /** Batches posted to the host and not yet fully answered. */
+  batches: number;
+  /** Crashes and failed starts since the last successful job. */
+  failures: number;
+  restarts: number;
+  lastError: string | undefined;
+  respawnTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Failures in a row after which a lane counts as down. */
+const unhealthyAfter = 3;
+
+/** Starts a host for one lane of a function, with its limits. */
+export function startHost(spec: PoolSpec, lane: LanePlan): Promise<IsolateHost> {
+  const kernels = lane.kind === "cuda" ? [spec.kernelsPtxPath] : [];
+  const limits = limitsFor(spec.options, {
+    dir: spec.dir,
+    files: [...Object.values(spec.modelPaths), ...Object.values(spec.assetPaths), ...kernels],
+    lane,
+  });
+  const hostSpec: HostSpec = {
+    init: {
+      mode: "serve",
+      name: spec.name,
+      moduleUrl: spec.moduleUrl,
+      modelPaths: spec.modelPaths,
+      assetPaths: spec.assetPaths,
+      kernelsPtxPath: lane.kind === "cuda" ? spec.kernelsPtxPath : null,
+      lane,
+      ortThreads: spec.ortThreads,
+    },
+    limits,
+    bootTimeoutMs: spec.bootTimeoutMs ?? 120_000,
+  };
+  return limits.isolation === "process" ? ProcessHost.start(hostSpec) : WorkerHost.start(hostSpec);
+}
+
+/** Keeps one host running per lane. */
+export class Supervisor {
+  readonly slots: Slot[];
+  models: ModelInfo[] = [];
+  #closed = false;
+
+  /** `changed` is called whenever a host comes or goes, so the pool can dispatch or fail waiting requests. */
+  constructor(readonly spec: PoolSpec, private readonly changed: () => void) {
+    this.slots = spec.lanes.map((lane, index) => ({
+      index,
+      lane,
+      host: undefined,
+      batches: 0,
+      failures: 0,
+      restarts: 0,
+      lastError: undefined,
+      respawnTimer: undefined,
+    }));
+  }
+
+  /** Starts every host; rejects with the first start failure, leaving nothing running. */
+  async start(): Promise<void> {
+    const started = await Promise.allSettled(this.slots.map((slot) => startHost(this.spec, slot.lane)));
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed) {
+      await Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.close() : undefined)));
+      this.#closed = true;
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    const hosts = started.map((s) => (s as PromiseFulfilledResult<IsolateHost>).value);
+    this.models = hosts[0]?.models ?? [];
+    this.slots.forEach((slot, i) => this.#attach(slot, hosts[i]));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Whether every lane is down and keeps failing. */
+  get unhealthy(): boolean {
+    return this.slots.every((s) => !s.host && s.failures >= unhealthyAfter);
+  }
+
+  /** The error a request gets while the function is unhealthy. */
+  unhealthyError(): IsolaneError {
+    const last = this.slots.find((s) => s.lastError)?.lastError ?? "unknown";
+    return new IsolaneError(
+      "function_unavailable",
+      `Function '${this.spec.name}' is unhealthy: its isolates keep failing (last error: ${last})`,
+    );
+  }
+
+  /** Ends every host (planned: each releases its sessions and lane first); resolves once all have ended. */
+  async closeAll(): Promise<void> {
+    this.#closed = true;
+    const closing: Promise<void>[] = [];
+    for (const slot of this.slots) {
+      clearTimeout(slot.respawnTimer);
+      if (slot.host) closing.push(slot.host.close());
+      slot.host = undefined;
+    }
+    await Promise.all(closing);
+  }
+
+  #attach(slot: Slot, host: IsolateHost): void {
+    slot.host = host;
+    slot.batches = 0;
+    host.onExit((error) => {
+      if (slot.host === host) slot.host = undefined;
+      slot.restarts++;
+      slot.lastError = error.message;
+      if (error.code !== "timeout") slot.failures++;
+      this.spec.observer?.isolateStopped(this.spec.name, error.code);
+      log("warn", "isolate stopped", {
+        function: this.spec.name,
+        isolate: host.id,
+        isolation: host.isolation,
+        code: error.code,
+        reason: error.message,
+      });
+      this.#scheduleRespawn(slot);
+    });
+  }
+
+  #scheduleRespawn(slot: Slot): void {
+    if (this.#closed) return;
+    this.changed();
+    slot.respawnTimer = setTimeout(async () => {
+      slot.respawnTimer = undefined;
+      const started = performance.now();
+      try {
+        const host = await startHost(this.spec, slot.lane);
+        if (this.#closed) return void host.close();
+        this.#attach(slot, host);
+        log("info", "isolate respawned", {
+          function: this.spec.name,
+          isolate: host.id,
+          lane: slot.index,
+          ms: Math.round(performance.now() - started),
+        });
+      } catch (error) {
+        slot.failures++;
+        slot.lastError = error instanceof Error ? error.message : String(error);
+        log("error", "isolate respawn failed", { function: this.spec.name, lane: slot.index, reason: slot.lastError });
+        this.#scheduleRespawn(slot);
+      }
+      this.changed();
+    }, backoffDelay(slot.failures));
+  }
+}

@@ -1,0 +1,31 @@
+import assert from "node:assert/strict";
+import { encodeFrame, FrameError, FrameReader } from "./wire.ts";
+
+Deno.test("wire: messages with buffers survive framing, split at any byte", () => {
+  const body = new Uint8Array([1, 2, 3, 250]).buffer;
+  const message = { type: "run", jobs: [{ id: 7, body }, { id: 8, body: new ArrayBuffer(0) }], note: { $buf: "x" } };
+  const frame = encodeFrame(message);
+  const twice = new Uint8Array(frame.byteLength * 2);
+  twice.set(frame);
+  twice.set(frame, frame.byteLength);
+  for (let split = 1; split < twice.byteLength; split += 3) {
+    const reader = new FrameReader();
+    reader.push(twice.subarray(0, split));
+    const got: unknown[] = [];
+    for (let m = reader.next(); m !== undefined; m = reader.next()) got.push(m);
+    reader.push(twice.subarray(split));
+    for (let m = reader.next(); m !== undefined; m = reader.next()) got.push(m);
+    assert.equal(got.length, 2);
+    for (const m of got as typeof message[]) {
+      assert.deepEqual([...new Uint8Array(m.jobs[0].body)], [1, 2, 3, 250]);
+      assert.equal(m.jobs[1].body.byteLength, 0);
+      assert.deepEqual(m.note, { $buf: "x" });
+    }
+  }
+});
+
+Deno.test("wire: bytes that are not frames are refused", () => {
+  const reader = new FrameReader();
+  reader.push(new TextEncoder().encode("hello from a stray console.log\n"));
+  assert.throws(() => reader.next(), FrameError);
+});
