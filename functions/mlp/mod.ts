@@ -20,6 +20,9 @@ export default defineFunction({
     outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
   },
   maxBodyBytes: 1024 * 1024,
+  // Triton's dynamic batcher: concurrent requests run as one model call, split back by rows.
+  dynamicBatching: { maxBatchSize: 256, maxQueueDelayMs: 0 },
+  queueDepth: 4096,
   async handler({ x }, { models }) {
     const feeds = { x: new Tensor("float32", Float32Array.from(x.flat()), [x.length, inputWidth]) };
     const { y } = await models.mlp.run(feeds);

@@ -13,7 +13,7 @@ import { createSession, describeSession } from "../inference/session.ts";
 import type { InferenceSession } from "onnxruntime-common";
 import { z } from "../sdk.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
-import { type BaseContext, runJob } from "./run_job.ts";
+import { type BaseContext, runBatch, runJob } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
 import { captureConsole, withRequest } from "./console_capture.ts";
 import { type OpenedLane, openGpuLane } from "./gpu_lane.ts";
@@ -99,12 +99,23 @@ async function serve(init: InitMessage): Promise<void> {
 async function runJobs(jobs: Job[]): Promise<void> {
   if (!serving) throw new Error("Isolate received jobs before it was ready");
   const { loaded, base } = serving;
-  const results: JobResult[] = await Promise.all(jobs.map((job) => {
+  const signals = new Map<number, AbortSignal>();
+  for (const job of jobs) {
     const controller = new AbortController();
     aborts.set(job.id, controller);
-    return withRequest(job.requestId, () => runJob(loaded.definition, job, base, controller.signal))
-      .finally(() => aborts.delete(job.id));
-  }));
+    signals.set(job.id, controller.signal);
+  }
+  const { definition } = loaded;
+  let results: JobResult[];
+  try {
+    results = jobs.length > 1 && definition.dynamicBatching && definition.signature
+      ? await withRequest(jobs[0].requestId, () => runBatch(definition, jobs, base, signals))
+      : await Promise.all(jobs.map((job) =>
+        withRequest(job.requestId, () => runJob(definition, job, base, signals.get(job.id)!))
+      ));
+  } finally {
+    for (const job of jobs) aborts.delete(job.id);
+  }
   const transfer = results.flatMap((r) => (r.ok ? [r.body] : []));
   port.post({ type: "results", results }, transfer);
 }

@@ -109,6 +109,9 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
   app.post("/v1/functions/:name", async (c) => {
     const fn = registry.serving(c.req.param("name"));
     requireJson(c);
+    // Shed load before reading the body: a refusal costs almost nothing.
+    const refused = fn.pool.refusal();
+    if (refused) throw refused;
     let output: ArrayBuffer | undefined;
     await limits.for(fn.manifest.options.maxBodyBytes)(c, async () => {
       output = await fn.pool.invoke(await c.req.arrayBuffer(), {

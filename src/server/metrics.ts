@@ -47,9 +47,9 @@ export function createMetrics(
   });
   const batch = new client.Histogram({
     name: "isolane_batch_size",
-    help: "Jobs per dispatch to an isolate",
+    help: "Rows per dispatch to an isolate (one request is one row unless its route knows more)",
     labelNames: ["function"] as const,
-    buckets: [1, 2, 4, 8, 16, 32, 64],
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
     registers: [register],
   });
   const restarts = new client.Counter({
