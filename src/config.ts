@@ -23,6 +23,8 @@ const configSchema = z.object({
   shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
   /** ONNX Runtime intra-op threads per isolate; 0 divides the machine's cores among the isolates. */
   ortThreads: z.coerce.number().int().min(0).max(256).default(0),
+  /** Where isolates of functions that leave `isolation` at "auto" live: "auto" (process on CPU lanes, Worker on GPU lanes), or always one kind. */
+  isolation: z.enum(["auto", "worker", "process"]).default("auto"),
 });
 
 /** The validated configuration; the only configuration type the runtime sees. */
@@ -32,7 +34,7 @@ export type Config = z.output<typeof configSchema>;
  * Parses the configuration.
  *
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
- * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
+ * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
  * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`. Arguments: `--watch`, `--dev-admin`.
  *
  * @example
@@ -48,6 +50,7 @@ export function parseConfig(env: Record<string, string | undefined>, args: reado
     dataDir: env.ISOLANE_DATA || undefined,
     logLevel: env.ISOLANE_LOG_LEVEL || undefined,
     ortThreads: env.ISOLANE_ORT_THREADS || undefined,
+    isolation: env.ISOLANE_ISOLATION || undefined,
     adminToken: env.ISOLANE_ADMIN_TOKEN || undefined,
     maxBundleBytes: env.ISOLANE_MAX_BUNDLE_BYTES || undefined,
     maxUnpackedBytes: env.ISOLANE_MAX_UNPACKED_BYTES || undefined,

@@ -39,6 +39,8 @@ export interface LimitInputs {
   /** Absolute paths the isolate reads besides its folder: models, assets, the kernels' PTX. */
   files: string[];
   lane: LanePlan;
+  /** The runtime's choice for functions that leave `isolation` at "auto" (`ISOLANE_ISOLATION`). */
+  defaultIsolation?: "auto" | Isolation;
 }
 
 /**
@@ -47,13 +49,18 @@ export interface LimitInputs {
  * and a Worker on GPU lanes (Workers share the device's primary context; a
  * process costs a CUDA context of its own).
  */
-export function isolationFor(options: Pick<FunctionOptions, "isolation">, lane: LanePlan): Isolation {
-  if (options.isolation !== "auto") return options.isolation;
+export function isolationFor(
+  options: Pick<FunctionOptions, "isolation">,
+  lane: LanePlan,
+  fallback: "auto" | Isolation = "auto",
+): Isolation {
+  const wanted = options.isolation !== "auto" ? options.isolation : fallback;
+  if (wanted !== "auto") return wanted;
   return lane.kind === "cuda" ? "worker" : "process";
 }
 
 /** The limits of an isolate of a function on `lane`. */
-export function limitsFor(options: FunctionOptions, { dir, files, lane }: LimitInputs): FunctionLimits {
+export function limitsFor(options: FunctionOptions, { dir, files, lane, defaultIsolation }: LimitInputs): FunctionLimits {
   return {
     wallTimeMs: options.timeoutMs,
     abortGraceMs: options.abortGraceMs,
@@ -61,7 +68,7 @@ export function limitsFor(options: FunctionOptions, { dir, files, lane }: LimitI
     gpuMemoryMb: options.gpuMemoryLimitMb,
     maxBodyBytes: options.maxBodyBytes,
     queueDepth: options.queueDepth,
-    isolation: isolationFor(options, lane),
+    isolation: isolationFor(options, lane, defaultIsolation),
     permissions: isolatePermissions({ dir, modelPaths: files, declared: options.permissions, native: true }),
   };
 }

@@ -32,6 +32,8 @@ export interface PoolSpec {
   /** The kernels' PTX, read by isolates on CUDA lanes. */
   kernelsPtxPath: string;
   bootTimeoutMs?: number;
+  /** Where isolates live when the function leaves `isolation` at "auto". */
+  defaultIsolation?: "auto" | "worker" | "process";
   /** Told of dispatches and restarts (metrics). */
   observer?: PoolObserver;
 }
@@ -60,6 +62,7 @@ export function startHost(spec: PoolSpec, lane: LanePlan): Promise<IsolateHost> 
     dir: spec.dir,
     files: [...Object.values(spec.modelPaths), ...Object.values(spec.assetPaths), ...kernels],
     lane,
+    defaultIsolation: spec.defaultIsolation,
   });
   const hostSpec: HostSpec = {
     init: {

@@ -35,6 +35,8 @@ export interface LoadContext {
   devices: DeviceInventory;
   /** Intra-op threads per isolate; 0 divides the cores among the function's isolates. */
   ortThreads: number;
+  /** Where isolates live for functions that leave `isolation` at "auto". */
+  defaultIsolation?: "auto" | "worker" | "process";
   /** Told of every pool's dispatches and restarts. */
   observer?: PoolObserver;
 }
@@ -97,6 +99,7 @@ export async function loadFunction(
     ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
     kernelsPtxPath: ctx.kernelsPtxPath,
     observer: ctx.observer,
+    defaultIsolation: ctx.defaultIsolation,
   });
   await pool.start();
   return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date() };

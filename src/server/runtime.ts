@@ -94,8 +94,10 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     kernelsPtxPath: fileURLToPath(kernelsPtxUrl),
     devices: inventory,
     ortThreads: config.ortThreads,
+    defaultIsolation: config.isolation,
   });
   log("info", "starting", {
+    pid: Deno.pid,
     functions: registry.functionsDir,
     gpus: sources.devices.map((d) => `${d.index}: ${d.name} (${d.pciBusId})`),
     lanes: inventory.cuda.length > 0 ? "cuda" : `cpu (${inventory.reason})`,

@@ -1,0 +1,206 @@
+/**
+ * Containment: a function's memory runaway ends only its own process host,
+ * while every other function, /healthz and the runtime keep answering; a
+ * timed-out handler that honours its signal keeps its isolate; unloading
+ * and timeouts give memory back.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { errorOf, startServer, type TestServer, until } from "./support/server.ts";
+import { matMulModel } from "./support/models.ts";
+
+const echo = `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Echo",
+  input: z.object({ message: z.string() }),
+  output: z.object({ message: z.string() }),
+  handler: (input) => input,
+});
+`;
+
+function hog(kind: "heap" | "buffers") {
+  return `import { defineFunction, z } from "isolane";
+const kept: unknown[] = [];
+export default defineFunction({
+  description: "Allocates without end",
+  input: z.object({}),
+  output: z.object({}),
+  memoryLimitMb: 256,
+  timeoutMs: 120000,
+  async handler() {
+    for (;;) {
+      ${
+    kind === "heap" ? "kept.push(new Array(1_000_000).fill(1.5));" : "kept.push(new Uint8Array(8 * 2 ** 20).fill(1));"
+  }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  },
+});
+`;
+}
+
+async function functionsWith(files: Record<string, string | Uint8Array>): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-contain-" });
+  for (const [path, content] of Object.entries(files)) {
+    await Deno.mkdir(join(dir, path, ".."), { recursive: true });
+    if (typeof content === "string") await Deno.writeTextFile(join(dir, path), content);
+    else await Deno.writeFile(join(dir, path), content);
+  }
+  return dir;
+}
+
+/** Keeps calling echo and /healthz until `done` settles; returns how many answered 200 and how many did not. */
+async function keepCalling(server: TestServer, done: Promise<unknown>): Promise<{ ok: number; failed: number }> {
+  let settled = false;
+  done.finally(() => (settled = true));
+  const tally = { ok: 0, failed: 0 };
+  while (!settled) {
+    const [a, b] = await Promise.all([
+      server.invoke("echo", { message: "alive" }).then((r) => r.status, () => 0),
+      fetch(`${server.url}/healthz`).then((r) => r.status, () => 0),
+    ]);
+    for (const status of [a, b]) status === 200 ? tally.ok++ : tally.failed++;
+  }
+  return tally;
+}
+
+for (const kind of ["heap", "buffers"] as const) {
+  Deno.test(`containment: a ${kind} runaway ends only its own process; everything else keeps answering`, async () => {
+    const dir = await functionsWith({ "echo/mod.ts": echo, "hog/mod.ts": hog(kind) });
+    try {
+      await using server = await startServer({ functionsDir: dir });
+      const info = await (await fetch(`${server.url}/v1/functions/hog`)).json();
+      assert.equal(info.isolates[0].isolation, "process");
+      const pid = info.isolates[0].pid;
+      // The host is a real child process of the runtime.
+      assert.ok((await Deno.stat(`/proc/${pid}`)).isDirectory);
+      const runaway = server.invoke("hog", {});
+      const tally = await keepCalling(server, runaway);
+      const e = await errorOf(await runaway);
+      assert.equal(e.status, 500);
+      assert.equal(e.code, "isolate_crashed");
+      assert.match(e.message, /memory limit of 256 MB/);
+      assert.equal(tally.failed, 0, "echo and /healthz never failed");
+      assert.ok(tally.ok > 0);
+      // The child is gone, and a new one serves.
+      await until(server, "hog", (i) => i.isolates[0].status === "ready" && i.isolates[0].pid !== pid);
+      await assert.rejects(Deno.stat(`/proc/${pid}/statm`));
+      assert.deepEqual(await (await server.invoke("echo", { message: "after" })).json(), { message: "after" });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("containment: a handler that honours ctx.signal past its deadline keeps its isolate", async () => {
+  const polite = `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Waits until aborted",
+  input: z.object({}),
+  output: z.object({ pid: z.number() }),
+  timeoutMs: 300,
+  handler: (_input, { signal }) =>
+    new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
+});
+`;
+  const dir = await functionsWith({ "polite/mod.ts": polite });
+  try {
+    await using server = await startServer({ functionsDir: dir });
+    const before = (await (await fetch(`${server.url}/v1/functions/polite`)).json()).isolates[0];
+    for (let i = 0; i < 3; i++) assert.equal((await errorOf(await server.invoke("polite", {}))).status, 504);
+    // Past the grace, the isolate still runs: same process, no restart, its aborted jobs answered.
+    await until(server, "polite", (info) => info.isolates[0].served >= 3);
+    const after = (await (await fetch(`${server.url}/v1/functions/polite`)).json()).isolates[0];
+    assert.equal(after.pid, before.pid);
+    assert.equal(after.restarts, 0);
+    assert.ok(!server.logs.some((l) => l.msg === "isolate stopped" && l.function === "polite"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Resident memory of a process and all its descendants, in MiB, from /proc. */
+async function treeResidentMb(root: number): Promise<number> {
+  const parents = new Map<number, number>();
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      parents.set(Number(entry.name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch { /* gone */ }
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid);
+  let pages = 0;
+  for (const pid of tree) {
+    try {
+      pages += Number((await Deno.readTextFile(`/proc/${pid}/statm`)).split(" ")[1]);
+    } catch { /* gone */ }
+  }
+  return (pages * 4096) / 2 ** 20;
+}
+
+Deno.test("containment: 5 deploy/delete cycles and 5 timeout respawns of a 64 MiB model give the memory back", async () => {
+  const token = "containment-token-0123456789";
+  const model = matMulModel(4096);
+  const big = `import { defineFunction, Tensor, z } from "isolane";
+export default defineFunction({
+  description: "A 64 MiB model that can hang",
+  input: z.object({ spinMs: z.number().default(0) }),
+  output: z.object({ width: z.number() }),
+  models: { m: "m.onnx" },
+  timeoutMs: 1500,
+  abortGraceMs: 200,
+  async handler({ spinMs }, { models }) {
+    const until = Date.now() + spinMs;
+    while (Date.now() < until) { /* stuck: ignores its signal */ }
+    const { y } = await models.m.run({ x: new Tensor("float32", new Float32Array(4096), [1, 4096]) });
+    return { width: y.dims[1] };
+  },
+});
+`;
+  const dir = await functionsWith({ "echo/mod.ts": echo });
+  const bundleDir = await functionsWith({ "mod.ts": big, "m.onnx": model });
+  const { packFolder } = await import("../src/registry/bundle.ts");
+  const bundle = await packFolder(bundleDir);
+  try {
+    await using server = await startServer({ functionsDir: dir, env: { ISOLANE_ADMIN_TOKEN: token } });
+    const runtimePid = Number(server.logs.find((l) => l.msg === "starting")?.pid);
+    const deploy = () =>
+      fetch(`${server.url}/v1/functions/big`, {
+        method: "PUT",
+        headers: { "content-type": "application/gzip", authorization: `Bearer ${token}` },
+        body: bundle,
+      });
+    // Warm up once so that code caches count in the baseline, then measure.
+    assert.equal((await deploy()).status, 201);
+    assert.equal((await server.invoke("big", {})).status, 200);
+    assert.equal(
+      (await fetch(`${server.url}/v1/functions/big`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${token}` },
+      })).status,
+      200,
+    );
+    const start = await treeResidentMb(runtimePid);
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await deploy()).status, 201);
+      assert.deepEqual(await (await server.invoke("big", {})).json(), { width: 4096 });
+      assert.equal((await server.invoke("big", { spinMs: 4000 })).status, 504);
+      await until(server, "big", (info) => info.isolates[0].restarts === 1 && info.isolates[0].status === "ready");
+      assert.equal(
+        (await fetch(`${server.url}/v1/functions/big`, {
+          method: "DELETE",
+          headers: { authorization: `Bearer ${token}` },
+        })).status,
+        200,
+      );
+    }
+    const end = await treeResidentMb(runtimePid);
+    console.log(`runtime + children resident: start ${start.toFixed(1)} MB, after 5 cycles ${end.toFixed(1)} MB`);
+    assert.ok(end - start <= 32, `grew by ${(end - start).toFixed(1)} MB`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(bundleDir, { recursive: true });
+  }
+});
