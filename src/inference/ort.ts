@@ -1,16 +1,58 @@
 /**
  * Loads ONNX Runtime's Node binding. Isolates call this before they import user
  * code, while they still hold the ffi permission that the native addon needs.
+ *
+ * The loaded addon stays reachable from user code (Node's module cache hands
+ * it to anyone who imports `onnxruntime-node`), and ONNX Runtime reads model
+ * files natively, past Deno's permissions. So the addon's `loadModel` is
+ * guarded: it opens only the models the runtime registers with
+ * {@link allowModel}; anything else throws.
  * @module
  */
+import { createRequire } from "node:module";
 
 /** The onnxruntime-node module. */
 export type Ort = typeof import("onnxruntime-node");
 
 let loaded: Promise<Ort> | undefined;
+const allowedPaths = new Set<string>();
+const allowedBuffers = new WeakSet<ArrayBufferLike>();
 
-/** Loads onnxruntime-node once per isolate. */
+type LoadModel = (this: unknown, model: string | ArrayBufferLike, ...rest: unknown[]) => unknown;
+
+function guard(): void {
+  const require = createRequire(import.meta.resolve("onnxruntime-node"));
+  const { binding } = require("./binding") as {
+    binding: { InferenceSession: { prototype: { loadModel: LoadModel } } };
+  };
+  const proto = binding.InferenceSession.prototype;
+  const loadModel = proto.loadModel;
+  Object.defineProperty(proto, "loadModel", {
+    value: function guardedLoadModel(this: unknown, model: string | ArrayBufferLike, ...rest: unknown[]) {
+      const allowed = typeof model === "string" ? allowedPaths.has(model) : allowedBuffers.has(model);
+      if (!allowed) {
+        throw new Deno.errors.NotCapable(
+          "A function may not open ONNX Runtime sessions itself; declare its models in the definition's `models`",
+        );
+      }
+      return loadModel.call(this, model, ...rest);
+    },
+    writable: false,
+    configurable: false,
+  });
+}
+
+/** Loads onnxruntime-node once per isolate, with session creation guarded. */
 export function loadOrt(): Promise<Ort> {
-  loaded ??= import("onnxruntime-node");
+  loaded ??= import("onnxruntime-node").then((ort) => {
+    guard();
+    return ort;
+  });
   return loaded;
+}
+
+/** Lets the guarded binding open this model (a path, or the buffer holding its bytes). */
+export function allowModel(model: string | ArrayBufferLike): void {
+  if (typeof model === "string") allowedPaths.add(model);
+  else allowedBuffers.add(model);
 }

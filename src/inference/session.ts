@@ -4,7 +4,7 @@
  */
 import type { InferenceSession } from "onnxruntime-common";
 import type { LanePlan, ModelInfo, TensorInfo } from "../protocol.ts";
-import type { Ort } from "./ort.ts";
+import { allowModel, type Ort } from "./ort.ts";
 
 /** Options for {@link createSession}. */
 export interface SessionOptions {
@@ -25,6 +25,7 @@ export function providersFor(lane: LanePlan): InferenceSession.ExecutionProvider
  * job, so that Deno's read permission, not the native library, guards the file.
  */
 export async function createSession(ort: Ort, model: Uint8Array, options: SessionOptions): Promise<InferenceSession> {
+  allowModel(model.buffer);
   return await ort.InferenceSession.create(model, {
     executionProviders: providersFor(options.lane),
     graphOptimizationLevel: "all",

@@ -110,9 +110,9 @@ async function runJobs(jobs: Job[]): Promise<void> {
   try {
     results = jobs.length > 1 && definition.dynamicBatching && definition.signature
       ? await withRequest(jobs[0].requestId, () => runBatch(definition, jobs, base, signals))
-      : await Promise.all(jobs.map((job) =>
-        withRequest(job.requestId, () => runJob(definition, job, base, signals.get(job.id)!))
-      ));
+      : await Promise.all(
+        jobs.map((job) => withRequest(job.requestId, () => runJob(definition, job, base, signals.get(job.id)!))),
+      );
   } finally {
     for (const job of jobs) aborts.delete(job.id);
   }

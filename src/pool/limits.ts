@@ -60,7 +60,10 @@ export function isolationFor(
 }
 
 /** The limits of an isolate of a function on `lane`. */
-export function limitsFor(options: FunctionOptions, { dir, files, lane, defaultIsolation }: LimitInputs): FunctionLimits {
+export function limitsFor(
+  options: FunctionOptions,
+  { dir, files, lane, defaultIsolation }: LimitInputs,
+): FunctionLimits {
   return {
     wallTimeMs: options.timeoutMs,
     abortGraceMs: options.abortGraceMs,
