@@ -4,12 +4,21 @@
  * the user's module, so user code can never load native code.
  * @module
  */
-import type { HostMessage, InitMessage, IsolateMessage, Job, JobResult } from "../protocol.ts";
+import {
+  type HostMessage,
+  type InitMessage,
+  type IsolateMessage,
+  type Job,
+  type JobResult,
+  transferablesOf,
+} from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { createSession, describeSession } from "../inference/session.ts";
 import type { InferenceSession } from "onnxruntime-common";
 import { z } from "../sdk.ts";
+import { signatureJsonSchema } from "../tensors.ts";
+import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
 import { type BaseContext, runJob } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
@@ -33,11 +42,13 @@ async function inspect(init: InitMessage): Promise<void> {
   const schema = (s: z.ZodType, io: "input" | "output") => z.toJSONSchema(s, { io, unrepresentable: "any" });
   scope.postMessage({
     type: "manifest",
-    manifest: {
-      options,
-      inputSchema: schema(definition.input, "input"),
-      outputSchema: schema(definition.output, "output"),
-    },
+    manifest: definition.signature
+      ? {
+        options,
+        inputSchema: signatureJsonSchema(definition.signature.inputs),
+        outputSchema: signatureJsonSchema(definition.signature.outputs),
+      }
+      : { options, inputSchema: schema(definition.input, "input"), outputSchema: schema(definition.output, "output") },
   });
 }
 
@@ -45,6 +56,7 @@ async function serve(init: InitMessage): Promise<void> {
   // The lane is bound on this thread before ONNX Runtime or anything else touches the GPU.
   if (init.lane.kind === "cuda") gpuLane = await openGpuLane(init.name, init.lane.device, init.kernelsPtxPath!);
   const ort = await loadOrt();
+  pinFloat16AsUint16(ort.Tensor);
   // Existing native handles keep working; new dlopen calls are refused from here on.
   await Deno.permissions.revoke({ name: "ffi" });
   const loaded = await loadFunctionModule(init.name, init.moduleUrl);
@@ -102,7 +114,7 @@ async function runJobs(jobs: Job[]): Promise<void> {
     return withRequest(job.requestId, () => runJob(loaded.definition, job, base, controller.signal))
       .finally(() => aborts.delete(job.id));
   }));
-  const transfer = results.flatMap((r) => (r.ok ? [r.body] : []));
+  const transfer = results.flatMap((r) => (r.ok ? transferablesOf(r) : []));
   scope.postMessage({ type: "results", results }, transfer);
 }
 

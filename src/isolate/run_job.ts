@@ -1,13 +1,16 @@
 /**
- * Runs one job: JSON in, input validation, the handler, output validation, JSON out.
+ * Runs one job: JSON in, input validation, the handler, output validation,
+ * JSON out; tensor functions go through {@link runTensorJob} instead.
  * @module
  */
-import { type FunctionContext, type FunctionDefinition, InputError } from "../sdk.ts";
-import type { Job, JobResult } from "../protocol.ts";
+import { type AnyFunctionDefinition, type FunctionContext, type FunctionDefinition, InputError } from "../sdk.ts";
+import type { Job, JobResult, WireTensor } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { messageOf } from "./load_module.ts";
+import { runTensorJob } from "./tensor_input.ts";
 
-const decoder = new TextDecoder();
+// Fatal: a body that is not UTF-8 is refused, not read with U+FFFD in place of its bytes.
+const decoder = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
 
 /** What every job of an isolate shares. */
@@ -21,14 +24,53 @@ function issuesOf(error: { issues: readonly { path: PropertyKey[]; message: stri
   }));
 }
 
-async function run(definition: FunctionDefinition, job: Job, ctx: FunctionContext & { state: unknown }) {
+async function callHandler(
+  handler: (input: never, ctx: FunctionContext & { state: unknown }) => unknown,
+  input: unknown,
+  ctx: FunctionContext & { state: unknown },
+): Promise<unknown> {
+  try {
+    return await (handler as (input: unknown, ctx: FunctionContext & { state: unknown }) => unknown)(input, ctx);
+  } catch (error) {
+    if (ctx.signal.aborted) throw new IsolaneError("timeout", "The function was aborted");
+    if (error instanceof InputError) throw new IsolaneError("invalid_input", error.message);
+    throw new IsolaneError("handler_error", `Function '${ctx.name}' threw: ${messageOf(error)}`);
+  }
+}
+
+/** Zod's parse, where a stack overflow on a deeply nested body is the body's fault (400), not a 500. */
+function safeParse(schema: FunctionDefinition["input"], value: unknown, what: "input" | "output") {
+  try {
+    return schema.safeParse(value);
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new IsolaneError(
+        what === "input" ? "invalid_input" : "invalid_output",
+        `The ${what} is nested too deeply to validate`,
+      );
+    }
+    throw error;
+  }
+}
+
+async function run(
+  definition: AnyFunctionDefinition,
+  job: Job,
+  ctx: FunctionContext & { state: unknown },
+): Promise<{ body: ArrayBuffer; tensors?: WireTensor[] }> {
+  if (definition.signature) {
+    return await runTensorJob(definition, job, {
+      name: ctx.name,
+      call: (inputs) => callHandler(definition.handler, inputs, ctx),
+    });
+  }
   let json: unknown;
   try {
     json = JSON.parse(decoder.decode(job.body));
   } catch (error) {
     throw new IsolaneError("invalid_json", `Request body is not valid JSON: ${messageOf(error)}`);
   }
-  const input = definition.input.safeParse(json);
+  const input = safeParse(definition.input, json, "input");
   if (!input.success) {
     throw new IsolaneError(
       "invalid_input",
@@ -36,15 +78,8 @@ async function run(definition: FunctionDefinition, job: Job, ctx: FunctionContex
       issuesOf(input.error),
     );
   }
-  let value: unknown;
-  try {
-    value = await definition.handler(input.data, ctx);
-  } catch (error) {
-    if (ctx.signal.aborted) throw new IsolaneError("timeout", "The function was aborted");
-    if (error instanceof InputError) throw new IsolaneError("invalid_input", error.message);
-    throw new IsolaneError("handler_error", `Function '${ctx.name}' threw: ${messageOf(error)}`);
-  }
-  const output = definition.output.safeParse(value);
+  const value = await callHandler(definition.handler, input.data, ctx);
+  const output = safeParse(definition.output, value, "output");
   if (!output.success) {
     throw new IsolaneError(
       "invalid_output",
@@ -52,19 +87,19 @@ async function run(definition: FunctionDefinition, job: Job, ctx: FunctionContex
       issuesOf(output.error),
     );
   }
-  return encoder.encode(JSON.stringify(output.data)).buffer as ArrayBuffer;
+  return { body: encoder.encode(JSON.stringify(output.data)).buffer as ArrayBuffer };
 }
 
 /** Runs a job to a result; never throws. */
 export async function runJob(
-  definition: FunctionDefinition,
+  definition: AnyFunctionDefinition,
   job: Job,
   base: BaseContext,
   signal: AbortSignal,
 ): Promise<JobResult> {
   try {
-    const body = await run(definition, job, { ...base, signal });
-    return { id: job.id, ok: true, body };
+    const { body, tensors } = await run(definition, job, { ...base, signal });
+    return tensors ? { id: job.id, ok: true, body, tensors } : { id: job.id, ok: true, body };
   } catch (error) {
     const e = error instanceof IsolaneError
       ? error

@@ -6,7 +6,7 @@
  * crashed one is respawned with back-off and its requests get an error.
  * @module
  */
-import type { Job, JobResult, LaneInfo, LanePlan, ModelInfo } from "../protocol.ts";
+import type { Job, JobResult, LaneInfo, LanePlan, ModelInfo, WireTensor } from "../protocol.ts";
 import type { FunctionOptions } from "../sdk.ts";
 import { IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
@@ -142,10 +142,29 @@ export class FunctionPool {
    * Runs one request body through the function. Resolves with the JSON
    * response body; rejects with an `IsolaneError` (queue full, timeout, ...).
    */
-  invoke(
+  async invoke(
     body: ArrayBuffer,
-    { signal, requestId }: { signal?: AbortSignal; requestId?: string } = {},
+    options: { signal?: AbortSignal; requestId?: string } = {},
   ): Promise<ArrayBuffer> {
+    return (await this.#submit({ body }, options)).body;
+  }
+
+  /**
+   * Runs decoded input tensors (KServe v2) through a function with a tensor
+   * signature. Resolves with its output tensors; rejects like {@link invoke}.
+   * The tensors' buffers are transferred to the isolate.
+   */
+  async infer(
+    tensors: WireTensor[],
+    options: { signal?: AbortSignal; requestId?: string } = {},
+  ): Promise<WireTensor[]> {
+    return (await this.#submit({ body: new ArrayBuffer(0), tensors }, options)).tensors ?? [];
+  }
+
+  #submit(
+    payload: Pick<Job, "body" | "tensors">,
+    { signal, requestId }: { signal?: AbortSignal; requestId?: string },
+  ): Promise<{ body: ArrayBuffer; tensors?: WireTensor[] }> {
     const { name, options } = this.spec;
     if (this.#closed) {
       return Promise.reject(
@@ -164,16 +183,16 @@ export class FunctionPool {
         ),
       );
     }
-    return new Promise<ArrayBuffer>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const waiting: Waiting = {
-        job: { id: nextJobId++, body, ...(requestId ? { requestId } : {}) },
+        job: { id: nextJobId++, ...payload, ...(requestId ? { requestId } : {}) },
         queueTimer: undefined,
         signal,
         onAbort: () => this.#dequeue(waiting, new IsolaneError("timeout", "The client went away")),
         settle: (result) => {
           clearTimeout(waiting.queueTimer);
           signal?.removeEventListener("abort", waiting.onAbort);
-          if (result.ok) resolve(result.body);
+          if (result.ok) resolve(result);
           else reject(IsolaneError.from(result.error));
         },
       };

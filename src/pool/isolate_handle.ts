@@ -14,6 +14,7 @@ import type {
   Manifest,
   ModelInfo,
 } from "../protocol.ts";
+import { transferablesOf } from "../protocol.ts";
 import { type ErrorBody, IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
 
@@ -165,7 +166,7 @@ export class IsolateHandle {
     this.inflight++;
     return new Promise((resolve) => {
       this.#pending.set(job.id, resolve);
-      this.#worker.postMessage({ type: "run", jobs: [job] }, [job.body]);
+      this.#worker.postMessage({ type: "run", jobs: [job] }, transferablesOf(job));
     });
   }
 
