@@ -40,9 +40,19 @@ export function detectorModel(): Uint8Array {
   return model(onnx.GraphProto.create({
     name: "detector",
     node: [
-      { opType: "Gather", input: ["candidates", "zero"], output: ["score"], attribute: [{ name: "axis", i: 1, type: 2 }] },
+      {
+        opType: "Gather",
+        input: ["candidates", "zero"],
+        output: ["score"],
+        attribute: [{ name: "axis", i: 1, type: 2 }],
+      },
       { opType: "Greater", input: ["score", "threshold"], output: ["keep"] },
-      { opType: "Compress", input: ["candidates", "keep"], output: ["boxes"], attribute: [{ name: "axis", i: 0, type: 2 }] },
+      {
+        opType: "Compress",
+        input: ["candidates", "keep"],
+        output: ["boxes"],
+        attribute: [{ name: "axis", i: 0, type: 2 }],
+      },
     ],
     initializer: [
       scalar("zero", INT64, BigInt64Array.of(0n).buffer),
