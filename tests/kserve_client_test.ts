@@ -103,7 +103,7 @@ Deno.test("kserve v2 with Triton's client wire format", async (t) => {
       const { status, result, contentType, error } = await infer(server.url, "mlp", [
         { name: "x", shape: [5, 4], datatype: "FP32", data: Float32Array.from(x.flat()) },
       ], { requestId: "r1" });
-      assert.equal(status, 200, error);
+      assert.equal(status, 200, error ?? "");
       assert.equal(contentType, "application/octet-stream");
       assert.equal(result!.json.id, "r1");
       const y = result!.outputs.get("y")!;
@@ -134,7 +134,7 @@ Deno.test("kserve v2 with Triton's client wire format", async (t) => {
       const { status, result, error } = await infer(server.url, "mlp", [
         { name: "x", shape: [1, 4], datatype: "FP32", data: Float32Array.from(x.flat()) },
       ], { compression });
-      assert.equal(status, 200, error);
+      assert.equal(status, 200, error ?? "");
       assertClose(
         [Array.from(new Float32Array(result!.outputs.get("y")!.bytes!.slice().buffer))],
         mlpReference(x),
@@ -150,7 +150,7 @@ Deno.test("kserve v2 with Triton's client wire format", async (t) => {
       const { status, result, error } = await infer(server.url, "strings", [
         { name: "text", shape: [4], datatype: "BYTES", data: text, binary },
       ], { outputs: [{ name: "upper", binary }, { name: "length", binary: !binary }] });
-      assert.equal(status, 200, error);
+      assert.equal(status, 200, error ?? "");
       const upper = result!.outputs.get("upper")!;
       const length = result!.outputs.get("length")!;
       assert.deepEqual(upper.shape, [4]);
@@ -243,7 +243,7 @@ Deno.test("kserve v2 with Triton's client wire format", async (t) => {
       const { status, result, error } = await infer(server.url, "fp16", [
         { name: "x", shape: [2, 3], datatype: "FP16", data: bits, binary },
       ], { outputs: [{ name: "y", binary }] });
-      assert.equal(status, 200, error);
+      assert.equal(status, 200, error ?? "");
       const y = result!.outputs.get("y")!;
       const values = binary ? Array.from(new Float16Array(y.bytes!.slice().buffer)) : y.data;
       assert.deepEqual(values, [2, 5, -6, 0.5, -1, 2000]);
@@ -255,7 +255,7 @@ Deno.test("kserve v2 with Triton's client wire format", async (t) => {
       const { status, result, error } = await infer(server.url, "mlp", [
         { name: "x", shape: [0, 4], datatype: "FP32", data: new Float32Array(0), binary },
       ], { outputs: [{ name: "y", binary }] });
-      assert.equal(status, 200, error);
+      assert.equal(status, 200, error ?? "");
       const y = result!.outputs.get("y")!;
       assert.deepEqual(y.shape, [0, 3]);
       assert.deepEqual(binary ? y.bytes!.length : y.data, binary ? 0 : []);
@@ -263,7 +263,7 @@ Deno.test("kserve v2 with Triton's client wire format", async (t) => {
     const none = await infer(server.url, "detector", [
       { name: "candidates", shape: [2, 3], datatype: "FP32", data: Float32Array.of(0.1, 1, 2, 0.4, 3, 4) },
     ], { outputs: [{ name: "boxes", binary: false }] });
-    assert.equal(none.status, 200, none.error);
+    assert.equal(none.status, 200, none.error ?? "");
     assert.deepEqual(none.result!.outputs.get("boxes"), { name: "boxes", datatype: "FP32", shape: [0, 3], data: [] });
     const some = await infer(server.url, "detector", [
       { name: "candidates", shape: [2, 3], datatype: "FP32", data: Float32Array.of(0.1, 1, 2, 0.75, 3, 4) },
