@@ -144,7 +144,8 @@ export function parseJsonExact(text: string): unknown {
     if (!longInteger.test(text)) return JSON.parse(text);
     return JSON.parse(text, function revive(_key, value, context?: { source?: string }) {
       if (typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined) {
-        if (integerLiteral.test(context.source)) return BigInt(context.source);
+        // 64-bit integers have at most 20 digits; longer literals stay numbers (and are refused where exactness counts).
+        if (context.source.length <= 21 && integerLiteral.test(context.source)) return BigInt(context.source);
       }
       return value;
     });
