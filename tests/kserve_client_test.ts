@@ -406,8 +406,17 @@ Deno.test("kserve v2 with Triton's client wire format", async (t) => {
         { name: "length", data_type: "TYPE_INT64", dims: [-1] },
       ],
     });
-    const versioned = await fetch(`${server.url}/v2/models/fp16/versions/1/config`);
-    assert.equal((await versioned.json()).input[0].data_type, "TYPE_FP16");
+    // With dynamic batching, Triton leaves the batch dimension out of dims.
+    const batched = await fetch(`${server.url}/v2/models/fp16/versions/1/config`);
+    assert.deepEqual(await batched.json(), {
+      name: "fp16",
+      platform: "isolane_onnxruntime",
+      backend: "onnxruntime",
+      max_batch_size: 8,
+      input: [{ name: "x", data_type: "TYPE_FP16", dims: [3] }],
+      output: [{ name: "y", data_type: "TYPE_FP16", dims: [3] }],
+      dynamic_batching: { max_queue_delay_microseconds: 2500, preferred_batch_size: [4, 8] },
+    });
   });
 
   await t.step("a body that is not UTF-8 is 400 invalid_json on /v1 and /v2", async () => {
