@@ -231,6 +231,43 @@ Deno.test("kserve v2 with Triton's client wire format", async (t) => {
     assert.match(v1.text, /"uint64_out":\[\[18446744073709551615\]\]/);
   });
 
+  await t.step(
+    "INT64 beyond 2^53 exact through ONNX Runtime (BigInt64Array), JSON and binary, /v1 and /v2",
+    async () => {
+      const x = BigInt64Array.of(9007199254740992n, -(2n ** 63n), 2n ** 63n - 2n, 0n);
+      const y = [9007199254740993n, -(2n ** 63n) + 1n, 2n ** 63n - 1n, 1n];
+      for (const binary of [true, false]) {
+        const { body, headers } = await buildInferRequest([{
+          name: "x",
+          shape: [4],
+          datatype: "INT64",
+          data: x,
+          binary,
+        }], {
+          outputs: [{ name: "y", binary }],
+        });
+        const response = await fetch(`${server.url}/v2/models/int64/infer`, {
+          method: "POST",
+          headers,
+          body: body as Uint8Array<ArrayBuffer>,
+        });
+        const bytes = new Uint8Array(await response.arrayBuffer());
+        assert.equal(response.status, 200, decoder.decode(bytes));
+        const length = response.headers.get("Inference-Header-Content-Length");
+        if (binary) assert.deepEqual([...new BigInt64Array(bytes.slice(Number(length)).buffer)], y);
+        else {assert.deepEqual((parseExact(decoder.decode(bytes)).outputs as { data: unknown[] }[])[0].data, [
+            ...y.slice(0, 3),
+            1,
+          ]);}
+      }
+      const v1 = await post(server, "/v1/functions/int64", '{"x":[9007199254740992,9223372036854775806]}', {
+        "content-type": "application/json",
+      });
+      assert.equal(v1.status, 200, v1.text);
+      assert.equal(v1.text, '{"y":[9007199254740993,9223372036854775807]}');
+    },
+  );
+
   await t.step("FP16 end to end: /v1, /v2 JSON and /v2 binary", async () => {
     const v1 = await post(server, "/v1/functions/fp16", '{"x":[[1,2.5,-3],[0.5,0,65504]]}', {
       "content-type": "application/json",

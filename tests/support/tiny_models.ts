@@ -1,6 +1,6 @@
 /**
  * Tiny ONNX models for the KServe v2 tests, built with onnx-proto: an FP16
- * model (y = x + x) and a "detector" that keeps the rows of its input whose
+ * model (y = x + x), an INT64 model (y = x + 1) and a "detector" that keeps the rows of its input whose
  * first column is above 0.5 (so it can find nothing: an output of shape
  * [0, 3]).
  * @module
@@ -30,6 +30,29 @@ export function doubleFp16Model(): Uint8Array {
     node: [{ opType: "Add", input: ["x", "x"], output: ["y"] }],
     input: [valueInfo("x", FLOAT16, 3)],
     output: [valueInfo("y", FLOAT16, 3)],
+  }));
+}
+
+/** INT64 `x` [n] → INT64 `y = x + 1` [n]. */
+export function incrementInt64Model(): Uint8Array {
+  const vector = (name: string) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: { tensorType: { elemType: INT64, shape: { dim: [{ dimParam: "n" }] } } },
+    });
+  return model(onnx.GraphProto.create({
+    name: "increment_int64",
+    node: [{ opType: "Add", input: ["x", "one"], output: ["y"] }],
+    initializer: [
+      onnx.TensorProto.create({
+        name: "one",
+        dims: [],
+        dataType: INT64,
+        rawData: new Uint8Array(BigInt64Array.of(1n).buffer),
+      }),
+    ],
+    input: [vector("x")],
+    output: [vector("y")],
   }));
 }
 
@@ -65,8 +88,8 @@ export function detectorModel(): Uint8Array {
 
 /**
  * A functions folder for the v2 tests: the repo's mlp, the `strings` and
- * `dtypes` fixtures, and the `fp16` and `detector` fixtures with their
- * models generated here. Returns its path; the caller removes it.
+ * `dtypes` fixtures, and the `fp16`, `detector` and `int64` fixtures with
+ * their models generated here. Returns its path; the caller removes it.
  */
 export async function v2FunctionsDir(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "isolane-v2-" });
@@ -79,7 +102,9 @@ export async function v2FunctionsDir(): Promise<string> {
   await copy(new URL("../fixtures/functions/dtypes/", import.meta.url), "dtypes", ["mod.ts"]);
   await copy(new URL("../fixtures/v2/fp16/", import.meta.url), "fp16", ["mod.ts"]);
   await copy(new URL("../fixtures/v2/detector/", import.meta.url), "detector", ["mod.ts"]);
+  await copy(new URL("../fixtures/v2/int64/", import.meta.url), "int64", ["mod.ts"]);
   await Deno.writeFile(`${dir}/fp16/double_fp16.onnx`, doubleFp16Model());
   await Deno.writeFile(`${dir}/detector/detector.onnx`, detectorModel());
+  await Deno.writeFile(`${dir}/int64/increment_int64.onnx`, incrementInt64Model());
   return dir;
 }
