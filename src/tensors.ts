@@ -111,7 +111,10 @@ export function shapeFits(spec: readonly number[], shape: readonly number[]): bo
 }
 
 /** Checks a tensor's datatype and shape against its spec; throws `invalid_input` saying what differs. */
-export function checkAgainstSpec(spec: TensorSpec, datatype: string, shape: readonly number[]): void {
+export function checkAgainstSpec(
+  spec: TensorSpec,
+  { datatype, shape }: { datatype: string; shape: readonly number[] },
+): void {
   if (datatype !== spec.datatype) throw bad(`Input '${spec.name}' must be ${spec.datatype}, got ${datatype}`);
   if (!shapeFits(spec.shape, shape)) {
     throw bad(`Input '${spec.name}' has shape [${shape}]; expected [${spec.shape}] (-1: any)`);
@@ -319,7 +322,10 @@ export function encodeBytesElements(elements: readonly Uint8Array[]): ArrayBuffe
 }
 
 /** Splits Triton's BYTES layout into elements (views into `bytes`); throws `invalid_input` unless it holds exactly `count`. */
-export function decodeBytesElements(name: string, bytes: Uint8Array, count: number): Uint8Array[] {
+export function decodeBytesElements(
+  bytes: Uint8Array,
+  { name, count }: { name: string; count: number },
+): Uint8Array[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out: Uint8Array[] = [];
   let at = 0;
@@ -370,7 +376,7 @@ export function binaryToWire(
 ): WireTensor {
   const count = elementCount(name, shape);
   const info = datatypes[datatype];
-  if (datatype === "BYTES") decodeBytesElements(name, bytes, count);
+  if (datatype === "BYTES") decodeBytesElements(bytes, { name, count });
   else if (bytes.length !== count * info.byteSize) {
     throw bad(
       `Tensor '${name}' has ${bytes.length} bytes of binary data; ${datatype}[${shape}] needs ${count * info.byteSize}`,
@@ -395,7 +401,7 @@ const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 /** The elements of a BYTES wire tensor as strings; throws `invalid_input` for an element that is not UTF-8. */
 export function bytesToStrings(tensor: WireTensor): string[] {
   const count = elementCount(tensor.name, tensor.shape);
-  return decodeBytesElements(tensor.name, new Uint8Array(tensor.data), count).map((e, i) => {
+  return decodeBytesElements(new Uint8Array(tensor.data), { name: tensor.name, count }).map((e, i) => {
     try {
       return utf8Strict.decode(e);
     } catch {

@@ -67,8 +67,8 @@ Deno.test("binaryToWire checks sizes, BOOL bytes and the BYTES layout; copies in
   const strings = new Uint8Array(encodeBytesElements([encoder.encode("ab"), encoder.encode("")]));
   assert.equal(binaryToWire({ name: "s", datatype: "BYTES", shape: [2] }, strings).data.byteLength, 10);
   assert.throws(() => binaryToWire({ name: "s", datatype: "BYTES", shape: [3] }, strings), /shape needs 3/);
-  assert.throws(() => decodeBytesElements("s", strings.subarray(0, 5), 1), /runs past its data/);
-  assert.throws(() => decodeBytesElements("s", strings.subarray(0, 8), 2), /inside a length prefix/);
+  assert.throws(() => decodeBytesElements(strings.subarray(0, 5), { name: "s", count: 1 }), /runs past its data/);
+  assert.throws(() => decodeBytesElements(strings.subarray(0, 8), { name: "s", count: 2 }), /inside a length prefix/);
 });
 
 Deno.test("nestedShape reads rectangular nesting; nestedJsonText writes it back exactly", () => {

@@ -71,7 +71,7 @@ export function wireFromJsonBody(signature: TensorSignature, body: ArrayBuffer):
     if (shape.length < spec.shape.length && shape.at(-1) === 0) {
       for (let i = shape.length; i < spec.shape.length; i++) shape.push(Math.max(spec.shape[i], 0));
     }
-    checkAgainstSpec(spec, spec.datatype, shape);
+    checkAgainstSpec(spec, { datatype: spec.datatype, shape });
     return jsonToWire({ name: spec.name, datatype: spec.datatype, shape, data: flat });
   });
 }
@@ -94,7 +94,7 @@ export function tensorsFromWire(signature: TensorSignature, wire: readonly WireT
   for (const spec of signature.inputs) {
     const t = byName.get(spec.name);
     if (!t) throw bad(`Missing input '${spec.name}'`);
-    checkAgainstSpec(spec, t.datatype, t.shape);
+    checkAgainstSpec(spec, t);
     const count = elementCount(t.name, t.shape);
     if (spec.datatype === "BYTES") {
       inputs[spec.name] = new Tensor("string", bytesToStrings(t), t.shape);
@@ -117,7 +117,11 @@ function wrong(fn: string, spec: TensorSpec, why: string): IsolaneError {
 }
 
 /** Checks what a handler returned against the signature's outputs; the outputs as wire tensors (copied). */
-export function outputsToWire(fn: string, signature: TensorSignature, value: unknown): WireTensor[] {
+export function outputsToWire(
+  signature: TensorSignature,
+  value: unknown,
+  { name: fn }: { name: string },
+): WireTensor[] {
   if (typeof value !== "object" || value === null) {
     throw new IsolaneError(
       "invalid_output",
@@ -176,6 +180,6 @@ export async function runTensorJob(
 ): Promise<{ body: ArrayBuffer; tensors?: WireTensor[] }> {
   const { signature } = definition;
   const inputs = tensorsFromWire(signature, job.tensors ?? wireFromJsonBody(signature, job.body));
-  const outputs = outputsToWire(name, signature, await call(inputs));
+  const outputs = outputsToWire(signature, await call(inputs), { name });
   return job.tensors ? { body: new ArrayBuffer(0), tensors: outputs } : { body: outputsToJsonBody(outputs) };
 }

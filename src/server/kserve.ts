@@ -80,7 +80,7 @@ function checkParameters(where: string, params: Record<string, unknown> | undefi
 export function decodeInferRequest(
   signature: TensorSignature,
   body: Uint8Array,
-  headerLength: string | undefined,
+  { headerLength }: { headerLength?: string } = {},
 ): DecodedRequest {
   let jsonBytes = body;
   let binary: Uint8Array = new Uint8Array(0);
@@ -112,7 +112,7 @@ export function decodeInferRequest(
         `Unexpected input '${input.name}'; the inputs are ${signature.inputs.map((s) => `'${s.name}'`).join(", ")}`,
       );
     }
-    checkAgainstSpec(spec, input.datatype, input.shape);
+    checkAgainstSpec(spec, input);
     const size = input.parameters?.binary_data_size;
     if (size === undefined) {
       if (input.data === undefined) throw bad(`Input '${input.name}' has neither 'data' nor binary_data_size`);
@@ -168,8 +168,7 @@ const encoder = new TextEncoder();
  */
 export function encodeInferResponse(
   model: { name: string; version: string; id?: string },
-  tensors: readonly WireTensor[],
-  outputs: readonly { name: string; binary: boolean }[],
+  { tensors, outputs }: { tensors: readonly WireTensor[]; outputs: readonly { name: string; binary: boolean }[] },
 ): EncodedResponse {
   const chunks: Uint8Array[] = [];
   const parts = outputs.map(({ name, binary }) => {

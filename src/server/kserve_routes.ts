@@ -115,7 +115,7 @@ export function kserveRoutes(registry: Registry, { limits, version }: { limits: 
 
   const config = (c: Context) => {
     const { fn, signature } = model(registry, c);
-    return c.json(modelConfig(fn.name, signature, fn.manifest.options.dynamicBatching));
+    return c.json(modelConfig(fn.name, { signature, batching: fn.manifest.options.dynamicBatching }));
   };
   app.get("/v2/models/:name/config", config);
   app.get("/v2/models/:name/versions/:version/config", config);
@@ -127,12 +127,11 @@ export function kserveRoutes(registry: Registry, { limits, version }: { limits: 
     let response: Response | undefined;
     await limits.for(maxBytes)(c, async () => {
       const body = await readBody(c, maxBytes);
-      const request = decodeInferRequest(signature, body, c.req.header(inferenceHeaderLength));
+      const request = decodeInferRequest(signature, body, { headerLength: c.req.header(inferenceHeaderLength) });
       const tensors = await fn.pool.infer(request.inputs, { signal: c.req.raw.signal, requestId: c.get("requestId") });
       const encoded = encodeInferResponse(
         { name: fn.name, version: String(fn.version), ...(request.id !== undefined ? { id: request.id } : {}) },
-        tensors,
-        request.outputs,
+        { tensors, outputs: request.outputs },
       );
       response = c.body(encoded.body as Uint8Array<ArrayBuffer>, 200, {
         "content-type": encoded.contentType,
@@ -157,8 +156,7 @@ export function kserveRoutes(registry: Registry, { limits, version }: { limits: 
  */
 export function modelConfig(
   name: string,
-  signature: TensorSignature,
-  batching: DynamicBatching | undefined,
+  { signature, batching }: { signature: TensorSignature; batching?: DynamicBatching },
 ): Record<string, unknown> {
   const batched = batching !== undefined && [...signature.inputs, ...signature.outputs].every((t) => t.shape[0] === -1);
   const tensor = (t: TensorSpec) => ({
