@@ -45,13 +45,34 @@ export interface InitMessage {
   ortThreads: number;
 }
 
+/**
+ * A tensor as it crosses to or from an isolate: its elements little-endian in
+ * their own transferable buffer (BOOL one byte each, FP16 the half bits,
+ * BYTES each element's bytes after a 4-byte little-endian length, as Triton).
+ */
+export interface WireTensor {
+  name: string;
+  /** A KServe v2 datatype (`FP32`, `INT64`, `BYTES`, ...). */
+  datatype: string;
+  /** Dimensions; zero-size dimensions are valid. */
+  shape: number[];
+  data: ArrayBuffer;
+}
+
 /** One request for the isolate. */
 export interface Job {
   id: number;
   /** The HTTP request's id, so that the function's console output can name it. */
   requestId?: string;
-  /** The request body: UTF-8 JSON. */
+  /** The request body: UTF-8 JSON (empty when `tensors` is set). */
   body: ArrayBuffer;
+  /** Input tensors already decoded by the host (KServe v2); the result then carries output tensors. */
+  tensors?: WireTensor[];
+}
+
+/** The buffers of a job or result to transfer with its message. */
+export function transferablesOf(item: { body: ArrayBuffer; tensors?: WireTensor[] }): ArrayBuffer[] {
+  return item.tensors ? [item.body, ...item.tensors.map((t) => t.data)] : [item.body];
 }
 
 /** Host to isolate: run these jobs (one, or a batch). */
@@ -120,7 +141,7 @@ export interface FailedMessage {
 
 /** The outcome of one job. */
 export type JobResult =
-  | { id: number; ok: true; body: ArrayBuffer }
+  | { id: number; ok: true; body: ArrayBuffer; tensors?: WireTensor[] }
   | { id: number; ok: false; error: ErrorBody };
 
 /** Isolate to host: outcomes of jobs, in any order. */

@@ -18,7 +18,7 @@
  * @module
  */
 import { z } from "zod";
-import type { InferenceSession } from "onnxruntime-common";
+import type { InferenceSession, Tensor } from "onnxruntime-common";
 // Types only: the SDK loads nothing of the native layer.
 import type { ResizeNormalizeOptions, RgbaImage } from "../native/kernels.ts";
 
@@ -55,17 +55,25 @@ export const tensorDatatypes = [
   "BYTES",
 ] as const;
 
+/** A KServe v2 tensor datatype. */
+export type TensorDatatype = (typeof tensorDatatypes)[number];
+
 /** One named tensor of a signature; `-1` in a shape is any size. */
 export interface TensorSpec {
   name: string;
-  datatype: (typeof tensorDatatypes)[number];
+  datatype: TensorDatatype;
   shape: number[];
 }
 
 /**
- * A tensor signature: the function's input is an object with one nested array
- * per input tensor, its output one nested array per output tensor. Declaring
- * it serves the function over KServe v2 (`/v2/models/<name>/infer`) too.
+ * A tensor signature. The handler of a function that declares one gets its
+ * inputs as ONNX Runtime `Tensor`s by name and returns its outputs the same
+ * way; callers send each tensor as a nested array under its name on `/v1`,
+ * or as KServe v2 tensors on `/v2/models/<name>/infer` (JSON or binary).
+ * Typed arrays per datatype: BOOL `Uint8Array` (0/1), UINT8…INT64 the
+ * matching typed array (64-bit: `BigInt64Array`/`BigUint64Array`), FP16
+ * `Uint16Array` of IEEE half bits, FP32 `Float32Array`, FP64
+ * `Float64Array`, BYTES `string[]` (UTF-8).
  */
 export interface TensorSignature {
   inputs: TensorSpec[];
@@ -131,22 +139,16 @@ export interface FunctionContext<M extends string = string> {
   readonly gpu: GpuLane | null;
 }
 
+/** An output tensor as a handler returns it: an ONNX Runtime `Tensor`, or its data and dims. */
+export type TensorOutput = Tensor | { data: Tensor["data"]; dims: readonly number[] };
+
 /** What `setup` gets: the context without a request. */
 export type SetupContext<M extends string = string> = Omit<FunctionContext<M>, "signal">;
 
-/** A function definition, as a module default-exports it. */
-export interface FunctionDefinition<
-  I extends z.ZodType = z.ZodType,
-  O extends z.ZodType = z.ZodType,
-  M extends string = string,
-  S = unknown,
-> {
+/** What every function definition declares besides its input, output and handler. */
+export interface FunctionOptionsBase<M extends string = string, S = unknown> {
   /** One line that says what the function does. */
   description: string;
-  /** Validates the request body. */
-  input: I;
-  /** Validates what the handler returns. */
-  output: O;
   /** Named ONNX models: a path relative to the module, or `npm:<package>@<version>/<file>`. */
   models?: Record<M, string>;
   /** Other files the function reads (a dictionary, labels), resolved like models; see `ctx.assets`. */
@@ -178,16 +180,44 @@ export interface FunctionDefinition<
   abortGraceMs?: number;
   /** Triton's dynamic batcher: combine queued requests along the first dimension; off by default. */
   dynamicBatching?: DynamicBatching;
-  /** A tensor signature, to be served over KServe v2 as well. */
-  signature?: TensorSignature;
   /** Runs once per isolate before it serves; its result is passed to every handler call as `state`. */
   setup?: (ctx: SetupContext<M>) => S | Promise<S>;
+}
+
+/** A function definition with a JSON input and output, as a module default-exports it. */
+export interface FunctionDefinition<
+  I extends z.ZodType = z.ZodType,
+  O extends z.ZodType = z.ZodType,
+  M extends string = string,
+  S = unknown,
+> extends FunctionOptionsBase<M, S> {
+  /** Validates the request body. */
+  input: I;
+  /** Validates what the handler returns. */
+  output: O;
+  signature?: undefined;
   /** Handles one call. */
   handler: (
     input: z.output<I>,
     ctx: FunctionContext<M> & { state: Awaited<S> },
   ) => z.input<O> | Promise<z.input<O>>;
 }
+
+/** A function definition with a tensor signature: served on `/v1` and KServe v2, tensors in and out. */
+export interface TensorFunctionDefinition<M extends string = string, S = unknown> extends FunctionOptionsBase<M, S> {
+  /** The input and output tensors; checked exactly (datatype, shape) before and after the handler. */
+  signature: TensorSignature;
+  input?: undefined;
+  output?: undefined;
+  /** Handles one call: input tensors by name in, output tensors by name out. */
+  handler: (
+    inputs: Readonly<Record<string, Tensor>>,
+    ctx: FunctionContext<M> & { state: Awaited<S> },
+  ) => Readonly<Record<string, TensorOutput>> | Promise<Readonly<Record<string, TensorOutput>>>;
+}
+
+/** Either kind of definition, as the runtime sees it. */
+export type AnyFunctionDefinition = FunctionDefinition | TensorFunctionDefinition;
 
 const MiB = 1024 * 1024;
 const hostPattern = /^[A-Za-z0-9.\-\[\]:]+$/;
@@ -240,18 +270,38 @@ export type FunctionOptions = z.output<typeof functionOptionsSchema>;
  * Declares a function module. Validates the options at import time so that a
  * mistake is reported with the module's name, before any request arrives.
  */
+export function defineFunction<M extends string = never, S = undefined>(
+  definition: TensorFunctionDefinition<M, S>,
+): TensorFunctionDefinition<M, S>;
 export function defineFunction<
   I extends z.ZodType,
   O extends z.ZodType,
   M extends string = never,
   S = undefined,
->(definition: FunctionDefinition<I, O, M, S>): FunctionDefinition<I, O, M, S> {
+>(definition: FunctionDefinition<I, O, M, S>): FunctionDefinition<I, O, M, S>;
+export function defineFunction(definition: AnyFunctionDefinition): AnyFunctionDefinition {
   functionOptionsSchema.parse(definition);
-  if (!(definition.input instanceof z.ZodType) || !(definition.output instanceof z.ZodType)) {
-    throw new TypeError("Function 'input' and 'output' must be Zod schemas");
+  checkDefinition(definition);
+  return definition;
+}
+
+/** Throws a `TypeError` saying what is wrong with a definition's input, output, signature or handler. */
+export function checkDefinition(definition: AnyFunctionDefinition): void {
+  if (definition.signature) {
+    const names = [...definition.signature.inputs, ...definition.signature.outputs].map((t) => t.name);
+    if (new Set(definition.signature.inputs.map((t) => t.name)).size !== definition.signature.inputs.length) {
+      throw new TypeError(`Function 'signature' has duplicate input names: ${names.join(", ")}`);
+    }
+    if (new Set(definition.signature.outputs.map((t) => t.name)).size !== definition.signature.outputs.length) {
+      throw new TypeError(`Function 'signature' has duplicate output names: ${names.join(", ")}`);
+    }
+    if (definition.input !== undefined || definition.output !== undefined) {
+      throw new TypeError("A function with a 'signature' takes and returns tensors; leave out 'input' and 'output'");
+    }
+  } else if (!(definition.input instanceof z.ZodType) || !(definition.output instanceof z.ZodType)) {
+    throw new TypeError("Function 'input' and 'output' must be Zod schemas (or declare a tensor 'signature')");
   }
   if (typeof definition.handler !== "function") {
     throw new TypeError("Function 'handler' must be a function");
   }
-  return definition;
 }

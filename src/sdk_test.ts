@@ -23,3 +23,31 @@ Deno.test("defineFunction rejects bad options with the field in the message", ()
 Deno.test("defineFunction accepts a device list", () => {
   assert.deepEqual(functionOptionsSchema.parse(defineFunction({ ...minimal, device: [0, 1] })).device, [0, 1]);
 });
+
+Deno.test("tensor functions: a signature instead of input/output; unique names; dynamic batching off by default", () => {
+  const signature = {
+    inputs: [{ name: "x", datatype: "FP32" as const, shape: [-1, 4] }],
+    outputs: [{ name: "y", datatype: "FP32" as const, shape: [-1, 3] }],
+  };
+  const tensor = { description: "d", signature, handler: () => ({}) };
+  const options = functionOptionsSchema.parse(defineFunction(tensor));
+  assert.equal(options.dynamicBatching, undefined);
+  const batching = { maxBatchSize: 8, maxQueueDelayMs: 1, preferredBatchSizes: [4] };
+  assert.deepEqual(
+    functionOptionsSchema.parse(defineFunction({ ...tensor, dynamicBatching: batching })).dynamicBatching,
+    batching,
+  );
+  assert.throws(
+    () => defineFunction({ ...tensor, dynamicBatching: { maxBatchSize: 0, maxQueueDelayMs: 1 } }),
+    /maxBatchSize/,
+  );
+  assert.throws(
+    () => defineFunction({ ...tensor, input: z.object({}) } as unknown as typeof tensor),
+    /leave out 'input' and 'output'/,
+  );
+  assert.throws(
+    () =>
+      defineFunction({ ...tensor, signature: { ...signature, inputs: [signature.inputs[0], signature.inputs[0]] } }),
+    /duplicate input names/,
+  );
+});

@@ -41,8 +41,12 @@ Deno.test("API: statuses, listing and health against the fixture functions", asy
       assert.equal(e.status, 404);
       assert.equal(e.code, "not_found");
       assert.match(e.message, /No function named 'nope'/);
-      const route = await errorOf(await fetch(`${server.url}/v2/nothing`));
+      const route = await errorOf(await fetch(`${server.url}/v1/nothing`));
       assert.equal(route.status, 404);
+      assert.equal(route.code, "not_found");
+      // Under /v2 the protocol's shape holds for unknown routes too.
+      const v2Route = await fetch(`${server.url}/v2/nothing`);
+      assert.deepEqual([v2Route.status, await v2Route.json()], [404, { error: "No route GET /v2/nothing" }]);
     });
 
     await t.step("413 for a body over the function's limit, with and without content-length", async () => {
@@ -125,12 +129,14 @@ Deno.test("API: statuses, listing and health against the fixture functions", asy
         "badopts",
         "broken",
         "declared",
+        "dtypes",
         "echo",
         "faults",
         "limits",
         "nomodel",
         "setupfails",
         "snoop",
+        "strings",
       ]);
       const echo = byName.echo;
       assert.equal(echo.status, "ready");

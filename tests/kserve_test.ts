@@ -22,7 +22,11 @@ Deno.test("kserve v2: health, metadata, readiness and inference on mlp", async (
   await using server = await startServer({ functionsDir, env: { CUDA_VISIBLE_DEVICES: "" } });
 
   await t.step("server metadata and health", async () => {
-    assert.deepEqual((await v2(server, "/v2")).body, { name: "isolane", version: "0.1.0", extensions: [] });
+    assert.deepEqual((await v2(server, "/v2")).body, {
+      name: "isolane",
+      version: "0.1.0",
+      extensions: ["binary_tensor_data", "model_configuration"],
+    });
     assert.deepEqual(await v2(server, "/v2/health/live"), { status: 200, body: { live: true } });
     assert.deepEqual(await v2(server, "/v2/health/ready"), { status: 200, body: { ready: true } });
   });

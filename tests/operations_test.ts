@@ -87,6 +87,18 @@ Deno.test("operations: /openapi.json is valid OpenAPI 3.1 with each function's s
   assert.equal(echo.responses["200"].content["application/json"].schema.properties.message.type, "string");
   assert.equal(echo.responses["429"].content["application/json"].schema.$ref, "#/components/schemas/Error");
   assert.equal(doc.paths["/v1/functions/broken"], undefined, "functions that failed to load are not described");
+  // KServe v2 routes, with the tensor functions named; a signature gives the /v1 schema too.
+  assert.deepEqual(doc.paths["/v2/models/{name}/infer"].parameters[0].schema.examples, ["dtypes", "strings"]);
+  assert.ok(doc.paths["/v2/models/{name}/infer"].post.requestBody.content["application/octet-stream"]);
+  assert.equal(
+    doc.paths["/v2/models/{name}/config"].get.responses["200"].content["application/json"].schema.$ref,
+    "#/components/schemas/V2ModelConfig",
+  );
+  const strings = doc.paths["/v1/functions/strings"].post;
+  assert.deepEqual(strings.requestBody.content["application/json"].schema.properties.text.items, {
+    type: "string",
+    description: "BYTES[-1]",
+  });
   const page = await fetch(`${server.url}/docs`);
   const html = await page.text();
   assert.match(html, /SwaggerUIBundle\(\{ url: "\/openapi\.json"/);

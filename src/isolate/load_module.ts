@@ -2,12 +2,12 @@
  * Imports a function module and checks its default export.
  * @module
  */
-import { type FunctionDefinition, type FunctionOptions, functionOptionsSchema, z } from "../sdk.ts";
+import { type AnyFunctionDefinition, checkDefinition, type FunctionOptions, functionOptionsSchema, z } from "../sdk.ts";
 import { IsolaneError } from "../errors.ts";
 
 /** A module's definition with its validated options. */
 export interface LoadedFunction {
-  definition: FunctionDefinition;
+  definition: AnyFunctionDefinition;
   options: FunctionOptions;
 }
 
@@ -22,7 +22,7 @@ export async function loadFunctionModule(name: string, moduleUrl: string): Promi
       `Cannot load function '${name}': importing ${moduleUrl} failed: ${messageOf(error)}`,
     );
   }
-  const definition = mod.default as FunctionDefinition | undefined;
+  const definition = mod.default as AnyFunctionDefinition | undefined;
   if (typeof definition !== "object" || definition === null) {
     throw new IsolaneError(
       "function_unavailable",
@@ -36,13 +36,10 @@ export async function loadFunctionModule(name: string, moduleUrl: string): Promi
       `Cannot load function '${name}': invalid options: ${z.prettifyError(parsed.error)}`,
     );
   }
-  for (const key of ["input", "output"] as const) {
-    if (!(definition[key] instanceof z.ZodType)) {
-      throw new IsolaneError("function_unavailable", `Cannot load function '${name}': '${key}' must be a Zod schema`);
-    }
-  }
-  if (typeof definition.handler !== "function") {
-    throw new IsolaneError("function_unavailable", `Cannot load function '${name}': 'handler' must be a function`);
+  try {
+    checkDefinition(definition);
+  } catch (error) {
+    throw new IsolaneError("function_unavailable", `Cannot load function '${name}': ${messageOf(error)}`);
   }
   return { definition, options: parsed.data };
 }

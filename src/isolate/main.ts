@@ -6,12 +6,21 @@
  * {@link IsolatePort}; `worker_entry.ts` and `process_entry.ts` provide one.
  * @module
  */
-import type { HostMessage, InitMessage, IsolateMessage, Job, JobResult } from "../protocol.ts";
+import {
+  type HostMessage,
+  type InitMessage,
+  type IsolateMessage,
+  type Job,
+  type JobResult,
+  transferablesOf,
+} from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { createSession, describeSession } from "../inference/session.ts";
 import type { InferenceSession } from "onnxruntime-common";
 import { z } from "../sdk.ts";
+import { signatureJsonSchema } from "../tensors.ts";
+import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
 import { type BaseContext, runBatch, runJob } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
@@ -36,11 +45,13 @@ async function inspect(init: InitMessage): Promise<void> {
   const schema = (s: z.ZodType, io: "input" | "output") => z.toJSONSchema(s, { io, unrepresentable: "any" });
   port.post({
     type: "manifest",
-    manifest: {
-      options,
-      inputSchema: schema(definition.input, "input"),
-      outputSchema: schema(definition.output, "output"),
-    },
+    manifest: definition.signature
+      ? {
+        options,
+        inputSchema: signatureJsonSchema(definition.signature.inputs),
+        outputSchema: signatureJsonSchema(definition.signature.outputs),
+      }
+      : { options, inputSchema: schema(definition.input, "input"), outputSchema: schema(definition.output, "output") },
   });
 }
 
@@ -48,6 +59,7 @@ async function serve(init: InitMessage): Promise<void> {
   // The lane is bound on this thread before ONNX Runtime or anything else touches the GPU.
   if (init.lane.kind === "cuda") gpuLane = await openGpuLane(init.name, init.lane.device, init.kernelsPtxPath!);
   const ort = await loadOrt();
+  pinFloat16AsUint16(ort.Tensor);
   // Existing native handles keep working; new dlopen calls are refused from here on.
   await Deno.permissions.revoke({ name: "ffi" });
   const loaded = await loadFunctionModule(init.name, init.moduleUrl);
@@ -116,7 +128,7 @@ async function runJobs(jobs: Job[]): Promise<void> {
   } finally {
     for (const job of jobs) aborts.delete(job.id);
   }
-  const transfer = results.flatMap((r) => (r.ok ? [r.body] : []));
+  const transfer = results.flatMap((r) => (r.ok ? transferablesOf(r) : []));
   port.post({ type: "results", results }, transfer);
 }
 

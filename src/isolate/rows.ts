@@ -1,25 +1,21 @@
 /**
- * Rows along the first dimension of a batchable value: a nested array (rows
- * are its items) or a tensor (`{ type, data, dims }`, rows are `dims[0]`).
+ * Rows along the first dimension, for dynamic batching: tensors combined
+ * into one, and wire tensors cut back into each request's rows.
  * @module
  */
 import { Tensor } from "onnxruntime-common";
+import type { WireTensor } from "../protocol.ts";
 
 type TypedArray = Exclude<Tensor["data"], string[]>;
 
-/** Rows of a value; -1 when it has none (not an array or tensor). */
-export function rowsOf(value: unknown): number {
-  if (Array.isArray(value)) return value.length;
-  if (value instanceof Tensor) return value.dims[0] ?? -1;
-  return -1;
-}
-
-/** The values' rows, one after another, as one value of the same kind. */
-export function concatRows(values: unknown[]): unknown {
-  if (values.every(Array.isArray)) return (values as unknown[][]).flat(1);
-  const tensors = values as Tensor[];
+/** The tensors' rows, one after another, as one tensor (same type; dims after the first must agree). */
+export function concatRows(tensors: Tensor[]): Tensor {
   const first = tensors[0];
   const rows = tensors.reduce((n, t) => n + t.dims[0], 0);
+  const dims = [rows, ...first.dims.slice(1)];
+  if (first.type === "string") {
+    return new Tensor("string", tensors.flatMap((t) => t.data as string[]), dims);
+  }
   const length = tensors.reduce((n, t) => n + t.data.length, 0);
   const Ctor = (first.data as TypedArray).constructor as new (n: number) => TypedArray;
   const data = new Ctor(length);
@@ -28,14 +24,17 @@ export function concatRows(values: unknown[]): unknown {
     (data as Float32Array).set(t.data as Float32Array, at);
     at += t.data.length;
   }
-  return new Tensor(first.type as "float32", data as Float32Array, [rows, ...first.dims.slice(1)]);
+  return new Tensor(first.type as "float32", data as Float32Array, dims);
 }
 
-/** Rows `start` to `end` (exclusive) of a value. */
-export function sliceRows(value: unknown, start: number, end: number): unknown {
-  if (Array.isArray(value)) return value.slice(start, end);
-  const t = value as Tensor;
-  const width = t.dims.slice(1).reduce((a, b) => a * b, 1);
-  const data = (t.data as TypedArray).subarray(start * width, end * width) as Float32Array;
-  return new Tensor(t.type as "float32", data, [end - start, ...t.dims.slice(1)]);
+/** Rows `start` to `end` (exclusive) of a fixed-size wire tensor, as a wire tensor with its own buffer. */
+export function sliceWireRows(tensor: WireTensor, start: number, end: number): WireTensor {
+  const rows = tensor.shape[0];
+  const rowBytes = rows > 0 ? tensor.data.byteLength / rows : 0;
+  return {
+    name: tensor.name,
+    datatype: tensor.datatype,
+    shape: [end - start, ...tensor.shape.slice(1)],
+    data: tensor.data.slice(start * rowBytes, end * rowBytes),
+  };
 }

@@ -1,17 +1,27 @@
 /**
- * Runs jobs: JSON in, input validation, the handler, output validation, JSON
- * out. A batch of jobs for a function with a tensor signature and dynamic
- * batching runs as one handler call over the jobs' rows combined along the
- * first dimension, and the output is split back by rows (Triton's dynamic
- * batcher). One job's bad input never fails the others.
+ * Runs jobs: JSON in, input validation, the handler, output validation,
+ * JSON out; tensor functions go through {@link runTensorJob} instead. A batch
+ * of jobs for a tensor function with dynamic batching runs as one handler call
+ * over the jobs' rows combined along the first dimension, and the outputs are
+ * split back by rows (Triton's dynamic batcher). One job's bad input never
+ * fails the others.
  * @module
  */
-import { type FunctionContext, type FunctionDefinition, InputError } from "../sdk.ts";
-import type { Job, JobResult } from "../protocol.ts";
+import {
+  type AnyFunctionDefinition,
+  type FunctionContext,
+  type FunctionDefinition,
+  InputError,
+  type TensorFunctionDefinition,
+} from "../sdk.ts";
+import type { Job, JobResult, WireTensor } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { messageOf } from "./load_module.ts";
-import { concatRows, rowsOf, sliceRows } from "./rows.ts";
+import { outputsToJsonBody, outputsToWire, runTensorJob, tensorsFromWire, wireFromJsonBody } from "./tensor_input.ts";
+import { concatRows, sliceWireRows } from "./rows.ts";
+import type { Tensor } from "onnxruntime-common";
 
+// Fatal: a body that is not UTF-8 is refused, not read with U+FFFD in place of its bytes.
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
 
@@ -26,32 +36,13 @@ function issuesOf(error: { issues: readonly { path: PropertyKey[]; message: stri
   }));
 }
 
-/** Parses and validates a job's body; throws `invalid_json` or `invalid_input`. */
-function parseInput(definition: FunctionDefinition, job: Job): unknown {
-  let json: unknown;
-  try {
-    json = JSON.parse(decoder.decode(job.body));
-  } catch (error) {
-    throw new IsolaneError("invalid_json", `Request body is not valid UTF-8 JSON: ${messageOf(error)}`);
-  }
-  const input = definition.input.safeParse(json);
-  if (!input.success) {
-    throw new IsolaneError(
-      "invalid_input",
-      "Request body does not match the function's input schema",
-      issuesOf(input.error),
-    );
-  }
-  return input.data;
-}
-
 async function callHandler(
-  definition: FunctionDefinition,
+  handler: (input: never, ctx: FunctionContext & { state: unknown }) => unknown,
   input: unknown,
   ctx: FunctionContext & { state: unknown },
 ): Promise<unknown> {
   try {
-    return await definition.handler(input, ctx);
+    return await (handler as (input: unknown, ctx: FunctionContext & { state: unknown }) => unknown)(input, ctx);
   } catch (error) {
     if (ctx.signal.aborted) throw new IsolaneError("timeout", "The function was aborted");
     if (error instanceof InputError) throw new IsolaneError("invalid_input", error.message);
@@ -59,16 +50,56 @@ async function callHandler(
   }
 }
 
-function encodeOutput(definition: FunctionDefinition, name: string, value: unknown): ArrayBuffer {
-  const output = definition.output.safeParse(value);
+/** Zod's parse, where a stack overflow on a deeply nested body is the body's fault (400), not a 500. */
+function safeParse(schema: FunctionDefinition["input"], value: unknown, what: "input" | "output") {
+  try {
+    return schema.safeParse(value);
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new IsolaneError(
+        what === "input" ? "invalid_input" : "invalid_output",
+        `The ${what} is nested too deeply to validate`,
+      );
+    }
+    throw error;
+  }
+}
+
+async function run(
+  definition: AnyFunctionDefinition,
+  job: Job,
+  ctx: FunctionContext & { state: unknown },
+): Promise<{ body: ArrayBuffer; tensors?: WireTensor[] }> {
+  if (definition.signature) {
+    return await runTensorJob(definition, job, {
+      name: ctx.name,
+      call: (inputs) => callHandler(definition.handler, inputs, ctx),
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(job.body));
+  } catch (error) {
+    throw new IsolaneError("invalid_json", `Request body is not valid JSON: ${messageOf(error)}`);
+  }
+  const input = safeParse(definition.input, json, "input");
+  if (!input.success) {
+    throw new IsolaneError(
+      "invalid_input",
+      "Request body does not match the function's input schema",
+      issuesOf(input.error),
+    );
+  }
+  const value = await callHandler(definition.handler, input.data, ctx);
+  const output = safeParse(definition.output, value, "output");
   if (!output.success) {
     throw new IsolaneError(
       "invalid_output",
-      `Function '${name}' returned a value that does not match its output schema`,
+      `Function '${ctx.name}' returned a value that does not match its output schema`,
       issuesOf(output.error),
     );
   }
-  return encoder.encode(JSON.stringify(output.data)).buffer as ArrayBuffer;
+  return { body: encoder.encode(JSON.stringify(output.data)).buffer as ArrayBuffer };
 }
 
 function failure(job: Job, name: string, error: unknown): JobResult {
@@ -80,16 +111,19 @@ function failure(job: Job, name: string, error: unknown): JobResult {
 
 /** Runs a job to a result; never throws. */
 export async function runJob(
-  definition: FunctionDefinition,
+  definition: AnyFunctionDefinition,
   job: Job,
   base: BaseContext,
   signal: AbortSignal,
 ): Promise<JobResult> {
   try {
-    const value = await callHandler(definition, parseInput(definition, job), { ...base, signal });
-    return { id: job.id, ok: true, body: encodeOutput(definition, base.name, value) };
+    const { body, tensors } = await run(definition, job, { ...base, signal });
+    return tensors ? { id: job.id, ok: true, body, tensors } : { id: job.id, ok: true, body };
   } catch (error) {
-    return failure(job, base.name, error);
+    const e = error instanceof IsolaneError
+      ? error
+      : new IsolaneError("internal", `Function '${base.name}' failed: ${messageOf(error)}`);
+    return { id: job.id, ok: false, error: e.toBody() };
   }
 }
 
@@ -106,78 +140,77 @@ function allAborted(signals: AbortSignal[]): AbortSignal {
 }
 
 /**
- * Runs a batch of jobs as few handler calls as `maxBatchSize` allows, for a
- * function with a tensor signature; never throws. Jobs whose input fails
- * are answered alone; a handler call that fails, or returns outputs whose
- * rows do not add up, is retried job by job so each gets its own answer.
+ * Runs a batch of jobs of a tensor function as few handler calls as
+ * `maxBatchSize` allows; never throws. A job whose input fails is answered
+ * alone; a handler call that fails, or returns outputs whose rows do not add
+ * up (or BYTES outputs, whose rows have no fixed size), is run again job by
+ * job so that each gets its own answer.
  */
 export async function runBatch(
-  definition: FunctionDefinition,
+  definition: TensorFunctionDefinition,
   jobs: Job[],
   base: BaseContext,
   signals: Map<number, AbortSignal>,
 ): Promise<JobResult[]> {
+  const { signature } = definition;
   const results = new Map<number, JobResult>();
-  const inputs: { job: Job; input: Record<string, unknown>; rows: number }[] = [];
-  const inputNames = definition.signature!.inputs.map((s) => s.name);
-  const outputNames = definition.signature!.outputs.map((s) => s.name);
+  type Item = { job: Job; inputs: Record<string, Tensor>; rows: number };
+  const items: Item[] = [];
   for (const job of jobs) {
     try {
-      const input = parseInput(definition, job) as Record<string, unknown>;
-      inputs.push({ job, input, rows: rowsOf(input[inputNames[0]]) });
+      const inputs = tensorsFromWire(signature, job.tensors ?? wireFromJsonBody(signature, job.body));
+      items.push({ job, inputs, rows: inputs[signature.inputs[0].name].dims[0] ?? 0 });
     } catch (error) {
       results.set(job.id, failure(job, base.name, error));
     }
   }
+  const alone = async (item: Item) =>
+    results.set(item.job.id, await runJob(definition, item.job, base, signals.get(item.job.id)!));
   const maxRows = definition.dynamicBatching?.maxBatchSize ?? Infinity;
-  const groups: (typeof inputs)[] = [];
-  let rows = Infinity;
-  for (const item of inputs) {
-    if (rows + item.rows > maxRows || groups.length === 0) {
+  const groups: Item[][] = [];
+  let rows = 0;
+  for (const item of items) {
+    if (groups.length === 0 || rows + item.rows > maxRows) {
       groups.push([]);
       rows = 0;
     }
     groups.at(-1)!.push(item);
     rows += item.rows;
   }
+  const splittable = signature.outputs.every((o) => o.datatype !== "BYTES");
   for (const group of groups) {
-    const alone = async (item: (typeof inputs)[number]) => {
-      const signal = signals.get(item.job.id)!;
-      try {
-        const value = await callHandler(definition, item.input, { ...base, signal });
-        results.set(item.job.id, { id: item.job.id, ok: true, body: encodeOutput(definition, base.name, value) });
-      } catch (error) {
-        results.set(item.job.id, failure(item.job, base.name, error));
-      }
-    };
-    if (group.length === 1) {
-      await alone(group[0]);
+    if (group.length === 1 || !splittable) {
+      for (const item of group) await alone(item);
       continue;
     }
-    const merged = Object.fromEntries(inputNames.map((n) => [n, concatRows(group.map((g) => g.input[n]))]));
+    const merged = Object.fromEntries(
+      signature.inputs.map((s) => [s.name, concatRows(group.map((g) => g.inputs[s.name])) as Tensor]),
+    );
     const signal = allAborted(group.map((g) => signals.get(g.job.id)!));
-    let output: Record<string, unknown> | undefined;
+    const total = group.reduce((n, g) => n + g.rows, 0);
+    let outputs;
     try {
-      output = await callHandler(definition, merged, { ...base, signal }) as Record<string, unknown>;
-      const total = group.reduce((n, g) => n + g.rows, 0);
-      if (outputNames.some((n) => rowsOf(output![n]) !== total)) output = undefined;
+      const value = await callHandler(definition.handler, merged, { ...base, signal });
+      outputs = outputsToWire(signature, value, { name: base.name });
+      if (outputs.some((o) => o.shape[0] !== total)) outputs = undefined;
     } catch {
-      output = undefined;
+      outputs = undefined;
     }
-    if (!output) {
+    if (!outputs) {
       for (const item of group) await alone(item);
       continue;
     }
     let start = 0;
     for (const item of group) {
       const end = start + item.rows;
-      const value = Object.fromEntries(outputNames.map((n) => [n, sliceRows(output![n], start, end)]));
+      const wire = outputs.map((o) => sliceWireRows(o, start, end));
       start = end;
-      try {
-        results.set(item.job.id, { id: item.job.id, ok: true, body: encodeOutput(definition, base.name, value) });
-      } catch (error) {
-        results.set(item.job.id, failure(item.job, base.name, error));
-      }
+      results.set(
+        item.job.id,
+        item.job.tensors
+          ? { id: item.job.id, ok: true, body: new ArrayBuffer(0), tensors: wire }
+          : { id: item.job.id, ok: true, body: outputsToJsonBody(wire) },
+      );
     }
   }
   return jobs.map((job) => results.get(job.id)!);

@@ -10,7 +10,7 @@
  * - a crashed isolate's requests get 500 and it is respawned with back-off.
  * @module
  */
-import type { Job, JobResult, LaneInfo, ModelInfo } from "../protocol.ts";
+import type { Job, JobResult, LaneInfo, ModelInfo, WireTensor } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { decideBatch } from "./batcher.ts";
 import type { Isolation } from "./host.ts";
@@ -56,9 +56,12 @@ interface Request {
   deadline: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal | undefined;
   onAbort: () => void;
-  resolve: (body: ArrayBuffer) => void;
+  resolve: (output: Output) => void;
   reject: (error: IsolaneError) => void;
 }
+
+/** What a request is answered with: a body (JSON), or tensors for a tensor request. */
+type Output = { body: ArrayBuffer; tensors?: WireTensor[] };
 
 let nextJobId = 1;
 
@@ -166,13 +169,31 @@ export class FunctionPool {
    * Runs one request body through the function. Resolves with the response
    * body; rejects with an `IsolaneError` (refused, timeout, crash, ...).
    */
-  invoke(body: ArrayBuffer, { signal, requestId, rows = 1 }: InvokeOptions = {}): Promise<ArrayBuffer> {
+  async invoke(body: ArrayBuffer, options: InvokeOptions = {}): Promise<ArrayBuffer> {
+    return (await this.#submit({ body }, options)).body;
+  }
+
+  /**
+   * Runs decoded input tensors (KServe v2) through a function with a tensor
+   * signature. Resolves with its output tensors; rejects like {@link invoke}.
+   * The tensors' buffers are transferred to the isolate. `rows` defaults to
+   * the first dimension of the first tensor.
+   */
+  async infer(tensors: WireTensor[], options: InvokeOptions = {}): Promise<WireTensor[]> {
+    const rows = options.rows ?? Math.max(1, tensors[0]?.shape[0] ?? 1);
+    return (await this.#submit({ body: new ArrayBuffer(0), tensors }, { ...options, rows })).tensors ?? [];
+  }
+
+  #submit(
+    payload: Pick<Job, "body" | "tensors">,
+    { signal, requestId, rows = 1 }: InvokeOptions,
+  ): Promise<Output> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     const { name, options } = this.spec;
-    return new Promise<ArrayBuffer>((resolve, reject) => {
+    return new Promise<Output>((resolve, reject) => {
       const request: Request = {
-        job: { id: nextJobId++, body, ...(requestId ? { requestId } : {}) },
+        job: { id: nextJobId++, ...payload, ...(requestId ? { requestId } : {}) },
         rows,
         arrived: performance.now(),
         state: "queued",
@@ -331,7 +352,7 @@ export class FunctionPool {
         if (result.ok) slot.failures = 0;
         if (request.state !== "done") {
           this.#finish(request);
-          if (result.ok) request.resolve(result.body);
+          if (result.ok) request.resolve(result);
           else request.reject(IsolaneError.from(result.error));
         }
         if (--left === 0) {

@@ -22,6 +22,7 @@ import type {
   Manifest,
   ModelInfo,
 } from "../protocol.ts";
+import { transferablesOf } from "../protocol.ts";
 import { type ErrorBody, IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { FunctionLimits } from "./limits.ts";
@@ -232,9 +233,7 @@ export abstract class HostBase implements IsolateHost {
       })
     );
     this.inflight += jobs.length;
-    const transfer: ArrayBuffer[] = [];
-    for (const job of jobs) if (job.body.byteLength > 0) transfer.push(job.body);
-    this.send({ type: "run", jobs }, transfer);
+    this.send({ type: "run", jobs }, jobs.flatMap(transferablesOf));
     return results;
   }
 

@@ -1,149 +1,198 @@
 /**
- * KServe v2 / Open Inference Protocol tensors ⇄ a function's JSON, by the
- * function's tensor signature: each input tensor becomes a nested array under
- * its name; each output array becomes a tensor, its shape read off the nesting.
+ * KServe v2 / Open Inference Protocol inference requests and responses, as
+ * Triton's own clients send and read them: a JSON request, or the binary
+ * tensor data extension (a JSON header of `Inference-Header-Content-Length`
+ * bytes followed by the inputs' bytes, each input saying its
+ * `parameters.binary_data_size`); outputs in JSON or, when asked
+ * (`parameters.binary_data` per output, `binary_data_output` per request),
+ * as bytes after the response's JSON header.
+ *
+ * Sources: Triton's `docs/protocol/extension_binary_data.md` and its Python
+ * client `tritonclient/http` (`_utils.py` `_get_inference_request`,
+ * `_infer_result.py`).
  * @module
  */
 import { z } from "zod";
 import { IsolaneError } from "../errors.ts";
-import { tensorDatatypes, type TensorSignature, type TensorSpec } from "../sdk.ts";
+import type { WireTensor } from "../protocol.ts";
+import { tensorDatatypes, type TensorSignature } from "../sdk.ts";
+import {
+  binaryToWire,
+  checkAgainstSpec,
+  decodeJsonText,
+  flatJsonText,
+  jsonToWire,
+  parseJsonExact,
+} from "../tensors.ts";
 
-/** A tensor as the protocol carries it in JSON. */
-export interface V2Tensor {
-  name: string;
-  datatype: string;
-  shape: number[];
-  data: unknown[];
-  parameters?: Record<string, unknown>;
-}
+/** The request header that says how many leading bytes of the body are the JSON inference header. */
+export const inferenceHeaderLength = "Inference-Header-Content-Length";
 
-const nested: z.ZodType<unknown[]> = z.lazy(() => z.array(z.union([z.number(), z.boolean(), z.string(), nested])));
+const parameters = z.record(z.string(), z.unknown()).optional();
 
-/** An inference request, as the protocol defines it. */
+/** An inference request's JSON, without walking its tensor data (the tensor module converts that exactly). */
 export const inferRequestSchema = z.object({
   id: z.string().optional(),
-  parameters: z.record(z.string(), z.unknown()).optional(),
+  parameters,
   inputs: z.array(z.object({
     name: z.string(),
     shape: z.array(z.number().int().min(0)),
     datatype: z.enum(tensorDatatypes),
-    parameters: z.record(z.string(), z.unknown()).optional(),
-    data: nested,
+    parameters,
+    data: z.unknown().optional(),
   })).min(1),
-  outputs: z.array(z.object({ name: z.string(), parameters: z.record(z.string(), z.unknown()).optional() })).optional(),
+  outputs: z.array(z.object({ name: z.string(), parameters })).optional(),
 });
 
 /** A parsed inference request. */
 export type InferRequest = z.output<typeof inferRequestSchema>;
 
-function flatten(data: unknown[]): unknown[] {
-  return data.flat(Infinity as 1) as unknown[];
+/** A decoded inference request: its input tensors and what to answer with. */
+export interface DecodedRequest {
+  id?: string;
+  inputs: WireTensor[];
+  /** The outputs to return, in order, and whether each goes binary. */
+  outputs: { name: string; binary: boolean }[];
 }
 
-function checkValue(spec: TensorSpec, value: unknown): boolean {
-  switch (spec.datatype) {
-    case "BOOL":
-      return typeof value === "boolean";
-    case "BYTES":
-      return typeof value === "string";
-    case "FP16":
-    case "FP32":
-    case "FP64":
-      return typeof value === "number" && Number.isFinite(value);
-    default:
-      return typeof value === "number" && Number.isInteger(value);
+function bad(message: string): IsolaneError {
+  return new IsolaneError("invalid_input", message);
+}
+
+const unsupportedParameters = ["shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"];
+
+function checkParameters(where: string, params: Record<string, unknown> | undefined): void {
+  for (const key of unsupportedParameters) {
+    if (params && key in params) {
+      throw bad(`${where}: parameter '${key}' is not supported (no shared memory extension)`);
+    }
+  }
+  if (params && "classification" in params) {
+    throw bad(`${where}: parameter 'classification' is not supported (no classification extension)`);
   }
 }
 
-function reshape(flat: unknown[], shape: number[]): unknown {
-  if (shape.length === 0) return flat[0];
-  if (shape.length === 1) return flat;
-  const [outer, ...inner] = shape;
-  const size = inner.reduce((a, b) => a * b, 1);
-  return Array.from({ length: outer }, (_, i) => reshape(flat.slice(i * size, (i + 1) * size), inner));
-}
-
-function fits(spec: TensorSpec, shape: number[]): boolean {
-  return spec.shape.length === shape.length && spec.shape.every((d, i) => d === -1 || d === shape[i]);
-}
-
-/** Turns request tensors into the function's JSON input; throws `invalid_input` saying what does not fit. */
-export function tensorsToInput(signature: TensorSignature, request: InferRequest): Record<string, unknown> {
-  const input: Record<string, unknown> = {};
-  const given = new Map(request.inputs.map((t) => [t.name, t]));
-  for (const name of given.keys()) {
-    if (!signature.inputs.some((s) => s.name === name)) {
-      throw new IsolaneError(
-        "invalid_input",
-        `Unexpected input tensor '${name}'; expected ${signature.inputs.map((s) => s.name).join(", ")}`,
-      );
-    }
-  }
-  for (const spec of signature.inputs) {
-    const tensor = given.get(spec.name);
-    if (!tensor) throw new IsolaneError("invalid_input", `Missing input tensor '${spec.name}'`);
-    if (tensor.datatype !== spec.datatype) {
-      throw new IsolaneError("invalid_input", `Input '${spec.name}' must be ${spec.datatype}, got ${tensor.datatype}`);
-    }
-    if (!fits(spec, tensor.shape)) {
-      throw new IsolaneError(
-        "invalid_input",
-        `Input '${spec.name}' has shape [${tensor.shape}]; expected [${spec.shape}] (-1: any)`,
-      );
-    }
-    const flat = flatten(tensor.data);
-    const size = tensor.shape.reduce((a, b) => a * b, 1);
-    if (flat.length !== size) {
-      throw new IsolaneError(
-        "invalid_input",
-        `Input '${spec.name}' has ${flat.length} values; shape [${tensor.shape}] needs ${size}`,
-      );
-    }
-    const bad = flat.findIndex((v) => !checkValue(spec, v));
-    if (bad >= 0) throw new IsolaneError("invalid_input", `Input '${spec.name}' value ${bad} is not ${spec.datatype}`);
-    input[spec.name] = reshape(flat, tensor.shape);
-  }
-  return input;
-}
-
-function shapeOf(value: unknown): number[] {
-  const shape: number[] = [];
-  let at = value;
-  while (Array.isArray(at)) {
-    shape.push(at.length);
-    at = at[0];
-  }
-  return shape;
-}
-
-/** Turns the function's JSON output into response tensors (all, or those asked for). */
-export function outputToTensors(
+/**
+ * Decodes an inference request body. `headerLength` is the value of
+ * `Inference-Header-Content-Length` (binary tensor data), if sent. Throws
+ * `invalid_json` or `invalid_input` (400) saying what is wrong.
+ */
+export function decodeInferRequest(
   signature: TensorSignature,
-  output: Record<string, unknown>,
-  asked?: string[],
-): V2Tensor[] {
-  const specs = asked
-    ? asked.map((name) => {
-      const spec = signature.outputs.find((s) => s.name === name);
-      if (!spec) {
-        throw new IsolaneError(
-          "invalid_input",
-          `Unknown output '${name}'; outputs are ${signature.outputs.map((s) => s.name).join(", ")}`,
-        );
-      }
-      return spec;
-    })
-    : signature.outputs;
-  return specs.map((spec) => {
-    const value = output[spec.name];
-    const shape = shapeOf(value);
-    const data = Array.isArray(value) ? flatten(value) : [value];
-    if (!fits(spec, shape) || data.some((v) => !checkValue(spec, v))) {
-      throw new IsolaneError(
-        "invalid_output",
-        `Output '${spec.name}' does not match its signature ${spec.datatype}[${spec.shape}]`,
+  body: Uint8Array,
+  { headerLength }: { headerLength?: string } = {},
+): DecodedRequest {
+  let jsonBytes = body;
+  let binary: Uint8Array = new Uint8Array(0);
+  if (headerLength !== undefined) {
+    const n = /^\d{1,15}$/.test(headerLength.trim()) ? Number(headerLength) : NaN;
+    if (!(n >= 0 && n <= body.length)) {
+      throw bad(`${inferenceHeaderLength} is '${headerLength}'; it must be a byte count up to ${body.length}`);
+    }
+    jsonBytes = body.subarray(0, n);
+    binary = body.subarray(n);
+  }
+  const parsed = inferRequestSchema.safeParse(parseJsonExact(decodeJsonText(jsonBytes)));
+  if (!parsed.success) {
+    throw bad(
+      `Not a v2 inference request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
+  }
+  const request = parsed.data;
+  checkParameters("Request", request.parameters);
+  const seen = new Set<string>();
+  let offset = 0;
+  const inputs = request.inputs.map((input) => {
+    if (seen.has(input.name)) throw bad(`Input '${input.name}' is given more than once`);
+    seen.add(input.name);
+    checkParameters(`Input '${input.name}'`, input.parameters);
+    const spec = signature.inputs.find((s) => s.name === input.name);
+    if (!spec) {
+      throw bad(
+        `Unexpected input '${input.name}'; the inputs are ${signature.inputs.map((s) => `'${s.name}'`).join(", ")}`,
       );
     }
-    return { name: spec.name, datatype: spec.datatype, shape, data };
+    checkAgainstSpec(spec, input);
+    const size = input.parameters?.binary_data_size;
+    if (size === undefined) {
+      if (input.data === undefined) throw bad(`Input '${input.name}' has neither 'data' nor binary_data_size`);
+      return jsonToWire({ name: input.name, datatype: input.datatype, shape: input.shape, data: input.data });
+    }
+    if (input.data !== undefined) throw bad(`Input '${input.name}' has both 'data' and binary_data_size`);
+    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+      throw bad(`Input '${input.name}' binary_data_size must be a non-negative integer`);
+    }
+    if (offset + size > binary.length) {
+      throw bad(
+        `Input '${input.name}' needs ${size} bytes of binary data at offset ${offset}; the body has ${binary.length}`,
+      );
+    }
+    const bytes = binary.subarray(offset, offset + size);
+    offset += size;
+    return binaryToWire({ name: input.name, datatype: input.datatype, shape: input.shape }, bytes);
   });
+  if (offset !== binary.length) {
+    throw bad(`The body has ${binary.length - offset} bytes after the inputs' binary data`);
+  }
+  const allBinary = request.parameters?.binary_data_output;
+  if (allBinary !== undefined && typeof allBinary !== "boolean") throw bad("binary_data_output must be a boolean");
+  const asked = request.outputs ?? signature.outputs.map((s) => ({ name: s.name, parameters: undefined }));
+  const outputNames = new Set<string>();
+  const outputs = asked.map((o) => {
+    if (!signature.outputs.some((s) => s.name === o.name)) {
+      throw bad(`Unknown output '${o.name}'; outputs are ${signature.outputs.map((s) => s.name).join(", ")}`);
+    }
+    if (outputNames.has(o.name)) throw bad(`Output '${o.name}' is asked for more than once`);
+    outputNames.add(o.name);
+    checkParameters(`Output '${o.name}'`, o.parameters);
+    const binary = o.parameters?.binary_data ?? allBinary ?? false;
+    if (typeof binary !== "boolean") throw bad(`Output '${o.name}' binary_data must be a boolean`);
+    return { name: o.name, binary };
+  });
+  return { ...(request.id !== undefined ? { id: request.id } : {}), inputs, outputs };
+}
+
+/** An encoded inference response: the body, and `Inference-Header-Content-Length` when outputs are binary. */
+export interface EncodedResponse {
+  body: Uint8Array;
+  contentType: string;
+  headerLength?: number;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Encodes the response: `{"model_name", "model_version", "id"?, "outputs"}`,
+ * each output with `data` (JSON, 64-bit integers exact) or with
+ * `parameters.binary_data_size` and its bytes after the JSON header.
+ */
+export function encodeInferResponse(
+  model: { name: string; version: string; id?: string },
+  { tensors, outputs }: { tensors: readonly WireTensor[]; outputs: readonly { name: string; binary: boolean }[] },
+): EncodedResponse {
+  const chunks: Uint8Array[] = [];
+  const parts = outputs.map(({ name, binary }) => {
+    const t = tensors.find((t) => t.name === name);
+    if (!t) throw new IsolaneError("invalid_output", `The function returned no output '${name}'`);
+    const head = `"name":${JSON.stringify(t.name)},"datatype":${JSON.stringify(t.datatype)},"shape":${
+      JSON.stringify(t.shape)
+    }`;
+    if (!binary) return `{${head},"data":${flatJsonText(t)}}`;
+    chunks.push(new Uint8Array(t.data));
+    return `{${head},"parameters":{"binary_data_size":${t.data.byteLength}}}`;
+  });
+  const header = encoder.encode(
+    `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)},${
+      model.id !== undefined ? `"id":${JSON.stringify(model.id)},` : ""
+    }"outputs":[${parts.join(",")}]}`,
+  );
+  if (chunks.length === 0) return { body: header, contentType: "application/json" };
+  const body = new Uint8Array(header.length + chunks.reduce((n, c) => n + c.length, 0));
+  body.set(header);
+  let at = header.length;
+  for (const c of chunks) {
+    body.set(c, at);
+    at += c.length;
+  }
+  return { body, contentType: "application/octet-stream", headerLength: header.length };
 }

@@ -9,14 +9,65 @@ import type { Context } from "hono";
 import { IsolaneError } from "../errors.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
 import type { Registry } from "../registry/registry.ts";
-import type { TensorSignature } from "../sdk.ts";
+import type { DynamicBatching, TensorSignature, TensorSpec } from "../sdk.ts";
 import type { BodyLimits } from "./body_guard.ts";
-import { requireJson } from "./body_guard.ts";
 import { v2ErrorResponse } from "./error_response.ts";
-import { inferRequestSchema, outputToTensors, tensorsToInput } from "./kserve.ts";
+import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
+import { datatypes } from "../tensors.ts";
 
-const decoder = new TextDecoder();
-const encoder = new TextEncoder();
+/** Extensions of the protocol that `/v2` implements, by Triton's names. */
+export const v2Extensions = ["binary_tensor_data", "model_configuration"] as const;
+
+// Triton's client sends infer requests with no content type; the binary extension's bodies are octet streams.
+const inferTypes = /^application\/(?:(?:[\w.+-]+\+)?json|octet-stream)\s*(?:;|$)/i;
+
+function requireInferType(c: Context): void {
+  const type = c.req.header("content-type");
+  if (type !== undefined && type !== "" && !inferTypes.test(type)) {
+    throw new IsolaneError(
+      "unsupported_media_type",
+      `Send the request as 'application/json', as 'application/octet-stream' with ${inferenceHeaderLength}, or with no content type; got '${type}'`,
+    );
+  }
+}
+
+/** The body, decompressed per `Content-Encoding` (gzip, deflate: Triton's client compresses that way), at most `maxBytes`. */
+async function readBody(c: Context, maxBytes: number): Promise<Uint8Array> {
+  const raw = new Uint8Array(await c.req.arrayBuffer());
+  const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
+  if (encoding === undefined || encoding === "" || encoding === "identity") return raw;
+  if (encoding !== "gzip" && encoding !== "deflate") {
+    throw new IsolaneError(
+      "unsupported_media_type",
+      `Content-Encoding '${encoding}' is not supported; use gzip or deflate`,
+    );
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    const stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream(encoding));
+    for await (const chunk of stream) {
+      size += chunk.length;
+      if (size > maxBytes) {
+        throw new IsolaneError(
+          "body_too_large",
+          `Decompressed request body is larger than this function's limit of ${maxBytes} bytes`,
+        );
+      }
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof IsolaneError) throw error;
+    throw new IsolaneError("invalid_input", `Request body is not valid ${encoding} data`);
+  }
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.length;
+  }
+  return body;
+}
 
 /** The serving version of a model with a signature (matching `version` if one is given), and that signature. */
 function model(registry: Registry, c: Context): { fn: FunctionVersion; signature: TensorSignature } {
@@ -37,9 +88,7 @@ function model(registry: Registry, c: Context): { fn: FunctionVersion; signature
 export function kserveRoutes(registry: Registry, { limits, version }: { limits: BodyLimits; version: string }): Hono {
   const app = new Hono();
   app.onError(v2ErrorResponse);
-  app.notFound((c) => c.json({ error: `No route ${c.req.method} ${c.req.path}` }, 404));
-
-  app.get("/v2", (c) => c.json({ name: "isolane", version, extensions: [] }));
+  app.get("/v2", (c) => c.json({ name: "isolane", version, extensions: v2Extensions }));
   app.get("/v2/health/live", (c) => c.json({ live: true }));
   app.get("/v2/health/ready", (c) => c.json({ ready: registry.allReady() }, registry.allReady() ? 200 : 503));
 
@@ -64,47 +113,74 @@ export function kserveRoutes(registry: Registry, { limits, version }: { limits: 
   app.get("/v2/models/:name/ready", ready);
   app.get("/v2/models/:name/versions/:version/ready", ready);
 
+  const config = (c: Context) => {
+    const { fn, signature } = model(registry, c);
+    return c.json(modelConfig(fn.name, { signature, batching: fn.manifest.options.dynamicBatching }));
+  };
+  app.get("/v2/models/:name/config", config);
+  app.get("/v2/models/:name/versions/:version/config", config);
+
   const infer = async (c: Context) => {
     const { fn, signature } = model(registry, c);
-    requireJson(c);
+    requireInferType(c);
+    // Shed load before reading the body: a refusal costs almost nothing.
+    const refused = fn.pool.refusal();
+    if (refused) throw refused;
+    const maxBytes = fn.manifest.options.maxBodyBytes;
     let response: Response | undefined;
-    await limits.for(fn.manifest.options.maxBodyBytes)(c, async () => {
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        throw new IsolaneError("invalid_json", "Request body is not valid JSON");
-      }
-      const parsed = inferRequestSchema.safeParse(body);
-      if (!parsed.success) {
-        throw new IsolaneError(
-          "invalid_input",
-          `Not a v2 inference request: ${
-            parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")
-          }`,
-        );
-      }
-      const request = parsed.data;
-      const input = tensorsToInput(signature, request);
-      const out = await fn.pool.invoke(encoder.encode(JSON.stringify(input)).buffer as ArrayBuffer, {
-        signal: c.req.raw.signal,
-        requestId: c.get("requestId"),
-      });
-      const outputs = outputToTensors(
-        signature,
-        JSON.parse(decoder.decode(out)),
-        request.outputs?.map((o) => o.name),
+    await limits.for(maxBytes)(c, async () => {
+      const body = await readBody(c, maxBytes);
+      const request = decodeInferRequest(signature, body, { headerLength: c.req.header(inferenceHeaderLength) });
+      const tensors = await fn.pool.infer(request.inputs, { signal: c.req.raw.signal, requestId: c.get("requestId") });
+      const encoded = encodeInferResponse(
+        { name: fn.name, version: String(fn.version), ...(request.id !== undefined ? { id: request.id } : {}) },
+        { tensors, outputs: request.outputs },
       );
-      response = c.json({
-        model_name: fn.name,
-        model_version: String(fn.version),
-        ...(request.id !== undefined ? { id: request.id } : {}),
-        outputs,
+      response = c.body(encoded.body as Uint8Array<ArrayBuffer>, 200, {
+        "content-type": encoded.contentType,
+        ...(encoded.headerLength !== undefined ? { [inferenceHeaderLength]: String(encoded.headerLength) } : {}),
       });
     });
     return response!;
   };
   app.post("/v2/models/:name/infer", infer);
   app.post("/v2/models/:name/versions/:version/infer", infer);
+  // Mounted routes do not get this app's notFound; a catch-all keeps every /v2 answer in the protocol's shape.
+  const noRoute = (c: Context) => c.json({ error: `No route ${c.req.method} ${c.req.path}` }, 404);
+  app.all("/v2", noRoute);
+  app.all("/v2/*", noRoute);
   return app;
+}
+
+/**
+ * A model's configuration in Triton's field names (the model configuration
+ * extension). With dynamic batching, `max_batch_size` is its largest batch
+ * and `dims` leave out the batch dimension, as in Triton.
+ */
+export function modelConfig(
+  name: string,
+  { signature, batching }: { signature: TensorSignature; batching?: DynamicBatching },
+): Record<string, unknown> {
+  const batched = batching !== undefined && [...signature.inputs, ...signature.outputs].every((t) => t.shape[0] === -1);
+  const tensor = (t: TensorSpec) => ({
+    name: t.name,
+    data_type: datatypes[t.datatype].triton,
+    dims: batched ? t.shape.slice(1) : t.shape,
+  });
+  return {
+    name,
+    platform: "isolane_onnxruntime",
+    backend: "onnxruntime",
+    max_batch_size: batched ? batching.maxBatchSize : 0,
+    input: signature.inputs.map(tensor),
+    output: signature.outputs.map(tensor),
+    ...(batched
+      ? {
+        dynamic_batching: {
+          max_queue_delay_microseconds: Math.round((batching.maxQueueDelayMs ?? 0) * 1000),
+          preferred_batch_size: batching.preferredBatchSizes ?? [],
+        },
+      }
+      : {}),
+  };
 }

@@ -6,6 +6,7 @@
  */
 import type { Registry } from "../registry/registry.ts";
 import { errorStatus } from "../errors.ts";
+import { v2Paths, v2Schemas } from "./openapi_v2.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -62,9 +63,17 @@ export function openApiDocument(registry: Registry, { version }: { version: stri
       { name: "functions", description: "Invoke the loaded functions" },
       { name: "runtime", description: "Functions, devices, health and metrics" },
       { name: "admin", description: "Deploy, roll back and delete functions (Authorization: Bearer)" },
+      {
+        name: "kserve-v2",
+        description:
+          'KServe v2 / Open Inference Protocol for functions with a tensor signature; errors are {"error": string}',
+      },
     ],
     paths: {
       ...functionPaths,
+      ...v2Paths(
+        registry.list().flatMap((e) => (e.current?.manifest.options.signature ? [e.name] : [])),
+      ),
       "/v1/functions": {
         get: { operationId: "listFunctions", tags: ["runtime"], responses: { "200": json({ type: "object" }) } },
       },
@@ -141,6 +150,7 @@ export function openApiDocument(registry: Registry, { version }: { version: stri
     },
     components: {
       schemas: {
+        ...v2Schemas,
         Error: {
           type: "object",
           required: ["error"],

@@ -1,0 +1,470 @@
+/**
+ * Tensors as the KServe v2 / Open Inference Protocol carries them, shared by
+ * the host (which decodes requests) and the isolate (which builds the
+ * handler's input): the datatype table, exact JSON ⇄ typed-array conversion,
+ * the binary tensor data extension's little-endian layout, and BYTES as
+ * Triton lays them out (a 4-byte little-endian length before each element).
+ *
+ * Every failure is an `IsolaneError` with code `invalid_input` (400) that
+ * names the tensor; nothing here can throw anything else for bad input.
+ *
+ * Sources: the Open Inference Protocol's REST spec, Triton's binary tensor
+ * data extension (`docs/protocol/extension_binary_data.md`) and Triton's
+ * Python client (`tritonclient/utils` `serialize_byte_tensor`).
+ *
+ * @example
+ * ```ts
+ * const x = jsonToWire({ name: "x", datatype: "INT64", shape: [2], data: [1n, 2] });
+ * new BigInt64Array(x.data); // [1n, 2n]
+ * ```
+ * @module
+ */
+import { IsolaneError } from "./errors.ts";
+import type { WireTensor } from "./protocol.ts";
+import type { TensorDatatype, TensorSpec } from "./sdk.ts";
+
+// The binary layout is little-endian, and typed arrays use the platform's order.
+if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new Error("isolane needs a little-endian platform");
+
+/** A typed array of a fixed-size datatype. */
+export type TypedArray =
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigUint64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Float32Array
+  | Float64Array;
+
+type TypedArrayConstructor = {
+  new (buffer: ArrayBuffer, byteOffset?: number, length?: number): TypedArray;
+  new (length: number): TypedArray;
+  readonly BYTES_PER_ELEMENT: number;
+};
+
+/** What each v2 datatype is in memory, in ONNX Runtime and in Triton's model configuration. */
+export interface DatatypeInfo {
+  /** Bytes per element; 0 for BYTES (variable). */
+  byteSize: number;
+  /** The typed array holding the elements (BOOL: 0/1 bytes; FP16: the IEEE half bits); `null` for BYTES. */
+  array: TypedArrayConstructor | null;
+  /** ONNX Runtime's tensor type (`Tensor#type`). */
+  ort: string;
+  /** Triton's `data_type` in a model configuration. */
+  triton: string;
+  /** Inclusive range of integer datatypes. */
+  range?: [bigint, bigint];
+}
+
+const intRange = (bits: number, signed: boolean): [bigint, bigint] =>
+  signed ? [-(1n << BigInt(bits - 1)), (1n << BigInt(bits - 1)) - 1n] : [0n, (1n << BigInt(bits)) - 1n];
+
+/** The datatype table. */
+export const datatypes: Readonly<Record<TensorDatatype, DatatypeInfo>> = {
+  BOOL: { byteSize: 1, array: Uint8Array, ort: "bool", triton: "TYPE_BOOL" },
+  UINT8: { byteSize: 1, array: Uint8Array, ort: "uint8", triton: "TYPE_UINT8", range: intRange(8, false) },
+  UINT16: { byteSize: 2, array: Uint16Array, ort: "uint16", triton: "TYPE_UINT16", range: intRange(16, false) },
+  UINT32: { byteSize: 4, array: Uint32Array, ort: "uint32", triton: "TYPE_UINT32", range: intRange(32, false) },
+  UINT64: { byteSize: 8, array: BigUint64Array, ort: "uint64", triton: "TYPE_UINT64", range: intRange(64, false) },
+  INT8: { byteSize: 1, array: Int8Array, ort: "int8", triton: "TYPE_INT8", range: intRange(8, true) },
+  INT16: { byteSize: 2, array: Int16Array, ort: "int16", triton: "TYPE_INT16", range: intRange(16, true) },
+  INT32: { byteSize: 4, array: Int32Array, ort: "int32", triton: "TYPE_INT32", range: intRange(32, true) },
+  INT64: { byteSize: 8, array: BigInt64Array, ort: "int64", triton: "TYPE_INT64", range: intRange(64, true) },
+  FP16: { byteSize: 2, array: Uint16Array, ort: "float16", triton: "TYPE_FP16" },
+  FP32: { byteSize: 4, array: Float32Array, ort: "float32", triton: "TYPE_FP32" },
+  FP64: { byteSize: 8, array: Float64Array, ort: "float64", triton: "TYPE_FP64" },
+  BYTES: { byteSize: 0, array: null, ort: "string", triton: "TYPE_STRING" },
+};
+
+/** Whether `value` names a v2 datatype. */
+export function isDatatype(value: unknown): value is TensorDatatype {
+  return typeof value === "string" && Object.hasOwn(datatypes, value);
+}
+
+/** The largest tensor rank accepted (deeper nesting is refused before anything recurses). */
+export const maxRank = 32;
+
+function bad(message: string): IsolaneError {
+  return new IsolaneError("invalid_input", message);
+}
+
+/** Element count of a shape; throws `invalid_input` for a dimension that is not a non-negative integer. */
+export function elementCount(name: string, shape: readonly unknown[]): number {
+  if (shape.length > maxRank) throw bad(`Tensor '${name}' has rank ${shape.length}; the limit is ${maxRank}`);
+  let count = 1;
+  for (const d of shape) {
+    if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) {
+      throw bad(`Tensor '${name}' has shape [${shape}]; dimensions must be non-negative integers`);
+    }
+    count *= d;
+  }
+  if (!Number.isSafeInteger(count)) throw bad(`Tensor '${name}' has shape [${shape}], too many elements`);
+  return count;
+}
+
+/** Whether a shape fits a signature's shape (`-1`: any size; zero-size dimensions fit). */
+export function shapeFits(spec: readonly number[], shape: readonly number[]): boolean {
+  return spec.length === shape.length && spec.every((d, i) => d === -1 || d === shape[i]);
+}
+
+/** Checks a tensor's datatype and shape against its spec; throws `invalid_input` saying what differs. */
+export function checkAgainstSpec(
+  spec: TensorSpec,
+  { datatype, shape }: { datatype: string; shape: readonly number[] },
+): void {
+  if (datatype !== spec.datatype) throw bad(`Input '${spec.name}' must be ${spec.datatype}, got ${datatype}`);
+  if (!shapeFits(spec.shape, shape)) {
+    throw bad(`Input '${spec.name}' has shape [${shape}]; expected [${spec.shape}] (-1: any)`);
+  }
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const encoder = new TextEncoder();
+
+/** Decodes UTF-8 strictly; throws `invalid_json` when the bytes are not valid UTF-8. */
+export function decodeJsonText(bytes: AllowSharedBufferSource): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new IsolaneError("invalid_json", "Request body is not valid UTF-8");
+  }
+}
+
+// Integer literals longer than this may not fit a double exactly; only then does parsing pay for a reviver.
+const longInteger = /\d{16}/;
+const integerLiteral = /^-?\d+$/;
+
+/**
+ * `JSON.parse` that keeps integers exact: an integer literal that a double
+ * cannot hold exactly becomes a `bigint`. Throws `invalid_json` for text
+ * that is not JSON.
+ */
+export function parseJsonExact(text: string): unknown {
+  try {
+    if (!longInteger.test(text)) return JSON.parse(text);
+    return JSON.parse(text, function revive(_key, value, context?: { source?: string }) {
+      if (typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined) {
+        // 64-bit integers have at most 20 digits; longer literals stay numbers (and are refused where exactness counts).
+        if (context.source.length <= 21 && integerLiteral.test(context.source)) return BigInt(context.source);
+      }
+      return value;
+    });
+  } catch (error) {
+    throw new IsolaneError(
+      "invalid_json",
+      `Request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+}
+
+/**
+ * Flattens tensor data given flat or nested (row-major), without recursion.
+ * Throws `invalid_input` for nesting deeper than {@link maxRank}.
+ */
+export function flattenData(name: string, data: unknown): unknown[] {
+  if (!Array.isArray(data)) throw bad(`Tensor '${name}' data must be an array`);
+  if (!data.some(Array.isArray)) return data;
+  const out: unknown[] = [];
+  const stack: { items: unknown[]; at: number }[] = [{ items: data, at: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top.at === top.items.length) {
+      stack.pop();
+      continue;
+    }
+    const item = top.items[top.at++];
+    if (Array.isArray(item)) {
+      if (stack.length >= maxRank) throw bad(`Tensor '${name}' data is nested deeper than ${maxRank}`);
+      stack.push({ items: item, at: 0 });
+    } else out.push(item);
+  }
+  return out;
+}
+
+/**
+ * The shape of nested arrays (the `/v1` form of a tensor), checked to be
+ * rectangular, and their elements flat. A scalar has shape `[]`.
+ */
+export function nestedShape(name: string, value: unknown): { shape: number[]; flat: unknown[] } {
+  const shape: number[] = [];
+  let at = value;
+  while (Array.isArray(at)) {
+    if (shape.length >= maxRank) throw bad(`Input '${name}' is nested deeper than ${maxRank}`);
+    shape.push(at.length);
+    if (at.length === 0) break;
+    at = at[0];
+  }
+  if (shape.length === 0) return { shape, flat: [value] };
+  const flat: unknown[] = [];
+  const walk = (items: unknown[], depth: number): void => {
+    if (items.length !== shape[depth]) throw bad(`Input '${name}' is not rectangular: expected shape [${shape}]`);
+    if (depth === shape.length - 1) {
+      for (const item of items) {
+        if (Array.isArray(item)) throw bad(`Input '${name}' is not rectangular: expected shape [${shape}]`);
+        flat.push(item);
+      }
+      return;
+    }
+    for (const item of items) {
+      if (!Array.isArray(item)) throw bad(`Input '${name}' is not rectangular: expected shape [${shape}]`);
+      walk(item, depth + 1);
+    }
+  };
+  walk(value as unknown[], 0);
+  return { shape, flat };
+}
+
+/** Half-precision bits of a number (round to nearest even, as `Float16Array` does). */
+export function toFloat16Bits(values: ArrayLike<number>): Uint16Array {
+  return new Uint16Array(new Float16Array(values).buffer);
+}
+
+/** Numbers of half-precision bits. */
+export function fromFloat16Bits(bits: Uint16Array): Float64Array {
+  return Float64Array.from(new Float16Array(bits.buffer, bits.byteOffset, bits.length));
+}
+
+function notType(name: string, index: number, datatype: TensorDatatype, value: unknown, why = ""): IsolaneError {
+  const shown = typeof value === "bigint" ? `${value}` : JSON.stringify(value) ?? String(value);
+  return bad(`Tensor '${name}' element ${index} (${shown?.slice(0, 40)}) is not ${datatype}${why}`);
+}
+
+/**
+ * Converts flat JSON values to a typed array of `datatype`, exactly:
+ * integers range-checked, 64-bit integers from `bigint` (see
+ * {@link parseJsonExact}) or safe integers, floats finite in the type's range.
+ */
+function jsonToTyped(name: string, datatype: TensorDatatype, values: readonly unknown[]): TypedArray {
+  const info = datatypes[datatype];
+  const n = values.length;
+  switch (datatype) {
+    case "BOOL": {
+      const out = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        if (typeof v !== "boolean") throw notType(name, i, datatype, v);
+        out[i] = v ? 1 : 0;
+      }
+      return out;
+    }
+    case "FP16":
+    case "FP32":
+    case "FP64": {
+      const numbers = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        const x = typeof v === "bigint" ? Number(v) : v;
+        if (typeof x !== "number" || !Number.isFinite(x)) throw notType(name, i, datatype, v);
+        numbers[i] = x;
+      }
+      const out = datatype === "FP16"
+        ? toFloat16Bits(numbers)
+        : datatype === "FP32"
+        ? Float32Array.from(numbers)
+        : numbers;
+      if (datatype !== "FP64") {
+        const check = datatype === "FP16" ? fromFloat16Bits(out as Uint16Array) : out;
+        for (let i = 0; i < n; i++) {
+          if (!Number.isFinite(check[i])) throw notType(name, i, datatype, values[i], ": out of range");
+        }
+      }
+      return out;
+    }
+    case "INT64":
+    case "UINT64": {
+      const [lo, hi] = info.range!;
+      const out = datatype === "INT64" ? new BigInt64Array(n) : new BigUint64Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        let b: bigint;
+        if (typeof v === "bigint") b = v;
+        else if (typeof v === "number" && Number.isSafeInteger(v)) b = BigInt(v);
+        else if (typeof v === "number" && Number.isInteger(v)) {
+          throw notType(name, i, datatype, v, ": write integers above 2^53 as plain digits to keep them exact");
+        } else throw notType(name, i, datatype, v);
+        if (b < lo || b > hi) throw notType(name, i, datatype, v, ": out of range");
+        out[i] = b;
+      }
+      return out;
+    }
+    case "BYTES":
+      throw new Error("BYTES has no typed array");
+    default: {
+      const [lo, hi] = info.range!.map(Number);
+      const out = new info.array!(n) as Exclude<TypedArray, BigInt64Array | BigUint64Array>;
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        if (typeof v !== "number" || !Number.isInteger(v)) throw notType(name, i, datatype, v);
+        if (v < lo || v > hi) throw notType(name, i, datatype, v, ": out of range");
+        out[i] = v;
+      }
+      return out;
+    }
+  }
+}
+
+/** Lays out BYTES elements as Triton does: a 4-byte little-endian length before each element's bytes. */
+export function encodeBytesElements(elements: readonly Uint8Array[]): ArrayBuffer {
+  let size = 0;
+  for (const e of elements) size += 4 + e.length;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const e of elements) {
+    view.setUint32(at, e.length, true);
+    out.set(e, at + 4);
+    at += 4 + e.length;
+  }
+  return out.buffer;
+}
+
+/** Splits Triton's BYTES layout into elements (views into `bytes`); throws `invalid_input` unless it holds exactly `count`. */
+export function decodeBytesElements(
+  bytes: Uint8Array,
+  { name, count }: { name: string; count: number },
+): Uint8Array[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Uint8Array[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    if (at + 4 > bytes.length) throw bad(`BYTES tensor '${name}' ends inside a length prefix`);
+    const length = view.getUint32(at, true);
+    if (at + 4 + length > bytes.length) throw bad(`BYTES tensor '${name}' element ${out.length} runs past its data`);
+    out.push(bytes.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+    if (out.length > count) break;
+  }
+  if (out.length !== count) throw bad(`BYTES tensor '${name}' has ${out.length}+ elements; its shape needs ${count}`);
+  return out;
+}
+
+/** A tensor of the protocol's JSON form, before checks. */
+export interface JsonTensor {
+  name: string;
+  datatype: TensorDatatype;
+  shape: number[];
+  /** Flat or nested row-major values (strings for BYTES, booleans for BOOL, `bigint` allowed for 64-bit integers). */
+  data: unknown;
+}
+
+/** Converts a JSON tensor to a wire tensor, exactly; throws `invalid_input` saying which element does not fit. */
+export function jsonToWire({ name, datatype, shape, data }: JsonTensor): WireTensor {
+  const count = elementCount(name, shape);
+  const flat = flattenData(name, data);
+  if (flat.length !== count) throw bad(`Tensor '${name}' has ${flat.length} values; shape [${shape}] needs ${count}`);
+  if (datatype === "BYTES") {
+    const elements = flat.map((v, i) => {
+      if (typeof v !== "string") throw notType(name, i, datatype, v);
+      return encoder.encode(v);
+    });
+    return { name, datatype, shape, data: encodeBytesElements(elements) };
+  }
+  const typed = jsonToTyped(name, datatype, flat);
+  return { name, datatype, shape, data: typed.buffer as ArrayBuffer };
+}
+
+/**
+ * Copies a binary tensor's bytes into a wire tensor, checking the size
+ * against the shape (BYTES: the element count) and BOOL bytes to be 0 or 1.
+ */
+export function binaryToWire(
+  { name, datatype, shape }: { name: string; datatype: TensorDatatype; shape: number[] },
+  bytes: Uint8Array,
+): WireTensor {
+  const count = elementCount(name, shape);
+  const info = datatypes[datatype];
+  if (datatype === "BYTES") decodeBytesElements(bytes, { name, count });
+  else if (bytes.length !== count * info.byteSize) {
+    throw bad(
+      `Tensor '${name}' has ${bytes.length} bytes of binary data; ${datatype}[${shape}] needs ${count * info.byteSize}`,
+    );
+  }
+  if (datatype === "BOOL") {
+    const i = bytes.findIndex((b) => b > 1);
+    if (i >= 0) throw notType(name, i, datatype, bytes[i]);
+  }
+  return { name, datatype, shape, data: bytes.slice().buffer };
+}
+
+/** A typed view over a fixed-size wire tensor's data. */
+export function typedView(tensor: WireTensor): TypedArray {
+  const array = datatypes[tensor.datatype as TensorDatatype].array;
+  if (!array) throw new Error(`Tensor '${tensor.name}' is BYTES, not a typed array`);
+  return new array(tensor.data);
+}
+
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+/** The elements of a BYTES wire tensor as strings; throws `invalid_input` for an element that is not UTF-8. */
+export function bytesToStrings(tensor: WireTensor): string[] {
+  const count = elementCount(tensor.name, tensor.shape);
+  return decodeBytesElements(new Uint8Array(tensor.data), { name: tensor.name, count }).map((e, i) => {
+    try {
+      return utf8Strict.decode(e);
+    } catch {
+      throw bad(`BYTES tensor '${tensor.name}' element ${i} is not valid UTF-8`);
+    }
+  });
+}
+
+/** The JSON text of a flat array of elements of a wire tensor (64-bit integers exact, FP16 as numbers). */
+export function flatJsonText(tensor: WireTensor): string {
+  if (tensor.datatype === "BYTES") return JSON.stringify(bytesToStrings(tensor));
+  const typed = typedView(tensor);
+  if (tensor.datatype === "BOOL") return JSON.stringify(Array.from(typed as Uint8Array, (b) => b !== 0));
+  if (tensor.datatype === "FP16") return JSON.stringify(Array.from(fromFloat16Bits(typed as Uint16Array)));
+  if (typed instanceof BigInt64Array || typed instanceof BigUint64Array) return `[${typed.join(",")}]`;
+  return JSON.stringify(Array.from(typed as Float64Array));
+}
+
+/** The JSON text of a wire tensor's elements nested by its shape (the `/v1` form); a scalar for shape `[]`. */
+export function nestedJsonText(tensor: WireTensor): string {
+  const flat = flatJsonText(tensor);
+  const { shape } = tensor;
+  if (shape.length === 1) return flat;
+  // Element texts never contain top-level commas of their own except inside strings, so BYTES take the slow path.
+  const items: string[] = tensor.datatype === "BYTES"
+    ? (JSON.parse(flat) as string[]).map((s) => JSON.stringify(s))
+    : flat.length > 2
+    ? flat.slice(1, -1).split(",")
+    : [];
+  if (shape.length === 0) return items[0] ?? "null";
+  let at = 0;
+  const build = (depth: number): string => {
+    if (depth === shape.length) return items[at++];
+    const parts: string[] = [];
+    for (let i = 0; i < shape[depth]; i++) parts.push(build(depth + 1));
+    return `[${parts.join(",")}]`;
+  };
+  return build(0);
+}
+
+/** A JSON Schema of a signature's tensors in their `/v1` form: an object with one nested array per tensor. */
+export function signatureJsonSchema(specs: readonly TensorSpec[]): Record<string, unknown> {
+  const element = (datatype: TensorDatatype): Record<string, unknown> => {
+    if (datatype === "BOOL") return { type: "boolean" };
+    if (datatype === "BYTES") return { type: "string" };
+    if (datatype.startsWith("FP")) return { type: "number" };
+    const [lo, hi] = datatypes[datatype].range!;
+    const safe = (b: bigint) => b >= -(2n ** 53n) && b <= 2n ** 53n;
+    return {
+      type: "integer",
+      ...(safe(lo) ? { minimum: Number(lo) } : {}),
+      ...(safe(hi) ? { maximum: Number(hi) } : {}),
+    };
+  };
+  const nest = (spec: TensorSpec): Record<string, unknown> =>
+    spec.shape.reduceRight<Record<string, unknown>>(
+      (inner, d) => ({ type: "array", items: inner, ...(d >= 0 ? { minItems: d, maxItems: d } : {}) }),
+      { ...element(spec.datatype), description: `${spec.datatype}[${spec.shape}]` },
+    );
+  return {
+    type: "object",
+    properties: Object.fromEntries(specs.map((s) => [s.name, nest(s)])),
+    required: specs.map((s) => s.name),
+    additionalProperties: false,
+  };
+}
