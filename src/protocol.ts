@@ -68,6 +68,8 @@ export interface Job {
   body: ArrayBuffer;
   /** Input tensors already decoded by the host (KServe v2); the result then carries output tensors. */
   tensors?: WireTensor[];
+  /** Set when `body` is a raw body (not JSON): its media type, with parameters (a multipart boundary). */
+  contentType?: string;
 }
 
 /** The buffers of a job or result to transfer with its message. */
@@ -141,8 +143,15 @@ export interface FailedMessage {
 
 /** The outcome of one job. */
 export type JobResult =
-  | { id: number; ok: true; body: ArrayBuffer; tensors?: WireTensor[] }
+  | { id: number; ok: true; body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true }
   | { id: number; ok: false; error: ErrorBody };
+
+/** Isolate to host: one item of a job whose handler streams (JSON, validated); its result follows the last item. */
+export interface ItemMessage {
+  type: "item";
+  id: number;
+  body: ArrayBuffer;
+}
 
 /** Isolate to host: outcomes of jobs, in any order. */
 export interface ResultsMessage {
@@ -179,4 +188,5 @@ export type IsolateMessage =
   | ResultsMessage
   | ExitingMessage
   | ReleasedMessage
+  | ItemMessage
   | LogMessage;

@@ -145,6 +145,41 @@ export type TensorOutput = Tensor | { data: Tensor["data"]; dims: readonly numbe
 /** What `setup` gets: the context without a request. */
 export type SetupContext<M extends string = string> = Omit<FunctionContext<M>, "signal">;
 
+/** A file of a `multipart/form-data` body. */
+export interface RawFile {
+  /** The form field it came in. */
+  field: string;
+  /** The file name the client gave. */
+  name: string;
+  /** Its media type as the client gave it. */
+  type: string;
+  bytes: Uint8Array;
+}
+
+/**
+ * A request body that is not JSON: the bytes of one of the media types the
+ * function accepts (`raw.accepts`), as sent; for `multipart/form-data`, also
+ * its text fields and its files. The bytes cross to the isolate as one
+ * transferred buffer, never as base64.
+ */
+export interface RawBody {
+  /** The media type, without parameters (`image/png`, `multipart/form-data`). */
+  contentType: string;
+  /** The whole body. */
+  bytes: Uint8Array;
+  /** Text fields of a multipart form (the last value of a repeated field). */
+  fields: Record<string, string>;
+  /** Files of a multipart form, in order. */
+  files: RawFile[];
+}
+
+/**
+ * What a handler may return: one output, or, to stream, an async iterable of
+ * outputs (an `async function*`), sent to the client as each is ready: as
+ * Server-Sent Events when it asks for `text/event-stream`, else as NDJSON.
+ */
+export type HandlerResult<T> = T | Promise<T> | AsyncIterable<T>;
+
 /** What every function definition declares besides its input, output and handler. */
 export interface FunctionOptionsBase<M extends string = string, S = unknown> {
   /** One line that says what the function does. */
@@ -193,14 +228,28 @@ export interface FunctionDefinition<
 > extends FunctionOptionsBase<M, S> {
   /** Validates the request body. */
   input: I;
-  /** Validates what the handler returns. */
+  /** Validates what the handler returns (each item, when it streams). */
   output: O;
   signature?: undefined;
-  /** Handles one call. */
+  /** Handles one call; returns the output, or an async iterable of outputs to stream them. */
   handler: (
     input: z.output<I>,
     ctx: FunctionContext<M> & { state: Awaited<S> },
-  ) => z.input<O> | Promise<z.input<O>>;
+  ) => HandlerResult<z.input<O>>;
+  /**
+   * Bodies besides JSON: the media types accepted (`image/png`, `audio/wav`,
+   * `application/octet-stream`, `multipart/form-data`, ...) and the handler
+   * that gets such a body; others still get 415.
+   *
+   * @example
+   * ```ts
+   * raw: { accepts: ["image/png"], handler: (body, ctx) => read(body.bytes, ctx) },
+   * ```
+   */
+  raw?: {
+    accepts: string[];
+    handler: (body: RawBody, ctx: FunctionContext<M> & { state: Awaited<S> }) => HandlerResult<z.input<O>>;
+  };
 }
 
 /** A function definition with a tensor signature: served on `/v1` and KServe v2, tensors in and out. */
@@ -256,6 +305,10 @@ export const functionOptionsSchema = z.object({
   memoryLimitMb: z.number().int().min(64).max(1024 * 1024).default(512),
   gpuMemoryLimitMb: z.number().int().min(0).default(0),
   abortGraceMs: z.number().int().min(0).max(60_000).default(1000),
+  // The handler is the isolate's; the host keeps only the media types (Zod drops the rest).
+  raw: z.object({
+    accepts: z.array(z.string().regex(/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/)).min(1),
+  }).optional(),
   dynamicBatching: z.object({
     maxBatchSize: z.number().int().min(1).max(65_536),
     maxQueueDelayMs: z.number().min(0).max(10_000).default(0),

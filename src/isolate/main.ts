@@ -123,7 +123,14 @@ async function runJobs(jobs: Job[]): Promise<void> {
     results = jobs.length > 1 && definition.dynamicBatching && definition.signature
       ? await withRequest(jobs[0].requestId, () => runBatch(definition, jobs, base, signals))
       : await Promise.all(
-        jobs.map((job) => withRequest(job.requestId, () => runJob(definition, job, base, signals.get(job.id)!))),
+        jobs.map((job) =>
+          withRequest(
+            job.requestId,
+            () =>
+              runJob(definition, job, base, signals.get(job.id)!, (body) =>
+                port.post({ type: "item", id: job.id, body }, [body])),
+          )
+        ),
       );
   } finally {
     for (const job of jobs) aborts.delete(job.id);

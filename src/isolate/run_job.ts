@@ -12,6 +12,7 @@ import {
   type FunctionContext,
   type FunctionDefinition,
   InputError,
+  type RawBody,
   type TensorFunctionDefinition,
 } from "../sdk.ts";
 import type { Job, JobResult, WireTensor } from "../protocol.ts";
@@ -65,41 +66,105 @@ function safeParse(schema: FunctionDefinition["input"], value: unknown, what: "i
   }
 }
 
+/** Turns each item a streaming handler yields into a validated JSON item for the host. */
+export type EmitItem = (body: ArrayBuffer) => void;
+
+function validated(definition: FunctionDefinition, name: string, value: unknown): ArrayBuffer {
+  const output = safeParse(definition.output, value, "output");
+  if (!output.success) {
+    throw new IsolaneError(
+      "invalid_output",
+      `Function '${name}' returned a value that does not match its output schema`,
+      issuesOf(output.error),
+    );
+  }
+  return encoder.encode(JSON.stringify(output.data)).buffer as ArrayBuffer;
+}
+
+function isStream(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+}
+
+/** Media type without parameters, lower case. */
+function mediaType(contentType: string): string {
+  return contentType.split(";")[0].trim().toLowerCase();
+}
+
+/** A raw body as the handler gets it; a multipart form is parsed by the platform's own parser. */
+async function rawBodyOf(job: Job): Promise<RawBody> {
+  const contentType = mediaType(job.contentType!);
+  const bytes = new Uint8Array(job.body);
+  const raw: RawBody = { contentType, bytes, fields: {}, files: [] };
+  if (contentType !== "multipart/form-data") return raw;
+  let form: FormData;
+  try {
+    form = await new Request("http://body/", {
+      method: "POST",
+      headers: { "content-type": job.contentType! },
+      body: bytes,
+    })
+      .formData();
+  } catch (error) {
+    throw new IsolaneError("invalid_input", `Request body is not a valid multipart form: ${messageOf(error)}`);
+  }
+  for (const [field, value] of form) {
+    if (typeof value === "string") raw.fields[field] = value;
+    else {raw.files.push({
+        field,
+        name: value.name,
+        type: value.type,
+        bytes: new Uint8Array(await value.arrayBuffer()),
+      });}
+  }
+  return raw;
+}
+
 async function run(
   definition: AnyFunctionDefinition,
   job: Job,
   ctx: FunctionContext & { state: unknown },
-): Promise<{ body: ArrayBuffer; tensors?: WireTensor[] }> {
+  emit: EmitItem | undefined,
+): Promise<{ body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true }> {
   if (definition.signature) {
     return await runTensorJob(definition, job, {
       name: ctx.name,
       call: (inputs) => callHandler(definition.handler, inputs, ctx),
     });
   }
-  let json: unknown;
+  let value: unknown;
+  if (job.contentType !== undefined) {
+    if (!definition.raw) throw new IsolaneError("unsupported_media_type", "This function takes JSON bodies only");
+    value = await callHandler(definition.raw.handler, await rawBodyOf(job), ctx);
+  } else {
+    let json: unknown;
+    try {
+      json = JSON.parse(decoder.decode(job.body));
+    } catch (error) {
+      throw new IsolaneError("invalid_json", `Request body is not valid JSON: ${messageOf(error)}`);
+    }
+    const input = safeParse(definition.input, json, "input");
+    if (!input.success) {
+      throw new IsolaneError(
+        "invalid_input",
+        "Request body does not match the function's input schema",
+        issuesOf(input.error),
+      );
+    }
+    value = await callHandler(definition.handler, input.data, ctx);
+  }
+  if (!isStream(value)) return { body: validated(definition, ctx.name, value) };
+  if (!emit) throw new IsolaneError("internal", `Function '${ctx.name}' streamed where it cannot`);
   try {
-    json = JSON.parse(decoder.decode(job.body));
+    for await (const item of value) {
+      if (ctx.signal.aborted) break;
+      emit(validated(definition, ctx.name, item));
+    }
   } catch (error) {
-    throw new IsolaneError("invalid_json", `Request body is not valid JSON: ${messageOf(error)}`);
+    if (error instanceof IsolaneError) throw error;
+    if (ctx.signal.aborted) throw new IsolaneError("timeout", "The function was aborted");
+    throw new IsolaneError("handler_error", `Function '${ctx.name}' threw while streaming: ${messageOf(error)}`);
   }
-  const input = safeParse(definition.input, json, "input");
-  if (!input.success) {
-    throw new IsolaneError(
-      "invalid_input",
-      "Request body does not match the function's input schema",
-      issuesOf(input.error),
-    );
-  }
-  const value = await callHandler(definition.handler, input.data, ctx);
-  const output = safeParse(definition.output, value, "output");
-  if (!output.success) {
-    throw new IsolaneError(
-      "invalid_output",
-      `Function '${ctx.name}' returned a value that does not match its output schema`,
-      issuesOf(output.error),
-    );
-  }
-  return { body: encoder.encode(JSON.stringify(output.data)).buffer as ArrayBuffer };
+  return { body: new ArrayBuffer(0), streamed: true };
 }
 
 function failure(job: Job, name: string, error: unknown): JobResult {
@@ -115,9 +180,11 @@ export async function runJob(
   job: Job,
   base: BaseContext,
   signal: AbortSignal,
+  emit?: EmitItem,
 ): Promise<JobResult> {
   try {
-    const { body, tensors } = await run(definition, job, { ...base, signal });
+    const { body, tensors, streamed } = await run(definition, job, { ...base, signal }, emit);
+    if (streamed) return { id: job.id, ok: true, body, streamed };
     return tensors ? { id: job.id, ok: true, body, tensors } : { id: job.id, ok: true, body };
   } catch (error) {
     const e = error instanceof IsolaneError

@@ -45,6 +45,10 @@ export interface InvokeOptions {
   requestId?: string;
   /** Rows (first dimension) of the request, where the route knows them; 1 otherwise. */
   rows?: number;
+  /** The media type of a raw (not JSON) body, with its parameters. */
+  contentType?: string;
+  /** Gets each item (JSON) of a handler that streams, before the request settles. */
+  onItem?: (body: ArrayBuffer) => void;
 }
 
 interface Request {
@@ -57,11 +61,12 @@ interface Request {
   signal: AbortSignal | undefined;
   onAbort: () => void;
   resolve: (output: Output) => void;
+  onItem: ((body: ArrayBuffer) => void) | undefined;
   reject: (error: IsolaneError) => void;
 }
 
 /** What a request is answered with: a body (JSON), or tensors for a tensor request. */
-type Output = { body: ArrayBuffer; tensors?: WireTensor[] };
+type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true };
 
 let nextJobId = 1;
 
@@ -170,7 +175,8 @@ export class FunctionPool {
    * body; rejects with an `IsolaneError` (refused, timeout, crash, ...).
    */
   async invoke(body: ArrayBuffer, options: InvokeOptions = {}): Promise<ArrayBuffer> {
-    return (await this.#submit({ body }, options)).body;
+    return (await this.#submit({ body, ...(options.contentType ? { contentType: options.contentType } : {}) }, options))
+      .body;
   }
 
   /**
@@ -185,8 +191,8 @@ export class FunctionPool {
   }
 
   #submit(
-    payload: Pick<Job, "body" | "tensors">,
-    { signal, requestId, rows = 1 }: InvokeOptions,
+    payload: Pick<Job, "body" | "tensors" | "contentType">,
+    { signal, requestId, rows = 1, onItem }: InvokeOptions,
   ): Promise<Output> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
@@ -203,6 +209,7 @@ export class FunctionPool {
         onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
         resolve,
         reject,
+        onItem,
       };
       // One deadline per request, armed once: it covers the wait and the run.
       request.deadline = setTimeout(() => {
@@ -345,7 +352,14 @@ export class FunctionPool {
       request.state = "running";
       request.slot = slot;
     }
-    const results = host.run(batch.map((r) => r.job));
+    const byId = new Map(batch.map((r) => [r.job.id, r]));
+    const onItem = batch.some((r) => r.onItem)
+      ? (id: number, body: ArrayBuffer) => {
+        const request = byId.get(id);
+        if (request?.state === "running") request.onItem?.(body);
+      }
+      : undefined;
+    const results = host.run(batch.map((r) => r.job), onItem);
     let left = batch.length;
     batch.forEach((request, i) => {
       results[i].then((result: JobResult) => {

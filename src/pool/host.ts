@@ -38,6 +38,9 @@ export interface HostSpec {
   bootTimeoutMs: number;
 }
 
+/** Gets one streamed item (JSON) of a job. */
+export type ItemListener = (id: number, body: ArrayBuffer) => void;
+
 /** Why a host stopped, for whoever held work on it. */
 export type ExitListener = (error: IsolaneError) => void;
 
@@ -59,8 +62,12 @@ export interface IsolateHost {
   /** The manifest (inspect mode). */
   readonly manifest: Manifest | undefined;
   readonly alive: boolean;
-  /** Posts jobs in one message; each promise settles with its job's result, or an error result if the host ends first. */
-  run(jobs: Job[]): Promise<JobResult>[];
+  /**
+   * Posts jobs in one message; each promise settles with its job's result, or
+   * an error result if the host ends first. `onItem` gets the items of jobs
+   * whose handlers stream, before their results.
+   */
+  run(jobs: Job[], onItem?: ItemListener): Promise<JobResult>[];
   /** Aborts a job's `ctx.signal` inside the isolate. */
   abort(id: number): void;
   /** Whether a job is still held by this host (not answered yet). */
@@ -97,6 +104,7 @@ export abstract class HostBase implements IsolateHost {
   #alive = true;
   #booted = false;
   #pending = new Map<number, (result: JobResult) => void>();
+  #itemListeners = new Map<number, ItemListener>();
   #onExit: ExitListener | undefined;
   #boot: { resolve: () => void; reject: (e: IsolaneError) => void; timer: ReturnType<typeof setTimeout> } | undefined;
   #closed: (() => void) | undefined;
@@ -183,11 +191,14 @@ export abstract class HostBase implements IsolateHost {
       }
       case "released":
         return;
+      case "item":
+        return this.#itemListeners.get(message.id)?.(message.id, message.body);
       case "results":
         for (const result of message.results) {
           const settle = this.#pending.get(result.id);
           if (!settle) continue;
           this.#pending.delete(result.id);
+          this.#itemListeners.delete(result.id);
           this.inflight--;
           this.served++;
           settle(result);
@@ -215,7 +226,7 @@ export abstract class HostBase implements IsolateHost {
     this.#onExit = listener;
   }
 
-  run(jobs: Job[]): Promise<JobResult>[] {
+  run(jobs: Job[], onItem?: ItemListener): Promise<JobResult>[] {
     if (!this.#alive) {
       return jobs.map((job) =>
         Promise.resolve(
@@ -230,6 +241,7 @@ export abstract class HostBase implements IsolateHost {
     const results = jobs.map((job) =>
       new Promise<JobResult>((resolve) => {
         this.#pending.set(job.id, resolve);
+        if (onItem) this.#itemListeners.set(job.id, onItem);
       })
     );
     this.inflight += jobs.length;
@@ -268,5 +280,6 @@ export abstract class HostBase implements IsolateHost {
     for (const [id, settle] of this.#pending) settle({ id, ok: false, error });
     this.inflight = 0;
     this.#pending.clear();
+    this.#itemListeners.clear();
   }
 }

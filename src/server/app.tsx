@@ -10,7 +10,8 @@ import { log } from "../log.ts";
 import type { Registry } from "../registry/registry.ts";
 import { errorResponse } from "./error_response.ts";
 import { functionInfo } from "./function_info.ts";
-import { BodyLimits, requireJson } from "./body_guard.ts";
+import { BodyLimits } from "./body_guard.ts";
+import { invokeFunction } from "./invoke_route.ts";
 import { kserveRoutes } from "./kserve_routes.ts";
 import { type DeviceSources, devicesReport } from "./devices_report.ts";
 import type { Deployments } from "../registry/deployments.ts";
@@ -106,21 +107,7 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
   app.get("/v1/functions", (c) => c.json({ functions: registry.list().map((e) => functionInfo(registry, e)) }));
   app.get("/v1/functions/:name", (c) => c.json(functionInfo(registry, registry.require(c.req.param("name")))));
 
-  app.post("/v1/functions/:name", async (c) => {
-    const fn = registry.serving(c.req.param("name"));
-    requireJson(c);
-    // Shed load before reading the body: a refusal costs almost nothing.
-    const refused = fn.pool.refusal();
-    if (refused) throw refused;
-    let output: ArrayBuffer | undefined;
-    await limits.for(fn.manifest.options.maxBodyBytes)(c, async () => {
-      output = await fn.pool.invoke(await c.req.arrayBuffer(), {
-        signal: c.req.raw.signal,
-        requestId: c.get("requestId"),
-      });
-    });
-    return c.body(output!, 200, { "content-type": "application/json" });
-  });
+  app.post("/v1/functions/:name", (c) => invokeFunction(c, registry.serving(c.req.param("name")), limits));
 
   return app;
 }

@@ -3,20 +3,15 @@
  * and the function's own size limit.
  * @module
  */
-import type { Context, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { IsolaneError } from "../errors.ts";
 
 const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
-/** Throws 415 unless the request says it is JSON. */
-export function requireJson(c: Context): void {
-  if (!jsonType.test(c.req.header("content-type") ?? "")) {
-    throw new IsolaneError(
-      "unsupported_media_type",
-      "Send the request body as JSON with 'content-type: application/json'",
-    );
-  }
+/** Whether a content type is JSON (`application/json`, `application/*+json`). */
+export function isJson(contentType: string): boolean {
+  return jsonType.test(contentType);
 }
 
 /** Hono body limits by size, made once each (functions declare their own limit). */

@@ -1,0 +1,99 @@
+/**
+ * `POST /v1/functions/:name`: JSON, or a raw body of a media type the
+ * function accepts, in; JSON out, or a stream of JSON items when the handler
+ * streams (Server-Sent Events when the client accepts `text/event-stream`,
+ * else NDJSON). Load is shed before the body is read.
+ * @module
+ */
+import type { Context } from "hono";
+import { IsolaneError } from "../errors.ts";
+import type { FunctionVersion } from "../registry/load_function.ts";
+import { type BodyLimits, isJson } from "./body_guard.ts";
+
+const encoder = new TextEncoder();
+const newline = encoder.encode("\n");
+
+/** The raw content type to pass on, `undefined` for JSON; throws 415 for a type the function does not take. */
+function bodyType(c: Context, fn: FunctionVersion): string | undefined {
+  const contentType = c.req.header("content-type") ?? "";
+  if (isJson(contentType)) return undefined;
+  const media = contentType.split(";")[0].trim().toLowerCase();
+  const accepts = fn.manifest.options.raw?.accepts ?? [];
+  if (media && accepts.includes(media)) return contentType;
+  throw new IsolaneError(
+    "unsupported_media_type",
+    accepts.length > 0
+      ? `Send the body as JSON ('content-type: application/json') or as one of ${accepts.join(", ")}`
+      : "Send the request body as JSON with 'content-type: application/json'",
+  );
+}
+
+function frame(sse: boolean, item: Uint8Array, event?: string): Uint8Array {
+  if (!sse) {
+    const out = new Uint8Array(item.byteLength + 1);
+    out.set(item);
+    out.set(newline, item.byteLength);
+    return out;
+  }
+  const head = encoder.encode(`${event ? `event: ${event}\n` : ""}data: `);
+  const out = new Uint8Array(head.byteLength + item.byteLength + 2);
+  out.set(head);
+  out.set(item, head.byteLength);
+  out.set(encoder.encode("\n\n"), head.byteLength + item.byteLength);
+  return out;
+}
+
+/** Serves one invocation; `limits` enforces the function's body limit while the body is read. */
+export async function invokeFunction(c: Context, fn: FunctionVersion, limits: BodyLimits): Promise<Response> {
+  const contentType = bodyType(c, fn);
+  // Shed load before reading the body: a refusal costs almost nothing.
+  const refused = fn.pool.refusal();
+  if (refused) throw refused;
+  let body: ArrayBuffer | undefined;
+  await limits.for(fn.manifest.options.maxBodyBytes)(c, async () => {
+    body = await c.req.arrayBuffer();
+  });
+  const sse = (c.req.header("accept") ?? "").includes("text/event-stream");
+  let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+  let streaming: ((response: Response) => void) | undefined;
+  const started = new Promise<Response>((resolve) => (streaming = resolve));
+  const openStream = () => {
+    const stream = new ReadableStream<Uint8Array>({ start: (ctrl) => void (controller = ctrl) });
+    streaming!(
+      new Response(stream, {
+        status: 200,
+        headers: {
+          "content-type": sse ? "text/event-stream" : "application/x-ndjson",
+          "cache-control": "no-cache",
+          "x-request-id": c.get("requestId"),
+        },
+      }),
+    );
+  };
+  const done = fn.pool.invoke(body!, {
+    signal: c.req.raw.signal,
+    requestId: c.get("requestId"),
+    ...(contentType ? { contentType } : {}),
+    onItem(item) {
+      if (!controller) openStream();
+      controller!.enqueue(frame(sse, new Uint8Array(item)));
+    },
+  }).then(
+    (output) => {
+      controller?.close();
+      return output;
+    },
+    (error: unknown) => {
+      if (!controller) throw error;
+      // Headers are gone: the error becomes the stream's last item.
+      const e = error instanceof IsolaneError ? error : new IsolaneError("internal", String(error));
+      controller.enqueue(frame(sse, encoder.encode(JSON.stringify({ error: e.toBody() })), "error"));
+      controller.close();
+    },
+  );
+  const first = await Promise.race([done.then((output) => ({ output })), started.then((response) => ({ response }))]);
+  if ("response" in first) return first.response;
+  if (first.output === undefined) throw new IsolaneError("internal", "The stream ended without a result");
+  if (controller) return await started;
+  return c.body(first.output, 200, { "content-type": "application/json" });
+}
