@@ -109,9 +109,12 @@ export interface CheckModelOptions {
 export async function checkModelFiles(modelPath: string, root: string, options: CheckModelOptions): Promise<void> {
   const prefix = `Cannot load function '${options.fn}': model '${options.model}'`;
   const fail = (reason: string) => new IsolaneError("function_unavailable", `${prefix} ${reason}`);
-  const realRoot = (await realPath(root)) ?? resolve(root);
   const realModel = await realPath(modelPath);
   if (realModel === null) throw fail(`not found at ${modelPath}`);
+  // An npm model's folder may be unreadable to the isolate (only the model file is granted): its real
+  // folder is then the model's own, which npm's layout links into node_modules.
+  const realRoot = (await realPath(root)) ??
+    (inside(resolve(root), resolve(modelPath)) ? dirname(realModel) : resolve(root));
   if (!inside(realRoot, realModel)) throw fail(`resolves to ${realModel}, outside the function's folder`);
   let refs: ExternalDataRef[];
   try {
