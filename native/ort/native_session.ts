@@ -85,6 +85,14 @@ interface PinnedBuffer {
   bytes: number;
 }
 
+/** An output bound once to pinned memory at a fixed address (CUDA graphs replay into it). */
+interface FixedOutput extends PinnedBuffer {
+  name: string;
+  type: ElementType;
+  dims: number[];
+  value: Value;
+}
+
 function metadata(m: ValueMetadata): InferenceSession.ValueMetadata {
   if (!m.isTensor || m.type === "non-tensor" || m.type.startsWith("onnx:")) return { name: m.name, isTensor: false };
   return { name: m.name, isTensor: true, type: m.type as ElementType, shape: m.shape };
@@ -104,6 +112,7 @@ export class NativeSession {
   readonly #outputMemory: MemoryInfo | null;
   readonly #pinned: PinnedHostMemory | undefined;
   readonly #staging = new Map<string, PinnedBuffer>();
+  readonly #fixed: FixedOutput[];
   #released = false;
 
   private constructor(
@@ -114,7 +123,9 @@ export class NativeSession {
     memory: { input: MemoryInfo | null; output: MemoryInfo | null },
     pinned: PinnedHostMemory | undefined,
     placement: Placement | null,
+    fixed: FixedOutput[],
   ) {
+    this.#fixed = fixed;
     this.#env = env;
     this.#session = session;
     this.#runOptions = runOptions;
@@ -187,6 +198,7 @@ export class NativeSession {
       created.push(runOptions);
       if (options.gpuGraphId !== undefined) runOptions.config("gpu_graph_id", String(options.gpuGraphId));
       let binding: IoBinding | null = null;
+      let fixed: FixedOutput[] = [];
       const memory = { input: null as MemoryInfo | null, output: null as MemoryInfo | null };
       if (options.ioBinding ?? gpu) {
         binding = session.ioBinding();
@@ -195,9 +207,13 @@ export class NativeSession {
         memory.input = staged ? env.memoryInfo("CudaPinned", device) : null;
         memory.output = env.memoryInfo(staged ? "CudaPinned" : "Cpu", device);
         for (const m of [memory.input, memory.output]) if (m) created.push(m);
-        for (const name of session.outputNames) binding.bindOutputToDevice(name, memory.output);
+        if (options.cuda?.enableCudaGraph) {
+          fixed = bindFixedOutputs(env, session, binding, memory.output, options.pinned, path);
+        } else {
+          for (const name of session.outputNames) binding.bindOutputToDevice(name, memory.output);
+        }
       }
-      return new NativeSession(env, session, runOptions, binding, memory, options.pinned, placement);
+      return new NativeSession(env, session, runOptions, binding, memory, options.pinned, placement, fixed);
     } catch (error) {
       for (const handle of created.reverse()) handle[Symbol.dispose]();
       throw error;
@@ -248,6 +264,13 @@ export class NativeSession {
       // The inputs are caller memory: nothing may stay bound to it after the run.
       binding.clearInputs();
     }
+    if (this.#fixed.length > 0) {
+      return Object.fromEntries(this.#fixed.map((out) => {
+        const data = new elementTypes[out.type].array(out.bytes / elementTypes[out.type].bytes);
+        this.#env.readHost(out.address, data);
+        return [out.name, new Tensor(out.type, data as Float32Array, out.dims)];
+      }));
+    }
     const values = binding.outputs();
     try {
       return Object.fromEntries(this.outputNames.map((name, i) => [name, toTensor(values[i])]));
@@ -284,14 +307,18 @@ export class NativeSession {
     this.#runOptions.resume();
   }
 
-  /** Releases everything in reverse order of creation: binding memory, binding, run options, session, staging. */
+  /** Releases everything in reverse order of creation: binding, fixed outputs, memory infos, run options, session, staging. */
   // deno-lint-ignore require-await
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
+    this.#binding?.close();
+    for (const out of this.#fixed) {
+      out.value.close();
+      this.#pinned?.free(out.address);
+    }
     this.#outputMemory?.close();
     this.#inputMemory?.close();
-    this.#binding?.close();
     this.#runOptions.close();
     this.#session.close();
     for (const buffer of this.#staging.values()) this.#pinned?.free(buffer.address);
@@ -326,5 +353,56 @@ function refuseCpuFallback(placement: Placement, requested: string, path: string
       11,
       `${path}: no node placed on ${requested}; all ${cpu} nodes run on CPUExecutionProvider`,
     );
+  }
+}
+
+function bindFixedOutputs(
+  env: OrtEnv,
+  session: Session,
+  binding: IoBinding,
+  memory: MemoryInfo,
+  pinned: PinnedHostMemory | undefined,
+  path: string,
+): FixedOutput[] {
+  if (!pinned) {
+    throw new OrtError(
+      "NativeSession.create",
+      2,
+      `${path}: CUDA graphs need pinned host memory for fixed output addresses`,
+    );
+  }
+  const fixed: FixedOutput[] = [];
+  try {
+    for (const out of session.outputs) {
+      const dims = out.shape.filter((d): d is number => typeof d === "number");
+      if (!out.isTensor || !(out.type in elementTypes) || dims.length !== out.shape.length) {
+        throw new OrtError(
+          "NativeSession.create",
+          2,
+          `${path}: CUDA graphs need fixed output shapes; output '${out.name}' is ${out.type} [${
+            out.shape.join(", ")
+          }]`,
+        );
+      }
+      const type = out.type as ElementType;
+      const bytes = dims.reduce((a, b) => a * b, 1) * elementTypes[type].bytes;
+      const address = pinned.alloc(Math.max(bytes, 256));
+      let value: Value;
+      try {
+        value = env.tensorAt(type, address, bytes, dims, memory);
+      } catch (error) {
+        pinned.free(address);
+        throw error;
+      }
+      fixed.push({ name: out.name, type, dims, address, bytes, value });
+      binding.bindOutput(out.name, value);
+    }
+    return fixed;
+  } catch (error) {
+    for (const out of fixed) {
+      out.value.close();
+      pinned.free(out.address);
+    }
+    throw error;
   }
 }
