@@ -62,6 +62,18 @@ export const memType = { cpuInput: -2, cpuOutput: -1, default: 0 } as const;
 
 const encoder = new TextEncoder();
 
+/** A `BigUint64Array` over an `ArrayBuffer` of its own: off the V8 heap from the start, so passing it costs no move. */
+function words(count: number): BigUint64Array {
+  return new BigUint64Array(new ArrayBuffer(Math.max(count, 1) * 8), 0, count);
+}
+
+/** The dimensions as an off-heap `int64_t[]`. */
+function shapeOf(dims: readonly number[]): BigInt64Array {
+  const shape = new BigInt64Array(new ArrayBuffer(Math.max(dims.length, 1) * 8), 0, dims.length);
+  for (let i = 0; i < dims.length; i++) shape[i] = BigInt(dims[i]);
+  return shape;
+}
+
 /**
  * A NUL-terminated copy of `text` in an `ArrayBuffer` of its own: off the V8
  * heap, so its address stays valid while the array is alive.
@@ -75,6 +87,11 @@ function cString(text: string): Uint8Array {
 
 /** The calls shared by every handle: status checks and out-parameters. */
 class Calls {
+  // Off-heap scratch words for out-parameters: no allocation (and no materialisation) per call.
+  readonly #word = new BigUint64Array(new ArrayBuffer(8));
+  /** A scratch `int32` out-parameter. */
+  readonly int = new Int32Array(new ArrayBuffer(8));
+
   constructor(readonly fns: ApiFunctions, readonly memory: CMemory) {}
 
   /** Throws {@link OrtError} for a non-null `OrtStatus*`, releasing the status. */
@@ -89,7 +106,7 @@ class Calls {
 
   /** Calls `invoke` with a one-word out-parameter and returns the word. */
   out(call: string, invoke: (out: BigUint64Array) => number | bigint): bigint {
-    const out = new BigUint64Array(1);
+    const out = this.#word;
     this.check(call, invoke(out));
     return out[0];
   }
@@ -250,7 +267,7 @@ export class OrtEnv extends Handle {
     const info = memory ?? this.#cpu();
     // Touching .buffer materialises an on-heap typed array off the heap, where it never moves.
     const view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const shape = BigInt64Array.from(dims, (d) => BigInt(d));
+    const shape = shapeOf(dims);
     const handle = this.calls.out(
       "CreateTensorWithDataAsOrtValue",
       (o) =>
@@ -272,7 +289,7 @@ export class OrtEnv extends Handle {
    * memory that the caller owns and keeps alive longer than the value.
    */
   tensorAt(type: ElementType, address: bigint, bytes: number, dims: readonly number[], memory: MemoryInfo): Value {
-    const shape = BigInt64Array.from(dims, (d) => BigInt(d));
+    const shape = shapeOf(dims);
     const handle = this.calls.out(
       "CreateTensorWithDataAsOrtValue",
       (o) =>
@@ -647,7 +664,7 @@ export class Value extends Handle {
     const c = this.calls;
     const info = c.out("GetTensorTypeAndShape", (o) => c.fns.GetTensorTypeAndShape.call(this.handle, o));
     try {
-      return readShape(c, info).shape;
+      return readShape(c, info, false).shape;
     } finally {
       c.fns.ReleaseTensorTypeAndShapeInfo.call(info);
     }
@@ -674,7 +691,7 @@ export class Value extends Handle {
     if (!(type in elementTypes)) throw new OrtError("Value.read", 9, `element type ${type} is not supported`);
     const t = elementTypes[type as ElementType];
     const count = dims.reduce((a, b) => a * b, 1);
-    const out = new t.array(count) as ElementArray<ElementType>;
+    const out = new t.array(new ArrayBuffer(count * t.bytes)) as ElementArray<ElementType>;
     this.calls.memory.read(this.dataAddress(), out);
     return out;
   }
@@ -685,18 +702,19 @@ export class Value extends Handle {
   }
 }
 
-function readShape(c: Calls, info: bigint): { shape: TensorShape; symbolic: string[] } {
-  const type = new Int32Array(1);
-  c.check("GetTensorElementType", c.fns.GetTensorElementType.call(info, type));
+function readShape(c: Calls, info: bigint, symbolic: boolean): { shape: TensorShape; symbolic: string[] } {
+  c.check("GetTensorElementType", c.fns.GetTensorElementType.call(info, c.int));
+  const type = c.int[0];
   const count = Number(c.out("GetDimensionsCount", (o) => c.fns.GetDimensionsCount.call(info, o)));
-  const dims = new BigInt64Array(count);
+  const dims = new BigInt64Array(new ArrayBuffer(Math.max(count, 1) * 8), 0, count);
   c.check("GetDimensions", c.fns.GetDimensions.call(info, dims, BigInt(count)));
-  const names = new BigUint64Array(count);
-  c.check("GetSymbolicDimensions", c.fns.GetSymbolicDimensions.call(info, names, BigInt(count)));
-  return {
-    shape: { type: elementTypeName(type[0]), dims: [...dims].map(Number) },
-    symbolic: [...names].map((p) => c.memory.string(p)),
-  };
+  const names: string[] = [];
+  if (symbolic) {
+    const pointers = new BigUint64Array(new ArrayBuffer(Math.max(count, 1) * 8), 0, count);
+    c.check("GetSymbolicDimensions", c.fns.GetSymbolicDimensions.call(info, pointers, BigInt(count)));
+    for (const p of pointers) names.push(c.memory.string(p));
+  }
+  return { shape: { type: elementTypeName(type), dims: Array.from(dims, Number) }, symbolic: names };
 }
 
 /** A model input or output as the session declares it. */
@@ -784,8 +802,8 @@ export class Session extends Handle {
 
   #prepare(feeds: Record<string, Value>, options?: RunCallOptions) {
     const names = Object.keys(feeds);
-    const inputNames = new BigUint64Array(names.length);
-    const inputs = new BigUint64Array(names.length);
+    const inputNames = words(names.length);
+    const inputs = words(names.length);
     names.forEach((name, i) => {
       const address = this.#inputNames.get(name);
       if (address === undefined) {
@@ -795,7 +813,7 @@ export class Session extends Handle {
       inputs[i] = feeds[name].handle;
     });
     const wanted = options?.outputs ?? this.outputNames;
-    const outputNames = new BigUint64Array(wanted.length);
+    const outputNames = words(wanted.length);
     wanted.forEach((name, i) => {
       const address = this.#outputNames.get(name);
       if (address === undefined) {
@@ -803,7 +821,7 @@ export class Session extends Handle {
       }
       outputNames[i] = address;
     });
-    const outputs = new BigUint64Array(wanted.length);
+    const outputs = words(wanted.length);
     const args = [
       this.handle,
       options?.runOptions?.handle ?? 0n,
@@ -879,7 +897,7 @@ function describe(c: Calls, session: bigint, kind: "input" | "output"): ValueMet
       }
       // The tensor info belongs to the type info: it is not released on its own.
       const tensorInfo = c.out("CastTypeInfoToTensorInfo", (o) => f.CastTypeInfoToTensorInfo.call(typeInfo, o));
-      const { shape, symbolic } = readShape(c, tensorInfo);
+      const { shape, symbolic } = readShape(c, tensorInfo, true);
       list.push({
         name,
         isTensor: true,
