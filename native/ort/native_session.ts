@@ -72,6 +72,13 @@ export interface NativeSessionOptions {
   profilingPrefix?: string;
   /** Session config entries. */
   config?: Record<string, string>;
+  /**
+   * Run on Deno's blocking-thread pool (`nonblocking` FFI) so the isolate's
+   * event loop stays free during a run. On CUDA that thread has no lane
+   * context of its own: whether ORT keeps the lane's guarantees there is to
+   * be measured on the GPU host (issue 15); off by default.
+   */
+  nonblocking?: boolean;
 }
 
 const providerNames = {
@@ -113,6 +120,7 @@ export class NativeSession {
   readonly #pinned: PinnedHostMemory | undefined;
   readonly #staging = new Map<string, PinnedBuffer>();
   readonly #fixed: FixedOutput[];
+  readonly #nonblocking: boolean;
   #released = false;
 
   private constructor(
@@ -124,8 +132,10 @@ export class NativeSession {
     pinned: PinnedHostMemory | undefined,
     placement: Placement | null,
     fixed: FixedOutput[],
+    nonblocking: boolean,
   ) {
     this.#fixed = fixed;
+    this.#nonblocking = nonblocking;
     this.#env = env;
     this.#session = session;
     this.#runOptions = runOptions;
@@ -213,7 +223,17 @@ export class NativeSession {
           for (const name of session.outputNames) binding.bindOutputToDevice(name, memory.output);
         }
       }
-      return new NativeSession(env, session, runOptions, binding, memory, options.pinned, placement, fixed);
+      return new NativeSession(
+        env,
+        session,
+        runOptions,
+        binding,
+        memory,
+        options.pinned,
+        placement,
+        fixed,
+        options.nonblocking ?? false,
+      );
     } catch (error) {
       for (const handle of created.reverse()) handle[Symbol.dispose]();
       throw error;
@@ -240,26 +260,41 @@ export class NativeSession {
    * data is a copy in JS memory.
    * @throws {OrtError} for unknown input names, wrong shapes or types, or a terminated run.
    */
-  // deno-lint-ignore require-await
-  async run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    if (!this.#binding || !this.#nonblocking) return this.#run(feeds);
+    // One binding and one set of staging buffers: bound runs take turns.
+    const turn = this.#turn.then(() => this.#run(feeds));
+    this.#turn = turn.catch(() => {});
+    return turn;
+  }
+
+  #turn: Promise<unknown> = Promise.resolve();
+
+  async #run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
     if (this.#released) throw new Error("NativeSession is released");
     const inputs: Value[] = [];
     try {
       for (const [name, tensor] of Object.entries(feeds)) inputs.push(this.#value(name, tensor));
-      if (this.#binding) return this.#runBound(Object.keys(feeds), inputs);
+      if (this.#binding) return await this.#runBound(Object.keys(feeds), inputs);
       const byName = Object.fromEntries(Object.keys(feeds).map((name, i) => [name, inputs[i]]));
-      const outputs = this.#session.run(byName, { runOptions: this.#runOptions });
+      const call = { runOptions: this.#runOptions };
+      const outputs = this.#nonblocking ? await this.#session.runAsync(byName, call) : this.#session.run(byName, call);
       return Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, toTensor(value)]));
     } finally {
       for (const value of inputs) value.close();
     }
   }
 
-  #runBound(names: string[], inputs: Value[]): Record<string, Tensor> {
+  async #runBound(names: string[], inputs: Value[]): Promise<Record<string, Tensor>> {
     const binding = this.#binding!;
     try {
       names.forEach((name, i) => binding.bindInput(name, inputs[i]));
-      binding.run(this.#runOptions);
+      if (this.#fixed.length === 0) {
+        // The binding keeps the last run's outputs; binding the device again lets ORT allocate this run's shapes.
+        for (const name of this.outputNames) binding.bindOutputToDevice(name, this.#outputMemory!);
+      }
+      if (this.#nonblocking) await binding.runAsync(this.#runOptions);
+      else binding.run(this.#runOptions);
     } finally {
       // The inputs are caller memory: nothing may stay bound to it after the run.
       binding.clearInputs();

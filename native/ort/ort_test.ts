@@ -76,13 +76,37 @@ Deno.test("IO binding gives the same outputs as a plain Run", async () => {
   const plain = NativeSession.create(env, mlpPath, { provider: "cpu", ioBinding: false });
   const bound = NativeSession.create(env, mlpPath, { provider: "cpu", ioBinding: true });
   try {
-    const a = (await plain.run({ x: tensor })).y;
-    for (let i = 0; i < 3; i++) {
-      const b = (await bound.run({ x: tensor })).y;
-      assert.deepEqual(b.dims, a.dims);
+    // Batch sizes change between runs: each run's outputs get their own shape.
+    for (const rows of [7, 7, 1, 12, 3]) {
+      const x = rows === 7 ? tensor : mlpFeeds(rows).tensor;
+      const a = (await plain.run({ x })).y;
+      const b = (await bound.run({ x })).y;
+      assert.deepEqual(b.dims, [rows, 3]);
       assert.deepEqual(Array.from(b.data as Float32Array), Array.from(a.data as Float32Array));
     }
   } finally {
+    await bound.release();
+    await plain.release();
+  }
+});
+
+Deno.test("nonblocking runs (Deno's blocking-thread pool) give the same outputs, also when started together", async () => {
+  const plain = NativeSession.create(env, mlpPath, { provider: "cpu", ioBinding: false });
+  const bound = NativeSession.create(env, mlpPath, { provider: "cpu", ioBinding: true, nonblocking: true });
+  const unbound = NativeSession.create(env, mlpPath, { provider: "cpu", ioBinding: false, nonblocking: true });
+  try {
+    const feeds = [1, 2, 3, 4, 5].map((rows) => mlpFeeds(rows).tensor);
+    const expected = await Promise.all(
+      feeds.map(async (x) => Array.from((await plain.run({ x })).y.data as Float32Array)),
+    );
+    for (const session of [bound, unbound]) {
+      const got = await Promise.all(
+        feeds.map(async (x) => Array.from((await session.run({ x })).y.data as Float32Array)),
+      );
+      assert.deepEqual(got, expected);
+    }
+  } finally {
+    await unbound.release();
     await bound.release();
     await plain.release();
   }
