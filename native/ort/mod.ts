@@ -39,6 +39,7 @@ export {
   parsePlacement,
   type PlacedNode,
   type Placement,
+  placementFromProfile,
   probePlacement,
 } from "./placement.ts";
 export { NativeSession, type NativeSessionOptions, ortLibraryPath, type PinnedHostMemory } from "./native_session.ts";

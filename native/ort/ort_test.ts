@@ -10,6 +10,7 @@ import {
   OrtError,
   ortLibraryPath,
   parsePlacement,
+  placementFromProfile,
   probePlacement,
 } from "./mod.ts";
 import { denseReluModel, denseReluReference, writeTempModel } from "./test_models.ts";
@@ -232,6 +233,23 @@ Deno.test("placement: ORT's own log, read from a probe session; compute nodes on
   ]);
   assert.equal(parsed.CUDAExecutionProvider.count, 2);
   assert.deepEqual(cpuComputeNodes(parsed), ["Gemm (head)"]);
+});
+
+Deno.test("profiling: the profile of a run names the provider of every node that ran", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-ort-profile-" });
+  const session = NativeSession.create(env, mlpPath, { provider: "cpu", profilingPrefix: `${dir}/mlp` });
+  try {
+    await session.run({ x: mlpFeeds(2).tensor });
+    const path = session.session.endProfiling();
+    assert.ok(path.startsWith(`${dir}/mlp`), path);
+    const placement = placementFromProfile(JSON.parse(await Deno.readTextFile(path)));
+    assert.deepEqual(Object.keys(placement), ["CPUExecutionProvider"]);
+    const ops = placement.CPUExecutionProvider.nodes.map((n) => n.opType);
+    assert.ok(ops.some((op) => op === "Gemm" || op === "MatMul" || op === "FusedMatMul"), ops.join(", "));
+  } finally {
+    await session.release();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("the CUDA and TensorRT providers fail with a typed error where they cannot load", () => {

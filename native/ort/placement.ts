@@ -102,6 +102,30 @@ export function cpuComputeNodes(placement: Placement): string[] {
 }
 
 /**
+ * Placement as a profile shows it: ORT's Chrome-trace profile
+ * ({@link Session.endProfiling}) has one `Node` event per kernel run, whose
+ * `args` name the `op_name` and the `provider` that ran it. Unlike the load
+ * log, this is what really ran.
+ */
+export function placementFromProfile(events: unknown): Placement {
+  const placement: Placement = {};
+  const seen = new Set<string>();
+  for (const event of Array.isArray(events) ? events : []) {
+    const e = event as { cat?: string; name?: string; args?: { op_name?: string; provider?: string } };
+    if (e.cat !== "Node" || !e.args?.provider || !e.args.op_name || !e.name) continue;
+    // Events are named `<node>_kernel_time` (also _fence_before/_fence_after); one entry per node.
+    const name = e.name.replace(/_(kernel_time|fence_before|fence_after)$/, "");
+    const key = `${e.args.provider}/${name}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const entry = placement[e.args.provider] ??= { count: 0, nodes: [] };
+    entry.count++;
+    entry.nodes.push({ opType: e.args.op_name, name });
+  }
+  return placement;
+}
+
+/**
  * Creates a probe session from `path` with options from `makeOptions`
  * (called once; its result gets verbose logging through the callback), reads
  * the placement log and releases the probe.

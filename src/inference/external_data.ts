@@ -14,6 +14,7 @@
  * @module
  */
 import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { Buffer } from "node:buffer";
 import onnxProto from "onnx-proto";
 import { IsolaneError } from "../errors.ts";
 
@@ -72,6 +73,9 @@ function walkGraph(graph: Graph | null | undefined, out: ExternalDataRef[]): voi
  * @throws {Error} when the bytes are not an ONNX model.
  */
 export function externalDataRefs(model: Uint8Array): ExternalDataRef[] {
+  // Every external tensor names its file under the key "location": without those bytes there is none,
+  // and a model with its weights inside need not be decoded at all.
+  if (Buffer.from(model.buffer, model.byteOffset, model.byteLength).indexOf("location") < 0) return [];
   const decoded = onnx.ModelProto.decode(model);
   const out: ExternalDataRef[] = [];
   walkGraph(decoded.graph, out);
