@@ -18,6 +18,7 @@ import {
   OrtError,
   ortLibraryPath,
   type PinnedHostMemory,
+  placementFromProfile,
 } from "../../native/ort/mod.ts";
 import { denseReluModel, writeTempModel } from "../../native/ort/test_models.ts";
 import { gpus, skipReason } from "./gpu_support.ts";
@@ -86,7 +87,8 @@ Deno.test({
   fn: () =>
     withLane(async (lane, env) => {
       const path = await writeTempModel(denseReluModel({ layers: 4, width: 256 }));
-      const session = NativeSession.create(env, path, laneOptions(lane));
+      const folder = path.slice(0, path.lastIndexOf("/"));
+      const session = NativeSession.create(env, path, laneOptions(lane, { profilingPrefix: `${folder}/profile` }));
       try {
         // Placement, observed in ORT's log: the MatMuls run on CUDA, no compute node on the CPU.
         const cuda = session.placement?.CUDAExecutionProvider;
@@ -100,6 +102,11 @@ Deno.test({
         }
         // ORT ran on the lane's stream in the lane's context: the thread still has the lane's primary context.
         assert.equal(lane.binding().primary, true);
+        // What really ran, from ORT's profile: the MatMuls on CUDA, none on the CPU.
+        const ran = placementFromProfile(JSON.parse(await Deno.readTextFile(session.session.endProfiling())));
+        const onCuda = ran.CUDAExecutionProvider?.nodes.map((n) => n.opType) ?? [];
+        assert.ok(onCuda.some((op) => /MatMul|Gemm/.test(op)), JSON.stringify(ran));
+        assert.deepEqual(cpuComputeNodes(ran), []);
       } finally {
         await session.release();
         await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
