@@ -67,6 +67,12 @@ Deno.test("mlp.onnx loaded by path through the C API equals onnxruntime-node exa
     assert.deepEqual(y.dims, [5, 3]);
     assert.equal(y.type, "float32");
     assert.deepEqual(Array.from(y.data as Float32Array), Array.from(expected.data as Float32Array));
+    // The same run on the handles: GetTensorTypeAndShape and GetTensorSizeInBytes of ORT's output.
+    using input = env.tensor("float32", data, [5, 4]);
+    const outputs = session.session.run({ x: input });
+    using out = outputs.y;
+    assert.deepEqual(out.shape(), { type: "float32", dims: [5, 3] });
+    assert.equal(out.byteLength(), 5 * 3 * 4);
   } finally {
     await session.release();
   }
