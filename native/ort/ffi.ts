@@ -221,6 +221,12 @@ export interface OrtLibrary {
   apiVersion: number;
   /** The address of the `OrtApi` table. */
   apiAddress: bigint;
+  /**
+   * How the table is called: through libffi's `ffi_call` (works after the
+   * ffi drop), or, where `libffi.so.8` is missing, through
+   * `Deno.UnsafeFnPointer` (only while the ffi permission is held).
+   */
+  caller: "libffi" | "UnsafeFnPointer";
   fns: ApiFunctions;
   memory: CMemory;
   /**
@@ -321,6 +327,62 @@ class FfiCaller {
   }
 }
 
+/**
+ * The fallback where libffi is missing: `Deno.UnsafeFnPointer`, every
+ * argument a `u64` or a buffer (the same integer-class reasoning as
+ * {@link FfiCaller}). Deno refuses these calls once ffi is dropped.
+ */
+class UnsafeFnPointerCaller {
+  #memory: CMemory;
+  #fns = new Map<string, Deno.UnsafeFnPointer<Deno.ForeignFunction>>();
+  constructor(memory: CMemory) {
+    this.#memory = memory;
+  }
+
+  #words(args: readonly unknown[], keep: unknown[]): bigint[] {
+    return args.map((a) => {
+      if (typeof a === "bigint") return BigInt.asUintN(64, a);
+      if (typeof a === "number") return BigInt.asUintN(64, BigInt(a));
+      const view = a as ArrayBufferView;
+      keep.push(view.buffer);
+      return this.#memory.address(view);
+    });
+  }
+
+  #fn(fn: bigint, arity: number, nonblocking: boolean): Deno.UnsafeFnPointer<Deno.ForeignFunction> {
+    const key = `${fn}/${arity}/${nonblocking}`;
+    let f = this.#fns.get(key);
+    if (!f) {
+      const def = { parameters: Array(arity).fill("u64"), result: "u64", nonblocking } as Deno.ForeignFunction;
+      f = new Deno.UnsafeFnPointer(Deno.UnsafePointer.create(fn) as Deno.PointerObject<Deno.ForeignFunction>, def);
+      this.#fns.set(key, f);
+    }
+    return f;
+  }
+
+  call(fn: bigint, args: readonly unknown[]): bigint {
+    const keep: unknown[] = [];
+    return BigInt(this.#fn(fn, args.length, false).call(...this.#words(args, keep)) as number | bigint);
+  }
+
+  async callNonblocking(fn: bigint, args: readonly unknown[]): Promise<bigint> {
+    const keep: unknown[] = [];
+    const result = await (this.#fn(fn, args.length, true).call(...this.#words(args, keep)) as Promise<number | bigint>);
+    keep.length = 0;
+    return BigInt(result);
+  }
+}
+
+function openCaller(memory: CMemory): FfiCaller | UnsafeFnPointerCaller {
+  let libffi: Deno.DynamicLibrary<typeof ffiSymbols>;
+  try {
+    libffi = Deno.dlopen(libffiName, ffiSymbols);
+  } catch {
+    return new UnsafeFnPointerCaller(memory);
+  }
+  return new FfiCaller(libffi, memory, BigInt(Deno.UnsafePointer.value(libffi.symbols.ffi_type_uint64)));
+}
+
 function convert(result: string, raw: bigint): unknown {
   if (result === "void") return undefined;
   if (result === "i32") return Number(BigInt.asIntN(32, raw));
@@ -345,12 +407,7 @@ export function openOrtLibrary(path: string): OrtLibrary {
   const lib = Deno.dlopen(path, { OrtGetApiBase: { parameters: [], result: "pointer" } });
   const libc = Deno.dlopen("libc.so.6", libcSymbols);
   const memory = new CMemory(libc);
-  const libffi = Deno.dlopen(libffiName, ffiSymbols);
-  const caller = new FfiCaller(
-    libffi,
-    memory,
-    BigInt(Deno.UnsafePointer.value(libffi.symbols.ffi_type_uint64)),
-  );
+  const caller = openCaller(memory);
   const base = lib.symbols.OrtGetApiBase();
   if (base === null) throw new Error(`OrtGetApiBase returned NULL in ${path}`);
   const baseView = new Deno.UnsafePointerView(base);
@@ -375,6 +432,7 @@ export function openOrtLibrary(path: string): OrtLibrary {
   ) as unknown as ApiFunctions;
   const library: OrtLibrary = {
     version,
+    caller: caller instanceof FfiCaller ? "libffi" : "UnsafeFnPointer",
     apiVersion: ortApiVersion,
     apiAddress: api,
     fns,

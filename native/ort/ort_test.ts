@@ -33,6 +33,8 @@ function mlpFeeds(rows: number) {
 Deno.test("the library is ORT 1.29.0 and answers through the API 29 table", () => {
   assert.equal(env.version, "1.29.0");
   assert.equal(env.library.apiVersion, 29);
+  // Called through libffi, the path that keeps working after an isolate drops ffi.
+  assert.equal(env.library.caller, "libffi");
   // CreateStatus (0), GetErrorCode (1) and GetErrorMessage (2) round-trip a status.
   const error = env.statusRoundTrip(3, "no such thing");
   assert.ok(error instanceof OrtError);
