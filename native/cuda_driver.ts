@@ -44,6 +44,8 @@ const symbols = {
   },
   cuMemAllocAsync: { parameters: ["buffer", "usize", "u64"], result: "i32" },
   cuMemFreeAsync: { parameters: ["u64", "u64"], result: "i32" },
+  cuMemHostAlloc: { parameters: ["buffer", "usize", "u32"], result: "i32" },
+  cuMemFreeHost: { parameters: ["u64"], result: "i32" },
   cuMemcpyHtoDAsync_v2: { parameters: ["u64", "buffer", "usize", "u64"], result: "i32" },
   cuMemcpyDtoHAsync_v2: { parameters: ["buffer", "u64", "usize", "u64"], result: "i32" },
   cuGetErrorName: { parameters: ["i32", "buffer"], result: "i32" },
@@ -223,6 +225,21 @@ export class CudaDriver {
   /** Frees device memory, ordered on `stream`. */
   freeAsync(ptr: bigint, stream: bigint): void {
     this.#check("cuMemFreeAsync", this.#s.cuMemFreeAsync(ptr, stream));
+  }
+
+  /**
+   * Allocates page-locked host memory that the device reads and writes by DMA
+   * (`cuMemHostAlloc`, portable to every context), for copies without a
+   * pageable staging step. Free it with {@link hostFree}.
+   */
+  hostAlloc(bytes: number): bigint {
+    const portable = 0x1; // CU_MEMHOSTALLOC_PORTABLE
+    return this.#u64("cuMemHostAlloc", (o) => this.#s.cuMemHostAlloc(o, BigInt(bytes), portable));
+  }
+
+  /** Frees memory from {@link hostAlloc}. */
+  hostFree(ptr: bigint): void {
+    this.#check("cuMemFreeHost", this.#s.cuMemFreeHost(ptr));
   }
 
   /** Copies host bytes to the device on `stream`. */

@@ -136,6 +136,7 @@ Deno.test("API: statuses, listing and health against the fixture functions", asy
         "nomodel",
         "setupfails",
         "snoop",
+        "stream",
         "strings",
       ]);
       const echo = byName.echo;

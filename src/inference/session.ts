@@ -5,12 +5,20 @@
 import type { InferenceSession } from "onnxruntime-common";
 import type { LanePlan, ModelInfo, TensorInfo } from "../protocol.ts";
 import { allowModel, type Ort } from "./ort.ts";
+import { dirname, isAbsolute, relative } from "node:path";
+import { IsolaneError } from "../errors.ts";
+import { checkModelFiles } from "./external_data.ts";
 
 /** Options for {@link createSession}. */
 export interface SessionOptions {
   lane: LanePlan;
   /** Intra-op threads; 0 leaves ONNX Runtime's default. */
   threads: number;
+  /** The folder the model and its external data must stay in: the function's folder, or an npm model's own. */
+  root: string;
+  /** The function's and the model's names, for messages. */
+  fn: string;
+  model: string;
 }
 
 /** Execution providers for a lane, most preferred first. */
@@ -21,12 +29,35 @@ export function providersFor(lane: LanePlan): InferenceSession.ExecutionProvider
 }
 
 /**
- * Creates a session from a model's bytes. Reading the bytes is the caller's
- * job, so that Deno's read permission, not the native library, guards the file.
+ * Creates a session from a model's path. ORT reads the file and resolves
+ * external data against the model's folder, natively, past Deno's
+ * permissions: so the model and every external data location are checked
+ * first ({@link checkModelFiles}) to stay inside `options.root`.
+ * @throws {IsolaneError} `function_unavailable` when a file leaves the folder, is missing, or ORT refuses the model.
  */
-export async function createSession(ort: Ort, model: Uint8Array, options: SessionOptions): Promise<InferenceSession> {
-  allowModel(model.buffer);
-  return await ort.InferenceSession.create(model, {
+export async function createSession(ort: Ort, modelPath: string, options: SessionOptions): Promise<InferenceSession> {
+  await checkModelFiles(modelPath, options.root, { fn: options.fn, model: options.model });
+  try {
+    return await createOrtSession(ort, modelPath, options);
+  } catch (error) {
+    throw new IsolaneError(
+      "function_unavailable",
+      `Cannot load function '${options.fn}': model '${options.model}' is not a valid ONNX model: ${
+        (error as Error).message
+      }`,
+    );
+  }
+}
+
+/** The folder a model's files must stay in: the function's folder, or the model's own for models from npm. */
+export function modelRoot(functionDir: string, modelPath: string): string {
+  const rel = relative(functionDir, modelPath);
+  return rel.startsWith("..") || isAbsolute(rel) ? dirname(modelPath) : functionDir;
+}
+
+async function createOrtSession(ort: Ort, modelPath: string, options: SessionOptions): Promise<InferenceSession> {
+  allowModel(modelPath);
+  return await ort.InferenceSession.create(modelPath, {
     executionProviders: providersFor(options.lane),
     graphOptimizationLevel: "all",
     ...(options.threads > 0 ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),

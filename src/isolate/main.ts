@@ -16,7 +16,9 @@ import {
 } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
-import { createSession, describeSession } from "../inference/session.ts";
+import { createSession, describeSession, modelRoot } from "../inference/session.ts";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
 import { z } from "../sdk.ts";
 import { signatureJsonSchema } from "../tensors.ts";
@@ -64,24 +66,16 @@ async function serve(init: InitMessage): Promise<void> {
   await Deno.permissions.revoke({ name: "ffi" });
   const loaded = await loadFunctionModule(init.name, init.moduleUrl);
   const models: Record<string, InferenceSession> = {};
+  const functionDir = dirname(fileURLToPath(init.moduleUrl));
   for (const [name, path] of Object.entries(init.modelPaths)) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(path);
-    } catch (error) {
-      throw new IsolaneError(
-        "function_unavailable",
-        `Cannot load function '${init.name}': model '${name}' at ${path}: ${messageOf(error)}`,
-      );
-    }
-    try {
-      models[name] = await createSession(ort, bytes, { lane: init.lane, threads: init.ortThreads });
-    } catch (error) {
-      throw new IsolaneError(
-        "function_unavailable",
-        `Cannot load function '${init.name}': model '${name}' is not a valid ONNX model: ${messageOf(error)}`,
-      );
-    }
+    // By path: ORT resolves external data in the model's folder, after checkModelFiles kept it there.
+    models[name] = await createSession(ort, path, {
+      lane: init.lane,
+      threads: init.ortThreads,
+      root: modelRoot(functionDir, path),
+      fn: init.name,
+      model: name,
+    });
   }
   const base: BaseContext = {
     name: init.name,

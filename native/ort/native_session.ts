@@ -1,0 +1,443 @@
+/**
+ * A session over the C API with the shape of onnxruntime-node's
+ * `InferenceSession`: `run(feeds)` takes and returns onnxruntime-common
+ * `Tensor`s, and `inputNames`/`outputNames`/`inputMetadata`/`outputMetadata`
+ * describe the model. On GPU providers it runs through IO binding, on the
+ * caller's stream (`user_compute_stream`), with inputs staged in pinned host
+ * memory when the caller provides it, and it refuses models whose compute
+ * nodes ORT would place on the CPU.
+ * @module
+ */
+import { Tensor } from "onnxruntime-common";
+import type { InferenceSession } from "onnxruntime-common";
+import { join } from "node:path";
+import { OrtError } from "./error.ts";
+import { ortLibraryInNodeModules } from "./ffi.ts";
+import {
+  type CudaProviderInit,
+  type ElementType,
+  elementTypes,
+  type IoBinding,
+  type MemoryInfo,
+  type OrtEnv,
+  type RunOptions,
+  type Session,
+  type SessionOptions,
+  type SessionOptionsInit,
+  type TensorRtProviderInit,
+  type Value,
+  type ValueMetadata,
+} from "./ort.ts";
+import { cpuComputeNodes, type Placement, probePlacement } from "./placement.ts";
+
+/** The path of onnxruntime-node's `libonnxruntime.so.1` under a `node_modules` folder. */
+export function ortLibraryPath(nodeModules: string): string {
+  return join(nodeModules, ortLibraryInNodeModules);
+}
+
+/** Page-locked host memory the caller owns (a lane's `cuMemHostAlloc`). */
+export interface PinnedHostMemory {
+  /** Allocates `bytes` of pinned host memory and returns its address. */
+  alloc(bytes: number): bigint;
+  /** Frees memory from {@link alloc}. */
+  free(address: bigint): void;
+}
+
+/** Options of {@link NativeSession.create}. */
+export interface NativeSessionOptions {
+  /** Execution provider: `cpu`, or a GPU provider (CPU stays the fallback for shape ops). */
+  provider: "cpu" | "cuda" | "tensorrt";
+  /** CUDA device index (GPU providers). */
+  deviceId?: number;
+  /** The stream ORT's kernels run on (`user_compute_stream`): the lane's stream. */
+  stream?: bigint;
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  graphOptimization?: SessionOptionsInit["graphOptimization"];
+  /** CUDA EP settings beyond device and stream (`gpu_mem_limit`, `use_tf32`, `enable_cuda_graph`, ...). */
+  cuda?: Omit<CudaProviderInit, "deviceId" | "userComputeStream">;
+  /** TensorRT EP settings beyond device and stream. */
+  tensorRt?: Omit<TensorRtProviderInit, "deviceId" | "userComputeStream">;
+  /** Run through IO binding; default: on for GPU providers. */
+  ioBinding?: boolean;
+  /** Stage inputs and outputs in pinned host memory (GPU providers with IO binding). */
+  pinned?: PinnedHostMemory;
+  /** Probe where ORT places the nodes and refuse compute nodes on the CPU; default: on for GPU providers. */
+  checkPlacement?: boolean;
+  /** `gpu_graph_id` run option (one CUDA graph per id, when `cuda.enableCudaGraph`). */
+  gpuGraphId?: number;
+  /** Initializers shared with other sessions (`AddInitializer`). */
+  initializers?: Record<string, Value>;
+  /** Profile runs into a Chrome trace with this prefix. */
+  profilingPrefix?: string;
+  /** Session config entries. */
+  config?: Record<string, string>;
+  /**
+   * Run on Deno's blocking-thread pool (`nonblocking` FFI) so the isolate's
+   * event loop stays free during a run. On CUDA that thread has no lane
+   * context of its own: whether ORT keeps the lane's guarantees there is to
+   * be measured on the GPU host (issue 15); off by default.
+   */
+  nonblocking?: boolean;
+}
+
+const providerNames = {
+  cpu: "CPUExecutionProvider",
+  cuda: "CUDAExecutionProvider",
+  tensorrt: "TensorrtExecutionProvider",
+} as const;
+
+interface PinnedBuffer {
+  address: bigint;
+  bytes: number;
+}
+
+/** An output bound once to pinned memory at a fixed address (CUDA graphs replay into it). */
+interface FixedOutput extends PinnedBuffer {
+  name: string;
+  type: ElementType;
+  dims: number[];
+  value: Value;
+}
+
+function metadata(m: ValueMetadata): InferenceSession.ValueMetadata {
+  if (!m.isTensor || m.type === "non-tensor" || m.type.startsWith("onnx:")) return { name: m.name, isTensor: false };
+  return { name: m.name, isTensor: true, type: m.type as ElementType, shape: m.shape };
+}
+
+/** An ORT session through the C API, shaped like onnxruntime-node's `InferenceSession`. */
+export class NativeSession {
+  /** Where ORT placed the nodes, per provider; `null` when not probed. */
+  readonly placement: Placement | null;
+  readonly inputMetadata: readonly InferenceSession.ValueMetadata[];
+  readonly outputMetadata: readonly InferenceSession.ValueMetadata[];
+  readonly #env: OrtEnv;
+  readonly #session: Session;
+  readonly #runOptions: RunOptions;
+  readonly #binding: IoBinding | null;
+  readonly #inputMemory: MemoryInfo | null;
+  readonly #outputMemory: MemoryInfo | null;
+  readonly #pinned: PinnedHostMemory | undefined;
+  readonly #staging = new Map<string, PinnedBuffer>();
+  readonly #fixed: FixedOutput[];
+  readonly #nonblocking: boolean;
+  #released = false;
+
+  private constructor(
+    env: OrtEnv,
+    session: Session,
+    runOptions: RunOptions,
+    binding: IoBinding | null,
+    memory: { input: MemoryInfo | null; output: MemoryInfo | null },
+    pinned: PinnedHostMemory | undefined,
+    placement: Placement | null,
+    fixed: FixedOutput[],
+    nonblocking: boolean,
+  ) {
+    this.#fixed = fixed;
+    this.#nonblocking = nonblocking;
+    this.#env = env;
+    this.#session = session;
+    this.#runOptions = runOptions;
+    this.#binding = binding;
+    this.#inputMemory = memory.input;
+    this.#outputMemory = memory.output;
+    this.#pinned = pinned;
+    this.placement = placement;
+    this.inputMetadata = session.inputs.map(metadata);
+    this.outputMetadata = session.outputs.map(metadata);
+  }
+
+  /**
+   * Loads the model at `path` (ORT reads it and its external data from its folder).
+   * @throws {OrtError} when ORT refuses the model or a provider cannot load,
+   * and `ORT_EP_FAIL` when a GPU provider was asked for and a compute node
+   * (MatMul, Gemm, Conv, attention, ...) would run on the CPU.
+   */
+  static create(env: OrtEnv, path: string, options: NativeSessionOptions): NativeSession {
+    const gpu = options.provider !== "cpu";
+    const device = options.deviceId ?? 0;
+    const makeOptions = (): SessionOptions => {
+      const so = env.sessionOptions({
+        intraOpThreads: options.intraOpThreads,
+        interOpThreads: options.interOpThreads,
+        graphOptimization: options.graphOptimization,
+        profilingPrefix: options.profilingPrefix,
+        config: options.config,
+      });
+      try {
+        if (options.provider === "tensorrt") {
+          using trt = env.tensorRtProviderOptions({
+            ...options.tensorRt,
+            deviceId: device,
+            userComputeStream: options.stream,
+          });
+          so.appendTensorRt(trt);
+        }
+        if (gpu) {
+          using cuda = env.cudaProviderOptions({
+            ...options.cuda,
+            deviceId: device,
+            userComputeStream: options.stream,
+          });
+          so.appendCuda(cuda);
+        }
+        for (const [name, value] of Object.entries(options.initializers ?? {})) so.addInitializer(name, value);
+        return so;
+      } catch (error) {
+        so.close();
+        throw error;
+      }
+    };
+
+    let placement: Placement | null = null;
+    if (options.checkPlacement ?? gpu) {
+      placement = probePlacement(env, path, makeOptions);
+      if (gpu) refuseCpuFallback(placement, providerNames[options.provider], path);
+    }
+
+    const created: Disposable[] = [];
+    try {
+      const so = makeOptions();
+      created.push(so);
+      const session = env.session(path, so);
+      so.close();
+      created.pop();
+      created.push(session);
+      const runOptions = env.runOptions();
+      created.push(runOptions);
+      if (options.gpuGraphId !== undefined) runOptions.config("gpu_graph_id", String(options.gpuGraphId));
+      let binding: IoBinding | null = null;
+      let fixed: FixedOutput[] = [];
+      const memory = { input: null as MemoryInfo | null, output: null as MemoryInfo | null };
+      if (options.ioBinding ?? gpu) {
+        binding = session.ioBinding();
+        created.push(binding);
+        const staged = gpu && options.pinned !== undefined;
+        memory.input = staged ? env.memoryInfo("CudaPinned", device) : null;
+        memory.output = env.memoryInfo(staged ? "CudaPinned" : "Cpu", device);
+        for (const m of [memory.input, memory.output]) if (m) created.push(m);
+        if (options.cuda?.enableCudaGraph) {
+          fixed = bindFixedOutputs(env, session, binding, memory.output, options.pinned, path);
+        } else {
+          for (const name of session.outputNames) binding.bindOutputToDevice(name, memory.output);
+        }
+      }
+      return new NativeSession(
+        env,
+        session,
+        runOptions,
+        binding,
+        memory,
+        options.pinned,
+        placement,
+        fixed,
+        options.nonblocking ?? false,
+      );
+    } catch (error) {
+      for (const handle of created.reverse()) handle[Symbol.dispose]();
+      throw error;
+    }
+  }
+
+  /** Input names in model order. */
+  get inputNames(): readonly string[] {
+    return this.#session.inputNames;
+  }
+
+  /** Output names in model order. */
+  get outputNames(): readonly string[] {
+    return this.#session.outputNames;
+  }
+
+  /** The underlying C-API session (for profiling and tests). */
+  get session(): Session {
+    return this.#session;
+  }
+
+  /**
+   * Runs the model on `feeds` and returns every output as a `Tensor` whose
+   * data is a copy in JS memory.
+   * @throws {OrtError} for unknown input names, wrong shapes or types, or a terminated run.
+   */
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    if (!this.#binding || !this.#nonblocking) return this.#run(feeds);
+    // One binding and one set of staging buffers: bound runs take turns.
+    const turn = this.#turn.then(() => this.#run(feeds));
+    this.#turn = turn.catch(() => {});
+    return turn;
+  }
+
+  #turn: Promise<unknown> = Promise.resolve();
+
+  async #run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    if (this.#released) throw new Error("NativeSession is released");
+    const inputs: Value[] = [];
+    try {
+      for (const [name, tensor] of Object.entries(feeds)) inputs.push(this.#value(name, tensor));
+      if (this.#binding) return await this.#runBound(Object.keys(feeds), inputs);
+      const byName = Object.fromEntries(Object.keys(feeds).map((name, i) => [name, inputs[i]]));
+      const call = { runOptions: this.#runOptions };
+      const outputs = this.#nonblocking ? await this.#session.runAsync(byName, call) : this.#session.run(byName, call);
+      return Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, toTensor(value)]));
+    } finally {
+      for (const value of inputs) value.close();
+    }
+  }
+
+  async #runBound(names: string[], inputs: Value[]): Promise<Record<string, Tensor>> {
+    const binding = this.#binding!;
+    try {
+      names.forEach((name, i) => binding.bindInput(name, inputs[i]));
+      if (this.#fixed.length === 0) {
+        // The binding keeps the last run's outputs; binding the device again lets ORT allocate this run's shapes.
+        for (const name of this.outputNames) binding.bindOutputToDevice(name, this.#outputMemory!);
+      }
+      if (this.#nonblocking) await binding.runAsync(this.#runOptions);
+      else binding.run(this.#runOptions);
+    } finally {
+      // The inputs are caller memory: nothing may stay bound to it after the run.
+      binding.clearInputs();
+    }
+    if (this.#fixed.length > 0) {
+      return Object.fromEntries(this.#fixed.map((out) => {
+        const data = new elementTypes[out.type].array(out.bytes / elementTypes[out.type].bytes);
+        this.#env.readHost(out.address, data);
+        return [out.name, new Tensor(out.type, data as Float32Array, out.dims)];
+      }));
+    }
+    const values = binding.outputs();
+    try {
+      return Object.fromEntries(this.outputNames.map((name, i) => [name, toTensor(values[i])]));
+    } finally {
+      for (const value of values) value.close();
+    }
+  }
+
+  #value(name: string, tensor: Tensor): Value {
+    const type = tensor.type as ElementType;
+    if (!(type in elementTypes)) {
+      throw new OrtError("NativeSession.run", 2, `input '${name}': tensor type ${tensor.type} is not supported`);
+    }
+    const data = tensor.data as ArrayBufferView;
+    if (!this.#inputMemory || !this.#pinned) return this.#env.tensor(type, data, tensor.dims);
+    let buffer = this.#staging.get(name);
+    if (!buffer || buffer.bytes < data.byteLength) {
+      if (buffer) this.#pinned.free(buffer.address);
+      const bytes = Math.max(data.byteLength, 256);
+      buffer = { address: this.#pinned.alloc(bytes), bytes };
+      this.#staging.set(name, buffer);
+    }
+    this.#env.writeHost(buffer.address, data);
+    return this.#env.tensorAt(type, buffer.address, data.byteLength, tensor.dims, this.#inputMemory);
+  }
+
+  /** Sets ORT's terminate flag: the run in progress (or the next one) fails with ORT's cancel error. */
+  terminate(): void {
+    this.#runOptions.terminate();
+  }
+
+  /** Clears the terminate flag. */
+  resume(): void {
+    this.#runOptions.resume();
+  }
+
+  /** Releases everything in reverse order of creation: binding, fixed outputs, memory infos, run options, session, staging. */
+  // deno-lint-ignore require-await
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    this.#binding?.close();
+    for (const out of this.#fixed) {
+      out.value.close();
+      this.#pinned?.free(out.address);
+    }
+    this.#outputMemory?.close();
+    this.#inputMemory?.close();
+    this.#runOptions.close();
+    this.#session.close();
+    for (const buffer of this.#staging.values()) this.#pinned?.free(buffer.address);
+    this.#staging.clear();
+  }
+}
+
+function toTensor(value: Value): Tensor {
+  try {
+    const { type, dims } = value.shape();
+    const data = value.read();
+    return new Tensor(type as ElementType, data as Float32Array, dims);
+  } finally {
+    value.close();
+  }
+}
+
+function refuseCpuFallback(placement: Placement, requested: string, path: string): void {
+  const onCpu = cpuComputeNodes(placement);
+  const gpuNodes = placement[requested]?.count ?? 0;
+  if (onCpu.length > 0) {
+    throw new OrtError(
+      "NativeSession.create",
+      11,
+      `${path}: compute nodes placed on CPUExecutionProvider while ${requested} was asked for: ${onCpu.join(", ")}`,
+    );
+  }
+  if (gpuNodes === 0) {
+    const cpu = placement.CPUExecutionProvider?.count ?? 0;
+    throw new OrtError(
+      "NativeSession.create",
+      11,
+      `${path}: no node placed on ${requested}; all ${cpu} nodes run on CPUExecutionProvider`,
+    );
+  }
+}
+
+function bindFixedOutputs(
+  env: OrtEnv,
+  session: Session,
+  binding: IoBinding,
+  memory: MemoryInfo,
+  pinned: PinnedHostMemory | undefined,
+  path: string,
+): FixedOutput[] {
+  if (!pinned) {
+    throw new OrtError(
+      "NativeSession.create",
+      2,
+      `${path}: CUDA graphs need pinned host memory for fixed output addresses`,
+    );
+  }
+  const fixed: FixedOutput[] = [];
+  try {
+    for (const out of session.outputs) {
+      const dims = out.shape.filter((d): d is number => typeof d === "number");
+      if (!out.isTensor || !(out.type in elementTypes) || dims.length !== out.shape.length) {
+        throw new OrtError(
+          "NativeSession.create",
+          2,
+          `${path}: CUDA graphs need fixed output shapes; output '${out.name}' is ${out.type} [${
+            out.shape.join(", ")
+          }]`,
+        );
+      }
+      const type = out.type as ElementType;
+      const bytes = dims.reduce((a, b) => a * b, 1) * elementTypes[type].bytes;
+      const address = pinned.alloc(Math.max(bytes, 256));
+      let value: Value;
+      try {
+        value = env.tensorAt(type, address, bytes, dims, memory);
+      } catch (error) {
+        pinned.free(address);
+        throw error;
+      }
+      fixed.push({ name: out.name, type, dims, address, bytes, value });
+      binding.bindOutput(out.name, value);
+    }
+    return fixed;
+  } catch (error) {
+    for (const out of fixed) {
+      out.value.close();
+      pinned.free(out.address);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The native ORT path (native/ort/) on a real GPU: sessions on a lane's
+ * stream through the C API, IO binding from pinned host memory, CUDA graphs,
+ * placement read from ORT's own log, and no silent CPU fallback. Skipped,
+ * with one line saying why, where no GPU (or no ORT CUDA provider) is usable.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import * as ortNode from "onnxruntime-node";
+import { Tensor } from "onnxruntime-common";
+import onnxProto from "onnx-proto";
+import { type CudaDriver, Lane, openCudaDriver } from "../../native/mod.ts";
+import {
+  cpuComputeNodes,
+  NativeSession,
+  type NativeSessionOptions,
+  OrtEnv,
+  OrtError,
+  ortLibraryPath,
+  type PinnedHostMemory,
+  placementFromProfile,
+} from "../../native/ort/mod.ts";
+import { denseReluModel, writeTempModel } from "../../native/ort/test_models.ts";
+import { gpus, skipReason } from "./gpu_support.ts";
+
+const ignore = skipReason !== null;
+/** ORT's CUDA provider computes MatMul in TF32 when asked (use_tf32): compare with a tolerance. */
+const tf32 = 5e-3;
+const libraryPath = ortLibraryPath(fileURLToPath(new URL("../../node_modules", import.meta.url)));
+const MiB = 1024 * 1024;
+
+function pinnedOf(driver: CudaDriver): PinnedHostMemory {
+  return { alloc: (bytes) => driver.hostAlloc(bytes), free: (address) => driver.hostFree(address) };
+}
+
+/** Opens a lane on device 0 and the ORT environment, runs `fn`, and closes both in reverse order. */
+async function withLane(fn: (lane: Lane, env: OrtEnv) => Promise<void>): Promise<void> {
+  const opened = openCudaDriver();
+  if (!opened.ok) throw new Error(opened.reason);
+  using lane = Lane.open(opened.driver, gpus[0].index);
+  using env = OrtEnv.open({ libraryPath });
+  await fn(lane, env);
+}
+
+function laneOptions(lane: Lane, extra: Partial<NativeSessionOptions> = {}): NativeSessionOptions {
+  return {
+    provider: "cuda",
+    deviceId: lane.device,
+    stream: lane.stream,
+    pinned: pinnedOf(lane.driver),
+    ...extra,
+    cuda: {
+      useTf32: true,
+      gpuMemLimit: 512 * MiB,
+      arenaExtendStrategy: "kSameAsRequested",
+      cudnnConvAlgoSearch: "HEURISTIC",
+      ...extra.cuda,
+    },
+  };
+}
+
+async function cpuReference(path: string, x: Float32Array, dims: number[]): Promise<Float32Array> {
+  const session = await ortNode.InferenceSession.create(path, { executionProviders: ["cpu"] });
+  try {
+    return (await session.run({ x: new ortNode.Tensor("float32", x, dims) })).y.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+function assertCloseArrays(actual: Float32Array, expected: Float32Array, label: string): void {
+  assert.equal(actual.length, expected.length, label);
+  let worst = 0;
+  for (let i = 0; i < actual.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i] - expected[i]) / (1 + Math.abs(expected[i])));
+  }
+  assert.ok(worst <= tf32, `${label}: differs from the CPU by ${worst} (TF32 tolerance ${tf32})`);
+}
+
+function input(rows: number, width: number, seed: number): Float32Array {
+  return Float32Array.from({ length: rows * width }, (_, i) => Math.sin(seed * 3.3 + i * 0.17));
+}
+
+Deno.test({
+  name: "gpu ort 1: a session on the lane's stream, inputs from pinned memory, equals the CPU within TF32",
+  ignore,
+  fn: () =>
+    withLane(async (lane, env) => {
+      const path = await writeTempModel(denseReluModel({ layers: 4, width: 256 }));
+      const folder = path.slice(0, path.lastIndexOf("/"));
+      const session = NativeSession.create(env, path, laneOptions(lane, { profilingPrefix: `${folder}/profile` }));
+      try {
+        // Placement, observed in ORT's log: the MatMuls run on CUDA, no compute node on the CPU.
+        const cuda = session.placement?.CUDAExecutionProvider;
+        assert.ok(cuda && cuda.count > 0, JSON.stringify(session.placement));
+        assert.deepEqual(cpuComputeNodes(session.placement!), []);
+        for (const rows of [1, 7, 64]) {
+          const x = input(rows, 256, rows);
+          const { y } = await session.run({ x: new Tensor("float32", x, [rows, 256]) });
+          assert.deepEqual(y.dims, [rows, 256]);
+          assertCloseArrays(y.data as Float32Array, await cpuReference(path, x, [rows, 256]), `batch ${rows}`);
+        }
+        // ORT ran on the lane's stream in the lane's context: the thread still has the lane's primary context.
+        assert.equal(lane.binding().primary, true);
+        // What really ran, from ORT's profile: the MatMuls on CUDA, none on the CPU.
+        const ran = placementFromProfile(JSON.parse(await Deno.readTextFile(session.session.endProfiling())));
+        const onCuda = ran.CUDAExecutionProvider?.nodes.map((n) => n.opType) ?? [];
+        assert.ok(onCuda.some((op) => /MatMul|Gemm/.test(op)), JSON.stringify(ran));
+        assert.deepEqual(cpuComputeNodes(ran), []);
+      } finally {
+        await session.release();
+        await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+      }
+    }),
+});
+
+Deno.test({
+  name: "gpu ort 2: CUDA graph (one per gpu_graph_id) replays with new inputs and fixed pinned outputs",
+  ignore,
+  fn: () =>
+    withLane(async (lane, env) => {
+      const path = await writeTempModel(denseReluModel({ layers: 4, width: 256, batch: 16 }));
+      const session = NativeSession.create(
+        env,
+        path,
+        laneOptions(lane, { cuda: { enableCudaGraph: true }, gpuGraphId: 1 }),
+      );
+      try {
+        for (let seed = 0; seed < 4; seed++) {
+          const x = input(16, 256, seed);
+          const { y } = await session.run({ x: new Tensor("float32", x, [16, 256]) });
+          assertCloseArrays(y.data as Float32Array, await cpuReference(path, x, [16, 256]), `replay ${seed}`);
+        }
+      } finally {
+        await session.release();
+        await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+      }
+    }),
+});
+
+/** A MatMul on int32, which the CUDA provider has no kernel for: ORT would place it on the CPU. */
+function int32MatMulModel(): Uint8Array {
+  const { onnx } = onnxProto;
+  const INT32 = onnx.TensorProto.DataType.INT32;
+  const info = (name: string) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: { tensorType: { elemType: INT32, shape: { dim: [{ dimValue: 2 }, { dimValue: 2 }] } } },
+    });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 17 }],
+    graph: {
+      name: "int32_matmul",
+      node: [{ opType: "MatMul", input: ["x", "w"], output: ["y"], name: "mm_int32" }],
+      initializer: [onnx.TensorProto.create({ name: "w", dims: [2, 2], dataType: INT32, int32Data: [1, 2, 3, 4] })],
+      input: [info("x")],
+      output: [info("y")],
+    },
+  })).finish();
+}
+
+Deno.test({
+  name: "gpu ort 3: a compute node that CUDA cannot run fails the load, naming the node, instead of running on the CPU",
+  ignore,
+  fn: () =>
+    withLane(async (lane, env) => {
+      const path = await writeTempModel(int32MatMulModel());
+      try {
+        assert.throws(() => NativeSession.create(env, path, laneOptions(lane)), (error: unknown) => {
+          assert.ok(error instanceof OrtError);
+          assert.equal(error.codeName, "ORT_EP_FAIL");
+          assert.match(error.message, /compute nodes placed on CPUExecutionProvider .*MatMul \(mm_int32\)/);
+          return true;
+        });
+      } finally {
+        await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+      }
+    }),
+});
+
+Deno.test({
+  name: "gpu ort 4: a CUDA provider that cannot start (no such device) fails the session; TensorRT fails typed",
+  ignore,
+  fn: () =>
+    withLane(async (lane, env) => {
+      const path = fileURLToPath(new URL("../../functions/mlp/mlp.onnx", import.meta.url));
+      assert.throws(
+        () => NativeSession.create(env, path, { ...laneOptions(lane), deviceId: gpus.length + 8 }),
+        (error: unknown) => error instanceof OrtError && error.code !== 0,
+      );
+      // TensorRT (libnvinfer) is on no machine here: a typed error, never a silent CUDA or CPU session.
+      assert.throws(
+        () => NativeSession.create(env, path, { ...laneOptions(lane), provider: "tensorrt" }),
+        (error: unknown) => error instanceof OrtError && /tensorrt|nvinfer/i.test(error.message),
+      );
+      // The lane is unharmed: a good session still loads and runs.
+      const session = NativeSession.create(env, path, laneOptions(lane));
+      try {
+        const { y } = await session.run({ x: new Tensor("float32", new Float32Array(8), [2, 4]) });
+        assert.deepEqual(y.dims, [2, 3]);
+      } finally {
+        await session.release();
+      }
+    }),
+});
