@@ -215,6 +215,13 @@ export interface FunctionOptionsBase<M extends string = string, S = unknown> {
   abortGraceMs?: number;
   /** Triton's dynamic batcher: combine queued requests along the first dimension; off by default. */
   dynamicBatching?: DynamicBatching;
+  /** CUDA lanes: let MatMul and convolutions use TF32 (ORT's `use_tf32`); default true. */
+  tf32?: boolean;
+  /**
+   * CUDA lanes: capture the model's run as a CUDA graph and replay it (ORT's `enable_cuda_graph`); only for models
+   * whose shapes are fixed and whose nodes all run on CUDA. Default false.
+   */
+  cudaGraph?: boolean;
   /** Runs once per isolate before it serves; its result is passed to every handler call as `state`. */
   setup?: (ctx: SetupContext<M>) => S | Promise<S>;
 }
@@ -305,6 +312,8 @@ export const functionOptionsSchema = z.object({
   memoryLimitMb: z.number().int().min(64).max(1024 * 1024).default(512),
   gpuMemoryLimitMb: z.number().int().min(0).default(0),
   abortGraceMs: z.number().int().min(0).max(60_000).default(1000),
+  tf32: z.boolean().default(true),
+  cudaGraph: z.boolean().default(false),
   // The handler is the isolate's; the host keeps only the media types (Zod drops the rest).
   raw: z.object({
     accepts: z.array(z.string().regex(/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/)).min(1),

@@ -17,6 +17,7 @@ import {
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { createSession, describeSession, modelRoot } from "../inference/session.ts";
+import { createLaneSession, openNativeOrt, placedProviders } from "../inference/native.ts";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
@@ -62,20 +63,27 @@ async function serve(init: InitMessage): Promise<void> {
   if (init.lane.kind === "cuda") gpuLane = await openGpuLane(init.name, init.lane.device, init.kernelsPtxPath!);
   const ort = await loadOrt();
   pinFloat16AsUint16(ort.Tensor);
+  // CUDA lanes run their models through ORT's C API, on the lane's stream; its library is opened while ffi is held.
+  if (gpuLane) openNativeOrt();
   // Existing native handles keep working; new dlopen calls are refused from here on.
   await Deno.permissions.revoke({ name: "ffi" });
   const loaded = await loadFunctionModule(init.name, init.moduleUrl);
   const models: Record<string, InferenceSession> = {};
   const functionDir = dirname(fileURLToPath(init.moduleUrl));
+  const { options } = loaded;
   for (const [name, path] of Object.entries(init.modelPaths)) {
     // By path: ORT resolves external data in the model's folder, after checkModelFiles kept it there.
-    models[name] = await createSession(ort, path, {
-      lane: init.lane,
-      threads: init.ortThreads,
-      root: modelRoot(functionDir, path),
-      fn: init.name,
-      model: name,
-    });
+    const where = { threads: init.ortThreads, root: modelRoot(functionDir, path), fn: init.name, model: name };
+    models[name] = gpuLane && init.lane.kind === "cuda"
+      ? await createLaneSession(path, {
+        ...where,
+        lane: init.lane,
+        bound: gpuLane.lane,
+        gpuMemoryMb: options.gpuMemoryLimitMb,
+        tf32: options.tf32,
+        cudaGraph: options.cudaGraph,
+      }) as unknown as InferenceSession
+      : await createSession(ort, path, { ...where, lane: init.lane });
   }
   const base: BaseContext = {
     name: init.name,
@@ -97,7 +105,10 @@ async function serve(init: InitMessage): Promise<void> {
   serving = { loaded, base };
   port.post({
     type: "ready",
-    models: Object.entries(models).map(([name, session]) => describeSession(name, session, init.lane)),
+    models: Object.entries(models).map(([name, session]) => ({
+      ...describeSession(name, session, init.lane),
+      ...(placedProviders(session) ? { providers: placedProviders(session)! } : {}),
+    })),
     lane: gpuLane?.info ?? null,
   });
 }

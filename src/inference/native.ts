@@ -1,0 +1,84 @@
+/**
+ * Sessions of CUDA lanes through ONNX Runtime's C API (`native/ort/`): on the
+ * lane's own stream (`user_compute_stream`), with IO binding staged in the
+ * lane's pinned host memory, the function's GPU arena limit, TF32 and CUDA
+ * graphs as the function asks, and no silent CPU fallback for compute nodes.
+ * onnxruntime-node's session takes only a device id, so its kernels would run
+ * on streams of ORT's own.
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import type { InferenceSession } from "onnxruntime-common";
+import { NativeSession, OrtEnv, ortLibraryPath } from "../../native/ort/mod.ts";
+import type { Lane } from "../../native/mod.ts";
+import type { LanePlan } from "../protocol.ts";
+import { IsolaneError } from "../errors.ts";
+import { checkModelFiles } from "./external_data.ts";
+
+const nodeModules = fileURLToPath(new URL("../../node_modules", import.meta.url));
+const MiB = 1024 * 1024;
+
+let env: OrtEnv | undefined;
+
+/** Opens the process's ORT environment through the C API; call before the ffi permission is dropped. */
+export function openNativeOrt(): OrtEnv {
+  env ??= OrtEnv.open({ libraryPath: ortLibraryPath(nodeModules) });
+  return env;
+}
+
+/** What a lane's session needs besides the model. */
+export interface NativeLaneOptions {
+  lane: Extract<LanePlan, { kind: "cuda" }>;
+  /** The bound lane: its stream and its driver's pinned host memory. */
+  bound: Lane;
+  threads: number;
+  /** The folder the model's files must stay in. */
+  root: string;
+  fn: string;
+  model: string;
+  /** ORT's GPU arena limit in MiB; 0 is none. */
+  gpuMemoryMb: number;
+  tf32: boolean;
+  cudaGraph: boolean;
+}
+
+/**
+ * A session of a CUDA lane. Its `placement` says where ORT put each node.
+ * @throws {IsolaneError} `function_unavailable` with ORT's reason when the model or the provider cannot load, or
+ * when a compute node would run on the CPU.
+ */
+export async function createLaneSession(path: string, options: NativeLaneOptions): Promise<NativeSession> {
+  await checkModelFiles(path, options.root, { fn: options.fn, model: options.model });
+  const { bound } = options;
+  try {
+    return NativeSession.create(openNativeOrt(), path, {
+      provider: options.lane.provider,
+      deviceId: options.lane.device,
+      stream: bound.stream,
+      pinned: { alloc: (bytes) => bound.driver.hostAlloc(bytes), free: (address) => bound.driver.hostFree(address) },
+      intraOpThreads: options.threads,
+      interOpThreads: 1,
+      graphOptimization: "all",
+      cuda: {
+        useTf32: options.tf32,
+        ...(options.gpuMemoryMb > 0 ? { gpuMemLimit: options.gpuMemoryMb * MiB } : {}),
+        arenaExtendStrategy: "kSameAsRequested",
+        cudnnConvAlgoSearch: "HEURISTIC",
+        enableCudaGraph: options.cudaGraph,
+      },
+    });
+  } catch (error) {
+    throw new IsolaneError(
+      "function_unavailable",
+      `Cannot load function '${options.fn}': model '${options.model}' cannot run on cuda:${options.lane.device}: ${
+        (error as Error).message
+      }`,
+    );
+  }
+}
+
+/** Providers as ORT placed the session's nodes, most nodes first. */
+export function placedProviders(session: InferenceSession | NativeSession): string[] | undefined {
+  if (!(session instanceof NativeSession) || !session.placement) return undefined;
+  return Object.entries(session.placement).sort((a, b) => b[1].count - a[1].count).map(([provider]) => provider);
+}
