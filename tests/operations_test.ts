@@ -53,6 +53,8 @@ Deno.test("operations: metrics, request ids, function logs", async (t) => {
       for (let i = 0; i < 3; i++) await (await server.invoke("echo", { message: "m" })).body?.cancel();
       await errorOf(await server.invoke("echo", { message: 1 }));
       await errorOf(await server.invoke("limits", { spinMs: 5000 }));
+      // A stuck isolate is ended once its abort grace has passed, not at the deadline itself.
+      await server.waitForLog((l) => l.msg === "isolate stopped" && l.function === "limits" && l.code === "timeout");
       await errorOf(await server.invoke("no-such-function", {}));
       const response = await fetch(`${server.url}/metrics`);
       assert.match(response.headers.get("content-type") ?? "", /text\/plain/);

@@ -275,6 +275,8 @@ function anyV2Request(models: readonly string[]): fc.Arbitrary<FuzzRequest> {
 export function v1Request(functions: readonly string[]): fc.Arbitrary<FuzzRequest> {
   const json = fc.oneof(
     hostileJsonText,
+    // Well-formed for echo, so that every run reaches handlers too, not only the validators.
+    fc.string().map((message) => JSON.stringify({ message })),
     fc.jsonValue().map((v) => JSON.stringify(v)),
     fc.dictionary(fc.constantFrom("x", "text", "message", "candidates", "bytes", "int64", "delayMs"), fc.jsonValue())
       .map((v) => JSON.stringify(v)),
