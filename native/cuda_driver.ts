@@ -35,6 +35,8 @@ const symbols = {
   cuStreamDestroy_v2: { parameters: ["u64"], result: "i32" },
   cuStreamSynchronize: { parameters: ["u64"], result: "i32" },
   cuStreamGetFlags: { parameters: ["u64", "buffer"], result: "i32" },
+  // CUDA 12.0+: the stream's unique id, the one profilers (ncu, nsys) print.
+  cuStreamGetId: { parameters: ["u64", "buffer"], result: "i32", optional: true },
   cuModuleLoadData: { parameters: ["buffer", "buffer"], result: "i32" },
   cuModuleUnload: { parameters: ["u64"], result: "i32" },
   cuModuleGetFunction: { parameters: ["buffer", "u64", "buffer"], result: "i32" },
@@ -186,6 +188,18 @@ export class CudaDriver {
   streamFlags(stream: bigint): number {
     const out = new Uint32Array(1);
     this.#check("cuStreamGetFlags", this.#s.cuStreamGetFlags(stream, out));
+    return out[0];
+  }
+
+  /**
+   * The stream's unique id (`cuStreamGetId`), as Nsight Compute and Nsight
+   * Systems print it; `null` on a driver older than CUDA 12.0.
+   */
+  streamId(stream: bigint): bigint | null {
+    const get = this.#s.cuStreamGetId;
+    if (!get) return null;
+    const out = new BigUint64Array(1);
+    this.#check("cuStreamGetId", get(stream, out));
     return out[0];
   }
 

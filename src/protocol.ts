@@ -117,8 +117,10 @@ export interface ModelInfo {
   name: string;
   inputs: TensorInfo[];
   outputs: TensorInfo[];
-  /** Execution providers the session really uses, first preferred. */
+  /** Execution providers the session uses: where ORT placed its nodes (CUDA lanes), most nodes first. */
   providers: string[];
+  /** Nodes per provider, from ORT's own placement log (CUDA lanes). */
+  placement?: Record<string, number>;
 }
 
 /** Isolate to host, inspect mode: the manifest. */

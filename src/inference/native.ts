@@ -77,8 +77,22 @@ export async function createLaneSession(path: string, options: NativeLaneOptions
   }
 }
 
-/** Providers as ORT placed the session's nodes, most nodes first. */
-export function placedProviders(session: InferenceSession | NativeSession): string[] | undefined {
+const shortNames: Record<string, string> = {
+  CUDAExecutionProvider: "cuda",
+  CPUExecutionProvider: "cpu",
+  TensorrtExecutionProvider: "tensorrt",
+};
+
+/**
+ * Where ORT placed the session's nodes, as read from its own placement log:
+ * nodes per provider (`cuda`, `cpu`, `tensorrt`), most first. `undefined` for
+ * sessions that were not probed (CPU lanes, whose nodes all run on the CPU).
+ */
+export function placementOf(session: InferenceSession | NativeSession): Record<string, number> | undefined {
   if (!(session instanceof NativeSession) || !session.placement) return undefined;
-  return Object.entries(session.placement).sort((a, b) => b[1].count - a[1].count).map(([provider]) => provider);
+  return Object.fromEntries(
+    Object.entries(session.placement)
+      .sort((a, b) => b[1].count - a[1].count)
+      .map(([provider, { count }]) => [shortNames[provider] ?? provider, count]),
+  );
 }

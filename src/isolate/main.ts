@@ -17,7 +17,7 @@ import {
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { createSession, describeSession, modelRoot } from "../inference/session.ts";
-import { createLaneSession, openNativeOrt, placedProviders } from "../inference/native.ts";
+import { createLaneSession, openNativeOrt, placementOf } from "../inference/native.ts";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
@@ -105,10 +105,13 @@ async function serve(init: InitMessage): Promise<void> {
   serving = { loaded, base };
   port.post({
     type: "ready",
-    models: Object.entries(models).map(([name, session]) => ({
-      ...describeSession(name, session, init.lane),
-      ...(placedProviders(session) ? { providers: placedProviders(session)! } : {}),
-    })),
+    models: Object.entries(models).map(([name, session]) => {
+      const placement = placementOf(session);
+      return {
+        ...describeSession(name, session, init.lane),
+        ...(placement ? { providers: Object.keys(placement), placement } : {}),
+      };
+    }),
     lane: gpuLane?.info ?? null,
   });
 }

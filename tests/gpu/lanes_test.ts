@@ -83,7 +83,8 @@ Deno.test({
         // Checked on the isolate's thread right after binding, before ONNX Runtime or any kernel ran.
         assert.equal(isolate.gpu.boundBeforeWork.primary, true, JSON.stringify(isolate.gpu));
         assert.equal(isolate.gpu.boundBeforeWork.device, isolate.gpu.device);
-        assert.deepEqual(isolate.providers, ["cuda", "cpu"]);
+        // Observed, not planned: ORT's own placement log put the compute nodes on CUDA.
+        assert.equal(isolate.providers[0], "cuda", JSON.stringify(isolate.providers));
       }
       if (twoGpus) assert.deepEqual([...new Set(isolates.map((i: Json) => i.gpu.device))].sort(), allDevices);
       const image = testImage();
@@ -303,7 +304,7 @@ Deno.test({
       assert.match(trt.error, /TensorRT provider, but TensorRT \(libnvinfer\.so\.10\) cannot be loaded/);
       const fallback = await info(server, "trtOrCuda");
       assert.equal(fallback.status, "ready");
-      assert.deepEqual(fallback.isolates[0].providers, ["cuda", "cpu"]);
+      assert.equal(fallback.isolates[0].providers[0], "cuda");
       await server.waitForLog((l) =>
         l.function === "trtOrCuda" && /using the CUDA provider instead/.test(String(l.msg))
       );
