@@ -65,6 +65,33 @@ export class Lane implements Disposable {
     if (this.driver.currentContext() !== this.context) this.driver.setCurrentContext(this.context);
   }
 
+  /** Page-locked host memory for staging copies (`cuMemHostAlloc`), freed by the caller. */
+  pinnedMemory(): { alloc(bytes: number): bigint; free(address: bigint): void } {
+    return { alloc: (bytes) => this.driver.hostAlloc(bytes), free: (address) => this.driver.hostFree(address) };
+  }
+
+  /**
+   * Device memory ordered on the lane's stream, and copies on it: what a
+   * session needs for CUDA graphs' fixed input and output buffers.
+   */
+  deviceMemory(): {
+    alloc(bytes: number): bigint;
+    free(address: bigint): void;
+    upload(dst: bigint, src: ArrayBufferView): void;
+    download(dst: ArrayBufferView, src: bigint): void;
+  } {
+    const { driver, stream } = this;
+    return {
+      alloc: (bytes) => driver.allocAsync(bytes, stream),
+      free: (address) => driver.freeAsync(address, stream),
+      upload: (dst, src) => driver.copyToDevice(dst, src, stream),
+      download: (dst, src) => {
+        driver.copyToHost(dst, src, stream);
+        driver.streamSynchronize(stream);
+      },
+    };
+  }
+
   /** Free and total memory of the lane's device. */
   memory(): { freeBytes: number; totalBytes: number } {
     return this.driver.memoryInfo();

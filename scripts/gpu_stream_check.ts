@@ -31,7 +31,7 @@ async function work(): Promise<void> {
     provider: "cuda",
     deviceId: 0,
     stream: lane.stream,
-    pinned: { alloc: (n) => driver.hostAlloc(n), free: (a) => driver.hostFree(a) },
+    pinned: lane.pinnedMemory(),
     checkPlacement: false,
   });
   for (const rows of [1, 64, 64]) {
@@ -82,7 +82,9 @@ async function check(): Promise<number> {
   const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
   const laneId = Number(/lane-stream-id (\d+)/.exec(text)?.[1] ?? NaN);
   const kernels: ObservedKernel[] = [];
-  for (const match of text.matchAll(/^ {2}(\S[^\n]*?) \([^\n]*?\)x\([^\n]*?\), Context \d+, Stream (\d+), Device (\d+)/gm)) {
+  for (
+    const match of text.matchAll(/^ {2}(\S[^\n]*?) \([^\n]*?\)x\([^\n]*?\), Context \d+, Stream (\d+), Device (\d+)/gm)
+  ) {
     kernels.push({ name: match[1], stream: Number(match[2]), device: Number(match[3]) });
   }
   const byStream: Record<string, number> = {};

@@ -77,7 +77,8 @@ try {
         provider: "cuda",
         deviceId: lane.device,
         stream: lane.stream,
-        pinned: { alloc: (n) => lane.driver.hostAlloc(n), free: (p) => lane.driver.hostFree(p) },
+        pinned: lane.pinnedMemory(),
+        device: lane.deviceMemory(),
         cuda: { useTf32: true },
       }
       : { provider: "cpu", ioBinding: true, intraOpThreads: threads || undefined };

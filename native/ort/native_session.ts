@@ -43,6 +43,22 @@ export interface PinnedHostMemory {
   free(address: bigint): void;
 }
 
+/**
+ * Device memory the caller owns, with copies on the caller's stream (a
+ * lane's): CUDA graphs replay into fixed device addresses, so their inputs
+ * and outputs live there.
+ */
+export interface DeviceMemory {
+  /** Allocates `bytes` of device memory and returns its address. */
+  alloc(bytes: number): bigint;
+  /** Frees memory from {@link alloc}. */
+  free(address: bigint): void;
+  /** Copies host bytes to `dst`, ordered before the work that follows on the stream. */
+  upload(dst: bigint, src: ArrayBufferView): void;
+  /** Copies `src` to host bytes once the stream's work before it is done, and waits for it. */
+  download(dst: ArrayBufferView, src: bigint): void;
+}
+
 /** Options of {@link NativeSession.create}. */
 export interface NativeSessionOptions {
   /** Execution provider: `cpu`, or a GPU provider (CPU stays the fallback for shape ops). */
@@ -62,6 +78,8 @@ export interface NativeSessionOptions {
   ioBinding?: boolean;
   /** Stage inputs and outputs in pinned host memory (GPU providers with IO binding). */
   pinned?: PinnedHostMemory;
+  /** Device memory for CUDA graphs' fixed inputs and outputs (required with `cuda.enableCudaGraph`). */
+  device?: DeviceMemory;
   /** Probe where ORT places the nodes and refuse compute nodes on the CPU; default: on for GPU providers. */
   checkPlacement?: boolean;
   /** `gpu_graph_id` run option (one CUDA graph per id, when `cuda.enableCudaGraph`). */
@@ -92,7 +110,7 @@ interface PinnedBuffer {
   bytes: number;
 }
 
-/** An output bound once to pinned memory at a fixed address (CUDA graphs replay into it). */
+/** An output bound once to device memory at a fixed address (CUDA graphs replay into it). */
 interface FixedOutput extends PinnedBuffer {
   name: string;
   type: ElementType;
@@ -120,6 +138,9 @@ export class NativeSession {
   readonly #pinned: PinnedHostMemory | undefined;
   readonly #staging = new Map<string, PinnedBuffer>();
   readonly #fixed: FixedOutput[];
+  readonly #device: DeviceMemory | undefined;
+  /** CUDA graphs: each input at a fixed device address, bound once. */
+  readonly #graphInputs = new Map<string, FixedOutput>();
   readonly #nonblocking: boolean;
   #released = false;
 
@@ -133,8 +154,10 @@ export class NativeSession {
     placement: Placement | null,
     fixed: FixedOutput[],
     nonblocking: boolean,
+    device: DeviceMemory | undefined,
   ) {
     this.#fixed = fixed;
+    this.#device = device;
     this.#nonblocking = nonblocking;
     this.#env = env;
     this.#session = session;
@@ -218,7 +241,11 @@ export class NativeSession {
         memory.output = env.memoryInfo(staged ? "CudaPinned" : "Cpu", device);
         for (const m of [memory.input, memory.output]) if (m) created.push(m);
         if (options.cuda?.enableCudaGraph) {
-          fixed = bindFixedOutputs(env, session, binding, memory.output, options.pinned, path);
+          memory.output.close();
+          created.pop();
+          memory.output = env.memoryInfo("Cuda", device);
+          created.push(memory.output);
+          fixed = bindFixedOutputs(env, session, binding, memory.output, options.device, path);
         } else {
           for (const name of session.outputNames) binding.bindOutputToDevice(name, memory.output);
         }
@@ -233,6 +260,7 @@ export class NativeSession {
         placement,
         fixed,
         options.nonblocking ?? false,
+        options.device,
       );
     } catch (error) {
       for (const handle of created.reverse()) handle[Symbol.dispose]();
@@ -273,6 +301,10 @@ export class NativeSession {
   async #run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
     if (this.#released) throw new Error("NativeSession is released");
     const inputs: Value[] = [];
+    if (this.#fixed.length > 0) {
+      for (const [name, tensor] of Object.entries(feeds)) this.#graphInput(name, tensor);
+      return await this.#runGraph(Object.keys(feeds));
+    }
     try {
       for (const [name, tensor] of Object.entries(feeds)) inputs.push(this.#value(name, tensor));
       if (this.#binding) return await this.#runBound(Object.keys(feeds), inputs);
@@ -299,19 +331,54 @@ export class NativeSession {
       // The inputs are caller memory: nothing may stay bound to it after the run.
       binding.clearInputs();
     }
-    if (this.#fixed.length > 0) {
-      return Object.fromEntries(this.#fixed.map((out) => {
-        const data = new elementTypes[out.type].array(out.bytes / elementTypes[out.type].bytes);
-        this.#env.readHost(out.address, data);
-        return [out.name, new Tensor(out.type, data as Float32Array, out.dims)];
-      }));
-    }
     const values = binding.outputs();
     try {
       return Object.fromEntries(this.outputNames.map((name, i) => [name, toTensor(values[i])]));
     } finally {
       for (const value of values) value.close();
     }
+  }
+
+  /**
+   * A CUDA graph run: inputs copied to their fixed device buffers on the
+   * stream, the graph replayed by ORT on the same stream, outputs copied back
+   * from their fixed device buffers.
+   */
+  async #runGraph(names: string[]): Promise<Record<string, Tensor>> {
+    const binding = this.#binding!;
+    const device = this.#device!;
+    names.forEach((name) => {
+      const fixed = this.#graphInputs.get(name);
+      if (fixed) binding.bindInput(name, fixed.value);
+    });
+    if (this.#nonblocking) await binding.runAsync(this.#runOptions);
+    else binding.run(this.#runOptions);
+    return Object.fromEntries(this.#fixed.map((out) => {
+      const data = new elementTypes[out.type].array(out.bytes / elementTypes[out.type].bytes);
+      device.download(data, out.address);
+      return [out.name, new Tensor(out.type, data as Float32Array, out.dims)];
+    }));
+  }
+
+  /** CUDA graphs: the input's fixed device buffer, filled with `tensor`'s data (same size every run). */
+  #graphInput(name: string, tensor: Tensor): Value {
+    const type = tensor.type as ElementType;
+    const data = tensor.data as ArrayBufferView;
+    let fixed = this.#graphInputs.get(name);
+    if (!fixed) {
+      const address = this.#device!.alloc(Math.max(data.byteLength, 256));
+      const value = this.#env.tensorAt(type, address, data.byteLength, tensor.dims, this.#outputMemory!);
+      fixed = { name, type, dims: [...tensor.dims], address, bytes: data.byteLength, value };
+      this.#graphInputs.set(name, fixed);
+    } else if (fixed.bytes !== data.byteLength || fixed.type !== type) {
+      throw new OrtError(
+        "NativeSession.run",
+        2,
+        `input '${name}': a CUDA graph replays fixed shapes; got ${type} [${tensor.dims}], captured ${fixed.type} [${fixed.dims}]`,
+      );
+    }
+    this.#device!.upload(fixed.address, data);
+    return fixed.value;
   }
 
   #value(name: string, tensor: Tensor): Value {
@@ -348,10 +415,11 @@ export class NativeSession {
     if (this.#released) return;
     this.#released = true;
     this.#binding?.close();
-    for (const out of this.#fixed) {
+    for (const out of [...this.#fixed, ...this.#graphInputs.values()]) {
       out.value.close();
-      this.#pinned?.free(out.address);
+      this.#device?.free(out.address);
     }
+    this.#graphInputs.clear();
     this.#outputMemory?.close();
     this.#inputMemory?.close();
     this.#runOptions.close();
@@ -396,14 +464,14 @@ function bindFixedOutputs(
   session: Session,
   binding: IoBinding,
   memory: MemoryInfo,
-  pinned: PinnedHostMemory | undefined,
+  device: DeviceMemory | undefined,
   path: string,
 ): FixedOutput[] {
-  if (!pinned) {
+  if (!device) {
     throw new OrtError(
       "NativeSession.create",
       2,
-      `${path}: CUDA graphs need pinned host memory for fixed output addresses`,
+      `${path}: CUDA graphs need device memory for fixed input and output addresses`,
     );
   }
   const fixed: FixedOutput[] = [];
@@ -421,12 +489,12 @@ function bindFixedOutputs(
       }
       const type = out.type as ElementType;
       const bytes = dims.reduce((a, b) => a * b, 1) * elementTypes[type].bytes;
-      const address = pinned.alloc(Math.max(bytes, 256));
+      const address = device.alloc(Math.max(bytes, 256));
       let value: Value;
       try {
         value = env.tensorAt(type, address, bytes, dims, memory);
       } catch (error) {
-        pinned.free(address);
+        device.free(address);
         throw error;
       }
       fixed.push({ name: out.name, type, dims, address, bytes, value });
@@ -436,7 +504,7 @@ function bindFixedOutputs(
   } catch (error) {
     for (const out of fixed) {
       out.value.close();
-      pinned.free(out.address);
+      device.free(out.address);
     }
     throw error;
   }

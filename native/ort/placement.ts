@@ -16,6 +16,7 @@
  * logs through the library's callback on the calling thread, and never runs.
  * @module
  */
+import onnxProto from "onnx-proto";
 import { OrtError } from "./error.ts";
 import type { OrtLogLine } from "./ffi.ts";
 import type { OrtEnv, Session, SessionOptions } from "./ort.ts";
@@ -147,8 +148,19 @@ export function probePlacement(env: OrtEnv, path: string, makeOptions: () => Ses
     probe?.close();
   }
   const placement = parsePlacement(lines);
-  if (Object.keys(placement).length === 0) {
+  const providers = Object.keys(placement);
+  if (providers.length === 0) {
     throw new OrtError("probePlacement", 1, "ORT logged no node placement for this session");
   }
+  // ORT lists no nodes when one provider takes them all: name them from the model's graph.
+  if (providers.length === 1 && placement[providers[0]].nodes.length === 0) {
+    placement[providers[0]].nodes = graphNodes(path);
+  }
   return placement;
+}
+
+/** The nodes of a model's main graph, read from its file. */
+function graphNodes(path: string): PlacedNode[] {
+  const model = onnxProto.onnx.ModelProto.decode(Deno.readFileSync(path));
+  return (model.graph?.node ?? []).map((n) => ({ opType: n.opType ?? "", name: n.name ?? "" }));
 }
