@@ -21,6 +21,10 @@ const configSchema = z.object({
   maxUnpackedBytes: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
   /** How long a shutdown waits for requests in flight. */
   shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
+  /** Where deployed functions live: absent for the local folder under `dataDir`, or a `postgres://` URL shared by instances. */
+  store: z.string().regex(/^postgres(ql)?:\/\//, "ISOLANE_STORE must be a postgres:// URL").optional(),
+  /** Milliseconds between full reconciles with a shared store (notifications carry changes in between). */
+  storeReconcileMs: z.coerce.number().int().min(100).default(10_000),
   /** ONNX Runtime intra-op threads per isolate; 0 divides the machine's cores among the isolates. */
   ortThreads: z.coerce.number().int().min(0).max(256).default(0),
 });
@@ -33,7 +37,8 @@ export type Config = z.output<typeof configSchema>;
  *
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
  * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
- * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`. Arguments: `--watch`, `--dev-admin`.
+ * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_STORE`,
+ * `ISOLANE_STORE_RECONCILE_MS`. Arguments: `--watch`, `--dev-admin`.
  *
  * @example
  * ```ts
@@ -52,6 +57,8 @@ export function parseConfig(env: Record<string, string | undefined>, args: reado
     maxBundleBytes: env.ISOLANE_MAX_BUNDLE_BYTES || undefined,
     maxUnpackedBytes: env.ISOLANE_MAX_UNPACKED_BYTES || undefined,
     shutdownGraceMs: env.ISOLANE_SHUTDOWN_GRACE_MS || undefined,
+    store: env.ISOLANE_STORE || undefined,
+    storeReconcileMs: env.ISOLANE_STORE_RECONCILE_MS || undefined,
     watch: args.includes("--watch"),
     devAdmin: args.includes("--dev-admin"),
   });
