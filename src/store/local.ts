@@ -103,6 +103,8 @@ export class LocalStore implements FunctionStore {
   async discard(name: string, version: number): Promise<void> {
     const meta = await this.#meta(name);
     meta.versions = meta.versions.filter((v) => v.version !== version);
+    // A number that never served is given again, so that a failed deploy leaves no gap.
+    meta.last = Math.max(0, ...meta.versions.map((v) => v.version));
     await Deno.remove(this.dir(name, version), { recursive: true }).catch(() => {});
     if (meta.versions.length === 0 && meta.current === null) {
       await this.remove(name);

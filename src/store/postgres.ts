@@ -198,6 +198,9 @@ export class PostgresStore implements FunctionStore {
     await this.#run("discard the version", (sql) =>
       sql.begin(async (tx) => {
         await tx`delete from isolane_versions where name = ${name} and version = ${version}`;
+        // A number that never served is given again (unless a later one was allocated meanwhile).
+        await tx`update isolane_functions f set last_version =
+          (select coalesce(max(version), 0) from isolane_versions v where v.name = f.name) where name = ${name}`;
         await tx`delete from isolane_functions f where name = ${name} and current_version is null
           and not exists (select 1 from isolane_versions v where v.name = f.name)`;
       }));
