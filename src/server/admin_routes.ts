@@ -9,7 +9,6 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { IsolaneError } from "../errors.ts";
-import { log } from "../log.ts";
 import type { StoreSync } from "../store/sync.ts";
 import { functionNamePattern, type Registry } from "../registry/registry.ts";
 import { adminAuth, type AdminMode } from "./admin_auth.ts";
@@ -73,7 +72,6 @@ export function adminRoutes({ registry, sync, mode, maxBundleBytes }: AdminOptio
       }
       const bundle = new Uint8Array(await c.req.arrayBuffer());
       const version = await sync.deploy(name, bundle);
-      log("info", "function deployed", { function: name, version, bytes: bundle.byteLength });
       const isolates = registry.get(name)?.current?.pool.isolates().length ?? 0;
       return c.json({ name, version, status: "ready", isolates }, 201);
     },
@@ -109,7 +107,6 @@ export function adminRoutes({ registry, sync, mode, maxBundleBytes }: AdminOptio
       throw new IsolaneError("invalid_input", 'The rollback version must be an integer, as in {"version": 2}');
     }
     const { version: target, previous } = await sync.rollback(name, asked);
-    log("info", "function rolled back", { function: name, version: target, from: previous });
     return c.json({ name, version: target, previous });
   });
 
@@ -123,7 +120,6 @@ export function adminRoutes({ registry, sync, mode, maxBundleBytes }: AdminOptio
       );
     }
     if (!(await sync.remove(name))) throw new IsolaneError("not_found", `No function named '${name}'`);
-    log("info", "function deleted", { function: name });
     return c.json({ name, deleted: true });
   });
 

@@ -158,7 +158,10 @@ export class PostgresStore implements FunctionStore {
   async exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const connection = await this.#run("lock the function", (sql) => sql.reserve());
     try {
-      await this.#run("lock the function", () => connection`select pg_advisory_lock(hashtext(${`isolane:fn:${name}`}))`);
+      await this.#run(
+        "lock the function",
+        () => connection`select pg_advisory_lock(hashtext(${`isolane:fn:${name}`}))`,
+      );
       try {
         return await fn();
       } finally {
@@ -224,9 +227,12 @@ export class PostgresStore implements FunctionStore {
   }
 
   async currents(): Promise<Map<string, StoredVersion>> {
-    const rows = await this.#run("read the serving versions", (sql) =>
-      sql`select f.name, v.version, v.created_at, v.bytes, v.sha256
-        from isolane_functions f join isolane_versions v on v.name = f.name and v.version = f.current_version`);
+    const rows = await this.#run(
+      "read the serving versions",
+      (sql) =>
+        sql`select f.name, v.version, v.created_at, v.bytes, v.sha256
+        from isolane_functions f join isolane_versions v on v.name = f.name and v.version = f.current_version`,
+    );
     const found = new Map(rows.map((row) => [String(row.name), rowToVersion(row)]));
     await Deno.mkdir(this.#cache, { recursive: true });
     await writeAtomically(join(this.#cache, "serving.json"), JSON.stringify(Object.fromEntries(found), null, 2));
@@ -262,8 +268,10 @@ export class PostgresStore implements FunctionStore {
     const dir = this.#dir(name, version);
     // The folder is named by the hash it was verified against, and appears only once complete (one rename).
     if (await exists(dir)) return dir;
-    const rows = await this.#run("fetch the bundle", (sql) =>
-      sql`select data from isolane_chunks where name = ${name} and version = ${version.version} order by seq`);
+    const rows = await this.#run(
+      "fetch the bundle",
+      (sql) => sql`select data from isolane_chunks where name = ${name} and version = ${version.version} order by seq`,
+    );
     const bundle = new Uint8Array(rows.reduce((sum, r) => sum + (r.data as Uint8Array).byteLength, 0));
     let offset = 0;
     for (const row of rows) {

@@ -78,12 +78,13 @@ export class StoreSync {
           throw error;
         }
         await this.store.setCurrent(name, version);
+        // Logged under the lock, so the log's order is the order deploys, rollbacks and deletes took effect.
+        log("info", "function deployed", { function: name, version, bytes: bundle.byteLength });
         this.#failed.delete(name);
         const stored = (await this.store.versions(name)).versions.find((v) => v.version === version);
         if (stored) this.#wanted.set(name, stored);
         return version;
-      })
-    );
+      }));
   }
 
   /**
@@ -104,10 +105,10 @@ export class StoreSync {
         }
         await this.registry.activate(name, await this.store.materialize(name, target), target.version);
         await this.store.setCurrent(name, target.version);
+        log("info", "function rolled back", { function: name, version: target.version, from: stored.current });
         this.#wanted.set(name, target);
         return { version: target.version, previous: stored.current };
-      })
-    );
+      }));
   }
 
   /** Deletes a function everywhere; answers whether it existed. Errors: `store_unavailable`. */
@@ -120,10 +121,10 @@ export class StoreSync {
         await this.store.remove(name);
         await this.registry.remove(name);
         await this.store.forget(name);
+        log("info", "function deleted", { function: name });
         this.#wanted.delete(name);
         return true;
-      })
-    );
+      }));
   }
 
   /** Reads every function's current version from the store and serves it; coalesces concurrent calls. */
