@@ -85,7 +85,7 @@ Deno.test("local store: concurrent deploys, rollbacks and deletes of one name ne
       const cases: [string, () => Promise<Response>, number][] = [
         [
           "json",
-          async () => deploy(server.url, "rejected", good, { ...headers, "content-type": "application/json" }),
+          () => deploy(server.url, "rejected", good, { ...headers, "content-type": "application/json" }),
           415,
         ],
         [
