@@ -207,6 +207,16 @@ export class PostgresStore implements FunctionStore {
         await tx`delete from isolane_functions f where name = ${name} and current_version is null
           and not exists (select 1 from isolane_versions v where v.name = f.name)`;
       }));
+    // Its unpacked copy goes too: a version that never served leaves nothing behind.
+    try {
+      for await (const item of Deno.readDir(join(this.#cache, name))) {
+        if (item.name.startsWith(`${version}-`)) {
+          await Deno.remove(join(this.#cache, name, item.name), { recursive: true });
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
   }
 
   async setCurrent(name: string, version: number): Promise<void> {
