@@ -23,6 +23,8 @@ const configSchema = z.object({
   shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
   /** Where deployed functions live: absent for the local folder under `dataDir`, or a `postgres://` URL shared by instances. */
   store: z.string().regex(/^postgres(ql)?:\/\//, "ISOLANE_STORE must be a postgres:// URL").optional(),
+  /** Deployed functions this instance serves (comma list); absent: all. One Knative Service per function sets it. */
+  serveFunctions: z.string().transform((s) => s.split(",").map((n) => n.trim()).filter((n) => n !== "")).optional(),
   /** Milliseconds between full reconciles with a shared store (notifications carry changes in between). */
   storeReconcileMs: z.coerce.number().int().min(100).default(10_000),
   /** ONNX Runtime intra-op threads per isolate; 0 divides the machine's cores among the isolates. */
@@ -38,7 +40,7 @@ export type Config = z.output<typeof configSchema>;
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
  * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
  * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_STORE`,
- * `ISOLANE_STORE_RECONCILE_MS`. Arguments: `--watch`, `--dev-admin`.
+ * `ISOLANE_STORE_RECONCILE_MS`, `ISOLANE_SERVE_FUNCTIONS`. Arguments: `--watch`, `--dev-admin`.
  *
  * @example
  * ```ts
@@ -59,6 +61,7 @@ export function parseConfig(env: Record<string, string | undefined>, args: reado
     shutdownGraceMs: env.ISOLANE_SHUTDOWN_GRACE_MS || undefined,
     store: env.ISOLANE_STORE || undefined,
     storeReconcileMs: env.ISOLANE_STORE_RECONCILE_MS || undefined,
+    serveFunctions: env.ISOLANE_SERVE_FUNCTIONS || undefined,
     watch: args.includes("--watch"),
     devAdmin: args.includes("--dev-admin"),
   });

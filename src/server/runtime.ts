@@ -94,7 +94,10 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     tensorRt: inventory.tensorRt.ok ? "available" : inventory.tensorRt.reason,
   });
   const store = await openStore(config);
-  const sync = new StoreSync(store, registry, { reconcileMs: config.storeReconcileMs });
+  const sync = new StoreSync(store, registry, {
+    reconcileMs: config.storeReconcileMs,
+    ...(config.serveFunctions ? { only: config.serveFunctions } : {}),
+  });
   // Deployed functions come back at the store's current versions (or this instance's cache while the store is down).
   await Promise.all([registry.loadAll(), sync.start()]);
   log("info", "function store", {

@@ -24,6 +24,8 @@ export interface StoreReadiness {
 export interface StoreSyncOptions {
   /** Milliseconds between full reconciles (the safety net under notifications). */
   reconcileMs: number;
+  /** Serve only these deployed functions (one Knative Service per function); absent: all. */
+  only?: readonly string[];
 }
 
 /**
@@ -44,9 +46,16 @@ export class StoreSync {
   #stopWatch: (() => void) | undefined;
   #reconciling: Promise<void> | undefined;
   #again = false;
+  readonly #only: ReadonlySet<string> | undefined;
 
   /** Binds a store to a registry; nothing runs before {@link StoreSync.start}. */
-  constructor(readonly store: FunctionStore, readonly registry: Registry, readonly options: StoreSyncOptions) {}
+  constructor(readonly store: FunctionStore, readonly registry: Registry, readonly options: StoreSyncOptions) {
+    this.#only = options.only ? new Set(options.only) : undefined;
+  }
+
+  #serves(name: string): boolean {
+    return this.#only?.has(name) ?? true;
+  }
 
   /** Serves every stored function's current version (from the cache if the store is down), then follows changes. */
   async start(): Promise<void> {
@@ -81,6 +90,11 @@ export class StoreSync {
         // Logged under the lock, so the log's order is the order deploys, rollbacks and deletes took effect.
         log("info", "function deployed", { function: name, version, bytes: bundle.byteLength });
         this.#failed.delete(name);
+        if (!this.#serves(name)) {
+          // Loaded only to check that it loads: the instances that serve it follow the store.
+          await this.registry.remove(name);
+          return version;
+        }
         const stored = (await this.store.versions(name)).versions.find((v) => v.version === version);
         if (stored) this.#wanted.set(name, stored);
         return version;
@@ -103,10 +117,12 @@ export class StoreSync {
             ? new IsolaneError("conflict", `Function '${name}' has no version before ${stored.current}`)
             : new IsolaneError("not_found", `Function '${name}' has no version ${asked}`);
         }
-        await this.registry.activate(name, await this.store.materialize(name, target), target.version);
+        if (this.#serves(name)) {
+          await this.registry.activate(name, await this.store.materialize(name, target), target.version);
+        }
         await this.store.setCurrent(name, target.version);
         log("info", "function rolled back", { function: name, version: target.version, from: stored.current });
-        this.#wanted.set(name, target);
+        if (this.#serves(name)) this.#wanted.set(name, target);
         return { version: target.version, previous: stored.current };
       }));
   }
@@ -152,6 +168,7 @@ export class StoreSync {
       if (this.#wanted.size > 0 || this.registry.list().some((e) => e.source === "deployed")) return;
       wanted = await this.store.lastKnown();
     }
+    wanted = new Map([...wanted].filter(([name]) => this.#serves(name)));
     this.#wanted = wanted;
     const names = new Set([
       ...wanted.keys(),
@@ -165,7 +182,7 @@ export class StoreSync {
       let want: StoredVersion | undefined;
       try {
         const stored = await this.store.versions(name);
-        want = stored.versions.find((v) => v.version === stored.current);
+        want = this.#serves(name) ? stored.versions.find((v) => v.version === stored.current) : undefined;
       } catch (error) {
         log("warn", "could not follow a change of the function store", {
           function: name,
