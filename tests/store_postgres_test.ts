@@ -8,7 +8,10 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { greeterModule } from "./support/greeter.ts";
 import {
+  bundleOf,
+  deploy,
   deployGreeter,
   greetingOf,
   raceDeleteAndDeploy,
@@ -94,6 +97,24 @@ Deno.test({
             percentile(delays, 50).toFixed(0)
           } ms, max ${Math.max(...delays).toFixed(0)} ms`,
         );
+      });
+
+      await t.step("a bundle of several 8 MiB chunks reaches the others intact", async () => {
+        const marks = [b.logs.length, c.logs.length];
+        // Random bytes do not compress: the bundle stays about 20 MiB (getRandomValues fills at most 64 KiB a call).
+        const big = new Uint8Array(20 * 1024 * 1024);
+        for (let i = 0; i < big.length; i += 65536) crypto.getRandomValues(big.subarray(i, i + 65536));
+        const response = await deploy(
+          a.url,
+          "big",
+          await bundleOf({ "mod.ts": greeterModule("big"), "blob.bin": big }),
+          headers,
+        );
+        assert.equal(response.status, 201, await response.text());
+        const [{ chunks, bytes }] = await sql`select chunks, bytes from isolane_versions where name = 'big'`;
+        assert.ok(chunks >= 3 && Number(bytes) > 16 * 1024 * 1024, `${chunks} chunks, ${bytes} bytes`);
+        await Promise.all([followed(b, "big", 1, marks[0]), followed(c, "big", 1, marks[1])]);
+        for (const s of [b, c]) assert.equal(await greetingOf(s.url, "big"), "big");
       });
 
       await t.step("roll back through C: A and B follow", async () => {
@@ -201,6 +222,38 @@ Deno.test({
         const ready = await fetch(`${b2.url}/readyz`);
         assert.equal(ready.status, 200, JSON.stringify(await ready.clone().json()));
         assert.deepEqual((await ready.json()).store, { kind: "postgres", reachable: true });
+      });
+
+      await t.step("a damaged version in the store fails its hash check; the instance says it is behind", async () => {
+        const b2 = servers[3];
+        const { current } = (await versionsOf(a.url, "greeter"))!;
+        const older = current - 1;
+        // b2 started after that version served, so it has no copy: it must fetch it and check it.
+        await sql`update isolane_chunks set data = ${new TextEncoder().encode("damaged")}
+          where name = 'greeter' and version = ${older}`;
+        const mark = b2.logs.length;
+        const back = await fetch(`${a.url}/v1/functions/greeter/rollback`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ version: older }),
+        });
+        assert.equal(back.status, 200, await back.text());
+        const refused = await b2.waitForLog((l) =>
+          b2.logs.indexOf(l) >= mark && l.msg === "cannot serve the store's version" && l.function === "greeter"
+        );
+        assert.match(String(refused.reason), /damaged: SHA-256/);
+        const readyz = await fetch(`${b2.url}/readyz`);
+        assert.equal(readyz.status, 503);
+        assert.deepEqual((await readyz.json()).behind, { greeter: { serving: current, store: older } });
+        assert.equal(await servingVersion(b2.url, "greeter"), current);
+        const forward = await fetch(`${a.url}/v1/functions/greeter/rollback`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ version: current }),
+        });
+        assert.equal(forward.status, 200, await forward.text());
+        await settle([a, c, b2], "greeter");
+        assert.equal((await fetch(`${b2.url}/readyz`)).status, 200);
       });
 
       await t.step(

@@ -7,6 +7,7 @@
  * @module
  */
 import { join } from "node:path";
+import { log } from "../log.ts";
 import type { BundleLimits } from "../registry/bundle.ts";
 import { KeyedLock } from "./_keyed_lock.ts";
 import { sha256Hex, unpackInto, writeAtomically } from "./_bundle_io.ts";
@@ -67,7 +68,17 @@ export class LocalStore implements FunctionStore {
     try {
       for await (const item of Deno.readDir(this.root)) {
         if (!item.isDirectory) continue;
-        const meta = await this.#meta(item.name);
+        let meta: Meta;
+        try {
+          meta = await this.#meta(item.name);
+        } catch (error) {
+          // One damaged function must not keep the others from serving.
+          log("error", "deployed function skipped: unreadable meta.json", {
+            function: item.name,
+            reason: (error as Error).message,
+          });
+          continue;
+        }
         const current = meta.versions.find((v) => v.version === meta.current);
         if (current) found.set(item.name, current);
       }

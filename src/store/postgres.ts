@@ -278,21 +278,29 @@ export class PostgresStore implements FunctionStore {
     const dir = this.#dir(name, version);
     // The folder is named by the hash it was verified against, and appears only once complete (one rename).
     if (await exists(dir)) return dir;
-    const rows = await this.#run(
-      "fetch the bundle",
-      (sql) => sql`select data from isolane_chunks where name = ${name} and version = ${version.version} order by seq`,
-    );
-    const bundle = new Uint8Array(rows.reduce((sum, r) => sum + (r.data as Uint8Array).byteLength, 0));
+    // One chunk at a time into a buffer of the recorded size: a large bundle is held once, not twice.
+    const bundle = new Uint8Array(version.bytes);
     let offset = 0;
-    for (const row of rows) {
-      bundle.set(row.data as Uint8Array, offset);
-      offset += (row.data as Uint8Array).byteLength;
-    }
+    await this.#run("fetch the bundle", async (sql) => {
+      const chunks = sql`select data from isolane_chunks where name = ${name} and version = ${version.version}
+        order by seq`.cursor(1);
+      for await (const [row] of chunks) {
+        const data = row.data as Uint8Array;
+        if (offset + data.byteLength > bundle.byteLength) {
+          throw new IsolaneError(
+            "internal",
+            `Version ${version.version} of '${name}' in the store is larger than recorded`,
+          );
+        }
+        bundle.set(data, offset);
+        offset += data.byteLength;
+      }
+    });
     const actual = await sha256Hex(bundle);
-    if (actual !== version.sha256 || bundle.byteLength !== version.bytes) {
+    if (actual !== version.sha256 || offset !== version.bytes) {
       throw new IsolaneError(
         "internal",
-        `Version ${version.version} of '${name}' in the function store is damaged: SHA-256 ${actual} (${bundle.byteLength} bytes), expected ${version.sha256} (${version.bytes} bytes)`,
+        `Version ${version.version} of '${name}' in the function store is damaged: SHA-256 ${actual} (${offset} bytes), expected ${version.sha256} (${version.bytes} bytes)`,
       );
     }
     return await this.#unpack(name, version, bundle);
