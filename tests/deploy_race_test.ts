@@ -34,9 +34,12 @@ async function entries(dir: string): Promise<string[]> {
 /** The local folder holds exactly the listed versions and meta.json, and no staging leftovers. */
 function localStorage(dataDir: string) {
   return async (name: string, listed: number[] | null) => {
-    const found = await entries(join(dataDir, "functions", name));
-    const expected = listed === null ? [] : [...listed.map(String), "meta.json"].sort();
-    assert.deepEqual(found, expected, `${name} on disk`);
+    if (listed === null) {
+      await assert.rejects(Deno.stat(join(dataDir, "functions", name)), Deno.errors.NotFound, `${name} left on disk`);
+    } else {
+      const found = await entries(join(dataDir, "functions", name));
+      assert.deepEqual(found, [...listed.map(String), "meta.json"].sort(), `${name} on disk`);
+    }
     assert.deepEqual(await entries(join(dataDir, "staging")), [], "staging leftovers");
   };
 }
@@ -117,7 +120,11 @@ Deno.test("local store: concurrent deploys, rollbacks and deletes of one name ne
       for (const [what, send, status] of cases) {
         const e = await errorOf(await send());
         assert.equal(e.status, status, `${what}: ${e.message}`);
-        assert.deepEqual(await entries(join(dataDir, "functions", "rejected")), [], `${what}: a folder was left`);
+        await assert.rejects(
+          Deno.stat(join(dataDir, "functions", "rejected")),
+          Deno.errors.NotFound,
+          `${what}: a folder was left`,
+        );
         assert.equal(await versionsOf(server.url, "rejected"), null, what);
       }
       // Over an existing function, a rejected bundle changes nothing either.
