@@ -256,6 +256,20 @@ Deno.test({
         assert.equal((await fetch(`${b2.url}/readyz`)).status, 200);
       });
 
+      await t.step("ISOLANE_SERVE_FUNCTIONS: an instance serves only the functions named", async () => {
+        await using only = await startServer({ functionsDir, env: { ...env, ISOLANE_SERVE_FUNCTIONS: "twins" } });
+        assert.equal(await greetingOf(only.url, "twins"), await greetingOf(a.url, "twins"));
+        assert.equal(await servingVersion(only.url, "greeter"), null);
+        const ready = await (await fetch(`${only.url}/readyz`)).json();
+        assert.deepEqual([ready.ready, Object.keys(ready.functions)], [true, ["twins"]]);
+        // A deploy through it is checked there, then served by the others only.
+        const mark = a.logs.length;
+        const version = await deployGreeter(only.url, "solo", "solo", headers);
+        await followed(a, "solo", version, mark);
+        assert.equal(await greetingOf(a.url, "solo"), "solo");
+        assert.equal(await servingVersion(only.url, "solo"), null);
+      });
+
       await t.step(
         "store down: serving goes on, deploys answer 503, /readyz says why; back up: all follow",
         async () => {

@@ -151,6 +151,10 @@ export class LocalStore implements FunctionStore {
     return this.currents();
   }
 
+  served(): Promise<void> {
+    return Promise.resolve();
+  }
+
   forget(): Promise<void> {
     return Promise.resolve();
   }

@@ -56,8 +56,10 @@ export interface FunctionStore {
   currents(): Promise<Map<string, StoredVersion>>;
   /** The local folder holding a stored version unpacked (fetched and verified first when needed). */
   materialize(name: string, version: StoredVersion): Promise<string>;
-  /** What this instance last read as serving (its cache), for starting while the store is down. */
+  /** What this instance served last (its cache), for starting while the store is down. */
   lastKnown(): Promise<Map<string, StoredVersion>>;
+  /** Records that this instance now serves `version` of `name` (`undefined`: nothing), for {@link FunctionStore.lastKnown}. */
+  served(name: string, version: StoredVersion | undefined): Promise<void>;
   /** Removes a function and every version of it. */
   remove(name: string): Promise<void>;
   /** Drops this instance's local copies of a removed function (a no-op where the store is the folder itself). */

@@ -89,6 +89,9 @@ export class PostgresStore implements FunctionStore {
   readonly #limits: BundleLimits;
   #health: StoreHealth = { ok: true };
   #listening: { unlisten(): Promise<void> } | undefined;
+  /** What this instance serves, as `serving.json` in its cache records it. */
+  #serving = new Map<string, StoredVersion>();
+  #servingWritten = Promise.resolve();
 
   private constructor(options: PostgresStoreOptions) {
     this.#sql = postgres(options.url, {
@@ -109,6 +112,7 @@ export class PostgresStore implements FunctionStore {
    */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const store = new PostgresStore(options);
+    store.#serving = await store.lastKnown();
     try {
       await store.migrate();
     } catch (error) {
@@ -243,13 +247,9 @@ export class PostgresStore implements FunctionStore {
         sql`select f.name, v.version, v.created_at, v.bytes, v.sha256
         from isolane_functions f join isolane_versions v on v.name = f.name and v.version = f.current_version`,
     );
-    const found = new Map(rows.map((row) => [String(row.name), rowToVersion(row)]));
-    await Deno.mkdir(this.#cache, { recursive: true });
-    await writeAtomically(join(this.#cache, "serving.json"), JSON.stringify(Object.fromEntries(found), null, 2));
-    return found;
+    return new Map(rows.map((row) => [String(row.name), rowToVersion(row)]));
   }
 
-  /** What this instance last read as serving, from its cache (used while the store is down). */
   async lastKnown(): Promise<Map<string, StoredVersion>> {
     try {
       const text = await Deno.readTextFile(join(this.#cache, "serving.json"));
@@ -257,6 +257,18 @@ export class PostgresStore implements FunctionStore {
     } catch {
       return new Map();
     }
+  }
+
+  async served(name: string, version: StoredVersion | undefined): Promise<void> {
+    if (version) this.#serving.set(name, version);
+    else this.#serving.delete(name);
+    const text = JSON.stringify(Object.fromEntries(this.#serving), null, 2);
+    // Written one after another, so that the file ends as the latest state.
+    this.#servingWritten = this.#servingWritten.then(async () => {
+      await Deno.mkdir(this.#cache, { recursive: true });
+      await writeAtomically(join(this.#cache, "serving.json"), text);
+    }).catch((error) => log("warn", "could not record what this instance serves", { reason: error.message }));
+    await this.#servingWritten;
   }
 
   #dir(name: string, version: StoredVersion): string {

@@ -97,6 +97,7 @@ export class StoreSync {
         }
         const stored = (await this.store.versions(name)).versions.find((v) => v.version === version);
         if (stored) this.#wanted.set(name, stored);
+        await this.store.served(name, stored);
         return version;
       }));
   }
@@ -122,7 +123,10 @@ export class StoreSync {
         }
         await this.store.setCurrent(name, target.version);
         log("info", "function rolled back", { function: name, version: target.version, from: stored.current });
-        if (this.#serves(name)) this.#wanted.set(name, target);
+        if (this.#serves(name)) {
+          this.#wanted.set(name, target);
+          await this.store.served(name, target);
+        }
         return { version: target.version, previous: stored.current };
       }));
   }
@@ -137,6 +141,7 @@ export class StoreSync {
         await this.store.remove(name);
         await this.registry.remove(name);
         await this.store.forget(name);
+        await this.store.served(name, undefined);
         log("info", "function deleted", { function: name });
         this.#wanted.delete(name);
         return true;
@@ -204,6 +209,7 @@ export class StoreSync {
       if (entry) {
         await this.registry.remove(name);
         await this.store.forget(name);
+        await this.store.served(name, undefined);
         log("info", "function removed through the store", { function: name });
       }
       return;
@@ -214,6 +220,7 @@ export class StoreSync {
     try {
       const dir = await this.store.materialize(name, want);
       await this.registry.activate(name, dir, want.version, { keepOnFailure: true });
+      await this.store.served(name, want);
       this.#failed.delete(name);
       log("info", "function follows the store", {
         function: name,
