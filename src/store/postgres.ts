@@ -58,10 +58,15 @@ export interface PostgresStoreOptions {
   limits: BundleLimits;
 }
 
-/** Whether an error means the store cannot be reached (rather than a bad query). */
+/**
+ * Whether an error means the store cannot be reached (rather than a bad
+ * query): SQLSTATE classes 08 (connection) and 57P (shutting down), the
+ * client's `CONNECT_TIMEOUT`/`CONNECTION_*`, and socket errors (`ECONNREFUSED`…).
+ */
 function unreachable(error: unknown): boolean {
   if (error instanceof postgres.PostgresError) return /^(08|57P)/.test(error.code);
-  return error instanceof Error;
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && /^(CONNECT_TIMEOUT|CONNECTION_[A-Z]+|E[A-Z]+)$/.test(code);
 }
 
 function rowToVersion(row: postgres.Row): StoredVersion {
