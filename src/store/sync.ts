@@ -47,6 +47,13 @@ export class StoreSync {
   #reconciling: Promise<void> | undefined;
   #again = false;
   readonly #only: ReadonlySet<string> | undefined;
+  /**
+   * A counter of reads of the store, and the last one after which each name
+   * was brought up to date: a reconcile whose snapshot is older than a name's
+   * last update leaves that name alone (it would serve a stale version).
+   */
+  #epoch = 0;
+  #touched = new Map<string, number>();
 
   /** Binds a store to a registry; nothing runs before {@link StoreSync.start}. */
   constructor(readonly store: FunctionStore, readonly registry: Registry, readonly options: StoreSyncOptions) {
@@ -57,15 +64,18 @@ export class StoreSync {
     return this.#only?.has(name) ?? true;
   }
 
+  #touch(name: string): void {
+    this.#touched.set(name, ++this.#epoch);
+  }
+
   /** Serves every stored function's current version (from the cache if the store is down), then follows changes. */
   async start(): Promise<void> {
     await this.reconcile();
-    this.#stopWatch = this.store.watch((name) => {
-      if (name === "") void this.reconcile();
-      else void this.#follow(name);
-    });
+    this.#stopWatch = this.store.watch((name) =>
+      void (name === "" ? this.reconcile() : this.#follow(name)).catch(failed)
+    );
     if (this.store.kind !== "local") {
-      this.#timer = setInterval(() => void this.reconcile(), this.options.reconcileMs);
+      this.#timer = setInterval(() => void this.reconcile().catch(failed), this.options.reconcileMs);
     }
   }
 
@@ -89,6 +99,7 @@ export class StoreSync {
         await this.store.setCurrent(name, version);
         // Logged under the lock, so the log's order is the order deploys, rollbacks and deletes took effect.
         log("info", "function deployed", { function: name, version, bytes: bundle.byteLength });
+        this.#touch(name);
         this.#failed.delete(name);
         if (!this.#serves(name)) {
           // Loaded only to check that it loads: the instances that serve it follow the store.
@@ -123,6 +134,7 @@ export class StoreSync {
         }
         await this.store.setCurrent(name, target.version);
         log("info", "function rolled back", { function: name, version: target.version, from: stored.current });
+        this.#touch(name);
         if (this.#serves(name)) {
           this.#wanted.set(name, target);
           await this.store.served(name, target);
@@ -143,6 +155,7 @@ export class StoreSync {
         await this.store.forget(name);
         await this.store.served(name, undefined);
         log("info", "function deleted", { function: name });
+        this.#touch(name);
         this.#wanted.delete(name);
         return true;
       }));
@@ -164,6 +177,7 @@ export class StoreSync {
   }
 
   async #reconcileOnce(): Promise<void> {
+    const snapshot = ++this.#epoch;
     let wanted: Map<string, StoredVersion>;
     try {
       wanted = await this.store.currents();
@@ -174,12 +188,20 @@ export class StoreSync {
       wanted = await this.store.lastKnown();
     }
     wanted = new Map([...wanted].filter(([name]) => this.#serves(name)));
-    this.#wanted = wanted;
     const names = new Set([
       ...wanted.keys(),
+      ...this.#wanted.keys(),
       ...this.registry.list().filter((e) => e.source === "deployed").map((e) => e.name),
     ]);
-    await Promise.all([...names].map((name) => this.#lock.run(name, () => this.#apply(name, wanted.get(name)))));
+    await Promise.all([...names].map((name) =>
+      this.#lock.run(name, async () => {
+        if ((this.#touched.get(name) ?? 0) > snapshot) return;
+        const want = wanted.get(name);
+        if (want) this.#wanted.set(name, want);
+        else this.#wanted.delete(name);
+        await this.#apply(name, want);
+      })
+    ));
   }
 
   async #follow(name: string): Promise<void> {
@@ -188,6 +210,7 @@ export class StoreSync {
       try {
         const stored = await this.store.versions(name);
         want = this.#serves(name) ? stored.versions.find((v) => v.version === stored.current) : undefined;
+        this.#touch(name);
       } catch (error) {
         log("warn", "could not follow a change of the function store", {
           function: name,
@@ -254,4 +277,9 @@ export class StoreSync {
       behind,
     };
   }
+}
+
+/** A reconcile that failed in the background is logged; the next one tries again. */
+function failed(error: unknown): void {
+  log("error", "reconcile with the function store failed", { reason: (error as Error)?.message ?? String(error) });
 }
