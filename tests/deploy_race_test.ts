@@ -14,6 +14,7 @@ import {
   type RaceOptions,
   raceRollbackAndDeploy,
   raceTwoDeploys,
+  rejectedBundles,
   versionsOf,
 } from "./support/deploy_races.ts";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
@@ -84,39 +85,7 @@ Deno.test("local store: concurrent deploys, rollbacks and deletes of one name ne
     });
 
     await t.step("rejected bundles (415, 413, 422) leave nothing on disk", async () => {
-      const good = await bundleOf({ "mod.ts": greeterModule("x") });
-      const cases: [string, () => Promise<Response>, number][] = [
-        [
-          "json",
-          () => deploy(server.url, "rejected", good, { ...headers, "content-type": "application/json" }),
-          415,
-        ],
-        [
-          "big",
-          async () =>
-            deploy(
-              server.url,
-              "rejected",
-              await bundleOf({
-                "mod.ts": greeterModule("x"),
-                "blob.bin": crypto.getRandomValues(new Uint8Array(65536)),
-              }),
-              headers,
-            ),
-          413,
-        ],
-        ["not a tarball", () => deploy(server.url, "rejected", new TextEncoder().encode("nope"), headers), 422],
-        [
-          "no mod.ts",
-          async () => deploy(server.url, "rejected", await bundleOf({ "lib/mod.ts": "export {};" }), headers),
-          422,
-        ],
-        [
-          "does not import",
-          async () => deploy(server.url, "rejected", await bundleOf({ "mod.ts": "export default {;" }), headers),
-          422,
-        ],
-      ];
+      const cases = await rejectedBundles(server.url, "rejected", headers, 64 * 1024);
       for (const [what, send, status] of cases) {
         const e = await errorOf(await send());
         assert.equal(e.status, status, `${what}: ${e.message}`);

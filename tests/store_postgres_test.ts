@@ -18,6 +18,7 @@ import {
   type RaceOptions,
   raceRollbackAndDeploy,
   raceTwoDeploys,
+  rejectedBundles,
   servingVersion,
   versionsOf,
 } from "./support/deploy_races.ts";
@@ -63,12 +64,19 @@ Deno.test({
     const sql = postgres(pg.url, { max: 2, onnotice: () => {} });
     const functionsDir = await Deno.makeTempDir({ prefix: "isolane-fns-" });
     const dataC = await Deno.makeTempDir({ prefix: "isolane-data-c-" });
-    const env = { ISOLANE_STORE: pg.url, ISOLANE_ADMIN_TOKEN: token, ISOLANE_STORE_RECONCILE_MS: "1000" };
+    const dataA = await Deno.makeTempDir({ prefix: "isolane-data-a-" });
+    const maxBundleBytes = 32 * 1024 * 1024;
+    const env = {
+      ISOLANE_STORE: pg.url,
+      ISOLANE_ADMIN_TOKEN: token,
+      ISOLANE_STORE_RECONCILE_MS: "1000",
+      ISOLANE_MAX_BUNDLE_BYTES: String(maxBundleBytes),
+    };
     const servers: TestServer[] = [];
     try {
       // Started together: the schema migration runs once, under its lock.
       const [a, b, c] = await Promise.all([
-        startServer({ functionsDir, env }),
+        startServer({ functionsDir, env: { ...env, ISOLANE_DATA: dataA } }),
         startServer({ functionsDir, env }),
         startServer({ functionsDir, env: { ...env, ISOLANE_DATA: dataC } }),
       ]);
@@ -171,6 +179,26 @@ Deno.test({
           await settle([a, b, c], "doomed");
         },
       );
+
+      await t.step("rejected bundles (415, 413, 422) leave nothing in the store or the cache", async () => {
+        for (const [what, send, status] of await rejectedBundles(a.url, "rejected", headers, maxBundleBytes)) {
+          const e = await errorOf(await send());
+          assert.equal(e.status, status, `${what}: ${e.message}`);
+          const rows = await sql`select name from isolane_functions where name = 'rejected'
+            union all select name from isolane_versions where name = 'rejected'
+            union all select name from isolane_chunks where name = 'rejected'`;
+          assert.equal(rows.length, 0, `${what}: rows left in the store`);
+          await assert.rejects(Deno.stat(`${dataA}/cache/rejected`), Deno.errors.NotFound, `${what}: cache left`);
+        }
+        // Over an existing function a refused bundle changes nothing either; numbering goes on without a gap.
+        const before = await versionsOf(a.url, "twins");
+        assert.equal(
+          (await errorOf(await deploy(a.url, "twins", await bundleOf({ "mod.ts": "export default {;" }), headers)))
+            .status,
+          422,
+        );
+        assert.deepEqual(await versionsOf(a.url, "twins"), before);
+      });
 
       await t.step("SIGKILL one instance mid-load: a retrying client loses no request", async () => {
         const urls = [a.url, b.url, c.url];
@@ -315,6 +343,7 @@ Deno.test({
       await sql.end({ timeout: 1 });
       await Deno.remove(functionsDir, { recursive: true });
       await Deno.remove(dataC, { recursive: true });
+      await Deno.remove(dataA, { recursive: true });
     }
   },
 });

@@ -223,6 +223,8 @@ export class PostgresStore implements FunctionStore {
           await Deno.remove(join(this.#cache, name, item.name), { recursive: true });
         }
       }
+      // The name's folder goes too when nothing else is cached for it (fails, and stays, when something is).
+      await Deno.remove(join(this.#cache, name)).catch(() => {});
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }

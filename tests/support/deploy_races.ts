@@ -78,6 +78,31 @@ export async function servingVersion(url: string, name: string): Promise<number 
   return response.status === 404 ? null : body.version ?? null;
 }
 
+/**
+ * Deploys that must be refused, each with the status it must get: a JSON
+ * content type (415), a bundle over `maxBundleBytes` (413), and three bundles
+ * that fail their checks or do not load (422). Each is a thunk, sent in turn.
+ */
+export async function rejectedBundles(
+  url: string,
+  name: string,
+  headers: AdminHeaders,
+  maxBundleBytes: number,
+): Promise<[string, () => Promise<Response>, number][]> {
+  const good = await bundleOf({ "mod.ts": greeterModule("x") });
+  // Random bytes do not compress, so the bundle is over the limit (getRandomValues fills 64 KiB a call).
+  const noise = new Uint8Array(maxBundleBytes + 65536);
+  for (let i = 0; i < noise.length; i += 65536) crypto.getRandomValues(noise.subarray(i, i + 65536));
+  const big = await bundleOf({ "mod.ts": greeterModule("x"), "blob.bin": noise });
+  return [
+    ["json", () => deploy(url, name, good, { ...headers, "content-type": "application/json" }), 415],
+    ["over the size limit", () => deploy(url, name, big, headers), 413],
+    ["not a tarball", () => deploy(url, name, new TextEncoder().encode("nope"), headers), 422],
+    ["no mod.ts", async () => deploy(url, name, await bundleOf({ "lib/mod.ts": "export {};" }), headers), 422],
+    ["does not import", async () => deploy(url, name, await bundleOf({ "mod.ts": "export default {;" }), headers), 422],
+  ];
+}
+
 /** Options of the races. */
 export interface RaceOptions {
   /** Two base URLs the two racers use (may be the same instance). */
