@@ -100,6 +100,11 @@ Deno.test({
           for (const s of [a, b, c]) assert.equal(await greetingOf(s.url, "greeter"), `hello${round}`);
           last = version;
         }
+        // A keeps what serves and what it replaced, not every version it ever unpacked.
+        assert.deepEqual(
+          [...Deno.readDirSync(`${dataA}/cache/greeter`)].map((e) => Number(e.name.split("-")[0])).sort(),
+          [last - 1, last],
+        );
         console.log(
           `propagation (201 on A -> serving on B and C, ${delays.length} samples): median ${
             percentile(delays, 50).toFixed(0)
@@ -254,11 +259,28 @@ Deno.test({
 
       await t.step("a damaged version in the store fails its hash check; the instance says it is behind", async () => {
         const b2 = servers[3];
-        const { current } = (await versionsOf(a.url, "greeter"))!;
-        const older = current - 1;
-        // b2 started after that version served, so it has no copy: it must fetch it and check it.
-        await sql`update isolane_chunks set data = ${new TextEncoder().encode("damaged")}
-          where name = 'greeter' and version = ${older}`;
+        const { current, versions } = (await versionsOf(a.url, "greeter"))!;
+        // A keeps the version it replaced in its cache; b2 started later and has only the current one.
+        const cachedOnA = [...Deno.readDirSync(`${dataA}/cache/greeter`)].map((e) => Number(e.name.split("-")[0]));
+        const older = cachedOnA.find((v) => v !== current)!;
+        const uncached = versions.find((v) => !cachedOnA.includes(v))!;
+        assert.ok(older !== undefined && uncached !== undefined, JSON.stringify({ cachedOnA, versions }));
+        for (const version of [older, uncached]) {
+          await sql`update isolane_chunks set data = ${new TextEncoder().encode("damaged")}
+            where name = 'greeter' and version = ${version}`;
+        }
+        // An instance that must fetch a damaged version refuses it: nothing changes.
+        const refusedOnA = await errorOf(
+          await fetch(`${a.url}/v1/functions/greeter/rollback`, {
+            method: "POST",
+            headers,
+            body: JSON.stringify({ version: uncached }),
+          }),
+        );
+        assert.equal(refusedOnA.status, 500);
+        assert.match(refusedOnA.message, /damaged: SHA-256/);
+        assert.equal((await versionsOf(a.url, "greeter"))?.current, current);
+        // One it has checked before serves; b2 must fetch it, and refuses it.
         const mark = b2.logs.length;
         const back = await fetch(`${a.url}/v1/functions/greeter/rollback`, {
           method: "POST",

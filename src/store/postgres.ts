@@ -267,8 +267,10 @@ export class PostgresStore implements FunctionStore {
   }
 
   async served(name: string, version: StoredVersion | undefined): Promise<void> {
+    const previous = this.#serving.get(name);
     if (version) this.#serving.set(name, version);
     else this.#serving.delete(name);
+    if (version) await this.#prune(name, [version, previous]);
     const text = JSON.stringify(Object.fromEntries(this.#serving), null, 2);
     // Written one after another, so that the file ends as the latest state.
     this.#servingWritten = this.#servingWritten.then(async () => {
@@ -291,6 +293,21 @@ export class PostgresStore implements FunctionStore {
       if (!(await exists(dir))) throw error;
     }
     return dir;
+  }
+
+  /**
+   * Removes a function's cached versions except those kept: the one that
+   * serves and the one it replaced (which may still be draining requests).
+   */
+  async #prune(name: string, keep: (StoredVersion | undefined)[]): Promise<void> {
+    const kept = new Set(keep.filter((v) => v !== undefined).map((v) => `${v.version}-${v.sha256}`));
+    try {
+      for await (const item of Deno.readDir(join(this.#cache, name))) {
+        if (!kept.has(item.name)) await Deno.remove(join(this.#cache, name, item.name), { recursive: true });
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
   }
 
   async materialize(name: string, version: StoredVersion): Promise<string> {
