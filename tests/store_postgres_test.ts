@@ -130,6 +130,17 @@ Deno.test({
         for (const s of [b, c]) assert.equal(await greetingOf(s.url, "big"), "big");
       });
 
+      await t.step("twelve functions deployed at once through one instance all succeed", async () => {
+        const names = Array.from({ length: 12 }, (_, i) => `many${i}`);
+        const versions = await Promise.all(names.map((name) => deployGreeter(b.url, name, name, headers)));
+        assert.deepEqual(versions, names.map(() => 1));
+        for (const name of names) {
+          assert.equal(await greetingOf(b.url, name), name);
+          const deleted = await fetch(`${b.url}/v1/functions/${name}`, { method: "DELETE", headers });
+          assert.equal(deleted.status, 200, await deleted.text());
+        }
+      });
+
       await t.step("roll back through C: A and B follow", async () => {
         const marks = [a.logs.length, b.logs.length];
         const response = await fetch(`${c.url}/v1/functions/greeter/rollback`, { method: "POST", headers });

@@ -89,6 +89,8 @@ function rowToVersion(row: postgres.Row): StoredVersion {
 export class PostgresStore implements FunctionStore {
   readonly kind = "postgres" as const;
   readonly #sql: postgres.Sql;
+  /** Connections that hold the per-name locks, apart from those doing the work: sharing one pool could deadlock it. */
+  readonly #locks: postgres.Sql;
   readonly #cache: string;
   readonly #staging: string;
   readonly #limits: BundleLimits;
@@ -99,13 +101,14 @@ export class PostgresStore implements FunctionStore {
   #servingWritten = Promise.resolve();
 
   private constructor(options: PostgresStoreOptions) {
-    this.#sql = postgres(options.url, {
-      max: 8,
+    const client = {
       connect_timeout: 5,
       idle_timeout: 60,
       onnotice: () => {},
       connection: { application_name: "isolane" },
-    });
+    };
+    this.#sql = postgres(options.url, { ...client, max: 8 });
+    this.#locks = postgres(options.url, { ...client, max: 16 });
     this.#cache = join(options.dataDir, "cache");
     this.#staging = join(options.dataDir, "staging");
     this.#limits = options.limits;
@@ -165,7 +168,7 @@ export class PostgresStore implements FunctionStore {
   }
 
   async exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const connection = await this.#run("lock the function", (sql) => sql.reserve());
+    const connection = await this.#run("lock the function", () => this.#locks.reserve());
     try {
       await this.#run(
         "lock the function",
@@ -386,7 +389,7 @@ export class PostgresStore implements FunctionStore {
 
   async close(): Promise<void> {
     await this.#listening?.unlisten().catch(() => {});
-    await this.#sql.end({ timeout: 2 });
+    await Promise.all([this.#sql.end({ timeout: 2 }), this.#locks.end({ timeout: 2 })]);
   }
 }
 

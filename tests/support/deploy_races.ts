@@ -39,6 +39,8 @@ export function deploy(
     method: "PUT",
     headers: { "content-type": "application/gzip", ...headers },
     body: bundle,
+    // A deploy that hangs fails the test instead of stalling the run.
+    signal: AbortSignal.timeout(120_000),
   });
 }
 
