@@ -21,6 +21,12 @@ const configSchema = z.object({
   maxUnpackedBytes: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
   /** How long a shutdown waits for requests in flight. */
   shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
+  /** Where deployed functions live: absent for the local folder under `dataDir`, or a `postgres://` URL shared by instances. */
+  store: z.string().regex(/^postgres(ql)?:\/\//, "ISOLANE_STORE must be a postgres:// URL").optional(),
+  /** Deployed functions this instance serves (comma list); absent: all. One Knative Service per function sets it. */
+  serveFunctions: z.string().transform((s) => s.split(",").map((n) => n.trim()).filter((n) => n !== "")).optional(),
+  /** Milliseconds between full reconciles with a shared store (notifications carry changes in between). */
+  storeReconcileMs: z.coerce.number().int().min(100).default(10_000),
   /** ONNX Runtime intra-op threads per isolate; 0 divides the machine's cores among the isolates. */
   ortThreads: z.coerce.number().int().min(0).max(256).default(0),
   /** Where isolates of functions that leave `isolation` at "auto" live: "auto" (process on CPU lanes, Worker on GPU lanes), or always one kind. */
@@ -35,7 +41,8 @@ export type Config = z.output<typeof configSchema>;
  *
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
  * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
- * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`. Arguments: `--watch`, `--dev-admin`.
+ * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_STORE`,
+ * `ISOLANE_STORE_RECONCILE_MS`, `ISOLANE_SERVE_FUNCTIONS`. Arguments: `--watch`, `--dev-admin`.
  *
  * @example
  * ```ts
@@ -55,6 +62,9 @@ export function parseConfig(env: Record<string, string | undefined>, args: reado
     maxBundleBytes: env.ISOLANE_MAX_BUNDLE_BYTES || undefined,
     maxUnpackedBytes: env.ISOLANE_MAX_UNPACKED_BYTES || undefined,
     shutdownGraceMs: env.ISOLANE_SHUTDOWN_GRACE_MS || undefined,
+    store: env.ISOLANE_STORE || undefined,
+    storeReconcileMs: env.ISOLANE_STORE_RECONCILE_MS || undefined,
+    serveFunctions: env.ISOLANE_SERVE_FUNCTIONS || undefined,
     watch: args.includes("--watch"),
     devAdmin: args.includes("--dev-admin"),
   });

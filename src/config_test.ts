@@ -14,3 +14,13 @@ Deno.test("parseConfig says which setting is wrong", () => {
   assert.throws(() => parseConfig({ PORT: "eighty" }, []), /port/);
   assert.throws(() => parseConfig({ ISOLANE_LOG_LEVEL: "loud" }, []), /logLevel/);
 });
+
+Deno.test("parseConfig reads the function store URL and refuses other schemes", () => {
+  assert.equal(parseConfig({}, []).store, undefined);
+  const shared = parseConfig(
+    { ISOLANE_STORE: "postgres://isolane@db:5432/isolane", ISOLANE_STORE_RECONCILE_MS: "500" },
+    [],
+  );
+  assert.deepEqual([shared.store, shared.storeReconcileMs], ["postgres://isolane@db:5432/isolane", 500]);
+  assert.throws(() => parseConfig({ ISOLANE_STORE: "mysql://db/isolane" }, []), /ISOLANE_STORE must be a postgres/);
+});

@@ -15,6 +15,7 @@ export const errorStatus = {
   invalid_input: 400,
   unauthorized: 401,
   admin_disabled: 403,
+  untrusted_origin: 403,
   not_found: 404,
   conflict: 409,
   body_too_large: 413,
@@ -26,6 +27,7 @@ export const errorStatus = {
   isolate_crashed: 500,
   internal: 500,
   function_unavailable: 503,
+  store_unavailable: 503,
   timeout: 504,
 } as const;
 

@@ -83,6 +83,12 @@ export async function inspectBundle(bytes: Uint8Array, limits: BundleLimits): Pr
 /** Checks a bundle, then unpacks it into `dir` (which must exist and be empty). */
 export async function unpackBundle(bytes: Uint8Array, dir: string, limits: BundleLimits): Promise<BundleEntry[]> {
   const entries = await inspectBundle(bytes, limits);
+  await extractBundle(bytes, dir);
+  return entries;
+}
+
+/** Unpacks a bundle that {@link inspectBundle} has passed into `dir` (which must exist and be empty). */
+export async function extractBundle(bytes: Uint8Array, dir: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const extract = tar.x({ cwd: dir, strict: true, preservePaths: false, noChmod: true });
     extract.on("finish", () => resolve());
@@ -90,7 +96,6 @@ export async function unpackBundle(bytes: Uint8Array, dir: string, limits: Bundl
     extract.on("error", reject);
     extract.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   });
-  return entries;
 }
 
 /** Packs a folder into a `.tar.gz` (what `deno task deploy` uploads). */

@@ -2,6 +2,12 @@
  * Who may use the admin API (deploy, rollback, delete): the holder of
  * `ISOLANE_ADMIN_TOKEN` (compared in constant time), or, in development
  * without a token, loopback clients only. Without either the API is off.
+ *
+ * In development a web page open in the developer's browser is a loopback
+ * client too: a no-body `POST` is a "simple" cross-origin request sent without
+ * a preflight, and DNS rebinding reaches 127.0.0.1 under another name. So
+ * that mode also refuses a `Host` that is not a loopback name and an `Origin`
+ * that is not a loopback origin.
  * @module
  */
 import type { MiddlewareHandler } from "hono";
@@ -20,6 +26,25 @@ export function adminMode(config: { adminToken?: string; devAdmin: boolean }): A
 
 const loopback = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 
+/** `localhost`, `127.0.0.1` or `[::1]`, with any port: the names a loopback listener is reached by. */
+const loopbackHost = /^(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$/i;
+
+/** Whether a `Host` header names the loopback interface. */
+export function isLoopbackHost(host: string): boolean {
+  return loopbackHost.test(host);
+}
+
+/** Whether an `Origin` header is a page served from loopback (`http://localhost:5173`, say); `null` is not. */
+export function isLoopbackOrigin(origin: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false;
+  }
+  return (url.protocol === "http:" || url.protocol === "https:") && isLoopbackHost(url.host);
+}
+
 /** Middleware that lets admin requests through or answers 401/403. */
 export function adminAuth(mode: AdminMode): MiddlewareHandler {
   return async function adminAuth(c, next) {
@@ -32,6 +57,20 @@ export function adminAuth(mode: AdminMode): MiddlewareHandler {
         throw new IsolaneError(
           "admin_disabled",
           "Without ISOLANE_ADMIN_TOKEN the admin API serves loopback clients only",
+        );
+      }
+      const host = c.req.header("host") ?? new URL(c.req.url).host;
+      if (!isLoopbackHost(host)) {
+        throw new IsolaneError(
+          "untrusted_origin",
+          `Without ISOLANE_ADMIN_TOKEN the admin API answers only requests addressed to localhost, 127.0.0.1 or [::1], not to '${host}' (a DNS rebinding guard)`,
+        );
+      }
+      const origin = c.req.header("origin");
+      if (origin !== undefined && !isLoopbackOrigin(origin)) {
+        throw new IsolaneError(
+          "untrusted_origin",
+          `Without ISOLANE_ADMIN_TOKEN the admin API refuses cross-site requests from web pages (Origin '${origin}'); use the CLI or set ISOLANE_ADMIN_TOKEN`,
         );
       }
       return await next();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { adminAuth, adminMode } from "./admin_auth.ts";
+import { adminAuth, adminMode, isLoopbackHost, isLoopbackOrigin } from "./admin_auth.ts";
 import { errorResponse } from "./error_response.ts";
 
 function app(mode: ReturnType<typeof adminMode>) {
@@ -40,5 +40,22 @@ Deno.test("adminAuth with a token accepts only that bearer token", async () => {
     const response = await put(wrong);
     assert.equal(response.status, 401, String(wrong));
     assert.match(response.headers.get("www-authenticate") ?? "", /Bearer/);
+  }
+});
+
+Deno.test("loopback names and origins: localhost, 127.0.0.1 and [::1] with any port, nothing else", () => {
+  for (const host of ["localhost", "localhost:8000", "127.0.0.1:1", "[::1]:8000", "LOCALHOST"]) {
+    assert.equal(isLoopbackHost(host), true, host);
+  }
+  for (const host of ["", "evil.example", "127.0.0.1.nip.io", "localhost.evil.example", "10.0.0.1", "::1", "[::2]"]) {
+    assert.equal(isLoopbackHost(host), false, host);
+  }
+  for (const origin of ["http://localhost:5173", "https://127.0.0.1", "http://[::1]:8000"]) {
+    assert.equal(isLoopbackOrigin(origin), true, origin);
+  }
+  for (
+    const origin of ["null", "https://evil.example", "file://", "http://127.0.0.1.evil.example", "chrome-extension://x"]
+  ) {
+    assert.equal(isLoopbackOrigin(origin), false, origin);
   }
 });

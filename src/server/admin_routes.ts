@@ -2,13 +2,14 @@
  * The admin API: deploy a function as a bundle, list its versions, roll back,
  * delete. Deploys swap atomically: a version serves only once all its
  * isolates are ready; one that fails answers 422 and the old one keeps serving.
+ * Deploy, rollback and delete of one name are serialised (across instances
+ * with a shared store), so two deploys get two versions and none is lost.
  * @module
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { IsolaneError } from "../errors.ts";
-import { log } from "../log.ts";
-import type { Deployments } from "../registry/deployments.ts";
+import type { StoreSync } from "../store/sync.ts";
 import { functionNamePattern, type Registry } from "../registry/registry.ts";
 import { adminAuth, type AdminMode } from "./admin_auth.ts";
 
@@ -27,13 +28,14 @@ function checkName(name: string): string {
 /** Options of {@link adminRoutes}. */
 export interface AdminOptions {
   registry: Registry;
-  deployments: Deployments;
+  /** Deploys, rolls back and deletes through the function store. */
+  sync: StoreSync;
   mode: AdminMode;
   maxBundleBytes: number;
 }
 
 /** Routes under `/v1/functions/:name` for deploying and managing versions. */
-export function adminRoutes({ registry, deployments, mode, maxBundleBytes }: AdminOptions): Hono {
+export function adminRoutes({ registry, sync, mode, maxBundleBytes }: AdminOptions): Hono {
   const app = new Hono();
   const admin = adminAuth(mode);
   const limit = bodyLimit({
@@ -69,15 +71,7 @@ export function adminRoutes({ registry, deployments, mode, maxBundleBytes }: Adm
         );
       }
       const bundle = new Uint8Array(await c.req.arrayBuffer());
-      const { version, dir } = await deployments.add(name, bundle);
-      try {
-        await registry.activate(name, dir, version);
-      } catch (error) {
-        await deployments.discard(name, version);
-        throw error;
-      }
-      await deployments.setCurrent(name, version);
-      log("info", "function deployed", { function: name, version, bytes: bundle.byteLength });
+      const version = await sync.deploy(name, bundle);
       const isolates = registry.get(name)?.current?.pool.isolates().length ?? 0;
       return c.json({ name, version, status: "ready", isolates }, 201);
     },
@@ -89,7 +83,7 @@ export function adminRoutes({ registry, deployments, mode, maxBundleBytes }: Adm
     if (entry?.source === "folder") {
       return c.json({ name, source: "folder", current: entry.current?.version ?? null, versions: [] });
     }
-    const stored = await deployments.versions(name);
+    const stored = await sync.store.versions(name);
     if (!entry && stored.versions.length === 0) throw new IsolaneError("not_found", `No function named '${name}'`);
     return c.json({ name, source: "deployed", ...stored });
   });
@@ -102,8 +96,6 @@ export function adminRoutes({ registry, deployments, mode, maxBundleBytes }: Adm
         `Function '${name}' comes from the functions folder; it has no deployed versions`,
       );
     }
-    const stored = await deployments.versions(name);
-    if (stored.versions.length === 0) throw new IsolaneError("not_found", `No deployed function named '${name}'`);
     const text = await c.req.text();
     let asked: unknown;
     try {
@@ -111,20 +103,11 @@ export function adminRoutes({ registry, deployments, mode, maxBundleBytes }: Adm
     } catch {
       throw new IsolaneError("invalid_json", 'The rollback body must be empty or JSON like {"version": 2}');
     }
-    const earlier = stored.versions.map((v) => v.version).filter((v) => v < (stored.current ?? Infinity));
-    const target = asked === undefined ? Math.max(...earlier) : asked;
-    if (typeof target !== "number" || !stored.versions.some((v) => v.version === target)) {
-      throw new IsolaneError(
-        asked === undefined ? "conflict" : "not_found",
-        asked === undefined
-          ? `Function '${name}' has no version before ${stored.current}`
-          : `Function '${name}' has no version ${asked}`,
-      );
+    if (asked !== undefined && !(typeof asked === "number" && Number.isInteger(asked))) {
+      throw new IsolaneError("invalid_input", 'The rollback version must be an integer, as in {"version": 2}');
     }
-    await registry.activate(name, deployments.dir(name, target), target);
-    await deployments.setCurrent(name, target);
-    log("info", "function rolled back", { function: name, version: target, from: stored.current });
-    return c.json({ name, version: target, previous: stored.current });
+    const { version: target, previous } = await sync.rollback(name, asked);
+    return c.json({ name, version: target, previous });
   });
 
   app.delete("/v1/functions/:name", admin, async (c) => {
@@ -136,11 +119,7 @@ export function adminRoutes({ registry, deployments, mode, maxBundleBytes }: Adm
         `Function '${name}' comes from the functions folder; remove the folder instead`,
       );
     }
-    const stored = await deployments.versions(name);
-    if (!entry && stored.versions.length === 0) throw new IsolaneError("not_found", `No function named '${name}'`);
-    await registry.remove(name);
-    await deployments.remove(name);
-    log("info", "function deleted", { function: name });
+    if (!(await sync.remove(name))) throw new IsolaneError("not_found", `No function named '${name}'`);
     return c.json({ name, deleted: true });
   });
 

@@ -14,7 +14,7 @@ import { BodyLimits } from "./body_guard.ts";
 import { invokeFunction } from "./invoke_route.ts";
 import { kserveRoutes } from "./kserve_routes.ts";
 import { type DeviceSources, devicesReport } from "./devices_report.ts";
-import type { Deployments } from "../registry/deployments.ts";
+import type { StoreSync } from "../store/sync.ts";
 import type { AdminMode } from "./admin_auth.ts";
 import { adminRoutes } from "./admin_routes.ts";
 import type { Metrics } from "./metrics.ts";
@@ -26,7 +26,8 @@ import { StatusPage, StatusPart } from "./status_page.tsx";
 export interface AppOptions {
   metrics: Metrics;
   devices: DeviceSources;
-  deployments: Deployments;
+  /** The function store as this instance follows it (deploys, readiness). */
+  sync: StoreSync;
   admin: AdminMode;
   maxBundleBytes: number;
 }
@@ -53,7 +54,7 @@ function requestLog(): MiddlewareHandler {
  *
  * @example
  * ```ts
- * Deno.serve(createApp(registry, { devices, deployments, admin: { kind: "off" }, maxBundleBytes }).fetch);
+ * Deno.serve(createApp(registry, { devices, sync, admin: { kind: "off" }, maxBundleBytes }).fetch);
  * ```
  */
 export function createApp(registry: Registry, options: AppOptions): Hono {
@@ -90,15 +91,16 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", (c) => {
     const functions = Object.fromEntries(registry.list().map((e) => [e.name, registry.status(e)]));
-    const ready = registry.allReady();
-    return c.json({ ready, functions }, ready ? 200 : 503);
+    const { ready: current, store, behind } = options.sync.readiness();
+    const ready = registry.allReady() && current;
+    return c.json({ ready, functions, store, ...(current ? {} : { behind }) }, ready ? 200 : 503);
   });
 
   app.route(
     "/",
     adminRoutes({
       registry,
-      deployments: options.deployments,
+      sync: options.sync,
       mode: options.admin,
       maxBundleBytes: options.maxBundleBytes,
     }),

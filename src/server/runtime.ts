@@ -15,7 +15,8 @@ import { createApp } from "./app.tsx";
 import { createMetrics } from "./metrics.ts";
 import type { Context } from "hono";
 import { adminMode } from "./admin_auth.ts";
-import { Deployments } from "../registry/deployments.ts";
+import { openStore } from "../store/open.ts";
+import { StoreSync } from "../store/sync.ts";
 
 /** A running runtime. */
 export interface Runtime {
@@ -66,15 +67,6 @@ function invokedFunction(c: Context, registry: Registry): string | null {
   return registry.get(name) ? name : "unknown";
 }
 
-/** Serves again every deployed function's current version (deployments survive restarts). */
-async function loadDeployed(registry: Registry, deployments: Deployments): Promise<void> {
-  await Promise.all((await deployments.names()).map(async (name) => {
-    const { current } = await deployments.versions(name);
-    if (current === null) return;
-    await registry.activate(name, deployments.dir(name, current), current, { keepOnFailure: true }).catch(() => {});
-  }));
-}
-
 /**
  * Loads every function, then serves the API.
  *
@@ -103,11 +95,18 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     lanes: inventory.cuda.length > 0 ? "cuda" : `cpu (${inventory.reason})`,
     tensorRt: inventory.tensorRt.ok ? "available" : inventory.tensorRt.reason,
   });
-  const deployments = new Deployments(config.dataDir, {
-    maxUnpackedBytes: config.maxUnpackedBytes,
-    maxEntries: 10_000,
+  const store = await openStore(config);
+  const sync = new StoreSync(store, registry, {
+    reconcileMs: config.storeReconcileMs,
+    ...(config.serveFunctions ? { only: config.serveFunctions } : {}),
   });
-  await Promise.all([registry.loadAll(), loadDeployed(registry, deployments)]);
+  // Deployed functions come back at the store's current versions (or this instance's cache while the store is down).
+  await Promise.all([registry.loadAll(), sync.start()]);
+  log("info", "function store", {
+    kind: store.kind,
+    reachable: store.health().ok,
+    functions: registry.list().filter((e) => e.source === "deployed").map((e) => `${e.name}@${e.current?.version}`),
+  });
   const admin = adminMode(config);
   log(admin.kind === "off" ? "info" : "warn", "admin API", {
     mode: admin.kind === "token"
@@ -121,7 +120,7 @@ export async function startRuntime(config: Config): Promise<Runtime> {
   metrics.bind(registry);
   const app = createApp(registry, {
     devices: sources,
-    deployments,
+    sync,
     admin,
     maxBundleBytes: config.maxBundleBytes,
     metrics,
@@ -135,6 +134,7 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     registry,
     async close() {
       watcher?.close();
+      sync.stop();
       // Stop accepting at once; let requests in flight (running or queued) finish, within the grace period.
       const started = performance.now();
       const outcome = await Promise.race([
@@ -142,6 +142,7 @@ export async function startRuntime(config: Config): Promise<Runtime> {
         new Promise<"grace period over">((resolve) => setTimeout(resolve, config.shutdownGraceMs, "grace period over")),
       ]);
       await registry.close();
+      await store.close();
       log("info", "stopped", { requests: outcome, ms: Math.round(performance.now() - started) });
     },
   };

@@ -17,6 +17,8 @@ export interface TestServer extends AsyncDisposable {
   /** Resolves with the first log line (past or future) that matches. */
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   stop(): Promise<Deno.CommandStatus>;
+  /** Sends a signal to the runtime (SIGKILL to crash it); `stop()` then reaps it. */
+  kill(signal: Deno.Signal): void;
 }
 
 /** Options of {@link startServer}. */
@@ -26,6 +28,8 @@ export interface ServerOptions {
   env?: Record<string, string>;
   /** The program to run instead of the runtime's `main.ts` (a baseline server, say). */
   entry?: string;
+  /** More command-line arguments (`--dev-admin`, say). */
+  args?: string[];
 }
 
 async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
@@ -43,7 +47,7 @@ async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: stri
 
 /** Starts the runtime and resolves once it listens. */
 export async function startServer(
-  { functionsDir, watch = false, env = {}, entry = mainPath }: ServerOptions,
+  { functionsDir, watch = false, env = {}, entry = mainPath, args = [] }: ServerOptions,
 ): Promise<TestServer> {
   let ownData: string | undefined;
   const child = new Deno.Command(Deno.execPath(), {
@@ -54,6 +58,7 @@ export async function startServer(
       "--unstable-no-legacy-abort",
       entry,
       ...(watch ? ["--watch"] : []),
+      ...args,
     ],
     env: {
       PORT: "0",
@@ -144,6 +149,7 @@ export async function startServer(
     logs,
     waitForLog,
     stop,
+    kill: (signal) => child.kill(signal),
     invoke: (name, body, init) =>
       fetch(`${url}/v1/functions/${name}`, {
         method: "POST",
