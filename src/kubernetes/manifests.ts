@@ -16,9 +16,8 @@ export const functionSpecSchema = z.object({
   device: z.union([z.enum(["auto", "cpu", "cuda"]), z.array(z.number())]).default("auto"),
   instances: z.number().int().min(1).default(1),
   timeoutMs: z.number().int().min(1).default(30_000),
-  /** Largest batch the function's dynamic batcher forms (Triton's `max_batch_size`); 1 without batching. */
-  maxBatchSize: z.number().int().min(1).optional(),
-  batching: z.object({ maxBatchSize: z.number().int().min(1) }).partial().optional(),
+  /** The function's dynamic batcher (Triton's `max_batch_size` is its largest batch); `null` without batching. */
+  dynamicBatching: z.object({ maxBatchSize: z.number().int().min(1) }).nullish(),
 });
 
 /** One function's inputs to the manifests. */
@@ -78,7 +77,7 @@ export type Manifest = Record<string, unknown> & {
 
 /** Requests one pod handles at once: one batch per isolate. */
 export function capacityOf(fn: FunctionSpec): number {
-  return fn.instances * (fn.maxBatchSize ?? fn.batching?.maxBatchSize ?? 1);
+  return fn.instances * (fn.dynamicBatching?.maxBatchSize ?? 1);
 }
 
 /** Whether a function asks for a GPU. */

@@ -12,8 +12,8 @@ const spec = (fields: Record<string, unknown>) => functionSpecSchema.parse({ nam
 
 Deno.test("capacity is isolates times the batch size", () => {
   assert.equal(capacityOf(spec({ instances: 3 })), 3);
-  assert.equal(capacityOf(spec({ instances: 2, maxBatchSize: 8 })), 16);
-  assert.equal(capacityOf(spec({ instances: 2, batching: { maxBatchSize: 4 } })), 8);
+  assert.equal(capacityOf(spec({ instances: 2, dynamicBatching: { maxBatchSize: 8 } })), 16);
+  assert.equal(capacityOf(spec({ instances: 2, dynamicBatching: null })), 2);
 });
 
 Deno.test("GPU variant for cuda or GPU lists; always/never override", () => {
