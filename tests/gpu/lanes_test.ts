@@ -60,10 +60,11 @@ function assertKernelOutput(tensor: number[], expected: number[]): void {
 async function withRuntime(
   functions: Parameters<typeof writeFunctions>[0],
   fn: (server: TestServer) => Promise<void>,
+  env: Record<string, string> = {},
 ): Promise<void> {
   const dir = await writeFunctions(functions);
   try {
-    await using server = await startServer({ functionsDir: dir });
+    await using server = await startServer({ functionsDir: dir, env });
     await fn(server);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -350,5 +351,47 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "gpu 6: process-hosted lanes bind, run and stay on their stream exactly as Worker lanes do; what each costs",
+  ignore,
+  fn: async () => {
+    const cost: Record<string, { loadMs: number; deviceMiB: number; hostMiB: number }> = {};
+    for (const isolation of ["worker", "process"] as const) {
+      const before = await settledMemory();
+      await withRuntime({ probe: { device: [gpus[0].index], instances: 2 } }, async (server) => {
+        const { isolates } = await info(server, "probe");
+        for (const isolate of isolates) {
+          assert.equal(isolate.isolation, isolation);
+          assert.equal(isolate.gpu.boundBeforeWork.primary, true, JSON.stringify(isolate.gpu));
+          assert.equal(isolate.gpu.streamFlags, 1, "CU_STREAM_NON_BLOCKING");
+          assert.equal(isolate.providers[0], "cuda");
+        }
+        const image = testImage(16, 16);
+        const expected = kernelReference(image);
+        const results = await Promise.all(
+          Array.from({ length: 16 }, (_, i) => call(server, "probe", { x: mlpInput(200 + i), image })),
+        );
+        results.forEach((r: Json, i) => {
+          assert.equal(r.before.primary, true);
+          assert.equal(r.after.primary, true);
+          assertClose(r.y, mlpReference(mlpInput(200 + i)), tf32, `${isolation} request ${i}`);
+          assertKernelOutput(r.tensor, expected);
+          assert.deepEqual(Object.keys(r.streamUse), [r.lane.stream]);
+        });
+        const loaded = server.logs.find((l) => l.msg === "function loaded" && l.function === "probe");
+        const after = usedMemory();
+        const resident = isolates.reduce((n: number, i: Json) => n + (i.residentMb ?? 0), 0);
+        cost[isolation] = {
+          loadMs: Number(loaded?.ms),
+          deviceMiB: Math.round((after[0] - before[0]) / MiB),
+          hostMiB: resident,
+        };
+      }, { ISOLANE_ISOLATION: isolation });
+    }
+    // Reported, not asserted: what a process-hosted lane costs beside a Worker lane (2 lanes each).
+    console.log(`lane cost (2 lanes): ${JSON.stringify(cost)}`);
   },
 });
