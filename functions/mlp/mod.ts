@@ -8,7 +8,7 @@ import { defineFunction, Tensor, z } from "isolane";
 const inputWidth = 4;
 
 export default defineFunction({
-  description: "Two-layer perceptron, 4 inputs to 3 outputs, any batch size",
+  description: "Two-layer perceptron, 4 inputs to 3 outputs, 1 to 4096 rows a call",
   input: z.object({
     x: z.array(z.array(z.number()).length(inputWidth)).min(1).max(4096),
   }),

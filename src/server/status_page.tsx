@@ -186,7 +186,7 @@ function draw(row, key, title, time, lines) {
     title, width: 280, height: 130, legend: { show: true },
     scales: { y: { range: (u, min, max) => [0, Math.max(max ?? 0, 1)] } },
     axes: [{ size: 30 }, { size: 44 }],
-    series: [{}, ...lines.map(([label], i) => ({ label, stroke: palette[i], width: 1.5, spanGaps: false }))],
+    series: [{}, ...lines.map(([label], i) => ({ label, stroke: palette[i], width: 1.5, points: { show: true, size: 3 } }))],
   }, data, box));
 }
 async function refreshCharts() {
