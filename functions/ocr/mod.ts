@@ -48,20 +48,14 @@ export default defineFunction({
     }
     const { cv, dictionary } = state;
     const boxes = await detectText(models.det, cv, decoded, gpu);
-    const source = new cv.Mat(decoded.height, decoded.width, cv.CV_8UC4);
     const lines = [];
-    try {
-      source.data.set(decoded.data);
-      for (const box of boxes) {
-        signal.throwIfAborted();
-        const crop = cropQuad(cv, source, box.quad);
-        const { text, score } = await recognizeText(models.rec, crop, dictionary, gpu);
-        if (text.trim() === "") continue;
-        const box4 = box.quad.map(([x, y]) => [Math.round(x), Math.round(y)]) as Quad;
-        lines.push({ text: text.trim(), score, box: box4 });
-      }
-    } finally {
-      source.delete();
+    for (const box of boxes) {
+      signal.throwIfAborted();
+      const crop = cropQuad(cv, decoded, box.quad);
+      const { text, score } = await recognizeText(models.rec, crop, dictionary, gpu);
+      if (text.trim() === "") continue;
+      const box4 = box.quad.map(([x, y]) => [Math.round(x), Math.round(y)]) as Quad;
+      lines.push({ text: text.trim(), score, box: box4 });
     }
     return { lines };
   },

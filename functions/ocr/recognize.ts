@@ -53,18 +53,32 @@ export function ctcDecode(probs: Float32Array, steps: number, classes: number, d
 }
 
 /**
- * Cuts a quadrilateral (clockwise from top-left) out of `source` (an RGBA
- * `cv.Mat`) as an upright image: a perspective warp onto a rectangle as wide as
- * its longer top or bottom edge and as high as its longer side edge, bicubic,
- * edges replicated. A crop at least 1.5 times as high as wide is turned 90°
- * counter-clockwise, as PaddleOCR does for vertical text.
+ * Cuts a quadrilateral (clockwise from top-left) out of `image` as an upright
+ * image: a perspective warp onto a rectangle as wide as its longer top or
+ * bottom edge and as high as its longer side edge, bicubic, edges replicated.
+ * A crop at least 1.5 times as high as wide is turned 90° counter-clockwise,
+ * as PaddleOCR does for vertical text. Only the quadrilateral's bounding box
+ * (and two pixels around it, for the bicubic kernel) is copied into OpenCV.
  */
-export function cropQuad(cv: OpenCv, source: InstanceType<OpenCv["Mat"]>, quad: Quad): RgbaImage {
+export function cropQuad(cv: OpenCv, image: RgbaImage, quad: Quad): RgbaImage {
+  const margin = 2;
+  const xs = quad.map((p) => p[0]);
+  const ys = quad.map((p) => p[1]);
+  const x0 = Math.max(0, Math.floor(Math.min(...xs)) - margin);
+  const y0 = Math.max(0, Math.floor(Math.min(...ys)) - margin);
+  const x1 = Math.min(image.width, Math.ceil(Math.max(...xs)) + margin + 1);
+  const y1 = Math.min(image.height, Math.ceil(Math.max(...ys)) + margin + 1);
   const [p0, p1, p2, p3] = quad;
   const dist = (a: readonly number[], b: readonly number[]) => Math.hypot(a[0] - b[0], a[1] - b[1]);
   const width = Math.max(1, Math.round(Math.max(dist(p0, p1), dist(p2, p3))));
   const height = Math.max(1, Math.round(Math.max(dist(p0, p3), dist(p1, p2))));
-  const from = cv.matFromArray(4, 1, cv.CV_32FC2, quad.flat());
+  const source = new cv.Mat(y1 - y0, x1 - x0, cv.CV_8UC4);
+  const rowBytes = (x1 - x0) * 4;
+  for (let y = y0; y < y1; y++) {
+    const from = (y * image.width + x0) * 4;
+    source.data.set(image.data.subarray(from, from + rowBytes), (y - y0) * rowBytes);
+  }
+  const from = cv.matFromArray(4, 1, cv.CV_32FC2, quad.flatMap(([x, y]) => [x - x0, y - y0]));
   const to = cv.matFromArray(4, 1, cv.CV_32FC2, [0, 0, width, 0, width, height, 0, height]);
   const transform = cv.getPerspectiveTransform(from, to);
   const crop = new cv.Mat();
@@ -85,6 +99,7 @@ export function cropQuad(cv: OpenCv, source: InstanceType<OpenCv["Mat"]>, quad: 
     transform.delete();
     to.delete();
     from.delete();
+    source.delete();
   }
 }
 
