@@ -2,12 +2,21 @@
  * isolane's entry: parses the configuration and starts the runtime.
  * @module
  */
-import { parseConfig } from "./src/config.ts";
+import { type Config, ConfigError, parseConfig } from "./src/config.ts";
 import { startRuntime } from "./src/server/runtime.ts";
 import { log } from "./src/log.ts";
 
 if (import.meta.main) {
-  const runtime = await startRuntime(parseConfig(Deno.env.toObject(), Deno.args));
+  let config: Config;
+  try {
+    config = parseConfig(Deno.env.toObject(), Deno.args);
+  } catch (error) {
+    // A setting at fault is the operator's to fix: one line that names it, no stack trace.
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`isolane: ${error.message}`);
+    Deno.exit(1);
+  }
+  const runtime = await startRuntime(config);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {

@@ -13,7 +13,7 @@ const configSchema = z.object({
   watch: z.boolean().default(false),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** Bearer token of the admin API (deploy, rollback, delete); without one the admin API is off. */
-  adminToken: z.string().min(16, "ISOLANE_ADMIN_TOKEN must have at least 16 characters").optional(),
+  adminToken: z.string().min(16, "must have at least 16 characters").optional(),
   /** Development: the admin API without a token, for loopback clients only. */
   devAdmin: z.boolean().default(false),
   /** Largest accepted bundle (compressed), and what it may unpack to. */
@@ -33,11 +33,40 @@ const configSchema = z.object({
   isolation: z.enum(["auto", "worker", "process"]).default("auto"),
 });
 
+/** Where each setting is read from: its environment variable, or its command-line flag. */
+const sources: Record<keyof z.input<typeof configSchema>, string> = {
+  port: "PORT",
+  host: "HOST",
+  functionsDir: "ISOLANE_FUNCTIONS",
+  dataDir: "ISOLANE_DATA",
+  logLevel: "ISOLANE_LOG_LEVEL",
+  ortThreads: "ISOLANE_ORT_THREADS",
+  adminToken: "ISOLANE_ADMIN_TOKEN",
+  maxBundleBytes: "ISOLANE_MAX_BUNDLE_BYTES",
+  maxUnpackedBytes: "ISOLANE_MAX_UNPACKED_BYTES",
+  shutdownGraceMs: "ISOLANE_SHUTDOWN_GRACE_MS",
+  store: "ISOLANE_STORE",
+  storeReconcileMs: "ISOLANE_STORE_RECONCILE_MS",
+  serveFunctions: "ISOLANE_SERVE_FUNCTIONS",
+  isolation: "ISOLANE_ISOLATION",
+  watch: "--watch",
+  devAdmin: "--dev-admin",
+};
+
+/**
+ * A configuration that cannot be used. Its message is one line that names
+ * each variable at fault and why (never its value: it may be a secret), fit to
+ * print as it is; `main.ts` prints it and exits with status 1.
+ */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
 /** The validated configuration; the only configuration type the runtime sees. */
 export type Config = z.output<typeof configSchema>;
 
 /**
- * Parses the configuration.
+ * Parses the configuration. Throws `ConfigError` naming the variable at fault.
  *
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
  * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
@@ -50,26 +79,19 @@ export type Config = z.output<typeof configSchema>;
  * ```
  */
 export function parseConfig(env: Record<string, string | undefined>, args: readonly string[]): Config {
-  const result = configSchema.safeParse({
-    port: env.PORT || undefined,
-    host: env.HOST || undefined,
-    functionsDir: env.ISOLANE_FUNCTIONS || undefined,
-    dataDir: env.ISOLANE_DATA || undefined,
-    logLevel: env.ISOLANE_LOG_LEVEL || undefined,
-    ortThreads: env.ISOLANE_ORT_THREADS || undefined,
-    isolation: env.ISOLANE_ISOLATION || undefined,
-    adminToken: env.ISOLANE_ADMIN_TOKEN || undefined,
-    maxBundleBytes: env.ISOLANE_MAX_BUNDLE_BYTES || undefined,
-    maxUnpackedBytes: env.ISOLANE_MAX_UNPACKED_BYTES || undefined,
-    shutdownGraceMs: env.ISOLANE_SHUTDOWN_GRACE_MS || undefined,
-    store: env.ISOLANE_STORE || undefined,
-    storeReconcileMs: env.ISOLANE_STORE_RECONCILE_MS || undefined,
-    serveFunctions: env.ISOLANE_SERVE_FUNCTIONS || undefined,
-    watch: args.includes("--watch"),
-    devAdmin: args.includes("--dev-admin"),
-  });
+  // One list says where each setting comes from; an empty variable counts as unset.
+  const input = Object.fromEntries(
+    Object.entries(sources).map((
+      [key, from],
+    ) => [key, from.startsWith("--") ? args.includes(from) : env[from] || undefined]),
+  );
+  const result = configSchema.safeParse(input);
   if (!result.success) {
-    throw new Error(`Invalid configuration: ${z.prettifyError(result.error)}`);
+    const problems = result.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? "");
+      return `${sources[key as keyof typeof sources] ?? key} ${issue.message.replace(/^Invalid input: /, "")}`;
+    });
+    throw new ConfigError(`Invalid configuration: ${problems.join("; ")}`);
   }
   return result.data;
 }

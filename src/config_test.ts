@@ -11,8 +11,12 @@ Deno.test("parseConfig reads defaults, the environment and --watch", () => {
 });
 
 Deno.test("parseConfig says which setting is wrong", () => {
-  assert.throws(() => parseConfig({ PORT: "eighty" }, []), /port/);
-  assert.throws(() => parseConfig({ ISOLANE_LOG_LEVEL: "loud" }, []), /logLevel/);
+  assert.throws(() => parseConfig({ PORT: "eighty" }, []), /^ConfigError: Invalid configuration: PORT expected number/);
+  assert.throws(() => parseConfig({ ISOLANE_LOG_LEVEL: "loud" }, []), /ISOLANE_LOG_LEVEL/);
+  assert.throws(
+    () => parseConfig({ ISOLANE_ADMIN_TOKEN: "short" }, []),
+    (e: Error) => e.message === "Invalid configuration: ISOLANE_ADMIN_TOKEN must have at least 16 characters",
+  );
 });
 
 Deno.test("parseConfig reads the function store URL and refuses other schemes", () => {

@@ -329,8 +329,55 @@ export const functionOptionsSchema = z.object({
 export type FunctionOptions = z.output<typeof functionOptionsSchema>;
 
 /**
- * Declares a function module. Validates the options at import time so that a
- * mistake is reported with the module's name, before any request arrives.
+ * Every key a definition may have, in one strict schema: the options above
+ * plus the code (`input`, `output`, `handler`, `setup`). An unknown key, such
+ * as the typo `timeOutMs` or an option of a later version, is refused rather
+ * than silently dropped. Options added to `functionOptionsSchema` are known here
+ * without a second list.
+ */
+export const functionDefinitionSchema = functionOptionsSchema.extend({
+  // Absent on tensor functions, which declare a `signature` instead (checkDefinition says which is needed).
+  input: z.custom<z.ZodType>((v) => v instanceof z.ZodType, "must be a Zod schema").optional(),
+  output: z.custom<z.ZodType>((v) => v instanceof z.ZodType, "must be a Zod schema").optional(),
+  handler: z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", "must be a function"),
+  setup: z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", "must be a function").optional(),
+}).strict();
+
+/**
+ * What is wrong with a definition, as one sentence naming each key at fault
+ * (and, for unknown keys, every known one); `undefined` when it is valid.
+ *
+ * @example
+ * ```ts
+ * definitionProblems({ description: "d", input, output, handler, timeOutMs: 5 });
+ * // "Unknown option 'timeOutMs'; known options: description, models, ..., handler, setup"
+ * ```
+ */
+export function definitionProblems(definition: unknown): string | undefined {
+  const result = functionDefinitionSchema.safeParse(definition);
+  if (result.success) {
+    try {
+      checkDefinition(definition as AnyFunctionDefinition);
+      return undefined;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  const known = Object.keys(functionDefinitionSchema.shape).join(", ");
+  return result.error.issues.map((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      const keys = issue.keys.map((k) => `'${k}'`).join(", ");
+      return `Unknown option${issue.keys.length > 1 ? "s" : ""} ${keys}; known options: ${known}`;
+    }
+    const path = issue.path.map(String).join(".");
+    return path ? `'${path}' ${issue.message.replace(/^Invalid input: /, "")}` : issue.message;
+  }).join("; ");
+}
+
+/**
+ * Declares a function module. Validates the definition at import time (see
+ * `functionDefinitionSchema`) so that a mistake is reported with the module's
+ * name, before any request arrives; throws `TypeError` with the problems.
  */
 export function defineFunction<M extends string = never, S = undefined>(
   definition: TensorFunctionDefinition<M, S>,
@@ -342,8 +389,8 @@ export function defineFunction<
   S = undefined,
 >(definition: FunctionDefinition<I, O, M, S>): FunctionDefinition<I, O, M, S>;
 export function defineFunction(definition: AnyFunctionDefinition): AnyFunctionDefinition {
-  functionOptionsSchema.parse(definition);
-  checkDefinition(definition);
+  const problems = definitionProblems(definition);
+  if (problems) throw new TypeError(`Invalid function definition: ${problems}`);
   return definition;
 }
 
@@ -365,5 +412,8 @@ export function checkDefinition(definition: AnyFunctionDefinition): void {
   }
   if (typeof definition.handler !== "function") {
     throw new TypeError("Function 'handler' must be a function");
+  }
+  if (!definition.signature && definition.raw !== undefined && typeof definition.raw.handler !== "function") {
+    throw new TypeError("Function 'raw.handler' must be a function");
   }
 }

@@ -17,7 +17,23 @@ Deno.test("defineFunction rejects bad options with the field in the message", ()
   assert.throws(() => defineFunction({ ...minimal, device: "tpu" as "cpu" }), /device/);
   assert.throws(() => defineFunction({ ...minimal, device: [] }), /device/);
   assert.throws(() => defineFunction({ ...minimal, models: { "bad name": "m.onnx" } }), /models/);
-  assert.throws(() => defineFunction({ ...minimal, input: {} as z.ZodType }), /Zod schemas/);
+  assert.throws(() => defineFunction({ ...minimal, input: {} as z.ZodType }), /'input' must be a Zod schema/);
+  assert.throws(() => defineFunction({ ...minimal, handler: 1 as never }), /'handler' must be a function/);
+});
+
+Deno.test("defineFunction refuses an unknown key, naming it and every known option", () => {
+  const typo = { ...minimal, timeOutMs: 5000 } as typeof minimal;
+  assert.throws(
+    () => defineFunction(typo),
+    (e: Error) =>
+      e instanceof TypeError &&
+      /^Invalid function definition: Unknown option 'timeOutMs'; known options: /.test(e.message) &&
+      ["description", "timeoutMs", "permissions", "input", "output", "handler", "setup"].every((k) =>
+        e.message.includes(k)
+      ),
+  );
+  // Setup and every option are known keys.
+  defineFunction({ ...minimal, setup: () => 1, timeoutMs: 10, permissions: { net: ["a.example"] } });
 });
 
 Deno.test("defineFunction accepts a device list", () => {

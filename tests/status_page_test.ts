@@ -1,7 +1,8 @@
 /**
  * The status page in a real browser: headless Chromium (Debian's package)
  * driven by playwright-core loads `/`, shows the example functions, and
- * updates after requests; the API docs render. Skipped, saying so, where
+ * updates after requests; its uPlot charts of the last 15 minutes render and
+ * carry the requests made; the API docs render. Skipped, saying so, where
  * Chromium is not installed.
  */
 import assert from "node:assert/strict";
@@ -21,7 +22,8 @@ if (!executablePath) console.log("Status page browser test skipped: Chromium not
 const functionsDir = fileURLToPath(new URL("../functions", import.meta.url));
 
 Deno.test({
-  name: "status page: loads in Chromium, shows the example functions, updates after requests; /docs renders",
+  name:
+    "status page: loads in Chromium, shows the example functions, updates after requests, charts them; /docs renders",
   ignore: !executablePath,
   // playwright keeps a pipe to the browser open between steps.
   sanitizeResources: false,
@@ -65,6 +67,46 @@ Deno.test({
       );
       assert.equal(Number(await requests.innerText()), before + 3);
       assert.match(await page.locator("#status").innerText(), /CPU only/);
+
+      // Charts: a row per function with four uPlot charts, drawn on canvases, fed from /status/series.
+      for (const name of ["mlp", "ocr", "vad"]) {
+        for (const chart of ["rate", "latency", "batch", "errors"]) {
+          await page.locator(`[data-chart="${name}/${chart}"] canvas`).first().waitFor({ timeout: 10_000 });
+        }
+      }
+      const bad = await server.invoke("mlp", { x: "not rows" });
+      assert.equal(bad.status, 400);
+      await bad.body?.cancel();
+      // The charts refresh every two seconds: wait until mlp's carry the requests made above.
+      const lastPoint = (key: string, series: number) =>
+        `window.isolaneCharts.get(${JSON.stringify(key)}).data[${series}].at(-1) ?? 0`;
+      await page.waitForFunction(`${lastPoint("mlp/errors", 1)} >= 1`, undefined, { timeout: 10_000 });
+      const points = await page.evaluate(`({
+        rate: ${lastPoint("mlp/rate", 1)},
+        p50: ${lastPoint("mlp/latency", 1)},
+        p99: ${lastPoint("mlp/latency", 2)},
+        batch: ${lastPoint("mlp/batch", 1)},
+        errors4xx: ${lastPoint("mlp/errors", 1)},
+        times: window.isolaneCharts.get("mlp/rate").data[0].length,
+      })`) as Record<string, number>;
+      assert.ok(points.rate > 0, JSON.stringify(points));
+      assert.ok(points.p50 > 0 && points.p99 >= points.p50, JSON.stringify(points));
+      assert.ok(points.batch >= 1, JSON.stringify(points));
+      assert.ok(points.errors4xx >= 1, JSON.stringify(points));
+      assert.equal(points.times, 90); // 15 minutes of 10-second buckets
+      // uPlot drew something: the rate chart's canvas is not blank.
+      const inked = await page.evaluate(`(() => {
+        const canvas = document.querySelector('[data-chart="mlp/rate"] canvas');
+        const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        let n = 0;
+        for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) n++;
+        return n;
+      })()`) as number;
+      assert.ok(inked > 100, `${inked} painted pixels`);
+      assert.equal(await page.locator("#gpu-charts-none").isVisible(), true);
+      const uplot = await fetch(server.url + "/status/assets/uPlot.iife.min.js");
+      assert.equal(uplot.headers.get("content-type"), "text/javascript; charset=utf-8");
+      await uplot.body?.cancel();
 
       // The API docs render too: Swagger UI, from this host, lists the operations of /openapi.json.
       await page.goto(server.url + "/docs");

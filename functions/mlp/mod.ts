@@ -7,7 +7,7 @@
 import { defineFunction } from "isolane";
 
 export default defineFunction({
-  description: "Two-layer perceptron, 4 inputs to 3 outputs, any batch size",
+  description: "Two-layer perceptron, 4 inputs to 3 outputs, as many rows as a 1 MiB body holds",
   models: { mlp: "mlp.onnx" },
   // Served on POST /v1/functions/mlp and POST /v2/models/mlp/infer alike.
   signature: {

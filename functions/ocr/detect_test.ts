@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { boxesFromMap, detectorSize } from "./detect.ts";
+import { boxesFromMap, detectorSize, orderCorners, readingOrder, unclip } from "./detect.ts";
+import { loadOpenCv } from "./opencv.ts";
 
 Deno.test("detectorSize keeps within 960 px and rounds to multiples of 32", () => {
   assert.deepEqual(detectorSize(640, 200), { width: 640, height: 192 });
@@ -7,19 +8,38 @@ Deno.test("detectorSize keeps within 960 px and rounds to multiples of 32", () =
   assert.deepEqual(detectorSize(10, 10), { width: 32, height: 32 });
 });
 
-Deno.test("boxesFromMap finds separate regions and grows them back (unclip)", () => {
-  const width = 40, height = 20;
+Deno.test("orderCorners puts corners clockwise from the top-left", () => {
+  assert.deepEqual(orderCorners([[10, 12], [0, 0], [0, 10], [10, 2]]), [[0, 0], [10, 2], [10, 12], [0, 10]]);
+});
+
+Deno.test("unclip grows a rectangle by area * ratio / perimeter on every side", () => {
+  // 40 x 10: area 400, perimeter 100, ratio 2 -> 8 px a side.
+  const grown = unclip([[0, 0], [40, 0], [40, 10], [0, 10]], 2);
+  const xs = grown.map((p) => p[0]);
+  const ys = grown.map((p) => p[1]);
+  assert.ok(Math.abs(Math.min(...xs) + 8) < 0.05 && Math.abs(Math.max(...xs) - 48) < 0.05, `${xs}`);
+  assert.ok(Math.abs(Math.min(...ys) + 8) < 0.05 && Math.abs(Math.max(...ys) - 18) < 0.05, `${ys}`);
+});
+
+Deno.test("boxesFromMap finds separate regions, rotated ones as rotated quadrilaterals", async () => {
+  const cv = await loadOpenCv();
+  const width = 120, height = 80;
   const map = new Float32Array(width * height);
-  const fill = (x0: number, y0: number, x1: number, y1: number, p: number) => {
-    for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) map[y * width + x] = p;
-  };
-  fill(2, 2, 12, 6, 0.9);
-  fill(20, 10, 36, 16, 0.95);
-  fill(30, 1, 33, 4, 0.4); // above the pixel threshold, below the box threshold: dropped
-  const boxes = boxesFromMap(map, width, height);
-  assert.equal(boxes.length, 2);
-  const [a, b] = boxes;
-  assert.ok(a.x < 2 && a.y < 2 && a.x + a.width > 12 && a.y + a.height > 6);
-  assert.ok(Math.abs(a.score - 0.9) < 1e-6);
-  assert.ok(b.x < 20 && b.x + b.width > 36);
+  // An upright bar, a bar tilted by atan(1/4) (about 14°), and a faint one below the box threshold.
+  for (let y = 10; y < 18; y++) for (let x = 10; x < 50; x++) map[y * width + x] = 0.9;
+  for (let x = 60; x < 110; x++) {
+    const y0 = Math.round(30 + (x - 60) / 4);
+    for (let y = y0; y < y0 + 8; y++) map[y * width + x] = 0.95;
+  }
+  for (let y = 60; y < 66; y++) for (let x = 10; x < 40; x++) map[y * width + x] = 0.4;
+  const boxes = readingOrder(boxesFromMap(cv, map, width, height));
+  assert.equal(boxes.length, 2, JSON.stringify(boxes));
+  const [upright, tilted] = boxes;
+  assert.ok(Math.abs(upright.score - 0.9) < 0.01);
+  const [p0, p1, p2, p3] = upright.quad;
+  assert.ok(p0[0] < 10 && p0[1] < 10 && p2[0] > 50 && p2[1] > 18, JSON.stringify(upright.quad));
+  assert.ok(Math.abs(p0[1] - p1[1]) < 0.5 && Math.abs(p0[0] - p3[0]) < 0.5);
+  const [t0, t1] = tilted.quad;
+  const angle = (Math.atan2(t1[1] - t0[1], t1[0] - t0[0]) * 180) / Math.PI;
+  assert.ok(Math.abs(angle - 14) < 2, `tilted box at ${angle}°`);
 });

@@ -1,13 +1,20 @@
 /**
- * Image decoding (PNG and JPEG, by well-kept npm libraries) and the
- * resize-and-normalise step that turns a region of an image into an NCHW
- * float32 tensor, as PaddleOCR's pre-processing does (BGR channel order,
- * bilinear sampling with half-pixel centres like OpenCV's INTER_LINEAR).
+ * Image decoding (PNG and JPEG, by well-kept pure-JS npm libraries), checked
+ * against limits from the header before any pixel is decoded, composited onto
+ * white and turned upright by its EXIF orientation; and the resize-and-normalise
+ * step that turns a region of an image into an NCHW float32 tensor, as
+ * PaddleOCR's pre-processing does (BGR channel order, bilinear sampling with
+ * half-pixel centres like OpenCV's INTER_LINEAR).
+ *
+ * Why pure JS: user code may load no `.node` addon (the isolate drops ffi
+ * before it imports the module), so a native decoder such as sharp would have
+ * to be loaded by the runtime itself. pngjs and jpeg-js need nothing.
  * @module
  */
 import { Buffer } from "node:buffer";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
+import { imageSize } from "image-size";
 
 /** An RGBA image, 8 bits a channel. */
 export interface RgbaImage {
@@ -24,23 +31,147 @@ export interface Region {
   height: number;
 }
 
-/** Decodes a PNG or JPEG; throws a sentence-case error for anything else. */
-export function decodeImage(bytes: Uint8Array): RgbaImage {
+/** What the header of an image declares, read without decoding it. */
+export interface ImageHeader {
+  type: "png" | "jpeg";
+  width: number;
+  height: number;
+  /** EXIF orientation (1 to 8; 1 is upright); JPEG only, 1 when absent. */
+  orientation: number;
+}
+
+/** Limits checked from the header before decoding. */
+export interface ImageLimits {
+  /** Most pixels (width times height) an image may declare. */
+  maxPixels: number;
+}
+
+/** Why an image cannot be used, for the caller (the handler maps it to 400). */
+export class UnusableImage extends Error {
+  override name = "UnusableImage";
+}
+
+/**
+ * Reads type, size and EXIF orientation from the header (image-size reads the
+ * PNG IHDR chunk and the JPEG SOF and APP1 segments). Throws `UnusableImage`
+ * for anything that is not a readable PNG or JPEG header.
+ */
+export function readImageHeader(bytes: Uint8Array): ImageHeader {
   const isPng = bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47;
   const isJpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
-  if (isPng) {
-    const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    return {
-      width: png.width,
-      height: png.height,
-      data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length),
-    };
+  if (!isPng && !isJpeg) throw new UnusableImage("Image is neither PNG nor JPEG");
+  let size: { width?: number; height?: number; orientation?: number };
+  try {
+    size = imageSize(bytes);
+  } catch (error) {
+    throw new UnusableImage(`Cannot read the image header: ${(error as Error).message}`);
   }
-  if (isJpeg) {
-    const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 512 });
-    return { width: img.width, height: img.height, data: img.data };
+  const { width, height } = size;
+  if (!width || !height) throw new UnusableImage("Image header declares no size");
+  const orientation = size.orientation && size.orientation >= 1 && size.orientation <= 8 ? size.orientation : 1;
+  return { type: isPng ? "png" : "jpeg", width, height, orientation };
+}
+
+/**
+ * Decodes a PNG or JPEG into an upright RGBA image on white. The header is
+ * checked against `limits` first, so an image that declares too many pixels is
+ * refused without decoding it. Throws `UnusableImage` with the reason.
+ */
+export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
+  const header = readImageHeader(bytes);
+  const pixels = header.width * header.height;
+  if (pixels > limits.maxPixels) {
+    throw new UnusableImage(
+      `Image declares ${header.width}x${header.height} pixels (${pixels}), more than the limit of ${limits.maxPixels}`,
+    );
   }
-  throw new Error("Image is neither PNG nor JPEG");
+  let image: RgbaImage;
+  try {
+    if (header.type === "png") {
+      const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      image = {
+        width: png.width,
+        height: png.height,
+        data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length),
+      };
+    } else {
+      // The header check above bounds the pixels; jpeg-js's own memory cap stays as a second guard.
+      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 512 });
+      image = { width: img.width, height: img.height, data: img.data };
+    }
+  } catch (error) {
+    throw new UnusableImage(`Cannot decode the ${header.type.toUpperCase()} image: ${(error as Error).message}`);
+  }
+  if (image.width * image.height > limits.maxPixels) {
+    throw new UnusableImage(`Image has more than ${limits.maxPixels} pixels`);
+  }
+  compositeOnWhite(image);
+  return orient(image, header.orientation);
+}
+
+/**
+ * Composites a straight-alpha RGBA image onto white, in place: text drawn on a
+ * transparent background would otherwise be black on black (transparent pixels
+ * are usually stored as RGB 0).
+ */
+export function compositeOnWhite(image: RgbaImage): void {
+  const d = image.data;
+  for (let i = 3; i < d.length; i += 4) {
+    const a = d[i];
+    if (a === 255) continue;
+    const white = 255 - a;
+    d[i - 3] = Math.round((d[i - 3] * a) / 255 + white);
+    d[i - 2] = Math.round((d[i - 2] * a) / 255 + white);
+    d[i - 1] = Math.round((d[i - 1] * a) / 255 + white);
+    d[i] = 255;
+  }
+}
+
+/**
+ * Turns an image upright by its EXIF orientation (1 to 8, TIFF 6.0 / EXIF 2.3
+ * tag 0x0112): 2 mirrored, 3 rotated 180°, 4 flipped, 5 transposed, 6 needs a
+ * 90° clockwise turn, 7 transversed, 8 needs a 90° counter-clockwise turn.
+ */
+export function orient(image: RgbaImage, orientation: number): RgbaImage {
+  if (orientation <= 1 || orientation > 8) return image;
+  const { width: w, height: h } = image;
+  const swap = orientation >= 5;
+  const ow = swap ? h : w;
+  const oh = swap ? w : h;
+  // One 32-bit word a pixel; a view needs 4-byte alignment, which a pooled Buffer may not have.
+  const bytes = image.data.byteOffset % 4 === 0 ? image.data : image.data.slice();
+  const src = new Uint32Array(bytes.buffer, bytes.byteOffset, w * h);
+  const out = new Uint32Array(ow * oh);
+  for (let y = 0; y < oh; y++) {
+    for (let x = 0; x < ow; x++) {
+      let sx: number, sy: number;
+      switch (orientation) {
+        case 2:
+          [sx, sy] = [w - 1 - x, y];
+          break;
+        case 3:
+          [sx, sy] = [w - 1 - x, h - 1 - y];
+          break;
+        case 4:
+          [sx, sy] = [x, h - 1 - y];
+          break;
+        case 5:
+          [sx, sy] = [y, x];
+          break;
+        case 6:
+          [sx, sy] = [y, h - 1 - x];
+          break;
+        case 7:
+          [sx, sy] = [w - 1 - y, h - 1 - x];
+          break;
+        default:
+          [sx, sy] = [w - 1 - y, x];
+          break;
+      }
+      out[y * ow + x] = src[sy * w + sx];
+    }
+  }
+  return { width: ow, height: oh, data: new Uint8Array(out.buffer) };
 }
 
 /**

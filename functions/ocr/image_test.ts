@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { decodeImage, padTo, resizeNormalize, type RgbaImage } from "./image.ts";
+import {
+  compositeOnWhite,
+  decodeImage,
+  orient,
+  padTo,
+  readImageHeader,
+  resizeNormalize,
+  type RgbaImage,
+} from "./image.ts";
 
 function solid(width: number, height: number, rgb: [number, number, number]): RgbaImage {
   const data = new Uint8Array(width * height * 4);
@@ -34,7 +42,68 @@ Deno.test("resizeNormalize interpolates between pixels like OpenCV's INTER_LINEA
 });
 
 Deno.test("decodeImage refuses bytes that are neither PNG nor JPEG", () => {
-  assert.throws(() => decodeImage(new TextEncoder().encode("GIF89a")), /neither PNG nor JPEG/);
+  assert.throws(() => decodeImage(new TextEncoder().encode("GIF89a"), { maxPixels: 100 }), /neither PNG nor JPEG/);
+});
+
+Deno.test("readImageHeader reads a PNG's size from IHDR without the rest of the file", () => {
+  const header = Uint8Array.from([
+    0x89,
+    0x50,
+    0x4e,
+    0x47,
+    0x0d,
+    0x0a,
+    0x1a,
+    0x0a,
+    0,
+    0,
+    0,
+    13,
+    0x49,
+    0x48,
+    0x44,
+    0x52,
+    0,
+    0,
+    0x4e,
+    0x20,
+    0,
+    0,
+    0x4e,
+    0x20,
+    8,
+    6,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+  ]);
+  assert.deepEqual(readImageHeader(header), { type: "png", width: 20000, height: 20000, orientation: 1 });
+  assert.throws(() => decodeImage(header, { maxPixels: 40_000_000 }), /declares 20000x20000 pixels/);
+});
+
+Deno.test("compositeOnWhite puts transparent pixels on white and keeps opaque ones", () => {
+  const image = { width: 3, height: 1, data: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 255, 0, 0, 0, 128]) };
+  compositeOnWhite(image);
+  assert.deepEqual(Array.from(image.data), [255, 255, 255, 255, 0, 0, 0, 255, 127, 127, 127, 255]);
+});
+
+Deno.test("orient turns each EXIF orientation upright", () => {
+  // 2 x 1 pixels: A B, each one byte repeated.
+  const px = (v: number) => [v, v, v, 255];
+  const image = { width: 2, height: 1, data: Uint8Array.from([...px(1), ...px(2)]) };
+  const read = (o: number) => {
+    const out = orient(image, o);
+    return { w: out.width, h: out.height, v: Array.from(out.data.filter((_, i) => i % 4 === 0)) };
+  };
+  assert.deepEqual(read(1), { w: 2, h: 1, v: [1, 2] });
+  assert.deepEqual(read(2), { w: 2, h: 1, v: [2, 1] });
+  assert.deepEqual(read(3), { w: 2, h: 1, v: [2, 1] });
+  assert.deepEqual(read(6), { w: 1, h: 2, v: [1, 2] }); // stored turned counter-clockwise: A ends on top
+  assert.deepEqual(read(8), { w: 1, h: 2, v: [2, 1] });
 });
 
 Deno.test("padTo pads each channel right and bottom with zeros", () => {

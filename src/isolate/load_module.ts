@@ -2,8 +2,9 @@
  * Imports a function module and checks its default export.
  * @module
  */
-import { type AnyFunctionDefinition, checkDefinition, type FunctionOptions, functionOptionsSchema, z } from "../sdk.ts";
+import { type AnyFunctionDefinition, definitionProblems, type FunctionOptions, functionOptionsSchema } from "../sdk.ts";
 import { IsolaneError } from "../errors.ts";
+import { explainDenied } from "./permission_message.ts";
 
 /** A module's definition with its validated options. */
 export interface LoadedFunction {
@@ -29,22 +30,13 @@ export async function loadFunctionModule(name: string, moduleUrl: string): Promi
       `Cannot load function '${name}': the module has no default export; export default defineFunction({...})`,
     );
   }
-  const parsed = functionOptionsSchema.safeParse(definition);
-  if (!parsed.success) {
-    throw new IsolaneError(
-      "function_unavailable",
-      `Cannot load function '${name}': invalid options: ${z.prettifyError(parsed.error)}`,
-    );
-  }
-  try {
-    checkDefinition(definition);
-  } catch (error) {
-    throw new IsolaneError("function_unavailable", `Cannot load function '${name}': ${messageOf(error)}`);
-  }
-  return { definition, options: parsed.data };
+  // A module may export a plain object instead of calling defineFunction: check it the same way.
+  const problems = definitionProblems(definition);
+  if (problems) throw new IsolaneError("function_unavailable", `Cannot load function '${name}': ${problems}`);
+  return { definition, options: functionOptionsSchema.parse(definition) };
 }
 
-/** The message of anything thrown. */
+/** The message of anything thrown; a denied permission names the function's `permissions` option. */
 export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return explainDenied(error) ?? (error instanceof Error ? error.message : String(error));
 }

@@ -20,7 +20,7 @@ import { adminRoutes } from "./admin_routes.ts";
 import type { Metrics } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
 import { docsRoutes } from "./docs_page.ts";
-import { StatusPage, StatusPart } from "./status_page.tsx";
+import { statusRoutes } from "./status_page.tsx";
 
 /** What the app serves besides the registry. */
 export interface AppOptions {
@@ -81,13 +81,7 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
     version: runtimeVersion,
     startedAt: new Date(),
   };
-  app.get(
-    "/",
-    (c) =>
-      c.req.query("part") === "status"
-        ? c.html(<StatusPart sources={status} />)
-        : c.html("<!doctype html>" + <StatusPage sources={status} />),
-  );
+  app.route("/", statusRoutes(status));
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", (c) => {
     const functions = Object.fromEntries(registry.list().map((e) => [e.name, registry.status(e)]));

@@ -8,6 +8,7 @@ import client from "prom-client";
 import type { PoolObserver } from "../pool/observer.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { DeviceSources } from "./devices_report.ts";
+import { bucketMs, type GpuSample, RecentSeries, type SeriesSnapshot } from "./series.ts";
 
 /** The metrics of one runtime. */
 export interface Metrics {
@@ -19,6 +20,8 @@ export interface Metrics {
   render(): Promise<{ contentType: string; body: string }>;
   /** Recent invocations per function: count, and latency percentiles over the last minute (status page). */
   recent(): Record<string, { requests: number; perSecond: number; p50Ms: number; p99Ms: number }>;
+  /** The last 15 minutes per function and per GPU, in 10-second buckets (status page charts). */
+  series(): SeriesSnapshot;
 }
 
 const windowMs = 60_000;
@@ -129,6 +132,23 @@ export function createMetrics(
     },
   });
 
+  const recentSeries = new RecentSeries();
+  const gpuSamples = (): GpuSample[] =>
+    options.devices.devices.map((d) => ({
+      index: d.index,
+      name: d.name,
+      totalBytes: d.totalBytes,
+      usedBytes: options.devices.memory(d.pciBusId)?.usedBytes ?? null,
+      lanes: (registry?.list() ?? []).reduce(
+        (n, e) => n + (e.current?.pool.isolates() ?? []).filter((i) => i.gpu?.device === d.index).length,
+        0,
+      ),
+    }));
+  if (options.devices.devices.length > 0) {
+    // GPU memory moves without requests: sample it once a bucket. Unref'd, so it never keeps the process alive.
+    Deno.unrefTimer(setInterval(() => recentSeries.sampleGpus(gpuSamples()), bucketMs));
+  }
+
   const window = new Map<string, { at: number; ms: number }[]>();
   return {
     bind(r) {
@@ -142,6 +162,7 @@ export function createMetrics(
       const ms = performance.now() - started;
       requests.inc({ function: fn, status: String(c.res.status) });
       duration.observe({ function: fn }, ms / 1000);
+      recentSeries.request(fn, ms, c.res.status);
       const now = Date.now();
       const samples = window.get(fn) ?? [];
       samples.push({ at: now, ms });
@@ -151,11 +172,17 @@ export function createMetrics(
       window.set(fn, samples);
     },
     observer: {
-      dispatched: (fn, size) => batch.observe({ function: fn }, size),
+      dispatched: (fn, size) => {
+        batch.observe({ function: fn }, size);
+        recentSeries.dispatch(fn, size);
+      },
       isolateStopped: (fn, code) => restarts.inc({ function: fn, reason: code }),
     },
     async render() {
       return { contentType: register.contentType, body: await register.metrics() };
+    },
+    series() {
+      return recentSeries.snapshot(gpuSamples(), registry?.list().map((e) => e.name) ?? []);
     },
     recent() {
       const now = Date.now();

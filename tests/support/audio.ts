@@ -39,3 +39,45 @@ export function whiteNoise(seconds: number, rate: number, amplitude: number, see
   }
   return out;
 }
+
+/** A WAV sample format, as wavefile names it: integer bits, or `32f` for IEEE float. */
+export type WavBitDepth = "8" | "16" | "24" | "32" | "32f";
+
+/**
+ * Encodes 16-bit samples as a WAV of another sample format and channel count,
+ * converted by wavefile (`toBitDepth`). Channel `c` carries the samples scaled
+ * by `1 - c / (2 * channels)`, so a downmix is the same speech, a little
+ * quieter. More than two channels make a WAVE_FORMAT_EXTENSIBLE header.
+ */
+export function encodeWavAs(
+  samples: Int16Array,
+  rate: number,
+  { bitDepth, channels = 1 }: { bitDepth: WavBitDepth; channels?: number },
+): Uint8Array {
+  const planes = Array.from({ length: channels }, (_, c) => {
+    const gain = 1 - c / (2 * channels);
+    return Int16Array.from(samples, (s) => Math.round(s * gain));
+  });
+  const wav = new wavefile.WaveFile();
+  wav.fromScratch(channels, rate, "16", channels === 1 ? planes[0] : planes);
+  if (bitDepth === "16") return wav.toBuffer();
+  wav.toBitDepth(bitDepth);
+  // Written anew from the converted samples: wavefile's conversion keeps a plain header, a new file gets the
+  // header its channel count calls for.
+  const converted = wav.getSamples(false, Float64Array) as unknown as Float64Array | Float64Array[];
+  const out = new wavefile.WaveFile();
+  out.fromScratch(channels, rate, bitDepth, channels === 1 ? converted as Float64Array : converted as Float64Array[]);
+  const bytes = out.toBuffer();
+  // For more than two channels wavefile writes the 40-byte extensible fmt chunk with the PCM sub-format GUID but
+  // leaves the format tag at 1; WAVE_FORMAT_EXTENSIBLE's tag is 0xFFFE.
+  if (channels > 2) new DataView(bytes.buffer, bytes.byteOffset).setUint16(20, 0xfffe, true);
+  return bytes;
+}
+
+/** Encodes 16-bit mono samples as an A-law WAV (format tag 6): a compressed WAV that VAD refuses. */
+export function encodeALawWav(samples: Int16Array, rate: number): Uint8Array {
+  const wav = new wavefile.WaveFile();
+  wav.fromScratch(1, rate, "16", samples);
+  wav.toALaw();
+  return wav.toBuffer();
+}

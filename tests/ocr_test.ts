@@ -1,0 +1,145 @@
+/**
+ * OCR on the images people have, served by a real runtime with the real
+ * PP-OCRv4 models: text on a transparent background, lines tilted by ±15°,
+ * word spacing in PNG and JPEG, a photo-like gradient, a JPEG stored sideways
+ * with an EXIF orientation tag, and images whose header declares more pixels
+ * than the limit (refused before decoding).
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { crc32, deflateSync } from "node:zlib";
+import { fileURLToPath } from "node:url";
+import { encodeJpeg, renderSidewaysJpeg, renderText, renderTextPng } from "./support/render_text.ts";
+import { errorOf, startServer, type TestServer } from "./support/server.ts";
+
+const functionsDir = fileURLToPath(new URL("../functions", import.meta.url));
+const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
+
+interface Line {
+  text: string;
+  score: number;
+  box: [number, number][];
+}
+
+async function read(server: TestServer, image: Uint8Array): Promise<Line[]> {
+  const response = await server.invoke("ocr", { image: base64(image) });
+  const body = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(body));
+  return body.lines;
+}
+
+/** The angle of a box's top edge in degrees, clockwise positive (image y grows downwards). */
+function topEdgeDegrees(box: [number, number][]): number {
+  const [[x0, y0], [x1, y1]] = box;
+  return (Math.atan2(y1 - y0, x1 - x0) * 180) / Math.PI;
+}
+
+/** A PNG chunk: length, type, data, CRC-32 of type and data. */
+function chunk(type: string, data: Uint8Array): Uint8Array {
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  out.write(type, 4, "latin1");
+  out.set(data, 8);
+  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+  return out;
+}
+
+/**
+ * A grey PNG that declares `side` x `side` pixels; its IDAT holds the first
+ * rows only (zeros deflate about 1000:1), so the file stays small while a
+ * decoder that trusts the header would allocate for every declared pixel.
+ */
+function hugePng(side: number, rows: number): Uint8Array {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(side, 0);
+  ihdr.writeUInt32BE(side, 4);
+  ihdr.set([8, 0, 0, 0, 0], 8); // 8-bit greyscale, deflate, adaptive filtering, no interlace
+  const idat = deflateSync(new Uint8Array(rows * (side + 1)), { level: 9 });
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", idat),
+    chunk("IEND", new Uint8Array()),
+  ]);
+}
+
+/** A real JPEG whose SOF segment is rewritten to declare `side` x `side` pixels. */
+function withJpegSize(jpeg: Uint8Array, side: number): Uint8Array {
+  const out = Buffer.from(jpeg);
+  for (let i = 2; i < out.length - 9;) {
+    const marker = out[i + 1];
+    if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) {
+      out.writeUInt16BE(side, i + 5);
+      out.writeUInt16BE(side, i + 7);
+      return out;
+    }
+    i += 2 + out.readUInt16BE(i + 2);
+  }
+  throw new Error("No SOF segment");
+}
+
+Deno.test("ocr: images as people have them", async (t) => {
+  await using server = await startServer({ functionsDir, env: { CUDA_VISIBLE_DEVICES: "" } });
+  assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
+
+  await t.step("keeps the spaces between words, in PNG and in JPEG", async () => {
+    const text = ["Total 93.50 PAID", "INVOICE 4711"];
+    const bitmap = await renderText(text, { width: 700 });
+    for (const image of [await renderTextPng(text, { width: 700 }), await encodeJpeg(bitmap)]) {
+      const lines = await read(server, image);
+      assert.deepEqual(lines.map((l) => l.text), text);
+    }
+  });
+
+  await t.step("reads black text on a transparent background", async () => {
+    const png = await renderTextPng(["Hello Edge World 2025"], { width: 700, background: "transparent" });
+    const lines = await read(server, png);
+    assert.deepEqual(lines.map((l) => l.text), ["Hello Edge World 2025"]);
+  });
+
+  await t.step("reads lines tilted by ±15° and returns their rotated corners", async () => {
+    for (const tilt of [15, -15]) {
+      const png = await renderTextPng(["Hello Edge World 2025"], { width: 700, tiltDegrees: tilt });
+      const lines = await read(server, png);
+      assert.deepEqual(lines.map((l) => l.text), ["Hello Edge World 2025"], `tilt ${tilt}`);
+      const angle = topEdgeDegrees(lines[0].box);
+      assert.ok(Math.abs(angle - tilt) < 3, `top edge at ${angle}° for a ${tilt}° tilt`);
+      // Clockwise from the top-left: the second corner is right of the first, the fourth below it.
+      const [p0, p1, , p3] = lines[0].box;
+      assert.ok(p1[0] > p0[0] && p3[1] > p0[1], JSON.stringify(lines[0].box));
+    }
+  });
+
+  await t.step("reads a tilted line on a photo-like gradient, as JPEG", async () => {
+    const bitmap = await renderText(["Hello Edge World 2025"], { width: 700, tiltDegrees: 12, background: "gradient" });
+    const lines = await read(server, await encodeJpeg(bitmap, 80));
+    assert.deepEqual(lines.map((l) => l.text), ["Hello Edge World 2025"]);
+  });
+
+  await t.step("turns a JPEG upright by its EXIF orientation", async () => {
+    const jpeg = await renderSidewaysJpeg(["Total 93.50 PAID", "INVOICE 4711"], { width: 700 });
+    const lines = await read(server, jpeg);
+    assert.deepEqual(lines.map((l) => l.text), ["Total 93.50 PAID", "INVOICE 4711"]);
+    // Boxes are in the upright image: lines run left to right, the second below the first.
+    assert.ok(lines[0].box[1][0] - lines[0].box[0][0] > 200, JSON.stringify(lines[0].box));
+    assert.ok(lines[1].box[0][1] > lines[0].box[3][1]);
+  });
+
+  await t.step("refuses a PNG and a JPEG that declare 20000x20000 pixels, from the header", async () => {
+    const png = hugePng(20_000, 10_000);
+    assert.ok(png.length > 100_000 && png.length < 1_000_000, `${png.length} bytes`);
+    const jpeg = withJpegSize(await encodeJpeg(await renderText(["x"], { width: 64 })), 20_000);
+    for (const image of [png, jpeg]) {
+      const e = await errorOf(await server.invoke("ocr", { image: base64(image) }));
+      assert.equal(e.status, 400);
+      assert.equal(e.code, "invalid_input");
+      assert.match(e.message, /declares 20000x20000 pixels \(400000000\), more than the limit of 40000000/);
+    }
+    // Nothing was decoded: the isolate that refused them still serves, and the process stayed small.
+    const lines = await read(server, await renderTextPng(["INVOICE 4711"], { width: 400 }));
+    assert.deepEqual(lines.map((l) => l.text), ["INVOICE 4711"]);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const rss = Number(/^isolane_process_resident_memory_bytes (\S+)$/m.exec(metrics)?.[1]);
+    assert.ok(rss > 0 && rss < 1.5 * 1024 ** 3, `resident memory ${rss} bytes`);
+  });
+});
