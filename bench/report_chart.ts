@@ -38,14 +38,22 @@ export function chartSpec(report: Report): TopLevelSpec | null {
   const rows = chartRows(report);
   if (rows.length === 0) return null;
   const panels = [...new Set(rows.map((r) => r.panel))];
+  const levels = [...new Set(rows.map((r) => r.c))].sort((a, b) => a - b);
+  // One domain for every panel, so that rows line up and a panel with one level still has an axis.
+  const domain = levels.length > 1 ? [levels[0], levels.at(-1)!] : [levels[0] / 2, levels[0] * 2];
   const x = {
     field: "c",
     type: "quantitative",
     title: "concurrency (connections)",
-    scale: { type: "log", base: 2 },
-    axis: { values: [...new Set(rows.map((r) => r.c))].sort((a, b) => a - b) },
+    scale: { type: "log", base: 2, domain },
+    axis: { values: levels },
   } as const;
-  const color = { field: "system", type: "nominal", title: null, legend: { orient: "bottom", columns: 1 } } as const;
+  const color = {
+    field: "system",
+    type: "nominal",
+    title: null,
+    legend: { orient: "bottom", columns: 1, labelLimit: 600 },
+  } as const;
   const unit = (panel: string, field: "goodput" | "p99Ms", title: string) => ({
     title: `${panel}: ${title}`,
     width: 300,
