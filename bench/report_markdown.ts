@@ -17,7 +17,19 @@ function loadTable(scenario: ScenarioReport): string {
   const overload = scenario.id === "C";
   const header = overload
     ? ["system", "c", "rps", "2xx/s", "p50 ms", "p90 ms", "p99 ms", "errors", "429", "2xx/s ÷ peak"]
-    : ["system", "c", "rps", "p50 ms", "p90 ms", "p99 ms", "errors", "429", "rps ÷ baseline", "p50 ÷ baseline"];
+    : [
+      "system",
+      "c",
+      "rps",
+      "2xx/s",
+      "p50 ms",
+      "p90 ms",
+      "p99 ms",
+      "errors",
+      "429",
+      "2xx/s ÷ baseline",
+      "p50 ÷ baseline",
+    ];
   const rows: string[][] = [];
   for (const s of scenario.series) {
     if (!s.available) {
@@ -43,6 +55,7 @@ function loadTable(scenario: ScenarioReport): string {
             s.label,
             String(p.connections),
             n0(p.rps),
+            n0(p.goodput),
             ms(p.p50Us),
             ms(p.p90Us),
             ms(p.p99Us),
@@ -117,7 +130,10 @@ export function renderMarkdown(report: Report): string {
     `${
       n0(meta.options.maxRequests)
     } answers; latencies over all answers. rps counts every answer; errors are non-2xx ` +
-    "answers plus socket errors.",
+    "answers plus socket errors; 2xx/s is the goodput. Under overload the percentiles include the fast 429s. " +
+    `Load average (1 min) ${meta.loadAverage.start.toFixed(2)} before, ${
+      meta.loadAverage.end?.toFixed(2) ?? "?"
+    } after.`,
     ...meta.notes.map((n) => `> ${n}`),
   ];
   const targets = [

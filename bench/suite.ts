@@ -22,7 +22,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import { availableParallelism, cpus, hostname, totalmem } from "node:os";
+import { availableParallelism, cpus, hostname, loadavg, totalmem } from "node:os";
 import { type Child, startChild } from "./child.ts";
 import { packFolder } from "../src/registry/bundle.ts";
 import { findWrk, type LoadResult, runLoad, type WrkBinary } from "./wrk.ts";
@@ -75,7 +75,7 @@ export interface SuiteOptions {
 
 /** One measured point of a series (a load run), with its ratio to the baseline at the same concurrency. */
 export interface Point extends LoadResult {
-  /** rps / the baseline's rps at the same concurrency (null: no baseline point). */
+  /** goodput (2xx/s) / the baseline's goodput at the same concurrency (null: no baseline point). */
   ratio: number | null;
   /** p50 / the baseline's p50 at the same concurrency. */
   p50Ratio: number | null;
@@ -145,6 +145,8 @@ export interface Report {
     device: "cpu" | "cuda";
     options: Omit<SuiteOptions, "log" | "out" | "notes">;
     command: string;
+    /** The 1-minute load average before and after the run (other work on the machine shows here). */
+    loadAverage: { start: number; end: number | null };
     notes: string[];
   };
   scenarios: ScenarioReport[];
@@ -363,7 +365,7 @@ function linkRatios(series: Series[]): void {
     if (!base) continue;
     for (const p of s.points) {
       const b = base.points.find((q) => q.connections === p.connections);
-      p.ratio = b && b.rps > 0 ? p.rps / b.rps : null;
+      p.ratio = b && b.goodput > 0 ? p.goodput / b.goodput : null;
       p.p50Ratio = b && b.p50Us > 0 ? p.p50Us / b.p50Us : null;
     }
   }
@@ -793,7 +795,8 @@ export async function runSuite(options: SuiteOptions): Promise<{ report: Report;
       wrk: (await version(wrk.path, ["-v"], wrk.env)).replace(/ Copyright.*$/, ""),
       device: options.cuda ? "cuda" : "cpu",
       options: (({ log: _log, out: _out, notes: _notes, ...rest }) => rest)(options),
-      command: `deno task bench ${Deno.args.join(" ")}`.trim(),
+      command: ["deno task bench", ...Deno.args.map((a) => (/^[\w.,=\/-]+$/.test(a) ? a : `'${a}'`))].join(" "),
+      loadAverage: { start: loadavg()[0], end: null },
       notes: options.notes,
     },
     scenarios: [],
@@ -818,6 +821,7 @@ export async function runSuite(options: SuiteOptions): Promise<{ report: Report;
   } finally {
     await Deno.remove(scratch, { recursive: true }).catch(() => {});
   }
+  report.meta.loadAverage.end = loadavg()[0];
   report.targets = evaluateTargets(report);
   const markdown = renderMarkdown(report);
   const files: string[] = [];

@@ -96,7 +96,7 @@ Deno.test({
       }
       const [hono, isolane] = a.series;
       for (const [i, p] of isolane.points.entries()) {
-        assert.equal(p.ratio, p.rps / hono.points[i].rps);
+        assert.equal(p.ratio, p.goodput / hono.points[i].goodput);
         assert.equal(p.p50Ratio, p.p50Us / hono.points[i].p50Us);
       }
       assert.equal(hono.points[0].ratio, null, "the baseline has no ratio");
@@ -118,7 +118,7 @@ Deno.test({
       assert.equal(byId["wide-c1-latency"].met, null, "scenario B did not run");
 
       assert.match(markdown, /^# isolane benchmarks/);
-      assert.match(markdown, /## A\. Echo through isolates vs\. plain Hono\n\n\| system \| c \| rps \|/);
+      assert.match(markdown, /## A\. Echo through isolates vs\. plain Hono\n\n\| system \| c \| rps \| 2xx\/s \|/);
       assert.match(markdown, /## Targets of issue 14/);
       assert.equal(markdown.match(/^\| isolane echo .* \| [12] \| /gm)?.length, 2, "one table row per measured point");
     } finally {
