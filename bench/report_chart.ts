@@ -1,7 +1,7 @@
 /**
  * Draws a suite report's throughput and p99 latency against concurrency as SVG: a vega-lite specification,
  * compiled to vega and rendered by vega's headless view (`view.toSVG()`). One row per panel (scenario or model),
- * throughput on the left, p99 on the right, both on logarithmic axes.
+ * goodput (2xx/s) on the left (symlog axis, so that 0 shows), p99 on the right (log axis).
  * @module
  */
 import * as vega from "vega";
@@ -46,7 +46,7 @@ export function chartSpec(report: Report): TopLevelSpec | null {
     type: "quantitative",
     title: "concurrency (connections)",
     scale: { type: "log", base: 2, domain },
-    axis: { values: levels },
+    axis: { values: levels, labelFlush: false, labelOverlap: false },
   } as const;
   const color = {
     field: "system",
@@ -54,6 +54,7 @@ export function chartSpec(report: Report): TopLevelSpec | null {
     title: null,
     legend: { orient: "bottom", columns: 1, labelLimit: 600 },
   } as const;
+  const decades = [0, 1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7];
   const unit = (panel: string, field: "goodput" | "p99Ms", title: string) => ({
     title: `${panel}: ${title}`,
     width: 300,
@@ -62,7 +63,10 @@ export function chartSpec(report: Report): TopLevelSpec | null {
     mark: { type: "line", point: true },
     encoding: {
       x,
-      y: { field, type: "quantitative", title, scale: { type: "log" } },
+      // Goodput can fall to 0 under overload, which a log scale cannot show: symlog can.
+      y: field === "goodput"
+        ? { field, type: "quantitative", title, scale: { type: "symlog" }, axis: { values: decades } }
+        : { field, type: "quantitative", title, scale: { type: "log" } },
       color,
       tooltip: [{ field: "system" }, { field: "c" }, { field: "rps" }, { field: "goodput" }, { field: "p99Ms" }],
     },
