@@ -12,6 +12,10 @@ const mainPath = fileURLToPath(new URL("../main.ts", import.meta.url));
 /** A running server. */
 export interface Child extends AsyncDisposable {
   url: string;
+  /** The exit status once it has exited on its own or been stopped; null while it runs. */
+  exitStatus(): Deno.CommandStatus | null;
+  /** The last 16 KiB of its output (stdout and stderr, raw), to explain a failure. */
+  tail(): string;
   stop(): Promise<Deno.CommandStatus>;
 }
 
@@ -37,6 +41,11 @@ export async function startChild({ entry = mainPath, env = {}, timeoutS = 120 }:
     stderr: "piped",
   }).spawn();
   const tail: string[] = [];
+  // After the listening line, output is kept only as raw text, in a ring of recent chunks: no parsing per line.
+  const recent: string[] = [];
+  let recentBytes = 0;
+  let exitStatus: Deno.CommandStatus | null = null;
+  void child.status.then((s) => (exitStatus = s));
   let resolveUrl: (url: string) => void;
   const listening = new Promise<string>((resolve) => (resolveUrl = resolve));
   let found = false;
@@ -47,8 +56,12 @@ export async function startChild({ entry = mainPath, env = {}, timeoutS = 120 }:
     while (true) {
       const { value, done } = await reader.read();
       if (done) break;
+      const text = decoder.decode(value, { stream: true });
+      recent.push(text);
+      recentBytes += text.length;
+      while (recentBytes > 16384 && recent.length > 1) recentBytes -= recent.shift()!.length;
       if (found) continue;
-      buffered += decoder.decode(value, { stream: true });
+      buffered += text;
       let newline: number;
       while (!found && (newline = buffered.indexOf("\n")) >= 0) {
         const line = buffered.slice(0, newline);
@@ -92,7 +105,13 @@ export async function startChild({ entry = mainPath, env = {}, timeoutS = 120 }:
         );
       }),
     ]);
-    return { url, stop, [Symbol.asyncDispose]: async () => void await stop() };
+    return {
+      url,
+      stop,
+      exitStatus: () => exitStatus,
+      tail: () => recent.join("").slice(-16384),
+      [Symbol.asyncDispose]: async () => void await stop(),
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -225,6 +225,8 @@ interface Context {
   scratch: string;
   /** Body files by name. */
   bodies: Map<string, string>;
+  /** Servers started by the scenario in progress, to explain its failure. */
+  children: { name: string; child: Child }[];
 }
 
 function median(values: number[]): number | null {
@@ -268,15 +270,40 @@ async function startRuntime(
 ): Promise<Child> {
   const dir = await Deno.makeTempDir({ dir: ctx.scratch, prefix: "functions-" });
   await writeBenchFunctions(dir, functions);
-  return await startChild({
-    env: {
-      ISOLANE_FUNCTIONS: dir,
-      ISOLANE_DATA: await Deno.makeTempDir({ dir: ctx.scratch, prefix: "data-" }),
-      ISOLANE_LOG_LEVEL: ctx.options.logLevel,
-      ...(ctx.options.cuda ? {} : { CUDA_VISIBLE_DEVICES: "" }),
-      ...env,
-    },
-  });
+  return track(
+    ctx,
+    "the runtime",
+    await startChild({
+      env: {
+        ISOLANE_FUNCTIONS: dir,
+        ISOLANE_DATA: await Deno.makeTempDir({ dir: ctx.scratch, prefix: "data-" }),
+        ISOLANE_LOG_LEVEL: ctx.options.logLevel,
+        ...(ctx.options.cuda ? {} : { CUDA_VISIBLE_DEVICES: "" }),
+        ...env,
+      },
+    }),
+  );
+}
+
+function track(ctx: Context, name: string, child: Child): Child {
+  ctx.children.push({ name, child });
+  return child;
+}
+
+/** What a scenario's failure says: the error, and any server of it that exited, with its last output. */
+function failureNote(ctx: Context, error: unknown): string {
+  const parts = [`failed: ${error instanceof Error ? error.message : String(error)}`];
+  for (const { name, child } of ctx.children) {
+    const status = child.exitStatus();
+    // A server stopped by the scenario's own clean-up exits on SIGTERM with 0; anything else is a crash.
+    if (status && !(status.success || status.signal === "SIGTERM")) {
+      parts.push(
+        `${name} exited with code ${status.code}${status.signal ? ` (${status.signal})` : ""}; its last output:\n` +
+          "```\n" + child.tail().trim().split("\n").slice(-12).join("\n") + "\n```",
+      );
+    }
+  }
+  return parts.join("\n");
 }
 
 /** Waits until a function is ready or failed; returns its API view. */
@@ -380,7 +407,7 @@ async function scenarioA(ctx: Context): Promise<ScenarioReport> {
   const series: Series[] = [];
   options.log("A. echo: plain Hono vs. isolane");
   {
-    await using hono = await startChild({ entry: echoBaseline });
+    await using hono = track(ctx, "the Hono echo", await startChild({ entry: echoBaseline }));
     series.push(
       await sweep(ctx, {
         key: "hono:echo",
@@ -465,13 +492,17 @@ async function scenarioB(ctx: Context, wideModel: string): Promise<ScenarioRepor
   ] as const;
   const series: Series[] = [];
   {
-    await using hono = await startChild({
-      entry: ortBaseline,
-      env: {
-        BENCH_MODELS: JSON.stringify({ mlp: mlpModel, mlp8x1024: wideModel }),
-        BENCH_DEVICE: options.cuda ? "cuda" : "cpu",
-      },
-    });
+    await using hono = track(
+      ctx,
+      "the Hono + ORT server",
+      await startChild({
+        entry: ortBaseline,
+        env: {
+          BENCH_MODELS: JSON.stringify({ mlp: mlpModel, mlp8x1024: wideModel }),
+          BENCH_DEVICE: options.cuda ? "cuda" : "cpu",
+        },
+      }),
+    );
     for (const m of models) {
       series.push(
         await sweep(ctx, {
@@ -633,45 +664,56 @@ async function scenarioD(ctx: Context): Promise<ScenarioReport> {
   const bundle = await packFolder(mlpFolder);
   const cold: number[] = [];
   const ready: number[] = [];
-  for (let i = 0; i < options.repeats; i++) {
-    const name = `cold${i}`;
-    const start = performance.now();
-    const put = await fetch(`${runtime.url}/v1/functions/${name}`, {
-      method: "PUT",
-      headers: { "content-type": "application/gzip", authorization: `Bearer ${token}` },
-      body: bundle,
-    });
-    const answer = await put.text();
-    if (put.status !== 201) throw new Error(`Deploy of ${name} answered ${put.status}: ${answer}`);
-    ready.push(performance.now() - start);
-    let status = 0;
-    for (let tries = 0; status !== 200 && tries < 1000; tries++) {
-      const response = await post(`${runtime.url}/v1/functions/${name}`, { x: [mlpRow] });
-      await response.arrayBuffer();
-      status = response.status;
+  const notes: string[] = [];
+  try {
+    for (let i = 0; i < options.repeats; i++) {
+      const name = `cold${i}`;
+      const start = performance.now();
+      const put = await fetch(`${runtime.url}/v1/functions/${name}`, {
+        method: "PUT",
+        headers: { "content-type": "application/gzip", authorization: `Bearer ${token}` },
+        body: bundle,
+      });
+      const answer = await put.text();
+      if (put.status !== 201) throw new Error(`Deploy of ${name} answered ${put.status}: ${answer}`);
+      ready.push(performance.now() - start);
+      let status = 0;
+      for (let tries = 0; status !== 200 && tries < 1000; tries++) {
+        const response = await post(`${runtime.url}/v1/functions/${name}`, { x: [mlpRow] });
+        await response.arrayBuffer();
+        status = response.status;
+      }
+      if (status !== 200) throw new Error(`Deployed ${name} never answered 200`);
+      cold.push(performance.now() - start);
+      options.log(
+        `  cold start ${name}: ${cold.at(-1)!.toFixed(1)} ms (deploy answered after ${ready.at(-1)!.toFixed(1)} ms)`,
+      );
+      await (await fetch(`${runtime.url}/v1/functions/${name}`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${token}` },
+      })).arrayBuffer();
     }
-    if (status !== 200) throw new Error(`Deployed ${name} never answered 200`);
-    cold.push(performance.now() - start);
-    options.log(
-      `  cold start ${name}: ${cold.at(-1)!.toFixed(1)} ms (deploy answered after ${ready.at(-1)!.toFixed(1)} ms)`,
-    );
-    await (await fetch(`${runtime.url}/v1/functions/${name}`, {
-      method: "DELETE",
-      headers: { authorization: `Bearer ${token}` },
-    })).arrayBuffer();
+  } catch (error) {
+    // Keep what was measured; say what broke.
+    notes.push(`Cold start: ${failureNote(ctx, error)}`);
   }
   const respawn: number[] = [];
-  for (let i = 0; i < options.repeats; i++) {
-    const hung = await post(`${runtime.url}/v1/functions/hang`, { hang: true });
-    await hung.arrayBuffer();
-    if (hung.status !== 504) throw new Error(`The hanging call answered ${hung.status}, not 504`);
-    const start = performance.now();
-    const next = await post(`${runtime.url}/v1/functions/hang`, { hang: false });
-    await next.arrayBuffer();
-    if (next.status !== 200) throw new Error(`The call after the timeout answered ${next.status}, not 200`);
-    respawn.push(performance.now() - start);
-    options.log(`  respawn ${i + 1}: ${respawn.at(-1)!.toFixed(1)} ms`);
+  try {
+    for (let i = 0; i < options.repeats; i++) {
+      const hung = await post(`${runtime.url}/v1/functions/hang`, { hang: true });
+      await hung.arrayBuffer();
+      if (hung.status !== 504) throw new Error(`The hanging call answered ${hung.status}, not 504`);
+      const start = performance.now();
+      const next = await post(`${runtime.url}/v1/functions/hang`, { hang: false });
+      await next.arrayBuffer();
+      if (next.status !== 200) throw new Error(`The call after the timeout answered ${next.status}, not 200`);
+      respawn.push(performance.now() - start);
+      options.log(`  respawn ${i + 1}: ${respawn.at(-1)!.toFixed(1)} ms`);
+    }
+  } catch (error) {
+    notes.push(`Respawn: ${failureNote(ctx, error)}`);
   }
+  for (const note of notes) options.log(`  ${note}`);
   return {
     id: "D",
     title: "D. Cold start and respawn (Worker host)",
@@ -684,6 +726,7 @@ async function scenarioD(ctx: Context): Promise<ScenarioReport> {
     ceiling: [],
     notes: [
       "One isolate per function. The process host is not measured: this runtime has none yet.",
+      ...notes,
     ],
   };
 }
@@ -802,21 +845,29 @@ export async function runSuite(options: SuiteOptions): Promise<{ report: Report;
     scenarios: [],
     targets: [],
   };
-  const ctx: Context = { options, wrk, scratch, bodies: new Map() };
+  const ctx: Context = { options, wrk, scratch, bodies: new Map(), children: [] };
   try {
     const needsWide = options.scenarios.includes("B") || options.scenarios.includes("E");
     const wideModel = needsWide ? await ensureWideMlp() : "";
     for (const id of options.scenarios) {
-      const scenario = id === "A"
-        ? await scenarioA(ctx)
-        : id === "B"
-        ? await scenarioB(ctx, wideModel)
-        : id === "C"
-        ? await scenarioC(ctx)
-        : id === "D"
-        ? await scenarioD(ctx)
-        : await scenarioE(ctx, wideModel);
-      report.scenarios.push(scenario);
+      ctx.children = [];
+      try {
+        const scenario = id === "A"
+          ? await scenarioA(ctx)
+          : id === "B"
+          ? await scenarioB(ctx, wideModel)
+          : id === "C"
+          ? await scenarioC(ctx)
+          : id === "D"
+          ? await scenarioD(ctx)
+          : await scenarioE(ctx, wideModel);
+        report.scenarios.push(scenario);
+      } catch (error) {
+        // One scenario's failure (a crashed server, say) is reported, and the others still run.
+        const note = failureNote(ctx, error);
+        options.log(`${id}: ${note}`);
+        report.scenarios.push({ id, title: `${id}. (failed)`, series: [], timings: [], ceiling: [], notes: [note] });
+      }
     }
   } finally {
     await Deno.remove(scratch, { recursive: true }).catch(() => {});
