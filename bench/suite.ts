@@ -874,7 +874,7 @@ export async function runSuite(options: SuiteOptions): Promise<{ report: Report;
   }
   report.meta.loadAverage.end = loadavg()[0];
   report.targets = evaluateTargets(report);
-  const markdown = renderMarkdown(report);
+  let markdown = renderMarkdown(report);
   const files: string[] = [];
   if (options.out) {
     await Deno.mkdir(options.out, { recursive: true });
@@ -882,6 +882,10 @@ export async function runSuite(options: SuiteOptions): Promise<{ report: Report;
     await Deno.writeTextFile(`${stem}.json`, JSON.stringify(report, null, 2) + "\n");
     await Deno.writeTextFile(`${stem}.md`, markdown);
     files.push(`${stem}.json`, `${stem}.md`);
+    // In the repository's own format (aligned tables), so that committed results pass `deno fmt --check`.
+    await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", ...files], stdout: "null", stderr: "null" })
+      .output();
+    markdown = await Deno.readTextFile(`${stem}.md`);
     const svg = await renderChart(report);
     if (svg) {
       await Deno.writeTextFile(`${stem}.svg`, svg);
