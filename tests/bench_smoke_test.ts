@@ -120,7 +120,11 @@ Deno.test({
       assert.match(markdown, /^# isolane benchmarks/);
       assert.match(markdown, /## A\. Echo through isolates vs\. plain Hono\n\n\| system +\| c +\| rps +\| 2xx\/s +\|/);
       assert.match(markdown, /## Targets of issue 14/);
-      assert.equal(markdown.match(/^\| isolane echo [^|]*\| [12] +\| /gm)?.length, 2, "one table row per measured point");
+      assert.equal(
+        markdown.match(/^\| isolane echo [^|]*\| [12] +\| /gm)?.length,
+        2,
+        "one table row per measured point",
+      );
     } finally {
       await Deno.remove(out, { recursive: true });
     }
