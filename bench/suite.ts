@@ -896,8 +896,20 @@ export async function runSuite(options: SuiteOptions): Promise<{ report: Report;
 }
 
 if (import.meta.main) {
-  const options = parseSuiteArgs(Deno.args);
-  const { markdown, files } = await runSuite(options);
-  console.log(markdown);
-  if (files.length) console.error(`wrote ${files.join(", ")}`);
+  if (Deno.args.includes("--help")) {
+    console.log(
+      "deno task bench [--quick] [--scenarios A,B,C,D,E] [--cuda] [--duration s] [--levels 1,8,...] " +
+        "[--max-requests n] [--instances n] [--repeats n] [--max-batch-size n] [--max-queue-delay-ms ms] " +
+        "[--log-level info] [--note text] [--out dir | --no-out]",
+    );
+    Deno.exit(0);
+  }
+  try {
+    const { markdown, files } = await runSuite(parseSuiteArgs(Deno.args));
+    console.log(markdown);
+    if (files.length) console.error(`wrote ${files.join(", ")}`);
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : error}`);
+    Deno.exit(1);
+  }
 }
