@@ -29,7 +29,7 @@ const fixtureRuntime = await startServer({ functionsDir: fixtures });
 
 const plain = await startServer({
   functionsDir: fixtures,
-  entry: fileURLToPath(new URL("./plain_hono.ts", import.meta.url)),
+  entry: fileURLToPath(new URL("./baselines/hono_echo.ts", import.meta.url)),
 });
 
 async function post(url: string, body: unknown): Promise<void> {
