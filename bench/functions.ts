@@ -85,6 +85,8 @@ export default defineFunction({
   input: z.object({ hang: z.boolean() }),
   output: z.object({ ok: z.boolean() }),
   timeoutMs: ${timeoutMs},
+  // Ignores its signal: ended at the deadline, so the measurement is the respawn alone.
+  abortGraceMs: 0,
   handler({ hang }) {
     if (hang) return new Promise<{ ok: boolean }>(() => {});
     return { ok: true };

@@ -101,7 +101,14 @@ Deno.test({
       }
       assert.equal(hono.points[0].ratio, null, "the baseline has no ratio");
 
-      assert.deepEqual(d.timings.map((t) => t.key), ["cold-start:mlp", "deploy-ready:mlp", "respawn"]);
+      assert.deepEqual(d.timings.map((t) => t.key), [
+        "cold-start:mlp",
+        "deploy-ready:mlp",
+        "respawn",
+        "cold-start:mlp:process",
+        "deploy-ready:mlp:process",
+        "respawn:process",
+      ]);
       for (const t of d.timings) {
         assert.equal(t.samplesMs.length, 1);
         assert.ok(t.medianMs! > 0);
