@@ -71,7 +71,7 @@ export function adminRoutes({ registry, deployments, mode, maxBundleBytes }: Adm
       const bundle = new Uint8Array(await c.req.arrayBuffer());
       const { version, dir } = await deployments.add(name, bundle);
       try {
-        await registry.activate(name, dir, version);
+        await registry.activate(name, dir, version, { fresh: true });
       } catch (error) {
         await deployments.discard(name, version);
         throw error;
