@@ -25,6 +25,14 @@ const configSchema = z.object({
   ortThreads: z.coerce.number().int().min(0).max(256).default(0),
   /** Where isolates of functions that leave `isolation` at "auto" live: "auto" (process on CPU lanes, Worker on GPU lanes), or always one kind. */
   isolation: z.enum(["auto", "worker", "process"]).default("auto"),
+  /** HS256 secret that JWTs of functions with `auth: "jwt"` are verified against. */
+  jwtSecret: z.string().min(32, "ISOLANE_JWT_SECRET must have at least 32 characters (256 bits for HS256)").optional(),
+  /** JWKS URL that JWTs of functions with `auth: "jwt"` are verified against (fetched and cached by jose). */
+  jwksUrl: z.url({ protocol: /^https?$/, error: "ISOLANE_JWKS_URL must be an http(s) URL" }).optional(),
+  /** The `iss` a JWT must carry, if set. */
+  jwtIssuer: z.string().min(1).optional(),
+  /** The `aud` a JWT must carry, if set. */
+  jwtAudience: z.string().min(1).optional(),
 });
 
 /** The validated configuration; the only configuration type the runtime sees. */
@@ -35,7 +43,9 @@ export type Config = z.output<typeof configSchema>;
  *
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
  * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
- * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`. Arguments: `--watch`, `--dev-admin`.
+ * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_JWT_SECRET`, `ISOLANE_JWKS_URL`,
+ * `ISOLANE_JWT_ISSUER`, `ISOLANE_JWT_AUDIENCE`. Arguments: `--watch`, `--dev-admin` (development: also
+ * turns invocation auth off for folder functions).
  *
  * @example
  * ```ts
@@ -55,6 +65,10 @@ export function parseConfig(env: Record<string, string | undefined>, args: reado
     maxBundleBytes: env.ISOLANE_MAX_BUNDLE_BYTES || undefined,
     maxUnpackedBytes: env.ISOLANE_MAX_UNPACKED_BYTES || undefined,
     shutdownGraceMs: env.ISOLANE_SHUTDOWN_GRACE_MS || undefined,
+    jwtSecret: env.ISOLANE_JWT_SECRET || undefined,
+    jwksUrl: env.ISOLANE_JWKS_URL || undefined,
+    jwtIssuer: env.ISOLANE_JWT_ISSUER || undefined,
+    jwtAudience: env.ISOLANE_JWT_AUDIENCE || undefined,
     watch: args.includes("--watch"),
     devAdmin: args.includes("--dev-admin"),
   });

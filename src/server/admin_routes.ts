@@ -9,6 +9,7 @@ import { bodyLimit } from "hono/body-limit";
 import { IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Deployments } from "../registry/deployments.ts";
+import type { InvocationKeys } from "../registry/invocation_keys.ts";
 import { functionNamePattern, type Registry } from "../registry/registry.ts";
 import { adminAuth, type AdminMode } from "./admin_auth.ts";
 
@@ -30,10 +31,12 @@ export interface AdminOptions {
   deployments: Deployments;
   mode: AdminMode;
   maxBundleBytes: number;
+  /** Invocation keys, forgotten with the function. */
+  keys?: InvocationKeys;
 }
 
 /** Routes under `/v1/functions/:name` for deploying and managing versions. */
-export function adminRoutes({ registry, deployments, mode, maxBundleBytes }: AdminOptions): Hono {
+export function adminRoutes({ registry, deployments, mode, maxBundleBytes, keys }: AdminOptions): Hono {
   const app = new Hono();
   const admin = adminAuth(mode);
   const limit = bodyLimit({
@@ -140,6 +143,7 @@ export function adminRoutes({ registry, deployments, mode, maxBundleBytes }: Adm
     if (!entry && stored.versions.length === 0) throw new IsolaneError("not_found", `No function named '${name}'`);
     await registry.remove(name);
     await deployments.remove(name);
+    await keys?.removeAll(name);
     log("info", "function deleted", { function: name });
     return c.json({ name, deleted: true });
   });
