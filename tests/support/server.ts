@@ -26,6 +26,8 @@ export interface ServerOptions {
   env?: Record<string, string>;
   /** The program to run instead of the runtime's `main.ts` (a baseline server, say). */
   entry?: string;
+  /** More command-line arguments (`--dev-admin`, say). */
+  args?: string[];
 }
 
 async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
@@ -43,7 +45,7 @@ async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: stri
 
 /** Starts the runtime and resolves once it listens. */
 export async function startServer(
-  { functionsDir, watch = false, env = {}, entry = mainPath }: ServerOptions,
+  { functionsDir, watch = false, env = {}, entry = mainPath, args = [] }: ServerOptions,
 ): Promise<TestServer> {
   let ownData: string | undefined;
   const child = new Deno.Command(Deno.execPath(), {
@@ -54,6 +56,7 @@ export async function startServer(
       "--unstable-no-legacy-abort",
       entry,
       ...(watch ? ["--watch"] : []),
+      ...args,
     ],
     env: {
       PORT: "0",
