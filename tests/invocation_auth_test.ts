@@ -197,6 +197,17 @@ Deno.test("invocation auth: keys, JWTs (secret), /v2, CORS", async (t) => {
       }
     });
 
+    await t.step("the OpenAPI document and the function's info say who may call", async () => {
+      const doc = await (await fetch(`${server.url}/openapi.json`)).json();
+      assert.deepEqual(doc.paths["/v1/functions/keyed"].post.security, [{ invocationKey: [] }]);
+      assert.deepEqual(doc.paths["/v1/functions/signed"].post.security, [{ jwt: [] }]);
+      assert.equal(doc.paths["/v1/functions/open"].post.security, undefined);
+      assert.ok(doc.paths["/v1/functions/keyed"].post.responses["401"]);
+      const info = await (await fetch(`${server.url}/v1/functions/web`)).json();
+      assert.equal(info.auth, "key");
+      assert.deepEqual(info.cors.origins, [allowed]);
+    });
+
     await t.step("/v2 infer: 401 in the protocol's shape, then 200 with a key", async () => {
       const response = await infer(server, "doubler");
       assert.equal(response.status, 401);
