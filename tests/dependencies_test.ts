@@ -218,3 +218,42 @@ Deno.test("dependencies: a folder function with a deno.json is bundled into its 
     await Deno.remove(functionsDir, { recursive: true });
   }
 });
+
+Deno.test("dependencies: under --watch, a new import in deno.json and mod.ts is bundled on reload", async () => {
+  const functionsDir = await Deno.makeTempDir({ prefix: "isolane-fns-" });
+  try {
+    const dir = join(functionsDir, "durations");
+    await Deno.mkdir(dir);
+    await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify({ imports: { ms: "npm:ms@2.1.3" } }));
+    await Deno.writeTextFile(
+      join(dir, "mod.ts"),
+      `import { defineFunction, z } from "isolane";
+import ms from "ms";
+export default defineFunction({
+  description: "Parses a duration",
+  input: z.object({ duration: z.string(), phrase: z.string() }),
+  output: z.object({ ms: z.number(), camel: z.string() }),
+  handler: ({ duration, phrase }) => ({ ms: ms(duration), camel: phrase }),
+});
+`,
+    );
+    await using server = await startServer({ functionsDir, watch: true });
+    const before = await call(server.url, "durations", { duration: "1s", phrase: "not camel" });
+    assert.deepEqual(before.body, { ms: 1000, camel: "not camel" });
+    await Deno.writeTextFile(join(dir, "shout.ts"), shoutModule);
+    await Deno.writeTextFile(join(dir, "mod.ts"), depsModule);
+    await Deno.writeTextFile(join(dir, "deno.json"), depsConfig);
+    // The watcher debounces, but a reload may still fall between the writes: wait for the one that has them all.
+    let after: { status: number; body: unknown } | undefined;
+    for (let version = 2; version < 6; version++) {
+      await server.waitForLog((l) =>
+        l.msg === "function loaded" && l.function === "durations" && Number(l.version) >= version
+      );
+      after = await call(server.url, "durations", { duration: "1s", phrase: "now camel" });
+      if ((after.body as { camel?: string }).camel === "nowCamel!") break;
+    }
+    assert.deepEqual(after?.body, { ms: 1000, camel: "nowCamel!" });
+  } finally {
+    await Deno.remove(functionsDir, { recursive: true });
+  }
+});

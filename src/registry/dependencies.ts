@@ -18,6 +18,7 @@
  * @module
  */
 import { join } from "node:path";
+import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc-parser";
 import { IsolaneError } from "../errors.ts";
 
 /** The bundle a function with dependencies is served from, in its folder. */
@@ -33,10 +34,10 @@ const sdkSpecifier = "isolane";
 const buildTimeoutMs = 120_000;
 
 /**
- * The validated `imports` of `<dir>/deno.json`, or `null` when the function
- * has no `deno.json` or it declares no imports. Throws `invalid_bundle` when
- * the file is not JSON, maps `"isolane"`, or maps a name to anything but an
- * `npm:` specifier.
+ * The validated `imports` of `<dir>/deno.json` (JSON with comments, as Deno
+ * reads it), or `null` when the function has no `deno.json` or it declares no
+ * imports. Throws `invalid_bundle` when the file does not parse, maps
+ * `"isolane"`, or maps a name to anything but an `npm:` specifier.
  */
 export async function readImports(name: string, dir: string): Promise<Record<string, string> | null> {
   let text: string;
@@ -46,13 +47,13 @@ export async function readImports(name: string, dir: string): Promise<Record<str
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
-  let config: unknown;
-  try {
-    config = JSON.parse(text);
-  } catch (error) {
+  const errors: ParseError[] = [];
+  const config: unknown = parseJsonc(text, errors, { allowTrailingComma: true });
+  if (errors.length > 0) {
+    const { error, offset } = errors[0];
     throw new IsolaneError(
       "invalid_bundle",
-      `Cannot load function '${name}': its deno.json is not JSON: ${(error as Error).message}`,
+      `Cannot load function '${name}': its deno.json is not JSON: ${printParseErrorCode(error)} at offset ${offset}`,
     );
   }
   const imports = (config as { imports?: unknown } | null)?.imports;

@@ -20,6 +20,9 @@ Deno.test("readImports: npm: imports are read; no deno.json or no imports is nul
   await withConfig(JSON.stringify({ imports: { ms: "npm:ms@2.1.3", "hono/": "npm:/hono@4.13.19/" } }), async (dir) => {
     assert.deepEqual(await readImports("f", dir), { ms: "npm:ms@2.1.3", "hono/": "npm:/hono@4.13.19/" });
   });
+  await withConfig('// durations\n{ "imports": { /* one */ "ms": "npm:ms@2.1.3", } }', async (dir) => {
+    assert.deepEqual(await readImports("f", dir), { ms: "npm:ms@2.1.3" });
+  });
   await withConfig(null, async (dir) => {
     assert.equal(await functionModulePath("f", dir, { fresh: true }), join(dir, "mod.ts"));
   });
