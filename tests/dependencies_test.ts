@@ -99,6 +99,21 @@ Deno.test("dependencies: deployed over HTTP, bundled with the SDK external, refu
         assert.match(lock.npm["camelcase@8.0.0"].integrity, /^sha512-/);
       });
 
+      await t.step("a bundle runs in a Worker host too (the runtime's import map resolves 'isolane')", async () => {
+        await deployOk(server, "durations-worker", {
+          "mod.ts": depsModule.replace(`description:`, `isolation: "worker",\n  description:`),
+          "shout.ts": shoutModule,
+          "deno.json": depsConfig,
+        });
+        const info = await (await fetch(`${server.url}/v1/functions/durations-worker`)).json();
+        assert.equal(info.isolation, "worker");
+        const answer = await call(server.url, "durations-worker", { duration: "1m", phrase: "in a worker" });
+        assert.deepEqual(answer.body, { ms: 60_000, camel: "inAWorker!" });
+        const refused = await call(server.url, "durations-worker", { duration: "1s", phrase: "" });
+        assert.equal(refused.status, 400);
+      });
+
+      // On a process host (the default on CPU lanes); see the README for the Worker host's known gap.
       await t.step("dynamic imports outside the function's folder stay denied", async () => {
         const target = join(outside, "secret.js");
         await Deno.writeTextFile(target, "export default 'secret';\n");
