@@ -302,7 +302,7 @@ Deno.test("invocation auth: JWTs verified against a JWKS served from a loopback 
       env: { ISOLANE_ADMIN_TOKEN: adminToken, ISOLANE_JWKS_URL: `http://127.0.0.1:${jwks.addr.port}/jwks.json` },
     });
     await deployOk(server, "signed", { "mod.ts": greeter(`auth: "jwt",`) });
-    const sign = (key: CryptoKey, kid = "test-key") =>
+    const sign = (key: Parameters<jose.SignJWT["sign"]>[0], kid = "test-key") =>
       new jose.SignJWT({ sub: "user-2" }).setProtectedHeader({ alg: "ES256", kid }).setExpirationTime("5m").sign(key);
     const good = await sign(privateKey);
     assert.equal(
