@@ -119,7 +119,7 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
   // A preflight of a function without `cors` gets no CORS headers, so browsers refuse the cross-origin call.
   app.options("/v1/functions/:name", corsFor, (c) => {
     registry.require(c.req.param("name"));
-    return c.body(null, 204, { allow: "GET, POST, OPTIONS" });
+    return c.body(null, 204, { allow: "GET, POST, PUT, DELETE, OPTIONS" });
   });
   app.post("/v1/functions/:name", corsFor, guard, async (c) => {
     const fn = registry.serving(c.req.param("name"));
