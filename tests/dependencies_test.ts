@@ -113,19 +113,21 @@ Deno.test("dependencies: deployed over HTTP, bundled with the SDK external, refu
         assert.equal(refused.status, 400);
       });
 
-      // On a process host (the default on CPU lanes); see the README for the Worker host's known gap.
-      await t.step("dynamic imports outside the function's folder stay denied", async () => {
+      await t.step("dynamic imports outside the function's folder stay denied, on both isolate hosts", async () => {
         const target = join(outside, "secret.js");
         await Deno.writeTextFile(target, "export default 'secret';\n");
-        await deployOk(server, "importer", {
-          "mod.ts": importerModule,
-          "deno.json": JSON.stringify({ imports: { ms: "npm:ms@2.1.3" } }),
-        });
-        const answer = await call(server.url, "importer", { url: `file://${target}` });
-        assert.equal(answer.status, 200, JSON.stringify(answer.body));
-        const result = (answer.body as { result: string }).result;
-        assert.match(result, /^refused: /);
-        assert.match(result, /NotCapable|Requires (read|import) access/);
+        for (const isolation of ["process", "worker"]) {
+          const name = `importer-${isolation}`;
+          await deployOk(server, name, {
+            "mod.ts": importerModule.replace(`description:`, `isolation: "${isolation}",\n  description:`),
+            "deno.json": JSON.stringify({ imports: { ms: "npm:ms@2.1.3" } }),
+          });
+          const answer = await call(server.url, name, { url: `file://${target}` });
+          assert.equal(answer.status, 200, JSON.stringify(answer.body));
+          const result = (answer.body as { result: string }).result;
+          assert.match(result, /^refused: /);
+          assert.match(result, /NotCapable|Requires (read|import) access/);
+        }
       });
 
       await t.step("a package with a native addon is refused (422) with the reason; version 1 serves", async () => {
