@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as jose from "jose";
+import { Validator } from "@seriousme/openapi-schema-validator";
 import { adminToken, bundleOf, deployOk } from "./support/bundles.ts";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
 
@@ -199,6 +200,8 @@ Deno.test("invocation auth: keys, JWTs (secret), /v2, CORS", async (t) => {
 
     await t.step("the OpenAPI document and the function's info say who may call", async () => {
       const doc = await (await fetch(`${server.url}/openapi.json`)).json();
+      const validation = await new Validator().validate(doc);
+      assert.equal(validation.valid, true, JSON.stringify(validation.errors));
       assert.deepEqual(doc.paths["/v1/functions/keyed"].post.security, [{ invocationKey: [] }]);
       assert.deepEqual(doc.paths["/v1/functions/signed"].post.security, [{ jwt: [] }]);
       assert.equal(doc.paths["/v1/functions/open"].post.security, undefined);
