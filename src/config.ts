@@ -31,6 +31,14 @@ const configSchema = z.object({
   ortThreads: z.coerce.number().int().min(0).max(256).default(0),
   /** Where isolates of functions that leave `isolation` at "auto" live: "auto" (process on CPU lanes, Worker on GPU lanes), or always one kind. */
   isolation: z.enum(["auto", "worker", "process"]).default("auto"),
+  /** HS256 secret that JWTs of functions with `auth: "jwt"` are verified against. */
+  jwtSecret: z.string().min(32, "ISOLANE_JWT_SECRET must have at least 32 characters (256 bits for HS256)").optional(),
+  /** JWKS URL that JWTs of functions with `auth: "jwt"` are verified against (fetched and cached by jose). */
+  jwksUrl: z.url({ protocol: /^https?$/, error: "ISOLANE_JWKS_URL must be an http(s) URL" }).optional(),
+  /** The `iss` a JWT must carry, if set. */
+  jwtIssuer: z.string().min(1).optional(),
+  /** The `aud` a JWT must carry, if set. */
+  jwtAudience: z.string().min(1).optional(),
 });
 
 /** Where each setting is read from: its environment variable, or its command-line flag. */
@@ -49,6 +57,10 @@ const sources: Record<keyof z.input<typeof configSchema>, string> = {
   storeReconcileMs: "ISOLANE_STORE_RECONCILE_MS",
   serveFunctions: "ISOLANE_SERVE_FUNCTIONS",
   isolation: "ISOLANE_ISOLATION",
+  jwtSecret: "ISOLANE_JWT_SECRET",
+  jwksUrl: "ISOLANE_JWKS_URL",
+  jwtIssuer: "ISOLANE_JWT_ISSUER",
+  jwtAudience: "ISOLANE_JWT_AUDIENCE",
   watch: "--watch",
   devAdmin: "--dev-admin",
 };
@@ -71,7 +83,9 @@ export type Config = z.output<typeof configSchema>;
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
  * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
  * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_STORE`,
- * `ISOLANE_STORE_RECONCILE_MS`, `ISOLANE_SERVE_FUNCTIONS`. Arguments: `--watch`, `--dev-admin`.
+ * `ISOLANE_STORE_RECONCILE_MS`, `ISOLANE_SERVE_FUNCTIONS`, `ISOLANE_JWT_SECRET`, `ISOLANE_JWKS_URL`,
+ * `ISOLANE_JWT_ISSUER`, `ISOLANE_JWT_AUDIENCE`. Arguments: `--watch`, `--dev-admin` (development: also
+ * turns invocation auth off for folder functions).
  *
  * @example
  * ```ts

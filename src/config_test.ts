@@ -28,3 +28,21 @@ Deno.test("parseConfig reads the function store URL and refuses other schemes", 
   assert.deepEqual([shared.store, shared.storeReconcileMs], ["postgres://isolane@db:5432/isolane", 500]);
   assert.throws(() => parseConfig({ ISOLANE_STORE: "mysql://db/isolane" }, []), /ISOLANE_STORE must be a postgres/);
 });
+
+Deno.test("parseConfig reads the JWT settings and refuses a short secret or a JWKS that is not a URL", () => {
+  const set = parseConfig({
+    ISOLANE_JWT_SECRET: "s".repeat(32),
+    ISOLANE_JWKS_URL: "https://issuer.test/.well-known/jwks.json",
+    ISOLANE_JWT_ISSUER: "https://issuer.test",
+    ISOLANE_JWT_AUDIENCE: "api",
+  }, []);
+  assert.deepEqual([set.jwtSecret, set.jwksUrl, set.jwtIssuer, set.jwtAudience], [
+    "s".repeat(32),
+    "https://issuer.test/.well-known/jwks.json",
+    "https://issuer.test",
+    "api",
+  ]);
+  assert.throws(() => parseConfig({ ISOLANE_JWT_SECRET: "short" }, []), /ISOLANE_JWT_SECRET must have at least 32/);
+  assert.throws(() => parseConfig({ ISOLANE_JWKS_URL: "not a url" }, []), /ISOLANE_JWKS_URL must be an http\(s\) URL/);
+  assert.throws(() => parseConfig({ ISOLANE_JWKS_URL: "file:///etc/jwks.json" }, []), /ISOLANE_JWKS_URL/);
+});

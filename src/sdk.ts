@@ -125,6 +125,22 @@ export interface DynamicBatching {
   preferredBatchSizes?: number[];
 }
 
+/** Cross-origin calls a browser may make (Hono's `cors` middleware on the function's routes). */
+export interface CorsOptions {
+  /** Origins allowed to call (`"https://app.example.com"`), or `"*"` for any. */
+  origins: "*" | string[];
+  /** Methods a preflight allows; default `["POST"]`. */
+  methods?: string[];
+  /** Request headers a preflight allows; default: those the preflight asks for. */
+  headers?: string[];
+  /** Response headers the page may read. */
+  exposeHeaders?: string[];
+  /** Whether cookies and `Authorization` may be sent (needs explicit origins); default false. */
+  credentials?: boolean;
+  /** How long a browser may cache a preflight, in seconds. */
+  maxAge?: number;
+}
+
 /** What a handler gets besides its input. */
 export interface FunctionContext<M extends string = string> {
   /** The function's name as served. */
@@ -222,6 +238,13 @@ export interface FunctionOptionsBase<M extends string = string, S = unknown> {
    * whose shapes are fixed and whose nodes all run on CUDA. Default false.
    */
   cudaGraph?: boolean;
+  /**
+   * Who may call: anyone (`"none"`, default), holders of a key made with `POST /v1/functions/:name/keys`,
+   * or bearers of a JWT the runtime verifies (`ISOLANE_JWT_SECRET` or `ISOLANE_JWKS_URL`).
+   */
+  auth?: "none" | "key" | "jwt";
+  /** Cross-origin calls from browsers; off by default (no CORS headers). */
+  cors?: CorsOptions;
   /** Runs once per isolate before it serves; its result is passed to every handler call as `state`. */
   setup?: (ctx: SetupContext<M>) => S | Promise<S>;
 }
@@ -323,6 +346,17 @@ export const functionOptionsSchema = z.object({
     maxQueueDelayMs: z.number().min(0).max(10_000).default(0),
     preferredBatchSizes: z.array(z.number().int().min(1)).optional(),
   }).strict().optional(),
+  auth: z.enum(["none", "key", "jwt"]).default("none"),
+  cors: z.object({
+    origins: z.union([z.literal("*"), z.array(z.string().regex(/^https?:\/\/[^/\s]+$/)).min(1)]),
+    methods: z.array(z.string().regex(/^[A-Z]+$/)).min(1).default(["POST"]),
+    headers: z.array(z.string().min(1)).optional(),
+    exposeHeaders: z.array(z.string().min(1)).optional(),
+    credentials: z.boolean().default(false),
+    maxAge: z.number().int().min(0).max(86_400).optional(),
+  }).strict().refine((cors) => !(cors.credentials && cors.origins === "*"), {
+    message: "CORS 'credentials' needs explicit 'origins', not '*'",
+  }).optional(),
 });
 
 /** Validated options of a function, defaults applied. */

@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { greeterModule } from "./support/greeter.ts";
 import {
   bundleOf,
   deploy,

@@ -11,6 +11,7 @@ import { FunctionPool } from "../pool/function_pool.ts";
 import { isolatePermissions } from "../pool/permissions.ts";
 import { type DeviceInventory, planLanes } from "../pool/plan_lanes.ts";
 import { resolveFilePaths } from "./file_paths.ts";
+import { functionModulePath } from "./dependencies.ts";
 import { log } from "../log.ts";
 import type { FunctionLimits } from "../pool/limits.ts";
 import type { PoolObserver } from "../pool/observer.ts";
@@ -52,13 +53,20 @@ const inspectLimits: Omit<FunctionLimits, "permissions"> = {
   isolation: "worker",
 };
 
-/** Reads a module's manifest in an isolate that may read only the function's folder and loads no native code. */
-export async function inspectFunction(name: string, dir: string): Promise<Manifest> {
+/**
+ * Reads a module's manifest in an isolate that may read only the function's folder and loads no native code.
+ * `moduleUrl` defaults to the folder's `mod.ts`.
+ */
+export async function inspectFunction(
+  name: string,
+  dir: string,
+  { moduleUrl = pathToFileURL(join(dir, "mod.ts")).href }: { moduleUrl?: string } = {},
+): Promise<Manifest> {
   const isolate = await WorkerHost.start({
     init: {
       mode: "inspect",
       name,
-      moduleUrl: pathToFileURL(join(dir, "mod.ts")).href,
+      moduleUrl,
       modelPaths: {},
       assetPaths: {},
       kernelsPtxPath: null,
@@ -75,12 +83,17 @@ export async function inspectFunction(name: string, dir: string): Promise<Manife
   return isolate.manifest!;
 }
 
-/** Loads and starts a function version; throws `IsolaneError` with the reason when it cannot. */
+/**
+ * Loads and starts a function version; throws `IsolaneError` with the reason when it cannot.
+ * A function with its own dependencies (a `deno.json` with `imports`) is served from its bundle,
+ * rebuilt when `fresh` (see {@link functionModulePath}).
+ */
 export async function loadFunction(
-  { name, dir, version }: { name: string; dir: string; version: number },
+  { name, dir, version, fresh = true }: { name: string; dir: string; version: number; fresh?: boolean },
   ctx: LoadContext,
 ): Promise<FunctionVersion> {
-  const manifest = await inspectFunction(name, dir);
+  const moduleUrl = pathToFileURL(await functionModulePath(name, dir, { fresh })).href;
+  const manifest = await inspectFunction(name, dir, { moduleUrl });
   const { options } = manifest;
   const where = { dir, nodeModules: ctx.nodeModules };
   const modelPaths = await resolveFilePaths(name, options.models, { ...where, kind: "model" });
@@ -91,7 +104,7 @@ export async function loadFunction(
   const pool = new FunctionPool({
     name,
     dir,
-    moduleUrl: pathToFileURL(join(dir, "mod.ts")).href,
+    moduleUrl,
     options,
     modelPaths,
     assetPaths,

@@ -118,7 +118,7 @@ export class Registry {
       return Promise.resolve();
     }
     const entry = this.#entry(name, "folder", join(this.functionsDir, name));
-    const run = entry.chain.then(() => this.#load(entry, entry.dir, entry.attempts + 1));
+    const run = entry.chain.then(() => this.#load(entry, entry.dir, entry.attempts + 1, true));
     entry.chain = run.then(() => {});
     return entry.chain;
   }
@@ -127,9 +127,15 @@ export class Registry {
    * Serves a deployed version from `dir`. Resolves once it serves (the old
    * version drains); rejects with the reason if it cannot load, and then the
    * old version, if any, keeps serving. A name that comes from the functions
-   * folder cannot be deployed over.
+   * folder cannot be deployed over. With `fresh` (a new deploy) a function with
+   * dependencies of its own is bundled anew; without, its stored bundle serves.
    */
-  activate(name: string, dir: string, version: number, { keepOnFailure = false } = {}): Promise<FunctionVersion> {
+  activate(
+    name: string,
+    dir: string,
+    version: number,
+    { keepOnFailure = false, fresh = false } = {},
+  ): Promise<FunctionVersion> {
     const existing = this.#entries.get(name);
     if (existing && existing.source === "folder") {
       return Promise.reject(
@@ -141,7 +147,7 @@ export class Registry {
     }
     const entry = this.#entry(name, "deployed", dir);
     const run = entry.chain.then(async () => {
-      const result = await this.#load(entry, dir, version);
+      const result = await this.#load(entry, dir, version, fresh);
       if (result.ok) return result.loaded;
       // A first deploy that fails leaves no trace behind; a stored version that fails at start-up shows as failed.
       if (!keepOnFailure && !entry.current && this.#entries.get(name) === entry) this.#entries.delete(name);
@@ -155,13 +161,14 @@ export class Registry {
     entry: FunctionEntry,
     dir: string,
     version: number,
+    fresh: boolean,
   ): Promise<{ ok: true; loaded: FunctionVersion } | { ok: false; error: string }> {
     entry.loading = true;
     entry.attempts++;
     entry.dir = dir;
     const started = performance.now();
     try {
-      const loaded = await loadFunction({ name: entry.name, dir, version }, this.options);
+      const loaded = await loadFunction({ name: entry.name, dir, version, fresh }, this.options);
       const old = entry.current;
       entry.current = loaded;
       entry.error = undefined;

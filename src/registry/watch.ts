@@ -5,11 +5,14 @@
 import { join, relative, sep } from "node:path";
 import { log } from "../log.ts";
 import { functionNamePattern, type Registry } from "./registry.ts";
+import { bundleFileName, lockFileName } from "./dependencies.ts";
 
 /** A running watcher. */
 export interface Watcher {
   close(): void;
 }
+
+const generated = new Set([bundleFileName, `${bundleFileName}.tmp`, lockFileName]);
 
 /**
  * Reloads a function `debounceMs` after the last change under its folder, and
@@ -35,7 +38,10 @@ export function watchFunctions(registry: Registry, { debounceMs = 200 } = {}): W
   (async () => {
     for await (const event of watcher) {
       for (const path of event.paths) {
-        const name = relative(root, path).split(sep)[0];
+        const parts = relative(root, path).split(sep);
+        // What loading writes (a function's bundle and lockfile) is no change of the function's own.
+        if (parts.length === 2 && generated.has(parts[1])) continue;
+        const name = parts[0];
         if (name && functionNamePattern.test(name)) schedule(name);
       }
     }

@@ -10,6 +10,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { IsolaneError } from "../errors.ts";
 import type { StoreSync } from "../store/sync.ts";
+import type { InvocationKeys } from "../registry/invocation_keys.ts";
 import { functionNamePattern, type Registry } from "../registry/registry.ts";
 import { adminAuth, type AdminMode } from "./admin_auth.ts";
 
@@ -32,10 +33,12 @@ export interface AdminOptions {
   sync: StoreSync;
   mode: AdminMode;
   maxBundleBytes: number;
+  /** Invocation keys, forgotten with the function. */
+  keys?: InvocationKeys;
 }
 
 /** Routes under `/v1/functions/:name` for deploying and managing versions. */
-export function adminRoutes({ registry, sync, mode, maxBundleBytes }: AdminOptions): Hono {
+export function adminRoutes({ registry, sync, mode, maxBundleBytes, keys }: AdminOptions): Hono {
   const app = new Hono();
   const admin = adminAuth(mode);
   const limit = bodyLimit({
@@ -120,6 +123,7 @@ export function adminRoutes({ registry, sync, mode, maxBundleBytes }: AdminOptio
       );
     }
     if (!(await sync.remove(name))) throw new IsolaneError("not_found", `No function named '${name}'`);
+    await keys?.removeAll(name);
     return c.json({ name, deleted: true });
   });
 

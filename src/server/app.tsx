@@ -21,6 +21,9 @@ import type { Metrics } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
 import { docsRoutes } from "./docs_page.ts";
 import { statusRoutes } from "./status_page.tsx";
+import type { InvocationKeys } from "../registry/invocation_keys.ts";
+import { functionCors, type InvocationAuth } from "./invocation_auth.ts";
+import { keyRoutes } from "./key_routes.ts";
 
 /** What the app serves besides the registry. */
 export interface AppOptions {
@@ -30,6 +33,9 @@ export interface AppOptions {
   sync: StoreSync;
   admin: AdminMode;
   maxBundleBytes: number;
+  /** Invocation keys and the check of functions' `auth`. */
+  keys: InvocationKeys;
+  invocationAuth: InvocationAuth;
 }
 
 /** The runtime's version, as the API and OpenAPI document report it. */
@@ -67,7 +73,9 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
   app.onError(errorResponse);
   app.notFound((c) => errorResponse(new IsolaneError("not_found", `No route ${c.req.method} ${c.req.path}`), c));
 
-  app.route("/", kserveRoutes(registry, { limits, version: runtimeVersion }));
+  const guard = options.invocationAuth.middleware(registry);
+  const corsFor = functionCors(registry);
+  app.route("/", kserveRoutes(registry, { limits, version: runtimeVersion, cors: corsFor, auth: guard }));
   app.get("/openapi.json", (c) => c.json(openApiDocument(registry, { version: runtimeVersion })));
   app.route("/", docsRoutes());
   app.get("/metrics", async (c) => {
@@ -97,13 +105,25 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
       sync: options.sync,
       mode: options.admin,
       maxBundleBytes: options.maxBundleBytes,
+      keys: options.keys,
     }),
   );
+  app.route("/", keyRoutes({ registry, keys: options.keys, mode: options.admin }));
   app.get("/v1/devices", (c) => c.json(devicesReport(devices, registry)));
   app.get("/v1/functions", (c) => c.json({ functions: registry.list().map((e) => functionInfo(registry, e)) }));
   app.get("/v1/functions/:name", (c) => c.json(functionInfo(registry, registry.require(c.req.param("name")))));
 
-  app.post("/v1/functions/:name", (c) => invokeFunction(c, registry.serving(c.req.param("name")), limits));
+  // A preflight of a function without `cors` gets no CORS headers, so browsers refuse the cross-origin call.
+  app.options("/v1/functions/:name", corsFor, (c) => {
+    registry.require(c.req.param("name"));
+    return c.body(null, 204, { allow: "GET, POST, PUT, DELETE, OPTIONS" });
+  });
+  app.post(
+    "/v1/functions/:name",
+    corsFor,
+    guard,
+    (c) => invokeFunction(c, registry.serving(c.req.param("name")), limits),
+  );
 
   return app;
 }

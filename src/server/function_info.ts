@@ -31,6 +31,8 @@ export function functionInfo(registry: Registry, entry: FunctionEntry): Record<s
     dynamicBatching: options.dynamicBatching ?? null,
     recentBatchSizes: current.pool.recentBatchSizes,
     permissions: options.permissions,
+    auth: options.auth,
+    cors: options.cors ?? null,
     input: inputSchema,
     output: outputSchema,
     models: current.pool.models.map((m) => ({ ...m, source: options.models[m.name] })),

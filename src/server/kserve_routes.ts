@@ -5,7 +5,7 @@
  * @module
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { IsolaneError } from "../errors.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -84,8 +84,22 @@ function model(registry: Registry, c: Context): { fn: FunctionVersion; signature
   return { fn, signature };
 }
 
+async function pass(_c: Context, next: () => Promise<void>): Promise<void> {
+  await next();
+}
+
+/** Options of {@link kserveRoutes}. */
+export interface KserveRoutesOptions {
+  limits: BodyLimits;
+  version: string;
+  /** A function's CORS, on infer routes and their `OPTIONS` preflight. */
+  cors?: MiddlewareHandler;
+  /** A function's invocation auth, before an infer request's body is read. */
+  auth?: MiddlewareHandler;
+}
+
 /** Routes under `/v2`. */
-export function kserveRoutes(registry: Registry, { limits, version }: { limits: BodyLimits; version: string }): Hono {
+export function kserveRoutes(registry: Registry, { limits, version, cors, auth }: KserveRoutesOptions): Hono {
   const app = new Hono();
   app.onError(v2ErrorResponse);
   app.get("/v2", (c) => c.json({ name: "isolane", version, extensions: v2Extensions }));
@@ -143,8 +157,16 @@ export function kserveRoutes(registry: Registry, { limits, version }: { limits: 
     });
     return response!;
   };
-  app.post("/v2/models/:name/infer", infer);
-  app.post("/v2/models/:name/versions/:version/infer", infer);
+  const withCors = cors ?? pass;
+  const withAuth = auth ?? pass;
+  app.post("/v2/models/:name/infer", withCors, withAuth, infer);
+  app.post("/v2/models/:name/versions/:version/infer", withCors, withAuth, infer);
+  const preflight = (c: Context) => {
+    registry.require(c.req.param("name")!);
+    return c.body(null, 204, { allow: "POST, OPTIONS" });
+  };
+  app.options("/v2/models/:name/infer", withCors, preflight);
+  app.options("/v2/models/:name/versions/:version/infer", withCors, preflight);
   // Mounted routes do not get this app's notFound; a catch-all keeps every /v2 answer in the protocol's shape.
   const noRoute = (c: Context) => c.json({ error: `No route ${c.req.method} ${c.req.path}` }, 404);
   app.all("/v2", noRoute);

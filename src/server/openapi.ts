@@ -46,7 +46,12 @@ export function openApiDocument(registry: Registry, { version }: { version: stri
         description:
           `Runs '${entry.name}' (version ${current.version}). Limits: ${options.maxBodyBytes} bytes, ${options.timeoutMs} ms, ${options.queueDepth} waiting.`,
         requestBody: { required: true, content: { "application/json": { schema: embed(inputSchema) } } },
-        responses: { "200": json(embed(outputSchema), "The function's output"), ...invocationErrors },
+        ...(options.auth === "none" ? {} : { security: [{ [options.auth === "key" ? "invocationKey" : "jwt"]: [] }] }),
+        responses: {
+          "200": json(embed(outputSchema), "The function's output"),
+          ...invocationErrors,
+          ...(options.auth === "none" ? {} : { "401": errorResponse("Missing or refused key or JWT") }),
+        },
       },
     };
   }
@@ -127,6 +132,36 @@ export function openApiDocument(registry: Registry, { version }: { version: stri
           responses: { "200": json({ type: "object" }), "404": errorResponse("No such version") },
         },
       },
+      "/v1/functions/{name}/keys": {
+        parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+        post: {
+          operationId: "createInvocationKey",
+          tags: ["admin"],
+          security: admin,
+          responses: {
+            "201": json({ type: "object" }, "The key ({id, key, createdAt}); it is shown only now"),
+            "404": errorResponse("No such function"),
+          },
+        },
+        get: {
+          operationId: "listInvocationKeys",
+          tags: ["admin"],
+          security: admin,
+          responses: { "200": json({ type: "object" }, "Keys by id and creation time") },
+        },
+      },
+      "/v1/functions/{name}/keys/{id}": {
+        parameters: [
+          { name: "name", in: "path", required: true, schema: { type: "string" } },
+          { name: "id", in: "path", required: true, schema: { type: "string" } },
+        ],
+        delete: {
+          operationId: "revokeInvocationKey",
+          tags: ["admin"],
+          security: admin,
+          responses: { "200": json({ type: "object" }), "404": errorResponse("No such key") },
+        },
+      },
       "/v1/devices": {
         get: { operationId: "listDevices", tags: ["runtime"], responses: { "200": json({ type: "object" }) } },
       },
@@ -167,7 +202,15 @@ export function openApiDocument(registry: Registry, { version }: { version: stri
           },
         },
       },
-      securitySchemes: { adminToken: { type: "http", scheme: "bearer" } },
+      securitySchemes: {
+        adminToken: { type: "http", scheme: "bearer" },
+        invocationKey: {
+          type: "http",
+          scheme: "bearer",
+          description: "A key made with POST /v1/functions/{name}/keys",
+        },
+        jwt: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+      },
     },
   };
 }

@@ -17,6 +17,8 @@ import type { Context } from "hono";
 import { adminMode } from "./admin_auth.ts";
 import { openStore } from "../store/open.ts";
 import { StoreSync } from "../store/sync.ts";
+import { InvocationKeys } from "../registry/invocation_keys.ts";
+import { InvocationAuth } from "./invocation_auth.ts";
 
 /** A running runtime. */
 export interface Runtime {
@@ -115,6 +117,8 @@ export async function startRuntime(config: Config): Promise<Runtime> {
       ? "on for loopback clients only, without a token (development)"
       : "off (set ISOLANE_ADMIN_TOKEN to deploy over HTTP)",
   });
+  const keys = new InvocationKeys(config.dataDir);
+  if (config.devAdmin) log("warn", "invocation auth off for folder functions (development)", {});
   const watcher = config.watch ? watchFunctions(registry) : undefined;
   if (watcher) log("info", "watching for changes", { functions: registry.functionsDir });
   metrics.bind(registry);
@@ -124,6 +128,17 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     admin,
     maxBundleBytes: config.maxBundleBytes,
     metrics,
+    keys,
+    invocationAuth: new InvocationAuth({
+      keys,
+      jwt: {
+        secret: config.jwtSecret,
+        jwksUrl: config.jwksUrl,
+        issuer: config.jwtIssuer,
+        audience: config.jwtAudience,
+      },
+      devMode: config.devAdmin,
+    }),
   });
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.addr.port}`;

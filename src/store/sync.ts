@@ -91,7 +91,8 @@ export class StoreSync {
       this.store.exclusive(name, async () => {
         const { version, dir } = await this.store.add(name, bundle);
         try {
-          await this.registry.activate(name, dir, version);
+          // A new deploy builds its dependencies afresh; rollbacks and restarts reuse the stored bundle.
+          await this.registry.activate(name, dir, version, { fresh: true });
         } catch (error) {
           await this.store.discard(name, version);
           throw error;

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import * as ortNode from "onnxruntime-node";
 import { Tensor } from "onnxruntime-common";
 import onnxProto from "onnx-proto";
-import { type CudaDriver, Lane, openCudaDriver } from "../../native/mod.ts";
+import { Lane, openCudaDriver } from "../../native/mod.ts";
 import {
   cpuComputeNodes,
   NativeSession,
@@ -17,7 +17,6 @@ import {
   OrtEnv,
   OrtError,
   ortLibraryPath,
-  type PinnedHostMemory,
   placementFromProfile,
 } from "../../native/ort/mod.ts";
 import { denseReluModel, writeTempModel } from "../../native/ort/test_models.ts";
