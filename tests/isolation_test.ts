@@ -82,6 +82,8 @@ for (const isolation of ["process", "worker"] as const) {
       ort_session: /^denied: NotCapable/,
       remote_import: /^denied: .*(NotCapable|import access)/,
       admin_token: /^denied: NotCapable/,
+      import_outside: /^denied: .*NotCapable|^denied: .*read access/,
+      runtime_modules: /^denied: NotCapable: The isolate's model list is sealed/,
       runtime_files: /^denied: NotCapable/,
     };
     for (const [attempt, outcome] of Object.entries(expectations)) {

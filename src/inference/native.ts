@@ -14,16 +14,17 @@ import type { Lane } from "../../native/mod.ts";
 import type { LanePlan } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { checkModelFiles } from "./external_data.ts";
+import { assertModelAllowed } from "./model_access.ts";
 
 const nodeModules = fileURLToPath(new URL("../../node_modules", import.meta.url));
 const MiB = 1024 * 1024;
 
+// Module-private: whoever holds the environment can open a session on any file.
 let env: OrtEnv | undefined;
 
 /** Opens the process's ORT environment through the C API; call before the ffi permission is dropped. */
-export function openNativeOrt(): OrtEnv {
+export function openNativeOrt(): void {
   env ??= OrtEnv.open({ libraryPath: ortLibraryPath(nodeModules) });
-  return env;
 }
 
 /** What a lane's session needs besides the model. */
@@ -48,10 +49,12 @@ export interface NativeLaneOptions {
  * when a compute node would run on the CPU.
  */
 export async function createLaneSession(path: string, options: NativeLaneOptions): Promise<NativeSession> {
+  assertModelAllowed(path);
+  if (!env) throw new Error("openNativeOrt() was not called before the ffi permission was dropped");
   await checkModelFiles(path, options.root, { fn: options.fn, model: options.model });
   const { bound } = options;
   try {
-    return NativeSession.create(openNativeOrt(), path, {
+    return NativeSession.create(env, path, {
       provider: options.lane.provider,
       deviceId: options.lane.device,
       stream: bound.stream,
@@ -96,4 +99,20 @@ export function placementOf(session: InferenceSession | NativeSession): Record<s
       .sort((a, b) => b[1].count - a[1].count)
       .map(([provider, { count }]) => [shortNames[provider] ?? provider, count]),
   );
+}
+
+/**
+ * What a handler sees of a lane's session: `run` and the model's description.
+ * The session itself holds the native environment, which can open any file,
+ * so it never reaches user code.
+ */
+export function sessionFacade(session: NativeSession): InferenceSession {
+  const facade = {
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    inputMetadata: session.inputMetadata,
+    outputMetadata: session.outputMetadata,
+    run: (feeds: Parameters<NativeSession["run"]>[0]) => session.run(feeds),
+  };
+  return Object.freeze(facade) as unknown as InferenceSession;
 }

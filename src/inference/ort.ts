@@ -5,18 +5,17 @@
  * The loaded addon stays reachable from user code (Node's module cache hands
  * it to anyone who imports `onnxruntime-node`), and ONNX Runtime reads model
  * files natively, past Deno's permissions. So the addon's `loadModel` is
- * guarded: it opens only the models the runtime registers with
- * {@link allowModel}; anything else throws.
+ * guarded: it opens only the function's declared models
+ * (`model_access.ts`); anything else, and any model from bytes, throws.
  * @module
  */
 import { createRequire } from "node:module";
+import { assertModelAllowed } from "./model_access.ts";
 
 /** The onnxruntime-node module. */
 export type Ort = typeof import("onnxruntime-node");
 
 let loaded: Promise<Ort> | undefined;
-const allowedPaths = new Set<string>();
-const allowedBuffers = new WeakSet<ArrayBufferLike>();
 
 type LoadModel = (this: unknown, model: string | ArrayBufferLike, ...rest: unknown[]) => unknown;
 
@@ -29,12 +28,8 @@ function guard(): void {
   const loadModel = proto.loadModel;
   Object.defineProperty(proto, "loadModel", {
     value: function guardedLoadModel(this: unknown, model: string | ArrayBufferLike, ...rest: unknown[]) {
-      const allowed = typeof model === "string" ? allowedPaths.has(model) : allowedBuffers.has(model);
-      if (!allowed) {
-        throw new Deno.errors.NotCapable(
-          "A function may not open ONNX Runtime sessions itself; declare its models in the definition's `models`",
-        );
-      }
+      // Only declared models, by path: bytes could name external data anywhere.
+      assertModelAllowed(typeof model === "string" ? model : "");
       return loadModel.call(this, model, ...rest);
     },
     writable: false,
@@ -49,10 +44,4 @@ export function loadOrt(): Promise<Ort> {
     return ort;
   });
   return loaded;
-}
-
-/** Lets the guarded binding open this model (a path, or the buffer holding its bytes). */
-export function allowModel(model: string | ArrayBufferLike): void {
-  if (typeof model === "string") allowedPaths.add(model);
-  else allowedBuffers.add(model);
 }

@@ -4,7 +4,7 @@
  */
 import type { InferenceSession } from "onnxruntime-common";
 import type { LanePlan, ModelInfo, TensorInfo } from "../protocol.ts";
-import { allowModel, type Ort } from "./ort.ts";
+import type { Ort } from "./ort.ts";
 import { dirname, isAbsolute, relative } from "node:path";
 import { IsolaneError } from "../errors.ts";
 import { checkModelFiles } from "./external_data.ts";
@@ -56,7 +56,6 @@ export function modelRoot(functionDir: string, modelPath: string): string {
 }
 
 async function createOrtSession(ort: Ort, modelPath: string, options: SessionOptions): Promise<InferenceSession> {
-  allowModel(modelPath);
   return await ort.InferenceSession.create(modelPath, {
     executionProviders: providersFor(options.lane),
     graphOptimizationLevel: "all",

@@ -17,7 +17,8 @@ import {
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { createSession, describeSession, modelRoot } from "../inference/session.ts";
-import { createLaneSession, openNativeOrt, placementOf } from "../inference/native.ts";
+import { createLaneSession, openNativeOrt, placementOf, sessionFacade } from "../inference/native.ts";
+import { allowModelsOnce } from "../inference/model_access.ts";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
@@ -39,7 +40,7 @@ export interface IsolatePort {
 }
 
 let port: IsolatePort;
-let serving: { loaded: LoadedFunction; base: BaseContext } | undefined;
+let serving: { loaded: LoadedFunction; base: BaseContext; sessions: { release(): Promise<void> }[] } | undefined;
 let gpuLane: OpenedLane | undefined;
 const aborts = new Map<number, AbortController>();
 
@@ -65,25 +66,36 @@ async function serve(init: InitMessage): Promise<void> {
   pinFloat16AsUint16(ort.Tensor);
   // CUDA lanes run their models through ORT's C API, on the lane's stream; its library is opened while ffi is held.
   if (gpuLane) openNativeOrt();
+  // The only models this isolate may ever open; sealed before any user code runs.
+  allowModelsOnce(Object.values(init.modelPaths));
   // Existing native handles keep working; new dlopen calls are refused from here on.
   await Deno.permissions.revoke({ name: "ffi" });
   const loaded = await loadFunctionModule(init.name, init.moduleUrl);
   const models: Record<string, InferenceSession> = {};
+  const sessions: { release(): Promise<void> }[] = [];
+  const placements: Record<string, Record<string, number> | undefined> = {};
   const functionDir = dirname(fileURLToPath(init.moduleUrl));
   const { options } = loaded;
   for (const [name, path] of Object.entries(init.modelPaths)) {
     // By path: ORT resolves external data in the model's folder, after checkModelFiles kept it there.
     const where = { threads: init.ortThreads, root: modelRoot(functionDir, path), fn: init.name, model: name };
-    models[name] = gpuLane && init.lane.kind === "cuda"
-      ? await createLaneSession(path, {
+    if (gpuLane && init.lane.kind === "cuda") {
+      const session = await createLaneSession(path, {
         ...where,
         lane: init.lane,
         bound: gpuLane.lane,
         gpuMemoryMb: options.gpuMemoryLimitMb,
         tf32: options.tf32,
         cudaGraph: options.cudaGraph,
-      }) as unknown as InferenceSession
-      : await createSession(ort, path, { ...where, lane: init.lane });
+      });
+      sessions.push(session);
+      placements[name] = placementOf(session);
+      models[name] = sessionFacade(session);
+    } else {
+      const session = await createSession(ort, path, { ...where, lane: init.lane });
+      sessions.push(session);
+      models[name] = session;
+    }
   }
   const base: BaseContext = {
     name: init.name,
@@ -102,11 +114,11 @@ async function serve(init: InitMessage): Promise<void> {
       );
     }
   }
-  serving = { loaded, base };
+  serving = { loaded, base, sessions };
   port.post({
     type: "ready",
     models: Object.entries(models).map(([name, session]) => {
-      const placement = placementOf(session);
+      const placement = placements[name];
       return {
         ...describeSession(name, session, init.lane),
         ...(placement ? { providers: Object.keys(placement), placement } : {}),
@@ -157,7 +169,7 @@ export function startIsolate(isolatePort: IsolatePort): (message: HostMessage) =
 
 /** Releases every session, then the kernels and the lane (reverse order of creation). */
 async function release(): Promise<number> {
-  const sessions = Object.values(serving?.base.models ?? {});
+  const sessions = serving?.sessions ?? [];
   serving = undefined;
   for (const session of sessions) await session.release().catch(() => {});
   gpuLane?.kernels.close();

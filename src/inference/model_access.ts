@@ -1,0 +1,35 @@
+/**
+ * Which model files an isolate's sessions may open. ONNX Runtime reads model
+ * files (and their external data) natively, past Deno's permissions, and
+ * runtime modules an isolate has loaded stay reachable from user code (the
+ * module map hands them out without a permission check). So the runtime
+ * lists the function's declared models and seals the list before it imports
+ * the user's module; every session the isolate opens afterwards, through
+ * onnxruntime-node or the C API, must be for a listed file.
+ * @module
+ */
+
+const allowed = new Set<string>();
+let sealed = false;
+
+/**
+ * Lists the models an isolate may open (absolute paths), then seals the list.
+ * @throws {Error} when the list is sealed already.
+ */
+export function allowModelsOnce(paths: readonly string[]): void {
+  if (sealed) throw new Deno.errors.NotCapable("The isolate's model list is sealed");
+  for (const path of paths) allowed.add(path);
+  sealed = true;
+}
+
+/**
+ * Throws `NotCapable` unless `path` is one of the declared models.
+ * @throws {Deno.errors.NotCapable} for any other file, or before the list is made.
+ */
+export function assertModelAllowed(path: string): void {
+  if (!sealed || !allowed.has(path)) {
+    throw new Deno.errors.NotCapable(
+      "A function may not open ONNX Runtime sessions itself; declare its models in the definition's `models`",
+    );
+  }
+}
