@@ -3,7 +3,7 @@
  * @module
  */
 import { type Config, ConfigError, parseConfig } from "./src/config.ts";
-import { startRuntime } from "./src/server/runtime.ts";
+import { startRuntime } from "./src/runtime.ts";
 import { log } from "./src/log.ts";
 
 if (import.meta.main) {

@@ -1,24 +1,23 @@
 /**
- * Starts the whole runtime: registry, functions, HTTP server, optional watcher.
+ * The composition root: discovers the devices, then starts the registry, the
+ * functions, the HTTP server and the optional watcher. The one place that
+ * wires the native layer (through `devices.ts`) to the server.
  * @module
  */
 import { fileURLToPath } from "node:url";
-import type { Config } from "../config.ts";
-import { log, setLogLevel } from "../log.ts";
-import type { DeviceInventory } from "../pool/plan_lanes.ts";
-import { discoverDevices, kernelsPtxUrl, Nvml, probeLibrary, tensorRtLibrary } from "../../native/mod.ts";
-import { cudaProviderStatus } from "../inference/providers.ts";
-import type { DeviceSources } from "./devices_report.ts";
-import { Registry } from "../registry/registry.ts";
-import { watchFunctions } from "../registry/watch.ts";
-import { createApp } from "./app.tsx";
-import { createMetrics } from "./metrics.ts";
+import type { Config } from "./config.ts";
+import { log, setLogLevel } from "./log.ts";
+import { detectDevices } from "./devices.ts";
+import { Registry } from "./registry/registry.ts";
+import { watchFunctions } from "./registry/watch.ts";
+import { createApp } from "./server/app.tsx";
+import { createMetrics } from "./server/metrics.ts";
 import type { Context } from "hono";
-import { adminMode } from "./admin_auth.ts";
-import { openStore } from "../store/open.ts";
-import { StoreSync } from "../store/sync.ts";
-import { InvocationKeys } from "../registry/invocation_keys.ts";
-import { InvocationAuth } from "./invocation_auth.ts";
+import { adminMode } from "./server/admin_auth.ts";
+import { openStore } from "./store/open.ts";
+import { StoreSync } from "./store/sync.ts";
+import { InvocationKeys } from "./registry/invocation_keys.ts";
+import { InvocationAuth } from "./server/invocation_auth.ts";
 
 /** A running runtime. */
 export interface Runtime {
@@ -29,34 +28,7 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-const nodeModules = fileURLToPath(new URL("../../node_modules", import.meta.url));
-
-/**
- * The GPUs usable here: visible to the driver, with ONNX Runtime's CUDA
- * provider installed. Without either, everything runs on the CPU and the
- * reason is logged once.
- */
-function detectDevices(): { inventory: DeviceInventory; sources: DeviceSources } {
-  const found = discoverDevices();
-  const provider = cudaProviderStatus(nodeModules);
-  const usable = found.devices.length > 0 && provider.ok;
-  const reason = found.reason ?? (provider.ok ? undefined : provider.reason);
-  const tensorRt = usable ? probeLibrary(tensorRtLibrary) : { ok: false as const, reason: "no usable GPU" };
-  const nvml = found.devices.length > 0 ? Nvml.open() : null;
-  return {
-    inventory: { cuda: usable ? found.devices.map((d) => d.index) : [], ...(reason ? { reason } : {}), tensorRt },
-    sources: {
-      devices: found.devices,
-      driverVersion: found.driverVersion,
-      ...(reason ? { reason } : {}),
-      memory(pciBusId) {
-        if (!nvml) return null;
-        const { usedBytes, totalBytes } = nvml.memory(pciBusId);
-        return { usedBytes, totalBytes };
-      },
-    },
-  };
-}
+const nodeModules = fileURLToPath(new URL("../node_modules", import.meta.url));
 
 const invocation = /^\/(?:v1\/functions\/([^/]+)|v2\/models\/([^/]+)\/infer)$/;
 
@@ -79,13 +51,13 @@ function invokedFunction(c: Context, registry: Registry): string | null {
  */
 export async function startRuntime(config: Config): Promise<Runtime> {
   setLogLevel(config.logLevel);
-  const { inventory, sources } = detectDevices();
+  const { inventory, sources, kernelsPtxPath } = detectDevices(nodeModules);
   const metrics = createMetrics({ devices: sources, functionOf: (c) => invokedFunction(c, registry) });
   const registry = new Registry({
     observer: metrics.observer,
     functionsDir: config.functionsDir,
     nodeModules,
-    kernelsPtxPath: fileURLToPath(kernelsPtxUrl),
+    kernelsPtxPath,
     devices: inventory,
     ortThreads: config.ortThreads,
     defaultIsolation: config.isolation,
