@@ -11,6 +11,7 @@ import { log } from "../log.ts";
 import type { Deployments } from "../registry/deployments.ts";
 import { functionNamePattern, type Registry } from "../registry/registry.ts";
 import { adminAuth, type AdminMode } from "./admin_auth.ts";
+import { guardBodyRead } from "./body_guard.ts";
 
 const bundleType = /^application\/(gzip|x-gzip|x-tar\+gzip|octet-stream)\s*(;|$)/i;
 
@@ -59,7 +60,7 @@ export function adminRoutes({ registry, deployments, mode, maxBundleBytes }: Adm
       }
       await next();
     },
-    limit,
+    (c, next) => guardBodyRead(() => limit(c, next)),
     async (c) => {
       const name = c.req.param("name");
       if (registry.get(name)?.source === "folder") {
