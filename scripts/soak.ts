@@ -52,6 +52,8 @@ export interface SoakOptions {
   concurrency: number;
   /** OCR calls per phase, one at a time alongside the rest (OCR is slow on a CPU). */
   ocrRequests: number;
+  /** Rounds the mixed phase is split into, each followed by recovery and a memory sample. */
+  rounds: number;
   /** Admin operations (deploys, rollbacks, refused deploys) during the mixed phase. */
   adminOps: number;
   /** Seed of every generated body and of the mix. */
@@ -75,10 +77,12 @@ export const fullForm: SoakOptions = {
   concurrency: 16,
   ocrRequests: 20,
   adminOps: 40,
+  rounds: 4,
   seed: 13,
   slackMs: 5_000,
   readyTimeoutMs: 60_000,
-  settleMs: 6_000,
+  // V8 gives back heap it kept after a burst once its memory reducer runs, about 15 s into idle on this machine.
+  settleMs: 20_000,
 };
 
 /** The CI form: about 2,000 requests. */
@@ -88,6 +92,8 @@ export const shortForm: SoakOptions = {
   baselineRequests: 400,
   ocrRequests: 2,
   adminOps: 5,
+  rounds: 1,
+  settleMs: 6_000,
 };
 
 /** What one request is and what it is for. */
@@ -369,10 +375,10 @@ const deadlines: Record<string, number> = {
 const json = { "content-type": "application/json" };
 
 /** Plans the requests of a phase from the seeded mix. */
-function planPhase(phase: Phase, count: number, gen: Gen, mlpLimitBytes: number): Planned[] {
+function planPhase(phase: Phase, tag: string, count: number, gen: Gen, mlpLimitBytes: number): Planned[] {
   const plans: Planned[] = [];
   const call = (target: string, kind: string, healthy: boolean, body: () => BodyInit, headers = json): Planned => ({
-    id: `soak-${phase}-${plans.length}`,
+    id: `soak-${tag}-${plans.length}`,
     phase,
     target,
     kind,
@@ -550,6 +556,11 @@ export interface SoakReport {
     processesAfter: number;
     /** Resident MiB per process (the runtime, each function's host), at baseline and after. */
     byProcess: { baseline: Record<string, number>; after: Record<string, number> };
+    /**
+     * After each round of the mixed phase (recovered, settled): a leak keeps
+     * growing round after round, V8's kept heap levels off.
+     */
+    rounds: { requests: number; mb: number; byProcess: Record<string, number> }[];
   };
   /** Up to 20 outcomes that broke an invariant or answered 500 `internal`, with what came back. */
   samples: Outcome[];
@@ -632,17 +643,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     if (coldFailures.length > 0) throw new Error(`Warm-up failed: ${JSON.stringify(coldFailures)}`);
 
     const outcomes: Outcome[] = [...warmOutcomes];
-    const runPhase = async (phase: Phase, count: number, adminOps: number) => {
-      const plans = planPhase(phase, count, gen, mlpLimitBytes);
+    const runPhase = async (phase: Phase, tag: string, count: number, adminOps: number, ocrRequests: number) => {
+      const plans = planPhase(phase, tag, count, gen, mlpLimitBytes);
       const progress = new Progress();
       const t0 = performance.now();
       const ocrLane = (async () => {
         const done: Outcome[] = [];
-        for (let i = 0; i < options.ocrRequests; i++) {
-          await progress.until(Math.floor((i * count) / options.ocrRequests));
+        for (let i = 0; i < ocrRequests; i++) {
+          await progress.until(Math.floor((i * count) / ocrRequests));
           done.push(
             await send(url, {
-              id: `soak-${phase}-ocr-${i}`,
+              id: `soak-${tag}-ocr-${i}`,
               phase,
               target: "ocr",
               kind: "ocr_ok",
@@ -662,7 +673,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         const badBundle = new TextEncoder().encode("not a tarball");
         for (let i = 0; i < adminOps; i++) {
           await progress.until(Math.floor(((i + 1) * count) / (adminOps + 1)));
-          const id = `soak-${phase}-admin-${i}`;
+          const id = `soak-${tag}-admin-${i}`;
           const op = i % 5;
           const admin = (
             kind: string,
@@ -719,7 +730,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         }
         return done;
       })();
-      const ticker = setInterval(() => say(`${phase}: ${progress.done}/${count}`), 5_000);
+      const ticker = setInterval(() => say(`${tag}: ${progress.done}/${count}`), 5_000);
       try {
         const main = await runConcurrent(url, plans, options.concurrency, options.slackMs, () => progress.tick());
         progress.release();
@@ -727,43 +738,64 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       } finally {
         clearInterval(ticker);
       }
-      say(`${phase}: ${count} requests in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      say(`${tag}: ${count} requests in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     };
 
     say("no-fault phase");
-    await runPhase("baseline", options.baselineRequests, 0);
+    await runPhase("baseline", "baseline", options.baselineRequests, 0, options.ocrRequests);
     const baseline = await settledResident(runtimePid, options.settleMs);
     const baselineByProcess = await namedResident(url, runtimePid, baseline);
     say(`baseline memory ${baseline.mb.toFixed(1)} MiB over ${baseline.processes} processes`);
 
-    say("mixed phase");
-    await runPhase("fault", options.requests, options.adminOps);
-
     // Recovery: every function ready again, then each serves once.
-    const readyStarted = performance.now();
     const names = ["mlp", "ocr", "greeter", ...Object.keys(faultFixtures)];
-    let notReady = names;
-    while (performance.now() - readyStarted < options.readyTimeoutMs) {
-      const { functions } = await (await fetch(`${url}/v1/functions`)).json() as {
-        functions: { name: string; status: string; isolates: { status: string }[] }[];
-      };
-      const readyz = await fetch(`${url}/readyz`);
-      await readyz.body?.cancel();
-      notReady = names.filter((name) => {
-        const fn = functions.find((f) => f.name === name);
-        return !fn || fn.isolates.length === 0 || fn.isolates.some((i) => i.status !== "ready");
+    const recover = async (tag: string) => {
+      const readyStarted = performance.now();
+      let notReady = names;
+      while (performance.now() - readyStarted < options.readyTimeoutMs) {
+        const { functions } = await (await fetch(`${url}/v1/functions`)).json() as {
+          functions: { name: string; status: string; isolates: { status: string }[] }[];
+        };
+        const readyz = await fetch(`${url}/readyz`);
+        await readyz.body?.cancel();
+        notReady = names.filter((name) => {
+          const fn = functions.find((f) => f.name === name);
+          return !fn || fn.isolates.length === 0 || fn.isolates.some((i) => i.status !== "ready");
+        });
+        if (notReady.length === 0 && readyz.status === 200) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const readyAfterMs = Math.round(performance.now() - readyStarted);
+      const after = warm.map((p) => ({ ...p, id: p.id.replace("warm", `after-${tag}`), phase: "fault" as const }));
+      const afterOutcomes = await Promise.all(after.map((p) => send(url, p, options.slackMs)));
+      outcomes.push(...afterOutcomes);
+      const failed = afterOutcomes.filter((o) => o.status !== 200).map((o) => `${o.target} answered ${o.status}`);
+      return { readyAfterMs, notReady: [...notReady, ...failed].map((n) => `${n} (${tag})`) };
+    };
+
+    say("mixed phase");
+    const rounds: SoakReport["memory"]["rounds"] = [];
+    let readyAfterMs = 0;
+    const notReady: string[] = [];
+    let end = baseline;
+    let afterByProcess = baselineByProcess;
+    for (let r = 0; r < options.rounds; r++) {
+      const share = (total: number) =>
+        Math.floor((total * (r + 1)) / options.rounds) - Math.floor((total * r) / options.rounds);
+      const tag = `fault${r + 1}`;
+      await runPhase("fault", tag, share(options.requests), share(options.adminOps), share(options.ocrRequests));
+      const recovered = await recover(tag);
+      readyAfterMs = Math.max(readyAfterMs, recovered.readyAfterMs);
+      notReady.push(...recovered.notReady);
+      end = await settledResident(runtimePid, options.settleMs);
+      afterByProcess = await namedResident(url, runtimePid, end);
+      rounds.push({
+        requests: Math.floor((options.requests * (r + 1)) / options.rounds),
+        mb: end.mb,
+        byProcess: afterByProcess,
       });
-      if (notReady.length === 0 && readyz.status === 200) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      say(`memory after ${tag}: ${end.mb.toFixed(1)} MiB over ${end.processes} processes`);
     }
-    const readyAfterMs = Math.round(performance.now() - readyStarted);
-    const after = warm.map((p) => ({ ...p, id: p.id.replace("warm", "after"), phase: "fault" as const }));
-    const afterOutcomes = await Promise.all(after.map((p) => send(url, p, options.slackMs)));
-    outcomes.push(...afterOutcomes);
-    const afterFailed = afterOutcomes.filter((o) => o.status !== 200).map((o) => `${o.target} answered ${o.status}`);
-    const end = await settledResident(runtimePid, options.settleMs);
-    const afterByProcess = await namedResident(url, runtimePid, end);
-    say(`memory after ${end.mb.toFixed(1)} MiB over ${end.processes} processes`);
 
     const { functions } = await (await fetch(`${url}/v1/functions`)).json() as {
       functions: { name: string; isolates: { restarts: number }[] }[];
@@ -808,11 +840,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       startedAt,
       outcomes,
       server: { serverLogMissing, serverLogDuplicate, serverLogStatusMismatch },
-      ready: {
-        allReady: notReady.length === 0 && afterFailed.length === 0,
-        readyAfterMs,
-        notReady: [...notReady, ...afterFailed],
-      },
+      ready: { allReady: notReady.length === 0, readyAfterMs, notReady },
       restarts: { byFunction: restartsByFunction, byCode: restartsByCode },
       memory: {
         startMb: start.mb,
@@ -822,6 +850,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         processesBaseline: baseline.processes,
         processesAfter: end.processes,
         byProcess: { baseline: baselineByProcess, after: afterByProcess },
+        rounds,
       },
     });
   } finally {
@@ -919,7 +948,7 @@ export function renderMarkdown(report: SoakReport): string {
     `| Lost (no response) | ${inv.lost} |`,
     `| Undocumented status or body | ${inv.undocumented} |`,
     `| Runtime log: missing / duplicate / other status | ${inv.serverLogMissing} / ${inv.serverLogDuplicate} / ${inv.serverLogStatusMismatch} |`,
-    `| Every function ready at the end | ${
+    `| Every function ready after each round | ${
       inv.allReady ? "yes" : `no (${inv.notReady.join(", ")})`
     }, after ${inv.readyAfterMs} ms |`,
     `| Memory (runtime + children) baseline → after | ${fmt(report.memory.baselineMb)} → ${
@@ -977,6 +1006,16 @@ export function renderMarkdown(report: SoakReport): string {
       Object.entries(report.restarts.byFunction).map(([f, n]) => `${f} ${n}`).join(", ") || "none"
     } (by reason: ${Object.entries(report.restarts.byCode).map(([c, n]) => `${c} ${n}`).join(", ") || "none"}).`,
   );
+  lines.push(
+    "",
+    `Memory after each round of the mixed phase (recovered, settled): ${
+      report.memory.rounds.map((r) =>
+        `${r.requests} requests ${fmt(r.mb)} MiB (runtime ${fmt(r.byProcess.runtime ?? null)}, mlp ${
+          fmt(r.byProcess.mlp ?? null)
+        })`
+      ).join("; ")
+    }.`,
+  );
   const { baseline: memBefore, after: memAfter } = report.memory.byProcess;
   lines.push(
     "",
@@ -997,7 +1036,34 @@ export function renderMarkdown(report: SoakReport): string {
 }
 
 /** Whether the report shows every invariant held; the reasons when not. */
-export function violations(report: SoakReport, memoryBoundMb: number): string[] {
+/**
+ * Memory bounds of a soak, in MiB: how far above the baseline the end may be,
+ * and how much the memory may grow from the first round to the last.
+ */
+export interface MemoryBounds {
+  overBaselineMb: number;
+  /** Ignored with one round. */
+  roundGrowthMb: number;
+}
+
+/**
+ * Bounds for the full form (see docs/soak.md for the measurements behind them).
+ * Above the baseline: V8 keeps heap pages after bursts of garbage (mlp's host
+ * +90 MiB after deep-nesting fuzz bodies, the runtime +50 MiB, measured
+ * after 20 s idle), while a leak the size issue 13 found (47–90 MB per
+ * respawn or unload) over the full form's ~150 respawns and activations would
+ * pass 256 MiB at 2 MiB each. Round to round: kept heap levels off after the
+ * first round, a leak keeps growing; 64 MiB over the last three rounds' ~110
+ * respawns catches 0.6 MiB each.
+ */
+export const fullFormBounds: MemoryBounds = { overBaselineMb: 256, roundGrowthMb: 64 };
+
+/** Bounds for the short (CI) form: see tests/soak_test.ts. */
+export const shortFormBounds: MemoryBounds = { overBaselineMb: 128, roundGrowthMb: 64 };
+
+/** The invariants the report shows broken, each in a sentence; empty when all held. */
+export function violations(report: SoakReport, bounds: MemoryBounds): string[] {
+  const memoryBoundMb = bounds.overBaselineMb;
   const inv = report.invariants;
   const problems: string[] = [];
   if (inv.answered !== report.requests) {
@@ -1015,6 +1081,14 @@ export function violations(report: SoakReport, memoryBoundMb: number): string[] 
   if (report.memory.deltaMb > memoryBoundMb) {
     problems.push(`memory grew by ${report.memory.deltaMb.toFixed(1)} MiB (bound ${memoryBoundMb} MiB)`);
   }
+  const { rounds } = report.memory;
+  if (rounds.length > 1 && rounds[rounds.length - 1].mb - rounds[0].mb > bounds.roundGrowthMb) {
+    problems.push(
+      `memory grew by ${
+        (rounds[rounds.length - 1].mb - rounds[0].mb).toFixed(1)
+      } MiB from the first round to the last (bound ${bounds.roundGrowthMb} MiB)`,
+    );
+  }
   if (report.memory.processesAfter !== report.memory.processesBaseline) {
     problems.push(`${report.memory.processesBaseline} processes at baseline, ${report.memory.processesAfter} after`);
   }
@@ -1031,10 +1105,12 @@ if (import.meta.main) {
       concurrency: { type: "string" },
       ocr: { type: "string" },
       admin: { type: "string" },
+      rounds: { type: "string" },
       seed: { type: "string" },
       isolation: { type: "string" },
       out: { type: "string", default: "bench/results/soak" },
-      "memory-bound": { type: "string", default: "64" },
+      "memory-bound": { type: "string" },
+      "round-growth-bound": { type: "string" },
     },
   });
   const form = values.short ? shortForm : fullForm;
@@ -1046,6 +1122,7 @@ if (import.meta.main) {
     concurrency: num(values.concurrency, form.concurrency),
     ocrRequests: num(values.ocr, form.ocrRequests),
     adminOps: num(values.admin, form.adminOps),
+    rounds: num(values.rounds, form.rounds),
     seed: num(values.seed, form.seed),
     ...(values.isolation === "worker" || values.isolation === "process" ? { isolation: values.isolation } : {}),
     progress: (line) => console.error(`[soak] ${line}`),
@@ -1059,7 +1136,11 @@ if (import.meta.main) {
   await Deno.writeTextFile(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
   await Deno.writeTextFile(`${base}.md`, markdown);
   console.error(`[soak] wrote ${base}.json and ${base}.md`);
-  const problems = violations(report, Number(values["memory-bound"]));
+  const bounds = values.short ? shortFormBounds : fullFormBounds;
+  const problems = violations(report, {
+    overBaselineMb: num(values["memory-bound"], bounds.overBaselineMb),
+    roundGrowthMb: num(values["round-growth-bound"], bounds.roundGrowthMb),
+  });
   for (const p of problems) console.error(`[soak] invariant broken: ${p}`);
   for (const p of report.p99Ratio.mlp.met === false ? ["healthy mlp p99 not within 3× of the no-fault run"] : []) {
     console.error(`[soak] reported: ${p}`);

@@ -5,7 +5,7 @@
  * reported by `deno task soak`, not asserted here.
  */
 import assert from "node:assert/strict";
-import { renderMarkdown, runSoak, shortForm, violations } from "../scripts/soak.ts";
+import { renderMarkdown, runSoak, shortForm, shortFormBounds, violations } from "../scripts/soak.ts";
 
 /**
  * How far the resident memory of the runtime and its child processes may be
@@ -21,19 +21,20 @@ import { renderMarkdown, runSoak, shortForm, violations } from "../scripts/soak.
  * redeploy, and the short form respawns or activates about 15 hosts, so a
  * leak of a tenth of that per respawn already passes 128 MiB.
  */
-const memoryBoundMb = 128;
+const memoryBoundMb = shortFormBounds.overBaselineMb;
 
 Deno.test("soak (short form): one documented response each, no hang, every function back, memory back", async () => {
   const report = await runSoak({ ...shortForm, progress: (line) => console.log(`[soak] ${line}`) });
   console.log(renderMarkdown(report));
   const inv = report.invariants;
   assert.ok(report.requests >= 2000, `${report.requests} requests`);
-  assert.deepEqual(violations(report, memoryBoundMb), [], JSON.stringify(report.samples, null, 2));
+  assert.deepEqual(violations(report, shortFormBounds), [], JSON.stringify(report.samples, null, 2));
   assert.equal(inv.answered, report.requests);
   assert.equal(inv.hangs + inv.lost + inv.undocumented, 0);
   assert.equal(inv.serverLogMissing + inv.serverLogDuplicate + inv.serverLogStatusMismatch, 0);
   assert.ok(inv.allReady, inv.notReady.join(", "));
   assert.equal(report.memory.processesAfter, report.memory.processesBaseline);
+  assert.ok(report.memory.deltaMb <= memoryBoundMb, `memory grew by ${report.memory.deltaMb.toFixed(1)} MiB`);
 
   // The faults really happened, each answered as documented.
   const seen = (kind: string, status: number, code?: string) =>
