@@ -52,7 +52,7 @@ Deno.test("soak (short form): one documented response each, no hang, every funct
   // Crashes and runaways respawned their hosts, and those hosts serve again (allReady above).
   for (const fn of ["crash", "hog"]) assert.ok((report.restarts.byFunction[fn] ?? 0) > 0, `${fn} never restarted`);
   // Bad input never got a 500.
-  for (const kind of ["malformed", "wrong_schema", "truncated", "cut_body", "oversized", "wrong_type"]) {
+  for (const kind of ["malformed", "wrong_schema", "truncated", "cut_body", "oversized", "wrong_type", "fuzzed"]) {
     assert.equal(report.counts.filter((c) => c.kind === kind && c.status >= 500).length, 0, kind);
   }
 });
