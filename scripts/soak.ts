@@ -1135,6 +1135,8 @@ if (import.meta.main) {
   const base = join(values.out, `soak-${values.short ? "short" : "full"}-${stamp}`);
   await Deno.writeTextFile(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
   await Deno.writeTextFile(`${base}.md`, markdown);
+  // In the repository's format, so that `deno fmt --check` stays clean where reports are kept.
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", `${base}.json`, `${base}.md`] }).output();
   console.error(`[soak] wrote ${base}.json and ${base}.md`);
   const bounds = values.short ? shortFormBounds : fullFormBounds;
   const problems = violations(report, {
