@@ -27,6 +27,8 @@ import { startServer, type TestServer } from "../tests/support/server.ts";
 import { renderTextPng } from "../tests/support/render_text.ts";
 import { packFolder } from "../src/registry/bundle.ts";
 import { errorStatus } from "../src/errors.ts";
+import fc from "fast-check";
+import { type FuzzRequest, v1Request, v2Request } from "../tests/support/fuzz.ts";
 import { faultFixtures, greeterSource } from "./soak_fixtures.ts";
 import {
   fuzzedBody,
@@ -161,6 +163,9 @@ const expected: Record<string, number[]> = {
   truncated: [400],
   // A mutation may leave a valid request.
   fuzzed: [400, 200],
+  fuzz_v1: [200, 400, 404, 413, 415],
+  fuzz_v2: [200, 400, 404, 413, 415],
+  mlp_v2_ok: [200],
   oversized: [413],
   cut_body: [400],
   wrong_type: [415],
@@ -325,7 +330,10 @@ async function send(url: string, plan: Planned, slackMs: number): Promise<Outcom
         body: plan.body ? await plan.body() : undefined,
         signal: controller.signal,
       });
-      text = await response.text();
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      // KServe v2 binary outputs follow a JSON header of this many bytes.
+      const headerLength = response.headers.get("inference-header-content-length");
+      text = new TextDecoder().decode(headerLength === null ? bytes : bytes.subarray(0, Number(headerLength)));
       status = response.status;
     }
     const ms = performance.now() - started;
@@ -337,6 +345,17 @@ async function send(url: string, plan: Planned, slackMs: number): Promise<Outcom
       return { ...base, status, ms, verdict: "undocumented", detail: `not JSON: ${text.slice(0, 200)}` };
     }
     if (status < 300) return { ...base, status, ms, verdict: "ok" };
+    if (plan.path.startsWith("/v2/")) {
+      // KServe v2 keeps its own error shape: {"error": "<message>"}.
+      const documented = typeof (body as { error?: unknown })?.error === "string";
+      return {
+        ...base,
+        status,
+        ms,
+        verdict: documented ? "ok" : "undocumented",
+        ...(documented ? {} : { detail: text }),
+      };
+    }
     const error = (body as { error?: { code?: unknown; message?: unknown } })?.error;
     const code = typeof error?.code === "string" ? error.code : undefined;
     const documented = code !== undefined && typeof error?.message === "string" &&
@@ -375,8 +394,41 @@ const deadlines: Record<string, number> = {
 const json = { "content-type": "application/json" };
 
 /** Plans the requests of a phase from the seeded mix. */
-function planPhase(phase: Phase, tag: string, count: number, gen: Gen, mlpLimitBytes: number): Planned[] {
+function planPhase(
+  phase: Phase,
+  tag: string,
+  count: number,
+  { gen, mlpLimitBytes, fuzz }: { gen: Gen; mlpLimitBytes: number; fuzz: { v1: FuzzRequest[]; v2: FuzzRequest[] } },
+): Planned[] {
   const plans: Planned[] = [];
+  const v2 = (kind: string, healthy: boolean, request: FuzzRequest): Planned => ({
+    id: `soak-${tag}-${plans.length}`,
+    phase,
+    target: "mlp-v2",
+    kind,
+    healthy,
+    deadlineMs: deadlines.mlp,
+    method: "POST",
+    path: request.path,
+    headers: request.headers,
+    body: () => request.body as Uint8Array<ArrayBuffer>,
+  });
+  const fromFuzz = (kind: string, request: FuzzRequest): Planned => {
+    // The soak's own request id is the one the runtime's log must show.
+    const headers = Object.fromEntries(
+      Object.entries(request.headers).filter(([name]) => name.toLowerCase() !== "x-request-id"),
+    );
+    const target = request.path.startsWith("/v2/") ? "mlp-v2" : request.path.split("/")[3];
+    return { ...v2(kind, false, { ...request, headers }), target };
+  };
+  const v2Body = () => {
+    const rows = gen.int(1, 8);
+    const data = Array.from({ length: rows * 4 }, () => Math.round((gen.random() * 6 - 3) * 1e4) / 1e4);
+    return new TextEncoder().encode(
+      JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [rows, 4], data }] }),
+    );
+  };
+  const v2Healthy = () => v2("mlp_v2_ok", true, { path: "/v2/models/mlp/infer", headers: json, body: v2Body() });
   const call = (target: string, kind: string, healthy: boolean, body: () => BodyInit, headers = json): Planned => ({
     id: `soak-${tag}-${plans.length}`,
     phase,
@@ -392,11 +444,16 @@ function planPhase(phase: Phase, tag: string, count: number, gen: Gen, mlpLimitB
   // Weights of the mixed phase; the no-fault phase sends the healthy kinds only.
   const mix: [number, () => Planned][] = phase === "baseline"
     ? [
-      [90, () => call("mlp", "mlp_ok", true, () => mlpBody(gen))],
+      [70, () => call("mlp", "mlp_ok", true, () => mlpBody(gen))],
+      [20, v2Healthy],
       [10, () => call("greeter", "greeter_ok", true, () => JSON.stringify({ name: "soak" }))],
     ]
     : [
-      [40, () => call("mlp", "mlp_ok", true, () => mlpBody(gen))],
+      [30, () => call("mlp", "mlp_ok", true, () => mlpBody(gen))],
+      [10, v2Healthy],
+      // tests/support/fuzz.ts (fast-check) for /v1 and KServe v2 requests.
+      [4, () => fromFuzz("fuzz_v1", gen.pick(fuzz.v1))],
+      [4, () => fromFuzz("fuzz_v2", gen.pick(fuzz.v2))],
       [5, () => call("greeter", "greeter_ok", true, () => JSON.stringify({ name: "soak" }))],
       [
         5,
@@ -584,6 +641,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const png = await renderTextPng(["isolane soak 13", "fault 2026"], { width: 480, fontSize: 28 });
   const ocrBody = JSON.stringify({ image: Buffer.from(png).toString("base64") });
   const mlpLimitBytes = 1024 * 1024;
+  const fuzz = {
+    v1: fc.sample(v1Request(["mlp", "greeter"]), { seed: options.seed, numRuns: 1000 }),
+    v2: fc.sample(v2Request(["mlp"]), { seed: options.seed, numRuns: 1000 }),
+  };
   const auth = { authorization: `Bearer ${adminToken}` };
 
   let server: TestServer | undefined;
@@ -644,7 +705,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
     const outcomes: Outcome[] = [...warmOutcomes];
     const runPhase = async (phase: Phase, tag: string, count: number, adminOps: number, ocrRequests: number) => {
-      const plans = planPhase(phase, tag, count, gen, mlpLimitBytes);
+      const plans = planPhase(phase, tag, count, { gen, mlpLimitBytes, fuzz });
       const progress = new Progress();
       const t0 = performance.now();
       const ocrLane = (async () => {
@@ -888,7 +949,7 @@ function buildReport(parts: {
   }
   const latency = { baseline: {}, fault: {} } as SoakReport["latency"];
   for (const phase of ["baseline", "fault"] as const) {
-    for (const target of ["mlp", "ocr", "greeter"]) {
+    for (const target of ["mlp", "mlp-v2", "ocr", "greeter"]) {
       const ms = outcomes
         .filter((o) => o.phase === phase && o.healthy && o.target === target && o.status === 200)
         .map((o) => o.ms);
@@ -896,7 +957,7 @@ function buildReport(parts: {
     }
   }
   const p99Ratio: SoakReport["p99Ratio"] = {};
-  for (const target of ["mlp", "ocr", "greeter"]) {
+  for (const target of ["mlp", "mlp-v2", "ocr", "greeter"]) {
     const before = latency.baseline[target].p99;
     const during = latency.fault[target].p99;
     const ratio = before && during ? during / before : null;
