@@ -15,8 +15,8 @@ import { renderMarkdown, runSoak, shortForm, shortFormBounds, violations } from 
  * until its memory reducer runs (about 15 s of idle here), and the soak
  * measures after a few seconds. Measured on this machine (2 cores, shared):
  * mlp's host +40–55 MiB after the deep-nesting fuzz bodies it parses, the
- * runtime +25–35 MiB, other hosts +0–5 MiB each; +33 to +101 MiB in all
- * over five short runs, +33 MiB when left idle 20 s. What the bound must
+ * runtime +20–35 MiB, other hosts +0–5 MiB each; +7 to +101 MiB in all
+ * over six short runs, +33 MiB when left idle 20 s. What the bound must
  * catch: issue 13 measured leaks of 47–90 MB per timeout respawn, unload or
  * redeploy, and the short form respawns or activates about 15 hosts, so a
  * leak of a tenth of that per respawn already passes 128 MiB.
