@@ -225,11 +225,31 @@ async function settledResident(root: number, settleMs: number): Promise<TreeResi
   return best;
 }
 
+/** The runtime's function list; empty when the runtime does not answer. */
+async function listFunctions(url: string): Promise<{
+  functions: { name: string; isolates: { pid?: number; status: string; restarts: number }[] }[];
+}> {
+  try {
+    return await (await fetch(`${url}/v1/functions`)).json();
+  } catch {
+    return { functions: [] };
+  }
+}
+
+/** Whether the runtime answers `/healthz`. */
+async function answers(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${url}/healthz`);
+    await response.body?.cancel();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
 /** Resident MiB per process, named: `runtime`, the function a host serves, or `pid <n>`. */
 async function namedResident(url: string, root: number, sample: TreeResident): Promise<Record<string, number>> {
-  const { functions } = await (await fetch(`${url}/v1/functions`)).json() as {
-    functions: { name: string; isolates: { pid?: number }[] }[];
-  };
+  const { functions } = await listFunctions(url);
   const names = new Map<number, string>([[root, "runtime"]]);
   for (const fn of functions) for (const i of fn.isolates) if (i.pid) names.set(i.pid, fn.name);
   const named: Record<string, number> = {};
@@ -605,6 +625,8 @@ export interface SoakReport {
     allReady: boolean;
     readyAfterMs: number;
     notReady: string[];
+    /** The runtime's last log lines, when it stopped answering during the soak; `null` when it stayed up. */
+    runtimeDied: string[] | null;
   };
   latency: Record<Phase, Record<string, { n: number; p50: number | null; p99: number | null }>>;
   /** Fault-phase healthy p99 over no-fault p99, per healthy function, and whether each is within 3×. */
@@ -832,16 +854,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const readyStarted = performance.now();
       let notReady = names;
       while (performance.now() - readyStarted < options.readyTimeoutMs) {
-        const { functions } = await (await fetch(`${url}/v1/functions`)).json() as {
-          functions: { name: string; status: string; isolates: { status: string }[] }[];
-        };
-        const readyz = await fetch(`${url}/readyz`);
-        await readyz.body?.cancel();
+        const { functions } = await listFunctions(url);
+        const readyz = await fetch(`${url}/readyz`).catch(() => undefined);
+        await readyz?.body?.cancel();
         notReady = names.filter((name) => {
           const fn = functions.find((f) => f.name === name);
           return !fn || fn.isolates.length === 0 || fn.isolates.some((i) => i.status !== "ready");
         });
-        if (notReady.length === 0 && readyz.status === 200) break;
+        if (notReady.length === 0 && readyz?.status === 200) break;
+        if (!readyz && !(await answers(url))) break;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       const readyAfterMs = Math.round(performance.now() - readyStarted);
@@ -858,11 +879,20 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const notReady: string[] = [];
     let end = baseline;
     let afterByProcess = baselineByProcess;
+    let runtimeDied: string[] | null = null;
     for (let r = 0; r < options.rounds; r++) {
       const share = (total: number) =>
         Math.floor((total * (r + 1)) / options.rounds) - Math.floor((total * r) / options.rounds);
       const tag = `fault${r + 1}`;
       await runPhase("fault", tag, share(options.requests), share(options.adminOps), share(options.ocrRequests));
+      if (!(await answers(url))) {
+        runtimeDied = server.logs.filter((l) => l.msg !== "request").slice(-40).map((l) =>
+          JSON.stringify(l).slice(0, 1000)
+        );
+        say(`the runtime went away during ${tag}`);
+        for (const line of runtimeDied) say(`runtime: ${line}`);
+        break;
+      }
       const recovered = await recover(tag);
       readyAfterMs = Math.max(readyAfterMs, recovered.readyAfterMs);
       notReady.push(...recovered.notReady);
@@ -876,9 +906,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       say(`memory after ${tag}: ${end.mb.toFixed(1)} MiB over ${end.processes} processes`);
     }
 
-    const { functions } = await (await fetch(`${url}/v1/functions`)).json() as {
-      functions: { name: string; isolates: { restarts: number }[] }[];
-    };
+    const { functions } = await listFunctions(url);
     const restartsByFunction: Record<string, number> = {};
     const restartsByCode: Record<string, number> = {};
     for (const line of server.logs) {
@@ -894,9 +922,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
 
     // The runtime's own request log: one line per request id, with the status the client saw.
-    const marker = await fetch(`${url}/healthz`, { headers: { "x-request-id": "soak-final-marker" } });
-    await marker.body?.cancel();
-    await server.waitForLog((l) => l.msg === "request" && l.id === "soak-final-marker", 10_000);
+    if (!runtimeDied) {
+      const marker = await fetch(`${url}/healthz`, { headers: { "x-request-id": "soak-final-marker" } });
+      await marker.body?.cancel();
+      await server.waitForLog((l) => l.msg === "request" && l.id === "soak-final-marker", 10_000);
+    }
     const logged = new Map<string, number[]>();
     for (const line of server.logs) {
       if (line.msg !== "request" || typeof line.id !== "string" || !line.id.startsWith("soak-")) continue;
@@ -931,7 +961,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       outcomes,
       startWindows,
       server: { serverLogMissing, serverLogDuplicate, serverLogStatusMismatch },
-      ready: { allReady: notReady.length === 0, readyAfterMs, notReady },
+      ready: { allReady: notReady.length === 0 && !runtimeDied, readyAfterMs, notReady },
+      runtimeDied,
       restarts: { byFunction: restartsByFunction, byCode: restartsByCode },
       memory: {
         startMb: start.mb,
@@ -944,6 +975,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         rounds,
       },
     });
+  } catch (error) {
+    // The runtime's last words say why (a panic, an abort) when it went away under the soak.
+    for (const line of server?.logs.slice(-60) ?? []) say(`runtime: ${JSON.stringify(line).slice(0, 2000)}`);
+    throw error;
   } finally {
     await server?.stop();
     await Deno.remove(functionsDir, { recursive: true }).catch(() => {});
@@ -957,6 +992,7 @@ function buildReport(parts: {
   startWindows: [number, number][];
   server: { serverLogMissing: number; serverLogDuplicate: number; serverLogStatusMismatch: number };
   ready: { allReady: boolean; readyAfterMs: number; notReady: string[] };
+  runtimeDied: string[] | null;
   restarts: SoakReport["restarts"];
   memory: SoakReport["memory"];
 }): SoakReport {
@@ -1024,6 +1060,7 @@ function buildReport(parts: {
       ...parts.server,
       unexpected: [...unexpected.values()],
       ...parts.ready,
+      runtimeDied: parts.runtimeDied,
     },
     latency,
     p99Ratio,
@@ -1047,6 +1084,9 @@ export function renderMarkdown(report: SoakReport): string {
     "",
     "| Invariant | Observed |",
     "| --- | --- |",
+    `| Runtime stayed up | ${
+      inv.runtimeDied ? "**no**: it stopped answering (its last log lines are in the JSON report)" : "yes"
+    } |`,
     `| Exactly one documented response each | ${inv.answered} of ${report.requests} |`,
     `| Hung past deadline + ${report.options.slackMs} ms | ${inv.hangs} |`,
     `| Lost (no response) | ${inv.lost} |`,
@@ -1183,6 +1223,9 @@ export function violations(report: SoakReport, bounds: MemoryBounds): string[] {
     problems.push(
       `runtime log: ${inv.serverLogMissing} missing, ${inv.serverLogDuplicate} duplicate, ${inv.serverLogStatusMismatch} other status`,
     );
+  }
+  if (inv.runtimeDied) {
+    problems.push(`the runtime stopped answering; its last lines: ${inv.runtimeDied.slice(-5).join(" | ")}`);
   }
   if (!inv.allReady) problems.push(`not ready at the end: ${inv.notReady.join(", ")}`);
   if (report.memory.deltaMb > memoryBoundMb) {
