@@ -1286,7 +1286,11 @@ if (import.meta.main) {
   await Deno.writeTextFile(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
   await Deno.writeTextFile(`${base}.md`, markdown);
   // In the repository's format, so that `deno fmt --check` stays clean where reports are kept.
-  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", `${base}.json`, `${base}.md`] }).output();
+  const config = new URL("deno.json", repoRoot).pathname;
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", `--config=${config}`, `${base}.json`, `${base}.md`],
+  })
+    .output();
   console.error(`[soak] wrote ${base}.json and ${base}.md`);
   const bounds = values.short ? shortFormBounds : fullFormBounds;
   const problems = violations(report, {
