@@ -13,6 +13,7 @@ import type { StoreSync } from "../store/sync.ts";
 import type { InvocationKeys } from "../registry/invocation_keys.ts";
 import { functionNamePattern, type Registry } from "../registry/registry.ts";
 import { adminAuth, type AdminMode } from "./admin_auth.ts";
+import { guardBodyRead } from "./body_guard.ts";
 
 const bundleType = /^application\/(gzip|x-gzip|x-tar\+gzip|octet-stream)\s*(;|$)/i;
 
@@ -64,7 +65,7 @@ export function adminRoutes({ registry, sync, mode, maxBundleBytes, keys }: Admi
       }
       await next();
     },
-    limit,
+    (c, next) => guardBodyRead(() => limit(c, next)),
     async (c) => {
       const name = c.req.param("name");
       if (registry.get(name)?.source === "folder") {

@@ -14,6 +14,39 @@ export function isJson(contentType: string): boolean {
   return jsonType.test(contentType);
 }
 
+/**
+ * Connection errors met while reading a request body: the client closed its
+ * side or the connection before sending all it announced (`content-length`,
+ * or a chunked body without its last chunk).
+ */
+const connectionErrors = [
+  Deno.errors.BadResource,
+  Deno.errors.Interrupted,
+  Deno.errors.ConnectionReset,
+  Deno.errors.ConnectionAborted,
+  Deno.errors.UnexpectedEof,
+  Deno.errors.Http,
+];
+
+/**
+ * Runs a middleware chain that reads the request body; a connection error
+ * while reading it is the client's fault and becomes 400 `invalid_input`
+ * (not 500). Every other error passes through unchanged.
+ */
+export async function guardBodyRead(read: () => Promise<unknown>): Promise<void> {
+  try {
+    await read();
+  } catch (error) {
+    if (connectionErrors.some((type) => error instanceof type)) {
+      throw new IsolaneError(
+        "invalid_input",
+        "Request body ended before it was complete: the client closed the connection or sent fewer bytes than its content-length",
+      );
+    }
+    throw error;
+  }
+}
+
 /** Hono body limits by size, made once each (functions declare their own limit). */
 export class BodyLimits {
   #bySize = new Map<number, MiddlewareHandler>();

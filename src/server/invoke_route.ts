@@ -8,7 +8,7 @@
 import type { Context } from "hono";
 import { IsolaneError } from "../errors.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
-import { type BodyLimits, isJson } from "./body_guard.ts";
+import { type BodyLimits, guardBodyRead, isJson } from "./body_guard.ts";
 
 const encoder = new TextEncoder();
 const newline = encoder.encode("\n");
@@ -50,9 +50,11 @@ export async function invokeFunction(c: Context, fn: FunctionVersion, limits: Bo
   const refused = fn.pool.refusal();
   if (refused) throw refused;
   let body: ArrayBuffer | undefined;
-  await limits.for(fn.manifest.options.maxBodyBytes)(c, async () => {
-    body = await c.req.arrayBuffer();
-  });
+  await guardBodyRead(() =>
+    limits.for(fn.manifest.options.maxBodyBytes)(c, async () => {
+      body = await c.req.arrayBuffer();
+    })
+  );
   const sse = (c.req.header("accept") ?? "").includes("text/event-stream");
   let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
   let streaming: ((response: Response) => void) | undefined;
