@@ -214,7 +214,7 @@ export interface FunctionOptionsBase<M extends string = string, S = unknown> {
   timeoutMs?: number;
   /** Largest accepted request body in bytes; default 8 MiB. */
   maxBodyBytes?: number;
-  /** Requests that may wait for an isolate before new ones get 429; default 64. */
+  /** Requests that may wait for an isolate before new ones get 429 (so does a wait past `timeoutMs`); default 1024. */
   queueDepth?: number;
   /** Extra permissions; none by default. */
   permissions?: FunctionPermissions;
@@ -320,7 +320,7 @@ export const functionOptionsSchema = z.object({
   instances: z.number().int().min(1).max(64).default(1),
   timeoutMs: z.number().int().min(1).max(600_000).default(30_000),
   maxBodyBytes: z.number().int().min(1).max(256 * MiB).default(8 * MiB),
-  queueDepth: z.number().int().min(0).max(100_000).default(64),
+  queueDepth: z.number().int().min(0).max(100_000).default(1024),
   signature: z.object({
     inputs: z.array(tensorSpecSchema).min(1),
     outputs: z.array(tensorSpecSchema).min(1),

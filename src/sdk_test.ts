@@ -8,7 +8,7 @@ Deno.test("defineFunction applies defaults through the options schema", () => {
   assert.equal(options.device, "auto");
   assert.equal(options.instances, 1);
   assert.equal(options.timeoutMs, 30_000);
-  assert.equal(options.queueDepth, 64);
+  assert.equal(options.queueDepth, 1024);
   assert.deepEqual(options.models, {});
 });
 

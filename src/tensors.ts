@@ -133,8 +133,10 @@ export function decodeJsonText(bytes: AllowSharedBufferSource): string {
   }
 }
 
-// Integer literals longer than this may not fit a double exactly; only then does parsing pay for a reviver.
-const longInteger = /\d{16}/;
+// Integer literals of 16 digits or more may not fit a double exactly; only then does parsing pay for a reviver.
+// A run of digits that belongs to a decimal (after a '.', or followed by '.', 'e' or 'E') is not one:
+// FP32 data written with 17 significant digits must not send every request down the slow path.
+const longInteger = /(?<![\d.])\d{16,}(?![\d.eE])/;
 const integerLiteral = /^-?\d+$/;
 
 /**
