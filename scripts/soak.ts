@@ -627,6 +627,9 @@ export interface SoakReport {
     notReady: string[];
     /** The runtime's last log lines, when it stopped answering during the soak; `null` when it stayed up. */
     runtimeDied: string[] | null;
+    /** Lines the runtime logged at level error, or that were not its JSON (a panic): how many, and the first 20. */
+    runtimeErrorCount: number;
+    runtimeErrors: string[];
   };
   latency: Record<Phase, Record<string, { n: number; p50: number | null; p99: number | null }>>;
   /** Fault-phase healthy p99 over no-fault p99, per healthy function, and whether each is within 3×. */
@@ -963,6 +966,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       server: { serverLogMissing, serverLogDuplicate, serverLogStatusMismatch },
       ready: { allReady: notReady.length === 0 && !runtimeDied, readyAfterMs, notReady },
       runtimeDied,
+      runtimeErrors: server.logs
+        .filter((l) => l.level === "error" || l.msg === "raw")
+        .map((l) => JSON.stringify(l).slice(0, 1000)),
       restarts: { byFunction: restartsByFunction, byCode: restartsByCode },
       memory: {
         startMb: start.mb,
@@ -993,6 +999,7 @@ function buildReport(parts: {
   server: { serverLogMissing: number; serverLogDuplicate: number; serverLogStatusMismatch: number };
   ready: { allReady: boolean; readyAfterMs: number; notReady: string[] };
   runtimeDied: string[] | null;
+  runtimeErrors: string[];
   restarts: SoakReport["restarts"];
   memory: SoakReport["memory"];
 }): SoakReport {
@@ -1061,6 +1068,8 @@ function buildReport(parts: {
       unexpected: [...unexpected.values()],
       ...parts.ready,
       runtimeDied: parts.runtimeDied,
+      runtimeErrorCount: parts.runtimeErrors.length,
+      runtimeErrors: parts.runtimeErrors.slice(0, 20),
     },
     latency,
     p99Ratio,
@@ -1087,6 +1096,7 @@ export function renderMarkdown(report: SoakReport): string {
     `| Runtime stayed up | ${
       inv.runtimeDied ? "**no**: it stopped answering (its last log lines are in the JSON report)" : "yes"
     } |`,
+    `| Runtime log lines at level error (or not JSON) | ${inv.runtimeErrorCount} |`,
     `| Exactly one documented response each | ${inv.answered} of ${report.requests} |`,
     `| Hung past deadline + ${report.options.slackMs} ms | ${inv.hangs} |`,
     `| Lost (no response) | ${inv.lost} |`,

@@ -19,10 +19,13 @@ export function seededRandom(seed: number): () => number {
 
 /** Helpers over one generator. */
 export class Gen {
+  /** Wraps a generator of floats in [0, 1), such as {@link seededRandom}'s. */
   constructor(readonly random: () => number) {}
+  /** An integer in [min, max], both included. */
   int(min: number, max: number): number {
     return min + Math.floor(this.random() * (max - min + 1));
   }
+  /** One of `items`, each as likely. */
   pick<T>(items: readonly T[]): T {
     return items[Math.floor(this.random() * items.length)];
   }

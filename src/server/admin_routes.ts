@@ -65,6 +65,7 @@ export function adminRoutes({ registry, sync, mode, maxBundleBytes, keys }: Admi
       }
       await next();
     },
+    // A chunked bundle is read by the limit itself.
     (c, next) => guardBodyRead(() => limit(c, next)),
     async (c) => {
       const name = c.req.param("name");
@@ -74,7 +75,7 @@ export function adminRoutes({ registry, sync, mode, maxBundleBytes, keys }: Admi
           `Function '${name}' comes from the functions folder; deploy under another name`,
         );
       }
-      const bundle = new Uint8Array(await c.req.arrayBuffer());
+      const bundle = new Uint8Array(await guardBodyRead(() => c.req.arrayBuffer()));
       const version = await sync.deploy(name, bundle);
       const isolates = registry.get(name)?.current?.pool.isolates().length ?? 0;
       return c.json({ name, version, status: "ready", isolates }, 201);

@@ -29,13 +29,14 @@ const connectionErrors = [
 ];
 
 /**
- * Runs a middleware chain that reads the request body; a connection error
+ * Runs what reads the request body (a read, or a middleware that reads it
+ * itself, such as Hono's body limit on a chunked body); a connection error
  * while reading it is the client's fault and becomes 400 `invalid_input`
  * (not 500). Every other error passes through unchanged.
  */
-export async function guardBodyRead(read: () => Promise<unknown>): Promise<void> {
+export async function guardBodyRead<T>(read: () => Promise<T>): Promise<T> {
   try {
-    await read();
+    return await read();
   } catch (error) {
     if (connectionErrors.some((type) => error instanceof type)) {
       throw new IsolaneError(
