@@ -16,6 +16,11 @@ if (import.meta.main) {
     console.error(`isolane: ${error.message}`);
     Deno.exit(1);
   }
+  // A bug in a callback must cost one request, not the process that serves every function: log it and go on.
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    log("error", "unexpected error", { reason: String(event.reason), stack: (event.reason as Error)?.stack });
+  });
   const runtime = await startRuntime(config);
   let stopping = false;
   const stop = async (signal: string) => {

@@ -58,12 +58,14 @@ export class ProcessHost extends HostBase {
     this.#memoryMb = memoryMb;
     this.#stdin = child.stdin.getWriter();
     this.#unwatch = watchMemory(this, memoryMb);
-    void this.#read(child.stdout);
-    void this.#readErrors(child.stderr);
-    void child.status.then((status) => {
+    const failed = (where: string) => (error: unknown) =>
+      log("error", "process host failed", { function: name, isolate: this.id, where, reason: String(error) });
+    this.#read(child.stdout).catch(failed("stdout"));
+    this.#readErrors(child.stderr).catch(failed("stderr"));
+    child.status.then((status) => {
       this.#unwatch();
       this.ended(this.#outOfMemory ?? `exited (code ${status.code}${status.signal ? `, ${status.signal}` : ""})`);
-    });
+    }).catch(failed("exit"));
   }
 
   /** Starts a child process and resolves once its isolate is ready; rejects with an `IsolaneError` saying why not. */
