@@ -29,6 +29,7 @@ import { packFolder } from "../src/registry/bundle.ts";
 import { errorStatus } from "../src/errors.ts";
 import fc from "fast-check";
 import { type FuzzRequest, v1Request, v2Request } from "../tests/support/fuzz.ts";
+import { type TreeResident, treeResident } from "../tests/support/process_memory.ts";
 import { faultFixtures, greeterSource } from "./soak_fixtures.ts";
 import {
   fuzzedBody,
@@ -177,39 +178,6 @@ const expected: Record<string, number[]> = {
   deploy_folder: [409],
   rollback: [200, 409],
 };
-
-/** Resident memory of a process tree: in all, and per process (MiB). */
-export interface TreeResident {
-  mb: number;
-  processes: number;
-  byPid: Record<number, number>;
-}
-
-/** Resident memory of a process and all its descendants, from /proc (Linux). */
-export async function treeResident(root: number): Promise<TreeResident> {
-  const parents = new Map<number, number>();
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
-      parents.set(Number(entry.name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-    } catch { /* gone */ }
-  }
-  const tree = [root];
-  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid);
-  let pages = 0;
-  let processes = 0;
-  const byPid: Record<number, number> = {};
-  for (const pid of tree) {
-    try {
-      const own = Number((await Deno.readTextFile(`/proc/${pid}/statm`)).split(" ")[1]);
-      pages += own;
-      byPid[pid] = (own * 4096) / 2 ** 20;
-      processes++;
-    } catch { /* gone */ }
-  }
-  return { mb: (pages * 4096) / 2 ** 20, processes, byPid };
-}
 
 /**
  * The lowest of samples a quarter second apart over `settleMs`: garbage a

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { errorOf, startServer, type TestServer, until } from "./support/server.ts";
 import { matMulModel } from "./support/models.ts";
+import { treeResident } from "./support/process_memory.ts";
 
 const echo = `import { defineFunction, z } from "isolane";
 export default defineFunction({
@@ -119,27 +120,6 @@ export default defineFunction({
   }
 });
 
-/** Resident memory of a process and all its descendants, in MiB, from /proc. */
-async function treeResidentMb(root: number): Promise<number> {
-  const parents = new Map<number, number>();
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
-      parents.set(Number(entry.name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-    } catch { /* gone */ }
-  }
-  const tree = [root];
-  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid);
-  let pages = 0;
-  for (const pid of tree) {
-    try {
-      pages += Number((await Deno.readTextFile(`/proc/${pid}/statm`)).split(" ")[1]);
-    } catch { /* gone */ }
-  }
-  return (pages * 4096) / 2 ** 20;
-}
-
 Deno.test("containment: 5 deploy/delete cycles and 5 timeout respawns of a 64 MiB model give the memory back", async () => {
   const token = "containment-token-0123456789";
   const model = matMulModel(4096);
@@ -188,7 +168,7 @@ export default defineFunction({
     // cycle (60-90 MB each before) shows plainly.
     const after = async () => {
       await cycle();
-      return await treeResidentMb(runtimePid);
+      return (await treeResident(runtimePid)).mb;
     };
     const start = Math.min(await after(), await after());
     const samples: number[] = [];

@@ -9,28 +9,13 @@ import { gzipSync } from "node:zlib";
 import { Buffer } from "node:buffer";
 import { fileURLToPath } from "node:url";
 import * as tar from "tar";
-import { packFolder } from "../src/registry/bundle.ts";
+import { bundleOf } from "./support/bundles.ts";
 import { greeterModule } from "./support/greeter.ts";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
 
 const token = "test-admin-token-0123456789";
 const auth = { authorization: `Bearer ${token}` };
 const echoFixture = fileURLToPath(new URL("./fixtures/functions/echo", import.meta.url));
-
-/** A bundle of a folder holding `files`. */
-async function bundleOf(files: Record<string, string | Uint8Array>): Promise<Uint8Array<ArrayBuffer>> {
-  const dir = await Deno.makeTempDir();
-  try {
-    for (const [path, content] of Object.entries(files)) {
-      await Deno.mkdir(join(dir, path, ".."), { recursive: true });
-      if (typeof content === "string") await Deno.writeTextFile(join(dir, path), content);
-      else await Deno.writeFile(join(dir, path), content);
-    }
-    return await packFolder(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** A hand-made tar.gz with one entry, for entries `tar.c` would never write. */
 function rawBundle(path: string, type: "File" | "SymbolicLink", linkpath?: string): Uint8Array<ArrayBuffer> {

@@ -20,6 +20,7 @@
 import { join } from "node:path";
 import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc-parser";
 import { IsolaneError } from "../errors.ts";
+import { exists } from "../_exists.ts";
 
 /** The bundle a function with dependencies is served from, in its folder. */
 export const bundleFileName = "mod.bundle.js";
@@ -259,13 +260,4 @@ async function deno(name: string, args: string[]): Promise<string> {
     `Cannot load function '${name}': its dependencies do not bundle: ${reason}`,
     lines,
   );
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

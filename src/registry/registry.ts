@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
 import { type FunctionVersion, type LoadContext, loadFunction } from "./load_function.ts";
+import { exists } from "../_exists.ts";
 
 /** A function's state as the API shows it. */
 export type FunctionStatus = "loading" | "ready" | "failed" | "unhealthy";
@@ -230,14 +231,5 @@ export class Registry {
   /** Ends every isolate now (each releases its sessions); resolves once all have ended. */
   async close(): Promise<void> {
     await Promise.all([...this.#entries.values()].map((entry) => entry.current?.pool.close()));
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

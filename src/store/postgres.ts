@@ -15,6 +15,7 @@ import type { BundleLimits } from "../registry/bundle.ts";
 import { inspectBundle } from "../registry/bundle.ts";
 import { sha256Hex, unpackInto, writeAtomically } from "./_bundle_io.ts";
 import type { FunctionStore, FunctionVersions, StoredVersion, StoreHealth } from "./mod.ts";
+import { exists } from "../_exists.ts";
 
 /** Size of one stored chunk of a bundle (well under the 1 GB of a `bytea`). */
 export const chunkBytes = 8 * 1024 * 1024;
@@ -390,14 +391,5 @@ export class PostgresStore implements FunctionStore {
   async close(): Promise<void> {
     await this.#listening?.unlisten().catch(() => {});
     await Promise.all([this.#sql.end({ timeout: 2 }), this.#locks.end({ timeout: 2 })]);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -6,27 +6,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { packFolder } from "../../src/registry/bundle.ts";
+import { bundleOf } from "./bundles.ts";
+
+export { bundleOf };
 import { greeterModule } from "./greeter.ts";
 
 /** Headers of an admin request. */
 export type AdminHeaders = Record<string, string>;
-
-/** A bundle of a folder holding `files`. */
-export async function bundleOf(files: Record<string, string | Uint8Array>): Promise<Uint8Array<ArrayBuffer>> {
-  const dir = await Deno.makeTempDir();
-  try {
-    for (const [path, content] of Object.entries(files)) {
-      await Deno.mkdir(join(dir, path, ".."), { recursive: true });
-      if (typeof content === "string") await Deno.writeTextFile(join(dir, path), content);
-      else await Deno.writeFile(join(dir, path), content);
-    }
-    return await packFolder(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** `PUT /v1/functions/:name` with a bundle. */
 export function deploy(
