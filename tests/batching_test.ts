@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { errorOf, startServer } from "./support/server.ts";
+import { join } from "node:path";
+import { errorOf, startServer, until } from "./support/server.ts";
 import { mlpInput } from "./support/mlp_reference.ts";
 
 const functionsDir = fileURLToPath(new URL("../functions", import.meta.url));
@@ -37,4 +38,60 @@ Deno.test("batching: 600 concurrent requests of 1-3 rows each equal the same req
   assert.ok(Math.max(...after.recentBatchSizes) > 1, `batches formed: ${after.recentBatchSizes}`);
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
   assert.match(metrics, /isolane_batch_size_bucket\{le="1",function="mlp"\} \d+/);
+});
+
+Deno.test("batching: a request whose deadline passes while its batch runs gets 504 alone; the rest are answered", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-batch-deadline-" });
+  await Deno.mkdir(join(dir, "gate", "state"), { recursive: true });
+  // Each row's value names a marker file; the batch runs until every marker it names exists.
+  await Deno.writeTextFile(
+    join(dir, "gate", "mod.ts"),
+    `import { defineFunction } from "isolane";
+export default defineFunction({
+  description: "Waits for the markers its rows name",
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 1] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 1] }],
+  },
+  dynamicBatching: { maxBatchSize: 8, maxQueueDelayMs: 0 },
+  timeoutMs: 1500,
+  abortGraceMs: 60000,
+  async handler({ x }) {
+    for (const v of new Set(x.data as Float32Array)) {
+      const marker = new URL("./state/m" + v, import.meta.url);
+      while (!(await Deno.stat(marker).then(() => true, () => false))) await new Promise((r) => setTimeout(r, 10));
+    }
+    return { y: x };
+  },
+});
+`,
+  );
+  const marker = (v: number) => Deno.writeTextFile(join(dir, "gate", "state", `m${v}`), "go");
+  try {
+    await using server = await startServer({ functionsDir: dir });
+    // C holds the isolate; A and B queue behind it and then run as one batch.
+    const c = server.invoke("gate", { x: [[1]] });
+    await until(server, "gate", (info) => info.isolates[0].status === "busy");
+    const a = server.invoke("gate", { x: [[2]] });
+    await until(server, "gate", (info) => info.queued === 1);
+    // B arrives later than A, so its deadline is later too (the arrival gap is the test's input, not a wait).
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const b = server.invoke("gate", { x: [[2]] });
+    await until(server, "gate", (info) => info.queued === 2);
+    await marker(1);
+    assert.deepEqual(await (await c).json(), { y: [[1]] });
+    // The batch {A, B} now waits for marker 2; A's deadline passes meanwhile and A alone gets its 504.
+    const aResponse = await a;
+    assert.equal(aResponse.status, 504);
+    await aResponse.body?.cancel();
+    await marker(2);
+    const bResponse = await b;
+    assert.equal(bResponse.status, 200);
+    assert.deepEqual(await bResponse.json(), { y: [[2]] });
+    const info = await (await fetch(`${server.url}/v1/functions/gate`)).json();
+    assert.deepEqual(info.recentBatchSizes, [1, 2], "A and B ran as one batch");
+    assert.equal(info.isolates[0].restarts, 0, "the isolate was kept");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

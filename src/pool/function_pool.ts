@@ -318,7 +318,6 @@ export class FunctionPool {
     while (this.#queue.length > 0) {
       const slot = this.#freeSlot();
       if (!slot) break;
-      // A second batch goes to a busy isolate only when it is full: a lone request waits for a free one instead.
       const rows = this.#queue.map((r) => r.rows);
       const decision = decideBatch(rows, performance.now() - this.#queue[0].arrived, batching);
       if ("waitMs" in decision) {
@@ -330,7 +329,12 @@ export class FunctionPool {
         }
         break;
       }
-      if (slot.batches > 0 && batching && decision.send < this.#queue.length) break;
+      // A second batch goes to a busy isolate only when it is full (it runs next, with no gap); a partial one
+      // waits for a free isolate, so that requests arriving meanwhile join it.
+      if (slot.batches > 0 && batching) {
+        const batchRows = rows.slice(0, decision.send).reduce((n, r) => n + r, 0);
+        if (batchRows < batching.maxBatchSize) break;
+      }
       this.#dispatch(slot, this.#queue.splice(0, decision.send));
     }
     if (
