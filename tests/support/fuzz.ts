@@ -15,6 +15,7 @@
  * @module
  */
 import fc from "fast-check";
+import { tensorDatatypes } from "../../src/sdk.ts";
 
 /** One HTTP request to send. */
 export interface FuzzRequest {
@@ -27,24 +28,8 @@ export interface FuzzRequest {
 export const documentedStatuses: ReadonlySet<number> = new Set([200, 400, 404, 413, 415]);
 
 const encoder = new TextEncoder();
-const datatypes = [
-  "BOOL",
-  "UINT8",
-  "UINT16",
-  "UINT32",
-  "UINT64",
-  "INT8",
-  "INT16",
-  "INT32",
-  "INT64",
-  "FP16",
-  "FP32",
-  "FP64",
-  "BYTES",
-  "BF16",
-  "fp32",
-  "",
-];
+// Every v2 datatype, and names that are none (bfloat16, lower case, empty).
+const datatypes = [...tensorDatatypes, "BF16", "fp32", ""];
 
 /** Header values that fetch can send (printable ASCII). */
 const headerText = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)) });
