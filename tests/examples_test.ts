@@ -58,6 +58,31 @@ Deno.test("examples: mlp, ocr and vad served with their real models", async (t) 
     assert.deepEqual([...tops].sort((a, b) => a - b), tops);
   });
 
+  await t.step("ocr takes the image itself as the body, or as a form's file, and reads the same text", async () => {
+    const lines = ["Raw bytes in", "no base64 needed"];
+    const png = new Uint8Array(await renderTextPng(lines, { width: 700 }));
+    const viaJson = await (await server.invoke("ocr", { image: base64(png) })).json();
+    const raw = await fetch(`${server.url}/v1/functions/ocr`, {
+      method: "POST",
+      headers: { "content-type": "image/png" },
+      body: png,
+    });
+    assert.equal(raw.status, 200);
+    const viaRaw = await raw.json();
+    assert.deepEqual(viaRaw.lines.map((l: { text: string }) => l.text), lines);
+    assert.deepEqual(viaRaw, viaJson);
+    const form = new FormData();
+    form.append("scan", new Blob([png], { type: "image/png" }), "scan.png");
+    const viaForm = await (await fetch(`${server.url}/v1/functions/ocr`, { method: "POST", body: form })).json();
+    assert.deepEqual(viaForm, viaJson);
+    const wav = await fetch(`${server.url}/v1/functions/ocr`, {
+      method: "POST",
+      headers: { "content-type": "audio/wav" },
+      body: png,
+    });
+    assert.equal((await errorOf(wav)).status, 415);
+  });
+
   await t.step("ocr rejects an image it cannot decode with 400", async () => {
     const e = await errorOf(await server.invoke("ocr", { image: base64(new TextEncoder().encode("not an image")) }));
     assert.equal(e.status, 400);
@@ -90,6 +115,30 @@ Deno.test("examples: mlp, ocr and vad served with their real models", async (t) 
       assert.deepEqual(result.speech, []);
       assert.ok(result.frames.length > 80);
     }
+  });
+
+  await t.step("vad takes the WAV itself as the body, options as form fields", async () => {
+    const wav = new Uint8Array(encodeWav(padWithSilence(samples, rate, 1), rate));
+    const viaJson = await (await server.invoke("vad", { audio: base64(wav), threshold: 0.6 })).json();
+    const raw = await fetch(`${server.url}/v1/functions/vad`, {
+      method: "POST",
+      headers: { "content-type": "audio/wav" },
+      body: wav,
+    });
+    assert.equal(raw.status, 200);
+    const viaRaw = await raw.json();
+    assert.ok(viaRaw.speech.length >= 1);
+    const form = new FormData();
+    form.append("threshold", "0.6");
+    form.append("audio", new Blob([wav], { type: "audio/wav" }), "talk.wav");
+    const viaForm = await (await fetch(`${server.url}/v1/functions/vad`, { method: "POST", body: form })).json();
+    assert.deepEqual(viaForm, viaJson);
+    const badField = new FormData();
+    badField.append("threshold", "loud");
+    badField.append("audio", new Blob([wav], { type: "audio/wav" }), "talk.wav");
+    const e = await errorOf(await fetch(`${server.url}/v1/functions/vad`, { method: "POST", body: badField }));
+    assert.equal(e.status, 400);
+    assert.match(e.message, /threshold/);
   });
 
   await t.step("vad answers 400 for a WAV it cannot use", async () => {

