@@ -229,6 +229,11 @@ export interface FunctionOptionsBase<M extends string = string, S = unknown> {
   gpuMemoryLimitMb?: number;
   /** Milliseconds between a timed-out request's abort and ending its isolate if it is still stuck; default 1000. */
   abortGraceMs?: number;
+  /**
+   * CPU time one request may use in milliseconds, on process hosts (read from /proc every 100 ms); past it the
+   * request gets 504 and its isolate is ended and respawned. Default 0: no limit beyond `timeoutMs`.
+   */
+  cpuTimeMs?: number;
   /** Triton's dynamic batcher: combine queued requests along the first dimension; off by default. */
   dynamicBatching?: DynamicBatching;
   /** CUDA lanes: let MatMul and convolutions use TF32 (ORT's `use_tf32`); default true. */
@@ -335,6 +340,7 @@ export const functionOptionsSchema = z.object({
   memoryLimitMb: z.number().int().min(64).max(1024 * 1024).default(512),
   gpuMemoryLimitMb: z.number().int().min(0).default(0),
   abortGraceMs: z.number().int().min(0).max(60_000).default(1000),
+  cpuTimeMs: z.number().int().min(0).max(600_000).default(0),
   tf32: z.boolean().default(true),
   cudaGraph: z.boolean().default(false),
   // The handler is the isolate's; the host keeps only the media types (Zod drops the rest).

@@ -213,3 +213,39 @@ Deno.test("containment: a process host never outlives its runtime, even one kill
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("containment: cpuTimeMs ends a request that burns CPU, not one that waits", async () => {
+  const source = (kind: "burn" | "wait") =>
+    `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Uses CPU or waits",
+  input: z.object({}),
+  output: z.object({ ok: z.boolean() }),
+  isolation: "process",
+  cpuTimeMs: 300,
+  timeoutMs: 20000,
+  async handler() {
+    const until = Date.now() + 1500;
+    ${
+      kind === "burn"
+        ? "while (Date.now() < until) { /* spin */ }"
+        : "await new Promise((resolve) => setTimeout(resolve, until - Date.now()));"
+    }
+    return { ok: true };
+  },
+});
+`;
+  const dir = await functionsWith({ "burn/mod.ts": source("burn"), "wait/mod.ts": source("wait") });
+  try {
+    await using server = await startServer({ functionsDir: dir });
+    // 1.5 s of waiting uses almost no CPU: it is answered.
+    assert.deepEqual(await (await server.invoke("wait", {})).json(), { ok: true });
+    // 1.5 s of spinning passes 300 ms of CPU time, as the kernel counts it for the host process.
+    const e = await errorOf(await server.invoke("burn", {}));
+    assert.equal(e.status, 504);
+    assert.match(e.message, /used more than its CPU time of 300 ms on one request/);
+    await until(server, "burn", (info) => info.isolates[0].restarts === 1 && info.isolates[0].status === "ready");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

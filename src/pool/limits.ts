@@ -18,6 +18,11 @@ export interface FunctionLimits {
    * ended only if it still holds the request this many milliseconds later.
    */
   abortGraceMs: number;
+  /**
+   * CPU time one request may use, in milliseconds (`cpuTimeMs`; 0: no limit). Measured on process hosts only
+   * (from /proc); a Deno Worker's CPU time cannot be read apart from its process's.
+   */
+  cpuTimeMs: number;
   /** Memory of one isolate in MiB: its V8 heap and, on a process host, its resident memory (`memoryLimitMb`). */
   memoryMb: number;
   /** GPU memory of one isolate's ONNX Runtime arena in MiB; 0 is no limit (`gpuMemoryLimitMb`). */
@@ -67,6 +72,7 @@ export function limitsFor(
   return {
     wallTimeMs: options.timeoutMs,
     abortGraceMs: options.abortGraceMs,
+    cpuTimeMs: options.cpuTimeMs,
     memoryMb: options.memoryLimitMb,
     gpuMemoryMb: options.gpuMemoryLimitMb,
     maxBodyBytes: options.maxBodyBytes,

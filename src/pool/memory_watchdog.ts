@@ -1,7 +1,8 @@
 /**
- * Ends process hosts whose resident memory passes their limit. The V8 heap
- * flag bounds only the heap; `ArrayBuffer`s and native allocations are
- * bounded here. One timer serves every watched host.
+ * Ends process hosts whose resident memory passes their limit, or whose
+ * request runs past its CPU time. The V8 heap flag bounds only the heap;
+ * `ArrayBuffer`s and native allocations are bounded here. One timer serves
+ * every watched host.
  * @module
  */
 
@@ -9,6 +10,8 @@
 export interface Watched {
   residentBytes(): number | undefined;
   exceeded(residentMb: number): void;
+  /** Checks the CPU time of the request in progress against its limit (ends the host past it). */
+  checkCpuTime(): void;
 }
 
 /** How often resident memory is read, in milliseconds. */
@@ -25,7 +28,9 @@ function check(): void {
     if (mb > limitMb) {
       watched.delete(host);
       host.exceeded(mb);
+      continue;
     }
+    host.checkCpuTime();
   }
   if (watched.size === 0) {
     clearInterval(timer);

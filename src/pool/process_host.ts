@@ -50,9 +50,13 @@ export class ProcessHost extends HostBase {
   #memoryMb: number;
   #outOfMemory: string | undefined;
   #unwatch: () => void;
+  #cpuLimitMs: number;
+  /** CPU time of the process (ms) when the work in progress started, and how many jobs were answered then. */
+  #cpuStart: { ms: number; served: number } | undefined;
 
-  private constructor(name: string, child: Deno.ChildProcess, memoryMb: number) {
+  private constructor(name: string, child: Deno.ChildProcess, memoryMb: number, cpuLimitMs: number) {
     super(name);
+    this.#cpuLimitMs = cpuLimitMs;
     this.#child = child;
     this.pid = child.pid;
     this.#memoryMb = memoryMb;
@@ -85,7 +89,7 @@ export class ProcessHost extends HostBase {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const host = new ProcessHost(spec.init.name, child, limits.memoryMb);
+    const host = new ProcessHost(spec.init.name, child, limits.memoryMb, limits.cpuTimeMs);
     await host.boot(spec);
     return host;
   }
@@ -133,6 +137,44 @@ export class ProcessHost extends HostBase {
       return Number(statm.split(" ")[1]) * pageSize;
     } catch {
       return undefined;
+    }
+  }
+
+  /** CPU time (user + system) of the child so far in milliseconds, from `/proc/<pid>/stat` (USER_HZ = 100). */
+  cpuTimeMs(): number | undefined {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${this.pid}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Ends the host when the request in progress has used more than its CPU
+   * time since it started (or since the last job was answered): a handler
+   * that burns CPU is stopped long before its wall-clock deadline.
+   */
+  checkCpuTime(): void {
+    if (this.#cpuLimitMs <= 0 || this.inflight === 0) {
+      this.#cpuStart = undefined;
+      return;
+    }
+    const now = this.cpuTimeMs();
+    if (now === undefined) return;
+    if (!this.#cpuStart || this.#cpuStart.served !== this.served) {
+      this.#cpuStart = { ms: now, served: this.served };
+      return;
+    }
+    const used = now - this.#cpuStart.ms;
+    if (used > this.#cpuLimitMs) {
+      this.terminate(
+        new IsolaneError(
+          "timeout",
+          `Function '${this.name}' used more than its CPU time of ${this.#cpuLimitMs} ms on one request (${used} ms)`,
+        ),
+      );
     }
   }
 

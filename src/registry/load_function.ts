@@ -46,6 +46,7 @@ export interface LoadContext {
 const inspectLimits: Omit<FunctionLimits, "permissions"> = {
   wallTimeMs: 30_000,
   abortGraceMs: 0,
+  cpuTimeMs: 0,
   memoryMb: 512,
   gpuMemoryMb: 0,
   maxBodyBytes: 0,
