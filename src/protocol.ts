@@ -135,8 +135,6 @@ export interface ReadyMessage {
   models: ModelInfo[];
   /** The GPU lane, or `null` on the CPU. */
   lane: LaneInfo | null;
-  /** Native run options of its sessions (decimal handles), which the host may terminate from its own thread. */
-  runOptions?: string[];
 }
 
 /** Isolate to host: could not start. */

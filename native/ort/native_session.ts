@@ -300,8 +300,6 @@ export class NativeSession {
 
   async #run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
     if (this.#released) throw new Error("NativeSession is released");
-    // A terminate meant for an earlier run (set from another thread) must not fail this one.
-    this.#runOptions.resume();
     const inputs: Value[] = [];
     if (this.#fixed.length > 0) {
       for (const [name, tensor] of Object.entries(feeds)) this.#graphInput(name, tensor);
@@ -399,11 +397,6 @@ export class NativeSession {
     }
     this.#env.writeHost(buffer.address, data);
     return this.#env.tensorAt(type, buffer.address, data.byteLength, tensor.dims, this.#inputMemory);
-  }
-
-  /** The run options' native handle, for {@link OrtEnv.terminateRun} from another thread. */
-  get runOptionsHandle(): bigint {
-    return this.#runOptions.handle;
   }
 
   /** Sets ORT's terminate flag: the run in progress (or the next one) fails with ORT's cancel error. */

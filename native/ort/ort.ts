@@ -194,16 +194,6 @@ export class OrtEnv extends Handle {
     return new OrtEnv(calls, env, library);
   }
 
-  /**
-   * Sets the terminate flag of run options by their handle (`RunOptionsSetTerminate`), from any thread of
-   * the process: a run that uses them stops as soon as ORT checks the flag, and fails. This is how a host
-   * cancels a run that holds an isolate's thread (a blocking `Run`), without ending the isolate.
-   * @throws {OrtError} when ORT refuses the call.
-   */
-  terminateRun(runOptions: bigint): void {
-    this.calls.check("RunOptionsSetTerminate", this.calls.fns.RunOptionsSetTerminate.call(runOptions));
-  }
-
   /** ORT's version, e.g. `1.29.0`. */
   get version(): string {
     return this.library.version;

@@ -74,7 +74,6 @@ async function serve(init: InitMessage): Promise<void> {
   const models: Record<string, InferenceSession> = {};
   const sessions: { release(): Promise<void> }[] = [];
   const placements: Record<string, Record<string, number> | undefined> = {};
-  const runOptions: string[] = [];
   const functionDir = dirname(fileURLToPath(init.moduleUrl));
   const { options } = loaded;
   for (const [name, path] of Object.entries(init.modelPaths)) {
@@ -90,7 +89,6 @@ async function serve(init: InitMessage): Promise<void> {
         cudaGraph: options.cudaGraph,
       });
       sessions.push(session);
-      runOptions.push(String(session.runOptionsHandle));
       placements[name] = placementOf(session);
       models[name] = sessionFacade(session);
     } else {
@@ -127,7 +125,6 @@ async function serve(init: InitMessage): Promise<void> {
       };
     }),
     lane: gpuLane?.info ?? null,
-    ...(runOptions.length > 0 ? { runOptions } : {}),
   });
 }
 

@@ -13,8 +13,6 @@
 import type { Job, JobResult, LaneInfo, ModelInfo, WireTensor } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { decideBatch } from "./batcher.ts";
-import { terminateRuns } from "../inference/cancel.ts";
-import { log } from "../log.ts";
 import type { Isolation } from "./host.ts";
 import { type PoolSpec, type Slot, Supervisor } from "./supervisor.ts";
 
@@ -59,8 +57,6 @@ interface Request {
   arrived: number;
   state: "queued" | "running" | "done";
   slot: Slot | undefined;
-  /** The batch it runs in (itself included), once dispatched. */
-  batch: Request[];
   deadline: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal | undefined;
   onAbort: () => void;
@@ -208,7 +204,6 @@ export class FunctionPool {
         arrived: performance.now(),
         state: "queued",
         slot: undefined,
-        batch: [],
         deadline: undefined,
         signal,
         onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
@@ -244,16 +239,6 @@ export class FunctionPool {
     const host = request.slot?.host;
     if (!host) return;
     host.abort(request.job.id);
-    // Every request of the batch is answered: a native run still holding the isolate's thread is cancelled
-    // from here (its isolate cannot see the abort while it runs), so the isolate is kept.
-    if (host.isolation === "worker" && host.runOptions.length > 0 && request.batch.every((r) => r.state === "done")) {
-      try {
-        terminateRuns(host.runOptions);
-        log("info", "run terminated", { function: this.spec.name, isolate: host.id });
-      } catch (error) {
-        log("warn", "run could not be terminated", { function: this.spec.name, reason: String(error) });
-      }
-    }
     // A handler that honours its signal answers within the grace; only a stuck one costs the isolate.
     setTimeout(() => {
       if (host.alive && host.holds(request.job.id)) {
@@ -370,7 +355,6 @@ export class FunctionPool {
     for (const request of batch) {
       request.state = "running";
       request.slot = slot;
-      request.batch = batch;
     }
     const byId = new Map(batch.map((r) => [r.job.id, r]));
     const onItem = batch.some((r) => r.onItem)

@@ -61,8 +61,6 @@ export interface IsolateHost {
   readonly laneInfo: LaneInfo | null;
   /** The manifest (inspect mode). */
   readonly manifest: Manifest | undefined;
-  /** Native run options of the isolate's lane sessions, which this process can terminate (Worker hosts). */
-  readonly runOptions: readonly bigint[];
   readonly alive: boolean;
   /**
    * Posts jobs in one message; each promise settles with its job's result, or
@@ -103,8 +101,6 @@ export abstract class HostBase implements IsolateHost {
   models: ModelInfo[] = [];
   laneInfo: LaneInfo | null = null;
   manifest: Manifest | undefined;
-  /** Native run options of the isolate's sessions (lane sessions), which can be terminated from this thread. */
-  runOptions: bigint[] = [];
   #alive = true;
   #booted = false;
   #pending = new Map<number, (result: JobResult) => void>();
@@ -180,7 +176,6 @@ export abstract class HostBase implements IsolateHost {
         if (message.type === "ready") {
           this.models = message.models;
           this.laneInfo = message.lane;
-          this.runOptions = (message.runOptions ?? []).map(BigInt);
         } else this.manifest = message.manifest;
         this.#booted = true;
         return boot.resolve();

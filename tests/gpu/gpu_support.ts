@@ -78,6 +78,8 @@ export default defineFunction({
   models: { mlp: "mlp.onnx" },
   device: ${JSON.stringify(device)},
   instances: ${instances},
+  // A process-hosted CUDA lane maps the CUDA libraries (cuBLAS, cuDNN): hundreds of MB resident before any work.
+  memoryLimitMb: 4096,
   gpuProvider: ${JSON.stringify(gpuProvider)},
   queueDepth: 256,
   timeoutMs: 120000,
