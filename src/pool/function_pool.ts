@@ -13,6 +13,7 @@
 import type { Job, JobResult, LaneInfo, ModelInfo, WireTensor } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { decideBatch } from "./batcher.ts";
+import { isolationFor } from "./limits.ts";
 import type { Isolation } from "./host.ts";
 import { type PoolSpec, type Slot, Supervisor } from "./supervisor.ts";
 
@@ -121,7 +122,7 @@ export class FunctionPool {
         id: host?.id ?? null,
         status: !host ? "restarting" : host.inflight > 0 ? "busy" : "ready",
         device: slot.lane.kind === "cuda" ? `cuda:${slot.lane.device}` : "cpu",
-        isolation: host?.isolation ?? "worker",
+        isolation: host?.isolation ?? isolationFor(this.spec.options, slot.lane, this.spec.defaultIsolation),
         ...(host?.pid ? { pid: host.pid } : {}),
         ...(resident !== undefined ? { residentMb: Math.round(resident / 2 ** 20) } : {}),
         served: host?.served ?? 0,
@@ -318,7 +319,9 @@ export class FunctionPool {
     while (this.#queue.length > 0) {
       const slot = this.#freeSlot();
       if (!slot) break;
-      const rows = this.#queue.map((r) => r.rows);
+      // Every request is at least one row, so no batch takes more than maxBatchSize of them; one more tells the
+      // batcher that the queue holds more than fits. The queue itself may hold thousands.
+      const rows = this.#queue.slice(0, (batching?.maxBatchSize ?? 1) + 1).map((r) => r.rows);
       const decision = decideBatch(rows, performance.now() - this.#queue[0].arrived, batching);
       if ("waitMs" in decision) {
         if (this.#batchTimer === undefined && Number.isFinite(decision.waitMs)) {
