@@ -187,10 +187,7 @@ export async function runJob(
     if (streamed) return { id: job.id, ok: true, body, streamed };
     return tensors ? { id: job.id, ok: true, body, tensors } : { id: job.id, ok: true, body };
   } catch (error) {
-    const e = error instanceof IsolaneError
-      ? error
-      : new IsolaneError("internal", `Function '${base.name}' failed: ${messageOf(error)}`);
-    return { id: job.id, ok: false, error: e.toBody() };
+    return failure(job, base.name, error);
   }
 }
 
