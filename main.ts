@@ -29,8 +29,7 @@ if (import.meta.main) {
       Deno.exit(1);
     }
     stopping = true;
-    log("info", "shutting down", { signal });
-    await runtime.close();
+    await runtime.close(signal);
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

@@ -34,7 +34,7 @@ export interface ChildOptions {
  */
 export async function startChild({ entry = mainPath, env = {}, timeoutS = 120 }: ChildOptions = {}): Promise<Child> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--unstable-worker-options", "--unstable-no-legacy-abort", entry],
+    args: ["run", "--allow-all", "--unstable-worker-options", "--unstable-no-legacy-abort", "--unstable-net", entry],
     env: { PORT: "0", HOST: "127.0.0.1", ...env },
     stdin: "null",
     stdout: "piped",

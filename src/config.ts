@@ -5,6 +5,12 @@
  */
 import { z } from "zod";
 
+/** A quarter of the cores, at most 4, where there are 8 or more; else 0 (HTTP on the main thread). */
+function defaultHttpThreads(): number {
+  const cores = navigator.hardwareConcurrency;
+  return cores >= 8 ? Math.min(4, Math.floor(cores / 4)) : 0;
+}
+
 const configSchema = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(8000),
   host: z.string().min(1).default("127.0.0.1"),
@@ -31,6 +37,11 @@ const configSchema = z.object({
   ortThreads: z.coerce.number().int().min(0).max(256).default(0),
   /** Where isolates of functions that leave `isolation` at "auto" live: "auto" (process on CPU lanes, Worker on GPU lanes), or always one kind. */
   isolation: z.enum(["auto", "worker", "process"]).default("auto"),
+  /**
+   * Threads that serve HTTP (parse, read bodies, answer) beside the main thread, which keeps the queues and isolates;
+   * 0 serves HTTP on the main thread. Default: a quarter of the cores, at most 4, on machines with 8 or more; else 0.
+   */
+  httpThreads: z.coerce.number().int().min(0).max(64).default(defaultHttpThreads()),
   /** HS256 secret that JWTs of functions with `auth: "jwt"` are verified against. */
   jwtSecret: z.string().min(32, "ISOLANE_JWT_SECRET must have at least 32 characters (256 bits for HS256)").optional(),
   /** JWKS URL that JWTs of functions with `auth: "jwt"` are verified against (fetched and cached by jose). */
@@ -57,6 +68,7 @@ const sources: Record<keyof z.input<typeof configSchema>, string> = {
   storeReconcileMs: "ISOLANE_STORE_RECONCILE_MS",
   serveFunctions: "ISOLANE_SERVE_FUNCTIONS",
   isolation: "ISOLANE_ISOLATION",
+  httpThreads: "ISOLANE_HTTP_THREADS",
   jwtSecret: "ISOLANE_JWT_SECRET",
   jwksUrl: "ISOLANE_JWKS_URL",
   jwtIssuer: "ISOLANE_JWT_ISSUER",

@@ -18,14 +18,18 @@ import { openStore } from "./store/open.ts";
 import { StoreSync } from "./store/sync.ts";
 import { InvocationKeys } from "./registry/invocation_keys.ts";
 import { InvocationAuth } from "./server/invocation_auth.ts";
+import { HttpThreads } from "./server/http_threads.ts";
 
 /** A running runtime. */
 export interface Runtime {
   /** The base URL it listens on. */
   url: string;
   registry: Registry;
-  /** Stops the server and every isolate. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections, logs "shutting down" (with `reason`, a signal's name, say), lets requests in
+   * flight finish within the grace period, then ends every isolate.
+   */
+  close(reason?: string): Promise<void>;
 }
 
 const nodeModules = fileURLToPath(new URL("../node_modules", import.meta.url));
@@ -112,20 +116,44 @@ export async function startRuntime(config: Config): Promise<Runtime> {
       devMode: config.devAdmin,
     }),
   });
-  const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
-  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.addr.port}`;
+  // HTTP on the main thread, or on HTTP threads that hand invocations to the main thread's pools.
+  const threads = config.httpThreads > 0
+    ? await HttpThreads.start({
+      count: config.httpThreads,
+      host: config.host,
+      port: config.port,
+      registry,
+      metrics,
+      fetch: app.fetch,
+      logLevel: config.logLevel,
+      maxWholeBytes: config.maxBundleBytes,
+      devMode: config.devAdmin,
+    })
+    : undefined;
+  const server = threads
+    ? undefined
+    : Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
+  const port = threads?.port ?? server!.addr.port;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   const failed = registry.list().filter((e) => e.error).map((e) => e.name);
-  log("info", "listening", { url, functions: registry.list().map((e) => e.name), failed });
+  log("info", "listening", {
+    url,
+    functions: registry.list().map((e) => e.name),
+    failed,
+    httpThreads: config.httpThreads,
+  });
   return {
     url,
     registry,
-    async close() {
+    async close(reason?: string) {
       watcher?.close();
       sync.stop();
       // Stop accepting at once; let requests in flight (running or queued) finish, within the grace period.
       const started = performance.now();
-      const outcome = await Promise.race([
-        server.shutdown().then(() => "drained" as const),
+      const drained = threads ? (await threads.stopAccepting(), undefined) : server!.shutdown();
+      log("info", "shutting down", reason ? { signal: reason } : {});
+      const outcome = threads ? await threads.drain(config.shutdownGraceMs) : await Promise.race([
+        drained!.then(() => "drained" as const),
         new Promise<"grace period over">((resolve) => setTimeout(resolve, config.shutdownGraceMs, "grace period over")),
       ]);
       await registry.close();

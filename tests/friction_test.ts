@@ -12,7 +12,7 @@ const fixtures = fileURLToPath(new URL("./fixtures/friction", import.meta.url));
 
 Deno.test("a configuration error is one line that names the variable, and a non-zero exit", async () => {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--unstable-worker-options", "--unstable-no-legacy-abort", mainPath],
+    args: ["run", "--allow-all", "--unstable-worker-options", "--unstable-no-legacy-abort", "--unstable-net", mainPath],
     env: { ISOLANE_ADMIN_TOKEN: "too-short", ISOLANE_FUNCTIONS: fixtures, PORT: "0" },
     stdout: "piped",
     stderr: "piped",

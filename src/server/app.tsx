@@ -122,7 +122,10 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
     "/v1/functions/:name",
     corsFor,
     guard,
-    (c) => invokeFunction(c, registry.serving(c.req.param("name")), limits),
+    (c) => {
+      const fn = registry.serving(c.req.param("name"));
+      return invokeFunction(c, { options: fn.manifest.options, pool: fn.pool }, limits);
+    },
   );
 
   return app;

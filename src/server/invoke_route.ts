@@ -7,18 +7,29 @@
  */
 import type { Context } from "hono";
 import { IsolaneError } from "../errors.ts";
-import type { FunctionVersion } from "../registry/load_function.ts";
+import type { FunctionPool } from "../pool/function_pool.ts";
+import type { FunctionOptions } from "../sdk.ts";
 import { type BodyLimits, guardBodyRead, isJson } from "./body_guard.ts";
 
 const encoder = new TextEncoder();
 const newline = encoder.encode("\n");
 
+/**
+ * What an invocation needs of a function: its body limit, the raw media types
+ * it takes, and its pool (the function's own, or, on an HTTP thread, a bridge
+ * to it).
+ */
+export interface Invocable {
+  options: Pick<FunctionOptions, "maxBodyBytes" | "raw">;
+  pool: Pick<FunctionPool, "refusal" | "invoke">;
+}
+
 /** The raw content type to pass on, `undefined` for JSON; throws 415 for a type the function does not take. */
-function bodyType(c: Context, fn: FunctionVersion): string | undefined {
+function bodyType(c: Context, fn: Invocable): string | undefined {
   const contentType = c.req.header("content-type") ?? "";
   if (isJson(contentType)) return undefined;
   const media = contentType.split(";")[0].trim().toLowerCase();
-  const accepts = fn.manifest.options.raw?.accepts ?? [];
+  const accepts = fn.options.raw?.accepts ?? [];
   if (media && accepts.includes(media)) return contentType;
   throw new IsolaneError(
     "unsupported_media_type",
@@ -44,14 +55,14 @@ function frame(sse: boolean, item: Uint8Array, event?: string): Uint8Array {
 }
 
 /** Serves one invocation; `limits` enforces the function's body limit while the body is read. */
-export async function invokeFunction(c: Context, fn: FunctionVersion, limits: BodyLimits): Promise<Response> {
+export async function invokeFunction(c: Context, fn: Invocable, limits: BodyLimits): Promise<Response> {
   const contentType = bodyType(c, fn);
   // Shed load before reading the body: a refusal costs almost nothing.
   const refused = fn.pool.refusal();
   if (refused) throw refused;
   let body: ArrayBuffer | undefined;
   await guardBodyRead(() =>
-    limits.for(fn.manifest.options.maxBodyBytes)(c, async () => {
+    limits.for(fn.options.maxBodyBytes)(c, async () => {
       body = await c.req.arrayBuffer();
     })
   );

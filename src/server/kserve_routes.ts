@@ -8,6 +8,7 @@ import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import { IsolaneError } from "../errors.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
+import type { FunctionPool } from "../pool/function_pool.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { DynamicBatching, TensorSignature, TensorSpec } from "../sdk.ts";
 import type { BodyLimits } from "./body_guard.ts";
@@ -88,6 +89,50 @@ async function pass(_c: Context, next: () => Promise<void>): Promise<void> {
   await next();
 }
 
+/**
+ * What an infer request needs of a model: its name, serving version and
+ * signature, its body limit, and its pool (the function's own, or, on an HTTP
+ * thread, a bridge to it).
+ */
+export interface InferTarget {
+  name: string;
+  version: number;
+  signature: TensorSignature;
+  maxBodyBytes: number;
+  pool: Pick<FunctionPool, "refusal" | "infer">;
+}
+
+/**
+ * Serves one v2 `infer` request (JSON, or binary tensor data) for `target`.
+ * Load is shed before the body is read.
+ * @throws {IsolaneError} as the protocol's routes map them: 415, 413, 400 for the body; 429, 503, 504 from the pool.
+ */
+export async function serveInfer(c: Context, target: InferTarget, limits: BodyLimits): Promise<Response> {
+  requireInferType(c);
+  // Shed load before reading the body: a refusal costs almost nothing.
+  const refused = target.pool.refusal();
+  if (refused) throw refused;
+  const maxBytes = target.maxBodyBytes;
+  let response: Response | undefined;
+  await limits.for(maxBytes)(c, async () => {
+    const body = await readBody(c, maxBytes);
+    const request = decodeInferRequest(target.signature, body, { headerLength: c.req.header(inferenceHeaderLength) });
+    const tensors = await target.pool.infer(request.inputs, {
+      signal: c.req.raw.signal,
+      requestId: c.get("requestId"),
+    });
+    const encoded = encodeInferResponse(
+      { name: target.name, version: String(target.version), ...(request.id !== undefined ? { id: request.id } : {}) },
+      { tensors, outputs: request.outputs },
+    );
+    response = c.body(encoded.body as Uint8Array<ArrayBuffer>, 200, {
+      "content-type": encoded.contentType,
+      ...(encoded.headerLength !== undefined ? { [inferenceHeaderLength]: String(encoded.headerLength) } : {}),
+    });
+  });
+  return response!;
+}
+
 /** Options of {@link kserveRoutes}. */
 export interface KserveRoutesOptions {
   limits: BodyLimits;
@@ -134,28 +179,15 @@ export function kserveRoutes(registry: Registry, { limits, version, cors, auth }
   app.get("/v2/models/:name/config", config);
   app.get("/v2/models/:name/versions/:version/config", config);
 
-  const infer = async (c: Context) => {
+  const infer = (c: Context) => {
     const { fn, signature } = model(registry, c);
-    requireInferType(c);
-    // Shed load before reading the body: a refusal costs almost nothing.
-    const refused = fn.pool.refusal();
-    if (refused) throw refused;
-    const maxBytes = fn.manifest.options.maxBodyBytes;
-    let response: Response | undefined;
-    await limits.for(maxBytes)(c, async () => {
-      const body = await readBody(c, maxBytes);
-      const request = decodeInferRequest(signature, body, { headerLength: c.req.header(inferenceHeaderLength) });
-      const tensors = await fn.pool.infer(request.inputs, { signal: c.req.raw.signal, requestId: c.get("requestId") });
-      const encoded = encodeInferResponse(
-        { name: fn.name, version: String(fn.version), ...(request.id !== undefined ? { id: request.id } : {}) },
-        { tensors, outputs: request.outputs },
-      );
-      response = c.body(encoded.body as Uint8Array<ArrayBuffer>, 200, {
-        "content-type": encoded.contentType,
-        ...(encoded.headerLength !== undefined ? { [inferenceHeaderLength]: String(encoded.headerLength) } : {}),
-      });
-    });
-    return response!;
+    return serveInfer(c, {
+      name: fn.name,
+      version: fn.version,
+      signature,
+      maxBodyBytes: fn.manifest.options.maxBodyBytes,
+      pool: fn.pool,
+    }, limits);
   };
   const withCors = cors ?? pass;
   const withAuth = auth ?? pass;

@@ -14,6 +14,8 @@ import { bucketMs, type GpuSample, RecentSeries, type SeriesSnapshot } from "./s
 export interface Metrics {
   /** Counts and times function invocations. */
   middleware: MiddlewareHandler;
+  /** Counts and times one invocation answered elsewhere (an HTTP thread): `ms` from request to response. */
+  record(fn: string, status: number, ms: number): void;
   /** Hands pools' events to the metrics. */
   observer: PoolObserver;
   /** The text exposition for `GET /metrics`. */
@@ -150,6 +152,18 @@ export function createMetrics(
   }
 
   const window = new Map<string, { at: number; ms: number }[]>();
+  const record = (fn: string, status: number, ms: number) => {
+    requests.inc({ function: fn, status: String(status) });
+    duration.observe({ function: fn }, ms / 1000);
+    recentSeries.request(fn, ms, status);
+    const now = Date.now();
+    const samples = window.get(fn) ?? [];
+    samples.push({ at: now, ms });
+    // Samples are in time order: dropping the expired ones here keeps the window bounded whether or not anyone reads it.
+    const expired = samples.findIndex((sample) => now - sample.at < windowMs);
+    if (expired > 0) samples.splice(0, expired);
+    window.set(fn, samples);
+  };
   return {
     bind(r) {
       registry = r;
@@ -158,19 +172,9 @@ export function createMetrics(
       const started = performance.now();
       await next();
       const fn = options.functionOf(c);
-      if (fn === null) return;
-      const ms = performance.now() - started;
-      requests.inc({ function: fn, status: String(c.res.status) });
-      duration.observe({ function: fn }, ms / 1000);
-      recentSeries.request(fn, ms, c.res.status);
-      const now = Date.now();
-      const samples = window.get(fn) ?? [];
-      samples.push({ at: now, ms });
-      // Samples are in time order: dropping the expired ones here keeps the window bounded whether or not anyone reads it.
-      const expired = samples.findIndex((sample) => now - sample.at < windowMs);
-      if (expired > 0) samples.splice(0, expired);
-      window.set(fn, samples);
+      if (fn !== null) record(fn, c.res.status, performance.now() - started);
     },
+    record,
     observer: {
       dispatched: (fn, size) => {
         batch.observe({ function: fn }, size);

@@ -56,6 +56,7 @@ export async function startServer(
       "--allow-all",
       "--unstable-worker-options",
       "--unstable-no-legacy-abort",
+      "--unstable-net",
       entry,
       ...(watch ? ["--watch"] : []),
       ...args,

@@ -1,0 +1,111 @@
+/**
+ * The messages between the runtime's main thread and its HTTP threads
+ * (`http_threads.ts`, `http_thread.ts`), and the outbox that coalesces them:
+ * every message is a list of operations, so that all requests a thread
+ * handles in one turn of its event loop cost one `postMessage`. Bodies and
+ * tensors cross as transferable `ArrayBuffer`s, never as object trees.
+ * @module
+ */
+import type { ErrorBody } from "../errors.ts";
+import type { LogLevel } from "../log.ts";
+import type { WireTensor } from "../protocol.ts";
+import type { TensorSignature } from "../sdk.ts";
+
+/**
+ * What an HTTP thread knows of a function it may invoke directly: one that
+ * needs no invocation auth and no CORS. Any other function's requests go to
+ * the main thread whole.
+ */
+export interface FunctionProfile {
+  version: number;
+  /** The function's body limit in bytes. */
+  maxBodyBytes: number;
+  /** Raw media types it takes besides JSON. */
+  accepts: string[];
+  /** Its tensor signature, if it is a v2 model. */
+  signature?: TensorSignature;
+}
+
+/** Main thread to HTTP thread. */
+export type ToThread =
+  | {
+    k: "init";
+    index: number;
+    host: string;
+    port: number;
+    reusePort: boolean;
+    logLevel: LogLevel;
+    /** The most a thread reads of a request it sends whole (the largest bundle the admin API takes). */
+    maxWholeBytes: number;
+  }
+  | { k: "profiles"; profiles: Record<string, FunctionProfile> }
+  /** An invocation's answer: a JSON body, or tensors of an infer request. */
+  | { k: "done"; id: number; body?: ArrayBuffer; tensors?: WireTensor[] }
+  /** One item of a handler that streams. */
+  | { k: "item"; id: number; body: ArrayBuffer }
+  | { k: "error"; id: number; error: ErrorBody; headers?: Record<string, string> }
+  /** The function now needs auth or CORS: send the request whole. */
+  | { k: "whole"; id: number }
+  /** The head of the answer to a whole request, with its body if it was whole; else chunks follow. */
+  | { k: "head"; id: number; status: number; headers: [string, string][]; body?: Uint8Array }
+  | { k: "chunk"; id: number; chunk: Uint8Array }
+  | { k: "end"; id: number; failed?: string }
+  /** Stop accepting, finish what is in flight, then say `stopped`. */
+  | { k: "stop" };
+
+/** HTTP thread to main thread. */
+export type ToMain =
+  | { k: "listening"; port: number }
+  | { k: "listen_failed"; message: string }
+  | { k: "invoke"; id: number; name: string; body: ArrayBuffer; contentType?: string; requestId: string }
+  | { k: "infer"; id: number; name: string; version: number; tensors: WireTensor[]; requestId: string }
+  /** A request served by the main thread's app as it came. */
+  | {
+    k: "request";
+    id: number;
+    method: string;
+    url: string;
+    headers: [string, string][];
+    body?: ArrayBuffer;
+    remote: { hostname: string; port: number };
+  }
+  /** The client went away. */
+  | { k: "abort"; id: number }
+  /** An invocation answered by the thread, for the metrics. */
+  | { k: "record"; fn: string; status: number; ms: number }
+  /** It no longer accepts connections. */
+  | { k: "closed" }
+  /** Its requests in flight are answered. */
+  | { k: "stopped" };
+
+/**
+ * Collects operations and posts them as one message at the end of the
+ * current turn (a microtask), with their buffers transferred.
+ */
+export class Outbox<T> {
+  #ops: T[] = [];
+  #transfer: Transferable[] = [];
+  #scheduled = false;
+
+  /** `post` sends one message: the operations, and the buffers to transfer. */
+  constructor(private readonly post: (ops: T[], transfer: Transferable[]) => void) {}
+
+  /** Queues `op`; `transfer` lists buffers it hands over (they are detached once posted). */
+  send(op: T, transfer?: Transferable[]): void {
+    this.#ops.push(op);
+    if (transfer) { for (const t of transfer) this.#transfer.push(t); }
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+  }
+
+  #flush = (): void => {
+    this.#scheduled = false;
+    const ops = this.#ops;
+    const transfer = this.#transfer;
+    this.#ops = [];
+    this.#transfer = [];
+    this.post(ops, transfer);
+  };
+}

@@ -1,0 +1,322 @@
+/**
+ * One HTTP thread (a Worker of the runtime's own code, not an isolate): it
+ * accepts connections on the runtime's port beside its siblings
+ * (`SO_REUSEPORT`), parses HTTP, reads bodies, decodes v2 tensors and writes
+ * answers, so that the main thread keeps only the queues, the batcher and the
+ * isolates. Invocations of a function that needs no auth and no CORS go to
+ * the main thread's pool as one small operation; every other request goes
+ * there whole and its answer comes back as chunks.
+ * @module
+ */
+import { type Context, Hono } from "hono";
+import { requestId } from "hono/request-id";
+import { getConnInfo } from "hono/deno";
+import { IsolaneError } from "../errors.ts";
+import { log, setLogLevel } from "../log.ts";
+import type { WireTensor } from "../protocol.ts";
+import { BodyLimits, guardBodyRead } from "./body_guard.ts";
+import { errorResponse, v2ErrorResponse } from "./error_response.ts";
+import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
+import { invokeFunction } from "./invoke_route.ts";
+import { serveInfer } from "./kserve_routes.ts";
+
+type Pending = {
+  resolve: (value: { body?: ArrayBuffer; tensors?: WireTensor[] }) => void;
+  reject: (error: Error) => void;
+  onItem?: (body: ArrayBuffer) => void;
+};
+type PendingWhole = {
+  resolve: (response: Response) => void;
+  reject: (error: Error) => void;
+  controller?: ReadableStreamDefaultController<Uint8Array>;
+  method: string;
+};
+
+/** The main thread answered that the function now needs its request whole (auth or CORS). */
+class SendWhole extends Error {}
+
+const scope = self as unknown as {
+  postMessage(ops: ToMain[], transfer: Transferable[]): void;
+  onmessage: ((event: MessageEvent<ToThread[]>) => void) | null;
+};
+const outbox = new Outbox<ToMain>((ops, transfer) => scope.postMessage(ops, transfer));
+let profiles = new Map<string, FunctionProfile>();
+const pending = new Map<number, Pending>();
+const whole = new Map<number, PendingWhole>();
+let nextId = 1;
+let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+let threadIndex = 0;
+let maxWholeBytes = 256 * 1024 * 1024;
+const wholeLimits = new BodyLimits();
+
+/** Sends one invocation or infer operation and waits for its answer; aborts travel too. */
+function call(
+  make: (id: number) => { op: ToMain; transfer: Transferable[] },
+  signal: AbortSignal | undefined,
+  onItem?: (body: ArrayBuffer) => void,
+): Promise<{ body?: ArrayBuffer; tensors?: WireTensor[] }> {
+  const id = nextId++;
+  const { op, transfer } = make(id);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => outbox.send({ k: "abort", id });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const done = () => signal?.removeEventListener("abort", onAbort);
+    pending.set(id, {
+      resolve: (value) => (done(), resolve(value)),
+      reject: (error) => (done(), reject(error)),
+      ...(onItem ? { onItem } : {}),
+    });
+    outbox.send(op, transfer);
+  });
+}
+
+/** A pool on the main thread, as the routes see it. Refusals are decided there, after the body is read. */
+function remotePool(name: string) {
+  return {
+    refusal: () => undefined,
+    async invoke(
+      body: ArrayBuffer,
+      options: { signal?: AbortSignal; requestId?: string; contentType?: string; onItem?: (b: ArrayBuffer) => void },
+    ): Promise<ArrayBuffer> {
+      const answer = await call(
+        (id) => ({
+          op: {
+            k: "invoke",
+            id,
+            name,
+            body,
+            requestId: options.requestId ?? "",
+            ...(options.contentType ? { contentType: options.contentType } : {}),
+          },
+          // Copied, not transferred: Hono keeps the body it read, and a request sent whole after all needs it.
+          transfer: [],
+        }),
+        options.signal,
+        options.onItem,
+      );
+      return answer.body!;
+    },
+    async infer(
+      tensors: WireTensor[],
+      options: { signal?: AbortSignal; requestId?: string },
+      version = 0,
+    ): Promise<WireTensor[]> {
+      const answer = await call((id) => ({
+        op: { k: "infer", id, name, version, tensors, requestId: options.requestId ?? "" },
+        transfer: tensors.map((t) => t.data),
+      }), options.signal);
+      return answer.tensors ?? [];
+    },
+  };
+}
+
+/** Sends the request whole to the main thread's app; resolves with its answer (streamed if the app streams). */
+async function sendWhole(c: Context): Promise<Response> {
+  c.set("whole" as never, true as never);
+  const id = nextId++;
+  const request = c.req.raw;
+  const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  let body: ArrayBuffer | undefined;
+  if (hasBody) {
+    // The app limits each route's body; this bounds what a thread holds before the app sees it.
+    await guardBodyRead(() =>
+      wholeLimits.for(maxWholeBytes)(c, async () => {
+        body = await c.req.arrayBuffer();
+      })
+    );
+  }
+  const remote = getConnInfo(c).remote;
+  return await new Promise<Response>((resolve, reject) => {
+    whole.set(id, { resolve, reject, method: request.method });
+    request.signal.addEventListener("abort", () => outbox.send({ k: "abort", id }), { once: true });
+    outbox.send({
+      k: "request",
+      id,
+      method: request.method,
+      url: request.url,
+      headers: [...request.headers],
+      ...(body ? { body } : {}),
+      remote: { hostname: remote.address ?? "", port: remote.port ?? 0 },
+    }, body ? [body] : undefined);
+  });
+}
+
+function app(): Hono {
+  const limits = new BodyLimits();
+  const app = new Hono();
+  app.use(requestId());
+  app.use(async function threadLog(c, next) {
+    const started = performance.now();
+    await next();
+    if (c.get("whole" as never)) return; // the main thread logged and counted it
+    const ms = performance.now() - started;
+    const fn = c.req.param("name");
+    if (fn !== undefined) outbox.send({ k: "record", fn, status: c.res.status, ms });
+    log("info", "request", {
+      id: c.get("requestId"),
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      ms: Math.round(ms * 10) / 10,
+      thread: threadIndex,
+    });
+  });
+  app.onError(errorResponse);
+  app.post("/v1/functions/:name", async (c) => {
+    const name = c.req.param("name");
+    const profile = profiles.get(name);
+    if (!profile) return await sendWhole(c);
+    try {
+      return await invokeFunction(c, { options: optionsOf(profile), pool: remotePool(name) }, limits);
+    } catch (error) {
+      if (error instanceof SendWhole) return await sendWhole(c);
+      throw error;
+    }
+  });
+  const infer = async (c: Context) => {
+    const name = c.req.param("name")!;
+    const profile = profiles.get(name);
+    const version = c.req.param("version");
+    if (!profile?.signature || (version !== undefined && version !== String(profile.version))) {
+      return await sendWhole(c);
+    }
+    const pool = remotePool(name);
+    try {
+      return await serveInfer(c, {
+        name,
+        version: profile.version,
+        signature: profile.signature,
+        maxBodyBytes: profile.maxBodyBytes,
+        pool: {
+          refusal: pool.refusal,
+          infer: (tensors, options) => pool.infer(tensors, options ?? {}, profile.version),
+        },
+      }, limits);
+    } catch (error) {
+      if (error instanceof SendWhole) return await sendWhole(c);
+      return v2ErrorResponse(error, c);
+    }
+  };
+  app.post("/v2/models/:name/infer", infer);
+  app.post("/v2/models/:name/versions/:version/infer", infer);
+  app.all("*", sendWhole);
+  return app;
+}
+
+function optionsOf(profile: FunctionProfile) {
+  return { maxBodyBytes: profile.maxBodyBytes, raw: profile.accepts.length ? { accepts: profile.accepts } : undefined };
+}
+
+const noBody = new Set([101, 204, 205, 304]);
+
+function receive(op: ToThread): void {
+  switch (op.k) {
+    case "init": {
+      setLogLevel(op.logLevel);
+      threadIndex = op.index;
+      maxWholeBytes = op.maxWholeBytes;
+      const handler = app().fetch;
+      try {
+        server = Deno.serve({
+          hostname: op.host,
+          port: op.port,
+          reusePort: op.reusePort,
+          onListen: () => {},
+        }, (request, info) => handler(request, info));
+        outbox.send({ k: "listening", port: (server.addr as Deno.NetAddr).port });
+      } catch (error) {
+        outbox.send({ k: "listen_failed", message: error instanceof Error ? error.message : String(error) });
+      }
+      return;
+    }
+    case "profiles":
+      profiles = new Map(Object.entries(op.profiles));
+      return;
+    case "done": {
+      const p = pending.get(op.id);
+      pending.delete(op.id);
+      p?.resolve(op);
+      return;
+    }
+    case "item":
+      pending.get(op.id)?.onItem?.(op.body);
+      return;
+    case "error": {
+      const p = pending.get(op.id);
+      pending.delete(op.id);
+      p?.reject(new IsolaneError(op.error.code, op.error.message, op.error.details, op.headers));
+      return;
+    }
+    case "whole": {
+      const p = pending.get(op.id);
+      pending.delete(op.id);
+      p?.reject(new SendWhole());
+      return;
+    }
+    case "head": {
+      const w = whole.get(op.id);
+      if (!w) return;
+      const empty = noBody.has(op.status) || w.method === "HEAD";
+      if (op.body !== undefined || empty) {
+        // A body the app had whole: sent with its length, not chunked.
+        whole.delete(op.id);
+        w.resolve(
+          new Response(empty ? null : op.body as Uint8Array<ArrayBuffer>, { status: op.status, headers: op.headers }),
+        );
+        return;
+      }
+      const id = op.id;
+      const stream = new ReadableStream<Uint8Array>({
+        start: (ctrl) => void (w.controller = ctrl),
+        // The client went away: the main thread stops reading the app's stream.
+        cancel: () => {
+          if (whole.delete(id)) outbox.send({ k: "abort", id });
+        },
+      });
+      w.resolve(new Response(stream, { status: op.status, headers: op.headers }));
+      return;
+    }
+    case "chunk":
+      try {
+        whole.get(op.id)?.controller?.enqueue(op.chunk);
+      } catch {
+        // The stream was cancelled between the chunk's sending and its arrival.
+      }
+      return;
+    case "end": {
+      const w = whole.get(op.id);
+      whole.delete(op.id);
+      if (!w) return;
+      try {
+        if (op.failed) {
+          if (w.controller) w.controller.error(new Error(op.failed));
+          else w.reject(new Error(op.failed));
+        } else w.controller?.close();
+      } catch {
+        // Cancelled already.
+      }
+      return;
+    }
+    case "stop": {
+      // shutdown() stops accepting at once, then waits for the requests in flight.
+      const drained = server?.shutdown();
+      outbox.send({ k: "closed" });
+      void drained?.then(() => outbox.send({ k: "stopped" }));
+      return;
+    }
+  }
+}
+
+// A bug met by one request must not end the thread, and with it every connection it holds.
+self.addEventListener("unhandledrejection", (event) => {
+  event.preventDefault();
+  log("error", "unexpected error", { thread: threadIndex, reason: String(event.reason) });
+});
+self.addEventListener("error", (event) => {
+  event.preventDefault();
+  log("error", "unexpected error", { thread: threadIndex, reason: event.message });
+});
+
+scope.onmessage = (event) => {
+  for (const op of event.data) receive(op);
+};

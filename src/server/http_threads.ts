@@ -1,0 +1,302 @@
+/**
+ * HTTP threads: the main thread's side. With `ISOLANE_HTTP_THREADS` above 0
+ * the runtime's port is served by that many Workers of the runtime's own code
+ * (`http_thread.ts`), each listening on it with `SO_REUSEPORT`, so that
+ * parsing, body reads, v2 tensor decoding and answers spread over cores. The
+ * main thread keeps one queue per function (so the dynamic batcher sees every
+ * request), the isolates, the registry and the app; it takes the threads'
+ * operations here.
+ * @module
+ */
+import { IsolaneError } from "../errors.ts";
+import { log, type LogLevel } from "../log.ts";
+import type { FunctionEntry, Registry } from "../registry/registry.ts";
+import type { FunctionVersion } from "../registry/load_function.ts";
+import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
+import type { Metrics } from "./metrics.ts";
+
+const entry = new URL("./http_thread.ts", import.meta.url);
+
+/** Options of {@link HttpThreads.start}. */
+export interface HttpThreadsOptions {
+  /** How many threads (at least 1). */
+  count: number;
+  host: string;
+  /** The port; 0 picks a free one (the first thread's, which the others share). */
+  port: number;
+  registry: Registry;
+  metrics: Pick<Metrics, "record">;
+  /** The app, for requests sent whole (everything but direct invocations). */
+  fetch: (request: Request, env: { remoteAddr: Deno.NetAddr }) => Response | Promise<Response>;
+  logLevel: LogLevel;
+  /** The most a thread reads of a request it sends whole: the largest bundle the admin API takes. */
+  maxWholeBytes: number;
+  /** Development: folder functions are called without auth, so they are invoked directly too. */
+  devMode: boolean;
+}
+
+/** Whether an HTTP thread may invoke this version directly: it needs no auth and no CORS. */
+function direct(entry: FunctionEntry, fn: FunctionVersion, devMode: boolean): boolean {
+  const { auth, cors } = fn.manifest.options;
+  return !cors && (auth === "none" || (devMode && entry.source === "folder"));
+}
+
+function profilesOf(registry: Registry, devMode: boolean): Record<string, FunctionProfile> {
+  const out: Record<string, FunctionProfile> = {};
+  for (const e of registry.list()) {
+    const fn = e.current;
+    if (!fn || !direct(e, fn, devMode)) continue;
+    const { maxBodyBytes, raw, signature } = fn.manifest.options;
+    out[e.name] = {
+      version: fn.version,
+      maxBodyBytes,
+      accepts: raw?.accepts ?? [],
+      ...(signature ? { signature } : {}),
+    };
+  }
+  return out;
+}
+
+/** One thread and the requests it has on this side. */
+class Thread {
+  readonly outbox: Outbox<ToThread>;
+  /** What stops each request in flight when its client goes away. */
+  readonly aborts = new Map<number, () => void>();
+  closed: (() => void) | undefined;
+  stopped!: () => void;
+  /** Settles once the thread has answered its requests in flight after a stop. */
+  readonly drained = new Promise<void>((resolve) => (this.stopped = resolve));
+
+  constructor(readonly worker: Worker) {
+    this.outbox = new Outbox((ops, transfer) => worker.postMessage(ops, transfer));
+  }
+}
+
+/** The running HTTP threads. */
+export class HttpThreads {
+  #threads: Thread[] = [];
+  #profiles = "";
+  #stopping = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  private constructor(readonly options: HttpThreadsOptions) {}
+
+  /** The port they listen on. */
+  port = 0;
+
+  /**
+   * Starts the threads and resolves once every one listens.
+   * @throws {Error} when a thread cannot listen (the port is taken). More than one thread shares the port with
+   * `SO_REUSEPORT`, which Deno gives only under `--unstable-net` (without it Deno ends the process, saying so).
+   */
+  static async start(options: HttpThreadsOptions): Promise<HttpThreads> {
+    const threads = new HttpThreads(options);
+    try {
+      let port = options.port;
+      for (let i = 0; i < options.count; i++) {
+        port = await threads.#spawn(i, port);
+      }
+      threads.port = port;
+    } catch (error) {
+      for (const t of threads.#threads) t.worker.terminate();
+      throw error;
+    }
+    threads.#pushProfiles();
+    // Deploys, swaps and removals reach the threads within this interval; the main thread checks each call anyway.
+    const timer = setInterval(() => threads.#pushProfiles(), 250);
+    Deno.unrefTimer(timer);
+    threads.#timer = timer;
+    return threads;
+  }
+
+  #spawn(index: number, port: number): Promise<number> {
+    const worker = new Worker(entry, { type: "module", name: `http-${index}` });
+    const thread = new Thread(worker);
+    this.#threads.push(thread);
+    let listening = false;
+    return new Promise<number>((resolve, reject) => {
+      worker.onerror = (event) => {
+        event.preventDefault();
+        log("error", "HTTP thread failed", { thread: index, reason: event.message });
+        if (!listening) return reject(new Error(`HTTP thread ${index} failed: ${event.message}`));
+        void this.#replace(thread, index, port);
+      };
+      worker.onmessage = (event: MessageEvent<ToMain[]>) => {
+        for (const op of event.data) {
+          if (op.k === "listening") {
+            listening = true;
+            resolve(op.port);
+          } else if (op.k === "listen_failed") {
+            reject(new Error(`HTTP thread ${index} cannot listen on ${this.options.host}:${port}: ${op.message}`));
+          } else this.#receive(thread, op);
+        }
+      };
+      thread.outbox.send({
+        k: "init",
+        index,
+        host: this.options.host,
+        port,
+        reusePort: this.options.count > 1,
+        logLevel: this.options.logLevel,
+        maxWholeBytes: this.options.maxWholeBytes,
+      });
+    });
+  }
+
+  /** A thread died (its own handlers keep stray errors from ending it, so this is rare): its requests are gone. */
+  async #replace(dead: Thread, index: number, port: number): Promise<void> {
+    this.#threads = this.#threads.filter((t) => t !== dead);
+    for (const abort of dead.aborts.values()) abort();
+    dead.worker.terminate();
+    if (this.#stopping) return;
+    try {
+      await this.#spawn(index, port);
+      this.#profiles = "";
+      this.#pushProfiles();
+      log("info", "HTTP thread respawned", { thread: index });
+    } catch (error) {
+      log("error", "HTTP thread could not be respawned", { thread: index, reason: String(error) });
+    }
+  }
+
+  #pushProfiles(): void {
+    const profiles = profilesOf(this.options.registry, this.options.devMode);
+    const text = JSON.stringify(profiles);
+    if (text === this.#profiles) return;
+    this.#profiles = text;
+    for (const t of this.#threads) t.outbox.send({ k: "profiles", profiles });
+  }
+
+  #receive(thread: Thread, op: ToMain): void {
+    switch (op.k) {
+      case "invoke":
+      case "infer":
+        return this.#invoke(thread, op);
+      case "request":
+        return void this.#whole(thread, op);
+      case "abort":
+        thread.aborts.get(op.id)?.();
+        return;
+      case "record":
+        this.options.metrics.record(op.fn, op.status, op.ms);
+        return;
+      case "closed":
+        thread.closed?.();
+        return;
+      case "stopped":
+        thread.stopped();
+        return;
+    }
+  }
+
+  /** A direct invocation: checked against the serving version, then into its pool. */
+  #invoke(thread: Thread, op: Extract<ToMain, { k: "invoke" | "infer" }>): void {
+    const { registry, devMode } = this.options;
+    const { id } = op;
+    const fail = (error: unknown) => {
+      const e = error instanceof IsolaneError ? error : new IsolaneError("internal", String(error));
+      thread.outbox.send({ k: "error", id, error: e.toBody(), ...(e.headers ? { headers: e.headers } : {}) });
+    };
+    let fn: FunctionVersion;
+    try {
+      fn = registry.serving(op.name);
+      if (!direct(registry.require(op.name), fn, devMode)) return thread.outbox.send({ k: "whole", id });
+      if (op.k === "invoke" && op.body.byteLength > fn.manifest.options.maxBodyBytes) {
+        throw new IsolaneError("body_too_large", "Request body is too large");
+      }
+      if (op.k === "infer" && op.version !== fn.version) {
+        // The thread decoded against a version just replaced: let the app decode against the new one.
+        return thread.outbox.send({ k: "whole", id });
+      }
+    } catch (error) {
+      return fail(error);
+    }
+    const controller = new AbortController();
+    thread.aborts.set(id, () => controller.abort());
+    const options = { signal: controller.signal, requestId: op.requestId };
+    const settled = op.k === "invoke"
+      ? fn.pool.invoke(op.body, {
+        ...options,
+        ...(op.contentType ? { contentType: op.contentType } : {}),
+        onItem: (body) => thread.outbox.send({ k: "item", id, body }),
+      }).then((body) => thread.outbox.send({ k: "done", id, body }))
+      : fn.pool.infer(op.tensors, options).then((tensors) => thread.outbox.send({ k: "done", id, tensors }));
+    settled.catch(fail).finally(() => thread.aborts.delete(id));
+  }
+
+  /**
+   * A request the app serves as it came. Its answer goes back whole when the app had it whole (so it keeps its
+   * length), else as a head and chunks as the app streams them.
+   */
+  async #whole(thread: Thread, op: Extract<ToMain, { k: "request" }>): Promise<void> {
+    const { id } = op;
+    const controller = new AbortController();
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    thread.aborts.set(id, () => {
+      controller.abort();
+      reader?.cancel().catch(() => {});
+    });
+    try {
+      const request = new Request(op.url, {
+        method: op.method,
+        headers: op.headers,
+        ...(op.body ? { body: op.body } : {}),
+        signal: controller.signal,
+      });
+      const response = await this.options.fetch(request, {
+        remoteAddr: { transport: "tcp", hostname: op.remote.hostname, port: op.remote.port },
+      });
+      const head = { k: "head" as const, id, status: response.status, headers: [...response.headers] };
+      reader = response.body?.getReader();
+      if (!reader) return thread.outbox.send({ ...head, body: new Uint8Array(0) });
+      const first = await reader.read();
+      if (first.done) return thread.outbox.send({ ...head, body: new Uint8Array(0) });
+      let next = reader.read();
+      // A body the app had whole ends at once; a stream's next chunk waits for its producer.
+      const soon = await Promise.race([
+        next,
+        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 0)),
+      ]);
+      if (soon?.done) return thread.outbox.send({ ...head, body: first.value });
+      thread.outbox.send(head);
+      thread.outbox.send({ k: "chunk", id, chunk: first.value });
+      for (let r = await next; !r.done; r = await next) {
+        thread.outbox.send({ k: "chunk", id, chunk: r.value });
+        next = reader.read();
+      }
+      thread.outbox.send({ k: "end", id });
+    } catch (error) {
+      thread.outbox.send({ k: "end", id, failed: error instanceof Error ? error.message : String(error) });
+    } finally {
+      thread.aborts.delete(id);
+    }
+  }
+
+  /** Stops accepting on every thread; resolves once none accepts new connections. */
+  async stopAccepting(): Promise<void> {
+    this.#stopping = true;
+    clearInterval(this.#timer);
+    await Promise.all(this.#threads.map((t) =>
+      new Promise<void>((resolve) => {
+        t.closed = resolve;
+        t.outbox.send({ k: "stop" });
+      })
+    ));
+  }
+
+  /**
+   * Waits for the requests in flight on every thread (at most `graceMs`), then ends the threads. Call
+   * {@link stopAccepting} first.
+   */
+  async drain(graceMs: number): Promise<"drained" | "grace period over"> {
+    const drained = Promise.all(this.#threads.map((t) => t.drained)).then(() => "drained" as const);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      drained,
+      new Promise<"grace period over">((resolve) => (timer = setTimeout(resolve, graceMs, "grace period over"))),
+    ]);
+    clearTimeout(timer);
+    for (const t of this.#threads) t.worker.terminate();
+    return outcome;
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * HTTP threads (`ISOLANE_HTTP_THREADS`): the port is served by Workers that
+ * share it (`SO_REUSEPORT`) and hand invocations to the main thread's pools.
+ * Everything a client sees must be as with HTTP on the main thread: answers,
+ * errors, streams, v2 (JSON and binary), auth, the admin API, metrics, 429s.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { startServer, type TestServer } from "./support/server.ts";
+import { adminToken, deployOk } from "./support/bundles.ts";
+import { greeterModule } from "./support/greeter.ts";
+import { infer } from "./support/triton_client.ts";
+
+const mlpModel = fileURLToPath(new URL("../functions/mlp/mlp.onnx", import.meta.url));
+
+const sources: Record<string, string> = {
+  greet: greeterModule("hello"),
+  mlp: `import { defineFunction } from "isolane";
+export default defineFunction({
+  description: "4→16→3 MLP, batched",
+  models: { mlp: "mlp.onnx" },
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
+  },
+  dynamicBatching: { maxBatchSize: 32, maxQueueDelayMs: 2 },
+  handler: ({ x }, { models }) => models.mlp.run({ x }),
+});
+`,
+  count: `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Streams n items",
+  input: z.object({ n: z.number().int().min(0).max(10) }),
+  output: z.object({ i: z.number() }),
+  async *handler({ n }) {
+    for (let i = 0; i < n; i++) yield { i };
+  },
+});
+`,
+  guarded: `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Needs an invocation key",
+  input: z.object({}),
+  output: z.object({ ok: z.boolean() }),
+  auth: "key",
+  handler: () => ({ ok: true }),
+});
+`,
+  slow: `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "One isolate, one waiting request",
+  input: z.object({ sleepMs: z.number() }),
+  output: z.object({ ok: z.boolean() }),
+  instances: 1,
+  queueDepth: 1,
+  isolation: "worker",
+  async handler({ sleepMs }) {
+    await new Promise((resolve) => setTimeout(resolve, sleepMs));
+    return { ok: true };
+  },
+});
+`,
+};
+
+async function functionsDir(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-threads-" });
+  for (const [name, source] of Object.entries(sources)) {
+    await Deno.mkdir(join(dir, name));
+    await Deno.writeTextFile(join(dir, name, "mod.ts"), source);
+  }
+  await Deno.copyFile(mlpModel, join(dir, "mlp", "mlp.onnx"));
+  return dir;
+}
+
+/** POSTs JSON on a connection of its own, so that connections spread over the threads. */
+async function post(server: TestServer, path: string, body: unknown, headers: Record<string, string> = {}) {
+  const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+  try {
+    const response = await fetch(`${server.url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+      client,
+    });
+    return { response, text: await response.text() };
+  } finally {
+    client.close();
+  }
+}
+
+/** The request log line of a request id, as the runtime wrote it. */
+function requestLine(server: TestServer, id: string) {
+  return server.waitForLog((l) => l.msg === "request" && l.id === id, 10_000);
+}
+
+Deno.test("HTTP threads serve every route as the main thread does", async (t) => {
+  const dir = await functionsDir();
+  await using server = await startServer({
+    functionsDir: dir,
+    env: { ISOLANE_HTTP_THREADS: "2", ISOLANE_ADMIN_TOKEN: adminToken },
+  });
+  const listening = await server.waitForLog((l) => l.msg === "listening");
+  assert.equal(listening.httpThreads, 2);
+
+  await t.step("invocations are answered by both threads, each request once", async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => post(server, "/v1/functions/greet", { name: `n${i}` })),
+    );
+    const threads = new Set<unknown>();
+    for (const [i, { response, text }] of answers.entries()) {
+      assert.equal(response.status, 200, text);
+      assert.deepEqual(JSON.parse(text), { message: `hello n${i}` });
+      const line = await requestLine(server, response.headers.get("x-request-id")!);
+      assert.equal(line.status, 200);
+      threads.add(line.thread);
+    }
+    // The kernel spreads connections over the listeners: 40 connections all on one of two would be 2^-39.
+    assert.deepEqual([...threads].sort(), [0, 1]);
+  });
+
+  await t.step("errors keep their status and shape", async () => {
+    const bad = await post(server, "/v1/functions/greet", { name: 5 });
+    assert.equal(bad.response.status, 400);
+    assert.equal(JSON.parse(bad.text).error.code, "invalid_input");
+    const notJson = await post(server, "/v1/functions/greet", "{");
+    assert.equal(notJson.response.status, 400);
+    assert.equal(JSON.parse(notJson.text).error.code, "invalid_json");
+    const missing = await post(server, "/v1/functions/nosuch", {});
+    assert.equal(missing.response.status, 404);
+    assert.equal(JSON.parse(missing.text).error.code, "not_found");
+  });
+
+  await t.step("a batched tensor function: concurrent answers equal each request sent alone", async () => {
+    const rows = Array.from({ length: 48 }, (_, i) => [[i / 10, -i / 20, 0.5, i % 3]]);
+    const alone: unknown[] = [];
+    for (const x of rows.slice(0, 8)) alone.push(JSON.parse((await post(server, "/v1/functions/mlp", { x })).text));
+    const together = await Promise.all(rows.map((x) => post(server, "/v1/functions/mlp", { x })));
+    for (const [i, { response, text }] of together.entries()) {
+      assert.equal(response.status, 200, text);
+      if (i < 8) assert.deepEqual(JSON.parse(text), alone[i]);
+    }
+    const info = await (await fetch(`${server.url}/v1/functions/mlp`)).json();
+    assert.ok(info.recentBatchSizes.some((n: number) => n > 1), JSON.stringify(info.recentBatchSizes));
+  });
+
+  await t.step("v2 infer, JSON and binary, equals /v1", async () => {
+    const x = new Float32Array([0.1, 0.2, 0.3, 0.4]);
+    const v1 = JSON.parse((await post(server, "/v1/functions/mlp", { x: [[...x]] })).text);
+    for (const binary of [false, true]) {
+      const answer = await infer(server.url, "mlp", [{ name: "x", shape: [1, 4], datatype: "FP32", data: x, binary }], {
+        outputs: [{ name: "y", binary }],
+      });
+      assert.equal(answer.status, 200, answer.error);
+      const y = answer.result!.outputs.get("y")!;
+      const values = binary ? [...new Float32Array(y.bytes!.slice().buffer)] : y.data as number[];
+      assert.deepEqual(values, v1.y.flat());
+    }
+    const wrong = await infer(server.url, "mlp", [{ name: "x", shape: [1, 3], datatype: "FP32", data: x.slice(0, 3) }]);
+    assert.equal(wrong.status, 400);
+  });
+
+  await t.step("a streaming handler streams NDJSON through a thread", async () => {
+    const { response, text } = await post(server, "/v1/functions/count", { n: 3 });
+    assert.equal(response.headers.get("content-type"), "application/x-ndjson");
+    assert.deepEqual(text.trimEnd().split("\n").map((l) => JSON.parse(l)), [{ i: 0 }, { i: 1 }, { i: 2 }]);
+  });
+
+  await t.step("a function with auth is served whole by the main thread: 401 without a key, 200 with one", async () => {
+    const refused = await post(server, "/v1/functions/guarded", {});
+    assert.equal(refused.response.status, 401);
+    assert.match(refused.response.headers.get("www-authenticate") ?? "", /^Bearer/);
+    const line = await requestLine(server, refused.response.headers.get("x-request-id")!);
+    assert.equal(line.thread, undefined, "the main thread's log line, not a thread's");
+    const key = await fetch(`${server.url}/v1/functions/guarded/keys`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    assert.equal(key.status, 201);
+    const { key: secret } = await key.json();
+    const allowed = await post(server, "/v1/functions/guarded", {}, { authorization: `Bearer ${secret}` });
+    assert.equal(allowed.response.status, 200, allowed.text);
+  });
+
+  await t.step("deploys over HTTP go through whole, and the new version is invoked directly", async () => {
+    const version = await deployOk(server, "hi", { "mod.ts": greeterModule("hi") });
+    assert.ok(version >= 1);
+    const { response, text } = await post(server, "/v1/functions/hi", { name: "there" });
+    assert.equal(response.status, 200, text);
+    assert.deepEqual(JSON.parse(text), { message: "hi there" });
+  });
+
+  await t.step("a full queue answers 429 with Retry-After through a thread", async () => {
+    const answers = await Promise.all(
+      [0, 1, 2, 3].map(() => post(server, "/v1/functions/slow", { sleepMs: 600 })),
+    );
+    const statuses = answers.map((a) => a.response.status).sort();
+    assert.ok(statuses.includes(429), String(statuses));
+    assert.ok(statuses.includes(200), String(statuses));
+    const refused = answers.find((a) => a.response.status === 429)!;
+    assert.equal(JSON.parse(refused.text).error.code, "queue_full");
+    assert.match(refused.response.headers.get("retry-after") ?? "", /^\d+$/);
+  });
+
+  await t.step("metrics count what the threads answered", async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const count = Number(/isolane_requests_total\{function="greet",status="200"\} (\d+)/.exec(text)?.[1]);
+    assert.equal(count, 40);
+    assert.match(text, /isolane_requests_total\{function="greet",status="400"\} 2/);
+  });
+});
