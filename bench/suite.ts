@@ -3,7 +3,7 @@
  * `wrk` (closed loop, 127.0.0.1 only, bounded in requests and time) and writes a report.
  *
  *   deno task bench [--quick] [--scenarios A,B,C,D,E] [--cuda] [--duration 5] [--levels 1,8,32,64,256,512]
- *                   [--instances 2] [--out bench/results]
+ *                   [--instances 2] [--http-threads n] [--out bench/results]
  *
  * Scenarios:
  * - A. echo through isolates vs. a plain Hono JSON echo (the c=1 run is the sequential latency);
@@ -56,6 +56,8 @@ export interface SuiteOptions {
   warmupS: number;
   /** Isolates per bench function. */
   instances: number;
+  /** The runtime's `ISOLANE_HTTP_THREADS`; undefined keeps its default (which depends on the cores). */
+  httpThreads?: number;
   /** The runtime's `ISOLANE_LOG_LEVEL` (its default, info, writes a line per request). */
   logLevel: "debug" | "info" | "warn" | "error";
   /** Lines for the report's head (where it ran, how noisy the machine was). */
@@ -168,6 +170,7 @@ export function parseSuiteArgs(args: string[]): SuiteOptions {
       levels: { type: "string" },
       "max-requests": { type: "string" },
       instances: { type: "string" },
+      "http-threads": { type: "string" },
       repeats: { type: "string" },
       "max-batch-size": { type: "string", default: "64" },
       "max-queue-delay-ms": { type: "string", default: "2" },
@@ -196,6 +199,11 @@ export function parseSuiteArgs(args: string[]): SuiteOptions {
     if (!(n > 0)) throw new Error(`--${what} takes a positive number, not '${text}'`);
     return n;
   };
+  const nonNegative = (text: string) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--http-threads takes an integer of 0 or more, not '${text}'`);
+    return n;
+  };
   return {
     scenarios: scenarios as ScenarioId[],
     levels: values.levels ? numbers(values.levels, "levels") : quick ? quickLevels : defaultLevels,
@@ -203,6 +211,7 @@ export function parseSuiteArgs(args: string[]): SuiteOptions {
     maxRequests: positive(values["max-requests"], quick ? 20_000 : 1_000_000, "max-requests"),
     warmupS: quick ? 1 : 2,
     instances: positive(values.instances, 2, "instances"),
+    ...(values["http-threads"] !== undefined ? { httpThreads: nonNegative(values["http-threads"]) } : {}),
     repeats: positive(values.repeats, quick ? 2 : 5, "repeats"),
     cuda: values.cuda,
     quick,
@@ -278,6 +287,7 @@ async function startRuntime(
         ISOLANE_FUNCTIONS: dir,
         ISOLANE_DATA: await Deno.makeTempDir({ dir: ctx.scratch, prefix: "data-" }),
         ISOLANE_LOG_LEVEL: ctx.options.logLevel,
+        ...(ctx.options.httpThreads !== undefined ? { ISOLANE_HTTP_THREADS: String(ctx.options.httpThreads) } : {}),
         ...(ctx.options.cuda ? {} : { CUDA_VISIBLE_DEVICES: "" }),
         ...env,
       },

@@ -21,7 +21,7 @@
  */
 import { IsolaneError } from "./errors.ts";
 import type { WireTensor } from "./protocol.ts";
-import type { TensorDatatype, TensorSpec } from "./sdk.ts";
+import type { TensorDatatype, TensorSignature, TensorSpec } from "./sdk.ts";
 
 // The binary layout is little-endian, and typed arrays use the platform's order.
 if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new Error("isolane needs a little-endian platform");
@@ -469,4 +469,38 @@ export function signatureJsonSchema(specs: readonly TensorSpec[]): Record<string
     required: specs.map((s) => s.name),
     additionalProperties: false,
   };
+}
+
+/** Wire tensors from a `/v1` JSON body: `{"<input>": nested array, ...}`, shapes read off the nesting. */
+export function wireFromJsonBody(signature: TensorSignature, body: ArrayBuffer): WireTensor[] {
+  const json = parseJsonExact(decodeJsonText(body));
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw bad(`Request body must be an object with the input tensors ${namesOf(signature.inputs)}`);
+  }
+  const given = json as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
+    if (!signature.inputs.some((s) => s.name === key)) {
+      throw bad(`Unexpected input '${key}'; the inputs are ${namesOf(signature.inputs)}`);
+    }
+  }
+  return signature.inputs.map((spec) => {
+    if (!Object.hasOwn(given, spec.name)) throw bad(`Missing input '${spec.name}'`);
+    const { shape, flat } = nestedShape(spec.name, given[spec.name]);
+    // `[]` for a tensor of rank 2 or more has zero rows; its other dimensions come from the signature.
+    if (shape.length < spec.shape.length && shape.at(-1) === 0) {
+      for (let i = shape.length; i < spec.shape.length; i++) shape.push(Math.max(spec.shape[i], 0));
+    }
+    checkAgainstSpec(spec, { datatype: spec.datatype, shape });
+    return jsonToWire({ name: spec.name, datatype: spec.datatype, shape, data: flat });
+  });
+}
+
+function namesOf(specs: readonly TensorSpec[]): string {
+  return specs.map((s) => `'${s.name}'`).join(", ");
+}
+
+/** `{"<output>": nested array, ...}` as UTF-8 JSON (64-bit integers exact). */
+export function outputsToJsonBody(outputs: readonly WireTensor[]): ArrayBuffer {
+  const text = `{${outputs.map((t) => `${JSON.stringify(t.name)}:${nestedJsonText(t)}`).join(",")}}`;
+  return encoder.encode(text).buffer as ArrayBuffer;
 }

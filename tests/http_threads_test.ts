@@ -151,7 +151,7 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
       const answer = await infer(server.url, "mlp", [{ name: "x", shape: [1, 4], datatype: "FP32", data: x, binary }], {
         outputs: [{ name: "y", binary }],
       });
-      assert.equal(answer.status, 200, answer.error);
+      assert.equal(answer.status, 200, answer.error ?? "");
       const y = answer.result!.outputs.get("y")!;
       const values = binary ? [...new Float32Array(y.bytes!.slice().buffer)] : y.data as number[];
       assert.deepEqual(values, v1.y.flat());

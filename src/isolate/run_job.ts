@@ -18,7 +18,8 @@ import {
 import type { Job, JobResult, WireTensor } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { messageOf } from "./load_module.ts";
-import { outputsToJsonBody, outputsToWire, runTensorJob, tensorsFromWire, wireFromJsonBody } from "./tensor_input.ts";
+import { outputsToWire, runTensorJob, tensorsFromWire } from "./tensor_input.ts";
+import { outputsToJsonBody, wireFromJsonBody } from "../tensors.ts";
 import { concatRows, sliceWireRows } from "./rows.ts";
 import type { Tensor } from "onnxruntime-common";
 

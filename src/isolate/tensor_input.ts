@@ -14,17 +14,13 @@ import {
   bytesToStrings,
   checkAgainstSpec,
   datatypes,
-  decodeJsonText,
   elementCount,
   jsonToWire,
-  nestedJsonText,
-  nestedShape,
-  parseJsonExact,
+  outputsToJsonBody,
   shapeFits,
   typedView,
+  wireFromJsonBody,
 } from "../tensors.ts";
-
-const encoder = new TextEncoder();
 
 /**
  * Makes ONNX Runtime's `Tensor` classes hold FP16 data as `Uint16Array` bits.
@@ -50,30 +46,6 @@ export function pinFloat16AsUint16(
 
 function bad(message: string): IsolaneError {
   return new IsolaneError("invalid_input", message);
-}
-
-/** Wire tensors from a `/v1` JSON body: `{"<input>": nested array, ...}`, shapes read off the nesting. */
-export function wireFromJsonBody(signature: TensorSignature, body: ArrayBuffer): WireTensor[] {
-  const json = parseJsonExact(decodeJsonText(body));
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw bad(`Request body must be an object with the input tensors ${names(signature.inputs)}`);
-  }
-  const given = json as Record<string, unknown>;
-  for (const key of Object.keys(given)) {
-    if (!signature.inputs.some((s) => s.name === key)) {
-      throw bad(`Unexpected input '${key}'; the inputs are ${names(signature.inputs)}`);
-    }
-  }
-  return signature.inputs.map((spec) => {
-    if (!Object.hasOwn(given, spec.name)) throw bad(`Missing input '${spec.name}'`);
-    const { shape, flat } = nestedShape(spec.name, given[spec.name]);
-    // `[]` for a tensor of rank 2 or more has zero rows; its other dimensions come from the signature.
-    if (shape.length < spec.shape.length && shape.at(-1) === 0) {
-      for (let i = shape.length; i < spec.shape.length; i++) shape.push(Math.max(spec.shape[i], 0));
-    }
-    checkAgainstSpec(spec, { datatype: spec.datatype, shape });
-    return jsonToWire({ name: spec.name, datatype: spec.datatype, shape, data: flat });
-  });
 }
 
 function names(specs: readonly TensorSpec[]): string {
@@ -160,12 +132,6 @@ export function outputsToWire(
     const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength).slice();
     return { name: spec.name, datatype: spec.datatype, shape, data: bytes.buffer };
   });
-}
-
-/** `{"<output>": nested array, ...}` as UTF-8 JSON (64-bit integers exact). */
-export function outputsToJsonBody(outputs: readonly WireTensor[]): ArrayBuffer {
-  const text = `{${outputs.map((t) => `${JSON.stringify(t.name)}:${nestedJsonText(t)}`).join(",")}}`;
-  return encoder.encode(text).buffer as ArrayBuffer;
 }
 
 /**

@@ -14,6 +14,7 @@ import { getConnInfo } from "hono/deno";
 import { IsolaneError } from "../errors.ts";
 import { log, setLogLevel } from "../log.ts";
 import type { WireTensor } from "../protocol.ts";
+import { outputsToJsonBody, wireFromJsonBody } from "../tensors.ts";
 import { BodyLimits, guardBodyRead } from "./body_guard.ts";
 import { errorResponse, v2ErrorResponse } from "./error_response.ts";
 import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
@@ -166,8 +167,21 @@ function app(): Hono {
     const name = c.req.param("name");
     const profile = profiles.get(name);
     if (!profile) return await sendWhole(c);
+    const remote = remotePool(name);
+    const { signature } = profile;
+    // A tensor function's JSON body is decoded here, as the isolate would, and its rows count for the batcher.
+    const pool = signature
+      ? {
+        refusal: remote.refusal,
+        invoke: async (body: ArrayBuffer, options: Parameters<typeof remote.invoke>[1]) => {
+          if (options.contentType !== undefined) return await remote.invoke(body, options);
+          const outputs = await remote.infer(wireFromJsonBody(signature, body), options, profile.version);
+          return outputsToJsonBody(outputs);
+        },
+      }
+      : remote;
     try {
-      return await invokeFunction(c, { options: optionsOf(profile), pool: remotePool(name) }, limits);
+      return await invokeFunction(c, { options: optionsOf(profile), pool }, limits);
     } catch (error) {
       if (error instanceof SendWhole) return await sendWhole(c);
       throw error;
