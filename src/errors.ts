@@ -41,9 +41,12 @@ export interface ErrorBody {
   details?: unknown;
 }
 
-/** An error a user can act on: a code, a sentence-case message, optional details. */
+/**
+ * An error a user can act on: a code, a sentence-case message, optional
+ * details. Only `internal` errors capture a stack: the others are answers
+ * (a 429 under overload among them), and capturing one costs microseconds.
+ */
 export class IsolaneError extends Error {
-  override name = "IsolaneError";
   /** Creates an error with a stable code and optional details (Zod issues, a reason). */
   constructor(
     readonly code: ErrorCode,
@@ -52,7 +55,14 @@ export class IsolaneError extends Error {
     /** Extra response headers, such as `Retry-After`. */
     readonly headers?: Record<string, string>,
   ) {
+    const limit = Error.stackTraceLimit;
+    if (code !== "internal") Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
+  }
+
+  override get name(): string {
+    return "IsolaneError";
   }
 
   /** The JSON body for this error. */
