@@ -358,6 +358,11 @@ export class CudaDriver {
     return out[0];
   }
 
+  /** Whether this driver has stream memory operations (`cuStreamWaitValue32_v2`, CUDA 12+). */
+  get streamMemoryOps(): boolean {
+    return this.#s.cuStreamWaitValue32_v2 !== null;
+  }
+
   /**
    * Makes `stream` wait until the 32-bit word at device address `address`
    * is at least `value` (`cuStreamWaitValue32`, `CU_STREAM_WAIT_VALUE_GEQ`):
