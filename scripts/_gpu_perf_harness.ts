@@ -497,7 +497,11 @@ export function effectiveCudaOptions(ctx: ProbeContext, spec: SessionSpec): Reco
     userComputeStream: ctx.gpu.lane.stream,
     ...cudaInit(spec),
   });
-  return cuda.effective();
+  try {
+    return cuda.effective();
+  } catch (error) {
+    return `GetCUDAProviderOptionsAsString failed: ${describeError(error).error}`;
+  }
 }
 
 /** One device and pinned buffer pair with an ORT value over the device buffer. */

@@ -289,6 +289,8 @@ async function gated(ctx: ProbeContext): Promise<void> {
     return;
   }
   using gate = new Gate(ctx);
+  // Once ORT is seen waiting inside Run for a replay, further graph cases would each cost the watchdog's delay.
+  let graphWaits = false;
   const kinds: [string, SessionSpec][] = [
     ["matmul tf32", { tf32: true }],
     ["matmul fp32", { tf32: false }],
@@ -299,6 +301,10 @@ async function gated(ctx: ProbeContext): Promise<void> {
     for (const batch of ctx.batches) {
       for (const graph of [false, true]) {
         const where = { variant, batch, graph };
+        if (graph && graphWaits) {
+          emit(ctx, { case: "gated", ...where, skipped: "ORT waited inside Run in an earlier graph case" });
+          continue;
+        }
         await attempt(ctx, "gated", async () => {
           const path = await model(ctx, { ...spec.model, batch: graph ? batch : undefined });
           using p = new FastPipeline(ctx, rawSession(ctx, path, { ...spec, graph }), { batch, graph });
@@ -307,7 +313,10 @@ async function gated(ctx: ProbeContext): Promise<void> {
           let last: Float32Array = new Float32Array();
           const s = await sample(ctx, () => {
             const { y, times } = p.runGated(x, gate);
-            if (times.waitedInsideRun) throw new Error("ORT waited for the stream inside Run (freed by the watchdog)");
+            if (times.waitedInsideRun) {
+              if (graph) graphWaits = true;
+              throw new Error("ORT waited for the stream inside Run (freed by the watchdog)");
+            }
             last = y;
             return times;
           }, { warmup: 1 });
@@ -492,7 +501,7 @@ async function sharing(ctx: ProbeContext, mode = "cuda-none"): Promise<void> {
           meaning: zeroed === sessions.length
             ? "every session computes with the caller's memory: one copy of the weights"
             : zeroed === 0
-            ? "no session reads the caller's memory after creation: ORT copied the weights"
+            ? "no session reads the caller's memory after creation: ORT copied (or pre-packed) the weights"
             : "some sessions read the caller's memory",
         });
       }, { mode });
@@ -616,13 +625,16 @@ async function nonblocking(ctx: ProbeContext): Promise<void> {
     emit(ctx, { case: "nonblocking.gate", skipped: ctx.gpu ? "no cuStreamWaitValue32" : `needs a GPU: ${ctx.noGpu}` });
     return;
   }
-  for (const [graph, gb] of [[false, 256], [true, 64]] as const) {
+  // Without a CUDA graph only: a capture on a pool thread while this thread reads the output would be disturbed.
+  for (const gb of [64, 256]) {
+    const graph = false;
     await attempt(ctx, "nonblocking.gate", async () => {
       const { driver, lane } = ctx.gpu!;
       const path = await model(ctx, graph ? { batch: gb } : {});
       using p = new FastPipeline(ctx, rawSession(ctx, path, { graph }), { batch: gb, graph, nonblocking: true });
       using gate = new Gate(ctx, 3000);
       const reader = driver.streamCreate(streamNonBlocking);
+      const peek = ctx.mem.pinned.alloc(4096);
       try {
         const x = input(ctx, gb);
         for (let i = 0; i < 5; i++) await p.run(x);
@@ -644,8 +656,9 @@ async function nonblocking(ctx: ProbeContext): Promise<void> {
           const running = binding.runAsync(runOptions).then(() => (resolved = true));
           await new Promise((r) => setTimeout(r, 20));
           // Read the output buffer on a stream of its own, which waits for nothing: still the sentinel while gated.
-          driver.copyToHost(now, p.outputAddress, reader);
+          driver.copyToHostAt(peek, p.outputAddress, 4096, reader);
           driver.streamSynchronize(reader);
+          ctx.env.readHost(peek, now);
           if (now.every((v) => v === 0xffffffff)) queued++;
           if (resolved) resolvedEarly++;
           gate.release(k);
@@ -663,9 +676,10 @@ async function nonblocking(ctx: ProbeContext): Promise<void> {
           resultsEqualToUngated: correct,
         });
       } finally {
+        ctx.mem.pinned.free(peek);
         driver.streamDestroy(reader);
       }
-    }, { graph });
+    }, { graph, batch: gb });
   }
 }
 

@@ -31,6 +31,15 @@ import { sections, sharingModes } from "./_gpu_perf_sections.ts";
 
 const self = fileURLToPath(import.meta.url);
 
+/** `setsid` (util-linux), which starts each child as the leader of a process group of its own; `null` if missing. */
+const setsid = ["/usr/bin/setsid", "/bin/setsid"].find((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}) ?? null;
+
 const { values } = parseArgs({
   args: Deno.args,
   options: {
@@ -145,24 +154,28 @@ async function runChild(p: Planned, deadline: number): Promise<SectionReport> {
     String(deadline - 4000),
     ...(values["dry-run"] ? ["--dry-run"] : []),
   ];
-  const command = p.ncu
-    ? new Deno.Command(values["ncu-bin"], {
-      args: [
-        "--clock-control",
-        "none",
-        "--target-processes",
-        "all",
-        "--metrics",
-        "gpu__time_duration.sum",
-        "--launch-count",
-        "600",
-        Deno.execPath(),
-        ...childArgs,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    })
-    : new Deno.Command(Deno.execPath(), { args: childArgs, stdout: "piped", stderr: "piped" });
+  // Each child leads a process group of its own (setsid), so a timeout ends ncu and the deno it started together.
+  const argv = p.ncu
+    ? [
+      values["ncu-bin"],
+      "--clock-control",
+      "none",
+      "--target-processes",
+      "all",
+      "--metrics",
+      "gpu__time_duration.sum",
+      "--launch-count",
+      "600",
+      Deno.execPath(),
+      ...childArgs,
+    ]
+    : [Deno.execPath(), ...childArgs];
+  const grouped = setsid !== null;
+  const command = new Deno.Command(grouped ? setsid! : argv[0], {
+    args: grouped ? argv : argv.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  });
   const report: SectionReport = {
     section: p.name,
     arg: p.arg ?? null,
@@ -182,7 +195,8 @@ async function runChild(p: Planned, deadline: number): Promise<SectionReport> {
   const timer = setTimeout(() => {
     report.timedOut = true;
     try {
-      child.kill("SIGKILL");
+      if (grouped) Deno.kill(-child.pid, "SIGKILL");
+      else child.kill("SIGKILL");
     } catch {
       // Already gone.
     }
@@ -215,8 +229,11 @@ async function runChild(p: Planned, deadline: number): Promise<SectionReport> {
   const readStderr = new Response(child.stderr).text();
   const status = await child.status;
   clearTimeout(timer);
-  await readStdout.catch(() => {});
-  const stderr = await readStderr.catch(() => "");
+  // A grandchild that outlives the child could hold the pipes open: wait for them a little, not for ever.
+  const settle = <T>(p: Promise<T>, fallback: T) =>
+    Promise.race([p.catch(() => fallback), new Promise<T>((r) => setTimeout(() => r(fallback), 3000))]);
+  await settle(readStdout, undefined);
+  const stderr = await settle(readStderr, "");
   report.exitCode = status.code;
   report.seconds = Math.round((performance.now() - started) / 100) / 10;
   if (stderr.trim()) report.stderrTail = tail(stderr);
