@@ -79,7 +79,7 @@ interface SectionReport {
 }
 
 /** One kernel name as ncu saw it, over every run of the phase. */
-interface KernelRow {
+export interface KernelRow {
   kernel: string;
   count: number;
   meanUs: number;
@@ -109,7 +109,7 @@ function tail(text: string, n = 3000): string {
 }
 
 /** Kernels from ncu's report: a header line per kernel, then its `gpu__time_duration.sum`. */
-function parseNcu(text: string): KernelRow[] {
+export function parseNcu(text: string): KernelRow[] {
   const rows = new Map<string, { count: number; totalUs: number; streams: Set<number> }>();
   let current: { name: string; stream: number } | null = null;
   const unit: Record<string, number> = { nsecond: 1e-3, usecond: 1, msecond: 1e3, second: 1e6 };

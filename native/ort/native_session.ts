@@ -484,6 +484,7 @@ export class NativeSession {
   /** Lane staging: the input's data into its pinned buffer, and the copy to `address` queued on the stream. */
   #stageIn(name: string, data: ArrayBufferView, address: bigint): void {
     const staging = this.#pinnedBuffer(this.#staging, name, data.byteLength);
+    if (data.byteLength === 0) return;
     this.#env.writeHost(staging.address, data);
     (this.#device as LaneDeviceMemory).uploadFrom(address, staging.address, data.byteLength);
   }
@@ -493,7 +494,7 @@ export class NativeSession {
     const device = this.#device as LaneDeviceMemory;
     const staged = outputs.map((out) => {
       const staging = this.#pinnedBuffer(this.#outputStaging, out.name, out.bytes);
-      device.downloadTo(staging.address, out.address, out.bytes);
+      if (out.bytes > 0) device.downloadTo(staging.address, out.address, out.bytes);
       return staging;
     });
     device.synchronize();
