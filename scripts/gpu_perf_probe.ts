@@ -19,8 +19,9 @@
  * `staging: "lane"`, and `NativeSession` end to end with each), `gated` (the
  * device's own time, the stream held until the run is queued), `floor` (FFI
  * calls, copies, an Identity model), `sharing:<mode>` (weights for 1, 4, 8
- * sessions), `nonblocking`, `variants` (options and model forms), and with
- * `--ncu` `kernels:<case>` under Nsight Compute (kernel names and times).
+ * sessions), `nonblocking`, with `--ncu` `kernels:<case>` under Nsight
+ * Compute (kernel names and times), and `variants` (options and model forms),
+ * in that order: when `--budget` runs out, the last are skipped.
  * `--sections breakdown,floor` runs only those (a name matches every mode).
  * @module
  */
@@ -96,8 +97,8 @@ function plan(): Planned[] {
     { name: "floor", timeoutS: 60 },
     ...sharingModes.map((mode) => ({ name: "sharing", arg: mode, timeoutS: 60 })),
     { name: "nonblocking", timeoutS: 120 },
-    { name: "variants", timeoutS: 170 },
     ...(values.ncu ? ncuCases.map((c) => ({ name: "kernels", arg: c, timeoutS: 75, ncu: true })) : []),
+    { name: "variants", timeoutS: 170 },
   ];
   if (!values.sections) return all;
   const wanted = values.sections.split(",").map((s) => s.trim());
@@ -306,7 +307,8 @@ function summarise(reports: SectionReport[]): Record<string, unknown> {
     timedOut: r.timedOut,
     skipped: r.skipped,
   }));
-  return { sessions, stages, device, sharing, nonblocking, errors, failedSections };
+  const kernels = reports.filter((r) => r.kernels?.length).map((r) => ({ case: r.arg, top: r.kernels!.slice(0, 10) }));
+  return { sessions, stages, device, sharing, nonblocking, kernels, errors, failedSections };
 }
 
 async function parent(): Promise<void> {
