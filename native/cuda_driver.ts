@@ -50,6 +50,30 @@ const symbols = {
   cuMemFreeHost: { parameters: ["u64"], result: "i32" },
   cuMemcpyHtoDAsync_v2: { parameters: ["u64", "buffer", "usize", "u64"], result: "i32" },
   cuMemcpyDtoHAsync_v2: { parameters: ["buffer", "u64", "usize", "u64"], result: "i32" },
+  // Copies between device memory and host memory at an address (pinned buffers the caller owns).
+  cuMemcpyHtoDAsyncFromAddress: {
+    name: "cuMemcpyHtoDAsync_v2",
+    parameters: ["u64", "u64", "usize", "u64"],
+    result: "i32",
+  },
+  cuMemcpyDtoHAsyncToAddress: {
+    name: "cuMemcpyDtoHAsync_v2",
+    parameters: ["u64", "u64", "usize", "u64"],
+    result: "i32",
+  },
+  cuMemAlloc_v2: { parameters: ["buffer", "usize"], result: "i32" },
+  cuMemFree_v2: { parameters: ["u64"], result: "i32" },
+  cuMemHostGetDevicePointer_v2: { parameters: ["buffer", "u64", "u32"], result: "i32" },
+  cuStreamQuery: { parameters: ["u64"], result: "i32" },
+  cuEventCreate: { parameters: ["buffer", "u32"], result: "i32" },
+  cuEventDestroy_v2: { parameters: ["u64"], result: "i32" },
+  cuEventRecord: { parameters: ["u64", "u64"], result: "i32" },
+  cuEventSynchronize: { parameters: ["u64"], result: "i32" },
+  cuEventElapsedTime: { parameters: ["buffer", "u64", "u64"], result: "i32" },
+  // CUDA 12+: a stream waits until a 32-bit word in memory reaches a value (stream memory operations).
+  cuStreamWaitValue32_v2: { parameters: ["u64", "u64", "u32", "u32"], result: "i32", optional: true },
+  /** `cuCtxGetCurrent` on Deno's blocking-thread pool: what a `nonblocking` FFI call's thread has current. */
+  cuCtxGetCurrentNonblocking: { name: "cuCtxGetCurrent", parameters: ["buffer"], result: "i32", nonblocking: true },
   cuGetErrorName: { parameters: ["i32", "buffer"], result: "i32" },
   cuGetErrorString: { parameters: ["i32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -58,6 +82,8 @@ type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
 
 /** `CU_STREAM_NON_BLOCKING`: the stream does not synchronise with the legacy default stream. */
 export const streamNonBlocking = 0x1;
+/** `CUDA_ERROR_NOT_READY`: `cuStreamQuery`'s answer while work is pending. */
+export const cudaErrorNotReady = 600;
 /** The special stream handles that mean a default stream: 0, `CU_STREAM_LEGACY`, `CU_STREAM_PER_THREAD`. */
 export const defaultStreamHandles: readonly bigint[] = [0n, 1n, 2n];
 
@@ -266,6 +292,99 @@ export class CudaDriver {
   copyToHost(dst: ArrayBufferView, src: bigint, stream: bigint): void {
     const bytes = new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength);
     this.#check("cuMemcpyDtoHAsync", this.#s.cuMemcpyDtoHAsync_v2(bytes, src, BigInt(bytes.byteLength), stream));
+  }
+
+  /**
+   * Copies `bytes` from host memory at `src` to the device on `stream`. From
+   * pinned memory ({@link hostAlloc}) the copy is a DMA that returns at once;
+   * the caller keeps `src` unchanged until the stream has passed the copy.
+   */
+  copyToDeviceFrom(dst: bigint, src: bigint, bytes: number, stream: bigint): void {
+    this.#check("cuMemcpyHtoDAsync", this.#s.cuMemcpyHtoDAsyncFromAddress(dst, src, BigInt(bytes), stream));
+  }
+
+  /** Copies `bytes` of device memory to host memory at `dst` (pinned: asynchronous) on `stream`. */
+  copyToHostAt(dst: bigint, src: bigint, bytes: number, stream: bigint): void {
+    this.#check("cuMemcpyDtoHAsync", this.#s.cuMemcpyDtoHAsyncToAddress(dst, src, BigInt(bytes), stream));
+  }
+
+  /** Allocates device memory in the current context (`cuMemAlloc`), not ordered on any stream. */
+  alloc(bytes: number): bigint {
+    return this.#u64("cuMemAlloc_v2", (o) => this.#s.cuMemAlloc_v2(o, BigInt(bytes)));
+  }
+
+  /** Frees memory from {@link alloc}. */
+  free(ptr: bigint): void {
+    this.#check("cuMemFree", this.#s.cuMemFree_v2(ptr));
+  }
+
+  /** The device address of pinned host memory from {@link hostAlloc} (the same address under unified addressing). */
+  hostDevicePointer(host: bigint): bigint {
+    return this.#u64("cuMemHostGetDevicePointer_v2", (o) => this.#s.cuMemHostGetDevicePointer_v2(o, host, 0));
+  }
+
+  /** Whether all work on `stream` is done (`cuStreamQuery`), without waiting. */
+  streamIdle(stream: bigint): boolean {
+    const code = this.#s.cuStreamQuery(stream);
+    if (code === cudaErrorNotReady) return false;
+    this.#check("cuStreamQuery", code);
+    return true;
+  }
+
+  /** Creates an event (`cuEventCreate`; flags 0: with timing). Destroy it with {@link eventDestroy}. */
+  eventCreate(flags = 0): bigint {
+    return this.#u64("cuEventCreate", (o) => this.#s.cuEventCreate(o, flags));
+  }
+
+  /** Destroys an event. */
+  eventDestroy(event: bigint): void {
+    this.#check("cuEventDestroy", this.#s.cuEventDestroy_v2(event));
+  }
+
+  /** Records `event` on `stream`: it completes when the stream's work before it is done. */
+  eventRecord(event: bigint, stream: bigint): void {
+    this.#check("cuEventRecord", this.#s.cuEventRecord(event, stream));
+  }
+
+  /** Waits until `event` has completed. */
+  eventSynchronize(event: bigint): void {
+    this.#check("cuEventSynchronize", this.#s.cuEventSynchronize(event));
+  }
+
+  /** Milliseconds between two completed events (about 0.5 µs resolution). */
+  eventElapsedMs(start: bigint, end: bigint): number {
+    const out = new Float32Array(1);
+    this.#check("cuEventElapsedTime", this.#s.cuEventElapsedTime(out, start, end));
+    return out[0];
+  }
+
+  /** Whether this driver has stream memory operations (`cuStreamWaitValue32_v2`, CUDA 12+). */
+  get streamMemoryOps(): boolean {
+    return this.#s.cuStreamWaitValue32_v2 !== null;
+  }
+
+  /**
+   * Makes `stream` wait until the 32-bit word at device address `address`
+   * is at least `value` (`cuStreamWaitValue32`, `CU_STREAM_WAIT_VALUE_GEQ`):
+   * work queued behind it starts only when the host writes the word.
+   * @returns false where the driver has no stream memory operations.
+   */
+  streamWaitValue32(stream: bigint, address: bigint, value: number): boolean {
+    const wait = this.#s.cuStreamWaitValue32_v2;
+    if (!wait) return false;
+    this.#check("cuStreamWaitValue32", wait(stream, address, value >>> 0, 0));
+    return true;
+  }
+
+  /**
+   * The context current on a thread of Deno's blocking-thread pool, where
+   * `nonblocking` FFI calls run (0 if none): which thread answers is the
+   * pool's choice.
+   */
+  async currentContextOnPoolThread(): Promise<bigint> {
+    const out = new BigUint64Array(1);
+    this.#check("cuCtxGetCurrent", await this.#s.cuCtxGetCurrentNonblocking(out));
+    return out[0];
   }
 }
 

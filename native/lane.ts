@@ -72,13 +72,18 @@ export class Lane implements Disposable {
 
   /**
    * Device memory ordered on the lane's stream, and copies on it: what a
-   * session needs for CUDA graphs' fixed input and output buffers.
+   * session needs for CUDA graphs' fixed input and output buffers, and for
+   * copies from and to pinned staging buffers (`uploadFrom`, `downloadTo`:
+   * queued, finished by `synchronize`).
    */
   deviceMemory(): {
     alloc(bytes: number): bigint;
     free(address: bigint): void;
     upload(dst: bigint, src: ArrayBufferView): void;
     download(dst: ArrayBufferView, src: bigint): void;
+    uploadFrom(dst: bigint, src: bigint, bytes: number): void;
+    downloadTo(dst: bigint, src: bigint, bytes: number): void;
+    synchronize(): void;
   } {
     const { driver, stream } = this;
     return {
@@ -89,6 +94,9 @@ export class Lane implements Disposable {
         driver.copyToHost(dst, src, stream);
         driver.streamSynchronize(stream);
       },
+      uploadFrom: (dst, src, bytes) => driver.copyToDeviceFrom(dst, src, bytes, stream),
+      downloadTo: (dst, src, bytes) => driver.copyToHostAt(dst, src, bytes, stream),
+      synchronize: () => driver.streamSynchronize(stream),
     };
   }
 

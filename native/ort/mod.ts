@@ -23,8 +23,10 @@ export {
   MemoryInfo,
   OrtEnv,
   type OrtEnvOptions,
+  PrepackedWeights,
   RunOptions,
   Session,
+  type SessionCreateOptions,
   SessionOptions,
   type SessionOptionsInit,
   type TensorRtProviderInit,
@@ -42,4 +44,10 @@ export {
   placementFromProfile,
   probePlacement,
 } from "./placement.ts";
-export { NativeSession, type NativeSessionOptions, ortLibraryPath, type PinnedHostMemory } from "./native_session.ts";
+export {
+  type DeviceMemory,
+  NativeSession,
+  type NativeSessionOptions,
+  ortLibraryPath,
+  type PinnedHostMemory,
+} from "./native_session.ts";

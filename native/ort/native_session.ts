@@ -57,6 +57,19 @@ export interface DeviceMemory {
   upload(dst: bigint, src: ArrayBufferView): void;
   /** Copies `src` to host bytes once the stream's work before it is done, and waits for it. */
   download(dst: ArrayBufferView, src: bigint): void;
+  /** Queues a copy of `bytes` from pinned host memory at `src` to `dst` on the stream (`staging: "lane"`). */
+  uploadFrom?(dst: bigint, src: bigint, bytes: number): void;
+  /** Queues a copy of `bytes` from `src` to pinned host memory at `dst` on the stream (`staging: "lane"`). */
+  downloadTo?(dst: bigint, src: bigint, bytes: number): void;
+  /** Waits until the stream's work is done (`staging: "lane"`). */
+  synchronize?(): void;
+}
+
+/** {@link DeviceMemory} with the members that `staging: "lane"` needs. */
+type LaneDeviceMemory = Required<DeviceMemory>;
+
+function laneCapable(device: DeviceMemory | undefined): device is LaneDeviceMemory {
+  return device?.uploadFrom !== undefined && device.downloadTo !== undefined && device.synchronize !== undefined;
 }
 
 /** Options of {@link NativeSession.create}. */
@@ -74,7 +87,7 @@ export interface NativeSessionOptions {
   cuda?: Omit<CudaProviderInit, "deviceId" | "userComputeStream">;
   /** TensorRT EP settings beyond device and stream. */
   tensorRt?: Omit<TensorRtProviderInit, "deviceId" | "userComputeStream">;
-  /** Run through IO binding; default: on for GPU providers. */
+  /** Run through IO binding; default: on for GPU providers and for `staging: "lane"`. */
   ioBinding?: boolean;
   /** Stage inputs and outputs in pinned host memory (GPU providers with IO binding). */
   pinned?: PinnedHostMemory;
@@ -97,6 +110,23 @@ export interface NativeSessionOptions {
    * be measured on the GPU host (issue 15); off by default.
    */
   nonblocking?: boolean;
+  /**
+   * How a bound run moves its inputs and outputs.
+   *
+   * - `"ort"` (default): each run wraps the input in pinned staging as a new
+   *   value and binds it, ORT copies it to the device and the outputs to
+   *   pinned memory it allocates per run, and synchronises the stream at the
+   *   end of `Run`; a CUDA graph's inputs and outputs are copied from and to
+   *   JS memory (pageable) by `device`.
+   * - `"lane"`: inputs and outputs are bound once per input shape to device
+   *   buffers; each run copies the input into pinned staging, queues the
+   *   copy to the device, the run and the copies back into pinned staging on
+   *   the stream, and waits once (`disable_synchronize_execution_providers`:
+   *   ORT does not wait at the end of `Run`). Needs `pinned` and a `device`
+   *   with `uploadFrom`, `downloadTo` and `synchronize`. A model whose output
+   *   shapes change with the same input shapes is rebound every run.
+   */
+  staging?: "ort" | "lane";
 }
 
 const providerNames = {
@@ -123,6 +153,29 @@ function metadata(m: ValueMetadata): InferenceSession.ValueMetadata {
   return { name: m.name, isTensor: true, type: m.type as ElementType, shape: m.shape };
 }
 
+/** An input of `staging: "lane"`: its device buffer and the value over it that is bound. */
+interface LaneInput extends FixedOutput {
+  /** Bytes of the device buffer (at least `bytes`). */
+  capacity: number;
+}
+
+/** The parts of a created session, handed to the constructor. */
+interface Parts {
+  env: OrtEnv;
+  session: Session;
+  runOptions: RunOptions;
+  binding: IoBinding | null;
+  memory: { input: MemoryInfo | null; output: MemoryInfo | null; lane: MemoryInfo | null };
+  pinned: PinnedHostMemory | undefined;
+  placement: Placement | null;
+  fixed: FixedOutput[];
+  nonblocking: boolean;
+  device: DeviceMemory | undefined;
+}
+
+/** How ORT refuses a pre-allocated output of the wrong shape (1.29: "... pre-allocated output OrtValues ..."; older: "re-use buffer"). */
+const shapeMismatch = /pre-allocated output|re-use buffer|shape mismatch/i;
+
 /** An ORT session through the C API, shaped like onnxruntime-node's `InferenceSession`. */
 export class NativeSession {
   /** Where ORT placed the nodes, per provider; `null` when not probed. */
@@ -142,44 +195,55 @@ export class NativeSession {
   /** CUDA graphs: each input at a fixed device address, bound once. */
   readonly #graphInputs = new Map<string, FixedOutput>();
   readonly #nonblocking: boolean;
+  /** `staging: "lane"`: the memory of the device buffers (`null`: staging by ORT). */
+  readonly #laneMemory: MemoryInfo | null;
+  readonly #laneInputs = new Map<string, LaneInput>();
+  /** `staging: "lane"`: outputs bound to device buffers of the shapes the last input shapes gave (`null`: to learn). */
+  #laneOutputs: FixedOutput[] | null = null;
+  /** `staging: "lane"`: the input names, types and shapes the bindings are for. */
+  #laneKey = "";
+  /** `staging: "lane"`: output shapes changed under the same input shapes once, so outputs are rebound every run. */
+  #dynamicOutputs = false;
+  /** `staging: "lane"`: pinned staging of each output, by name. */
+  readonly #outputStaging = new Map<string, PinnedBuffer>();
   #released = false;
 
-  private constructor(
-    env: OrtEnv,
-    session: Session,
-    runOptions: RunOptions,
-    binding: IoBinding | null,
-    memory: { input: MemoryInfo | null; output: MemoryInfo | null },
-    pinned: PinnedHostMemory | undefined,
-    placement: Placement | null,
-    fixed: FixedOutput[],
-    nonblocking: boolean,
-    device: DeviceMemory | undefined,
-  ) {
-    this.#fixed = fixed;
-    this.#device = device;
-    this.#nonblocking = nonblocking;
-    this.#env = env;
-    this.#session = session;
-    this.#runOptions = runOptions;
-    this.#binding = binding;
-    this.#inputMemory = memory.input;
-    this.#outputMemory = memory.output;
-    this.#pinned = pinned;
-    this.placement = placement;
-    this.inputMetadata = session.inputs.map(metadata);
-    this.outputMetadata = session.outputs.map(metadata);
+  private constructor(parts: Parts) {
+    this.#fixed = parts.fixed;
+    this.#device = parts.device;
+    this.#nonblocking = parts.nonblocking;
+    this.#env = parts.env;
+    this.#session = parts.session;
+    this.#runOptions = parts.runOptions;
+    this.#binding = parts.binding;
+    this.#inputMemory = parts.memory.input;
+    this.#outputMemory = parts.memory.output;
+    this.#laneMemory = parts.memory.lane;
+    this.#pinned = parts.pinned;
+    this.placement = parts.placement;
+    this.inputMetadata = parts.session.inputs.map(metadata);
+    this.outputMetadata = parts.session.outputs.map(metadata);
   }
 
   /**
    * Loads the model at `path` (ORT reads it and its external data from its folder).
    * @throws {OrtError} when ORT refuses the model or a provider cannot load,
    * and `ORT_EP_FAIL` when a GPU provider was asked for and a compute node
-   * (MatMul, Gemm, Conv, attention, ...) would run on the CPU.
+   * (MatMul, Gemm, Conv, attention, ...) would run on the CPU;
+   * `ORT_INVALID_ARGUMENT` for `staging: "lane"` without what it needs.
    */
   static create(env: OrtEnv, path: string, options: NativeSessionOptions): NativeSession {
     const gpu = options.provider !== "cpu";
     const device = options.deviceId ?? 0;
+    const lane = options.staging === "lane";
+    const bound = options.ioBinding ?? (gpu || lane);
+    if (lane && (!bound || !options.pinned || !laneCapable(options.device))) {
+      throw new OrtError(
+        "NativeSession.create",
+        2,
+        `${path}: staging "lane" needs IO binding, pinned memory and device memory with uploadFrom, downloadTo and synchronize`,
+      );
+    }
     const makeOptions = (): SessionOptions => {
       const so = env.sessionOptions({
         intraOpThreads: options.intraOpThreads,
@@ -230,38 +294,43 @@ export class NativeSession {
       const runOptions = env.runOptions();
       created.push(runOptions);
       if (options.gpuGraphId !== undefined) runOptions.config("gpu_graph_id", String(options.gpuGraphId));
+      // One wait per run, the lane's, after the copies back: ORT's own wait at the end of Run would be a second.
+      if (lane) runOptions.config("disable_synchronize_execution_providers", "1");
       let binding: IoBinding | null = null;
       let fixed: FixedOutput[] = [];
-      const memory = { input: null as MemoryInfo | null, output: null as MemoryInfo | null };
-      if (options.ioBinding ?? gpu) {
+      const memory = {
+        input: null as MemoryInfo | null,
+        output: null as MemoryInfo | null,
+        lane: null as MemoryInfo | null,
+      };
+      if (bound) {
         binding = session.ioBinding();
         created.push(binding);
         const staged = gpu && options.pinned !== undefined;
+        const graph = options.cuda?.enableCudaGraph ?? false;
         memory.input = staged ? env.memoryInfo("CudaPinned", device) : null;
-        memory.output = env.memoryInfo(staged ? "CudaPinned" : "Cpu", device);
-        for (const m of [memory.input, memory.output]) if (m) created.push(m);
-        if (options.cuda?.enableCudaGraph) {
-          memory.output.close();
-          created.pop();
-          memory.output = env.memoryInfo("Cuda", device);
-          created.push(memory.output);
+        // CUDA graphs replay into fixed device addresses: their outputs are device buffers of ours.
+        memory.output = env.memoryInfo(graph ? "Cuda" : staged ? "CudaPinned" : "Cpu", device);
+        memory.lane = lane ? env.memoryInfo(gpu ? "Cuda" : "Cpu", device) : null;
+        for (const m of [memory.input, memory.output, memory.lane]) if (m) created.push(m);
+        if (graph) {
           fixed = bindFixedOutputs(env, session, binding, memory.output, options.device, path);
-        } else {
+        } else if (!lane) {
           for (const name of session.outputNames) binding.bindOutputToDevice(name, memory.output);
         }
       }
-      return new NativeSession(
+      return new NativeSession({
         env,
         session,
         runOptions,
         binding,
         memory,
-        options.pinned,
+        pinned: options.pinned,
         placement,
         fixed,
-        options.nonblocking ?? false,
-        options.device,
-      );
+        nonblocking: options.nonblocking ?? false,
+        device: options.device,
+      });
     } catch (error) {
       for (const handle of created.reverse()) handle[Symbol.dispose]();
       throw error;
@@ -283,6 +352,11 @@ export class NativeSession {
     return this.#session;
   }
 
+  /** How bound runs move their data: `"lane"` or `"ort"` (see {@link NativeSessionOptions.staging}). */
+  get staging(): "ort" | "lane" {
+    return this.#laneMemory ? "lane" : "ort";
+  }
+
   /**
    * Runs the model on `feeds` and returns every output as a `Tensor` whose
    * data is a copy in JS memory.
@@ -300,6 +374,9 @@ export class NativeSession {
 
   async #run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
     if (this.#released) throw new Error("NativeSession is released");
+    if (this.#laneMemory) {
+      return this.#fixed.length > 0 ? await this.#runLaneGraph(feeds) : await this.#runLane(feeds);
+    }
     const inputs: Value[] = [];
     if (this.#fixed.length > 0) {
       for (const [name, tensor] of Object.entries(feeds)) this.#graphInput(name, tensor);
@@ -325,8 +402,7 @@ export class NativeSession {
         // The binding keeps the last run's outputs; binding the device again lets ORT allocate this run's shapes.
         for (const name of this.outputNames) binding.bindOutputToDevice(name, this.#outputMemory!);
       }
-      if (this.#nonblocking) await binding.runAsync(this.#runOptions);
-      else binding.run(this.#runOptions);
+      await this.#runBinding();
     } finally {
       // The inputs are caller memory: nothing may stay bound to it after the run.
       binding.clearInputs();
@@ -337,6 +413,11 @@ export class NativeSession {
     } finally {
       for (const value of values) value.close();
     }
+  }
+
+  #runBinding(): Promise<void> | void {
+    const binding = this.#binding!;
+    return this.#nonblocking ? binding.runAsync(this.#runOptions) : binding.run(this.#runOptions);
   }
 
   /**
@@ -351,8 +432,7 @@ export class NativeSession {
       const fixed = this.#graphInputs.get(name);
       if (fixed) binding.bindInput(name, fixed.value);
     });
-    if (this.#nonblocking) await binding.runAsync(this.#runOptions);
-    else binding.run(this.#runOptions);
+    await this.#runBinding();
     return Object.fromEntries(this.#fixed.map((out) => {
       const data = new elementTypes[out.type].array(out.bytes / elementTypes[out.type].bytes);
       device.download(data, out.address);
@@ -362,6 +442,13 @@ export class NativeSession {
 
   /** CUDA graphs: the input's fixed device buffer, filled with `tensor`'s data (same size every run). */
   #graphInput(name: string, tensor: Tensor): Value {
+    const fixed = this.#fixedGraphInput(name, tensor);
+    this.#device!.upload(fixed.address, tensor.data as ArrayBufferView);
+    return fixed.value;
+  }
+
+  /** CUDA graphs: the input's fixed device buffer, made (and, with lane staging, bound) on first use. */
+  #fixedGraphInput(name: string, tensor: Tensor): FixedOutput {
     const type = tensor.type as ElementType;
     const data = tensor.data as ArrayBufferView;
     let fixed = this.#graphInputs.get(name);
@@ -370,6 +457,7 @@ export class NativeSession {
       const value = this.#env.tensorAt(type, address, data.byteLength, tensor.dims, this.#outputMemory!);
       fixed = { name, type, dims: [...tensor.dims], address, bytes: data.byteLength, value };
       this.#graphInputs.set(name, fixed);
+      if (this.#laneMemory) this.#binding!.bindInput(name, value);
     } else if (fixed.bytes !== data.byteLength || fixed.type !== type) {
       throw new OrtError(
         "NativeSession.run",
@@ -377,8 +465,180 @@ export class NativeSession {
         `input '${name}': a CUDA graph replays fixed shapes; got ${type} [${tensor.dims}], captured ${fixed.type} [${fixed.dims}]`,
       );
     }
-    this.#device!.upload(fixed.address, data);
-    return fixed.value;
+    return fixed;
+  }
+
+  /** Pinned staging of `bytes` under `name` in `pool`, grown when too small. */
+  #pinnedBuffer(pool: Map<string, PinnedBuffer>, name: string, bytes: number): PinnedBuffer {
+    let buffer = pool.get(name);
+    if (!buffer || buffer.bytes < bytes) {
+      if (buffer) this.#pinned!.free(buffer.address);
+      pool.delete(name);
+      const size = Math.max(bytes, 256);
+      buffer = { address: this.#pinned!.alloc(size), bytes: size };
+      pool.set(name, buffer);
+    }
+    return buffer;
+  }
+
+  /** Lane staging: the input's data into its pinned buffer, and the copy to `address` queued on the stream. */
+  #stageIn(name: string, data: ArrayBufferView, address: bigint): void {
+    const staging = this.#pinnedBuffer(this.#staging, name, data.byteLength);
+    if (data.byteLength === 0) return;
+    this.#env.writeHost(staging.address, data);
+    (this.#device as LaneDeviceMemory).uploadFrom(address, staging.address, data.byteLength);
+  }
+
+  /** Lane staging: copies of every output into pinned staging queued, one wait, then copies into JS memory. */
+  #stageOut(outputs: FixedOutput[]): Record<string, Tensor> {
+    const device = this.#device as LaneDeviceMemory;
+    const staged = outputs.map((out) => {
+      const staging = this.#pinnedBuffer(this.#outputStaging, out.name, out.bytes);
+      if (out.bytes > 0) device.downloadTo(staging.address, out.address, out.bytes);
+      return staging;
+    });
+    device.synchronize();
+    return Object.fromEntries(outputs.map((out, i) => {
+      const t = elementTypes[out.type];
+      const data = new t.array(new ArrayBuffer(out.bytes), 0, out.bytes / t.bytes);
+      this.#env.readHost(staged[i].address, data);
+      return [out.name, new Tensor(out.type, data as Float32Array, out.dims)];
+    }));
+  }
+
+  /** A CUDA graph run with lane staging: inputs bound once, one wait per run. */
+  async #runLaneGraph(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    for (const [name, tensor] of Object.entries(feeds)) {
+      const fixed = this.#fixedGraphInput(name, tensor);
+      this.#stageIn(name, tensor.data as ArrayBufferView, fixed.address);
+    }
+    await this.#runBinding();
+    return this.#stageOut(this.#fixed);
+  }
+
+  /**
+   * A run with lane staging: inputs into device buffers bound once per input
+   * shape, outputs into device buffers of the shapes those inputs gave.
+   */
+  async #runLane(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    const binding = this.#binding!;
+    let key = "";
+    const slots: LaneInput[] = [];
+    for (const [name, tensor] of Object.entries(feeds)) {
+      const slot = this.#laneInput(name, tensor);
+      slots.push(slot);
+      key += `${name}:${slot.type}[${slot.dims}];`;
+    }
+    if (key !== this.#laneKey) {
+      binding.clearInputs();
+      for (const slot of slots) binding.bindInput(slot.name, slot.value);
+      this.#bindOutputsToDevice();
+      this.#laneKey = key;
+    } else if (this.#dynamicOutputs) {
+      this.#bindOutputsToDevice();
+    }
+    for (const slot of slots) this.#stageIn(slot.name, feeds[slot.name].data as ArrayBufferView, slot.address);
+    try {
+      await this.#runBinding();
+    } catch (error) {
+      // Outputs bound to the last shapes, and this run's differ for the same input shapes: rebind from now on.
+      if (this.#laneOutputs === null || !shapeMismatch.test((error as Error).message)) throw error;
+      this.#dynamicOutputs = true;
+      this.#bindOutputsToDevice();
+      await this.#runBinding();
+    }
+    if (this.#laneOutputs !== null) return this.#stageOut(this.#laneOutputs);
+    // First run of these shapes: ORT allocated the outputs; copy them out, then bind buffers of ours for the next runs.
+    const values = binding.outputs();
+    try {
+      const learned = this.outputNames.map((name, i) => describeOutput(name, values[i]));
+      const result = this.#stageOut(learned);
+      if (!this.#dynamicOutputs) this.#laneOutputs = this.#allocateLaneOutputs(learned);
+      return result;
+    } finally {
+      for (const value of values) value.close();
+    }
+  }
+
+  /** Binds every output to device memory that ORT allocates at the next run, and drops ours. */
+  #bindOutputsToDevice(): void {
+    for (const name of this.outputNames) this.#binding!.bindOutputToDevice(name, this.#laneMemory!);
+    this.#freeLaneOutputs();
+  }
+
+  /** Device buffers of the learned output shapes, bound as the outputs of the next runs. */
+  #allocateLaneOutputs(learned: FixedOutput[]): FixedOutput[] {
+    const device = this.#device!;
+    const outputs: FixedOutput[] = [];
+    try {
+      for (const out of learned) {
+        const address = device.alloc(Math.max(out.bytes, 256));
+        let value: Value;
+        try {
+          value = this.#env.tensorAt(out.type, address, out.bytes, out.dims, this.#laneMemory!);
+        } catch (error) {
+          device.free(address);
+          throw error;
+        }
+        outputs.push({ ...out, address, value });
+        this.#binding!.bindOutput(out.name, value);
+      }
+      return outputs;
+    } catch (error) {
+      for (const name of this.outputNames) this.#binding!.bindOutputToDevice(name, this.#laneMemory!);
+      for (const out of outputs) {
+        out.value.close();
+        device.free(out.address);
+      }
+      throw error;
+    }
+  }
+
+  #freeLaneOutputs(): void {
+    for (const out of this.#laneOutputs ?? []) {
+      out.value.close();
+      this.#device!.free(out.address);
+    }
+    this.#laneOutputs = null;
+  }
+
+  /** Lane staging: the input's device buffer and the value over it, remade when its type or shape changes. */
+  #laneInput(name: string, tensor: Tensor): LaneInput {
+    const type = tensor.type as ElementType;
+    if (!(type in elementTypes)) {
+      throw new OrtError("NativeSession.run", 2, `input '${name}': tensor type ${tensor.type} is not supported`);
+    }
+    const bytes = (tensor.data as ArrayBufferView).byteLength;
+    const slot = this.#laneInputs.get(name);
+    if (slot && slot.type === type && sameDims(slot.dims, tensor.dims)) return slot;
+    const device = this.#device!;
+    let address = slot?.address ?? 0n;
+    let capacity = slot?.capacity ?? 0;
+    slot?.value.close();
+    this.#laneInputs.delete(name);
+    if (capacity < bytes) {
+      if (slot) device.free(address);
+      capacity = Math.max(bytes, 256);
+      address = device.alloc(capacity);
+    }
+    let value: Value;
+    try {
+      value = this.#env.tensorAt(type, address, bytes, tensor.dims, this.#laneMemory!);
+    } catch (error) {
+      device.free(address);
+      throw error;
+    }
+    const made: LaneInput = {
+      name,
+      type,
+      dims: [...tensor.dims],
+      address,
+      bytes,
+      value,
+      capacity,
+    };
+    this.#laneInputs.set(name, made);
+    return made;
   }
 
   #value(name: string, tensor: Tensor): Value {
@@ -409,24 +669,46 @@ export class NativeSession {
     this.#runOptions.resume();
   }
 
-  /** Releases everything in reverse order of creation: binding, fixed outputs, memory infos, run options, session, staging. */
+  /**
+   * Releases everything in reverse order of creation: binding, device buffers and the values over them, memory
+   * infos, run options, session, pinned staging.
+   */
   // deno-lint-ignore require-await
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
     this.#binding?.close();
-    for (const out of [...this.#fixed, ...this.#graphInputs.values()]) {
+    for (const out of [...this.#fixed, ...this.#graphInputs.values(), ...this.#laneInputs.values()]) {
       out.value.close();
       this.#device?.free(out.address);
     }
     this.#graphInputs.clear();
+    this.#laneInputs.clear();
+    this.#freeLaneOutputs();
+    this.#laneMemory?.close();
     this.#outputMemory?.close();
     this.#inputMemory?.close();
     this.#runOptions.close();
     this.#session.close();
-    for (const buffer of this.#staging.values()) this.#pinned?.free(buffer.address);
+    for (const buffer of [...this.#staging.values(), ...this.#outputStaging.values()]) {
+      this.#pinned?.free(buffer.address);
+    }
     this.#staging.clear();
+    this.#outputStaging.clear();
   }
+}
+
+function sameDims(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** An output ORT allocated: its name, type, shape, data address and bytes (the value stays the caller's). */
+function describeOutput(name: string, value: Value): FixedOutput {
+  const { type, dims } = value.shape();
+  if (!(type in elementTypes)) {
+    throw new OrtError("NativeSession.run", 9, `output '${name}': element type ${type} is not supported`);
+  }
+  return { name, type: type as ElementType, dims, address: value.dataAddress(), bytes: value.byteLength(), value };
 }
 
 function toTensor(value: Value): Tensor {

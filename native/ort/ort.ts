@@ -234,12 +234,35 @@ export class OrtEnv extends Handle {
    * resolves external data against the model's folder.
    * @throws {OrtError} `ORT_NO_SUCHFILE` for a missing file, `ORT_INVALID_PROTOBUF`/`ORT_INVALID_GRAPH` for a bad model, `ORT_EP_FAIL` or `ORT_FAIL` when a provider cannot load.
    */
-  session(path: string, options: SessionOptions): Session {
-    const handle = this.calls.out(
-      "CreateSession",
-      (o) => this.calls.fns.CreateSession.call(this.handle, cString(path), options.handle, o),
-    );
+  session(path: string, options: SessionOptions, extra: SessionCreateOptions = {}): Session {
+    const container = extra.prepackedWeights;
+    const handle = container
+      ? this.calls.out(
+        "CreateSessionWithPrepackedWeightsContainer",
+        (o) =>
+          this.calls.fns.CreateSessionWithPrepackedWeightsContainer.call(
+            this.handle,
+            cString(path),
+            options.handle,
+            container.handle,
+            o,
+          ),
+      )
+      : this.calls.out(
+        "CreateSession",
+        (o) => this.calls.fns.CreateSession.call(this.handle, cString(path), options.handle, o),
+      );
     return Session.wrap(this.calls, handle);
+  }
+
+  /**
+   * A container that sessions created with it (see {@link session}) share
+   * their pre-packed weights through: kernels that pre-pack a weight (the
+   * CPU provider's MatMul, for one) keep one packed copy for all of them.
+   * It must outlive those sessions.
+   */
+  prepackedWeights(): PrepackedWeights {
+    return PrepackedWeights.create(this.calls);
   }
 
   /** Describes CPU memory for tensors over caller buffers. */
@@ -346,6 +369,25 @@ export class OrtEnv extends Handle {
   protected release(handle: bigint): void {
     this.#cpuInfo?.close();
     this.calls.fns.ReleaseEnv.call(handle);
+  }
+}
+
+/** Options of {@link OrtEnv.session} beyond the session options. */
+export interface SessionCreateOptions {
+  /** Share pre-packed weights with the other sessions of this container (`CreateSessionWithPrepackedWeightsContainer`). */
+  prepackedWeights?: PrepackedWeights;
+}
+
+/** `OrtPrepackedWeightsContainer`: release it only after every session created with it. */
+export class PrepackedWeights extends Handle {
+  /** Use {@link OrtEnv.prepackedWeights}. */
+  static create(calls: Calls): PrepackedWeights {
+    const h = calls.out("CreatePrepackedWeightsContainer", (o) => calls.fns.CreatePrepackedWeightsContainer.call(o));
+    return new PrepackedWeights(calls, h);
+  }
+
+  protected release(handle: bigint): void {
+    this.calls.fns.ReleasePrepackedWeightsContainer.call(handle);
   }
 }
 
@@ -542,6 +584,28 @@ export class CudaProviderOptions extends Handle {
       options.close();
       throw error;
     }
+  }
+
+  /**
+   * Every option as ORT holds it now (`GetCUDAProviderOptionsAsString`):
+   * ORT's defaults for what was not set, so it also tells which options
+   * this ORT knows.
+   */
+  effective(): Record<string, string> {
+    const c = this.calls;
+    const allocator = c.out("GetAllocatorWithDefaultOptions", (o) => c.fns.GetAllocatorWithDefaultOptions.call(o));
+    const text = c.out(
+      "GetCUDAProviderOptionsAsString",
+      (o) => c.fns.GetCUDAProviderOptionsAsString.call(this.handle, allocator, o),
+    );
+    const joined = c.memory.string(text);
+    c.check("AllocatorFree", c.fns.AllocatorFree.call(allocator, text));
+    const out: Record<string, string> = {};
+    for (const pair of joined.split(";")) {
+      const at = pair.indexOf("=");
+      if (at > 0) out[pair.slice(0, at)] = pair.slice(at + 1);
+    }
+    return out;
   }
 
   protected release(handle: bigint): void {

@@ -7,6 +7,7 @@ import onnxProto from "onnx-proto";
 
 const { onnx } = onnxProto;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
 
 /** Options of {@link denseReluModel}. */
 export interface DenseReluOptions {
@@ -16,6 +17,13 @@ export interface DenseReluOptions {
   width: number;
   /** A fixed batch size, or a symbolic one (`"batch"`). */
   batch?: number | string;
+  /** How a layer is written: `MatMul` then `Add` (default), or one `Gemm` with the bias as its C input. */
+  op?: "matmul" | "gemm";
+  /**
+   * Weights, biases and arithmetic in float16, between a `Cast` of the float32 input and a `Cast` of the output
+   * back to float32 (the inputs and outputs stay float32).
+   */
+  float16?: boolean;
 }
 
 /**
@@ -34,40 +42,93 @@ export function denseWeights(layer: number, width: number): { w: Float32Array; b
  * `y` [batch, width]. `denseReluModel({ layers: 8, width: 1024 })` is the
  * 8×1024 model of the GPU benchmarks (32 MiB of weights).
  */
-export function denseReluModel({ layers, width, batch = "batch" }: DenseReluOptions): Uint8Array {
-  const node: { opType: string; input: string[]; output: string[]; name: string }[] = [];
+export function denseReluModel(
+  { layers, width, batch = "batch", op = "matmul", float16 = false }: DenseReluOptions,
+): Uint8Array {
+  const node: { opType: string; input: string[]; output: string[]; name: string; attribute?: unknown[] }[] = [];
   const initializer = [];
+  const weightType = float16 ? FLOAT16 : FLOAT;
+  const raw = (a: Float32Array) => (float16 ? bytes16(toHalf(a)) : bytes(a));
   let current = "x";
+  if (float16) {
+    node.push({ opType: "Cast", input: ["x"], output: ["x16"], name: "cast_in", attribute: [castTo(FLOAT16)] });
+    current = "x16";
+  }
   for (let l = 0; l < layers; l++) {
     const { w, b } = denseWeights(l, width);
     initializer.push(
-      onnx.TensorProto.create({ name: `w${l}`, dims: [width, width], dataType: FLOAT, rawData: bytes(w) }),
-      onnx.TensorProto.create({ name: `b${l}`, dims: [width], dataType: FLOAT, rawData: bytes(b) }),
+      onnx.TensorProto.create({ name: `w${l}`, dims: [width, width], dataType: weightType, rawData: raw(w) }),
+      onnx.TensorProto.create({ name: `b${l}`, dims: [width], dataType: weightType, rawData: raw(b) }),
     );
-    const out = l === layers - 1 ? "y" : `h${l}`;
-    node.push(
-      { opType: "MatMul", input: [current, `w${l}`], output: [`m${l}`], name: `matmul${l}` },
-      { opType: "Add", input: [`m${l}`, `b${l}`], output: [`a${l}`], name: `add${l}` },
-      { opType: "Relu", input: [`a${l}`], output: [out], name: `relu${l}` },
-    );
+    const out = l === layers - 1 && !float16 ? "y" : `h${l}`;
+    if (op === "gemm") {
+      node.push({ opType: "Gemm", input: [current, `w${l}`, `b${l}`], output: [`a${l}`], name: `gemm${l}` });
+    } else {
+      node.push(
+        { opType: "MatMul", input: [current, `w${l}`], output: [`m${l}`], name: `matmul${l}` },
+        { opType: "Add", input: [`m${l}`, `b${l}`], output: [`a${l}`], name: `add${l}` },
+      );
+    }
+    node.push({ opType: "Relu", input: [`a${l}`], output: [out], name: `relu${l}` });
     current = out;
   }
+  if (float16) {
+    node.push({ opType: "Cast", input: [current], output: ["y"], name: "cast_out", attribute: [castTo(FLOAT)] });
+  }
+  return modelBytes("dense_relu", node, initializer, [valueInfo("x", [batch, width]), valueInfo("y", [batch, width])]);
+}
+
+/**
+ * A model that does no work: `y = Identity(x)`, float32 `[batch, width]`.
+ * Its run time through ORT is the floor of ORT's per-run cost.
+ */
+export function identityModel({ width, batch = "batch" }: { width: number; batch?: number | string }): Uint8Array {
+  const node = [{ opType: "Identity", input: ["x"], output: ["y"], name: "identity" }];
+  return modelBytes("identity", node, [], [valueInfo("x", [batch, width]), valueInfo("y", [batch, width])]);
+}
+
+/** The initializers of {@link denseReluModel} by name (`w0`, `b0`, ...), float32, as the model holds them. */
+export function denseReluInitializers({ layers, width }: DenseReluOptions): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (let l = 0; l < layers; l++) {
+    const { w, b } = denseWeights(l, width);
+    out.set(`w${l}`, w);
+    out.set(`b${l}`, b);
+  }
+  return out;
+}
+
+type ValueInfo = ReturnType<typeof onnx.ValueInfoProto.create>;
+type GraphInit = NonNullable<Parameters<typeof onnx.GraphProto.create>[0]>;
+
+function valueInfo(name: string, dims: (number | string)[]): ValueInfo {
   const dim = (d: number | string) => (typeof d === "number" ? { dimValue: d } : { dimParam: d });
-  const valueInfo = (name: string) =>
-    onnx.ValueInfoProto.create({
-      name,
-      type: { tensorType: { elemType: FLOAT, shape: { dim: [dim(batch), dim(width)] } } },
-    });
+  return onnx.ValueInfoProto.create({
+    name,
+    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map(dim) } } },
+  });
+}
+
+function castTo(type: number) {
+  return onnx.AttributeProto.create({ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: type });
+}
+
+function modelBytes(
+  name: string,
+  node: unknown[],
+  initializer: unknown[],
+  [input, output]: ValueInfo[],
+): Uint8Array {
   const model = onnx.ModelProto.create({
     irVersion: 8,
     producerName: "isolane",
     opsetImport: [{ domain: "", version: 17 }],
     graph: onnx.GraphProto.create({
-      name: "dense_relu",
-      node,
-      initializer,
-      input: [valueInfo("x")],
-      output: [valueInfo("y")],
+      name,
+      node: node as GraphInit["node"],
+      initializer: initializer as GraphInit["initializer"],
+      input: [input],
+      output: [output],
     }),
   });
   return onnx.ModelProto.encode(model).finish();
@@ -93,6 +154,52 @@ export function denseReluReference(x: Float32Array, rows: number, { layers, widt
 
 function bytes(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function bytes16(a: Uint16Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** IEEE half-precision bits of each float32, rounded to nearest even (subnormals kept, overflow to infinity). */
+export function toHalf(values: Float32Array): Uint16Array {
+  const f32 = new Float32Array(1);
+  const u32 = new Uint32Array(f32.buffer);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    f32[0] = values[i];
+    const x = u32[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exponent = (x >>> 23) & 0xff;
+    let mantissa = x & 0x7fffff;
+    if (exponent === 0xff) {
+      out[i] = sign | 0x7c00 | (mantissa ? 0x200 : 0);
+      continue;
+    }
+    const e = exponent - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mantissa |= 0x800000;
+      const shift = 14 - e;
+      let half = mantissa >>> shift;
+      const rest = mantissa & ((1 << shift) - 1);
+      const mid = 1 << (shift - 1);
+      if (rest > mid || (rest === mid && (half & 1))) half++;
+      out[i] = sign | half;
+      continue;
+    }
+    let half = (e << 10) | (mantissa >>> 13);
+    const rest = mantissa & 0x1fff;
+    if (rest > 0x1000 || (rest === 0x1000 && (half & 1))) half++;
+    out[i] = sign | half;
+  }
+  return out;
 }
 
 /** Writes `model` to a new temporary folder and returns the file's path. */

@@ -200,3 +200,41 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name: "gpu ort 5: staging 'lane' (bound once, lane copies, one wait) equals the CPU, with and without a CUDA graph",
+  ignore,
+  fn: () =>
+    withLane(async (lane, env) => {
+      const dynamic = await writeTempModel(denseReluModel({ layers: 4, width: 256 }));
+      const fixed = await writeTempModel(denseReluModel({ layers: 4, width: 256, batch: 16 }));
+      const plain = NativeSession.create(env, dynamic, laneOptions(lane, { staging: "lane" }));
+      const graphed = NativeSession.create(
+        env,
+        fixed,
+        laneOptions(lane, { staging: "lane", cuda: { enableCudaGraph: true }, gpuGraphId: 1 }),
+      );
+      try {
+        assert.equal(plain.staging, "lane");
+        for (const [seed, rows] of [1, 7, 7, 64, 1].entries()) {
+          const x = input(rows, 256, seed);
+          const { y } = await plain.run({ x: new Tensor("float32", x, [rows, 256]) });
+          assert.deepEqual(y.dims, [rows, 256]);
+          assertCloseArrays(y.data as Float32Array, await cpuReference(dynamic, x, [rows, 256]), `batch ${rows}`);
+        }
+        for (let seed = 0; seed < 4; seed++) {
+          const x = input(16, 256, seed);
+          const { y } = await graphed.run({ x: new Tensor("float32", x, [16, 256]) });
+          assertCloseArrays(y.data as Float32Array, await cpuReference(fixed, x, [16, 256]), `replay ${seed}`);
+        }
+        // Everything the runs queued was waited for: the lane's stream is idle between runs.
+        assert.equal(lane.driver.streamIdle(lane.stream), true);
+      } finally {
+        await graphed.release();
+        await plain.release();
+        for (const path of [dynamic, fixed]) {
+          await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+        }
+      }
+    }),
+});

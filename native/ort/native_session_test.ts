@@ -1,0 +1,195 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { Tensor } from "onnxruntime-common";
+import onnxProto from "onnx-proto";
+import { type DeviceMemory, NativeSession, OrtEnv, OrtError, ortLibraryPath, type PinnedHostMemory } from "./mod.ts";
+import {
+  denseReluInitializers,
+  denseReluModel,
+  denseReluReference,
+  identityModel,
+  toHalf,
+  writeTempModel,
+} from "./test_models.ts";
+
+const libraryPath = ortLibraryPath(fileURLToPath(new URL("../../node_modules", import.meta.url)));
+const mlpPath = fileURLToPath(new URL("../../functions/mlp/mlp.onnx", import.meta.url));
+const env = OrtEnv.open({ libraryPath });
+
+const libc = Deno.dlopen("libc.so.6", {
+  malloc: { parameters: ["usize"], result: "u64" },
+  free: { parameters: ["u64"], result: "void" },
+  copy: { name: "memcpy", parameters: ["u64", "u64", "usize"], result: "u64" },
+  copyIn: { name: "memcpy", parameters: ["u64", "buffer", "usize"], result: "u64" },
+  copyOut: { name: "memcpy", parameters: ["buffer", "u64", "usize"], result: "u64" },
+});
+
+/**
+ * Pinned and device memory stood in for by `malloc` on the CPU, counting what
+ * is live: `staging: "lane"` on the CPU provider runs the same bookkeeping as
+ * on a lane, with "device" buffers described as CPU memory.
+ */
+function hostMemory(): { pinned: PinnedHostMemory; device: Required<DeviceMemory>; live: Set<bigint> } {
+  const live = new Set<bigint>();
+  const alloc = (bytes: number) => {
+    const address = BigInt(libc.symbols.malloc(BigInt(bytes)));
+    live.add(address);
+    return address;
+  };
+  const free = (address: bigint) => {
+    assert.ok(live.delete(address), `free of ${address} that is not live`);
+    libc.symbols.free(address);
+  };
+  const bytesOf = (v: ArrayBufferView) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  return {
+    live,
+    pinned: { alloc, free },
+    device: {
+      alloc,
+      free,
+      upload: (dst, src) => void libc.symbols.copyIn(dst, bytesOf(src), BigInt(src.byteLength)),
+      download: (dst, src) => void libc.symbols.copyOut(bytesOf(dst), src, BigInt(dst.byteLength)),
+      uploadFrom: (dst, src, bytes) => void libc.symbols.copy(dst, src, BigInt(bytes)),
+      downloadTo: (dst, src, bytes) => void libc.symbols.copy(dst, src, BigInt(bytes)),
+      synchronize: () => {},
+    },
+  };
+}
+
+function rows(n: number, width: number, seed: number): Tensor {
+  return new Tensor("float32", Float32Array.from({ length: n * width }, (_, i) => Math.sin(seed + i * 1.3) * 3), [
+    n,
+    width,
+  ]);
+}
+
+Deno.test("staging 'lane': inputs and outputs bound once per shape give the plain run's outputs, and free everything", async () => {
+  const memory = hostMemory();
+  const plain = NativeSession.create(env, mlpPath, { provider: "cpu", ioBinding: false });
+  const lane = NativeSession.create(env, mlpPath, { provider: "cpu", staging: "lane", ...memory });
+  try {
+    assert.equal(lane.staging, "lane");
+    assert.equal(plain.staging, "ort");
+    for (const [i, n] of [1, 3, 3, 3, 7, 1, 1].entries()) {
+      const x = rows(n, 4, i);
+      const expected = (await plain.run({ x })).y;
+      const got = (await lane.run({ x })).y;
+      assert.deepEqual(got.dims, expected.dims);
+      assert.deepEqual(Array.from(got.data as Float32Array), Array.from(expected.data as Float32Array), `batch ${n}`);
+    }
+  } finally {
+    await lane.release();
+    await plain.release();
+  }
+  assert.equal(memory.live.size, 0, "every staging and device buffer is freed on release");
+});
+
+Deno.test("staging 'lane' rebinds outputs every run once the same input shape gives a new output shape", async () => {
+  const { onnx } = onnxProto;
+  const graph = onnx.GraphProto.create({
+    name: "nonzero",
+    node: [
+      { opType: "Constant", output: ["zero"], attribute: [{ name: "value_float", type: 1, f: 0 }] },
+      { opType: "Greater", input: ["x", "zero"], output: ["positive"] },
+      { opType: "NonZero", input: ["positive"], output: ["y"] },
+    ],
+    input: [{ name: "x", type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }] } } } }],
+    output: [{ name: "y", type: { tensorType: { elemType: 7 } } }],
+  });
+  const model = onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: "", version: 17 }], graph });
+  const path = await writeTempModel(onnx.ModelProto.encode(model).finish());
+  const memory = hostMemory();
+  const session = NativeSession.create(env, path, { provider: "cpu", staging: "lane", ...memory });
+  try {
+    const run = async (x: number[]) => (await session.run({ x: new Tensor("float32", Float32Array.from(x), [4]) })).y;
+    assert.deepEqual((await run([1, -1, 1, -1])).dims, [1, 2]);
+    assert.deepEqual((await run([1, -1, 2, -1])).dims, [1, 2]);
+    const three = await run([1, 1, 1, -1]);
+    assert.deepEqual(three.dims, [1, 3]);
+    assert.deepEqual(Array.from(three.data as BigInt64Array), [0n, 1n, 2n]);
+    assert.deepEqual((await run([-1, -1, -1, 5])).dims, [1, 1]);
+  } finally {
+    await session.release();
+    await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  }
+  assert.equal(memory.live.size, 0);
+});
+
+Deno.test("staging 'lane' without pinned and device memory that copies on a stream is refused when created", () => {
+  assert.throws(
+    () => NativeSession.create(env, mlpPath, { provider: "cpu", staging: "lane" }),
+    (error: unknown) => error instanceof OrtError && error.codeName === "ORT_INVALID_ARGUMENT",
+  );
+});
+
+Deno.test("test models: Gemm and float16 variants compute the MatMul + Add model's function; Identity returns its input", async () => {
+  const shape = { layers: 3, width: 16 };
+  const x = rows(5, 16, 2);
+  const reference = denseReluReference(x.data as Float32Array, 5, shape);
+  const cases = [
+    { op: "matmul" as const, float16: false, tolerance: 1e-5 },
+    { op: "gemm" as const, float16: false, tolerance: 1e-5 },
+    { op: "matmul" as const, float16: true, tolerance: 3e-2 },
+  ];
+  for (const c of cases) {
+    const path = await writeTempModel(denseReluModel({ ...shape, op: c.op, float16: c.float16 }));
+    const session = NativeSession.create(env, path, { provider: "cpu" });
+    try {
+      const y = (await session.run({ x })).y.data as Float32Array;
+      const worst = Math.max(...Array.from(y, (v, i) => Math.abs(v - reference[i]) / (1 + Math.abs(reference[i]))));
+      assert.ok(worst <= c.tolerance, `${c.op}${c.float16 ? " fp16" : ""}: off by ${worst}`);
+    } finally {
+      await session.release();
+      await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    }
+  }
+  assert.deepEqual([...denseReluInitializers(shape).keys()], ["w0", "b0", "w1", "b1", "w2", "b2"]);
+  const path = await writeTempModel(identityModel({ width: 16 }));
+  const identity = NativeSession.create(env, path, { provider: "cpu", ioBinding: true });
+  try {
+    assert.deepEqual(
+      Array.from((await identity.run({ x })).y.data as Float32Array),
+      Array.from(x.data as Float32Array),
+    );
+  } finally {
+    await identity.release();
+    await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  }
+});
+
+Deno.test("toHalf rounds float32 to IEEE half bits", () => {
+  const half = toHalf(Float32Array.from([1, -2, 65504, 70000, 0.1, 5.960464477539063e-8, 1e-9, -0, Infinity, NaN]));
+  assert.deepEqual(Array.from(half.slice(0, 9)), [0x3c00, 0xc000, 0x7bff, 0x7c00, 0x2e66, 0x0001, 0, 0x8000, 0x7c00]);
+  assert.equal(half[9] & 0x7c00, 0x7c00);
+  assert.notEqual(half[9] & 0x3ff, 0);
+});
+
+Deno.test("sessions created with one prepacked-weights container run like sessions without it", async () => {
+  const path = await writeTempModel(denseReluModel({ layers: 2, width: 64 }));
+  using container = env.prepackedWeights();
+  using options = env.sessionOptions({ intraOpThreads: 1 });
+  using a = env.session(path, options, { prepackedWeights: container });
+  using b = env.session(path, options, { prepackedWeights: container });
+  using plain = env.session(path, options);
+  try {
+    const data = rows(3, 64, 1).data as Float32Array;
+    const outputs = [a, b, plain].map((s) => {
+      using x = env.tensor("float32", data, [3, 64]);
+      const { y } = s.run({ x });
+      try {
+        return Array.from(y.read() as Float32Array);
+      } finally {
+        y.close();
+      }
+    });
+    assert.deepEqual(outputs[0], outputs[2]);
+    assert.deepEqual(outputs[1], outputs[2]);
+  } finally {
+    await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  }
+});
+
+Deno.test("native_session_test: the environment reference of this file is released", () => {
+  env.close();
+  libc.close();
+});
