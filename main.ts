@@ -21,7 +21,14 @@ if (import.meta.main) {
     event.preventDefault();
     log("error", "unexpected error", { reason: String(event.reason), stack: (event.reason as Error)?.stack });
   });
-  const runtime = await startRuntime(config);
+  let runtime: Awaited<ReturnType<typeof startRuntime>>;
+  try {
+    runtime = await startRuntime(config);
+  } catch (error) {
+    // Nothing serves (the port is taken, say): say why and exit, rather than linger without a listener.
+    log("error", "cannot start", { reason: error instanceof Error ? error.message : String(error) });
+    Deno.exit(1);
+  }
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {

@@ -152,9 +152,17 @@ export function createMetrics(
   }
 
   const window = new Map<string, { at: number; ms: number }[]>();
+  // prom-client hashes a label set on every call; its children, kept per label set, do not.
+  const counters = new Map<string, client.Counter.Internal>();
+  const timers = new Map<string, client.Histogram.Internal<"function">>();
   const record = (fn: string, status: number, ms: number) => {
-    requests.inc({ function: fn, status: String(status) });
-    duration.observe({ function: fn }, ms / 1000);
+    const key = `${fn}\u0000${status}`;
+    let counter = counters.get(key);
+    if (!counter) counters.set(key, counter = requests.labels({ function: fn, status: String(status) }));
+    counter.inc();
+    let timer = timers.get(fn);
+    if (!timer) timers.set(fn, timer = duration.labels({ function: fn }));
+    timer.observe(ms / 1000);
     recentSeries.request(fn, ms, status);
     const now = Date.now();
     const samples = window.get(fn) ?? [];
