@@ -203,6 +203,25 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     assert.match(refused.response.headers.get("retry-after") ?? "", /^\d+$/);
   });
 
+  await t.step("a client that goes away cancels its request in the main thread's pool", async () => {
+    const controller = new AbortController();
+    const call = fetch(`${server.url}/v1/functions/slow`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ sleepMs: 4000 }),
+      signal: controller.signal,
+    }).catch((error) => error);
+    // The handler ignores its signal: only a cancel that reached the pool ends its isolate, after abortGraceMs.
+    // Abort once the isolate holds the request, as the API shows it.
+    while ((await (await fetch(`${server.url}/v1/functions/slow`)).json()).isolates[0].status !== "busy") {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    controller.abort();
+    assert.ok((await call) instanceof Error);
+    const stopped = await server.waitForLog((l) => l.msg === "isolate stopped" && l.function === "slow", 3500);
+    assert.equal(stopped.code, "timeout");
+  });
+
   await t.step("metrics count what the threads answered", async () => {
     const text = await (await fetch(`${server.url}/metrics`)).text();
     const count = Number(/isolane_requests_total\{function="greet",status="200"\} (\d+)/.exec(text)?.[1]);

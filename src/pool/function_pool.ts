@@ -43,6 +43,11 @@ export interface IsolateInfo {
 export interface InvokeOptions {
   /** Aborts when the client goes away. */
   signal?: AbortSignal;
+  /**
+   * The same without an `AbortSignal`: called once with a function that cancels the request (as a client that went
+   * away); calling it after the request settled does nothing.
+   */
+  onCancel?: (cancel: () => void) => void;
   requestId?: string;
   /** Rows (first dimension) of the request, where the route knows them; 1 otherwise. */
   rows?: number;
@@ -58,7 +63,8 @@ interface Request {
   arrived: number;
   state: "queued" | "running" | "done";
   slot: Slot | undefined;
-  deadline: ReturnType<typeof setTimeout> | undefined;
+  /** `performance.now()` past which it is answered 504. */
+  deadlineAt: number;
   signal: AbortSignal | undefined;
   onAbort: () => void;
   resolve: (output: Output) => void;
@@ -81,6 +87,12 @@ export class FunctionPool {
   /** Moving average of one batch's service time in ms, for the expected wait. */
   #serviceMs = 0;
   #batchSizes: number[] = [];
+  /**
+   * Requests not yet answered, oldest first. Every request of a pool has the same `timeoutMs`, so this is also
+   * deadline order, and one timer (for the oldest) serves them all.
+   */
+  #pending = new Set<Request>();
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Creates a pool; call {@link start} before {@link invoke}. */
   constructor(readonly spec: PoolSpec) {
@@ -193,19 +205,20 @@ export class FunctionPool {
 
   #submit(
     payload: Pick<Job, "body" | "tensors" | "contentType">,
-    { signal, requestId, rows = 1, onItem }: InvokeOptions,
+    { signal, requestId, rows = 1, onItem, onCancel }: InvokeOptions,
   ): Promise<Output> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     const { name, options } = this.spec;
     return new Promise<Output>((resolve, reject) => {
+      const arrived = performance.now();
       const request: Request = {
         job: { id: nextJobId++, ...payload, ...(requestId ? { requestId } : {}) },
         rows,
-        arrived: performance.now(),
+        arrived,
         state: "queued",
         slot: undefined,
-        deadline: undefined,
+        deadlineAt: arrived + options.timeoutMs,
         signal,
         onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
         resolve,
@@ -213,18 +226,30 @@ export class FunctionPool {
         onItem,
       };
       // One deadline per request, armed once: it covers the wait and the run.
-      request.deadline = setTimeout(() => {
+      this.#pending.add(request);
+      if (this.#deadlineTimer === undefined) this.#armDeadline(options.timeoutMs);
+      signal?.addEventListener("abort", request.onAbort, { once: true });
+      onCancel?.(request.onAbort);
+      this.#queue.push(request);
+      this.#pump();
+    });
+  }
+
+  #armDeadline(ms: number): void {
+    this.#deadlineTimer = setTimeout(() => {
+      this.#deadlineTimer = undefined;
+      const now = performance.now();
+      const { name, options } = this.spec;
+      for (const request of this.#pending) {
+        if (request.deadlineAt > now) return this.#armDeadline(request.deadlineAt - now);
         this.#fail(
           request,
           request.state === "queued"
             ? new IsolaneError("timeout", `Function '${name}' had no free isolate within ${options.timeoutMs} ms`)
             : new IsolaneError("timeout", `Function '${name}' did not finish within ${options.timeoutMs} ms`),
         );
-      }, options.timeoutMs);
-      signal?.addEventListener("abort", request.onAbort, { once: true });
-      this.#queue.push(request);
-      this.#pump();
-    });
+      }
+    }, Math.max(0, ms));
   }
 
   /** Answers a request with an error now; a running one is aborted in its isolate, and ended if it stays stuck. */
@@ -255,7 +280,7 @@ export class FunctionPool {
 
   #finish(request: Request): void {
     request.state = "done";
-    clearTimeout(request.deadline);
+    this.#pending.delete(request);
     request.signal?.removeEventListener("abort", request.onAbort);
   }
 
@@ -283,6 +308,8 @@ export class FunctionPool {
 
   async #closeAll(): Promise<void> {
     clearTimeout(this.#batchTimer);
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
     await this.#supervisor.closeAll();
     this.#drained?.();
   }

@@ -211,9 +211,8 @@ export class HttpThreads {
     } catch (error) {
       return fail(error);
     }
-    const controller = new AbortController();
-    thread.aborts.set(id, () => controller.abort());
-    const options = { signal: controller.signal, requestId: op.requestId };
+    // No AbortController per request: the pool hands back a cancel function.
+    const options = { onCancel: (cancel: () => void) => thread.aborts.set(id, cancel), requestId: op.requestId };
     const settled = op.k === "invoke"
       ? fn.pool.invoke(op.body, {
         ...options,
