@@ -46,8 +46,11 @@ export {
 } from "./placement.ts";
 export {
   type DeviceMemory,
+  isTerminatedRun,
+  type NativeRunOptions,
   NativeSession,
   type NativeSessionOptions,
   ortLibraryPath,
   type PinnedHostMemory,
+  RunAbortedError,
 } from "./native_session.ts";
