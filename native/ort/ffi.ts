@@ -456,6 +456,18 @@ function convert(result: string, raw: bigint): unknown {
 }
 
 let opened: OrtLibrary | undefined;
+let sealed = false;
+
+/**
+ * Refuses every later {@link openOrtLibrary} in this isolate. The opened
+ * library can call any member of ORT's table and read and write any memory,
+ * and runtime modules stay reachable from user code through the module map,
+ * so an isolate seals the binding once it holds what it needs, before user
+ * code runs. There is no way back.
+ */
+export function sealOrtLibrary(): void {
+  sealed = true;
+}
 
 /** libffi's soname on Debian and Ubuntu (package libffi8). */
 export const libffiName = "libffi.so.8";
@@ -467,8 +479,14 @@ export const libffiName = "libffi.so.8";
  * Call it while the ffi permission is granted.
  *
  * @throws {Error} when the library or libffi cannot be opened, or ORT does not offer API version 29.
+ * @throws {Deno.errors.NotCapable} once the isolate has called {@link sealOrtLibrary}.
  */
 export function openOrtLibrary(path: string): OrtLibrary {
+  if (sealed) {
+    throw new Deno.errors.NotCapable(
+      "ONNX Runtime's C API is sealed in this isolate: the runtime opened it for the function's declared models",
+    );
+  }
   if (opened) return opened;
   const lib = Deno.dlopen(path, { OrtGetApiBase: { parameters: [], result: "pointer" } });
   const libc = Deno.dlopen("libc.so.6", libcSymbols);

@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-export { apiMembers, ortApiVersion, type OrtLibrary, ortLibraryInNodeModules } from "./ffi.ts";
+export { apiMembers, ortApiVersion, type OrtLibrary, ortLibraryInNodeModules, sealOrtLibrary } from "./ffi.ts";
 export { OrtError, ortErrorCodes, type OrtErrorName } from "./error.ts";
 export {
   type CudaProviderInit,
