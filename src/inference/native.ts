@@ -47,16 +47,18 @@ const MiB = 1024 * 1024;
 let env: OrtEnv | undefined;
 
 /**
- * Opens the process's ORT environment through the C API (one reference per
- * isolate; the library, libffi and libc bound once), then seals the binding:
- * no other code in the isolate can open it again, and this module keeps the
- * environment to itself, since whoever holds it can open any file and read
- * and write memory. Call before the ffi permission is dropped: every later
- * call goes through symbols bound here.
+ * Opens the process's ORT environment through the C API when the isolate has
+ * models to load (`open`; one reference per isolate, the library, libffi and
+ * libc bound once), then seals the binding either way: no other code in the
+ * isolate can open it again, and this module keeps the environment to
+ * itself, since whoever holds it can open any file and read and write
+ * memory. Call before the ffi permission is dropped: every later call goes
+ * through symbols bound here. An isolate without models opens nothing (an
+ * environment costs some 17 MB resident).
  * @throws {Error} when the library or libffi cannot be opened.
  */
-export function openNativeOrt(): void {
-  env ??= OrtEnv.open({ libraryPath: ortLibraryPath(nodeModules) });
+export function openNativeOrt({ open }: { open: boolean }): void {
+  if (open) env ??= OrtEnv.open({ libraryPath: ortLibraryPath(nodeModules) });
   sealOrtLibrary();
 }
 

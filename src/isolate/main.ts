@@ -65,8 +65,8 @@ async function serve(init: InitMessage): Promise<void> {
   const ort = await loadOrt();
   pinFloat16AsUint16(ort.Tensor);
   // Models run through ORT's C API (CUDA lanes on the lane's stream; CPU lanes off the isolate's thread, so a run
-  // can be stopped): its library is opened while ffi is held.
-  openNativeOrt();
+  // can be stopped): its library is opened while ffi is held, and sealed.
+  openNativeOrt({ open: gpuLane !== undefined || Object.keys(init.modelPaths).length > 0 });
   // The only models this isolate may ever open; sealed before any user code runs.
   allowModelsOnce(Object.values(init.modelPaths));
   // Existing native handles keep working; new dlopen calls are refused from here on.
