@@ -256,7 +256,7 @@ function cancellableFacade(
       if (error instanceof RunAbortedError) {
         throw new IsolaneError("timeout", `Model '${model}' was not run: the request was aborted`);
       }
-      if (scope && isTerminatedRun(error)) {
+      if (scope?.signal.aborted && isTerminatedRun(error)) {
         onTerminated({
           model,
           jobs: scope.jobs,
