@@ -121,6 +121,12 @@ export interface ModelInfo {
   providers: string[];
   /** Nodes per provider, from ORT's own placement log (CUDA lanes). */
   placement?: Record<string, number>;
+  /**
+   * Which ONNX Runtime API runs it: `c`, isolane's binding of the C API (on CPU lanes a run stops when its request
+   * aborts), or `onnxruntime-node` (CPU models with string, sequence or map inputs or outputs, which the binding
+   * does not carry).
+   */
+  api: "c" | "onnxruntime-node";
 }
 
 /** Isolate to host, inspect mode: the manifest. */
@@ -174,6 +180,17 @@ export interface ReleasedMessage {
   sessions: number;
 }
 
+/** Isolate to host: ORT stopped a model run because its request aborted; the isolate answered the job and serves on. */
+export interface RunTerminatedMessage {
+  type: "run-terminated";
+  model: string;
+  /** The jobs the run served (one, or a batch's). */
+  jobs: number[];
+  requests: string[];
+  /** How long the run ran before ORT stopped, in milliseconds. */
+  ms: number;
+}
+
 /** Isolate to host: a line the function wrote with `console`. */
 export interface LogMessage {
   type: "log";
@@ -191,4 +208,5 @@ export type IsolateMessage =
   | ExitingMessage
   | ReleasedMessage
   | ItemMessage
+  | RunTerminatedMessage
   | LogMessage;

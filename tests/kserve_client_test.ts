@@ -268,6 +268,23 @@ Deno.test("kserve v2 with Triton's client wire format", async (t) => {
     },
   );
 
+  await t.step("BYTES through ONNX Runtime: string models run on onnxruntime-node, the rest on the C API", async () => {
+    const v1 = await post(server, "/v1/functions/shout", '{"text":["café","日本","x y"]}', {
+      "content-type": "application/json",
+    });
+    assert.equal(v1.status, 200, v1.text);
+    assert.deepEqual(JSON.parse(v1.text), { shout: ["café!", "日本!", "x y!"] });
+    const { status, result, error } = await infer(server.url, "shout", [
+      { name: "text", shape: [2], datatype: "BYTES", data: ["ab", ""], binary: true },
+    ], { outputs: [{ name: "shout", binary: false }] });
+    assert.equal(status, 200, error ?? "");
+    assert.deepEqual(result!.outputs.get("shout")!.data, ["ab!", "!"]);
+    const apiOf = async (name: string) =>
+      (await (await fetch(`${server.url}/v1/functions/${name}`)).json()).models[0].api;
+    assert.equal(await apiOf("shout"), "onnxruntime-node");
+    for (const name of ["mlp", "fp16", "int64", "detector"]) assert.equal(await apiOf(name), "c", name);
+  });
+
   await t.step("FP16 end to end: /v1, /v2 JSON and /v2 binary", async () => {
     const v1 = await post(server, "/v1/functions/fp16", '{"x":[[1,2.5,-3],[0.5,0,65504]]}', {
       "content-type": "application/json",

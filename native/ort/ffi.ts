@@ -43,10 +43,13 @@ export const apiMembers = {
     parameters: ["u64", "u64", "buffer", "buffer", "usize", "buffer", "usize", "buffer"],
     result: status,
   },
-  /** `Run` on Deno's blocking-thread pool: the isolate's event loop stays free, and the promise settles when ORT returns. */
+  /**
+   * `Run` on Deno's blocking-thread pool: the isolate's event loop stays free, and the promise settles when ORT
+   * returns. Every array is a native address (see {@link CMemory.alloc}): the call may outlive the isolate.
+   */
   RunNonblocking: {
     index: 9,
-    parameters: ["u64", "u64", "buffer", "buffer", "usize", "buffer", "usize", "buffer"],
+    parameters: ["u64", "u64", "u64", "u64", "usize", "u64", "usize", "u64"],
     result: status,
     nonblocking: true,
   },
@@ -64,8 +67,10 @@ export const apiMembers = {
   SessionGetInputName: { index: 36, parameters: ["u64", "usize", "u64", "buffer"], result: status },
   SessionGetOutputName: { index: 37, parameters: ["u64", "usize", "u64", "buffer"], result: status },
   CreateRunOptions: { index: 39, parameters: ["buffer"], result: status },
+  RunOptionsSetRunLogSeverityLevel: { index: 41, parameters: ["u64", "i32"], result: status },
   RunOptionsSetTerminate: { index: 46, parameters: ["u64"], result: status },
   RunOptionsUnsetTerminate: { index: 47, parameters: ["u64"], result: status },
+  CreateTensorAsOrtValue: { index: 48, parameters: ["u64", "buffer", "usize", "i32", "buffer"], result: status },
   CreateTensorWithDataAsOrtValue: {
     index: 49,
     parameters: ["u64", "buffer", "usize", "buffer", "usize", "i32", "buffer"],
@@ -87,6 +92,7 @@ export const apiMembers = {
   GetTensorTypeAndShape: { index: 65, parameters: ["u64", "buffer"], result: status },
   CreateMemoryInfo: { index: 68, parameters: ["buffer", "i32", "i32", "i32", "buffer"], result: status },
   CreateCpuMemoryInfo: { index: 69, parameters: ["i32", "i32", "buffer"], result: status },
+  AllocatorAlloc: { index: 75, parameters: ["u64", "usize", "buffer"], result: status },
   AllocatorFree: { index: 76, parameters: ["u64", "u64"], result: status },
   GetAllocatorWithDefaultOptions: { index: 78, parameters: ["buffer"], result: status },
   ReleaseEnv: { index: 92, parameters: ["u64"], result: "void" },
@@ -165,6 +171,8 @@ const libcSymbols = {
   memcpyToAddress: { name: "memcpy", parameters: ["u64", "buffer", "usize"], result: "u64" },
   /** `memcpy(buf, buf, 0)` returns `buf`: the address of a typed array's bytes, without pointer ops. */
   addressOf: { name: "memcpy", parameters: ["buffer", "buffer", "usize"], result: "u64" },
+  calloc: { parameters: ["usize", "usize"], result: "u64" },
+  free: { parameters: ["u64"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** libc helpers that read and write C memory through already-opened symbols. */
@@ -198,6 +206,37 @@ export class CMemory {
   /** Copies the bytes of `from` to `address` (host memory the caller owns, such as pinned buffers). */
   write(address: bigint, from: ArrayBufferView): void {
     if (from.byteLength > 0) this.#s.memcpyToAddress(address, from, BigInt(from.byteLength));
+  }
+
+  /**
+   * `bytes` of zeroed native memory (libc's `calloc`), outside the V8 heap:
+   * what a nonblocking call reads or writes while it runs lives here, so a
+   * Worker that ends during the call (its heap freed) leaves the call
+   * working on memory that is still valid. Free it with {@link free}.
+   * @throws {Error} when the allocation fails.
+   */
+  alloc(bytes: number): bigint {
+    const address = BigInt(this.#s.calloc(BigInt(Math.max(bytes, 1)), 1n));
+    if (address === 0n) throw new Error(`calloc of ${bytes} bytes failed`);
+    return address;
+  }
+
+  /** Frees memory from {@link alloc}. */
+  free(address: bigint): void {
+    if (address !== 0n) this.#s.free(address);
+  }
+
+  /** A NUL-terminated UTF-8 copy of `text` in memory from {@link alloc}. */
+  cString(text: string): bigint {
+    const bytes = new TextEncoder().encode(text);
+    const address = this.alloc(bytes.length + 1);
+    this.write(address, bytes);
+    return address;
+  }
+
+  /** Writes 64-bit `values` at `address` (memory from {@link alloc}). */
+  writeWords(address: bigint, values: readonly bigint[]): void {
+    this.write(address, BigUint64Array.from(values));
   }
 
   /**
@@ -249,11 +288,11 @@ export interface OrtLibrary {
 }
 
 const ffiSymbols = {
-  ffi_prep_cif: { parameters: ["buffer", "i32", "u32", "u64", "buffer"], result: "i32" },
+  ffi_prep_cif: { parameters: ["u64", "i32", "u32", "u64", "u64"], result: "i32" },
   ffi_call: { parameters: ["u64", "u64", "buffer", "buffer"], result: "void" },
   ffi_call_nonblocking: {
     name: "ffi_call",
-    parameters: ["u64", "u64", "buffer", "buffer"],
+    parameters: ["u64", "u64", "u64", "u64"],
     result: "void",
     nonblocking: true,
   },
@@ -263,6 +302,8 @@ const ffiSymbols = {
 /** `FFI_UNIX64`, libffi's default ABI on x86-64 Linux. */
 const ffiUnix64 = 2;
 const maxArgs = 8;
+/** Bytes of an `ffi_cif` on x86-64 (32), with room to spare. */
+const cifBytes = 64;
 
 /**
  * Calls C function pointers through libffi's `ffi_call`, a symbol opened
@@ -275,13 +316,18 @@ const maxArgs = 8;
  * class of the x86-64 System V ABI (handles, sizes, enums, pointers), so one
  * call interface per arity, all `uint64`, serves them all: an `i32` travels
  * sign-extended in a 64-bit slot and comes back as the low 32 bits.
+ *
+ * The call interfaces, and the argument and result words of nonblocking
+ * calls, live in native memory ({@link CMemory.alloc}): a nonblocking call
+ * runs on another thread and may outlive the isolate (a Worker terminated
+ * mid-run frees its heap), so it must touch nothing on the V8 heap. The
+ * interfaces are never freed (about 1 KiB per isolate).
  */
 class FfiCaller {
   #s: Deno.DynamicLibrary<typeof ffiSymbols>["symbols"];
   #memory: CMemory;
-  // One prepared ffi_cif per arity, and the arrays it points to (kept alive).
+  // One prepared ffi_cif per arity, in native memory.
   #cifs: bigint[] = [];
-  #keep: unknown[] = [];
   // Argument storage for synchronous calls: slots, and the array of slot addresses.
   #slots = new BigUint64Array(new ArrayBuffer(maxArgs * 8));
   #slotAddresses = new BigUint64Array(new ArrayBuffer(maxArgs * 8));
@@ -292,13 +338,13 @@ class FfiCaller {
     this.#memory = memory;
     const base = memory.address(this.#slots);
     for (let i = 0; i < maxArgs; i++) this.#slotAddresses[i] = base + BigInt(i * 8);
+    const types = memory.alloc(maxArgs * 8);
+    memory.writeWords(types, Array(maxArgs).fill(uint64Type));
     for (let n = 0; n <= maxArgs; n++) {
-      const cif = new Uint8Array(new ArrayBuffer(64));
-      const types = new BigUint64Array(new ArrayBuffer(Math.max(n, 1) * 8)).fill(uint64Type);
+      const cif = memory.alloc(cifBytes);
       const code = this.#s.ffi_prep_cif(cif, ffiUnix64, n, uint64Type, types);
       if (code !== 0) throw new Error(`ffi_prep_cif failed for ${n} arguments: ${code}`);
-      this.#keep.push(cif, types);
-      this.#cifs.push(memory.address(cif));
+      this.#cifs.push(cif);
     }
   }
 
@@ -318,20 +364,32 @@ class FfiCaller {
     return this.#result[0];
   }
 
-  /** Calls `fn` on Deno's blocking-thread pool, with argument storage of its own. */
-  async callNonblocking(fn: bigint, args: readonly unknown[]): Promise<bigint> {
-    const keep: unknown[] = [];
-    const slots = new BigUint64Array(new ArrayBuffer(maxArgs * 8));
-    const addresses = new BigUint64Array(new ArrayBuffer(maxArgs * 8));
-    const result = new BigUint64Array(new ArrayBuffer(8));
-    const base = this.#memory.address(slots);
+  /**
+   * Calls `fn` on Deno's blocking-thread pool. `args` are integers and native
+   * addresses only (the members declared `nonblocking` take no buffers); the
+   * argument slots, their addresses and the result word are one native block,
+   * freed when the call returns (leaked if the isolate ends first).
+   */
+  async callNonblocking(fn: bigint, args: readonly (bigint | number)[]): Promise<bigint> {
+    const block = this.#memory.alloc((2 * maxArgs + 1) * 8);
+    const slots = block;
+    const addresses = block + BigInt(maxArgs * 8);
+    const result = block + BigInt(2 * maxArgs * 8);
+    const words = new Array<bigint>(2 * maxArgs).fill(0n);
     for (let i = 0; i < args.length; i++) {
-      slots[i] = this.#word(args[i], keep);
-      addresses[i] = base + BigInt(i * 8);
+      const arg = args[i];
+      if (typeof arg !== "bigint" && typeof arg !== "number") {
+        this.#memory.free(block);
+        throw new TypeError("A nonblocking call takes integers and native addresses only");
+      }
+      words[i] = BigInt.asUintN(64, BigInt(arg));
+      words[maxArgs + i] = slots + BigInt(i * 8);
     }
+    this.#memory.writeWords(block, words);
     await this.#s.ffi_call_nonblocking(this.#cifs[args.length], fn, result, addresses);
-    keep.length = 0;
-    return result[0];
+    const out = this.#memory.words(result, 1)[0];
+    this.#memory.free(block);
+    return out;
   }
 }
 
@@ -373,7 +431,7 @@ class UnsafeFnPointerCaller {
     return BigInt(this.#fn(fn, args.length, false).call(...this.#words(args, keep)) as number | bigint);
   }
 
-  async callNonblocking(fn: bigint, args: readonly unknown[]): Promise<bigint> {
+  async callNonblocking(fn: bigint, args: readonly (bigint | number)[]): Promise<bigint> {
     const keep: unknown[] = [];
     const result = await (this.#fn(fn, args.length, true).call(...this.#words(args, keep)) as Promise<number | bigint>);
     keep.length = 0;
@@ -398,6 +456,18 @@ function convert(result: string, raw: bigint): unknown {
 }
 
 let opened: OrtLibrary | undefined;
+let sealed = false;
+
+/**
+ * Refuses every later {@link openOrtLibrary} in this isolate. The opened
+ * library can call any member of ORT's table and read and write any memory,
+ * and runtime modules stay reachable from user code through the module map,
+ * so an isolate seals the binding once it holds what it needs, before user
+ * code runs. There is no way back.
+ */
+export function sealOrtLibrary(): void {
+  sealed = true;
+}
 
 /** libffi's soname on Debian and Ubuntu (package libffi8). */
 export const libffiName = "libffi.so.8";
@@ -409,8 +479,14 @@ export const libffiName = "libffi.so.8";
  * Call it while the ffi permission is granted.
  *
  * @throws {Error} when the library or libffi cannot be opened, or ORT does not offer API version 29.
+ * @throws {Deno.errors.NotCapable} once the isolate has called {@link sealOrtLibrary}.
  */
 export function openOrtLibrary(path: string): OrtLibrary {
+  if (sealed) {
+    throw new Deno.errors.NotCapable(
+      "ONNX Runtime's C API is sealed in this isolate: the runtime opened it for the function's declared models",
+    );
+  }
   if (opened) return opened;
   const lib = Deno.dlopen(path, { OrtGetApiBase: { parameters: [], result: "pointer" } });
   const libc = Deno.dlopen("libc.so.6", libcSymbols);
@@ -433,7 +509,7 @@ export function openOrtLibrary(path: string): OrtLibrary {
       if (fn === 0n) throw new Error(`OrtApi member ${name} (index ${member.index}) is NULL`);
       const nonblocking = "nonblocking" in member && member.nonblocking;
       const call = nonblocking
-        ? async (...args: unknown[]) => convert(member.result, await caller.callNonblocking(fn, args))
+        ? async (...args: (bigint | number)[]) => convert(member.result, await caller.callNonblocking(fn, args))
         : (...args: unknown[]) => convert(member.result, caller.call(fn, args));
       return [name, { call }];
     }),

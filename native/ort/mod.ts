@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-export { apiMembers, ortApiVersion, type OrtLibrary, ortLibraryInNodeModules } from "./ffi.ts";
+export { apiMembers, ortApiVersion, type OrtLibrary, ortLibraryInNodeModules, sealOrtLibrary } from "./ffi.ts";
 export { OrtError, ortErrorCodes, type OrtErrorName } from "./error.ts";
 export {
   type CudaProviderInit,
@@ -46,8 +46,11 @@ export {
 } from "./placement.ts";
 export {
   type DeviceMemory,
+  isTerminatedRun,
+  type NativeRunOptions,
   NativeSession,
   type NativeSessionOptions,
   ortLibraryPath,
   type PinnedHostMemory,
+  RunAbortedError,
 } from "./native_session.ts";

@@ -107,7 +107,10 @@ export interface NativeSessionOptions {
    * Run on Deno's blocking-thread pool (`nonblocking` FFI) so the isolate's
    * event loop stays free during a run. On CUDA that thread has no lane
    * context of its own: whether ORT keeps the lane's guarantees there is to
-   * be measured on the GPU host (issue 15); off by default.
+   * be measured on the GPU host (issue 15); off by default. Without IO
+   * binding, each such run has run options of its own (so `signal` can stop
+   * it) and copies its inputs into memory ORT allocates (so nothing the run
+   * reads is freed if the isolate ends while ORT works).
    */
   nonblocking?: boolean;
   /**
@@ -127,6 +130,38 @@ export interface NativeSessionOptions {
    *   shapes change with the same input shapes is rebound every run.
    */
   staging?: "ort" | "lane";
+}
+
+/** Options of one {@link NativeSession.run}. */
+export interface NativeRunOptions {
+  /**
+   * Stops the run: a signal that is aborted already fails the run before it
+   * starts; one that aborts while a nonblocking run without IO binding is in
+   * flight sets ORT's terminate flag on that run's own `OrtRunOptions`
+   * (`RunOptionsSetTerminate`), and the run fails with ORT's error as soon as
+   * ORT reads the flag (before its next node). Other runs block the thread,
+   * so the signal cannot fire during them.
+   */
+  signal?: AbortSignal;
+  /** Outputs to compute, in this order; all by default. */
+  outputs?: readonly string[];
+}
+
+/** The error a run rejects with when its signal was aborted before it started. */
+export class RunAbortedError extends Error {
+  override name = "RunAbortedError";
+  /** Creates the error; `reason` is the signal's. */
+  constructor(readonly reason: unknown) {
+    super("The run was not started: its signal is aborted");
+  }
+}
+
+/**
+ * Whether `error` is ORT's answer to a run whose terminate flag was set
+ * (`ORT_FAIL`, "Exiting due to terminate flag being set to true.").
+ */
+export function isTerminatedRun(error: unknown): error is OrtError {
+  return error instanceof OrtError && error.codeName === "ORT_FAIL" && /terminate flag/.test(error.ortMessage);
 }
 
 const providerNames = {
@@ -206,6 +241,8 @@ export class NativeSession {
   #dynamicOutputs = false;
   /** `staging: "lane"`: pinned staging of each output, by name. */
   readonly #outputStaging = new Map<string, PinnedBuffer>();
+  /** Nonblocking runs in flight (their own run options), terminated and awaited by {@link release}. */
+  readonly #inflight = new Map<Promise<unknown>, RunOptions>();
   #released = false;
 
   private constructor(parts: Parts) {
@@ -358,38 +395,74 @@ export class NativeSession {
   }
 
   /**
-   * Runs the model on `feeds` and returns every output as a `Tensor` whose
-   * data is a copy in JS memory.
-   * @throws {OrtError} for unknown input names, wrong shapes or types, or a terminated run.
+   * Runs the model on `feeds` and returns the outputs (all, or `options.outputs`) as `Tensor`s whose data is a copy
+   * in JS memory.
+   * @throws {OrtError} for unknown input or output names, wrong shapes or types, or a run stopped through
+   * `options.signal` ({@link isTerminatedRun}); {@link RunAbortedError} when the signal was aborted before the run.
    */
-  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    if (!this.#binding || !this.#nonblocking) return this.#run(feeds);
+  run(feeds: Record<string, Tensor>, options: NativeRunOptions = {}): Promise<Record<string, Tensor>> {
+    if (options.signal?.aborted) return Promise.reject(new RunAbortedError(options.signal.reason));
+    if (!this.#binding || !this.#nonblocking) return this.#run(feeds, options);
     // One binding and one set of staging buffers: bound runs take turns.
-    const turn = this.#turn.then(() => this.#run(feeds));
+    const turn = this.#turn.then(() => this.#run(feeds, options));
     this.#turn = turn.catch(() => {});
     return turn;
   }
 
   #turn: Promise<unknown> = Promise.resolve();
 
-  async #run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  async #run(feeds: Record<string, Tensor>, options: NativeRunOptions): Promise<Record<string, Tensor>> {
     if (this.#released) throw new Error("NativeSession is released");
     if (this.#laneMemory) {
       return this.#fixed.length > 0 ? await this.#runLaneGraph(feeds) : await this.#runLane(feeds);
     }
-    const inputs: Value[] = [];
     if (this.#fixed.length > 0) {
       for (const [name, tensor] of Object.entries(feeds)) this.#graphInput(name, tensor);
       return await this.#runGraph(Object.keys(feeds));
     }
+    if (this.#nonblocking && !this.#binding) return await this.#runDetached(feeds, options);
+    const inputs: Value[] = [];
     try {
       for (const [name, tensor] of Object.entries(feeds)) inputs.push(this.#value(name, tensor));
       if (this.#binding) return await this.#runBound(Object.keys(feeds), inputs);
       const byName = Object.fromEntries(Object.keys(feeds).map((name, i) => [name, inputs[i]]));
-      const call = { runOptions: this.#runOptions };
-      const outputs = this.#nonblocking ? await this.#session.runAsync(byName, call) : this.#session.run(byName, call);
-      return Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, toTensor(value)]));
+      const outputs = this.#session.run(byName, {
+        runOptions: this.#runOptions,
+        ...(options.outputs ? { outputs: [...options.outputs] } : {}),
+      });
+      return tensorsOf(outputs);
     } finally {
+      for (const value of inputs) value.close();
+    }
+  }
+
+  /**
+   * A nonblocking run with run options of its own, over copies of the inputs in ORT's memory: the signal sets
+   * this run's terminate flag, and nothing the run reads or writes lives on the V8 heap.
+   */
+  async #runDetached(feeds: Record<string, Tensor>, options: NativeRunOptions): Promise<Record<string, Tensor>> {
+    const inputs: Value[] = [];
+    const runOptions = this.#env.runOptions();
+    const terminate = () => runOptions.terminate();
+    let running: Promise<Record<string, Value>> | undefined;
+    try {
+      // A terminated run is the caller's decision, not an error for ORT's log (its line would go to stderr).
+      runOptions.logSeverity("fatal");
+      for (const [name, tensor] of Object.entries(feeds)) {
+        inputs.push(this.#env.tensorCopy(this.#checkType(name, tensor), tensor.data as ArrayBufferView, tensor.dims));
+      }
+      const byName = Object.fromEntries(Object.keys(feeds).map((name, i) => [name, inputs[i]]));
+      running = this.#session.runAsync(byName, {
+        runOptions,
+        ...(options.outputs ? { outputs: [...options.outputs] } : {}),
+      });
+      this.#inflight.set(running, runOptions);
+      options.signal?.addEventListener("abort", terminate, { once: true });
+      return tensorsOf(await running);
+    } finally {
+      options.signal?.removeEventListener("abort", terminate);
+      if (running) this.#inflight.delete(running);
+      runOptions.close();
       for (const value of inputs) value.close();
     }
   }
@@ -641,11 +714,16 @@ export class NativeSession {
     return made;
   }
 
-  #value(name: string, tensor: Tensor): Value {
+  #checkType(name: string, tensor: Tensor): ElementType {
     const type = tensor.type as ElementType;
     if (!(type in elementTypes)) {
       throw new OrtError("NativeSession.run", 2, `input '${name}': tensor type ${tensor.type} is not supported`);
     }
+    return type;
+  }
+
+  #value(name: string, tensor: Tensor): Value {
+    const type = this.#checkType(name, tensor);
     const data = tensor.data as ArrayBufferView;
     if (!this.#inputMemory || !this.#pinned) return this.#env.tensor(type, data, tensor.dims);
     let buffer = this.#staging.get(name);
@@ -670,13 +748,15 @@ export class NativeSession {
   }
 
   /**
-   * Releases everything in reverse order of creation: binding, device buffers and the values over them, memory
-   * infos, run options, session, pinned staging.
+   * Releases everything in reverse order of creation: binding, fixed outputs, memory infos, run options, session,
+   * staging. Nonblocking runs still in flight are terminated first and awaited: ORT must not lose a session it
+   * runs.
    */
-  // deno-lint-ignore require-await
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
+    for (const runOptions of this.#inflight.values()) runOptions.terminate();
+    await Promise.allSettled([...this.#inflight.keys(), this.#turn]);
     this.#binding?.close();
     for (const out of [...this.#fixed, ...this.#graphInputs.values(), ...this.#laneInputs.values()]) {
       out.value.close();
@@ -711,11 +791,20 @@ function describeOutput(name: string, value: Value): FixedOutput {
   return { name, type: type as ElementType, dims, address: value.dataAddress(), bytes: value.byteLength(), value };
 }
 
+/** Every value as a `Tensor` (copied), each value closed; all are closed if one cannot be read. */
+function tensorsOf(values: Record<string, Value>): Record<string, Tensor> {
+  try {
+    return Object.fromEntries(Object.entries(values).map(([name, value]) => [name, toTensor(value)]));
+  } finally {
+    for (const value of Object.values(values)) value.close();
+  }
+}
+
 function toTensor(value: Value): Tensor {
   try {
-    const { type, dims } = value.shape();
-    const data = value.read();
-    return new Tensor(type as ElementType, data as Float32Array, dims);
+    const shape = value.shape();
+    const data = value.read(shape);
+    return new Tensor(shape.type as ElementType, data as Float32Array, shape.dims);
   } finally {
     value.close();
   }

@@ -111,6 +111,18 @@ class Calls {
     return out[0];
   }
 
+  #allocator = 0n;
+  /** ORT's default CPU allocator (`GetAllocatorWithDefaultOptions`: one per process, never freed). */
+  get allocator(): bigint {
+    if (this.#allocator === 0n) {
+      this.#allocator = this.out(
+        "GetAllocatorWithDefaultOptions",
+        (o) => this.fns.GetAllocatorWithDefaultOptions.call(o),
+      );
+    }
+    return this.#allocator;
+  }
+
   /** An array of the addresses of `strings` (kept alive by the caller through `keep`). */
   stringArray(strings: string[], keep: unknown[]): BigUint64Array {
     const out = new BigUint64Array(strings.length);
@@ -327,6 +339,40 @@ export class OrtEnv extends Handle {
         ),
     );
     return Value.wrap(this.calls, handle, []);
+  }
+
+  /**
+   * A CPU tensor in memory ORT allocates (`CreateTensorAsOrtValue` with the
+   * default allocator), holding a copy of `data`. Unlike {@link tensor} it
+   * references no JS memory, so a nonblocking run over it stays valid even
+   * if the isolate ends while ORT works; the value frees its memory on close.
+   * @throws {OrtError} `ORT_INVALID_ARGUMENT` when `data` does not hold exactly the elements `dims` needs.
+   */
+  tensorCopy(type: ElementType, data: ArrayBufferView, dims: readonly number[]): Value {
+    const t = elementTypes[type];
+    const count = dims.reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(count) || count < 0 || data.byteLength !== count * t.bytes) {
+      throw new OrtError(
+        "CreateTensorAsOrtValue",
+        2,
+        `${data.byteLength} bytes of ${type} do not fill shape [${dims.join(", ")}] (${count} elements)`,
+      );
+    }
+    const shape = shapeOf(dims);
+    const handle = this.calls.out(
+      "CreateTensorAsOrtValue",
+      (o) => this.calls.fns.CreateTensorAsOrtValue.call(this.calls.allocator, shape, BigInt(shape.length), t.onnx, o),
+    );
+    const value = Value.wrap(this.calls, handle, []);
+    try {
+      if (data.byteLength > 0) {
+        this.calls.memory.write(value.dataAddress(), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      }
+      return value;
+    } catch (error) {
+      value.close();
+      throw error;
+    }
   }
 
   #cpuInfo: MemoryInfo | undefined;
@@ -747,11 +793,12 @@ export class Value extends Handle {
   }
 
   /**
-   * A copy of a host tensor's elements (CPU or pinned memory).
+   * A copy of a host tensor's elements (CPU or pinned memory); `shape` is
+   * {@link shape}'s answer where the caller has it already.
    * @throws {OrtError} for element types this binding does not read (strings).
    */
-  read(): ElementArray<ElementType> {
-    const { type, dims } = this.shape();
+  read(shape: TensorShape = this.shape()): ElementArray<ElementType> {
+    const { type, dims } = shape;
     if (!(type in elementTypes)) throw new OrtError("Value.read", 9, `element type ${type} is not supported`);
     const t = elementTypes[type as ElementType];
     const count = dims.reduce((a, b) => a * b, 1);
@@ -802,10 +849,10 @@ export interface RunCallOptions {
 export class Session extends Handle {
   readonly inputs: ValueMetadata[];
   readonly outputs: ValueMetadata[];
-  // Addresses of the names as C strings, made once so that Run needs no pointer operations.
+  // The names as C strings in native memory, made once so that Run needs no pointer operations (and so that a
+  // nonblocking Run reads nothing on the V8 heap); freed with the session.
   readonly #inputNames: Map<string, bigint>;
   readonly #outputNames: Map<string, bigint>;
-  readonly #keep: unknown[];
 
   private constructor(
     calls: Calls,
@@ -816,9 +863,7 @@ export class Session extends Handle {
     super(calls, handle);
     this.inputs = inputs;
     this.outputs = outputs;
-    this.#keep = [];
-    const addresses = (list: ValueMetadata[]) =>
-      new Map(list.map((m) => [m.name, calls.stringArray([m.name], this.#keep)[0]]));
+    const addresses = (list: ValueMetadata[]) => new Map(list.map((m) => [m.name, calls.memory.cString(m.name)]));
     this.#inputNames = addresses(inputs);
     this.#outputNames = addresses(outputs);
   }
@@ -857,46 +902,79 @@ export class Session extends Handle {
   /**
    * Like {@link run}, on Deno's blocking-thread pool: the isolate's event loop
    * stays free during the run (so a timer can call {@link RunOptions.terminate}).
+   * The name and value arrays ORT reads and the output array it writes live in
+   * native memory for the call; the inputs should too ({@link OrtEnv.tensorCopy}),
+   * so that nothing the run touches is freed if the isolate ends first.
    */
   async runAsync(feeds: Record<string, Value>, options?: RunCallOptions): Promise<Record<string, Value>> {
-    const call = this.#prepare(feeds, options);
-    this.calls.check("Run", await this.calls.fns.RunNonblocking.call(...call.args));
-    return call.wrap();
+    const plan = this.#plan(feeds, options);
+    const n = plan.inputs.length;
+    const m = plan.outputNames.length;
+    const memory = this.calls.memory;
+    // [input names | inputs | output names | outputs], the outputs zeroed (ORT reads them as preallocated values).
+    const block = memory.alloc((2 * n + 2 * m) * 8);
+    try {
+      memory.writeWords(block, [...plan.inputNames, ...plan.inputs, ...plan.outputNames]);
+      const at = (words: number) => block + BigInt(words * 8);
+      const status = await this.calls.fns.RunNonblocking.call(
+        this.handle,
+        options?.runOptions?.handle ?? 0n,
+        at(0),
+        at(n),
+        BigInt(n),
+        at(2 * n),
+        BigInt(m),
+        at(2 * n + m),
+      );
+      this.calls.check("Run", status);
+      const outputs = memory.words(at(2 * n + m), m);
+      return Object.fromEntries(plan.wanted.map((name, i) => [name, Value.wrap(this.calls, outputs[i], [])]));
+    } finally {
+      memory.free(block);
+    }
   }
 
-  #prepare(feeds: Record<string, Value>, options?: RunCallOptions) {
+  /** The addresses of the names and inputs of a run; throws for a name the model does not have. */
+  #plan(feeds: Record<string, Value>, options?: RunCallOptions) {
     const names = Object.keys(feeds);
-    const inputNames = words(names.length);
-    const inputs = words(names.length);
-    names.forEach((name, i) => {
+    const inputNames = names.map((name) => {
       const address = this.#inputNames.get(name);
       if (address === undefined) {
         throw new OrtError("Run", 2, `invalid input name: '${name}' (inputs: ${this.inputNames.join(", ")})`);
       }
-      inputNames[i] = address;
-      inputs[i] = feeds[name].handle;
+      return address;
     });
+    const inputs = names.map((name) => feeds[name].handle);
     const wanted = options?.outputs ?? this.outputNames;
-    const outputNames = words(wanted.length);
-    wanted.forEach((name, i) => {
+    const outputNames = wanted.map((name) => {
       const address = this.#outputNames.get(name);
       if (address === undefined) {
         throw new OrtError("Run", 2, `invalid output name: '${name}' (outputs: ${this.outputNames.join(", ")})`);
       }
-      outputNames[i] = address;
+      return address;
     });
-    const outputs = words(wanted.length);
+    return { inputNames, inputs, outputNames, wanted };
+  }
+
+  #prepare(feeds: Record<string, Value>, options?: RunCallOptions) {
+    const plan = this.#plan(feeds, options);
+    const table = (values: bigint[]) => {
+      const out = words(values.length);
+      out.set(values);
+      return out;
+    };
+    const outputs = words(plan.wanted.length);
     const args = [
       this.handle,
       options?.runOptions?.handle ?? 0n,
-      inputNames,
-      inputs,
-      BigInt(names.length),
-      outputNames,
-      BigInt(wanted.length),
+      table(plan.inputNames),
+      table(plan.inputs),
+      BigInt(plan.inputs.length),
+      table(plan.outputNames),
+      BigInt(plan.wanted.length),
       outputs,
     ] as const;
-    const wrap = () => Object.fromEntries(wanted.map((name, i) => [name, Value.wrap(this.calls, outputs[i], [])]));
+    const wrap = () => Object.fromEntries(plan.wanted.map((name, i) => [name, Value.wrap(this.calls, outputs[i], [])]));
     return { args, wrap };
   }
 
@@ -920,7 +998,9 @@ export class Session extends Handle {
 
   protected release(handle: bigint): void {
     this.calls.fns.ReleaseSession.call(handle);
-    this.#keep.length = 0;
+    for (const address of [...this.#inputNames.values(), ...this.#outputNames.values()]) {
+      this.calls.memory.free(address);
+    }
   }
 }
 
@@ -985,6 +1065,14 @@ export class RunOptions extends Handle {
   /** `RunOptionsSetTerminate`: runs with these options stop as soon as ORT checks the flag, and fail. */
   terminate(): void {
     this.calls.check("RunOptionsSetTerminate", this.calls.fns.RunOptionsSetTerminate.call(this.handle));
+  }
+
+  /** `RunOptionsSetRunLogSeverityLevel`: the lowest severity ORT logs for runs with these options. */
+  logSeverity(level: keyof typeof loggingLevel): void {
+    this.calls.check(
+      "RunOptionsSetRunLogSeverityLevel",
+      this.calls.fns.RunOptionsSetRunLogSeverityLevel.call(this.handle, loggingLevel[level]),
+    );
   }
 
   /** `RunOptionsUnsetTerminate`. */

@@ -5,6 +5,7 @@ import { Tensor } from "onnxruntime-common";
 import {
   apiMembers,
   cpuComputeNodes,
+  isTerminatedRun,
   NativeSession,
   OrtEnv,
   OrtError,
@@ -12,8 +13,9 @@ import {
   parsePlacement,
   placementFromProfile,
   probePlacement,
+  RunAbortedError,
 } from "./mod.ts";
-import { denseReluModel, denseReluReference, writeTempModel } from "./test_models.ts";
+import { denseReluModel, denseReluReference, loopMatMulModel, writeTempModel } from "./test_models.ts";
 
 const nodeModules = fileURLToPath(new URL("../../node_modules", import.meta.url));
 const libraryPath = ortLibraryPath(nodeModules);
@@ -24,6 +26,27 @@ const providerDir = fileURLToPath(
 
 const env = OrtEnv.open({ libraryPath });
 // Each test leaves the process-wide environment as it found it; the file's last test closes it.
+
+const loopPath = await writeTempModel(loopMatMulModel(256), "loop.onnx");
+
+/** Feeds of the loop model: `n` iterations of a row of 1..256 (which the identity keeps). */
+function loopFeeds(n: number) {
+  return {
+    n: new Tensor("int64", BigInt64Array.of(BigInt(n)), []),
+    x: new Tensor("float32", Float32Array.from({ length: 256 }, (_, i) => i + 1), [1, 256]),
+  };
+}
+
+/**
+ * A Worker with permissions of its own: a Worker that inherits its parent's shares them, and its revoke of ffi would
+ * be this process's too (measured on Deno 2.9.6).
+ */
+function afterDropWorker(): Worker {
+  return new Worker(new URL("./_after_drop_worker.ts", import.meta.url), {
+    type: "module",
+    deno: { permissions: { read: true, ffi: true, env: true, sys: true } },
+  });
+}
 
 function mlpFeeds(rows: number) {
   const data = Float32Array.from({ length: rows * 4 }, (_, i) => Math.sin(i * 1.3) * 3);
@@ -189,6 +212,68 @@ Deno.test("RunOptionsSetTerminate fails a run with ORT's cancel error, before it
   }
 });
 
+Deno.test("a nonblocking run stops when its signal aborts: its own run options, the session's other runs go on", async () => {
+  const session = NativeSession.create(env, loopPath, { provider: "cpu", nonblocking: true, intraOpThreads: 1 });
+  try {
+    const controller = new AbortController();
+    const started = performance.now();
+    const long = session.run(loopFeeds(100_000_000), { signal: controller.signal });
+    const short = session.run(loopFeeds(20_000));
+    setTimeout(() => controller.abort(), 100);
+    await assert.rejects(long, (error: unknown) => {
+      assert.ok(isTerminatedRun(error), String(error));
+      return true;
+    });
+    const stoppedMs = performance.now() - started;
+    // 10^8 iterations take minutes; stopped, the run ends within an iteration of the abort.
+    assert.ok(stoppedMs < 5000, `stopped after ${stoppedMs} ms`);
+    const { y } = await short;
+    assert.deepEqual(Array.from(y.data as Float32Array).slice(0, 3), [1, 2, 3]);
+    // A signal aborted already: the run is not started.
+    await assert.rejects(session.run(loopFeeds(1), { signal: controller.signal }), RunAbortedError);
+    // The session still runs, and only the outputs asked for come back.
+    assert.deepEqual(Object.keys(await session.run(loopFeeds(3), { outputs: ["y"] })), ["y"]);
+  } finally {
+    await session.release();
+  }
+});
+
+Deno.test("release() terminates nonblocking runs in flight and waits for them before releasing the session", async () => {
+  const session = NativeSession.create(env, loopPath, { provider: "cpu", nonblocking: true, intraOpThreads: 1 });
+  const running = session.run(loopFeeds(100_000_000));
+  const order: string[] = [];
+  running.catch((error) => order.push(isTerminatedRun(error) ? "run terminated" : String(error)));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await session.release();
+  order.push("released");
+  assert.deepEqual(order, ["run terminated", "released"]);
+});
+
+Deno.test("tensorCopy holds its own copy in ORT's memory; data that does not fill the shape is refused", async () => {
+  const data = Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8);
+  using value = env.tensorCopy("float32", data, [2, 4]);
+  data.fill(0);
+  assert.deepEqual(Array.from(value.read() as Float32Array), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.notEqual(value.dataAddress(), 0n);
+  assert.throws(() => env.tensorCopy("float32", new Float32Array(3), [2, 2]), (error: unknown) => {
+    assert.ok(error instanceof OrtError);
+    assert.equal(error.codeName, "ORT_INVALID_ARGUMENT");
+    return true;
+  });
+  using empty = env.tensorCopy("int64", new BigInt64Array(0), [0, 3]);
+  assert.deepEqual(empty.shape(), { type: "int64", dims: [0, 3] });
+  // A nonblocking run over copies gives what a plain run gives.
+  const plain = NativeSession.create(env, mlpPath, { provider: "cpu" });
+  const detached = NativeSession.create(env, mlpPath, { provider: "cpu", nonblocking: true });
+  try {
+    const { tensor } = mlpFeeds(3);
+    assert.deepEqual((await detached.run({ x: tensor })).y.data, (await plain.run({ x: tensor })).y.data);
+  } finally {
+    await detached.release();
+    await plain.release();
+  }
+});
+
 Deno.test("AddInitializer replaces a weight with the caller's OrtValue without copying it", async () => {
   const w1 = new Float32Array(4 * 16); // zero weights: y = relu(b1) W2 + b2 for every row
   using value = env.tensor("float32", w1, [4, 16]);
@@ -288,22 +373,47 @@ Deno.test("the CUDA and TensorRT providers fail with a typed error where they ca
 });
 
 Deno.test("after the ffi permission is dropped, sessions are still created and run (a Worker, as isolates do)", async () => {
-  const worker = new Worker(new URL("./_after_drop_worker.ts", import.meta.url), { type: "module" });
+  const worker = afterDropWorker();
   try {
     const { data: x } = mlpFeeds(2);
     const answer = new Promise<Record<string, unknown>>((resolve) => {
       worker.onmessage = (event) => resolve(event.data);
     });
-    worker.postMessage({ libraryPath, modelPath: mlpPath, x: Array.from(x), dims: [2, 4] });
+    worker.postMessage({ libraryPath, modelPath: mlpPath, x: Array.from(x), dims: [2, 4], loopPath });
     const result = await answer;
     assert.equal(result.ok, true, String(result.error));
     assert.equal(result.pointerOpsRefused, true);
+    assert.equal(result.stopped, true, "a nonblocking run was stopped by its signal after the drop");
     const reference = await ortNode.InferenceSession.create(mlpPath);
     const expected = (await reference.run({ x: new ortNode.Tensor("float32", x, [2, 4]) })).y.data as Float32Array;
     await reference.release();
     assert.deepEqual(result.y1, Array.from(expected));
     assert.deepEqual(result.y2, Array.from(expected));
+    assert.deepEqual(result.y3, Array.from(expected));
   } finally {
     worker.terminate();
+  }
+});
+
+Deno.test("a Worker that ends during a nonblocking run leaves the process sound: the run works on native memory", async () => {
+  // The run's arguments, names, inputs and result words live outside the Worker's heap, which terminate() frees
+  // while ORT still works on another thread; the run then finishes into memory that is still valid.
+  const worker = afterDropWorker();
+  const started = new Promise<Record<string, unknown>>((
+    resolve,
+  ) => (worker.onmessage = (event) => resolve(event.data)));
+  worker.postMessage({ libraryPath, modelPath: mlpPath, x: [], dims: [], loopPath, leaveRunning: 60_000 });
+  const answer = await started;
+  assert.equal(answer.running, true, String(answer.error));
+  worker.terminate();
+  // The run (about 0.3 s here) ends after its Worker; this process goes on using ORT.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const session = NativeSession.create(env, loopPath, { provider: "cpu", nonblocking: true });
+  try {
+    const { y } = await session.run(loopFeeds(10));
+    assert.equal((y.data as Float32Array)[255], 256);
+  } finally {
+    await session.release();
+    await Deno.remove(loopPath.slice(0, loopPath.lastIndexOf("/")), { recursive: true });
   }
 });

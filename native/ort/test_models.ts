@@ -209,3 +209,54 @@ export async function writeTempModel(model: Uint8Array, name = "model.onnx"): Pr
   await Deno.writeFile(path, model);
   return path;
 }
+
+/**
+ * A model whose run lasts as long as its caller asks: `y = x · Wⁿ` computed
+ * as a `Loop` of `n` MatMuls, where `n` is the int64 scalar input `n`, `x`
+ * is float32 [1, width] and W is the identity (so `y` equals `x` for every
+ * `n`, and values never grow). ORT reads a run's terminate flag before each
+ * node of each iteration, so a terminated run stops within one iteration:
+ * the model for tests of cancelling a long run.
+ */
+export function loopMatMulModel(width = 256): Uint8Array {
+  const { INT64, BOOL } = onnx.TensorProto.DataType;
+  const identity = new Float32Array(width * width);
+  for (let i = 0; i < width; i++) identity[i * width + i] = 1;
+  const row = (name: string) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimValue: 1 }, { dimValue: width }] } } },
+    });
+  const scalar = (name: string, elemType: number) =>
+    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape: { dim: [] } } } });
+  const body = onnx.GraphProto.create({
+    name: "step",
+    node: [
+      { opType: "Identity", input: ["cond_in"], output: ["cond_out"], name: "keep_going" },
+      { opType: "MatMul", input: ["x_in", "w"], output: ["x_out"], name: "step_matmul" },
+    ],
+    input: [scalar("i", INT64), scalar("cond_in", BOOL), row("x_in")],
+    output: [scalar("cond_out", BOOL), row("x_out")],
+  });
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: "isolane",
+    opsetImport: [{ domain: "", version: 17 }],
+    graph: onnx.GraphProto.create({
+      name: "loop_matmul",
+      node: [{
+        opType: "Loop",
+        input: ["n", "", "x"],
+        output: ["y"],
+        name: "loop",
+        attribute: [{ name: "body", type: onnx.AttributeProto.AttributeType.GRAPH, g: body }],
+      }],
+      initializer: [
+        onnx.TensorProto.create({ name: "w", dims: [width, width], dataType: FLOAT, rawData: bytes(identity) }),
+      ],
+      input: [scalar("n", INT64), row("x")],
+      output: [row("y")],
+    }),
+  });
+  return onnx.ModelProto.encode(model).finish();
+}

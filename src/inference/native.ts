@@ -1,20 +1,44 @@
 /**
- * Sessions of CUDA lanes through ONNX Runtime's C API (`native/ort/`): on the
- * lane's own stream (`user_compute_stream`), with IO binding staged in the
- * lane's pinned host memory, the function's GPU arena limit, TF32 and CUDA
- * graphs as the function asks, and no silent CPU fallback for compute nodes.
- * onnxruntime-node's session takes only a device id, so its kernels would run
- * on streams of ORT's own.
+ * Sessions through ONNX Runtime's C API (`native/ort/`).
+ *
+ * CUDA lanes: on the lane's own stream (`user_compute_stream`), with IO
+ * binding staged in the lane's pinned host memory, the function's GPU arena
+ * limit, TF32 and CUDA graphs as the function asks, and no silent CPU
+ * fallback for compute nodes. onnxruntime-node's session takes only a device
+ * id, so its kernels would run on streams of ORT's own.
+ *
+ * CPU lanes ({@link createCpuSession}): every run goes to Deno's
+ * blocking-thread pool, so the isolate's event loop stays free while ORT
+ * works. When the run's request aborts (its deadline, or its client gone),
+ * the isolate sets ORT's terminate flag on that run's own run options; ORT
+ * stops before its next node, the job is answered, and the isolate is kept.
+ * onnxruntime-node's `run` blocks the isolate's thread for the whole run, so
+ * the abort was not even read until the run ended. Models whose inputs or
+ * outputs the binding does not carry (string tensors, sequences, maps) load
+ * through onnxruntime-node instead, and their runs cannot be stopped; so does
+ * every CPU model where `libffi.so.8` is missing (the binding's calls would
+ * need the ffi permission that isolates drop).
  * @module
  */
 import { fileURLToPath } from "node:url";
-import type { InferenceSession } from "onnxruntime-common";
-import { NativeSession, OrtEnv, ortLibraryPath } from "../../native/ort/mod.ts";
+import type { InferenceSession, Tensor } from "onnxruntime-common";
+import {
+  elementTypes,
+  isTerminatedRun,
+  NativeSession,
+  OrtEnv,
+  ortLibraryPath,
+  RunAbortedError,
+  sealOrtLibrary,
+} from "../../native/ort/mod.ts";
 import type { Lane } from "../../native/mod.ts";
 import type { LanePlan } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { checkModelFiles } from "./external_data.ts";
 import { assertModelAllowed } from "./model_access.ts";
+import type { Ort } from "./ort.ts";
+import { createSession, type SessionOptions } from "./session.ts";
+import { currentRunScope } from "./run_scope.ts";
 
 const nodeModules = fileURLToPath(new URL("../../node_modules", import.meta.url));
 const MiB = 1024 * 1024;
@@ -22,9 +46,20 @@ const MiB = 1024 * 1024;
 // Module-private: whoever holds the environment can open a session on any file.
 let env: OrtEnv | undefined;
 
-/** Opens the process's ORT environment through the C API; call before the ffi permission is dropped. */
-export function openNativeOrt(): void {
-  env ??= OrtEnv.open({ libraryPath: ortLibraryPath(nodeModules) });
+/**
+ * Opens the process's ORT environment through the C API when the isolate has
+ * models to load (`open`; one reference per isolate, the library, libffi and
+ * libc bound once), then seals the binding either way: no other code in the
+ * isolate can open it again, and this module keeps the environment to
+ * itself, since whoever holds it can open any file and read and write
+ * memory. Call before the ffi permission is dropped: every later call goes
+ * through symbols bound here. An isolate without models opens nothing (an
+ * environment costs some 17 MB resident).
+ * @throws {Error} when the library or libffi cannot be opened.
+ */
+export function openNativeOrt({ open }: { open: boolean }): void {
+  if (open) env ??= OrtEnv.open({ libraryPath: ortLibraryPath(nodeModules) });
+  sealOrtLibrary();
 }
 
 /** What a lane's session needs besides the model. */
@@ -113,6 +148,132 @@ export function sessionFacade(session: NativeSession): InferenceSession {
     inputMetadata: session.inputMetadata,
     outputMetadata: session.outputMetadata,
     run: (feeds: Parameters<NativeSession["run"]>[0]) => session.run(feeds),
+  };
+  return Object.freeze(facade) as unknown as InferenceSession;
+}
+
+/** A run that ORT stopped because its request aborted. */
+export interface TerminatedRun {
+  /** The model's name in the function's `models`. */
+  model: string;
+  /** The jobs whose request aborted (a batch's, for a batched call). */
+  jobs: readonly number[];
+  requests: readonly string[];
+  /** How long the run ran, from its start to ORT's answer, in milliseconds. */
+  ms: number;
+}
+
+/** What {@link createCpuSession} needs besides the model's path. */
+export interface CpuSessionOptions extends SessionOptions {
+  /** Told of every run that ORT stopped on its request's abort (the isolate logs it through the host). */
+  onTerminated(run: TerminatedRun): void;
+}
+
+/** A CPU lane's model: what handlers get, what the isolate releases, and which API runs it. */
+export interface CpuModel {
+  /** `ctx.models.<name>`: `run` and the model's description. */
+  model: InferenceSession;
+  /** Released on unload (in-flight runs are terminated and awaited first). */
+  session: { release(): Promise<void> };
+  /** `c`: ORT's C API, runs can be stopped; `onnxruntime-node`: the fallback for what the binding does not carry. */
+  api: "c" | "onnxruntime-node";
+}
+
+/**
+ * Loads a CPU lane's model through the C API with today's CPU settings
+ * (`options.threads` intra-op threads and one inter-op thread, or ORT's
+ * defaults for 0; every graph optimisation), or through onnxruntime-node when
+ * an input or output is not a tensor of a type the binding reads and writes.
+ * Only declared models, and only inside their folder, as for every session.
+ * @throws {Deno.errors.NotCapable} for a model the function did not declare.
+ * @throws {IsolaneError} `function_unavailable` when a file leaves the folder or ORT refuses the model.
+ */
+export async function createCpuSession(ort: Ort, path: string, options: CpuSessionOptions): Promise<CpuModel> {
+  assertModelAllowed(path);
+  if (!env) throw new Error("openNativeOrt() was not called before the ffi permission was dropped");
+  if (env.library.caller !== "libffi") {
+    // Without libffi the binding calls through Deno.UnsafeFnPointer, which the ffi drop refuses.
+    const fallback = await createSession(ort, path, options);
+    return { model: fallback, session: fallback, api: "onnxruntime-node" };
+  }
+  await checkModelFiles(path, options.root, { fn: options.fn, model: options.model });
+  let session: NativeSession;
+  try {
+    session = NativeSession.create(env, path, {
+      provider: "cpu",
+      nonblocking: true,
+      graphOptimization: "all",
+      ...(options.threads > 0 ? { intraOpThreads: options.threads, interOpThreads: 1 } : {}),
+    });
+  } catch (error) {
+    throw new IsolaneError(
+      "function_unavailable",
+      `Cannot load function '${options.fn}': model '${options.model}' is not a valid ONNX model: ${
+        (error as Error).message
+      }`,
+    );
+  }
+  if (!carried(session)) {
+    await session.release();
+    const fallback = await createSession(ort, path, options);
+    return { model: fallback, session: fallback, api: "onnxruntime-node" };
+  }
+  return { model: cancellableFacade(session, options.model, options.onTerminated), session, api: "c" };
+}
+
+/** Whether every input and output is a tensor of a type the binding reads and writes (not strings, maps, ...). */
+function carried(session: NativeSession): boolean {
+  return [...session.inputMetadata, ...session.outputMetadata].every((m) => m.isTensor && m.type in elementTypes);
+}
+
+/** The output names asked for by onnxruntime-node's `fetches` (names, or an object keyed by them); all otherwise. */
+function outputsOf(fetches: unknown, outputNames: readonly string[]): string[] | undefined {
+  if (Array.isArray(fetches)) return fetches.map(String);
+  if (typeof fetches !== "object" || fetches === null) return undefined;
+  const named = Object.keys(fetches).filter((key) => outputNames.includes(key));
+  return named.length > 0 ? named : undefined;
+}
+
+/**
+ * What a handler sees of a CPU lane's session: `run(feeds, fetches?)` and
+ * the model's description. Each run is bound to the request in whose scope it
+ * starts ({@link currentRunScope}): it stops when that request aborts.
+ */
+function cancellableFacade(
+  session: NativeSession,
+  model: string,
+  onTerminated: (run: TerminatedRun) => void,
+): InferenceSession {
+  const run = async function runModel(feeds: Record<string, Tensor>, fetches?: unknown) {
+    const scope = currentRunScope();
+    const started = performance.now();
+    try {
+      return await session.run(feeds, {
+        ...(scope ? { signal: scope.signal } : {}),
+        ...(fetches === undefined ? {} : { outputs: outputsOf(fetches, session.outputNames) }),
+      });
+    } catch (error) {
+      if (error instanceof RunAbortedError) {
+        throw new IsolaneError("timeout", `Model '${model}' was not run: the request was aborted`);
+      }
+      if (scope?.signal.aborted && isTerminatedRun(error)) {
+        onTerminated({
+          model,
+          jobs: scope.jobs,
+          requests: scope.requests,
+          ms: Math.round(performance.now() - started),
+        });
+        throw new IsolaneError("timeout", `Model '${model}' was stopped: the request was aborted`);
+      }
+      throw error;
+    }
+  };
+  const facade = {
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    inputMetadata: session.inputMetadata,
+    outputMetadata: session.outputMetadata,
+    run,
   };
   return Object.freeze(facade) as unknown as InferenceSession;
 }

@@ -1,5 +1,6 @@
 /**
- * Creates ONNX Runtime sessions for a lane and describes them.
+ * Creates onnxruntime-node sessions (CPU models the C API path does not
+ * carry, see `native.ts`) and describes sessions for the API.
  * @module
  */
 import type { InferenceSession } from "onnxruntime-common";
@@ -69,10 +70,15 @@ function tensorInfo(meta: InferenceSession.ValueMetadata): TensorInfo {
     : { name: meta.name, type: "non-tensor", shape: [] };
 }
 
-/** Describes a loaded session: input and output names, types and shapes. */
-export function describeSession(name: string, session: InferenceSession, lane: LanePlan): ModelInfo {
+/** Describes a loaded session: input and output names, types and shapes; `api` is which ORT API runs it. */
+export function describeSession(
+  name: string,
+  session: InferenceSession,
+  { lane, api }: { lane: LanePlan; api: ModelInfo["api"] },
+): ModelInfo {
   return {
     name,
+    api,
     inputs: session.inputMetadata.map(tensorInfo),
     outputs: session.outputMetadata.map(tensorInfo),
     providers: providersFor(lane).map((p) => (typeof p === "string" ? p : p.name)),

@@ -16,8 +16,8 @@ import {
 } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
-import { createSession, describeSession, modelRoot } from "../inference/session.ts";
-import { createLaneSession, openNativeOrt, placementOf, sessionFacade } from "../inference/native.ts";
+import { describeSession, modelRoot } from "../inference/session.ts";
+import { createCpuSession, createLaneSession, openNativeOrt, placementOf, sessionFacade } from "../inference/native.ts";
 import { allowModelsOnce } from "../inference/model_access.ts";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -64,8 +64,9 @@ async function serve(init: InitMessage): Promise<void> {
   if (init.lane.kind === "cuda") gpuLane = await openGpuLane(init.name, init.lane.device, init.kernelsPtxPath!);
   const ort = await loadOrt();
   pinFloat16AsUint16(ort.Tensor);
-  // CUDA lanes run their models through ORT's C API, on the lane's stream; its library is opened while ffi is held.
-  if (gpuLane) openNativeOrt();
+  // Models run through ORT's C API (CUDA lanes on the lane's stream; CPU lanes off the isolate's thread, so a run
+  // can be stopped): its library is opened while ffi is held, and sealed.
+  openNativeOrt({ open: gpuLane !== undefined || Object.keys(init.modelPaths).length > 0 });
   // The only models this isolate may ever open; sealed before any user code runs.
   allowModelsOnce(Object.values(init.modelPaths));
   // Existing native handles keep working; new dlopen calls are refused from here on.
@@ -74,6 +75,7 @@ async function serve(init: InitMessage): Promise<void> {
   const models: Record<string, InferenceSession> = {};
   const sessions: { release(): Promise<void> }[] = [];
   const placements: Record<string, Record<string, number> | undefined> = {};
+  const apis: Record<string, "c" | "onnxruntime-node"> = {};
   const functionDir = dirname(fileURLToPath(init.moduleUrl));
   const { options } = loaded;
   for (const [name, path] of Object.entries(init.modelPaths)) {
@@ -91,10 +93,17 @@ async function serve(init: InitMessage): Promise<void> {
       sessions.push(session);
       placements[name] = placementOf(session);
       models[name] = sessionFacade(session);
+      apis[name] = "c";
     } else {
-      const session = await createSession(ort, path, { ...where, lane: init.lane });
-      sessions.push(session);
-      models[name] = session;
+      const cpu = await createCpuSession(ort, path, {
+        ...where,
+        lane: init.lane,
+        onTerminated: ({ model, jobs, requests, ms }) =>
+          port.post({ type: "run-terminated", model, jobs: [...jobs], requests: [...requests], ms }),
+      });
+      sessions.push(cpu.session);
+      models[name] = cpu.model;
+      apis[name] = cpu.api;
     }
   }
   const base: BaseContext = {
@@ -120,7 +129,7 @@ async function serve(init: InitMessage): Promise<void> {
     models: Object.entries(models).map(([name, session]) => {
       const placement = placements[name];
       return {
-        ...describeSession(name, session, init.lane),
+        ...describeSession(name, session, { lane: init.lane, api: apis[name] }),
         ...(placement ? { providers: Object.keys(placement), placement } : {}),
       };
     }),

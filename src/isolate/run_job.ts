@@ -21,6 +21,7 @@ import { messageOf } from "./load_module.ts";
 import { outputsToWire, runTensorJob, tensorsFromWire } from "./tensor_input.ts";
 import { outputsToJsonBody, wireFromJsonBody } from "../tensors.ts";
 import { concatRows, sliceWireRows } from "./rows.ts";
+import { withRunScope } from "../inference/run_scope.ts";
 import type { Tensor } from "onnxruntime-common";
 
 // Fatal: a body that is not UTF-8 is refused, not read with U+FFFD in place of its bytes.
@@ -175,7 +176,7 @@ function failure(job: Job, name: string, error: unknown): JobResult {
   return { id: job.id, ok: false, error: e.toBody() };
 }
 
-/** Runs a job to a result; never throws. */
+/** Runs a job to a result; never throws. Model runs it starts stop when `signal` aborts. */
 export async function runJob(
   definition: AnyFunctionDefinition,
   job: Job,
@@ -184,7 +185,11 @@ export async function runJob(
   emit?: EmitItem,
 ): Promise<JobResult> {
   try {
-    const { body, tensors, streamed } = await run(definition, job, { ...base, signal }, emit);
+    const scope = { signal, jobs: [job.id], requests: job.requestId ? [job.requestId] : [] };
+    const { body, tensors, streamed } = await withRunScope(
+      scope,
+      () => run(definition, job, { ...base, signal }, emit),
+    );
     if (streamed) return { id: job.id, ok: true, body, streamed };
     return tensors ? { id: job.id, ok: true, body, tensors } : { id: job.id, ok: true, body };
   } catch (error) {
@@ -253,9 +258,14 @@ export async function runBatch(
     );
     const signal = allAborted(group.map((g) => signals.get(g.job.id)!));
     const total = group.reduce((n, g) => n + g.rows, 0);
+    const scope = {
+      signal,
+      jobs: group.map((g) => g.job.id),
+      requests: group.flatMap((g) => (g.job.requestId ? [g.job.requestId] : [])),
+    };
     let outputs;
     try {
-      const value = await callHandler(definition.handler, merged, { ...base, signal });
+      const value = await withRunScope(scope, () => callHandler(definition.handler, merged, { ...base, signal }));
       outputs = outputsToWire(signature, value, { name: base.name });
       if (outputs.some((o) => o.shape[0] !== total)) outputs = undefined;
     } catch {

@@ -165,6 +165,15 @@ export abstract class HostBase implements IsolateHost {
     switch (message.type) {
       case "log":
         return this.#log(message);
+      case "run-terminated":
+        return log("info", "run terminated", {
+          function: this.name,
+          isolate: this.id,
+          model: message.model,
+          jobs: message.jobs,
+          ...(message.requests.length > 0 ? { requests: message.requests } : {}),
+          ms: message.ms,
+        });
       case "failed":
         return this.#failBoot(IsolaneError.from(message.error));
       case "ready":

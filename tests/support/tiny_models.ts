@@ -8,7 +8,7 @@
 import onnxProto from "onnx-proto";
 
 const { onnx } = onnxProto;
-const { FLOAT, FLOAT16, INT64 } = onnx.TensorProto.DataType;
+const { FLOAT, FLOAT16, INT64, STRING } = onnx.TensorProto.DataType;
 
 function valueInfo(name: string, elemType: number, width: number) {
   return onnx.ValueInfoProto.create({
@@ -56,6 +56,36 @@ export function incrementInt64Model(): Uint8Array {
   }));
 }
 
+/**
+ * STRING `text` [n] → STRING `shout` [n]: each string with "!" appended by
+ * ORT's `StringConcat` (opset 20). String tensors, which isolane's C API
+ * binding does not carry, so the model runs through onnxruntime-node.
+ */
+export function shoutStringsModel(): Uint8Array {
+  const vector = (name: string) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: { tensorType: { elemType: STRING, shape: { dim: [{ dimParam: "n" }] } } },
+    });
+  const graph = onnx.GraphProto.create({
+    name: "shout_strings",
+    node: [{ opType: "StringConcat", input: ["text", "bang"], output: ["shout"] }],
+    initializer: [
+      onnx.TensorProto.create({
+        name: "bang",
+        dims: [],
+        dataType: STRING,
+        stringData: [new TextEncoder().encode("!")],
+      }),
+    ],
+    input: [vector("text")],
+    output: [vector("shout")],
+  });
+  return onnx.ModelProto.encode(
+    onnx.ModelProto.create({ irVersion: 9, producerName: "isolane-tests", opsetImport: [{ version: 20 }], graph }),
+  ).finish();
+}
+
 /** FP32 `candidates` [n, 3] → FP32 `boxes` [k, 3]: the rows whose first column is above 0.5. */
 export function detectorModel(): Uint8Array {
   const scalar = (name: string, dataType: number, bytes: ArrayBuffer) =>
@@ -88,8 +118,8 @@ export function detectorModel(): Uint8Array {
 
 /**
  * A functions folder for the v2 tests: the repo's mlp, the `strings` and
- * `dtypes` fixtures, and the `fp16`, `detector` and `int64` fixtures with
- * their models generated here. Returns its path; the caller removes it.
+ * `dtypes` fixtures, and the `fp16`, `detector`, `int64` and `shout` fixtures
+ * with their models generated here. Returns its path; the caller removes it.
  */
 export async function v2FunctionsDir(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "isolane-v2-" });
@@ -103,8 +133,10 @@ export async function v2FunctionsDir(): Promise<string> {
   await copy(new URL("../fixtures/v2/fp16/", import.meta.url), "fp16", ["mod.ts"]);
   await copy(new URL("../fixtures/v2/detector/", import.meta.url), "detector", ["mod.ts"]);
   await copy(new URL("../fixtures/v2/int64/", import.meta.url), "int64", ["mod.ts"]);
+  await copy(new URL("../fixtures/v2/shout/", import.meta.url), "shout", ["mod.ts"]);
   await Deno.writeFile(`${dir}/fp16/double_fp16.onnx`, doubleFp16Model());
   await Deno.writeFile(`${dir}/detector/detector.onnx`, detectorModel());
   await Deno.writeFile(`${dir}/int64/increment_int64.onnx`, incrementInt64Model());
+  await Deno.writeFile(`${dir}/shout/shout_strings.onnx`, shoutStringsModel());
   return dir;
 }
