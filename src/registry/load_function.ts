@@ -93,8 +93,11 @@ export async function loadFunction(
   { name, dir, version, fresh = true }: { name: string; dir: string; version: number; fresh?: boolean },
   ctx: LoadContext,
 ): Promise<FunctionVersion> {
+  const started = performance.now();
   const moduleUrl = pathToFileURL(await functionModulePath(name, dir, { fresh })).href;
+  const bundled = performance.now();
   const manifest = await inspectFunction(name, dir, { moduleUrl });
+  const inspected = performance.now();
   const { options } = manifest;
   const where = { dir, nodeModules: ctx.nodeModules };
   const modelPaths = await resolveFilePaths(name, options.models, { ...where, kind: "model" });
@@ -116,5 +119,11 @@ export async function loadFunction(
     defaultIsolation: ctx.defaultIsolation,
   });
   await pool.start();
+  log("debug", "function load phases", {
+    function: name,
+    moduleMs: Math.round(bundled - started),
+    inspectMs: Math.round(inspected - bundled),
+    isolatesMs: Math.round(performance.now() - inspected),
+  });
   return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date() };
 }
