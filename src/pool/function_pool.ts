@@ -209,7 +209,7 @@ export class FunctionPool {
   ): Promise<Output> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
-    const { name, options } = this.spec;
+    const { options } = this.spec;
     return new Promise<Output>((resolve, reject) => {
       const arrived = performance.now();
       const request: Request = {
