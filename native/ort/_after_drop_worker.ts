@@ -4,7 +4,7 @@
  * @module
  */
 import { Tensor } from "onnxruntime-common";
-import { NativeSession, OrtEnv } from "./mod.ts";
+import { NativeSession, OrtEnv, PinnedArena } from "./mod.ts";
 
 interface Request {
   libraryPath: string;
@@ -21,6 +21,16 @@ const scope = self as unknown as {
 scope.onmessage = async ({ data }) => {
   try {
     const env = OrtEnv.open({ libraryPath: data.libraryPath });
+    // Host memory stands in for a lane's pinned and device memory; the arena is mapped while ffi is held.
+    const libc = Deno.dlopen("libc.so.6", {
+      malloc: { parameters: ["usize"], result: "u64" },
+      free: { parameters: ["u64"], result: "void" },
+      copy: { name: "memcpy", parameters: ["u64", "u64", "usize"], result: "u64" },
+    });
+    const alloc = (bytes: number) => BigInt(libc.symbols.malloc(BigInt(bytes)));
+    const free = (address: bigint) => libc.symbols.free(address);
+    const copy = (dst: bigint, src: bigint, bytes: number) => void libc.symbols.copy(dst, src, BigInt(bytes));
+    const arena = PinnedArena.map({ alloc, free }, 4096);
     await Deno.permissions.revoke({ name: "ffi" });
     const pointerOpsRefused = (() => {
       try {
@@ -35,10 +45,32 @@ scope.onmessage = async ({ data }) => {
     const bound = NativeSession.create(env, data.modelPath, { provider: "cpu", ioBinding: true });
     const y1 = Array.from((await plain.run({ x })).y.data as Float32Array);
     const y2 = Array.from((await bound.run({ x })).y.data as Float32Array);
+    const staged = NativeSession.create(env, data.modelPath, {
+      provider: "cpu",
+      staging: "lane",
+      pinned: { alloc, free },
+      device: {
+        alloc,
+        free,
+        upload: () => {},
+        download: () => {},
+        uploadFrom: copy,
+        downloadTo: copy,
+        synchronize: () => {},
+      },
+      arena,
+    });
+    const y3 = await staged.runStaged({
+      inputs: [{ name: "x", type: "float32", dims: data.dims }],
+      fill: (_name, into) => new Float32Array(into.buffer, into.byteOffset, into.byteLength / 4).set(data.x),
+      consume: ({ y }) => Array.from(new Float32Array(y.bytes.buffer, y.bytes.byteOffset, y.bytes.byteLength / 4)),
+    });
+    await staged.release();
+    arena.close();
     await bound.release();
     await plain.release();
     env.close();
-    scope.postMessage({ ok: true, pointerOpsRefused, y1, y2 });
+    scope.postMessage({ ok: true, pointerOpsRefused, y1, y2, y3 });
   } catch (error) {
     scope.postMessage({ ok: false, error: String(error) });
   }

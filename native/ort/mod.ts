@@ -50,4 +50,8 @@ export {
   type NativeSessionOptions,
   ortLibraryPath,
   type PinnedHostMemory,
+  type StagedInput,
+  type StagedOutput,
+  type StagedRun,
 } from "./native_session.ts";
+export { arenaAlignment, type HostMapper, mapHostMemory, PinnedArena } from "./pinned_arena.ts";
