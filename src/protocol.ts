@@ -26,6 +26,12 @@ export interface LaneInfo {
   boundBeforeWork: { current: string; device: number; primary: boolean };
 }
 
+/** Bytes of pinned staging for each input and output of one model run, by name (`stagingLayout` in tensors.ts). */
+export interface StagingLayout {
+  inputs: Record<string, number>;
+  outputs: Record<string, number>;
+}
+
 /** What an isolate learns before it loads anything. */
 export interface InitMessage {
   type: "init";
@@ -43,6 +49,11 @@ export interface InitMessage {
   lane: LanePlan;
   /** ONNX Runtime intra-op threads for each session. */
   ortThreads: number;
+  /**
+   * CUDA lanes of a `runModel` function: the pinned staging to map before the ffi permission is dropped, in which
+   * the runtime writes the model's inputs and reads its outputs in place. Absent: none.
+   */
+  staging?: StagingLayout;
 }
 
 /**
@@ -100,6 +111,8 @@ export type HostMessage = InitMessage | RunMessage | AbortMessage | ShutdownMess
 /** What a module declares, as JSON. */
 export interface Manifest {
   options: FunctionOptions;
+  /** The model a `runModel` handler runs (tensor functions whose handler is `runModel(...)`). */
+  modelHandler?: string;
   /** JSON Schema of the input and output. */
   inputSchema: unknown;
   outputSchema: unknown;

@@ -30,7 +30,7 @@ scope.onmessage = async ({ data }) => {
     const alloc = (bytes: number) => BigInt(libc.symbols.malloc(BigInt(bytes)));
     const free = (address: bigint) => libc.symbols.free(address);
     const copy = (dst: bigint, src: bigint, bytes: number) => void libc.symbols.copy(dst, src, BigInt(bytes));
-    const arena = PinnedArena.map({ alloc, free }, 4096);
+    const arena = PinnedArena.map({ alloc, free }, { inputs: { x: 4096 }, outputs: { y: 4096 } });
     await Deno.permissions.revoke({ name: "ffi" });
     const pointerOpsRefused = (() => {
       try {

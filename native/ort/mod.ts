@@ -54,4 +54,11 @@ export {
   type StagedOutput,
   type StagedRun,
 } from "./native_session.ts";
-export { arenaAlignment, type HostMapper, mapHostMemory, PinnedArena } from "./pinned_arena.ts";
+export {
+  arenaAlignment,
+  type ArenaLayout,
+  type ArenaSlot,
+  type HostMapper,
+  mapHostMemory,
+  PinnedArena,
+} from "./pinned_arena.ts";

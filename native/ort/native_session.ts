@@ -219,12 +219,6 @@ interface LaneFeed {
   stage(): bigint;
 }
 
-/** A region of the arena that a session stages one tensor in. */
-interface ArenaRegion {
-  offset: number;
-  bytes: number;
-}
-
 /** How ORT refuses a pre-allocated output of the wrong shape (1.29: "... pre-allocated output OrtValues ..."; older: "re-use buffer"). */
 const shapeMismatch = /pre-allocated output|re-use buffer|shape mismatch/i;
 
@@ -258,10 +252,8 @@ export class NativeSession {
   #dynamicOutputs = false;
   /** `staging: "lane"`: pinned staging of each output, by name. */
   readonly #outputStaging = new Map<string, PinnedBuffer>();
-  /** `runStaged`: the arena, and this session's regions in it by tensor name. */
+  /** `runStaged`: the arena, with a slot per input and output name. */
   readonly #arena: PinnedArena | undefined;
-  readonly #arenaInputs = new Map<string, ArenaRegion>();
-  readonly #arenaOutputs = new Map<string, ArenaRegion>();
   #released = false;
 
   private constructor(parts: Parts) {
@@ -475,7 +467,7 @@ export class NativeSession {
       dims: input.dims,
       bytes,
       stage: () => {
-        const offset = this.#arenaRegion(this.#arenaInputs, input.name, bytes);
+        const offset = this.#arenaSlot("input", input.name, bytes);
         if (offset !== null) {
           request.fill(input.name, this.#arena!.bytes(offset, bytes));
           return this.#arena!.address + BigInt(offset);
@@ -496,18 +488,10 @@ export class NativeSession {
     });
   }
 
-  /** The region named `name` in `pool`, (re)made in the arena to hold `bytes`; `null` without an arena or room. */
-  #arenaRegion(pool: Map<string, ArenaRegion>, name: string, bytes: number): number | null {
-    const arena = this.#arena;
-    if (!arena) return null;
-    const region = pool.get(name);
-    if (region && region.bytes >= bytes) return region.offset;
-    if (region) arena.free(region.offset);
-    pool.delete(name);
-    const offset = arena.alloc(bytes);
-    if (offset === null) return null;
-    pool.set(name, { offset, bytes });
-    return offset;
+  /** The offset of the arena's slot for input or output `name`; `null` without an arena, a slot, or room. */
+  #arenaSlot(kind: "input" | "output", name: string, bytes: number): number | null {
+    const slot = this.#arena?.slot(kind, name);
+    return slot && slot.bytes >= bytes ? slot.offset : null;
   }
 
   async #run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
@@ -655,7 +639,7 @@ export class NativeSession {
     const device = this.#device as LaneDeviceMemory;
     const arena = this.#arena;
     const staged = outputs.map((out) => {
-      const offset = views ? this.#arenaRegion(this.#arenaOutputs, out.name, out.bytes) : null;
+      const offset = views ? this.#arenaSlot("output", out.name, out.bytes) : null;
       const address = offset !== null
         ? arena!.address + BigInt(offset)
         : this.#pinnedBuffer(this.#outputStaging, out.name, out.bytes).address;
@@ -869,11 +853,6 @@ export class NativeSession {
     }
     this.#staging.clear();
     this.#outputStaging.clear();
-    for (const region of [...this.#arenaInputs.values(), ...this.#arenaOutputs.values()]) {
-      this.#arena?.free(region.offset);
-    }
-    this.#arenaInputs.clear();
-    this.#arenaOutputs.clear();
   }
 }
 

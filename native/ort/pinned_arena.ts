@@ -3,19 +3,21 @@
  * the caller's pinned allocator (a lane's `cuMemHostAlloc`), mapped once as
  * one `ArrayBuffer` while the ffi permission is still held
  * (`Deno.UnsafePointerView.getArrayBuffer`; the buffer stays valid after the
- * permission is dropped), and carved into regions. A session that stages in
- * a region needs no copy between JS memory and its pinned staging: the DMA to
+ * permission is dropped), and laid out in one slot per model input and
+ * output. A session that stages in a slot needs no copy between JS memory
+ * and its pinned staging: the DMA to
  * the device reads the bytes where JS wrote them, and JS reads the outputs
  * where the DMA put them.
  *
- * The regions are the runtime's own: views of them never reach user code
+ * The slots are the runtime's own: views of them never reach user code
  * (`NativeSession.runStaged` hands them to the caller's callbacks only).
  *
  * @example
  * ```ts
- * const arena = PinnedArena.map(lane.pinnedMemory(), 4 << 20); // before Deno.permissions.revoke({ name: "ffi" })
- * const at = arena.alloc(1024)!;
- * arena.bytes(at, 1024).fill(1); // pinned memory at arena.address + BigInt(at)
+ * // Before Deno.permissions.revoke({ name: "ffi" }):
+ * const arena = PinnedArena.map(lane.pinnedMemory(), { inputs: { x: 262144 }, outputs: { y: 262144 } });
+ * const { offset, bytes } = arena.slot("input", "x")!;
+ * arena.bytes(offset, bytes).fill(0); // the pinned memory at arena.address + BigInt(offset)
  * arena.close();
  * ```
  * @module
@@ -23,7 +25,7 @@
 import { OrtError } from "./error.ts";
 import type { PinnedHostMemory } from "./native_session.ts";
 
-/** Regions start at multiples of this many bytes (any element type's alignment, and a DMA-friendly one). */
+/** Slots start at multiples of this many bytes (any element type's alignment, and a DMA-friendly one). */
 export const arenaAlignment = 256;
 
 /** Maps `bytes` of host memory at `address` as an `ArrayBuffer`; needs the ffi permission. */
@@ -40,43 +42,69 @@ function align(bytes: number): number {
   return Math.ceil(bytes / arenaAlignment) * arenaAlignment;
 }
 
-/** One block of pinned memory mapped as JS memory, carved into regions (first fit). */
+/** The slots of an arena: bytes for each input and each output of the model, by name. */
+export interface ArenaLayout {
+  inputs: Record<string, number>;
+  outputs: Record<string, number>;
+}
+
+/** One slot of an arena. */
+export interface ArenaSlot {
+  /** Where it starts in the arena: at `arena.address + BigInt(offset)`. */
+  offset: number;
+  /** Its size in bytes. */
+  bytes: number;
+}
+
+/**
+ * One block of pinned memory mapped as JS memory, laid out once in a fixed
+ * slot per input and per output (no allocation, so no fragmentation, after
+ * the mapping).
+ */
 export class PinnedArena {
-  /** The block's address: region `offset` is at `address + BigInt(offset)`. */
+  /** The block's address: offset `o` is at `address + BigInt(o)`. */
   readonly address: bigint;
   /** The block's size in bytes. */
   readonly byteLength: number;
   readonly #pinned: PinnedHostMemory;
+  readonly #slots: { input: Map<string, ArenaSlot>; output: Map<string, ArenaSlot> };
   #buffer: ArrayBuffer;
-  /** Free spans, sorted by offset, never adjacent (merged on free). */
-  #free: { offset: number; bytes: number }[];
-  /** Regions handed out: offset → bytes (aligned). */
-  readonly #used = new Map<number, number>();
   #closed = false;
 
-  private constructor(pinned: PinnedHostMemory, address: bigint, byteLength: number, buffer: ArrayBuffer) {
+  private constructor(
+    pinned: PinnedHostMemory,
+    parts: { address: bigint; byteLength: number; buffer: ArrayBuffer; slots: PinnedArena["slots"] },
+  ) {
     this.#pinned = pinned;
-    this.address = address;
-    this.byteLength = byteLength;
-    this.#buffer = buffer;
-    this.#free = byteLength > 0 ? [{ offset: 0, bytes: byteLength }] : [];
+    this.address = parts.address;
+    this.byteLength = parts.byteLength;
+    this.#buffer = parts.buffer;
+    this.#slots = { input: new Map(parts.slots.input), output: new Map(parts.slots.output) };
   }
 
   /**
-   * Allocates `bytes` (rounded up to {@link arenaAlignment}) of pinned memory and maps it. Call while the ffi
-   * permission is held.
-   * @throws {OrtError} `ORT_INVALID_ARGUMENT` for a size that is not a positive integer.
+   * Allocates one block for every slot of `layout` (each rounded up to {@link arenaAlignment}) and maps it. Call
+   * while the ffi permission is held.
+   * @throws {OrtError} `ORT_INVALID_ARGUMENT` for a slot size that is not a non-negative integer, or no bytes at all.
    * @throws the allocator's error (a `CudaError` from a lane) when the memory cannot be had; Deno's `NotCapable`
    * when ffi was dropped already.
    */
-  static map(pinned: PinnedHostMemory, bytes: number, mapper: HostMapper = mapHostMemory): PinnedArena {
-    if (!Number.isSafeInteger(bytes) || bytes <= 0) {
-      throw new OrtError("PinnedArena.map", 2, `an arena needs a positive whole number of bytes, got ${bytes}`);
-    }
-    const size = align(bytes);
-    const address = pinned.alloc(size);
+  static map(pinned: PinnedHostMemory, layout: ArenaLayout, mapper: HostMapper = mapHostMemory): PinnedArena {
+    let end = 0;
+    const place = (sizes: Record<string, number>) =>
+      Object.entries(sizes).map(([name, bytes]): [string, ArenaSlot] => {
+        if (!Number.isSafeInteger(bytes) || bytes < 0) {
+          throw new OrtError("PinnedArena.map", 2, `slot '${name}' needs a whole number of bytes, got ${bytes}`);
+        }
+        const slot = { offset: end, bytes: align(bytes) };
+        end += slot.bytes;
+        return [name, slot];
+      });
+    const slots = { input: place(layout.inputs), output: place(layout.outputs) };
+    if (end === 0) throw new OrtError("PinnedArena.map", 2, "an arena needs at least one slot of some bytes");
+    const address = pinned.alloc(end);
     try {
-      return new PinnedArena(pinned, address, size, mapper(address, size));
+      return new PinnedArena(pinned, { address, byteLength: end, buffer: mapper(address, end), slots });
     } catch (error) {
       pinned.free(address);
       throw error;
@@ -88,47 +116,18 @@ export class PinnedArena {
     return this.#closed;
   }
 
-  /** Bytes not handed out (possibly in several spans). */
-  get freeBytes(): number {
-    return this.#free.reduce((n, span) => n + span.bytes, 0);
+  /** Every slot, by kind and name (for reports and tests). */
+  get slots(): { input: [string, ArenaSlot][]; output: [string, ArenaSlot][] } {
+    return { input: [...this.#slots.input], output: [...this.#slots.output] };
   }
 
-  /** A region of at least `bytes` (0 gets the smallest region); its offset, or `null` when no free span fits. */
-  alloc(bytes: number): number | null {
-    if (this.#closed) return null;
-    const size = align(Math.max(bytes, 1));
-    const at = this.#free.findIndex((span) => span.bytes >= size);
-    if (at < 0) return null;
-    const span = this.#free[at];
-    const offset = span.offset;
-    if (span.bytes === size) this.#free.splice(at, 1);
-    else this.#free[at] = { offset: offset + size, bytes: span.bytes - size };
-    this.#used.set(offset, size);
-    return offset;
-  }
-
-  /** Returns a region from {@link alloc}; an offset that is not one is ignored. */
-  free(offset: number): void {
-    const size = this.#used.get(offset);
-    if (size === undefined) return;
-    this.#used.delete(offset);
-    let at = this.#free.findIndex((span) => span.offset > offset);
-    if (at < 0) at = this.#free.length;
-    this.#free.splice(at, 0, { offset, bytes: size });
-    const next = this.#free[at + 1];
-    if (next && offset + size === next.offset) {
-      this.#free[at].bytes += next.bytes;
-      this.#free.splice(at + 1, 1);
-    }
-    const previous = this.#free[at - 1];
-    if (previous && previous.offset + previous.bytes === offset) {
-      previous.bytes += this.#free[at].bytes;
-      this.#free.splice(at, 1);
-    }
+  /** The slot of input or output `name`; `undefined` when the layout has none or the arena is closed. */
+  slot(kind: "input" | "output", name: string): ArenaSlot | undefined {
+    return this.#closed ? undefined : this.#slots[kind].get(name);
   }
 
   /**
-   * `length` bytes at region offset `offset`, as a view of the pinned memory itself.
+   * `length` bytes at `offset`, as a view of the pinned memory itself.
    * @throws {OrtError} `ORT_INVALID_ARGUMENT` past the block, or once closed.
    */
   bytes(offset: number, length: number): Uint8Array {
@@ -151,8 +150,6 @@ export class PinnedArena {
     this.#closed = true;
     // transfer(0) detaches the buffer over the pinned memory, so no view outlives the free below.
     this.#buffer = this.#buffer.transfer(0);
-    this.#used.clear();
-    this.#free = [];
     this.#pinned.free(this.address);
   }
 

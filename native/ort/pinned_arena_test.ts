@@ -24,32 +24,25 @@ function hostPinned() {
   };
 }
 
-Deno.test("PinnedArena: regions are aligned, first fit, merged when freed, and views write the memory itself", () => {
+Deno.test("PinnedArena: one aligned slot per input and output, and views that write the pinned memory itself", () => {
   const pinned = hostPinned();
-  const arena = PinnedArena.map(pinned, 4 * arenaAlignment - 10);
+  const arena = PinnedArena.map(pinned, { inputs: { x: 10, mask: 0 }, outputs: { y: arenaAlignment + 1 } });
   try {
-    assert.equal(arena.byteLength, 4 * arenaAlignment);
-    const a = arena.alloc(1)!;
-    const b = arena.alloc(arenaAlignment + 1)!;
-    const c = arena.alloc(arenaAlignment)!;
-    assert.deepEqual([a, b, c], [0, arenaAlignment, 3 * arenaAlignment]);
-    assert.equal(arena.alloc(1), null, "full");
-    arena.free(b);
-    assert.equal(arena.alloc(3 * arenaAlignment), null, "two free spans do not make three");
-    arena.free(a);
-    assert.equal(arena.freeBytes, 3 * arenaAlignment);
-    assert.equal(arena.alloc(3 * arenaAlignment), 0, "freed neighbours merge");
-    arena.free(0);
-    arena.free(12345);
-    const view = arena.bytes(c, 4);
+    assert.equal(arena.byteLength, 3 * arenaAlignment);
+    assert.deepEqual(arena.slot("input", "x"), { offset: 0, bytes: arenaAlignment });
+    assert.deepEqual(arena.slot("input", "mask"), { offset: arenaAlignment, bytes: 0 });
+    assert.deepEqual(arena.slot("output", "y"), { offset: arenaAlignment, bytes: 2 * arenaAlignment });
+    assert.equal(arena.slot("output", "x"), undefined, "inputs and outputs have slots of their own");
+    const { offset } = arena.slot("output", "y")!;
+    const view = arena.bytes(offset, 4);
     view.set([1, 2, 3, 4]);
     const read = new Uint8Array(4);
-    libc.symbols.copyOut(read, arena.address + BigInt(c), 4n);
+    libc.symbols.copyOut(read, arena.address + BigInt(offset), 4n);
     assert.deepEqual(Array.from(read), [1, 2, 3, 4]);
-    assert.throws(() => arena.bytes(4 * arenaAlignment - 2, 4), OrtError);
+    assert.throws(() => arena.bytes(3 * arenaAlignment - 2, 4), OrtError);
     arena.close();
     assert.equal(view.length, 0, "a view kept past close reads as empty: its buffer is detached");
-    assert.equal(arena.alloc(1), null);
+    assert.equal(arena.slot("input", "x"), undefined);
     assert.throws(() => arena.bytes(0, 1), OrtError);
   } finally {
     arena.close();
@@ -57,12 +50,13 @@ Deno.test("PinnedArena: regions are aligned, first fit, merged when freed, and v
   assert.equal(pinned.live.size, 0, "close frees the pinned block");
 });
 
-Deno.test("PinnedArena.map refuses a size that is not positive and frees the block when mapping fails", () => {
+Deno.test("PinnedArena.map refuses an empty layout or a bad size, and frees the block when mapping fails", () => {
   const pinned = hostPinned();
-  assert.throws(() => PinnedArena.map(pinned, 0), OrtError);
+  assert.throws(() => PinnedArena.map(pinned, { inputs: {}, outputs: { y: 0 } }), OrtError);
+  assert.throws(() => PinnedArena.map(pinned, { inputs: { x: -1 }, outputs: {} }), OrtError);
   assert.throws(
     () =>
-      PinnedArena.map(pinned, 64, () => {
+      PinnedArena.map(pinned, { inputs: { x: 64 }, outputs: {} }, () => {
         throw new Error("no mapping");
       }),
     /no mapping/,

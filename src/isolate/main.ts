@@ -12,21 +12,23 @@ import {
   type IsolateMessage,
   type Job,
   type JobResult,
+  type ModelInfo,
   transferablesOf,
 } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { createSession, describeSession, modelRoot } from "../inference/session.ts";
-import { createLaneSession, openNativeOrt, placementOf, sessionFacade } from "../inference/native.ts";
+import { createLaneSession, mapStaging, openNativeOrt, placementOf, sessionFacade } from "../inference/native.ts";
 import { allowModelsOnce } from "../inference/model_access.ts";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
-import { z } from "../sdk.ts";
+import { type AnyFunctionDefinition, modelRunBy, z } from "../sdk.ts";
 import { signatureJsonSchema } from "../tensors.ts";
+import { type StagedModel, stagedModel } from "./staged_model.ts";
 import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
-import { type BaseContext, runBatch, runJob } from "./run_job.ts";
+import { runBatch, type RunContext, runJob } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
 import { captureConsole, withRequest } from "./console_capture.ts";
 import { type OpenedLane, openGpuLane } from "./gpu_lane.ts";
@@ -40,18 +42,32 @@ export interface IsolatePort {
 }
 
 let port: IsolatePort;
-let serving: { loaded: LoadedFunction; base: BaseContext; sessions: { release(): Promise<void> }[] } | undefined;
+let serving:
+  | { loaded: LoadedFunction; run: RunContext; sessions: { release(): Promise<void> }[]; arena?: { close(): void } }
+  | undefined;
 let gpuLane: OpenedLane | undefined;
 const aborts = new Map<number, AbortController>();
+
+/**
+ * The model that the runtime runs itself for a `runModel` handler: a tensor
+ * function without BYTES tensors (whose rows have no fixed size).
+ */
+function modelHandlerOf(definition: AnyFunctionDefinition): string | undefined {
+  const { signature } = definition;
+  if (!signature || [...signature.inputs, ...signature.outputs].some((t) => t.datatype === "BYTES")) return undefined;
+  return modelRunBy(definition.handler);
+}
 
 async function inspect(init: InitMessage): Promise<void> {
   const { definition, options } = await loadFunctionModule(init.name, init.moduleUrl);
   const schema = (s: z.ZodType, io: "input" | "output") => z.toJSONSchema(s, { io, unrepresentable: "any" });
+  const modelHandler = modelHandlerOf(definition);
   port.post({
     type: "manifest",
     manifest: definition.signature
       ? {
         options,
+        ...(modelHandler ? { modelHandler } : {}),
         inputSchema: signatureJsonSchema(definition.signature.inputs),
         outputSchema: signatureJsonSchema(definition.signature.outputs),
       }
@@ -66,71 +82,87 @@ async function serve(init: InitMessage): Promise<void> {
   pinFloat16AsUint16(ort.Tensor);
   // CUDA lanes run their models through ORT's C API, on the lane's stream; its library is opened while ffi is held.
   if (gpuLane) openNativeOrt();
-  // The only models this isolate may ever open; sealed before any user code runs.
-  allowModelsOnce(Object.values(init.modelPaths));
-  // Existing native handles keep working; new dlopen calls are refused from here on.
-  await Deno.permissions.revoke({ name: "ffi" });
-  const loaded = await loadFunctionModule(init.name, init.moduleUrl);
-  const models: Record<string, InferenceSession> = {};
+  // Pinned staging that JS reads and writes in place can only be mapped while ffi is held.
+  let arena = gpuLane && init.staging ? mapStaging(gpuLane.lane, init.staging) : undefined;
   const sessions: { release(): Promise<void> }[] = [];
-  const placements: Record<string, Record<string, number> | undefined> = {};
-  const functionDir = dirname(fileURLToPath(init.moduleUrl));
-  const { options } = loaded;
-  for (const [name, path] of Object.entries(init.modelPaths)) {
-    // By path: ORT resolves external data in the model's folder, after checkModelFiles kept it there.
-    const where = { threads: init.ortThreads, root: modelRoot(functionDir, path), fn: init.name, model: name };
-    if (gpuLane && init.lane.kind === "cuda") {
-      const session = await createLaneSession(path, {
-        ...where,
-        lane: init.lane,
-        bound: gpuLane.lane,
-        gpuMemoryMb: options.gpuMemoryLimitMb,
-        tf32: options.tf32,
-        cudaGraph: options.cudaGraph,
-      });
-      sessions.push(session);
-      placements[name] = placementOf(session);
-      models[name] = sessionFacade(session);
-    } else {
-      const session = await createSession(ort, path, { ...where, lane: init.lane });
-      sessions.push(session);
-      models[name] = session;
+  try {
+    // The only models this isolate may ever open; sealed before any user code runs.
+    allowModelsOnce(Object.values(init.modelPaths));
+    // Existing native handles keep working; new dlopen calls are refused from here on.
+    await Deno.permissions.revoke({ name: "ffi" });
+    const loaded = await loadFunctionModule(init.name, init.moduleUrl);
+    const modelHandler = modelHandlerOf(loaded.definition);
+    if (arena && !modelHandler) {
+      arena.close();
+      arena = undefined;
     }
-  }
-  const base: BaseContext = {
-    name: init.name,
-    models,
-    assets: init.assetPaths,
-    gpu: gpuLane?.gpu ?? null,
-    state: undefined,
-  };
-  if (loaded.definition.setup) {
-    try {
-      base.state = await loaded.definition.setup(base);
-    } catch (error) {
-      throw new IsolaneError(
-        "function_unavailable",
-        `Cannot load function '${init.name}': setup threw: ${messageOf(error)}`,
-      );
+    const models: Record<string, InferenceSession> = {};
+    const info: Record<string, Partial<ModelInfo>> = {};
+    let staged: StagedModel | undefined;
+    const functionDir = dirname(fileURLToPath(init.moduleUrl));
+    const { options } = loaded;
+    for (const [name, path] of Object.entries(init.modelPaths)) {
+      // By path: ORT resolves external data in the model's folder, after checkModelFiles kept it there.
+      const where = { threads: init.ortThreads, root: modelRoot(functionDir, path), fn: init.name, model: name };
+      if (gpuLane && init.lane.kind === "cuda") {
+        const session = await createLaneSession(path, {
+          ...where,
+          lane: init.lane,
+          bound: gpuLane.lane,
+          gpuMemoryMb: options.gpuMemoryLimitMb,
+          tf32: options.tf32,
+          cudaGraph: options.cudaGraph,
+          ...(name === modelHandler ? { arena } : {}),
+        });
+        sessions.push(session);
+        const placement = placementOf(session);
+        info[name] = placement ? { providers: Object.keys(placement), placement } : {};
+        models[name] = sessionFacade(session);
+        if (name === modelHandler) staged = stagedModel(session);
+      } else {
+        const session = await createSession(ort, path, { ...where, lane: init.lane });
+        sessions.push(session);
+        models[name] = session;
+        if (name === modelHandler) staged = stagedModel(session);
+      }
     }
-  }
-  serving = { loaded, base, sessions };
-  port.post({
-    type: "ready",
-    models: Object.entries(models).map(([name, session]) => {
-      const placement = placements[name];
-      return {
+    const base: RunContext["base"] = {
+      name: init.name,
+      models,
+      assets: init.assetPaths,
+      gpu: gpuLane?.gpu ?? null,
+      state: undefined,
+    };
+    if (loaded.definition.setup) {
+      try {
+        base.state = await loaded.definition.setup(base);
+      } catch (error) {
+        throw new IsolaneError(
+          "function_unavailable",
+          `Cannot load function '${init.name}': setup threw: ${messageOf(error)}`,
+        );
+      }
+    }
+    serving = { loaded, run: { base, ...(staged ? { model: staged } : {}) }, sessions, arena };
+    port.post({
+      type: "ready",
+      models: Object.entries(models).map(([name, session]) => ({
         ...describeSession(name, session, init.lane),
-        ...(placement ? { providers: Object.keys(placement), placement } : {}),
-      };
-    }),
-    lane: gpuLane?.info ?? null,
-  });
+        ...info[name],
+      })),
+      lane: gpuLane?.info ?? null,
+    });
+  } catch (error) {
+    // Nothing of a failed load outlives it: its sessions, then its staging.
+    for (const session of sessions) await session.release().catch(() => {});
+    arena?.close();
+    throw error;
+  }
 }
 
 async function runJobs(jobs: Job[]): Promise<void> {
   if (!serving) throw new Error("Isolate received jobs before it was ready");
-  const { loaded, base } = serving;
+  const { loaded, run } = serving;
   const signals = new Map<number, AbortSignal>();
   for (const job of jobs) {
     const controller = new AbortController();
@@ -141,14 +173,17 @@ async function runJobs(jobs: Job[]): Promise<void> {
   let results: JobResult[];
   try {
     results = jobs.length > 1 && definition.dynamicBatching && definition.signature
-      ? await withRequest(jobs[0].requestId, () => runBatch(definition, jobs, base, signals))
+      ? await withRequest(jobs[0].requestId, () => runBatch(definition, jobs, { ...run, signals }))
       : await Promise.all(
         jobs.map((job) =>
           withRequest(
             job.requestId,
             () =>
-              runJob(definition, job, base, signals.get(job.id)!, (body) =>
-                port.post({ type: "item", id: job.id, body }, [body])),
+              runJob(definition, job, {
+                ...run,
+                signal: signals.get(job.id)!,
+                emit: (body) => port.post({ type: "item", id: job.id, body }, [body]),
+              }),
           )
         ),
       );
@@ -170,8 +205,10 @@ export function startIsolate(isolatePort: IsolatePort): (message: HostMessage) =
 /** Releases every session, then the kernels and the lane (reverse order of creation). */
 async function release(): Promise<number> {
   const sessions = serving?.sessions ?? [];
+  const arena = serving?.arena;
   serving = undefined;
   for (const session of sessions) await session.release().catch(() => {});
+  arena?.close();
   gpuLane?.kernels.close();
   gpuLane?.lane.close();
   gpuLane = undefined;

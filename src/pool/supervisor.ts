@@ -4,7 +4,7 @@
  * unplanned, and the health that follows from that.
  * @module
  */
-import type { LanePlan, ModelInfo } from "../protocol.ts";
+import type { LanePlan, ModelInfo, StagingLayout } from "../protocol.ts";
 import type { FunctionOptions } from "../sdk.ts";
 import { IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
@@ -31,6 +31,8 @@ export interface PoolSpec {
   ortThreads: number;
   /** The kernels' PTX, read by isolates on CUDA lanes. */
   kernelsPtxPath: string;
+  /** Pinned staging that CUDA lanes map for a `runModel` handler's model (see `InitMessage.staging`). */
+  staging?: StagingLayout;
   bootTimeoutMs?: number;
   /** Where isolates live when the function leaves `isolation` at "auto". */
   defaultIsolation?: "auto" | "worker" | "process";
@@ -74,6 +76,7 @@ export function startHost(spec: PoolSpec, lane: LanePlan): Promise<IsolateHost> 
       kernelsPtxPath: lane.kind === "cuda" ? spec.kernelsPtxPath : null,
       lane,
       ortThreads: spec.ortThreads,
+      ...(lane.kind === "cuda" && spec.staging ? { staging: spec.staging } : {}),
     },
     limits,
     bootTimeoutMs: spec.bootTimeoutMs ?? 120_000,

@@ -13,6 +13,7 @@ import { type DeviceInventory, planLanes } from "../pool/plan_lanes.ts";
 import { resolveFilePaths } from "./file_paths.ts";
 import { functionModulePath } from "./dependencies.ts";
 import { log } from "../log.ts";
+import { defaultStagingRows, stagingLayout } from "../tensors.ts";
 import type { FunctionLimits } from "../pool/limits.ts";
 import type { PoolObserver } from "../pool/observer.ts";
 
@@ -102,6 +103,10 @@ export async function loadFunction(
   const { lanes, notes } = planLanes(name, options, ctx.devices);
   for (const note of notes) log("warn", note, { function: name });
   const cores = navigator.hardwareConcurrency || 1;
+  // A runModel handler's CUDA lanes stage one run of the largest batch in pinned memory that JS writes in place.
+  const staging = manifest.modelHandler && options.signature
+    ? stagingLayout(options.signature, options.dynamicBatching?.maxBatchSize ?? defaultStagingRows)
+    : undefined;
   const pool = new FunctionPool({
     name,
     dir,
@@ -112,6 +117,7 @@ export async function loadFunction(
     lanes,
     ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
     kernelsPtxPath: ctx.kernelsPtxPath,
+    ...(staging ? { staging } : {}),
     observer: ctx.observer,
     defaultIsolation: ctx.defaultIsolation,
   });
