@@ -18,6 +18,7 @@ export {
   type CudaProviderInit,
   CudaProviderOptions,
   type ElementType,
+  elementTypeName,
   elementTypes,
   IoBinding,
   MemoryInfo,

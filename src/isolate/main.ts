@@ -13,12 +13,21 @@ import {
   type Job,
   type JobResult,
   type ModelInfo,
+  type SharedWeights,
   transferablesOf,
 } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { createSession, describeSession, modelRoot } from "../inference/session.ts";
-import { createLaneSession, mapStaging, openNativeOrt, placementOf, sessionFacade } from "../inference/native.ts";
+import {
+  createLaneSession,
+  freeWeights,
+  mapStaging,
+  openNativeOrt,
+  placementOf,
+  sessionFacade,
+  uploadWeights,
+} from "../inference/native.ts";
 import { allowModelsOnce } from "../inference/model_access.ts";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -85,6 +94,8 @@ async function serve(init: InitMessage): Promise<void> {
   // Pinned staging that JS reads and writes in place can only be mapped while ffi is held.
   let arena = gpuLane && init.staging ? mapStaging(gpuLane.lane, init.staging) : undefined;
   const sessions: { release(): Promise<void> }[] = [];
+  // Weights this lane uploaded: its own until the host has them (the ready message), freed here if it never does.
+  const uploaded: SharedWeights[] = [];
   try {
     // The only models this isolate may ever open; sealed before any user code runs.
     allowModelsOnce(Object.values(init.modelPaths));
@@ -98,6 +109,7 @@ async function serve(init: InitMessage): Promise<void> {
     }
     const models: Record<string, InferenceSession> = {};
     const info: Record<string, Partial<ModelInfo>> = {};
+    const published: Record<string, SharedWeights> = {};
     let staged: StagedModel | undefined;
     const functionDir = dirname(fileURLToPath(init.moduleUrl));
     const { options } = loaded;
@@ -105,7 +117,17 @@ async function serve(init: InitMessage): Promise<void> {
       // By path: ORT resolves external data in the model's folder, after checkModelFiles kept it there.
       const where = { threads: init.ortThreads, root: modelRoot(functionDir, path), fn: init.name, model: name };
       if (gpuLane && init.lane.kind === "cuda") {
-        const session = await createLaneSession(path, {
+        const plan = init.weights;
+        let weights = plan?.mode === "attach" ? plan.models[name] : undefined;
+        let unshared = plan?.mode === "off" ? plan.reason : undefined;
+        if (plan?.mode === "publish") {
+          weights = await uploadWeights(path, { ...where, bound: gpuLane.lane });
+          if (weights) uploaded.push(weights);
+          else unshared = "the model has no initializer of 64 KiB or more";
+        } else if (plan?.mode === "attach" && !weights) {
+          unshared = "the lane that loaded first shares no weights of this model";
+        }
+        const lane = await createLaneSession(path, {
           ...where,
           lane: init.lane,
           bound: gpuLane.lane,
@@ -113,12 +135,17 @@ async function serve(init: InitMessage): Promise<void> {
           tf32: options.tf32,
           cudaGraph: options.cudaGraph,
           ...(name === modelHandler ? { arena } : {}),
+          ...(weights ? { weights } : {}),
         });
-        sessions.push(session);
-        const placement = placementOf(session);
-        info[name] = placement ? { providers: Object.keys(placement), placement } : {};
-        models[name] = sessionFacade(session);
-        if (name === modelHandler) staged = stagedModel(session);
+        sessions.push(lane);
+        if (plan?.mode === "publish" && weights && lane.weights?.shared) published[name] = weights;
+        const placement = placementOf(lane.session);
+        info[name] = {
+          ...(placement ? { providers: Object.keys(placement), placement } : {}),
+          ...(lane.weights ? { weights: lane.weights } : plan ? { weights: { shared: false, reason: unshared } } : {}),
+        };
+        models[name] = sessionFacade(lane.session);
+        if (name === modelHandler) staged = stagedModel(lane.session);
       } else {
         const session = await createSession(ort, path, { ...where, lane: init.lane });
         sessions.push(session);
@@ -126,6 +153,10 @@ async function serve(init: InitMessage): Promise<void> {
         if (name === modelHandler) staged = stagedModel(session);
       }
     }
+    // Uploads ORT would not take from the block are no one's: freed now.
+    const kept = Object.values(published);
+    for (const weights of uploaded.filter((w) => !kept.includes(w))) freeWeights(weights, gpuLane!.lane);
+    uploaded.splice(0, uploaded.length, ...kept);
     const base: RunContext["base"] = {
       name: init.name,
       models,
@@ -144,6 +175,7 @@ async function serve(init: InitMessage): Promise<void> {
       }
     }
     serving = { loaded, run: { base, ...(staged ? { model: staged } : {}) }, sessions, arena };
+    // From here the host holds the published blocks and frees them when the function version is unloaded.
     port.post({
       type: "ready",
       models: Object.entries(models).map(([name, session]) => ({
@@ -151,10 +183,13 @@ async function serve(init: InitMessage): Promise<void> {
         ...info[name],
       })),
       lane: gpuLane?.info ?? null,
+      ...(kept.length > 0 ? { weights: published } : {}),
     });
+    uploaded.length = 0;
   } catch (error) {
-    // Nothing of a failed load outlives it: its sessions, then its staging.
+    // Nothing of a failed load outlives it: its sessions, then what it uploaded, then its staging.
     for (const session of sessions) await session.release().catch(() => {});
+    for (const weights of uploaded) freeWeights(weights, gpuLane!.lane);
     arena?.close();
     throw error;
   }

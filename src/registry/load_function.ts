@@ -16,6 +16,7 @@ import { log } from "../log.ts";
 import { defaultStagingRows, stagingLayout } from "../tensors.ts";
 import type { FunctionLimits } from "../pool/limits.ts";
 import type { PoolObserver } from "../pool/observer.ts";
+import type { WeightMemory } from "../pool/shared_weights.ts";
 
 /** One loaded, serving version of a function. */
 export interface FunctionVersion {
@@ -41,6 +42,8 @@ export interface LoadContext {
   defaultIsolation?: "auto" | "worker" | "process";
   /** Told of every pool's dispatches and restarts. */
   observer?: PoolObserver;
+  /** Holds the device memory of weights shared by a function's CUDA lanes; absent without CUDA. */
+  weightMemory?: WeightMemory;
 }
 
 /** The limits of an inspecting isolate: it only imports the module. */
@@ -118,6 +121,7 @@ export async function loadFunction(
     ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
     kernelsPtxPath: ctx.kernelsPtxPath,
     ...(staging ? { staging } : {}),
+    ...(ctx.weightMemory ? { weightMemory: ctx.weightMemory } : {}),
     observer: ctx.observer,
     defaultIsolation: ctx.defaultIsolation,
   });
