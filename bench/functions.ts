@@ -41,8 +41,8 @@ function mlpSource(
     maxRows: number;
   },
 ): string {
-  // The handler maps the signature's input straight to one model run, so dynamic batching needs no change in it.
-  return `import { defineFunction } from "isolane";
+  // runModel: the model on its inputs as they come, so dynamic batching needs no change (and CUDA lanes stage in place).
+  return `import { defineFunction, runModel } from "isolane";
 
 export default defineFunction({
   description: ${JSON.stringify(description)},
@@ -54,11 +54,7 @@ export default defineFunction({
   instances: ${instances},
   maxBodyBytes: ${Math.max(1, maxRows) * width * 24},
   queueDepth: 4096,
-${
-    batching
-      ? `  dynamicBatching: ${JSON.stringify(batching)},\n`
-      : ""
-  }  handler: ({ x }, { models }) => models.mlp.run({ x }),
+${batching ? `  dynamicBatching: ${JSON.stringify(batching)},\n` : ""}  handler: runModel("mlp"),
 });
 `;
 }

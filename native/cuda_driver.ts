@@ -30,6 +30,7 @@ const symbols = {
   cuCtxSetCurrent: { parameters: ["u64"], result: "i32" },
   cuCtxGetCurrent: { parameters: ["buffer"], result: "i32" },
   cuCtxGetDevice: { parameters: ["buffer"], result: "i32" },
+  cuCtxSynchronize: { parameters: [], result: "i32" },
   cuMemGetInfo_v2: { parameters: ["buffer", "buffer"], result: "i32" },
   cuStreamCreate: { parameters: ["buffer", "u32"], result: "i32" },
   cuStreamDestroy_v2: { parameters: ["u64"], result: "i32" },
@@ -175,6 +176,11 @@ export class CudaDriver {
   /** Makes `ctx` current on the calling thread. */
   setCurrentContext(ctx: bigint): void {
     this.#check("cuCtxSetCurrent", this.#s.cuCtxSetCurrent(ctx));
+  }
+
+  /** Waits until all work queued in the calling thread's current context is done, on every stream. */
+  contextSynchronize(): void {
+    this.#check("cuCtxSynchronize", this.#s.cuCtxSynchronize());
   }
 
   /** The context current on the calling thread (0 if none). */

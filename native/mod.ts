@@ -14,4 +14,5 @@ export { CudaError } from "./cuda_error.ts";
 export { type Binding, hex, Lane } from "./lane.ts";
 export { Kernels, kernelsPtxUrl, type ResizeNormalizeOptions, type RgbaImage } from "./kernels.ts";
 export { type DeviceMemory, Nvml } from "./nvml.ts";
+export { DeviceMemoryHolder } from "./held_memory.ts";
 export { discoverDevices, type GpuInventory, probeLibrary, tensorRtLibrary } from "./devices.ts";

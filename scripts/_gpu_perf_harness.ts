@@ -24,6 +24,7 @@ import {
   type NativeSessionOptions,
   OrtEnv,
   ortLibraryPath,
+  type PinnedArena,
   type PinnedHostMemory,
   type PrepackedWeights,
   type RunOptions,
@@ -463,7 +464,7 @@ export function rawSession(ctx: ProbeContext, path: string, spec: SessionSpec): 
 export function laneSession(
   ctx: ProbeContext,
   path: string,
-  spec: SessionSpec & { staging?: "ort" | "lane"; nonblocking?: boolean; gpuGraphId?: number },
+  spec: SessionSpec & { staging?: "ort" | "lane"; nonblocking?: boolean; gpuGraphId?: number; arena?: PinnedArena },
 ): NativeSession {
   const intra = spec.intraOpThreads ?? 1;
   const base: NativeSessionOptions = {
@@ -476,6 +477,7 @@ export function laneSession(
     staging: spec.staging,
     nonblocking: spec.nonblocking,
     initializers: spec.initializers,
+    arena: spec.arena,
     pinned: ctx.mem.pinned,
     device: ctx.mem.device,
   };

@@ -6,7 +6,12 @@
  * @module
  */
 import { streamNonBlocking } from "../native/mod.ts";
-import type { PrepackedWeights, Session, Value } from "../native/ort/mod.ts";
+import { PinnedArena, type PrepackedWeights, type Session, type Value } from "../native/ort/mod.ts";
+import { Tensor } from "onnxruntime-common";
+import { checkOutputs, runModelRows, splitRows } from "../src/isolate/tensor_input.ts";
+import { concatRows } from "../src/isolate/rows.ts";
+import { stagedModel } from "../src/isolate/staged_model.ts";
+import type { TensorSignature } from "../src/sdk.ts";
 import { denseReluInitializers } from "../native/ort/test_models.ts";
 import {
   attempt,
@@ -710,4 +715,129 @@ async function kernels(ctx: ProbeContext, arg = "matmul-tf32-64"): Promise<void>
 }
 
 /** Every section by name. */
-export const sections: Record<string, Section> = { floor, breakdown, gated, variants, sharing, nonblocking, kernels };
+/**
+ * A batch as the isolate serves it (issue 15: copies included), on
+ * `NativeSession`s with `staging: "lane"`, for batches of one-row requests
+ * and of one request with every row:
+ *
+ * - `handler`: what a hand-written handler costs: the requests' rows
+ *   concatenated into a new array, `run` (the input copied into pinned
+ *   staging, the outputs read into a new array), the outputs cut into each
+ *   request's buffers;
+ * - `runModel`: what a `runModel` handler costs (`runModelRows`, the
+ *   runtime's own code): the rows written straight into the session's pinned
+ *   arena, the outputs cut straight out of it into each request's buffers;
+ * - `runModel, no arena`: the same without the arena (copies in between).
+ *
+ * Per case: µs per batch end to end (`total`), and inside `runModel` the
+ * time in `fill` and in `consume` (the cut), the rest being the run.
+ */
+async function staged(ctx: ProbeContext): Promise<void> {
+  const width = ctx.shape.width;
+  const signature: TensorSignature = {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, width] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, width] }],
+  };
+  const graphs = ctx.gpu ? [false, true] : [false];
+  const biggest = Math.max(...ctx.batches);
+  const layout = { inputs: { x: biggest * width * 4 }, outputs: { y: biggest * width * 4 } };
+  for (const graph of graphs) {
+    for (const batch of ctx.batches.filter((b) => b > 1)) {
+      const path = await model(ctx, graph ? { batch } : {});
+      const x = input(ctx, batch);
+      const ref = await reference(ctx, batch);
+      for (const rowsPerRequest of [1, batch]) {
+        const requests = Array.from({ length: batch / rowsPerRequest }, (_, i) => ({
+          x: new Tensor("float32", x.slice(i * rowsPerRequest * width, (i + 1) * rowsPerRequest * width), [
+            rowsPerRequest,
+            width,
+          ]),
+        }));
+        const rows = requests.map(() => rowsPerRequest);
+        const where = { batch, graph, requests: requests.length };
+        const joined = (split: { data: ArrayBuffer }[][]) => {
+          const out = new Float32Array(batch * width);
+          let at = 0;
+          for (const [y] of split) {
+            out.set(new Float32Array(y.data), at);
+            at += y.data.byteLength / 4;
+          }
+          return out;
+        };
+        await attempt(ctx, "staged.handler", async () => {
+          const session = laneSession(ctx, path, { staging: "lane", graph });
+          try {
+            const once = async () => {
+              const merged = concatRows(requests.map((r) => r.x));
+              const value = await session.run({ x: merged });
+              return splitRows(checkOutputs(signature, value, { name: "probe" }), rows);
+            };
+            const s = await timeCall(ctx, once);
+            emit(ctx, {
+              case: "staged.handler",
+              ...where,
+              ...brief(s),
+              maxRelDiff: maxRelDiff(joined(await once()), ref),
+            });
+          } finally {
+            await session.release();
+          }
+        }, where);
+        for (const withArena of [true, false]) {
+          const name = withArena ? "staged.runModel" : "staged.runModel.noArena";
+          await attempt(ctx, name, async () => {
+            const arena = withArena ? PinnedArena.map(ctx.mem.pinned, layout) : undefined;
+            const session = laneSession(ctx, path, { staging: "lane", graph, arena });
+            const model = stagedModel(session);
+            // The stages inside: fill and the cut, timed by wrapping the staged model's callbacks.
+            let fillUs = 0;
+            let consumeUs = 0;
+            const timed = {
+              run: <T>(request: Parameters<typeof model.run<T>>[0]) =>
+                model.run<T>({
+                  inputs: request.inputs,
+                  fill: (n, into) => {
+                    const t0 = performance.now();
+                    request.fill(n, into);
+                    fillUs = (performance.now() - t0) * 1000;
+                  },
+                  consume: (outputs) => {
+                    const t0 = performance.now();
+                    try {
+                      return request.consume(outputs);
+                    } finally {
+                      consumeUs = (performance.now() - t0) * 1000;
+                    }
+                  },
+                }),
+            };
+            try {
+              const once = async () => (await runModelRows(timed, signature, requests, { name: "probe" }))!;
+              const s = await sample(ctx, async () => {
+                const t0 = performance.now();
+                await once();
+                const total = (performance.now() - t0) * 1000;
+                return { total, fill: fillUs, consume: consumeUs, run: total - fillUs - consumeUs };
+              });
+              emit(ctx, { case: name, ...where, ...brief(s), maxRelDiff: maxRelDiff(joined(await once()), ref) });
+            } finally {
+              await session.release();
+              arena?.close();
+            }
+          }, where);
+        }
+      }
+    }
+  }
+}
+
+export const sections: Record<string, Section> = {
+  floor,
+  breakdown,
+  staged,
+  gated,
+  variants,
+  sharing,
+  nonblocking,
+  kernels,
+};

@@ -16,7 +16,9 @@
  * pinned and device memory, and skip what needs CUDA, saying so.
  *
  * Sections: `breakdown` (per-run stages: legacy = `staging: "ort"`, fast =
- * `staging: "lane"`, and `NativeSession` end to end with each), `gated` (the
+ * `staging: "lane"`, and `NativeSession` end to end with each), `staged` (a
+ * batch as the isolate serves it, copies included: a hand-written handler
+ * against `runModel` staging in the pinned arena), `gated` (the
  * device's own time, the stream held until the run is queued), `floor` (FFI
  * calls, copies, an Identity model), `sharing:<mode>` (weights for 1, 4, 8
  * sessions), `nonblocking`, with `--ncu` `kernels:<case>` under Nsight
@@ -93,6 +95,7 @@ const ncuCases = ["matmul-tf32-64", "matmul-fp32-64", "matmul-tf32-256"];
 function plan(): Planned[] {
   const all: Planned[] = [
     { name: "breakdown", timeoutS: 120 },
+    { name: "staged", timeoutS: 90 },
     { name: "gated", timeoutS: 75 },
     { name: "floor", timeoutS: 60 },
     ...sharingModes.map((mode) => ({ name: "sharing", arg: mode, timeoutS: 60 })),
@@ -269,6 +272,22 @@ function summarise(reports: SectionReport[]): Record<string, unknown> {
     target: targets[r.batch as number] ?? null,
     met: targets[r.batch as number] ? (median(r, "us") ?? Infinity) <= targets[r.batch as number] : null,
   }));
+  const served = reports.filter((r) => r.section === "staged").flatMap((r) => r.results)
+    .filter((r) => String(r.case).startsWith("staged.") && r.medianUs)
+    .map((r) => {
+      const us = median(r, "us") ?? median(r, "total");
+      const target = targets[r.batch as number] ?? null;
+      return {
+        path: String(r.case).slice("staged.".length),
+        graph: r.graph,
+        batch: r.batch,
+        requests: r.requests,
+        medianUs: us,
+        ...(median(r, "fill") !== null ? { fillUs: median(r, "fill"), consumeUs: median(r, "consume") } : {}),
+        target,
+        met: target ? (us ?? Infinity) <= target : null,
+      };
+    });
   const stages = [...pick(reports, "breakdown", "legacy"), ...pick(reports, "breakdown", "fast")].map((r) => ({
     pipeline: r.case,
     graph: r.graph,
@@ -308,7 +327,7 @@ function summarise(reports: SectionReport[]): Record<string, unknown> {
     skipped: r.skipped,
   }));
   const kernels = reports.filter((r) => r.kernels?.length).map((r) => ({ case: r.arg, top: r.kernels!.slice(0, 10) }));
-  return { sessions, stages, device, sharing, nonblocking, kernels, errors, failedSections };
+  return { sessions, served, stages, device, sharing, nonblocking, kernels, errors, failedSections };
 }
 
 async function parent(): Promise<void> {

@@ -6,9 +6,18 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { discoverDevices, kernelsPtxUrl, Nvml, probeLibrary, tensorRtLibrary } from "../native/mod.ts";
+import {
+  DeviceMemoryHolder,
+  discoverDevices,
+  kernelsPtxUrl,
+  Nvml,
+  openCudaDriver,
+  probeLibrary,
+  tensorRtLibrary,
+} from "../native/mod.ts";
 import { cudaProviderStatus } from "./inference/providers.ts";
 import type { DeviceInventory } from "./pool/plan_lanes.ts";
+import type { WeightMemory } from "./pool/shared_weights.ts";
 import type { DeviceSources } from "./server/devices_report.ts";
 
 /** What the runtime learns of its devices at start-up. */
@@ -19,6 +28,8 @@ export interface DetectedDevices {
   sources: DeviceSources;
   /** The kernels' PTX, read by isolates on CUDA lanes. */
   kernelsPtxPath: string;
+  /** Holds, on the main thread, device memory that a lane uploaded for a function's other lanes (CUDA only). */
+  weightMemory?: WeightMemory;
 }
 
 /**
@@ -38,6 +49,7 @@ export function detectDevices(nodeModules: string): DetectedDevices {
   const reason = found.reason ?? (provider.ok ? undefined : provider.reason);
   const tensorRt = usable ? probeLibrary(tensorRtLibrary) : { ok: false as const, reason: "no usable GPU" };
   const nvml = found.devices.length > 0 ? Nvml.open() : null;
+  const driver = usable ? openCudaDriver() : null;
   return {
     inventory: { cuda: usable ? found.devices.map((d) => d.index) : [], ...(reason ? { reason } : {}), tensorRt },
     sources: {
@@ -51,5 +63,6 @@ export function detectDevices(nodeModules: string): DetectedDevices {
       },
     },
     kernelsPtxPath: fileURLToPath(kernelsPtxUrl),
+    ...(driver?.ok ? { weightMemory: new DeviceMemoryHolder(driver.driver) } : {}),
   };
 }

@@ -26,6 +26,50 @@ export interface LaneInfo {
   boundBeforeWork: { current: string; device: number; primary: boolean };
 }
 
+/** Bytes of pinned staging for each input and output of one model run, by name (`stagingLayout` in tensors.ts). */
+export interface StagingLayout {
+  inputs: Record<string, number>;
+  outputs: Record<string, number>;
+}
+
+/**
+ * A model's weights in one block of device memory, uploaded by one lane of a
+ * device and used by every Worker-hosted lane there (they share the
+ * device's primary context, so the address is valid in each).
+ */
+export interface SharedWeights {
+  device: number;
+  /** The block's device address, `0x…`. */
+  address: string;
+  /** The block's size in bytes. */
+  bytes: number;
+  /** The initializers in the block: element type (onnxruntime-common's name), shape, and where they lie. */
+  tensors: { name: string; type: string; dims: number[]; offset: number; bytes: number }[];
+}
+
+/**
+ * How a CUDA lane gets its models' weights: it uploads them and reports the
+ * blocks (`publish`), it computes from the blocks a lane of its device
+ * published (`attach`), or it loads its own copy (`off`, with the reason).
+ */
+export type WeightsPlan =
+  | { mode: "publish" }
+  | { mode: "attach"; models: Record<string, SharedWeights> }
+  | { mode: "off"; reason: string };
+
+/** Whether a model's lanes compute from one copy of its weights per device, as the API reports it. */
+export interface WeightsInfo {
+  shared: boolean;
+  /** Initializers in the shared block, and its bytes. */
+  tensors?: number;
+  bytes?: number;
+  /** Lanes that compute from a shared copy, and the copies (one per device) (the pool's summary). */
+  lanes?: number;
+  copies?: number;
+  /** Why a lane loads its own copy. */
+  reason?: string;
+}
+
 /** What an isolate learns before it loads anything. */
 export interface InitMessage {
   type: "init";
@@ -43,6 +87,13 @@ export interface InitMessage {
   lane: LanePlan;
   /** ONNX Runtime intra-op threads for each session. */
   ortThreads: number;
+  /**
+   * CUDA lanes of a `runModel` function: the pinned staging to map before the ffi permission is dropped, in which
+   * the runtime writes the model's inputs and reads its outputs in place. Absent: none.
+   */
+  staging?: StagingLayout;
+  /** CUDA lanes: how the models' weights are loaded (absent: each session loads its own, as on CPU lanes). */
+  weights?: WeightsPlan;
 }
 
 /**
@@ -100,6 +151,8 @@ export type HostMessage = InitMessage | RunMessage | AbortMessage | ShutdownMess
 /** What a module declares, as JSON. */
 export interface Manifest {
   options: FunctionOptions;
+  /** The model a `runModel` handler runs (tensor functions whose handler is `runModel(...)`). */
+  modelHandler?: string;
   /** JSON Schema of the input and output. */
   inputSchema: unknown;
   outputSchema: unknown;
@@ -127,6 +180,8 @@ export interface ModelInfo {
    * does not carry).
    */
   api: "c" | "onnxruntime-node";
+  /** CUDA lanes: whether the session computes from the device's one shared copy of the weights. */
+  weights?: WeightsInfo;
 }
 
 /** Isolate to host, inspect mode: the manifest. */
@@ -141,6 +196,8 @@ export interface ReadyMessage {
   models: ModelInfo[];
   /** The GPU lane, or `null` on the CPU. */
   lane: LaneInfo | null;
+  /** A `publish` lane: the blocks of the models whose weights it uploaded and shares, by model name. */
+  weights?: Record<string, SharedWeights>;
 }
 
 /** Isolate to host: could not start. */

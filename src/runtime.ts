@@ -55,13 +55,14 @@ function invokedFunction(c: Context, registry: Registry): string | null {
  */
 export async function startRuntime(config: Config): Promise<Runtime> {
   setLogLevel(config.logLevel);
-  const { inventory, sources, kernelsPtxPath } = detectDevices(nodeModules);
+  const { inventory, sources, kernelsPtxPath, weightMemory } = detectDevices(nodeModules);
   const metrics = createMetrics({ devices: sources, functionOf: (c) => invokedFunction(c, registry) });
   const registry = new Registry({
     observer: metrics.observer,
     functionsDir: config.functionsDir,
     nodeModules,
     kernelsPtxPath,
+    ...(weightMemory && config.sharedWeights === "on" ? { weightMemory } : {}),
     devices: inventory,
     ortThreads: config.ortThreads,
     defaultIsolation: config.isolation,

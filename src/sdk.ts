@@ -303,6 +303,45 @@ export interface TensorFunctionDefinition<M extends string = string, S = unknown
 /** Either kind of definition, as the runtime sees it. */
 export type AnyFunctionDefinition = FunctionDefinition | TensorFunctionDefinition;
 
+/** Handlers made by {@link runModel}, with the model each runs. A WeakMap: the tag cannot be forged or removed. */
+const modelHandlers = new WeakMap<object, string>();
+
+/**
+ * The handler of a tensor function that runs one model on its inputs as
+ * they come and returns the model's outputs: what
+ * `(inputs, { models }) => models[model].run(inputs)` does, in a form the
+ * runtime recognises. On CUDA lanes the runtime then runs the model itself:
+ * a request's inputs (or a batch's, combined) are written straight into the
+ * lane's pinned staging and the outputs split straight out of it, one copy
+ * each way, and no handler code sees those buffers. Elsewhere it runs as
+ * written. The signature's input names are the model's input names, and its
+ * outputs are among the model's.
+ *
+ * @example
+ * ```ts
+ * export default defineFunction({
+ *   description: "Two-layer perceptron",
+ *   models: { mlp: "mlp.onnx" },
+ *   signature: { inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }], outputs: [...] },
+ *   handler: runModel("mlp"),
+ * });
+ * ```
+ */
+export function runModel<M extends string>(
+  model: M,
+): (inputs: Readonly<Record<string, Tensor>>, ctx: FunctionContext<M>) => Promise<Readonly<Record<string, Tensor>>> {
+  const handler = async function runModelHandler(inputs: Readonly<Record<string, Tensor>>, ctx: FunctionContext<M>) {
+    return await ctx.models[model].run(inputs) as Readonly<Record<string, Tensor>>;
+  };
+  modelHandlers.set(handler, model);
+  return handler;
+}
+
+/** The model that a handler made by {@link runModel} runs; `undefined` for any other handler. */
+export function modelRunBy(handler: unknown): string | undefined {
+  return typeof handler === "function" ? modelHandlers.get(handler) : undefined;
+}
+
 const MiB = 1024 * 1024;
 const hostPattern = /^[A-Za-z0-9.\-\[\]:]+$/;
 
@@ -452,6 +491,18 @@ export function checkDefinition(definition: AnyFunctionDefinition): void {
   }
   if (typeof definition.handler !== "function") {
     throw new TypeError("Function 'handler' must be a function");
+  }
+  const model = modelRunBy(definition.handler);
+  if (model !== undefined && !definition.signature) {
+    throw new TypeError(
+      `runModel('${model}') is a tensor handler: declare a 'signature' instead of 'input' and 'output'`,
+    );
+  }
+  if (model !== undefined && !Object.hasOwn(definition.models ?? {}, model)) {
+    const declared = Object.keys(definition.models ?? {});
+    throw new TypeError(
+      `runModel('${model}') names no declared model; models: ${declared.length ? declared.join(", ") : "none"}`,
+    );
   }
   if (!definition.signature && definition.raw !== undefined && typeof definition.raw.handler !== "function") {
     throw new TypeError("Function 'raw.handler' must be a function");

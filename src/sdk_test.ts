@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { defineFunction, functionOptionsSchema, z } from "./sdk.ts";
+import { defineFunction, functionOptionsSchema, modelRunBy, runModel, Tensor, z } from "./sdk.ts";
 
 const minimal = { description: "d", input: z.object({}), output: z.object({}), handler: () => ({}) };
 
@@ -66,4 +66,28 @@ Deno.test("tensor functions: a signature instead of input/output; unique names; 
       defineFunction({ ...tensor, signature: { ...signature, inputs: [signature.inputs[0], signature.inputs[0]] } }),
     /duplicate input names/,
   );
+});
+
+Deno.test("runModel: a handler the runtime recognises, which runs the model as written; misuse is refused", async () => {
+  const signature = {
+    inputs: [{ name: "x", datatype: "FP32" as const, shape: [-1, 1] }],
+    outputs: [{ name: "y", datatype: "FP32" as const, shape: [-1, 1] }],
+  };
+  const handler = runModel("m");
+  assert.equal(modelRunBy(handler), "m");
+  assert.equal(modelRunBy(({ x }: { x: Tensor }) => ({ y: x })), undefined);
+  assert.equal(modelRunBy(Object.assign(() => ({}), { model: "m" })), undefined, "the tag cannot be forged");
+  defineFunction({ description: "d", models: { m: "m.onnx" }, signature, handler });
+  assert.throws(
+    () => defineFunction({ description: "d", models: { other: "m.onnx" }, signature, handler: runModel("m") as never }),
+    /runModel\('m'\) names no declared model; models: other/,
+  );
+  assert.throws(
+    () => defineFunction({ ...minimal, models: { m: "m.onnx" }, handler: runModel("m") as never }),
+    /runModel\('m'\) is a tensor handler/,
+  );
+  const x = new Tensor("float32", Float32Array.of(1), [1, 1]);
+  const models = { m: { run: (feeds: Record<string, Tensor>) => Promise.resolve({ y: feeds.x }) } };
+  const out = await handler({ x }, { models } as never);
+  assert.equal(out.y, x, "outside the runtime's own path it is ctx.models[model].run(inputs)");
 });

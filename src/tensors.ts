@@ -20,7 +20,7 @@
  * @module
  */
 import { IsolaneError } from "./errors.ts";
-import type { WireTensor } from "./protocol.ts";
+import type { StagingLayout, WireTensor } from "./protocol.ts";
 import type { TensorDatatype, TensorSignature, TensorSpec } from "./sdk.ts";
 
 // The binary layout is little-endian, and typed arrays use the platform's order.
@@ -119,6 +119,46 @@ export function checkAgainstSpec(
   if (!shapeFits(spec.shape, shape)) {
     throw bad(`Input '${spec.name}' has shape [${shape}]; expected [${spec.shape}] (-1: any)`);
   }
+}
+
+/** Rows of pinned staging a lane maps for a `runModel` function without dynamic batching. */
+export const defaultStagingRows = 64;
+
+/** The most pinned staging one lane maps for a function, in bytes (256 MiB). */
+export const maxStagingBytes = 256 * 1024 * 1024;
+
+/**
+ * The pinned staging a CUDA lane maps for a `runModel` function (issue 15):
+ * a slot per signature tensor for one model run of `rows` rows (a tensor
+ * whose first size is fixed: that size), of its row's bytes each.
+ * `undefined` when a tensor is BYTES or has an open size after the first
+ * (then nothing is staged in place), or when the slots would pass
+ * {@link maxStagingBytes}: such functions copy as other handlers do.
+ *
+ * @example
+ * ```ts
+ * stagingLayout({ inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }], outputs: [...] }, 256);
+ * // { inputs: { x: 4096 }, outputs: { y: 3072 } }
+ * ```
+ */
+export function stagingLayout(signature: TensorSignature, rows: number): StagingLayout | undefined {
+  let total = 0;
+  const slots = (specs: readonly TensorSpec[]): Record<string, number> | undefined => {
+    const out: Record<string, number> = {};
+    for (const spec of specs) {
+      const inner = spec.shape.slice(1);
+      const size = datatypes[spec.datatype].byteSize;
+      if (size === 0 || inner.some((d) => d < 0)) return undefined;
+      const first = spec.shape.length === 0 ? 1 : spec.shape[0] < 0 ? rows : spec.shape[0];
+      out[spec.name] = first * inner.reduce((a, b) => a * b, 1) * size;
+      total += out[spec.name];
+    }
+    return out;
+  };
+  const inputs = slots(signature.inputs);
+  const outputs = slots(signature.outputs);
+  if (!inputs || !outputs || total === 0 || total > maxStagingBytes) return undefined;
+  return { inputs, outputs };
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

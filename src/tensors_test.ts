@@ -10,6 +10,7 @@ import {
   parseJsonExact,
   shapeFits,
   signatureJsonSchema,
+  stagingLayout,
   toFloat16Bits,
 } from "./tensors.ts";
 
@@ -103,4 +104,28 @@ Deno.test("shapes: -1 matches any size, zero-size dimensions are valid; FP16 rou
       maxItems: 2,
     },
   });
+});
+
+Deno.test("stagingLayout: a slot per tensor for one run of the batch; none with BYTES, open inner sizes or past the cap", () => {
+  const spec = (name: string, datatype: "FP32" | "INT64" | "BYTES" | "FP16", shape: number[]) => ({
+    name,
+    datatype,
+    shape,
+  });
+  assert.deepEqual(
+    stagingLayout({
+      inputs: [spec("x", "FP32", [-1, 4]), spec("k", "INT64", [2])],
+      outputs: [spec("y", "FP16", [-1, 3])],
+    }, 256),
+    { inputs: { x: 4096, k: 16 }, outputs: { y: 1536 } },
+  );
+  assert.equal(stagingLayout({ inputs: [spec("s", "BYTES", [-1])], outputs: [spec("y", "FP32", [-1])] }, 8), undefined);
+  assert.equal(
+    stagingLayout({ inputs: [spec("x", "FP32", [-1, -1])], outputs: [spec("y", "FP32", [-1])] }, 8),
+    undefined,
+  );
+  assert.equal(
+    stagingLayout({ inputs: [spec("x", "FP32", [-1, 1 << 20])], outputs: [spec("y", "FP32", [-1])] }, 65536),
+    undefined,
+  );
 });

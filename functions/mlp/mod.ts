@@ -4,7 +4,7 @@
  * `{"x": number[][]}` → `{"y": number[][]}`; on KServe v2 as tensors.
  * Fast enough for tests and, later, batching benchmarks.
  */
-import { defineFunction } from "isolane";
+import { defineFunction, runModel } from "isolane";
 
 export default defineFunction({
   description: "Two-layer perceptron, 4 inputs to 3 outputs, as many rows as a 1 MiB body holds",
@@ -18,5 +18,6 @@ export default defineFunction({
   // Triton's dynamic batcher: concurrent requests run as one model call, split back by rows.
   dynamicBatching: { maxBatchSize: 256, maxQueueDelayMs: 0 },
   queueDepth: 4096,
-  handler: ({ x }, { models }) => models.mlp.run({ x }),
+  // The model on its inputs as they come: on CUDA lanes the runtime stages them in pinned memory in place.
+  handler: runModel("mlp"),
 });

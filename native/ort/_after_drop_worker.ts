@@ -7,7 +7,7 @@
  * @module
  */
 import { Tensor } from "onnxruntime-common";
-import { isTerminatedRun, NativeSession, OrtEnv } from "./mod.ts";
+import { isTerminatedRun, NativeSession, OrtEnv, PinnedArena } from "./mod.ts";
 
 interface Request {
   libraryPath: string;
@@ -35,6 +35,16 @@ function loopFeeds(n: number): Record<string, Tensor> {
 scope.onmessage = async ({ data }) => {
   try {
     const env = OrtEnv.open({ libraryPath: data.libraryPath });
+    // Host memory stands in for a lane's pinned and device memory; the arena is mapped while ffi is held.
+    const libc = Deno.dlopen("libc.so.6", {
+      malloc: { parameters: ["usize"], result: "u64" },
+      free: { parameters: ["u64"], result: "void" },
+      copy: { name: "memcpy", parameters: ["u64", "u64", "usize"], result: "u64" },
+    });
+    const alloc = (bytes: number) => BigInt(libc.symbols.malloc(BigInt(bytes)));
+    const free = (address: bigint) => libc.symbols.free(address);
+    const copy = (dst: bigint, src: bigint, bytes: number) => void libc.symbols.copy(dst, src, BigInt(bytes));
+    const arena = PinnedArena.map({ alloc, free }, { inputs: { x: 4096 }, outputs: { y: 4096 } });
     await Deno.permissions.revoke({ name: "ffi" });
     if (data.leaveRunning !== undefined) {
       const loop = NativeSession.create(env, data.loopPath!, { provider: "cpu", nonblocking: true });
@@ -69,10 +79,32 @@ scope.onmessage = async ({ data }) => {
       await loop.release();
     }
     await detached.release();
+    const staged = NativeSession.create(env, data.modelPath, {
+      provider: "cpu",
+      staging: "lane",
+      pinned: { alloc, free },
+      device: {
+        alloc,
+        free,
+        upload: () => {},
+        download: () => {},
+        uploadFrom: copy,
+        downloadTo: copy,
+        synchronize: () => {},
+      },
+      arena,
+    });
+    const y4 = await staged.runStaged({
+      inputs: [{ name: "x", type: "float32", dims: data.dims }],
+      fill: (_name, into) => new Float32Array(into.buffer, into.byteOffset, into.byteLength / 4).set(data.x),
+      consume: ({ y }) => Array.from(new Float32Array(y.bytes.buffer, y.bytes.byteOffset, y.bytes.byteLength / 4)),
+    });
+    await staged.release();
+    arena.close();
     await bound.release();
     await plain.release();
     env.close();
-    scope.postMessage({ ok: true, pointerOpsRefused, y1, y2, y3, stopped });
+    scope.postMessage({ ok: true, pointerOpsRefused, y1, y2, y3, y4, stopped });
   } catch (error) {
     scope.postMessage({ ok: false, error: String(error) });
   }

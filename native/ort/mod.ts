@@ -18,6 +18,7 @@ export {
   type CudaProviderInit,
   CudaProviderOptions,
   type ElementType,
+  elementTypeName,
   elementTypes,
   IoBinding,
   MemoryInfo,
@@ -53,4 +54,15 @@ export {
   ortLibraryPath,
   type PinnedHostMemory,
   RunAbortedError,
+  type StagedInput,
+  type StagedOutput,
+  type StagedRun,
 } from "./native_session.ts";
+export {
+  arenaAlignment,
+  type ArenaLayout,
+  type ArenaSlot,
+  type HostMapper,
+  mapHostMemory,
+  PinnedArena,
+} from "./pinned_arena.ts";

@@ -29,6 +29,7 @@ import {
   type ValueMetadata,
 } from "./ort.ts";
 import { cpuComputeNodes, type Placement, probePlacement } from "./placement.ts";
+import type { PinnedArena } from "./pinned_arena.ts";
 
 /** The path of onnxruntime-node's `libonnxruntime.so.1` under a `node_modules` folder. */
 export function ortLibraryPath(nodeModules: string): string {
@@ -63,6 +64,34 @@ export interface DeviceMemory {
   downloadTo?(dst: bigint, src: bigint, bytes: number): void;
   /** Waits until the stream's work is done (`staging: "lane"`). */
   synchronize?(): void;
+}
+
+/** An input of {@link NativeSession.runStaged}: its name, element type and shape; its bytes come from `fill`. */
+export interface StagedInput {
+  name: string;
+  /** onnxruntime-common's name of the element type (`float32`, `int64`, `float16`, ...). */
+  type: string;
+  dims: readonly number[];
+}
+
+/** An output as {@link NativeSession.runStaged} hands it to `consume`. */
+export interface StagedOutput {
+  type: ElementType;
+  dims: readonly number[];
+  /**
+   * The output's bytes (little-endian elements). With an arena, a view of the session's pinned staging: valid only
+   * during `consume`, overwritten by the session's next run.
+   */
+  bytes: Uint8Array;
+}
+
+/** What {@link NativeSession.runStaged} runs: inputs written by `fill`, outputs read by `consume`. */
+export interface StagedRun<T> {
+  inputs: readonly StagedInput[];
+  /** Writes input `name`'s bytes into `into`, which has exactly the bytes its type and dims need. */
+  fill(name: string, into: Uint8Array): void;
+  /** Reads every output of the model; what it returns is what the run resolves to. */
+  consume(outputs: Record<string, StagedOutput>): T;
 }
 
 /** {@link DeviceMemory} with the members that `staging: "lane"` needs. */
@@ -130,6 +159,12 @@ export interface NativeSessionOptions {
    *   shapes change with the same input shapes is rebound every run.
    */
   staging?: "ort" | "lane";
+  /**
+   * Pinned staging mapped as JS memory (`staging: "lane"`): {@link NativeSession.runStaged} has its callbacks write
+   * the inputs and read the outputs there, in place, while they fit; `run` does not use it. The arena must outlive
+   * the session.
+   */
+  arena?: PinnedArena;
 }
 
 /** Options of one {@link NativeSession.run}. */
@@ -206,6 +241,17 @@ interface Parts {
   fixed: FixedOutput[];
   nonblocking: boolean;
   device: DeviceMemory | undefined;
+  arena: PinnedArena | undefined;
+}
+
+/** An input of a lane-staged run: what it is, and how its bytes reach pinned memory. */
+interface LaneFeed {
+  name: string;
+  type: ElementType;
+  dims: readonly number[];
+  bytes: number;
+  /** Puts the input's bytes in pinned memory; their address. */
+  stage(): bigint;
 }
 
 /** How ORT refuses a pre-allocated output of the wrong shape (1.29: "... pre-allocated output OrtValues ..."; older: "re-use buffer"). */
@@ -243,6 +289,8 @@ export class NativeSession {
   readonly #outputStaging = new Map<string, PinnedBuffer>();
   /** Nonblocking runs in flight (their own run options), terminated and awaited by {@link release}. */
   readonly #inflight = new Map<Promise<unknown>, RunOptions>();
+  /** `runStaged`: the arena, with a slot per input and output name. */
+  readonly #arena: PinnedArena | undefined;
   #released = false;
 
   private constructor(parts: Parts) {
@@ -257,6 +305,7 @@ export class NativeSession {
     this.#outputMemory = parts.memory.output;
     this.#laneMemory = parts.memory.lane;
     this.#pinned = parts.pinned;
+    this.#arena = parts.arena;
     this.placement = parts.placement;
     this.inputMetadata = parts.session.inputs.map(metadata);
     this.outputMetadata = parts.session.outputs.map(metadata);
@@ -367,6 +416,7 @@ export class NativeSession {
         fixed,
         nonblocking: options.nonblocking ?? false,
         device: options.device,
+        arena: lane ? options.arena : undefined,
       });
     } catch (error) {
       for (const handle of created.reverse()) handle[Symbol.dispose]();
@@ -411,10 +461,85 @@ export class NativeSession {
 
   #turn: Promise<unknown> = Promise.resolve();
 
+  /**
+   * Runs the model with inputs that `request.fill` writes and outputs that
+   * `request.consume` reads, and resolves to what `consume` returns. With
+   * `staging: "lane"` and an `arena`, both happen in the session's pinned
+   * staging itself while the tensors fit (no copy between JS memory and
+   * pinned memory); otherwise in JS arrays, as `run` would. Nothing happens
+   * on the session between `fill` and `consume`, so the views they get are
+   * the run's alone; they must not be kept past the callback.
+   * @throws {OrtError} as {@link run}, and for an element type the binding does not read.
+   */
+  runStaged<T>(request: StagedRun<T>): Promise<T> {
+    if (!this.#binding || !this.#nonblocking) return this.#runStaged(request);
+    const turn = this.#turn.then(() => this.#runStaged(request));
+    this.#turn = turn.catch(() => {});
+    return turn;
+  }
+
+  async #runStaged<T>(request: StagedRun<T>): Promise<T> {
+    if (this.#released) throw new Error("NativeSession is released");
+    if (!this.#laneMemory) {
+      const feeds: Record<string, Tensor> = {};
+      for (const input of request.inputs) {
+        const type = checkedType(input.name, input.type);
+        const data = new elementTypes[type].array(elementCount(input.dims));
+        request.fill(input.name, new Uint8Array(data.buffer));
+        feeds[input.name] = new Tensor(type, data as Float32Array, [...input.dims]);
+      }
+      return request.consume(stagedOf(await this.#run(feeds, {})));
+    }
+    const feeds = request.inputs.map((input) => this.#stagedFeed(input, request));
+    return this.#fixed.length > 0
+      ? await this.#runLaneGraph(feeds, true, request.consume)
+      : await this.#runLane(feeds, true, request.consume);
+  }
+
+  /** An input of `runStaged`: filled in its arena region when it fits, else in a JS array copied to staging. */
+  #stagedFeed(input: StagedInput, request: StagedRun<unknown>): LaneFeed {
+    const type = checkedType(input.name, input.type);
+    const bytes = elementCount(input.dims) * elementTypes[type].bytes;
+    return {
+      name: input.name,
+      type,
+      dims: input.dims,
+      bytes,
+      stage: () => {
+        const offset = this.#arenaSlot("input", input.name, bytes);
+        if (offset !== null) {
+          request.fill(input.name, this.#arena!.bytes(offset, bytes));
+          return this.#arena!.address + BigInt(offset);
+        }
+        const data = new Uint8Array(bytes);
+        request.fill(input.name, data);
+        return this.#stageHost(input.name, data);
+      },
+    };
+  }
+
+  /** Inputs of `run` for lane staging: their data copied into pinned staging. */
+  #laneFeeds(feeds: Record<string, Tensor>): LaneFeed[] {
+    return Object.entries(feeds).map(([name, tensor]) => {
+      const type = checkedType(name, tensor.type);
+      const data = tensor.data as ArrayBufferView;
+      return { name, type, dims: tensor.dims, bytes: data.byteLength, stage: () => this.#stageHost(name, data) };
+    });
+  }
+
+  /** The offset of the arena's slot for input or output `name`; `null` without an arena, a slot, or room. */
+  #arenaSlot(kind: "input" | "output", name: string, bytes: number): number | null {
+    const slot = this.#arena?.slot(kind, name);
+    return slot && slot.bytes >= bytes ? slot.offset : null;
+  }
+
   async #run(feeds: Record<string, Tensor>, options: NativeRunOptions): Promise<Record<string, Tensor>> {
     if (this.#released) throw new Error("NativeSession is released");
     if (this.#laneMemory) {
-      return this.#fixed.length > 0 ? await this.#runLaneGraph(feeds) : await this.#runLane(feeds);
+      const lane = this.#laneFeeds(feeds);
+      return this.#fixed.length > 0
+        ? await this.#runLaneGraph(lane, false, tensorsOf)
+        : await this.#runLane(lane, false, tensorsOf);
     }
     if (this.#fixed.length > 0) {
       for (const [name, tensor] of Object.entries(feeds)) this.#graphInput(name, tensor);
@@ -430,7 +555,7 @@ export class NativeSession {
         runOptions: this.#runOptions,
         ...(options.outputs ? { outputs: [...options.outputs] } : {}),
       });
-      return tensorsOf(outputs);
+      return valuesToTensors(outputs);
     } finally {
       for (const value of inputs) value.close();
     }
@@ -458,7 +583,7 @@ export class NativeSession {
       });
       this.#inflight.set(running, runOptions);
       options.signal?.addEventListener("abort", terminate, { once: true });
-      return tensorsOf(await running);
+      return valuesToTensors(await running);
     } finally {
       options.signal?.removeEventListener("abort", terminate);
       if (running) this.#inflight.delete(running);
@@ -475,7 +600,8 @@ export class NativeSession {
         // The binding keeps the last run's outputs; binding the device again lets ORT allocate this run's shapes.
         for (const name of this.outputNames) binding.bindOutputToDevice(name, this.#outputMemory!);
       }
-      await this.#runBinding();
+      const pending = this.#runBinding();
+      if (pending) await pending;
     } finally {
       // The inputs are caller memory: nothing may stay bound to it after the run.
       binding.clearInputs();
@@ -488,6 +614,11 @@ export class NativeSession {
     }
   }
 
+  /**
+   * Runs the binding: a promise on the blocking pool (`nonblocking`), else done on return. Callers await only a
+   * promise, so a blocking run's binding, staging and outputs are not touched by another run of the session
+   * between its inputs and its outputs (no microtask turn in between).
+   */
   #runBinding(): Promise<void> | void {
     const binding = this.#binding!;
     return this.#nonblocking ? binding.runAsync(this.#runOptions) : binding.run(this.#runOptions);
@@ -505,7 +636,8 @@ export class NativeSession {
       const fixed = this.#graphInputs.get(name);
       if (fixed) binding.bindInput(name, fixed.value);
     });
-    await this.#runBinding();
+    const pending = this.#runBinding();
+    if (pending) await pending;
     return Object.fromEntries(this.#fixed.map((out) => {
       const data = new elementTypes[out.type].array(out.bytes / elementTypes[out.type].bytes);
       device.download(data, out.address);
@@ -515,27 +647,32 @@ export class NativeSession {
 
   /** CUDA graphs: the input's fixed device buffer, filled with `tensor`'s data (same size every run). */
   #graphInput(name: string, tensor: Tensor): Value {
-    const fixed = this.#fixedGraphInput(name, tensor);
-    this.#device!.upload(fixed.address, tensor.data as ArrayBufferView);
+    const data = tensor.data as ArrayBufferView;
+    const fixed = this.#fixedGraphInput({
+      name,
+      type: tensor.type as ElementType,
+      dims: tensor.dims,
+      bytes: data.byteLength,
+    });
+    this.#device!.upload(fixed.address, data);
     return fixed.value;
   }
 
   /** CUDA graphs: the input's fixed device buffer, made (and, with lane staging, bound) on first use. */
-  #fixedGraphInput(name: string, tensor: Tensor): FixedOutput {
-    const type = tensor.type as ElementType;
-    const data = tensor.data as ArrayBufferView;
+  #fixedGraphInput(input: Omit<LaneFeed, "stage">): FixedOutput {
+    const { name, type, dims, bytes } = input;
     let fixed = this.#graphInputs.get(name);
     if (!fixed) {
-      const address = this.#device!.alloc(Math.max(data.byteLength, 256));
-      const value = this.#env.tensorAt(type, address, data.byteLength, tensor.dims, this.#outputMemory!);
-      fixed = { name, type, dims: [...tensor.dims], address, bytes: data.byteLength, value };
+      const address = this.#device!.alloc(Math.max(bytes, 256));
+      const value = this.#env.tensorAt(type, address, bytes, dims, this.#outputMemory!);
+      fixed = { name, type, dims: [...dims], address, bytes, value };
       this.#graphInputs.set(name, fixed);
       if (this.#laneMemory) this.#binding!.bindInput(name, value);
-    } else if (fixed.bytes !== data.byteLength || fixed.type !== type) {
+    } else if (fixed.bytes !== bytes || fixed.type !== type) {
       throw new OrtError(
         "NativeSession.run",
         2,
-        `input '${name}': a CUDA graph replays fixed shapes; got ${type} [${tensor.dims}], captured ${fixed.type} [${fixed.dims}]`,
+        `input '${name}': a CUDA graph replays fixed shapes; got ${type} [${dims}], captured ${fixed.type} [${fixed.dims}]`,
       );
     }
     return fixed;
@@ -554,53 +691,76 @@ export class NativeSession {
     return buffer;
   }
 
-  /** Lane staging: the input's data into its pinned buffer, and the copy to `address` queued on the stream. */
-  #stageIn(name: string, data: ArrayBufferView, address: bigint): void {
+  /** Lane staging: `data` copied into the input's pinned staging buffer; its address. */
+  #stageHost(name: string, data: ArrayBufferView): bigint {
     const staging = this.#pinnedBuffer(this.#staging, name, data.byteLength);
-    if (data.byteLength === 0) return;
-    this.#env.writeHost(staging.address, data);
-    (this.#device as LaneDeviceMemory).uploadFrom(address, staging.address, data.byteLength);
+    if (data.byteLength > 0) this.#env.writeHost(staging.address, data);
+    return staging.address;
   }
 
-  /** Lane staging: copies of every output into pinned staging queued, one wait, then copies into JS memory. */
-  #stageOut(outputs: FixedOutput[]): Record<string, Tensor> {
+  /** Lane staging: the input's bytes into pinned memory, and their copy to `address` queued on the stream. */
+  #stageIn(feed: LaneFeed, address: bigint): void {
+    const source = feed.stage();
+    if (feed.bytes > 0) (this.#device as LaneDeviceMemory).uploadFrom(address, source, feed.bytes);
+  }
+
+  /**
+   * Lane staging: copies of every output into pinned memory queued, one wait, then each output's bytes: a view of
+   * its arena region (`views`, where it fits), else a copy in JS memory.
+   */
+  #stageOut(outputs: FixedOutput[], views: boolean): Record<string, StagedOutput> {
     const device = this.#device as LaneDeviceMemory;
+    const arena = this.#arena;
     const staged = outputs.map((out) => {
-      const staging = this.#pinnedBuffer(this.#outputStaging, out.name, out.bytes);
-      if (out.bytes > 0) device.downloadTo(staging.address, out.address, out.bytes);
-      return staging;
+      const offset = views ? this.#arenaSlot("output", out.name, out.bytes) : null;
+      const address = offset !== null
+        ? arena!.address + BigInt(offset)
+        : this.#pinnedBuffer(this.#outputStaging, out.name, out.bytes).address;
+      if (out.bytes > 0) device.downloadTo(address, out.address, out.bytes);
+      return { address, offset };
     });
     device.synchronize();
     return Object.fromEntries(outputs.map((out, i) => {
-      const t = elementTypes[out.type];
-      const data = new t.array(new ArrayBuffer(out.bytes), 0, out.bytes / t.bytes);
-      this.#env.readHost(staged[i].address, data);
-      return [out.name, new Tensor(out.type, data as Float32Array, out.dims)];
+      const { address, offset } = staged[i];
+      let bytes: Uint8Array;
+      if (offset !== null) bytes = arena!.bytes(offset, out.bytes);
+      else {
+        bytes = new Uint8Array(out.bytes);
+        if (out.bytes > 0) this.#env.readHost(address, bytes);
+      }
+      return [out.name, { type: out.type, dims: [...out.dims], bytes }];
     }));
   }
 
-  /** A CUDA graph run with lane staging: inputs bound once, one wait per run. */
-  async #runLaneGraph(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    for (const [name, tensor] of Object.entries(feeds)) {
-      const fixed = this.#fixedGraphInput(name, tensor);
-      this.#stageIn(name, tensor.data as ArrayBufferView, fixed.address);
-    }
-    await this.#runBinding();
-    return this.#stageOut(this.#fixed);
+  /** A CUDA graph run with lane staging: inputs bound once, one wait per run; `finish` gets the outputs. */
+  async #runLaneGraph<T>(
+    feeds: LaneFeed[],
+    views: boolean,
+    finish: (outputs: Record<string, StagedOutput>) => T,
+  ): Promise<T> {
+    for (const feed of feeds) this.#stageIn(feed, this.#fixedGraphInput(feed).address);
+    const pending = this.#runBinding();
+    if (pending) await pending;
+    return finish(this.#stageOut(this.#fixed, views));
   }
 
   /**
    * A run with lane staging: inputs into device buffers bound once per input
-   * shape, outputs into device buffers of the shapes those inputs gave.
+   * shape, outputs into device buffers of the shapes those inputs gave;
+   * `finish` gets the outputs before anything else can run on the session.
    */
-  async #runLane(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  async #runLane<T>(
+    feeds: LaneFeed[],
+    views: boolean,
+    finish: (outputs: Record<string, StagedOutput>) => T,
+  ): Promise<T> {
     const binding = this.#binding!;
     let key = "";
     const slots: LaneInput[] = [];
-    for (const [name, tensor] of Object.entries(feeds)) {
-      const slot = this.#laneInput(name, tensor);
+    for (const feed of feeds) {
+      const slot = this.#laneInput(feed);
       slots.push(slot);
-      key += `${name}:${slot.type}[${slot.dims}];`;
+      key += `${feed.name}:${slot.type}[${slot.dims}];`;
     }
     if (key !== this.#laneKey) {
       binding.clearInputs();
@@ -610,22 +770,24 @@ export class NativeSession {
     } else if (this.#dynamicOutputs) {
       this.#bindOutputsToDevice();
     }
-    for (const slot of slots) this.#stageIn(slot.name, feeds[slot.name].data as ArrayBufferView, slot.address);
+    feeds.forEach((feed, i) => this.#stageIn(feed, slots[i].address));
     try {
-      await this.#runBinding();
+      const pending = this.#runBinding();
+      if (pending) await pending;
     } catch (error) {
       // Outputs bound to the last shapes, and this run's differ for the same input shapes: rebind from now on.
       if (this.#laneOutputs === null || !shapeMismatch.test((error as Error).message)) throw error;
       this.#dynamicOutputs = true;
       this.#bindOutputsToDevice();
-      await this.#runBinding();
+      const again = this.#runBinding();
+      if (again) await again;
     }
-    if (this.#laneOutputs !== null) return this.#stageOut(this.#laneOutputs);
+    if (this.#laneOutputs !== null) return finish(this.#stageOut(this.#laneOutputs, views));
     // First run of these shapes: ORT allocated the outputs; copy them out, then bind buffers of ours for the next runs.
     const values = binding.outputs();
     try {
       const learned = this.outputNames.map((name, i) => describeOutput(name, values[i]));
-      const result = this.#stageOut(learned);
+      const result = finish(this.#stageOut(learned, views));
       if (!this.#dynamicOutputs) this.#laneOutputs = this.#allocateLaneOutputs(learned);
       return result;
     } finally {
@@ -676,14 +838,10 @@ export class NativeSession {
   }
 
   /** Lane staging: the input's device buffer and the value over it, remade when its type or shape changes. */
-  #laneInput(name: string, tensor: Tensor): LaneInput {
-    const type = tensor.type as ElementType;
-    if (!(type in elementTypes)) {
-      throw new OrtError("NativeSession.run", 2, `input '${name}': tensor type ${tensor.type} is not supported`);
-    }
-    const bytes = (tensor.data as ArrayBufferView).byteLength;
+  #laneInput(feed: LaneFeed): LaneInput {
+    const { name, type, bytes, dims } = feed;
     const slot = this.#laneInputs.get(name);
-    if (slot && slot.type === type && sameDims(slot.dims, tensor.dims)) return slot;
+    if (slot && slot.type === type && sameDims(slot.dims, dims)) return slot;
     const device = this.#device!;
     let address = slot?.address ?? 0n;
     let capacity = slot?.capacity ?? 0;
@@ -696,7 +854,7 @@ export class NativeSession {
     }
     let value: Value;
     try {
-      value = this.#env.tensorAt(type, address, bytes, tensor.dims, this.#laneMemory!);
+      value = this.#env.tensorAt(type, address, bytes, dims, this.#laneMemory!);
     } catch (error) {
       device.free(address);
       throw error;
@@ -704,7 +862,7 @@ export class NativeSession {
     const made: LaneInput = {
       name,
       type,
-      dims: [...tensor.dims],
+      dims: [...dims],
       address,
       bytes,
       value,
@@ -778,6 +936,40 @@ export class NativeSession {
   }
 }
 
+/** `type` as an element type the binding reads and writes. */
+function checkedType(name: string, type: string): ElementType {
+  if (!(type in elementTypes)) {
+    throw new OrtError("NativeSession.run", 2, `input '${name}': tensor type ${type} is not supported`);
+  }
+  return type as ElementType;
+}
+
+function elementCount(dims: readonly number[]): number {
+  return dims.reduce((a, b) => a * b, 1);
+}
+
+/** Outputs as `run` returns them: each a `Tensor` over its own copy. */
+function tensorsOf(outputs: Record<string, StagedOutput>): Record<string, Tensor> {
+  return Object.fromEntries(
+    Object.entries(outputs).map(([name, out]) => {
+      const t = elementTypes[out.type];
+      const data = new t.array(out.bytes.buffer as ArrayBuffer, out.bytes.byteOffset, out.bytes.byteLength / t.bytes);
+      return [name, new Tensor(out.type, data as Float32Array, [...out.dims])];
+    }),
+  );
+}
+
+/** `run`'s tensors as staged outputs (views of their data). */
+function stagedOf(outputs: Record<string, Tensor>): Record<string, StagedOutput> {
+  return Object.fromEntries(
+    Object.entries(outputs).map(([name, tensor]) => {
+      const data = tensor.data as ArrayBufferView;
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      return [name, { type: tensor.type as ElementType, dims: tensor.dims, bytes }];
+    }),
+  );
+}
+
 function sameDims(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
@@ -792,7 +984,7 @@ function describeOutput(name: string, value: Value): FixedOutput {
 }
 
 /** Every value as a `Tensor` (copied), each value closed; all are closed if one cannot be read. */
-function tensorsOf(values: Record<string, Value>): Record<string, Tensor> {
+function valuesToTensors(values: Record<string, Value>): Record<string, Tensor> {
   try {
     return Object.fromEntries(Object.entries(values).map(([name, value]) => [name, toTensor(value)]));
   } finally {

@@ -2,7 +2,16 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Tensor } from "onnxruntime-common";
 import onnxProto from "onnx-proto";
-import { type DeviceMemory, NativeSession, OrtEnv, OrtError, ortLibraryPath, type PinnedHostMemory } from "./mod.ts";
+import {
+  type DeviceMemory,
+  NativeSession,
+  OrtEnv,
+  OrtError,
+  ortLibraryPath,
+  PinnedArena,
+  type PinnedHostMemory,
+  type StagedOutput,
+} from "./mod.ts";
 import {
   denseReluInitializers,
   denseReluModel,
@@ -111,6 +120,103 @@ Deno.test("staging 'lane' rebinds outputs every run once the same input shape gi
   } finally {
     await session.release();
     await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  }
+  assert.equal(memory.live.size, 0);
+});
+
+/** A run of `x` through `runStaged`: the fill target's and the output's buffers, and the output copied out. */
+async function staged(session: NativeSession, x: Tensor) {
+  const seen: { into?: ArrayBufferLike; out?: ArrayBufferLike } = {};
+  const y = await session.runStaged({
+    inputs: [{ name: "x", type: "float32", dims: x.dims }],
+    fill: (name, into) => {
+      assert.equal(name, "x");
+      const data = x.data as Float32Array;
+      assert.equal(into.byteLength, data.byteLength);
+      into.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      seen.into = into.buffer;
+    },
+    consume: (outputs: Record<string, StagedOutput>) => {
+      const { y } = outputs;
+      seen.out = y.bytes.buffer;
+      return { dims: [...y.dims], data: Array.from(new Float32Array(y.bytes.slice().buffer)) };
+    },
+  });
+  return { y, ...seen };
+}
+
+Deno.test("runStaged with an arena: inputs filled and outputs read in the pinned staging itself, equal to run", async () => {
+  const memory = hostMemory();
+  // Slots for 16 rows: x is 4 floats a row, y 3.
+  const arena = PinnedArena.map(memory.pinned, { inputs: { x: 16 * 16 }, outputs: { y: 16 * 12 } });
+  const plain = NativeSession.create(env, mlpPath, { provider: "cpu", ioBinding: false });
+  const lane = NativeSession.create(env, mlpPath, { provider: "cpu", staging: "lane", ...memory, arena });
+  const inArena = arena.bytes(0, 0).buffer;
+  try {
+    const live = memory.live.size;
+    for (const [i, n] of [2, 2, 5, 1, 64].entries()) {
+      const x = rows(n, 4, i);
+      const expected = (await plain.run({ x })).y;
+      const got = await staged(lane, x);
+      assert.deepEqual(got.y.dims, expected.dims);
+      assert.deepEqual(got.y.data, Array.from(expected.data as Float32Array), `batch ${n}`);
+      // 64 rows fit no slot: JS arrays, copied to and from the session's own staging as run does.
+      assert.equal(got.into === inArena, n <= 16, `batch ${n}: the input is written into the arena`);
+      assert.equal(got.out === inArena, n <= 16, `batch ${n}: the output is read from the arena`);
+      // run and runStaged share the session's bindings.
+      assert.deepEqual(
+        Array.from((await lane.run({ x })).y.data as Float32Array),
+        Array.from(expected.data as Float32Array),
+      );
+    }
+    assert.ok(memory.live.size > live, "the arena's overflow staged through the session's own pinned buffers");
+  } finally {
+    await lane.release();
+    await plain.release();
+  }
+  arena.close();
+  assert.equal(memory.live.size, 0);
+});
+
+Deno.test("runStaged without lane staging or arena fills and reads JS arrays, equal to run", async () => {
+  const memory = hostMemory();
+  const plain = NativeSession.create(env, mlpPath, { provider: "cpu", ioBinding: false });
+  const lane = NativeSession.create(env, mlpPath, { provider: "cpu", staging: "lane", ...memory });
+  try {
+    const x = rows(3, 4, 9);
+    const expected = Array.from((await plain.run({ x })).y.data as Float32Array);
+    for (const session of [plain, lane]) assert.deepEqual((await staged(session, x)).y.data, expected);
+    await assert.rejects(
+      () => lane.runStaged({ inputs: [{ name: "x", type: "string", dims: [1] }], fill: () => {}, consume: () => 0 }),
+      (error: unknown) => error instanceof OrtError && /not supported/.test(error.message),
+    );
+  } finally {
+    await lane.release();
+    await plain.release();
+  }
+  assert.equal(memory.live.size, 0);
+});
+
+Deno.test("blocking runs of one lane session started together do not share staging: each gets its own answer", async () => {
+  const memory = hostMemory();
+  const arena = PinnedArena.map(memory.pinned, { inputs: { x: 1024 }, outputs: { y: 1024 } });
+  const plain = NativeSession.create(env, mlpPath, { provider: "cpu", ioBinding: false });
+  const lane = NativeSession.create(env, mlpPath, { provider: "cpu", staging: "lane", ...memory, arena });
+  try {
+    const xs = Array.from({ length: 8 }, (_, i) => rows(3, 4, 100 + i));
+    const expected = await Promise.all(
+      xs.map(async (x) => Array.from((await plain.run({ x })).y.data as Float32Array)),
+    );
+    const got = await Promise.all(
+      xs.map(async (x, i) =>
+        i % 2 ? (await staged(lane, x)).y.data : Array.from((await lane.run({ x })).y.data as Float32Array)
+      ),
+    );
+    assert.deepEqual(got, expected);
+  } finally {
+    await lane.release();
+    await plain.release();
+    arena.close();
   }
   assert.equal(memory.live.size, 0);
 });

@@ -389,7 +389,8 @@ Deno.test("after the ffi permission is dropped, sessions are still created and r
     await reference.release();
     assert.deepEqual(result.y1, Array.from(expected));
     assert.deepEqual(result.y2, Array.from(expected));
-    assert.deepEqual(result.y3, Array.from(expected));
+    assert.deepEqual(result.y3, Array.from(expected), "a nonblocking run after the drop");
+    assert.deepEqual(result.y4, Array.from(expected), "runStaged in an arena mapped before the drop");
   } finally {
     worker.terminate();
   }

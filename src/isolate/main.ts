@@ -12,21 +12,33 @@ import {
   type IsolateMessage,
   type Job,
   type JobResult,
+  type ModelInfo,
+  type SharedWeights,
   transferablesOf,
 } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { describeSession, modelRoot } from "../inference/session.ts";
-import { createCpuSession, createLaneSession, openNativeOrt, placementOf, sessionFacade } from "../inference/native.ts";
+import {
+  createCpuSession,
+  createLaneSession,
+  freeWeights,
+  mapStaging,
+  openNativeOrt,
+  placementOf,
+  sessionFacade,
+  uploadWeights,
+} from "../inference/native.ts";
 import { allowModelsOnce } from "../inference/model_access.ts";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
-import { z } from "../sdk.ts";
+import { type AnyFunctionDefinition, modelRunBy, z } from "../sdk.ts";
 import { signatureJsonSchema } from "../tensors.ts";
+import { type StagedModel, stagedModel } from "./staged_model.ts";
 import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
-import { type BaseContext, runBatch, runJob } from "./run_job.ts";
+import { runBatch, type RunContext, runJob } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
 import { captureConsole, withRequest } from "./console_capture.ts";
 import { type OpenedLane, openGpuLane } from "./gpu_lane.ts";
@@ -40,18 +52,32 @@ export interface IsolatePort {
 }
 
 let port: IsolatePort;
-let serving: { loaded: LoadedFunction; base: BaseContext; sessions: { release(): Promise<void> }[] } | undefined;
+let serving:
+  | { loaded: LoadedFunction; run: RunContext; sessions: { release(): Promise<void> }[]; arena?: { close(): void } }
+  | undefined;
 let gpuLane: OpenedLane | undefined;
 const aborts = new Map<number, AbortController>();
+
+/**
+ * The model that the runtime runs itself for a `runModel` handler: a tensor
+ * function without BYTES tensors (whose rows have no fixed size).
+ */
+function modelHandlerOf(definition: AnyFunctionDefinition): string | undefined {
+  const { signature } = definition;
+  if (!signature || [...signature.inputs, ...signature.outputs].some((t) => t.datatype === "BYTES")) return undefined;
+  return modelRunBy(definition.handler);
+}
 
 async function inspect(init: InitMessage): Promise<void> {
   const { definition, options } = await loadFunctionModule(init.name, init.moduleUrl);
   const schema = (s: z.ZodType, io: "input" | "output") => z.toJSONSchema(s, { io, unrepresentable: "any" });
+  const modelHandler = modelHandlerOf(definition);
   port.post({
     type: "manifest",
     manifest: definition.signature
       ? {
         options,
+        ...(modelHandler ? { modelHandler } : {}),
         inputSchema: signatureJsonSchema(definition.signature.inputs),
         outputSchema: signatureJsonSchema(definition.signature.outputs),
       }
@@ -67,79 +93,121 @@ async function serve(init: InitMessage): Promise<void> {
   // Models run through ORT's C API (CUDA lanes on the lane's stream; CPU lanes off the isolate's thread, so a run
   // can be stopped): its library is opened while ffi is held, and sealed.
   openNativeOrt({ open: gpuLane !== undefined || Object.keys(init.modelPaths).length > 0 });
-  // The only models this isolate may ever open; sealed before any user code runs.
-  allowModelsOnce(Object.values(init.modelPaths));
-  // Existing native handles keep working; new dlopen calls are refused from here on.
-  await Deno.permissions.revoke({ name: "ffi" });
-  const loaded = await loadFunctionModule(init.name, init.moduleUrl);
-  const models: Record<string, InferenceSession> = {};
+  // Pinned staging that JS reads and writes in place can only be mapped while ffi is held.
+  let arena = gpuLane && init.staging ? mapStaging(gpuLane.lane, init.staging) : undefined;
   const sessions: { release(): Promise<void> }[] = [];
-  const placements: Record<string, Record<string, number> | undefined> = {};
-  const apis: Record<string, "c" | "onnxruntime-node"> = {};
-  const functionDir = dirname(fileURLToPath(init.moduleUrl));
-  const { options } = loaded;
-  for (const [name, path] of Object.entries(init.modelPaths)) {
-    // By path: ORT resolves external data in the model's folder, after checkModelFiles kept it there.
-    const where = { threads: init.ortThreads, root: modelRoot(functionDir, path), fn: init.name, model: name };
-    if (gpuLane && init.lane.kind === "cuda") {
-      const session = await createLaneSession(path, {
-        ...where,
-        lane: init.lane,
-        bound: gpuLane.lane,
-        gpuMemoryMb: options.gpuMemoryLimitMb,
-        tf32: options.tf32,
-        cudaGraph: options.cudaGraph,
-      });
-      sessions.push(session);
-      placements[name] = placementOf(session);
-      models[name] = sessionFacade(session);
-      apis[name] = "c";
-    } else {
-      const cpu = await createCpuSession(ort, path, {
-        ...where,
-        lane: init.lane,
-        onTerminated: ({ model, jobs, requests, ms }) =>
-          port.post({ type: "run-terminated", model, jobs: [...jobs], requests: [...requests], ms }),
-      });
-      sessions.push(cpu.session);
-      models[name] = cpu.model;
-      apis[name] = cpu.api;
+  // Weights this lane uploaded: its own until the host has them (the ready message), freed here if it never does.
+  const uploaded: SharedWeights[] = [];
+  try {
+    // The only models this isolate may ever open; sealed before any user code runs.
+    allowModelsOnce(Object.values(init.modelPaths));
+    // Existing native handles keep working; new dlopen calls are refused from here on.
+    await Deno.permissions.revoke({ name: "ffi" });
+    const loaded = await loadFunctionModule(init.name, init.moduleUrl);
+    const modelHandler = modelHandlerOf(loaded.definition);
+    if (arena && !modelHandler) {
+      arena.close();
+      arena = undefined;
     }
-  }
-  const base: BaseContext = {
-    name: init.name,
-    models,
-    assets: init.assetPaths,
-    gpu: gpuLane?.gpu ?? null,
-    state: undefined,
-  };
-  if (loaded.definition.setup) {
-    try {
-      base.state = await loaded.definition.setup(base);
-    } catch (error) {
-      throw new IsolaneError(
-        "function_unavailable",
-        `Cannot load function '${init.name}': setup threw: ${messageOf(error)}`,
-      );
+    const models: Record<string, InferenceSession> = {};
+    const info: Record<string, Partial<ModelInfo>> = {};
+    const apis: Record<string, "c" | "onnxruntime-node"> = {};
+    const published: Record<string, SharedWeights> = {};
+    let staged: StagedModel | undefined;
+    const functionDir = dirname(fileURLToPath(init.moduleUrl));
+    const { options } = loaded;
+    for (const [name, path] of Object.entries(init.modelPaths)) {
+      // By path: ORT resolves external data in the model's folder, after checkModelFiles kept it there.
+      const where = { threads: init.ortThreads, root: modelRoot(functionDir, path), fn: init.name, model: name };
+      if (gpuLane && init.lane.kind === "cuda") {
+        const plan = init.weights;
+        let weights = plan?.mode === "attach" ? plan.models[name] : undefined;
+        let unshared = plan?.mode === "off" ? plan.reason : undefined;
+        if (plan?.mode === "publish") {
+          weights = await uploadWeights(path, { ...where, bound: gpuLane.lane });
+          if (weights) uploaded.push(weights);
+          else unshared = "the model has no initializer of 64 KiB or more";
+        } else if (plan?.mode === "attach" && !weights) {
+          unshared = "the lane that loaded first shares no weights of this model";
+        }
+        const lane = await createLaneSession(path, {
+          ...where,
+          lane: init.lane,
+          bound: gpuLane.lane,
+          gpuMemoryMb: options.gpuMemoryLimitMb,
+          tf32: options.tf32,
+          cudaGraph: options.cudaGraph,
+          ...(name === modelHandler ? { arena } : {}),
+          ...(weights ? { weights } : {}),
+        });
+        sessions.push(lane);
+        if (plan?.mode === "publish" && weights && lane.weights?.shared) published[name] = weights;
+        const placement = placementOf(lane.session);
+        info[name] = {
+          ...(placement ? { providers: Object.keys(placement), placement } : {}),
+          ...(lane.weights ? { weights: lane.weights } : plan ? { weights: { shared: false, reason: unshared } } : {}),
+        };
+        models[name] = sessionFacade(lane.session);
+        apis[name] = "c";
+        if (name === modelHandler) staged = stagedModel(lane.session);
+      } else {
+        const cpu = await createCpuSession(ort, path, {
+          ...where,
+          lane: init.lane,
+          onTerminated: ({ model, jobs, requests, ms }) =>
+            port.post({ type: "run-terminated", model, jobs: [...jobs], requests: [...requests], ms }),
+        });
+        sessions.push(cpu.session);
+        models[name] = cpu.model;
+        apis[name] = cpu.api;
+        if (name === modelHandler) staged = stagedModel(cpu.model);
+      }
     }
-  }
-  serving = { loaded, base, sessions };
-  port.post({
-    type: "ready",
-    models: Object.entries(models).map(([name, session]) => {
-      const placement = placements[name];
-      return {
+    // Uploads ORT would not take from the block are no one's: freed now.
+    const kept = Object.values(published);
+    for (const weights of uploaded.filter((w) => !kept.includes(w))) freeWeights(weights, gpuLane!.lane);
+    uploaded.splice(0, uploaded.length, ...kept);
+    const base: RunContext["base"] = {
+      name: init.name,
+      models,
+      assets: init.assetPaths,
+      gpu: gpuLane?.gpu ?? null,
+      state: undefined,
+    };
+    if (loaded.definition.setup) {
+      try {
+        base.state = await loaded.definition.setup(base);
+      } catch (error) {
+        throw new IsolaneError(
+          "function_unavailable",
+          `Cannot load function '${init.name}': setup threw: ${messageOf(error)}`,
+        );
+      }
+    }
+    serving = { loaded, run: { base, ...(staged ? { model: staged } : {}) }, sessions, arena };
+    // From here the host holds the published blocks and frees them when the function version is unloaded.
+    port.post({
+      type: "ready",
+      models: Object.entries(models).map(([name, session]) => ({
         ...describeSession(name, session, { lane: init.lane, api: apis[name] }),
-        ...(placement ? { providers: Object.keys(placement), placement } : {}),
-      };
-    }),
-    lane: gpuLane?.info ?? null,
-  });
+        ...info[name],
+      })),
+      lane: gpuLane?.info ?? null,
+      ...(kept.length > 0 ? { weights: published } : {}),
+    });
+    uploaded.length = 0;
+  } catch (error) {
+    // Nothing of a failed load outlives it: its sessions, then what it uploaded, then its staging.
+    for (const session of sessions) await session.release().catch(() => {});
+    for (const weights of uploaded) freeWeights(weights, gpuLane!.lane);
+    arena?.close();
+    throw error;
+  }
 }
 
 async function runJobs(jobs: Job[]): Promise<void> {
   if (!serving) throw new Error("Isolate received jobs before it was ready");
-  const { loaded, base } = serving;
+  const { loaded, run } = serving;
   const signals = new Map<number, AbortSignal>();
   for (const job of jobs) {
     const controller = new AbortController();
@@ -150,14 +218,17 @@ async function runJobs(jobs: Job[]): Promise<void> {
   let results: JobResult[];
   try {
     results = jobs.length > 1 && definition.dynamicBatching && definition.signature
-      ? await withRequest(jobs[0].requestId, () => runBatch(definition, jobs, base, signals))
+      ? await withRequest(jobs[0].requestId, () => runBatch(definition, jobs, { ...run, signals }))
       : await Promise.all(
         jobs.map((job) =>
           withRequest(
             job.requestId,
             () =>
-              runJob(definition, job, base, signals.get(job.id)!, (body) =>
-                port.post({ type: "item", id: job.id, body }, [body])),
+              runJob(definition, job, {
+                ...run,
+                signal: signals.get(job.id)!,
+                emit: (body) => port.post({ type: "item", id: job.id, body }, [body]),
+              }),
           )
         ),
       );
@@ -179,8 +250,10 @@ export function startIsolate(isolatePort: IsolatePort): (message: HostMessage) =
 /** Releases every session, then the kernels and the lane (reverse order of creation). */
 async function release(): Promise<number> {
   const sessions = serving?.sessions ?? [];
+  const arena = serving?.arena;
   serving = undefined;
   for (const session of sessions) await session.release().catch(() => {});
+  arena?.close();
   gpuLane?.kernels.close();
   gpuLane?.lane.close();
   gpuLane = undefined;

@@ -1,10 +1,9 @@
 /**
  * Rows along the first dimension, for dynamic batching: tensors combined
- * into one, and wire tensors cut back into each request's rows.
+ * into one (outputs are cut back by `splitRows` in tensor_input.ts).
  * @module
  */
 import { Tensor } from "onnxruntime-common";
-import type { WireTensor } from "../protocol.ts";
 
 type TypedArray = Exclude<Tensor["data"], string[]>;
 
@@ -25,16 +24,4 @@ export function concatRows(tensors: Tensor[]): Tensor {
     at += t.data.length;
   }
   return new Tensor(first.type as "float32", data as Float32Array, dims);
-}
-
-/** Rows `start` to `end` (exclusive) of a fixed-size wire tensor, as a wire tensor with its own buffer. */
-export function sliceWireRows(tensor: WireTensor, start: number, end: number): WireTensor {
-  const rows = tensor.shape[0];
-  const rowBytes = rows > 0 ? tensor.data.byteLength / rows : 0;
-  return {
-    name: tensor.name,
-    datatype: tensor.datatype,
-    shape: [end - start, ...tensor.shape.slice(1)],
-    data: tensor.data.slice(start * rowBytes, end * rowBytes),
-  };
 }

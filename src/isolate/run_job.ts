@@ -18,11 +18,12 @@ import {
 import type { Job, JobResult, WireTensor } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { messageOf } from "./load_module.ts";
-import { outputsToWire, runTensorJob, tensorsFromWire } from "./tensor_input.ts";
+import { checkOutputs, runModelJob, runModelRows, runTensorJob, splitRows, tensorsFromWire } from "./tensor_input.ts";
 import { outputsToJsonBody, wireFromJsonBody } from "../tensors.ts";
-import { concatRows, sliceWireRows } from "./rows.ts";
-import { withRunScope } from "../inference/run_scope.ts";
+import { concatRows } from "./rows.ts";
 import type { Tensor } from "onnxruntime-common";
+import type { StagedModel } from "./staged_model.ts";
+import { withRunScope } from "../inference/run_scope.ts";
 
 // Fatal: a body that is not UTF-8 is refused, not read with U+FFFD in place of its bytes.
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -30,6 +31,18 @@ const encoder = new TextEncoder();
 
 /** What every job of an isolate shares. */
 export type BaseContext = Omit<FunctionContext, "signal"> & { state: unknown };
+
+/**
+ * How the isolate runs a function's jobs besides its definition: the context
+ * handlers get (less the signal), and, for a {@link runModel} handler of a
+ * tensor function without BYTES tensors, its model in staged form: the
+ * runtime then runs the model itself ({@link runModelRows}) instead of
+ * calling the handler.
+ */
+export interface RunContext {
+  base: BaseContext;
+  model?: StagedModel;
+}
 
 function issuesOf(error: { issues: readonly { path: PropertyKey[]; message: string; code: string }[] }) {
   return error.issues.map((issue) => ({
@@ -125,8 +138,9 @@ async function run(
   definition: AnyFunctionDefinition,
   job: Job,
   ctx: FunctionContext & { state: unknown },
-  emit: EmitItem | undefined,
+  { emit, model }: { emit: EmitItem | undefined; model: StagedModel | undefined },
 ): Promise<{ body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true }> {
+  if (definition.signature && model) return await runModelJob(definition, job, { name: ctx.name, model });
   if (definition.signature) {
     return await runTensorJob(definition, job, {
       name: ctx.name,
@@ -176,19 +190,20 @@ function failure(job: Job, name: string, error: unknown): JobResult {
   return { id: job.id, ok: false, error: e.toBody() };
 }
 
-/** Runs a job to a result; never throws. Model runs it starts stop when `signal` aborts. */
+/**
+ * Runs a job to a result; never throws. `emit` sends the items of a handler that streams. Model runs it starts stop
+ * when `signal` aborts.
+ */
 export async function runJob(
   definition: AnyFunctionDefinition,
   job: Job,
-  base: BaseContext,
-  signal: AbortSignal,
-  emit?: EmitItem,
+  { base, model, signal, emit }: RunContext & { signal: AbortSignal; emit?: EmitItem },
 ): Promise<JobResult> {
   try {
     const scope = { signal, jobs: [job.id], requests: job.requestId ? [job.requestId] : [] };
     const { body, tensors, streamed } = await withRunScope(
       scope,
-      () => run(definition, job, { ...base, signal }, emit),
+      () => run(definition, job, { ...base, signal }, { emit, model }),
     );
     if (streamed) return { id: job.id, ok: true, body, streamed };
     return tensors ? { id: job.id, ok: true, body, tensors } : { id: job.id, ok: true, body };
@@ -210,17 +225,17 @@ function allAborted(signals: AbortSignal[]): AbortSignal {
 }
 
 /**
- * Runs a batch of jobs of a tensor function as few handler calls as
- * `maxBatchSize` allows; never throws. A job whose input fails is answered
- * alone; a handler call that fails, or returns outputs whose rows do not add
- * up (or BYTES outputs, whose rows have no fixed size), is run again job by
- * job so that each gets its own answer.
+ * Runs a batch of jobs of a tensor function as few handler calls (or model
+ * runs, for a {@link RunContext.model}) as `maxBatchSize` allows; never
+ * throws. A job whose input fails is answered alone; a handler call that
+ * fails, or returns outputs whose rows do not add up (or BYTES outputs, whose
+ * rows have no fixed size), is run again job by job so that each gets its own
+ * answer. Each job's outputs are cut from the batch's with one copy.
  */
 export async function runBatch(
   definition: TensorFunctionDefinition,
   jobs: Job[],
-  base: BaseContext,
-  signals: Map<number, AbortSignal>,
+  { base, model, signals }: RunContext & { signals: Map<number, AbortSignal> },
 ): Promise<JobResult[]> {
   const { signature } = definition;
   const results = new Map<number, JobResult>();
@@ -235,7 +250,7 @@ export async function runBatch(
     }
   }
   const alone = async (item: Item) =>
-    results.set(item.job.id, await runJob(definition, item.job, base, signals.get(item.job.id)!));
+    results.set(item.job.id, await runJob(definition, item.job, { base, model, signal: signals.get(item.job.id)! }));
   const maxRows = definition.dynamicBatching?.maxBatchSize ?? Infinity;
   const groups: Item[][] = [];
   let rows = 0;
@@ -253,33 +268,30 @@ export async function runBatch(
       for (const item of group) await alone(item);
       continue;
     }
-    const merged = Object.fromEntries(
-      signature.inputs.map((s) => [s.name, concatRows(group.map((g) => g.inputs[s.name])) as Tensor]),
-    );
+    let split: WireTensor[][] | undefined;
     const signal = allAborted(group.map((g) => signals.get(g.job.id)!));
-    const total = group.reduce((n, g) => n + g.rows, 0);
     const scope = {
       signal,
       jobs: group.map((g) => g.job.id),
       requests: group.flatMap((g) => (g.job.requestId ? [g.job.requestId] : [])),
     };
-    let outputs;
     try {
-      const value = await withRunScope(scope, () => callHandler(definition.handler, merged, { ...base, signal }));
-      outputs = outputsToWire(signature, value, { name: base.name });
-      if (outputs.some((o) => o.shape[0] !== total)) outputs = undefined;
+      split = await withRunScope(
+        scope,
+        () =>
+          model
+            ? runModelRows(model, signature, group.map((g) => g.inputs), { name: base.name })
+            : handlerRows(definition, group, { ...base, signal }),
+      );
     } catch {
-      outputs = undefined;
+      split = undefined;
     }
-    if (!outputs) {
+    if (!split) {
       for (const item of group) await alone(item);
       continue;
     }
-    let start = 0;
-    for (const item of group) {
-      const end = start + item.rows;
-      const wire = outputs.map((o) => sliceWireRows(o, start, end));
-      start = end;
+    for (const [i, item] of group.entries()) {
+      const wire = split[i];
       results.set(
         item.job.id,
         item.job.tensors
@@ -289,4 +301,26 @@ export async function runBatch(
     }
   }
   return jobs.map((job) => results.get(job.id)!);
+}
+
+/**
+ * One handler call over the requests' inputs combined along the first
+ * dimension, its outputs checked and cut into each request's rows;
+ * `undefined` when their rows do not add up.
+ */
+async function handlerRows(
+  definition: TensorFunctionDefinition,
+  group: { inputs: Record<string, Tensor>; rows: number }[],
+  ctx: FunctionContext & { state: unknown },
+): Promise<WireTensor[][] | undefined> {
+  const { signature } = definition;
+  const merged = Object.fromEntries(
+    signature.inputs.map((s) => [s.name, concatRows(group.map((g) => g.inputs[s.name])) as Tensor]),
+  );
+  const total = group.reduce((n, g) => n + g.rows, 0);
+  const value = await callHandler(definition.handler, merged, ctx);
+  // Checked in place: the cut below is the one copy each request's outputs need.
+  const outputs = checkOutputs(signature, value, { name: ctx.name });
+  if (outputs.some((o) => o.shape[0] !== total)) return undefined;
+  return splitRows(outputs, group.map((g) => g.rows));
 }

@@ -10,6 +10,8 @@ import { Tensor } from "onnxruntime-common";
 import { IsolaneError } from "../errors.ts";
 import type { Job, WireTensor } from "../protocol.ts";
 import type { TensorFunctionDefinition, TensorSignature, TensorSpec } from "../sdk.ts";
+import type { StagedModel } from "./staged_model.ts";
+import { messageOf } from "./load_module.ts";
 import {
   bytesToStrings,
   checkAgainstSpec,
@@ -81,6 +83,9 @@ export function tensorsFromWire(signature: TensorSignature, wire: readonly WireT
   return inputs;
 }
 
+/** v2 datatypes by onnxruntime-common's element type names. */
+const byOrtType = new Map(Object.values(datatypes).map((info) => [info.ort as string, info]));
+
 function wrong(fn: string, spec: TensorSpec, why: string): IsolaneError {
   return new IsolaneError(
     "invalid_output",
@@ -88,12 +93,39 @@ function wrong(fn: string, spec: TensorSpec, why: string): IsolaneError {
   );
 }
 
+/** An output checked against its spec: its bytes, still where the handler or the session left them. */
+export interface CheckedOutput {
+  name: string;
+  datatype: string;
+  shape: number[];
+  /** The elements' bytes: a view of the returned data (BYTES: the encoded wire bytes). */
+  bytes: Uint8Array;
+}
+
 /** Checks what a handler returned against the signature's outputs; the outputs as wire tensors (copied). */
 export function outputsToWire(
   signature: TensorSignature,
   value: unknown,
-  { name: fn }: { name: string },
+  { name }: { name: string },
 ): WireTensor[] {
+  return checkOutputs(signature, value, { name }).map((o) => ({
+    name: o.name,
+    datatype: o.datatype,
+    shape: o.shape,
+    data: o.bytes.slice().buffer,
+  }));
+}
+
+/**
+ * Checks what a handler returned against the signature's outputs, copying
+ * nothing: each output's bytes are a view of the data returned.
+ * @throws {IsolaneError} `invalid_output` naming the output and what is wrong with it.
+ */
+export function checkOutputs(
+  signature: TensorSignature,
+  value: unknown,
+  { name: fn }: { name: string },
+): CheckedOutput[] {
   if (typeof value !== "object" || value === null) {
     throw new IsolaneError(
       "invalid_output",
@@ -119,7 +151,8 @@ export function outputsToWire(
         throw wrong(fn, spec, "data must be strings");
       }
       if (data.length !== count) throw wrong(fn, spec, `${data.length} elements for shape [${shape}]`);
-      return jsonToWire({ name: spec.name, datatype: "BYTES", shape, data });
+      const wire = jsonToWire({ name: spec.name, datatype: "BYTES", shape, data });
+      return { name: spec.name, datatype: "BYTES", shape, bytes: new Uint8Array(wire.data) };
     }
     if (spec.datatype === "FP16" && data instanceof Float16Array) {
       data = new Uint16Array(data.buffer, data.byteOffset, data.length);
@@ -129,9 +162,108 @@ export function outputsToWire(
     }
     const typed = data as Uint8Array;
     if (typed.length !== count) throw wrong(fn, spec, `${typed.length} elements for shape [${shape}]`);
-    const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength).slice();
-    return { name: spec.name, datatype: spec.datatype, shape, data: bytes.buffer };
+    return {
+      name: spec.name,
+      datatype: spec.datatype,
+      shape,
+      bytes: new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength),
+    };
   });
+}
+
+/**
+ * Each request's rows of checked, fixed-size outputs, as wire tensors with
+ * buffers of their own: `rows[i]` rows for request `i`, in order (one copy
+ * per request, from wherever the outputs lie).
+ */
+export function splitRows(outputs: readonly CheckedOutput[], rows: readonly number[]): WireTensor[][] {
+  let start = 0;
+  return rows.map((n) => {
+    const end = start + n;
+    const wire = outputs.map((o) => {
+      const rowBytes = o.shape[0] > 0 ? o.bytes.byteLength / o.shape[0] : 0;
+      return {
+        name: o.name,
+        datatype: o.datatype,
+        shape: [n, ...o.shape.slice(1)],
+        data: o.bytes.slice(start * rowBytes, end * rowBytes).buffer,
+      };
+    });
+    start = end;
+    return wire;
+  });
+}
+
+/**
+ * Runs the model of a {@link runModel} handler on one or more requests'
+ * checked inputs, combined along the first dimension: `fill` writes each
+ * input's rows request after request where the session stages it (a CUDA
+ * lane's pinned arena: no copy in between), `consume` checks the outputs
+ * against the signature and splits them into each request's wire tensors
+ * (one copy). No user code runs in between, so the staging buffers reach
+ * none. `undefined` when the requests cannot be combined (their inner sizes
+ * differ) or the outputs' rows do not add up: the caller runs them alone.
+ * @throws {IsolaneError} `invalid_output` when an output does not match the
+ * signature, `handler_error` with the model's error.
+ */
+export async function runModelRows(
+  model: StagedModel,
+  signature: TensorSignature,
+  requests: readonly Readonly<Record<string, Tensor>>[],
+  { name: fn }: { name: string },
+): Promise<WireTensor[][] | undefined> {
+  const first = requests[0];
+  const rows = requests.map((inputs) => inputs[signature.inputs[0].name].dims[0] ?? 0);
+  const total = rows.reduce((a, b) => a + b, 0);
+  const inputs = [];
+  for (const spec of signature.inputs) {
+    const inner = first[spec.name].dims.slice(1);
+    const agree = requests.every((r) =>
+      r[spec.name].dims.length === inner.length + 1 &&
+      r[spec.name].dims.every((d, i) => i === 0 || d === inner[i - 1])
+    );
+    if (!agree) return undefined;
+    const dims = requests.length === 1 ? [...first[spec.name].dims] : [total, ...inner];
+    inputs.push({ name: spec.name, type: datatypes[spec.datatype].ort, dims });
+  }
+  try {
+    return await model.run({
+      inputs,
+      fill(name, into) {
+        let at = 0;
+        for (const request of requests) {
+          const data = request[name].data as ArrayBufferView;
+          into.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at);
+          at += data.byteLength;
+        }
+      },
+      consume(outputs) {
+        const value = Object.fromEntries(
+          Object.entries(outputs).map(([name, out]) => {
+            const info = byOrtType.get(out.type);
+            const data = info?.array
+              ? new info.array(
+                out.bytes.buffer as ArrayBuffer,
+                out.bytes.byteOffset,
+                out.bytes.byteLength / info.byteSize,
+              )
+              : undefined;
+            return [name, { type: out.type, dims: out.dims, data }];
+          }),
+        );
+        const checked = checkOutputs(signature, value, { name: fn });
+        if (requests.length === 1) {
+          return [
+            checked.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape, data: o.bytes.slice().buffer })),
+          ];
+        }
+        return checked.every((o) => o.shape[0] === total) ? splitRows(checked, rows) : undefined;
+      },
+    });
+  } catch (error) {
+    if (error instanceof IsolaneError) throw error;
+    throw new IsolaneError("handler_error", `Function '${fn}' threw: ${messageOf(error)}`);
+  }
 }
 
 /**
@@ -147,5 +279,17 @@ export async function runTensorJob(
   const { signature } = definition;
   const inputs = tensorsFromWire(signature, job.tensors ?? wireFromJsonBody(signature, job.body));
   const outputs = outputsToWire(signature, await call(inputs), { name });
+  return job.tensors ? { body: new ArrayBuffer(0), tensors: outputs } : { body: outputsToJsonBody(outputs) };
+}
+
+/** {@link runTensorJob} for a {@link runModel} handler: the model run by the runtime ({@link runModelRows}). */
+export async function runModelJob(
+  definition: TensorFunctionDefinition,
+  job: Job,
+  { name, model }: { name: string; model: StagedModel },
+): Promise<{ body: ArrayBuffer; tensors?: WireTensor[] }> {
+  const { signature } = definition;
+  const inputs = tensorsFromWire(signature, job.tensors ?? wireFromJsonBody(signature, job.body));
+  const [outputs] = (await runModelRows(model, signature, [inputs], { name }))!;
   return job.tensors ? { body: new ArrayBuffer(0), tensors: outputs } : { body: outputsToJsonBody(outputs) };
 }

@@ -21,6 +21,7 @@ import type {
   LogMessage,
   Manifest,
   ModelInfo,
+  SharedWeights,
 } from "../protocol.ts";
 import { transferablesOf } from "../protocol.ts";
 import { type ErrorBody, IsolaneError } from "../errors.ts";
@@ -59,6 +60,8 @@ export interface IsolateHost {
   readonly models: ModelInfo[];
   /** The GPU lane as the isolate bound it (`null` on the CPU). */
   readonly laneInfo: LaneInfo | null;
+  /** Blocks of shared weights the isolate uploaded for its device's lanes (a `publish` lane), by model. */
+  readonly published: Record<string, SharedWeights>;
   /** The manifest (inspect mode). */
   readonly manifest: Manifest | undefined;
   readonly alive: boolean;
@@ -100,6 +103,7 @@ export abstract class HostBase implements IsolateHost {
   served = 0;
   models: ModelInfo[] = [];
   laneInfo: LaneInfo | null = null;
+  published: Record<string, SharedWeights> = {};
   manifest: Manifest | undefined;
   #alive = true;
   #booted = false;
@@ -185,6 +189,7 @@ export abstract class HostBase implements IsolateHost {
         if (message.type === "ready") {
           this.models = message.models;
           this.laneInfo = message.lane;
+          this.published = message.weights ?? {};
         } else this.manifest = message.manifest;
         this.#booted = true;
         return boot.resolve();

@@ -4,13 +4,14 @@
  * unplanned, and the health that follows from that.
  * @module
  */
-import type { LanePlan, ModelInfo } from "../protocol.ts";
+import type { LanePlan, ModelInfo, StagingLayout, WeightsPlan } from "../protocol.ts";
 import type { FunctionOptions } from "../sdk.ts";
 import { IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { HostSpec, IsolateHost } from "./host.ts";
-import { limitsFor } from "./limits.ts";
+import { isolationFor, limitsFor } from "./limits.ts";
+import { SharedWeightStore, type WeightMemory } from "./shared_weights.ts";
 import { WorkerHost } from "./worker_host.ts";
 import { ProcessHost } from "./process_host.ts";
 import type { PoolObserver } from "./observer.ts";
@@ -31,6 +32,10 @@ export interface PoolSpec {
   ortThreads: number;
   /** The kernels' PTX, read by isolates on CUDA lanes. */
   kernelsPtxPath: string;
+  /** Pinned staging that CUDA lanes map for a `runModel` handler's model (see `InitMessage.staging`). */
+  staging?: StagingLayout;
+  /** Holds device memory for the version's shared weights (`shared_weights.ts`); absent without CUDA. */
+  weightMemory?: WeightMemory;
   bootTimeoutMs?: number;
   /** Where isolates live when the function leaves `isolation` at "auto". */
   defaultIsolation?: "auto" | "worker" | "process";
@@ -55,8 +60,8 @@ export interface Slot {
 /** Failures in a row after which a lane counts as down. */
 const unhealthyAfter = 3;
 
-/** Starts a host for one lane of a function, with its limits. */
-export function startHost(spec: PoolSpec, lane: LanePlan): Promise<IsolateHost> {
+/** Starts a host for one lane of a function, with its limits; `weights` says how a CUDA lane gets its weights. */
+export function startHost(spec: PoolSpec, lane: LanePlan, weights?: WeightsPlan): Promise<IsolateHost> {
   const kernels = lane.kind === "cuda" ? [spec.kernelsPtxPath] : [];
   const limits = limitsFor(spec.options, {
     dir: spec.dir,
@@ -74,6 +79,8 @@ export function startHost(spec: PoolSpec, lane: LanePlan): Promise<IsolateHost> 
       kernelsPtxPath: lane.kind === "cuda" ? spec.kernelsPtxPath : null,
       lane,
       ortThreads: spec.ortThreads,
+      ...(lane.kind === "cuda" && spec.staging ? { staging: spec.staging } : {}),
+      ...(weights ? { weights } : {}),
     },
     limits,
     bootTimeoutMs: spec.bootTimeoutMs ?? 120_000,
@@ -84,7 +91,8 @@ export function startHost(spec: PoolSpec, lane: LanePlan): Promise<IsolateHost> 
 /** Keeps one host running per lane. */
 export class Supervisor {
   readonly slots: Slot[];
-  models: ModelInfo[] = [];
+  #models: ModelInfo[] = [];
+  readonly #weights: SharedWeightStore;
   #closed = false;
 
   /** `changed` is called whenever a host comes or goes, so the pool can dispatch or fail waiting requests. */
@@ -99,20 +107,60 @@ export class Supervisor {
       lastError: undefined,
       respawnTimer: undefined,
     }));
+    this.#weights = new SharedWeightStore(
+      spec.weightMemory,
+      spec.lanes.map((lane) => ({ lane, isolation: isolationFor(spec.options, lane, spec.defaultIsolation) })),
+    );
   }
 
-  /** Starts every host; rejects with the first start failure, leaving nothing running. */
+  /** Models as the first isolate loaded them, with the weights' sharing across the live lanes. */
+  get models(): ModelInfo[] {
+    const hosts = this.slots.flatMap((s) => (s.host ? [s.host] : []));
+    return this.#weights.summarise(this.#models, hosts);
+  }
+
+  /**
+   * Starts every host; rejects with the first start failure, leaving nothing
+   * running. A lane that uploads its device's shared weights starts first, so
+   * that the device's other lanes start with their addresses.
+   */
   async start(): Promise<void> {
-    const started = await Promise.allSettled(this.slots.map((slot) => startHost(this.spec, slot.lane)));
-    const failed = started.find((s) => s.status === "rejected");
-    if (failed) {
-      await Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.close() : undefined)));
-      this.#closed = true;
-      throw (failed as PromiseRejectedResult).reason;
+    // The first lane of each device whose plan is to publish.
+    const first: Slot[] = [];
+    const devices = new Set<number>();
+    for (const slot of this.slots) {
+      if (slot.lane.kind !== "cuda" || devices.has(slot.lane.device) || this.#plan(slot)?.mode !== "publish") continue;
+      devices.add(slot.lane.device);
+      first.push(slot);
     }
-    const hosts = started.map((s) => (s as PromiseFulfilledResult<IsolateHost>).value);
-    this.models = hosts[0]?.models ?? [];
-    this.slots.forEach((slot, i) => this.#attach(slot, hosts[i]));
+    const hosts = new Map<Slot, IsolateHost>();
+    for (const phase of [first, this.slots.filter((s) => !first.includes(s))]) {
+      const started = await Promise.allSettled(phase.map((slot) => this.#startHost(slot, this.#plan(slot))));
+      started.forEach((s, i) => s.status === "fulfilled" && hosts.set(phase[i], s.value));
+      const failed = started.find((s) => s.status === "rejected");
+      if (failed) {
+        await Promise.all([...hosts.values()].map((host) => host.close()));
+        this.#closed = true;
+        this.#weights.close();
+        throw (failed as PromiseRejectedResult).reason;
+      }
+    }
+    this.#models = hosts.get(this.slots[0])?.models ?? [];
+    for (const slot of this.slots) this.#attach(slot, hosts.get(slot)!);
+  }
+
+  #plan(slot: Slot): WeightsPlan | undefined {
+    const isolation = isolationFor(this.spec.options, slot.lane, this.spec.defaultIsolation);
+    return this.#weights.planFor({ lane: slot.lane, isolation });
+  }
+
+  /** Starts a lane's host; a lane that published shared weights hands their blocks to the store. */
+  async #startHost(slot: Slot, plan: WeightsPlan | undefined): Promise<IsolateHost> {
+    const host = await startHost(this.spec, slot.lane, plan);
+    if (plan?.mode === "publish" && slot.lane.kind === "cuda") {
+      this.#weights.published(slot.lane.device, host.published, host.models);
+    }
+    return host;
   }
 
   get closed(): boolean {
@@ -133,7 +181,10 @@ export class Supervisor {
     );
   }
 
-  /** Ends every host (planned: each releases its sessions and lane first); resolves once all have ended. */
+  /**
+   * Ends every host (planned: each releases its sessions and lane first), then frees the shared weights; resolves
+   * once all have ended.
+   */
   async closeAll(): Promise<void> {
     this.#closed = true;
     const closing: Promise<void>[] = [];
@@ -143,6 +194,7 @@ export class Supervisor {
       slot.host = undefined;
     }
     await Promise.all(closing);
+    this.#weights.close();
   }
 
   #attach(slot: Slot, host: IsolateHost): void {
@@ -172,7 +224,7 @@ export class Supervisor {
       slot.respawnTimer = undefined;
       const started = performance.now();
       try {
-        const host = await startHost(this.spec, slot.lane);
+        const host = await this.#startHost(slot, this.#plan(slot));
         if (this.#closed) return void host.close();
         this.#attach(slot, host);
         log("info", "isolate respawned", {

@@ -13,8 +13,10 @@ import { type DeviceInventory, planLanes } from "../pool/plan_lanes.ts";
 import { resolveFilePaths } from "./file_paths.ts";
 import { functionModulePath } from "./dependencies.ts";
 import { log } from "../log.ts";
+import { defaultStagingRows, stagingLayout } from "../tensors.ts";
 import type { FunctionLimits } from "../pool/limits.ts";
 import type { PoolObserver } from "../pool/observer.ts";
+import type { WeightMemory } from "../pool/shared_weights.ts";
 
 /** One loaded, serving version of a function. */
 export interface FunctionVersion {
@@ -40,6 +42,8 @@ export interface LoadContext {
   defaultIsolation?: "auto" | "worker" | "process";
   /** Told of every pool's dispatches and restarts. */
   observer?: PoolObserver;
+  /** Holds the device memory of weights shared by a function's CUDA lanes; absent without CUDA. */
+  weightMemory?: WeightMemory;
 }
 
 /** The limits of an inspecting isolate: it only imports the module. */
@@ -105,6 +109,10 @@ export async function loadFunction(
   const { lanes, notes } = planLanes(name, options, ctx.devices);
   for (const note of notes) log("warn", note, { function: name });
   const cores = navigator.hardwareConcurrency || 1;
+  // A runModel handler's CUDA lanes stage one run of the largest batch in pinned memory that JS writes in place.
+  const staging = manifest.modelHandler && options.signature
+    ? stagingLayout(options.signature, options.dynamicBatching?.maxBatchSize ?? defaultStagingRows)
+    : undefined;
   const pool = new FunctionPool({
     name,
     dir,
@@ -115,6 +123,8 @@ export async function loadFunction(
     lanes,
     ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
     kernelsPtxPath: ctx.kernelsPtxPath,
+    ...(staging ? { staging } : {}),
+    ...(ctx.weightMemory ? { weightMemory: ctx.weightMemory } : {}),
     observer: ctx.observer,
     defaultIsolation: ctx.defaultIsolation,
   });

@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import type { InferenceSession } from "onnxruntime-common";
+import { defineFunction, runModel, type TensorFunctionDefinition } from "../sdk.ts";
+import type { Job, JobResult, WireTensor } from "../protocol.ts";
+import type { StagedOutput, StagedRun } from "../../native/ort/mod.ts";
+import { runBatch, type RunContext, runJob } from "./run_job.ts";
+import type { StagedModel } from "./staged_model.ts";
+
+const encoder = new TextEncoder();
+
+const definition = defineFunction({
+  description: "y = 2x, z = x + 1 (by a staged model)",
+  models: { m: "m.onnx" },
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 2] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 2] }],
+  },
+  dynamicBatching: { maxBatchSize: 8 },
+  handler: runModel("m"),
+}) as TensorFunctionDefinition;
+
+/**
+ * A staged model that stages in one buffer of its own, as a lane's arena does, and detaches that buffer after
+ * every run (transfer): a result that still pointed into the staging would read as empty.
+ */
+function fakeModel(
+  options: { outputs?: (x: Float32Array, dims: readonly number[]) => Record<string, StagedOutput> } = {},
+) {
+  const runs: { dims: readonly number[][]; x: number[] }[] = [];
+  let staging = new ArrayBuffer(1024);
+  const model: StagedModel = {
+    // deno-lint-ignore require-await
+    async run<T>(request: StagedRun<T>): Promise<T> {
+      const [input] = request.inputs;
+      assert.equal(input.name, "x");
+      assert.equal(input.type, "float32");
+      const count = input.dims.reduce((a, b) => a * b, 1);
+      const into = new Uint8Array(staging, 0, count * 4);
+      request.fill("x", into);
+      const x = new Float32Array(staging, 0, count);
+      runs.push({ dims: request.inputs.map((i) => [...i.dims]), x: Array.from(x) });
+      const y = new Float32Array(staging, 512, count);
+      x.forEach((v, i) => (y[i] = 2 * v));
+      const outputs = options.outputs?.(x, input.dims) ??
+        { y: { type: "float32", dims: input.dims, bytes: new Uint8Array(staging, 512, count * 4) } };
+      try {
+        return request.consume(outputs);
+      } finally {
+        staging = staging.transfer();
+      }
+    },
+  };
+  return { model, runs };
+}
+
+/** A context whose session must never be called: the runtime runs a runModel handler's model itself. */
+function context(model: StagedModel): RunContext {
+  const session = {
+    run: () => Promise.reject(new Error("the handler ran instead of the staged model")),
+  } as unknown as InferenceSession;
+  return { base: { name: "double", models: { m: session }, assets: {}, gpu: null, state: undefined }, model };
+}
+
+function wire(rows: number[][]): WireTensor {
+  return { name: "x", datatype: "FP32", shape: [rows.length, 2], data: Float32Array.from(rows.flat()).buffer };
+}
+
+function binaryJob(id: number, rows: number[][]): Job {
+  return { id, body: new ArrayBuffer(0), tensors: [wire(rows)] };
+}
+
+function jsonJob(id: number, body: unknown): Job {
+  return { id, body: encoder.encode(JSON.stringify(body)).buffer as ArrayBuffer };
+}
+
+function rowsOf(result: JobResult): number[][] {
+  assert.ok(result.ok, JSON.stringify(result));
+  if (!result.tensors) return JSON.parse(new TextDecoder().decode(result.body)).y;
+  const [y] = result.tensors;
+  const data = Array.from(new Float32Array(y.data));
+  return Array.from({ length: y.shape[0] }, (_, r) => data.slice(r * 2, r * 2 + 2));
+}
+
+const signals = (jobs: Job[]) => new Map(jobs.map((j) => [j.id, new AbortController().signal]));
+
+Deno.test("runModel batch: one staged run over the jobs' rows in order, each job's rows cut out with copies of its own", async () => {
+  const { model, runs } = fakeModel();
+  const jobs = [
+    binaryJob(1, [[1, 2]]),
+    jsonJob(2, { x: [[3, 4], [5, 6]] }),
+    jsonJob(3, { x: [[1, 2, 3]] }),
+    binaryJob(4, [[7, 8], [9, 10], [11, 12]]),
+  ];
+  const results = await runBatch(definition, jobs, { ...context(model), signals: signals(jobs) });
+  assert.equal(runs.length, 1, "the three good jobs ran as one model run");
+  assert.deepEqual(runs[0].dims, [[6, 2]]);
+  assert.deepEqual(runs[0].x, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  assert.deepEqual(rowsOf(results[0]), [[2, 4]]);
+  assert.deepEqual(rowsOf(results[1]), [[6, 8], [10, 12]]);
+  assert.equal(results[2].ok, false, "a bad job fails alone");
+  assert.deepEqual(rowsOf(results[3]), [[14, 16], [18, 20], [22, 24]]);
+});
+
+Deno.test("runModel single job: the staged run's outputs checked against the signature, as a handler's are", async () => {
+  const good = fakeModel();
+  const ok = await runJob(definition, binaryJob(1, [[1, -1]]), {
+    ...context(good.model),
+    signal: new AbortController().signal,
+  });
+  assert.deepEqual(rowsOf(ok), [[2, -2]]);
+  const missing = fakeModel({ outputs: () => ({}) });
+  const bad = await runJob(definition, jsonJob(2, { x: [[1, 1]] }), {
+    ...context(missing.model),
+    signal: new AbortController().signal,
+  });
+  assert.ok(!bad.ok);
+  assert.equal(bad.error.code, "invalid_output");
+  assert.match(bad.error.message, /output 'y'.*missing/);
+  const failing: StagedModel = { run: () => Promise.reject(new Error("input 'x': no such input")) };
+  const thrown = await runJob(definition, jsonJob(3, { x: [[1, 1]] }), {
+    ...context(failing),
+    signal: new AbortController().signal,
+  });
+  assert.ok(!thrown.ok);
+  assert.equal(thrown.error.code, "handler_error");
+  assert.equal(thrown.error.message, "Function 'double' threw: input 'x': no such input");
+});
+
+Deno.test("runModel batch: outputs whose rows do not add up are run again job by job", async () => {
+  const { model, runs } = fakeModel({
+    // One row fewer than asked: the batch cannot be split.
+    outputs: (x, dims) => ({
+      y: {
+        type: "float32",
+        dims: [Math.max(0, dims[0] - 1), 2],
+        bytes: new Uint8Array(x.buffer, 512, (dims[0] - 1) * 8),
+      },
+    }),
+  });
+  const jobs = [binaryJob(1, [[1, 2], [3, 4]]), binaryJob(2, [[5, 6], [7, 8]])];
+  const results = await runBatch(definition, jobs, { ...context(model), signals: signals(jobs) });
+  assert.deepEqual(runs.map((r) => r.dims), [[[4, 2]], [[2, 2]], [[2, 2]]], "one combined run, then one per job");
+  assert.deepEqual(results.map((r) => rowsOf(r).length), [1, 1]);
+});

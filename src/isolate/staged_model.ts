@@ -1,0 +1,58 @@
+/**
+ * One model run with inputs written by a callback and outputs read by one,
+ * for {@link runModel} handlers (`tensor_input.ts`): on a CUDA lane the
+ * session's own `runStaged`, which hands the callbacks its pinned staging
+ * (no copy between JS memory and pinned memory); on a CPU lane a run of
+ * onnxruntime-node over JS arrays, whose outputs the callback reads in
+ * place.
+ * @module
+ */
+import { Tensor } from "onnxruntime-common";
+import type { InferenceSession } from "onnxruntime-common";
+import { NativeSession, type StagedOutput, type StagedRun } from "../../native/ort/mod.ts";
+import { datatypes } from "../tensors.ts";
+
+/** A model that runs {@link StagedRun}s. */
+export interface StagedModel {
+  /** Runs the model: `fill` writes the inputs, `consume` reads the outputs (views valid during the call only). */
+  run<T>(request: StagedRun<T>): Promise<T>;
+}
+
+type TypedArrayConstructor = new (length: number) => ArrayBufferView;
+
+const arrays = new Map<string, TypedArrayConstructor>(
+  Object.values(datatypes).flatMap((d) => (d.array ? [[d.ort, d.array as unknown as TypedArrayConstructor]] : [])),
+);
+
+function bytesOf(view: ArrayBufferView): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
+/**
+ * The staged form of a lane's session: a {@link NativeSession} stages in its
+ * arena; any other session (onnxruntime-node's) runs over new JS arrays.
+ * Outputs that are not typed arrays (strings, maps) are left out.
+ */
+export function stagedModel(session: InferenceSession | NativeSession): StagedModel {
+  if (session instanceof NativeSession) return { run: (request) => session.runStaged(request) };
+  return {
+    async run<T>(request: StagedRun<T>): Promise<T> {
+      const feeds: Record<string, Tensor> = {};
+      for (const input of request.inputs) {
+        const ArrayType = arrays.get(input.type);
+        if (!ArrayType) throw new TypeError(`input '${input.name}': tensor type ${input.type} cannot be staged`);
+        const data = new ArrayType(input.dims.reduce((a, b) => a * b, 1));
+        request.fill(input.name, bytesOf(data));
+        feeds[input.name] = new Tensor(input.type as "float32", data as Float32Array, [...input.dims]);
+      }
+      const results = await session.run(feeds);
+      const outputs: Record<string, StagedOutput> = {};
+      for (const [name, value] of Object.entries(results)) {
+        const tensor = value as Tensor;
+        if (!ArrayBuffer.isView(tensor.data)) continue;
+        outputs[name] = { type: tensor.type as StagedOutput["type"], dims: tensor.dims, bytes: bytesOf(tensor.data) };
+      }
+      return request.consume(outputs);
+    },
+  };
+}
