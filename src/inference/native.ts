@@ -41,7 +41,7 @@ import { IsolaneError } from "../errors.ts";
 import { checkModelFiles } from "./external_data.ts";
 import { assertModelAllowed } from "./model_access.ts";
 import type { Ort } from "./ort.ts";
-import { createSession, type SessionOptions } from "./session.ts";
+import { createSession, invalidModel, type SessionOptions } from "./session.ts";
 import { currentRunScope } from "./run_scope.ts";
 import { readModelWeights } from "./weights.ts";
 
@@ -333,12 +333,7 @@ export async function createCpuSession(ort: Ort, path: string, options: CpuSessi
       ...(options.threads > 0 ? { intraOpThreads: options.threads, interOpThreads: 1 } : {}),
     });
   } catch (error) {
-    throw new IsolaneError(
-      "function_unavailable",
-      `Cannot load function '${options.fn}': model '${options.model}' is not a valid ONNX model: ${
-        (error as Error).message
-      }`,
-    );
+    throw invalidModel(options, error);
   }
   if (!carried(session)) {
     await session.release();

@@ -41,13 +41,18 @@ export async function createSession(ort: Ort, modelPath: string, options: Sessio
   try {
     return await createOrtSession(ort, modelPath, options);
   } catch (error) {
-    throw new IsolaneError(
-      "function_unavailable",
-      `Cannot load function '${options.fn}': model '${options.model}' is not a valid ONNX model: ${
-        (error as Error).message
-      }`,
-    );
+    throw invalidModel(options, error);
   }
+}
+
+/** The `function_unavailable` error of a model ORT refuses to load. */
+export function invalidModel(options: { fn: string; model: string }, error: unknown): IsolaneError {
+  return new IsolaneError(
+    "function_unavailable",
+    `Cannot load function '${options.fn}': model '${options.model}' is not a valid ONNX model: ${
+      error instanceof Error ? error.message : String(error)
+    }`,
+  );
 }
 
 /** The folder a model's files must stay in: the function's folder, or the model's own for models from npm. */
