@@ -29,13 +29,15 @@ if (import.meta.main) {
     log("error", "cannot start", { reason: error instanceof Error ? error.message : String(error) });
     Deno.exit(1);
   }
-  let stopping = false;
+  let stopping: number | undefined;
   const stop = async (signal: string) => {
-    if (stopping) {
+    if (stopping !== undefined) {
+      // Ctrl-C under `deno task` arrives twice at once (to the process group, and forwarded by the task runner).
+      if (performance.now() - stopping < 1000) return;
       log("warn", "second signal: exiting now", { signal });
       Deno.exit(1);
     }
-    stopping = true;
+    stopping = performance.now();
     await runtime.close(signal);
     Deno.exit(0);
   };

@@ -126,3 +126,63 @@ Deno.test("operations: SIGTERM stops accepting, finishes requests in flight, and
   const stopped = server.logs.find((l) => l.msg === "stopped");
   assert.equal(stopped?.requests, "drained");
 });
+
+Deno.test("operations: Ctrl-C on `deno task start` (SIGINT to the whole process group) drains and exits 0", async () => {
+  const repo = fileURLToPath(new URL("..", import.meta.url));
+  // setsid: the task runner, the runtime and its process-hosted isolates in a process group of their own, as a
+  // terminal's foreground job is; SIGINT to the group is what Ctrl-C sends.
+  const child = new Deno.Command("setsid", {
+    args: [Deno.execPath(), "task", "start"],
+    cwd: repo,
+    env: { PORT: "0", HOST: "127.0.0.1", ISOLANE_FUNCTIONS: fixtures, ISOLANE_ISOLATION: "process", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const lines: Record<string, unknown>[] = [];
+  let listening: ((url: string) => void) | undefined;
+  const url = new Promise<string>((resolve) => (listening = resolve));
+  const reading = (async () => {
+    let buffered = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buffered += chunk;
+      for (let i = buffered.indexOf("\n"); i >= 0; i = buffered.indexOf("\n")) {
+        const text = buffered.slice(0, i);
+        buffered = buffered.slice(i + 1);
+        try {
+          const line = JSON.parse(text);
+          lines.push(line);
+          if (line.msg === "listening") listening!(line.url);
+        } catch { /* the task runner's own lines */ }
+      }
+    }
+  })();
+  try {
+    const base = await url;
+    const slow = fetch(`${base}/v1/functions/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ message: "finish me", delayMs: 1500 }),
+    });
+    // Interrupt once an isolate holds the request, as the API shows it.
+    while (
+      !(await (await fetch(`${base}/v1/functions/echo`)).json()).isolates.some((i: { status: string }) =>
+        i.status === "busy"
+      )
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    Deno.kill(-child.pid, "SIGINT");
+    const response = await slow;
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), { message: "finish me" });
+    const status = await child.status;
+    await reading;
+    assert.equal(status.code, 0, JSON.stringify(lines.slice(-5)));
+    assert.equal(lines.find((l) => l.msg === "stopped")?.requests, "drained");
+    assert.ok(!lines.some((l) => l.msg === "isolate stopped"), "no isolate died of the Ctrl-C");
+  } finally {
+    try {
+      Deno.kill(-child.pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+});

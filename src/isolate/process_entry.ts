@@ -9,6 +9,11 @@ import type { HostMessage, IsolateMessage } from "../protocol.ts";
 import { encodeFrame, FrameReader } from "../wire.ts";
 import { startIsolate } from "./main.ts";
 
+// The runtime decides when this process ends (stdin closing, or SIGKILL). A Ctrl-C in a terminal, or a service
+// manager's SIGTERM, reaches the whole process group: the runtime drains its requests first, so this isolate must
+// not die under them.
+for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => {});
+
 // Write frames in order, from one writer, before anything else can touch stdout.
 const out = Deno.stdout.writable.getWriter();
 const exit = Deno.exit;

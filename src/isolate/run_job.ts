@@ -140,7 +140,10 @@ async function run(
   ctx: FunctionContext & { state: unknown },
   { emit, model }: { emit: EmitItem | undefined; model: StagedModel | undefined },
 ): Promise<{ body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true }> {
-  if (definition.signature && model) return await runModelJob(definition, job, { name: ctx.name, model });
+  if (definition.signature && model) {
+    const staged = await runModelJob(definition, job, { name: ctx.name, model });
+    if (staged) return staged;
+  }
   if (definition.signature) {
     return await runTensorJob(definition, job, {
       name: ctx.name,

@@ -142,3 +142,33 @@ Deno.test("runModel batch: outputs whose rows do not add up are run again job by
   assert.deepEqual(runs.map((r) => r.dims), [[[4, 2]], [[2, 2]], [[2, 2]]], "one combined run, then one per job");
   assert.deepEqual(results.map((r) => rowsOf(r).length), [1, 1]);
 });
+
+Deno.test("runModel with a scalar input: no rows to stage, so the handler runs the model as any handler would", async () => {
+  const scalar = defineFunction({
+    description: "y = x * n",
+    models: { m: "m.onnx" },
+    signature: {
+      inputs: [{ name: "n", datatype: "FP32", shape: [] }, { name: "x", datatype: "FP32", shape: [-1, 2] }],
+      outputs: [{ name: "y", datatype: "FP32", shape: [-1, 2] }],
+    },
+    handler: runModel("m"),
+  }) as TensorFunctionDefinition;
+  const { model, runs } = fakeModel();
+  const calls: Record<string, unknown>[] = [];
+  const session = {
+    // deno-lint-ignore require-await
+    async run(feeds: Record<string, { data: Float32Array; dims: readonly number[] }>) {
+      calls.push(feeds);
+      const n = feeds.n.data[0];
+      return { y: { type: "float32", data: feeds.x.data.map((v) => v * n), dims: feeds.x.dims } };
+    },
+  } as unknown as InferenceSession;
+  const result = await runJob(scalar, jsonJob(1, { n: 3, x: [[1, 2]] }), {
+    base: { name: "scale", models: { m: session }, assets: {}, gpu: null, state: undefined },
+    model,
+    signal: new AbortController().signal,
+  });
+  assert.deepEqual(rowsOf(result), [[3, 6]]);
+  assert.equal(runs.length, 0, "nothing was staged");
+  assert.equal(calls.length, 1, "the model ran once, through the session");
+});

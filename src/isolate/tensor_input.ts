@@ -282,14 +282,20 @@ export async function runTensorJob(
   return job.tensors ? { body: new ArrayBuffer(0), tensors: outputs } : { body: outputsToJsonBody(outputs) };
 }
 
-/** {@link runTensorJob} for a {@link runModel} handler: the model run by the runtime ({@link runModelRows}). */
+/**
+ * {@link runTensorJob} for a {@link runModel} handler: the model run by the runtime ({@link runModelRows});
+ * `undefined` when the inputs have no rows to stage (a scalar input), for the caller to run the handler instead.
+ */
 export async function runModelJob(
   definition: TensorFunctionDefinition,
   job: Job,
   { name, model }: { name: string; model: StagedModel },
-): Promise<{ body: ArrayBuffer; tensors?: WireTensor[] }> {
+): Promise<{ body: ArrayBuffer; tensors?: WireTensor[] } | undefined> {
   const { signature } = definition;
   const inputs = tensorsFromWire(signature, job.tensors ?? wireFromJsonBody(signature, job.body));
-  const [outputs] = (await runModelRows(model, signature, [inputs], { name }))!;
+  const staged = await runModelRows(model, signature, [inputs], { name });
+  // Inputs without rows to stage (a scalar, say): the caller runs the handler as any other.
+  if (!staged) return undefined;
+  const [outputs] = staged;
   return job.tensors ? { body: new ArrayBuffer(0), tensors: outputs } : { body: outputsToJsonBody(outputs) };
 }
