@@ -18,6 +18,7 @@ export const errorStatus = {
   untrusted_origin: 403,
   not_found: 404,
   conflict: 409,
+  request_timeout: 408,
   body_too_large: 413,
   unsupported_media_type: 415,
   invalid_bundle: 422,

@@ -32,11 +32,33 @@ const connectionErrors = [
  * Runs what reads the request body (a read, or a middleware that reads it
  * itself, such as Hono's body limit on a chunked body); a connection error
  * while reading it is the client's fault and becomes 400 `invalid_input`
- * (not 500). Every other error passes through unchanged.
+ * (not 500). With `withinMs`, a body that has not arrived by then is answered
+ * 408 `request_timeout` (a client that stops sending must not hold a request
+ * open past the function's own limit). Every other error passes through
+ * unchanged.
  */
-export async function guardBodyRead<T>(read: () => Promise<T>): Promise<T> {
+export async function guardBodyRead<T>(read: () => Promise<T>, withinMs?: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    return await read();
+    const reading = read();
+    if (withinMs === undefined) return await reading;
+    // The read may still fail after the deadline answered: nobody waits for it then.
+    reading.catch(() => {});
+    return await Promise.race([
+      reading,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new IsolaneError(
+                "request_timeout",
+                `The request body did not arrive within ${withinMs} ms (the function's timeoutMs); send it whole`,
+              ),
+            ),
+          withinMs,
+        );
+      }),
+    ]);
   } catch (error) {
     if (connectionErrors.some((type) => error instanceof type)) {
       throw new IsolaneError(
@@ -45,6 +67,8 @@ export async function guardBodyRead<T>(read: () => Promise<T>): Promise<T> {
       );
     }
     throw error;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

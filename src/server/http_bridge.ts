@@ -20,6 +20,8 @@ export interface FunctionProfile {
   version: number;
   /** The function's body limit in bytes. */
   maxBodyBytes: number;
+  /** The function's `timeoutMs`, which also bounds the body's arrival. */
+  timeoutMs: number;
   /** Raw media types it takes besides JSON. */
   accepts: string[];
   /** Its tensor signature, if it is a v2 model. */

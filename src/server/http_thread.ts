@@ -201,6 +201,7 @@ function app(): Hono {
         version: profile.version,
         signature: profile.signature,
         maxBodyBytes: profile.maxBodyBytes,
+        timeoutMs: profile.timeoutMs,
         pool: {
           refusal: pool.refusal,
           infer: (tensors, options) => pool.infer(tensors, options ?? {}, profile.version),
@@ -218,7 +219,11 @@ function app(): Hono {
 }
 
 function optionsOf(profile: FunctionProfile) {
-  return { maxBodyBytes: profile.maxBodyBytes, raw: profile.accepts.length ? { accepts: profile.accepts } : undefined };
+  return {
+    maxBodyBytes: profile.maxBodyBytes,
+    timeoutMs: profile.timeoutMs,
+    raw: profile.accepts.length ? { accepts: profile.accepts } : undefined,
+  };
 }
 
 const noBody = new Set([101, 204, 205, 304]);

@@ -46,10 +46,11 @@ function profilesOf(registry: Registry, devMode: boolean): Record<string, Functi
   for (const e of registry.list()) {
     const fn = e.current;
     if (!fn || !direct(e, fn, devMode)) continue;
-    const { maxBodyBytes, raw, signature } = fn.manifest.options;
+    const { maxBodyBytes, raw, signature, timeoutMs } = fn.manifest.options;
     out[e.name] = {
       version: fn.version,
       maxBodyBytes,
+      timeoutMs,
       accepts: raw?.accepts ?? [],
       ...(signature ? { signature } : {}),
     };

@@ -20,7 +20,7 @@ const newline = encoder.encode("\n");
  * to it).
  */
 export interface Invocable {
-  options: Pick<FunctionOptions, "maxBodyBytes" | "raw">;
+  options: Pick<FunctionOptions, "maxBodyBytes" | "raw" | "timeoutMs">;
   pool: Pick<FunctionPool, "refusal" | "invoke">;
 }
 
@@ -61,10 +61,12 @@ export async function invokeFunction(c: Context, fn: Invocable, limits: BodyLimi
   const refused = fn.pool.refusal();
   if (refused) throw refused;
   let body: ArrayBuffer | undefined;
-  await guardBodyRead(() =>
-    limits.for(fn.options.maxBodyBytes)(c, async () => {
-      body = await c.req.arrayBuffer();
-    })
+  await guardBodyRead(
+    () =>
+      limits.for(fn.options.maxBodyBytes)(c, async () => {
+        body = await c.req.arrayBuffer();
+      }),
+    fn.options.timeoutMs,
   );
   const sse = (c.req.header("accept") ?? "").includes("text/event-stream");
   let controller: ReadableStreamDefaultController<Uint8Array> | undefined;

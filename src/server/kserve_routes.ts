@@ -11,7 +11,7 @@ import type { FunctionVersion } from "../registry/load_function.ts";
 import type { FunctionPool } from "../pool/function_pool.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { DynamicBatching, TensorSignature, TensorSpec } from "../sdk.ts";
-import type { BodyLimits } from "./body_guard.ts";
+import { type BodyLimits, guardBodyRead } from "./body_guard.ts";
 import { v2ErrorResponse } from "./error_response.ts";
 import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
 import { datatypes } from "../tensors.ts";
@@ -99,6 +99,8 @@ export interface InferTarget {
   version: number;
   signature: TensorSignature;
   maxBodyBytes: number;
+  /** The function's `timeoutMs`: the body must arrive within it (else 408). */
+  timeoutMs: number;
   pool: Pick<FunctionPool, "refusal" | "infer">;
 }
 
@@ -115,7 +117,7 @@ export async function serveInfer(c: Context, target: InferTarget, limits: BodyLi
   const maxBytes = target.maxBodyBytes;
   let response: Response | undefined;
   await limits.for(maxBytes)(c, async () => {
-    const body = await readBody(c, maxBytes);
+    const body = await guardBodyRead(() => readBody(c, maxBytes), target.timeoutMs);
     const request = decodeInferRequest(target.signature, body, { headerLength: c.req.header(inferenceHeaderLength) });
     const tensors = await target.pool.infer(request.inputs, {
       signal: c.req.raw.signal,
@@ -186,6 +188,7 @@ export function kserveRoutes(registry: Registry, { limits, version, cors, auth }
       version: fn.version,
       signature,
       maxBodyBytes: fn.manifest.options.maxBodyBytes,
+      timeoutMs: fn.manifest.options.timeoutMs,
       pool: fn.pool,
     }, limits);
   };
