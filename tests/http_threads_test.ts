@@ -203,6 +203,32 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     assert.match(refused.response.headers.get("retry-after") ?? "", /^\d+$/);
   });
 
+  await t.step("a full queue is refused by the thread before the body is read", async () => {
+    const busy = [0, 1].map(() => post(server, "/v1/functions/slow", { sleepMs: 1500 }));
+    // The main thread posts the queue's state on the admission board; a thread's own refusal says "full queue".
+    let refusedByThread = false;
+    for (let tries = 0; !refusedByThread; tries++) {
+      assert.ok(tries < 500, "no thread refused the full queue before reading a body");
+      const { response, text } = await post(server, "/v1/functions/slow", { sleepMs: 0 });
+      if (response.status === 429) refusedByThread = /has a full queue/.test(JSON.parse(text).error.message);
+    }
+    // A body that never arrives: only a refusal made before reading it can answer.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(server.url).port) });
+    try {
+      const head =
+        "POST /v1/functions/slow HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n";
+      await conn.write(new TextEncoder().encode(head + '{"sleepMs":'));
+      const buffer = new Uint8Array(4096);
+      const n = await conn.read(buffer);
+      const text = new TextDecoder().decode(buffer.subarray(0, n ?? 0));
+      assert.match(text, /^HTTP\/1\.1 429/);
+      assert.match(text, /retry-after: \d+/i);
+    } finally {
+      conn.close();
+    }
+    for (const r of await Promise.all(busy)) assert.ok([200, 429].includes(r.response.status));
+  });
+
   await t.step("a client that goes away cancels its request in the main thread's pool", async () => {
     const controller = new AbortController();
     const call = fetch(`${server.url}/v1/functions/slow`, {

@@ -22,6 +22,8 @@ export interface FunctionProfile {
   maxBodyBytes: number;
   /** The function's `timeoutMs`, which also bounds the body's arrival. */
   timeoutMs: number;
+  /** Its slot on the admission board (see {@link admissionSlots}). */
+  slot: number;
   /** Raw media types it takes besides JSON. */
   accepts: string[];
   /** Its tensor signature, if it is a v2 model. */
@@ -39,6 +41,11 @@ export type ToThread =
     logLevel: LogLevel;
     /** The most a thread reads of a request it sends whole (the largest bundle the admin API takes). */
     maxWholeBytes: number;
+    /**
+     * The admission board: an `Int32Array` over this shared memory, one slot per function; a slot above 0 says the
+     * function's queue refuses work now, and holds its `Retry-After` in seconds. Threads read it before a body.
+     */
+    board: SharedArrayBuffer;
   }
   | { k: "profiles"; profiles: Record<string, FunctionProfile> }
   /** An invocation's answer: a JSON body, or tensors of an infer request. */
@@ -79,6 +86,9 @@ export type ToMain =
   | { k: "closed" }
   /** Its requests in flight are answered. */
   | { k: "stopped" };
+
+/** Functions the admission board has room for; functions past it are refused by the main thread alone. */
+export const admissionSlots = 4096;
 
 /**
  * Collects operations and posts them as one message at the end of the

@@ -47,6 +47,7 @@ const whole = new Map<number, PendingWhole>();
 let nextId = 1;
 let server: Deno.HttpServer<Deno.NetAddr> | undefined;
 let threadIndex = 0;
+let admission: Int32Array | undefined;
 let maxWholeBytes = 256 * 1024 * 1024;
 const wholeLimits = new BodyLimits();
 
@@ -71,10 +72,19 @@ function call(
   });
 }
 
-/** A pool on the main thread, as the routes see it. Refusals are decided there, after the body is read. */
-function remotePool(name: string) {
+/**
+ * A pool on the main thread, as the routes see it. A queue that refuses work is refused here, before the body is
+ * read, from the admission board; the main thread decides every other refusal, and any that slips through.
+ */
+function remotePool(name: string, slot = -1) {
   return {
-    refusal: () => undefined,
+    refusal: (): IsolaneError | undefined => {
+      const seconds = slot >= 0 && admission ? Atomics.load(admission, slot) : 0;
+      if (seconds <= 0) return undefined;
+      return new IsolaneError("queue_full", `Function '${name}' has a full queue; retry later`, undefined, {
+        "retry-after": String(seconds),
+      });
+    },
     async invoke(
       body: ArrayBuffer,
       options: { signal?: AbortSignal; requestId?: string; contentType?: string; onItem?: (b: ArrayBuffer) => void },
@@ -167,7 +177,7 @@ function app(): Hono {
     const name = c.req.param("name");
     const profile = profiles.get(name);
     if (!profile) return await sendWhole(c);
-    const remote = remotePool(name);
+    const remote = remotePool(name, profile.slot);
     const { signature } = profile;
     // A tensor function's JSON body is decoded here, as the isolate would, and its rows count for the batcher.
     const pool = signature
@@ -194,7 +204,7 @@ function app(): Hono {
     if (!profile?.signature || (version !== undefined && version !== String(profile.version))) {
       return await sendWhole(c);
     }
-    const pool = remotePool(name);
+    const pool = remotePool(name, profile.slot);
     try {
       return await serveInfer(c, {
         name,
@@ -234,6 +244,7 @@ function receive(op: ToThread): void {
       setLogLevel(op.logLevel);
       threadIndex = op.index;
       maxWholeBytes = op.maxWholeBytes;
+      admission = new Int32Array(op.board);
       const handler = app().fetch;
       try {
         server = Deno.serve({

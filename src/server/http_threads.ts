@@ -12,7 +12,7 @@ import { IsolaneError } from "../errors.ts";
 import { log, type LogLevel } from "../log.ts";
 import type { FunctionEntry, Registry } from "../registry/registry.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
-import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
+import { admissionSlots, type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import type { Metrics } from "./metrics.ts";
 
 const entry = new URL("./http_thread.ts", import.meta.url);
@@ -41,7 +41,11 @@ function direct(entry: FunctionEntry, fn: FunctionVersion, devMode: boolean): bo
   return !cors && (auth === "none" || (devMode && entry.source === "folder"));
 }
 
-function profilesOf(registry: Registry, devMode: boolean): Record<string, FunctionProfile> {
+function profilesOf(
+  registry: Registry,
+  devMode: boolean,
+  slotOf: (name: string) => number,
+): Record<string, FunctionProfile> {
   const out: Record<string, FunctionProfile> = {};
   for (const e of registry.list()) {
     const fn = e.current;
@@ -51,6 +55,7 @@ function profilesOf(registry: Registry, devMode: boolean): Record<string, Functi
       version: fn.version,
       maxBodyBytes,
       timeoutMs,
+      slot: slotOf(e.name),
       accepts: raw?.accepts ?? [],
       ...(signature ? { signature } : {}),
     };
@@ -78,6 +83,11 @@ export class HttpThreads {
   #threads: Thread[] = [];
   #profiles = "";
   #stopping = false;
+  /** The admission board the threads read before a body (see `ToThread` "init"). */
+  #board = new SharedArrayBuffer(admissionSlots * 4);
+  #admission = new Int32Array(this.#board);
+  #slots = new Map<string, number>();
+  #admissionTimer: ReturnType<typeof setInterval> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(readonly options: HttpThreadsOptions) {}
@@ -107,6 +117,10 @@ export class HttpThreads {
     const timer = setInterval(() => threads.#pushProfiles(), 250);
     Deno.unrefTimer(timer);
     threads.#timer = timer;
+    // A full queue is on the board within a few milliseconds; the main thread still refuses what slips through.
+    const admission = setInterval(() => threads.#postAdmission(), 5);
+    Deno.unrefTimer(admission);
+    threads.#admissionTimer = admission;
     return threads;
   }
 
@@ -140,6 +154,7 @@ export class HttpThreads {
         reusePort: this.options.count > 1,
         logLevel: this.options.logLevel,
         maxWholeBytes: this.options.maxWholeBytes,
+        board: this.#board,
       });
     });
   }
@@ -160,8 +175,28 @@ export class HttpThreads {
     }
   }
 
+  /** The board slot of a function name (kept for the name's lifetime in this runtime; -1 once the board is full). */
+  #slotOf = (name: string): number => {
+    let slot = this.#slots.get(name);
+    if (slot === undefined) {
+      slot = this.#slots.size < admissionSlots ? this.#slots.size : -1;
+      this.#slots.set(name, slot);
+    }
+    return slot;
+  };
+
+  /** Writes each direct function's admission state: its `Retry-After` while its queue refuses work, else 0. */
+  #postAdmission(): void {
+    for (const [name, slot] of this.#slots) {
+      if (slot < 0) continue;
+      const refusal = this.options.registry.get(name)?.current?.pool.refusal();
+      const seconds = refusal?.code === "queue_full" ? Number(refusal.headers?.["retry-after"] ?? 1) : 0;
+      if (Atomics.load(this.#admission, slot) !== seconds) Atomics.store(this.#admission, slot, seconds);
+    }
+  }
+
   #pushProfiles(): void {
-    const profiles = profilesOf(this.options.registry, this.options.devMode);
+    const profiles = profilesOf(this.options.registry, this.options.devMode, this.#slotOf);
     const text = JSON.stringify(profiles);
     if (text === this.#profiles) return;
     this.#profiles = text;
@@ -276,6 +311,7 @@ export class HttpThreads {
   async stopAccepting(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#timer);
+    clearInterval(this.#admissionTimer);
     await Promise.all(this.#threads.map((t) =>
       new Promise<void>((resolve) => {
         t.closed = resolve;
