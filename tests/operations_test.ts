@@ -89,6 +89,15 @@ Deno.test("operations: /openapi.json is valid OpenAPI 3.1 with each function's s
   assert.equal(echo.responses["200"].content["application/json"].schema.properties.message.type, "string");
   assert.equal(echo.responses["429"].content["application/json"].schema.$ref, "#/components/schemas/Error");
   assert.equal(doc.paths["/v1/functions/broken"], undefined, "functions that failed to load are not described");
+  // A function's raw bodies (its raw.accepts) are described beside JSON, so /docs can send files.
+  const stream = doc.paths["/v1/functions/stream"].post.requestBody.content;
+  assert.deepEqual(Object.keys(stream).sort(), [
+    "application/json",
+    "application/octet-stream",
+    "image/png",
+    "multipart/form-data",
+  ]);
+  assert.equal(stream["image/png"].schema.contentMediaType, "image/png");
   // KServe v2 routes, with the tensor functions named; a signature gives the /v1 schema too.
   assert.deepEqual(doc.paths["/v2/models/{name}/infer"].parameters[0].schema.examples, ["dtypes", "strings"]);
   assert.ok(doc.paths["/v2/models/{name}/infer"].post.requestBody.content["application/octet-stream"]);

@@ -23,13 +23,27 @@ function embed(schema: unknown): Schema {
 const invocationErrors = {
   "400": errorResponse("Invalid JSON, or input that fails the schema (`details` holds the issues)"),
   "404": errorResponse("No such function"),
+  "408": errorResponse("The body did not arrive within timeoutMs"),
   "413": errorResponse("Body over the function's maxBodyBytes"),
-  "415": errorResponse("Body is not JSON"),
+  "415": errorResponse("Body is not JSON, nor a media type the function takes"),
   "429": errorResponse("Queue full; see Retry-After"),
   "500": errorResponse("The handler threw, returned invalid output, or its isolate died"),
   "503": errorResponse("The function is not loaded or unhealthy"),
   "504": errorResponse("The call ran past timeoutMs"),
 };
+
+/**
+ * The raw bodies a function takes besides JSON (its `raw.accepts`): bytes of each media type, or a form whose fields
+ * and files the handler reads.
+ */
+function rawContent(accepts: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(accepts.map((media) => [
+    media,
+    media === "multipart/form-data"
+      ? { schema: { type: "object", description: "Form fields and files, as the function reads them" } }
+      : { schema: { type: "string", contentMediaType: media } },
+  ]));
+}
 
 /** The OpenAPI document for the functions the registry serves now. */
 export function openApiDocument(registry: Registry, { version }: { version: string }): Schema {
@@ -45,7 +59,10 @@ export function openApiDocument(registry: Registry, { version }: { version: stri
         summary: options.description,
         description:
           `Runs '${entry.name}' (version ${current.version}). Limits: ${options.maxBodyBytes} bytes, ${options.timeoutMs} ms, ${options.queueDepth} waiting.`,
-        requestBody: { required: true, content: { "application/json": { schema: embed(inputSchema) } } },
+        requestBody: {
+          required: true,
+          content: { "application/json": { schema: embed(inputSchema) }, ...rawContent(options.raw?.accepts ?? []) },
+        },
         ...(options.auth === "none" ? {} : { security: [{ [options.auth === "key" ? "invocationKey" : "jwt"]: [] }] }),
         responses: {
           "200": json(embed(outputSchema), "The function's output"),
