@@ -4,7 +4,7 @@
  */
 import { type Config, ConfigError, parseConfig } from "./src/config.ts";
 import { startRuntime } from "./src/runtime.ts";
-import { log } from "./src/log.ts";
+import { bufferLogs, flushLogs, log } from "./src/log.ts";
 
 if (import.meta.main) {
   let config: Config;
@@ -16,6 +16,9 @@ if (import.meta.main) {
     console.error(`isolane: ${error.message}`);
     Deno.exit(1);
   }
+  // Log lines are written once per turn of the event loop, never on a request's path; every exit flushes them.
+  bufferLogs();
+  globalThis.addEventListener("unload", flushLogs);
   // A bug in a callback must cost one request, not the process that serves every function: log it and go on.
   globalThis.addEventListener("unhandledrejection", (event) => {
     event.preventDefault();
@@ -27,6 +30,7 @@ if (import.meta.main) {
   } catch (error) {
     // Nothing serves (the port is taken, say): say why and exit, rather than linger without a listener.
     log("error", "cannot start", { reason: error instanceof Error ? error.message : String(error) });
+    flushLogs();
     Deno.exit(1);
   }
   let stopping: number | undefined;
@@ -35,10 +39,12 @@ if (import.meta.main) {
       // Ctrl-C under `deno task` arrives twice at once (to the process group, and forwarded by the task runner).
       if (performance.now() - stopping < 1000) return;
       log("warn", "second signal: exiting now", { signal });
+      flushLogs();
       Deno.exit(1);
     }
     stopping = performance.now();
     await runtime.close(signal);
+    flushLogs();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

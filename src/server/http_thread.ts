@@ -12,7 +12,7 @@ import { type Context, Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { getConnInfo } from "hono/deno";
 import { IsolaneError } from "../errors.ts";
-import { log, setLogLevel } from "../log.ts";
+import { bufferLogs, flushLogs, log, setLogLevel } from "../log.ts";
 import type { WireTensor } from "../protocol.ts";
 import { outputsToJsonBody, wireFromJsonBody } from "../tensors.ts";
 import { BodyLimits, guardBodyRead } from "./body_guard.ts";
@@ -242,6 +242,7 @@ function receive(op: ToThread): void {
   switch (op.k) {
     case "init": {
       setLogLevel(op.logLevel);
+      bufferLogs();
       threadIndex = op.index;
       maxWholeBytes = op.maxWholeBytes;
       admission = new Int32Array(op.board);
@@ -331,7 +332,10 @@ function receive(op: ToThread): void {
       // shutdown() stops accepting at once, then waits for the requests in flight.
       const drained = server?.shutdown();
       outbox.send({ k: "closed" });
-      void drained?.then(() => outbox.send({ k: "stopped" }));
+      void drained?.then(() => {
+        flushLogs();
+        outbox.send({ k: "stopped" });
+      });
       return;
     }
   }
