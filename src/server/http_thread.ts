@@ -121,9 +121,12 @@ function remotePool(name: string, slot = -1) {
   };
 }
 
+/** What a thread's routes keep on a request: whether it was sent whole (the main thread logs and counts those). */
+type ThreadEnv = { Variables: { whole: boolean } };
+
 /** Sends the request whole to the main thread's app; resolves with its answer (streamed if the app streams). */
-async function sendWhole(c: Context): Promise<Response> {
-  c.set("whole" as never, true as never);
+async function sendWhole(c: Context<ThreadEnv>): Promise<Response> {
+  c.set("whole", true);
   const id = nextId++;
   const request = c.req.raw;
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
@@ -152,14 +155,14 @@ async function sendWhole(c: Context): Promise<Response> {
   });
 }
 
-function app(): Hono {
+function app(): Hono<ThreadEnv> {
   const limits = new BodyLimits();
-  const app = new Hono();
+  const app = new Hono<ThreadEnv>();
   app.use(requestId());
   app.use(async function threadLog(c, next) {
     const started = performance.now();
     await next();
-    if (c.get("whole" as never)) return; // the main thread logged and counted it
+    if (c.get("whole")) return; // the main thread logged and counted it
     const ms = performance.now() - started;
     const fn = c.req.param("name");
     if (fn !== undefined) outbox.send({ k: "record", fn, status: c.res.status, ms });
@@ -197,7 +200,7 @@ function app(): Hono {
       throw error;
     }
   });
-  const infer = async (c: Context) => {
+  const infer = async (c: Context<ThreadEnv>) => {
     const name = c.req.param("name")!;
     const profile = profiles.get(name);
     const version = c.req.param("version");
