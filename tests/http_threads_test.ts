@@ -49,6 +49,27 @@ export default defineFunction({
   handler: () => ({ ok: true }),
 });
 `,
+  gate: `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Answers once a file of its folder exists: one running, one waiting, the rest refused",
+  input: z.object({ file: z.string() }),
+  output: z.object({ ok: z.boolean() }),
+  instances: 1,
+  queueDepth: 1,
+  isolation: "worker",
+  async handler({ file }) {
+    const path = new URL(file, import.meta.url);
+    for (;;) {
+      try {
+        await Deno.stat(path);
+        return { ok: true };
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+  },
+});
+`,
   slow: `import { defineFunction, z } from "isolane";
 export default defineFunction({
   description: "One isolate, one waiting request",
@@ -206,13 +227,23 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
   });
 
   await t.step("a full queue is refused by the thread before the body is read", async () => {
-    const busy = [0, 1].map(() => post(server, "/v1/functions/slow", { sleepMs: 1500 }));
+    // Held until the test opens the gate: one request runs, one waits, the queue is full for as long as it takes.
+    const gate = `open-${crypto.randomUUID()}`;
+    const info = async () => await (await fetch(`${server.url}/v1/functions/gate`)).json();
+    const until = async (done: (i: { queued: number; isolates: { status: string }[] }) => boolean) => {
+      while (!done(await info())) await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    const busy = [post(server, "/v1/functions/gate", { file: gate })];
+    await until((i) => i.isolates[0].status === "busy");
+    busy.push(post(server, "/v1/functions/gate", { file: gate }));
+    await until((i) => i.queued === 1);
     // The main thread posts the queue's state on the admission board; a thread's own refusal says "full queue".
+    // From here every probe is refused, by the main thread until the board shows the full queue, then by the thread.
     let refusedByThread = false;
     let last = "";
     for (let tries = 0; !refusedByThread; tries++) {
       assert.ok(tries < 500, `no thread refused the full queue before reading a body; last answer: ${last}`);
-      const { response, text } = await post(server, "/v1/functions/slow", { sleepMs: 0 });
+      const { response, text } = await post(server, "/v1/functions/gate", { file: "mod.ts" });
       last = `${response.status} ${text}`;
       if (response.status === 429) refusedByThread = /has a full queue/.test(JSON.parse(text).error.message);
     }
@@ -220,8 +251,8 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(server.url).port) });
     try {
       const head =
-        "POST /v1/functions/slow HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n";
-      await conn.write(new TextEncoder().encode(head + '{"sleepMs":'));
+        "POST /v1/functions/gate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n";
+      await conn.write(new TextEncoder().encode(head + '{"file":'));
       const buffer = new Uint8Array(4096);
       const n = await conn.read(buffer);
       const text = new TextDecoder().decode(buffer.subarray(0, n ?? 0));
@@ -229,8 +260,10 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
       assert.match(text, /retry-after: \d+/i);
     } finally {
       conn.close();
+      await Deno.writeTextFile(join(dir, "gate", gate), "open");
     }
-    for (const r of await Promise.all(busy)) assert.ok([200, 429].includes(r.response.status));
+    for (const r of await Promise.all(busy)) assert.equal(r.response.status, 200, r.text);
+    await Deno.remove(join(dir, "gate", gate));
   });
 
   await t.step("a client that goes away cancels its request in the main thread's pool", async () => {
