@@ -1,8 +1,9 @@
 /**
  * Structured logs: one JSON object a line on stdout (errors on stderr).
- * A serving process buffers them ({@link bufferLogs}): the lines of one turn
- * of the event loop are written together on the next, so that no request
- * waits for its own log line to be written.
+ * A serving process defers request logs ({@link bufferLogs},
+ * {@link logDeferred}): those of one turn of the event loop are written
+ * together on the next, so that no request waits for its own log line;
+ * every other line is written at once, after the deferred ones.
  * @module
  */
 
@@ -23,7 +24,7 @@ export function setLogLevel(level: LogLevel): void {
 }
 
 /**
- * From now on, lines are written once per turn of the event loop (a timer of 0 ms), not as they are logged. Call
+ * From now on, {@link logDeferred} lines are written once per turn of the event loop (a timer of 0 ms). Call
  * {@link flushLogs} before the process or thread ends; a process killed outright loses at most that turn's lines.
  */
 export function bufferLogs(): void {
@@ -45,15 +46,24 @@ export function flushLogs(): void {
   if (e) writeAll(Deno.stderr, e);
 }
 
-/** Writes one log line with a message and fields. */
+/** Writes one log line with a message and fields, after any deferred lines (so the log keeps their order). */
 export function log(level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
   if (rank[level] < threshold) return;
+  if (out || err) flushLogs();
   const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
-  if (!buffering) {
-    if (rank[level] >= rank.warn) console.error(line);
-    else console.log(line);
-    return;
-  }
+  if (rank[level] >= rank.warn) console.error(line);
+  else console.log(line);
+}
+
+/**
+ * Writes a log line that may wait: with {@link bufferLogs}, it is written on the next turn of the event loop (with
+ * the other lines deferred in this turn), so that a request does not wait for its own log line. Request logs use it;
+ * every other line is written at once by {@link log}.
+ */
+export function logDeferred(level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
+  if (!buffering) return log(level, msg, fields);
+  if (rank[level] < threshold) return;
+  const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
   if (rank[level] >= rank.warn) err += line + "\n";
   else out += line + "\n";
   flushTimer ??= setTimeout(flushLogs, 0);

@@ -6,7 +6,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { requestId } from "hono/request-id";
 import { IsolaneError } from "../errors.ts";
-import { log } from "../log.ts";
+import { logDeferred } from "../log.ts";
 import type { Registry } from "../registry/registry.ts";
 import { errorResponse } from "./error_response.ts";
 import { functionInfo } from "./function_info.ts";
@@ -45,7 +45,7 @@ function requestLog(): MiddlewareHandler {
   return async function requestLog(c, next) {
     const started = performance.now();
     await next();
-    log("info", "request", {
+    logDeferred("info", "request", {
       id: c.get("requestId"),
       method: c.req.method,
       path: c.req.path,

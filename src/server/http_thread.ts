@@ -12,7 +12,7 @@ import { type Context, Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { getConnInfo } from "hono/deno";
 import { IsolaneError } from "../errors.ts";
-import { bufferLogs, flushLogs, log, setLogLevel } from "../log.ts";
+import { bufferLogs, flushLogs, log, logDeferred, setLogLevel } from "../log.ts";
 import type { WireTensor } from "../protocol.ts";
 import { outputsToJsonBody, wireFromJsonBody } from "../tensors.ts";
 import { BodyLimits, guardBodyRead } from "./body_guard.ts";
@@ -166,7 +166,7 @@ function app(): Hono<ThreadEnv> {
     const ms = performance.now() - started;
     const fn = c.req.param("name");
     if (fn !== undefined) outbox.send({ k: "record", fn, status: c.res.status, ms });
-    log("info", "request", {
+    logDeferred("info", "request", {
       id: c.get("requestId"),
       method: c.req.method,
       path: c.req.path,
