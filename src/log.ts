@@ -46,12 +46,18 @@ export function flushLogs(): void {
   if (e) writeAll(Deno.stderr, e);
 }
 
+/** The line of one entry, and whether it goes to stderr (warn and error) or stdout. */
+function lineOf(level: LogLevel, msg: string, fields: Record<string, unknown>): { line: string; toErr: boolean } {
+  const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
+  return { line, toErr: rank[level] >= rank.warn };
+}
+
 /** Writes one log line with a message and fields, after any deferred lines (so the log keeps their order). */
 export function log(level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
   if (rank[level] < threshold) return;
   if (out || err) flushLogs();
-  const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
-  if (rank[level] >= rank.warn) console.error(line);
+  const { line, toErr } = lineOf(level, msg, fields);
+  if (toErr) console.error(line);
   else console.log(line);
 }
 
@@ -63,8 +69,8 @@ export function log(level: LogLevel, msg: string, fields: Record<string, unknown
 export function logDeferred(level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
   if (!buffering) return log(level, msg, fields);
   if (rank[level] < threshold) return;
-  const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
-  if (rank[level] >= rank.warn) err += line + "\n";
+  const { line, toErr } = lineOf(level, msg, fields);
+  if (toErr) err += line + "\n";
   else out += line + "\n";
   flushTimer ??= setTimeout(flushLogs, 0);
 }
