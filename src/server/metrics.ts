@@ -155,6 +155,7 @@ export function createMetrics(
   // prom-client hashes a label set on every call; its children, kept per label set, do not.
   const counters = new Map<string, client.Counter.Internal>();
   const timers = new Map<string, client.Histogram.Internal<"function">>();
+  const batchSizes = new Map<string, client.Histogram.Internal<"function">>();
   const record = (fn: string, status: number, ms: number) => {
     const key = `${fn}\u0000${status}`;
     let counter = counters.get(key);
@@ -185,7 +186,9 @@ export function createMetrics(
     record,
     observer: {
       dispatched: (fn, size) => {
-        batch.observe({ function: fn }, size);
+        let sizes = batchSizes.get(fn);
+        if (!sizes) batchSizes.set(fn, sizes = batch.labels({ function: fn }));
+        sizes.observe(size);
         recentSeries.dispatch(fn, size);
       },
       isolateStopped: (fn, code) => restarts.inc({ function: fn, reason: code }),
