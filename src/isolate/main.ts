@@ -40,7 +40,7 @@ import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
 import { runBatch, type RunContext, runJob } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
-import { captureConsole, withRequest } from "./console_capture.ts";
+import { captureConsole } from "./console_capture.ts";
 import { type OpenedLane, openGpuLane } from "./gpu_lane.ts";
 
 /** How an isolate talks to its host. */
@@ -218,18 +218,14 @@ async function runJobs(jobs: Job[]): Promise<void> {
   let results: JobResult[];
   try {
     results = jobs.length > 1 && definition.dynamicBatching && definition.signature
-      ? await withRequest(jobs[0].requestId, () => runBatch(definition, jobs, { ...run, signals }))
+      ? await runBatch(definition, jobs, { ...run, signals })
       : await Promise.all(
         jobs.map((job) =>
-          withRequest(
-            job.requestId,
-            () =>
-              runJob(definition, job, {
-                ...run,
-                signal: signals.get(job.id)!,
-                emit: (body) => port.post({ type: "item", id: job.id, body }, [body]),
-              }),
-          )
+          runJob(definition, job, {
+            ...run,
+            signal: signals.get(job.id)!,
+            emit: (body) => port.post({ type: "item", id: job.id, body }, [body]),
+          })
         ),
       );
   } finally {
