@@ -1,8 +1,8 @@
 /**
  * The CPU models of scenario B through several runtimes side by side (this tree's, an older commit's, the same one
  * with other settings), and optionally the plain Hono + ORT baseline: each a child process on 127.0.0.1 serving the
- * bench functions (`bench/functions.ts`), loaded by wrk. Rounds alternate between the runtimes, so that a machine
- * shared with others slows each alike; the medians of the rounds are printed, with every round's figure and the
+ * bench functions (`bench/functions.ts`), loaded by wrk. All serve at once, and every case alternates between them,
+ * round after round, so that a machine shared with others slows each alike; the medians of the rounds are printed, with every round's figure and the
  * mean batch size the batched functions ran (`recentBatchSizes`), and the load average.
  *
  *   git archive <rev> | tar -x -C /tmp/isolane-old && ln -s "$PWD/node_modules" /tmp/isolane-old/
@@ -68,33 +68,41 @@ await Deno.writeTextFile(smallBody, JSON.stringify({ x: [[1, 2, 3, 4]] }));
 const figures = new Map<string, number[]>();
 const add = (key: string, value: number) => figures.set(key, [...figures.get(key) ?? [], value]);
 const loadBefore = Deno.loadavg()[0];
-for (let round = 0; round < Number(values.rounds); round++) {
-  for (const runtime of runtimes) {
-    const dir = await Deno.makeTempDir({ prefix: "isolane-ab-cpu-" });
-    await writeBenchFunctions(dir, {
-      instances: Number(values.instances),
-      mlp: true,
-      wideMlp: wide,
-      batching: { maxBatchSize: 64, maxQueueDelayMs: 2 },
-    });
-    const env = runtime.hono ? runtime.env : {
-      ISOLANE_FUNCTIONS: dir,
-      ISOLANE_DATA: await Deno.makeTempDir({ prefix: "isolane-ab-cpu-data-" }),
-      CUDA_VISIBLE_DEVICES: "",
-      ...runtime.env,
-    };
-    await using child = await startChild({ entry: runtime.entry, env });
-    for (const { fn } of cases) {
-      while (!runtime.hono) {
-        const info = await (await fetch(`${child.url}/v1/functions/${fn}`)).json();
-        if (info.status === "ready") break;
-        if (info.status === "failed") throw new Error(`${runtime.name}: ${fn} failed to load`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+// Every runtime serves at once (an idle one takes no core: its ORT threads sleep or there are none), and each case
+// alternates between them round after round.
+await using stack = new AsyncDisposableStack();
+const urls = new Map<string, string>();
+for (const runtime of runtimes) {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-ab-cpu-" });
+  await writeBenchFunctions(dir, {
+    instances: Number(values.instances),
+    mlp: true,
+    wideMlp: wide,
+    batching: { maxBatchSize: 64, maxQueueDelayMs: 2 },
+  });
+  const env = runtime.hono ? runtime.env : {
+    ISOLANE_FUNCTIONS: dir,
+    ISOLANE_DATA: await Deno.makeTempDir({ prefix: "isolane-ab-cpu-data-" }),
+    CUDA_VISIBLE_DEVICES: "",
+    ...runtime.env,
+  };
+  const child = stack.use(await startChild({ entry: runtime.entry, env }));
+  for (const { fn } of cases) {
+    while (!runtime.hono) {
+      const info = await (await fetch(`${child.url}/v1/functions/${fn}`)).json();
+      if (info.status === "ready") break;
+      if (info.status === "failed") throw new Error(`${runtime.name}: ${fn} failed to load`);
+      await new Promise((r) => setTimeout(r, 100));
     }
-    for (const c of cases) {
+  }
+  urls.set(runtime.name, child.url);
+}
+for (let round = 0; round < Number(values.rounds); round++) {
+  for (const c of cases) {
+    for (const runtime of runtimes) {
+      const url = urls.get(runtime.name)!;
       const options = {
-        url: `${child.url}/v1/functions/${c.fn}`,
+        url: `${url}/v1/functions/${c.fn}`,
         bodyFile: c.fn.startsWith("mlp8") ? wideBody : smallBody,
         connections: c.connections,
       };
@@ -104,17 +112,24 @@ for (let round = 0; round < Number(values.rounds); round++) {
       add(`${runtime.name}\t${c.key}\tp50 µs`, Math.round(result.p50Us));
       if (result.errors > 0) console.log(`${runtime.name} ${c.key}: ${result.errors} errors`, result.statuses);
       if (!runtime.hono && c.fn.endsWith("_batched")) {
-        const info = await (await fetch(`${child.url}/v1/functions/${c.fn}`)).json();
+        const info = await (await fetch(`${url}/v1/functions/${c.fn}`)).json();
         const sizes: number[] = info.recentBatchSizes ?? [];
         add(`${runtime.name}\t${c.key}\tmean batch`, sizes.reduce((a, b) => a + b, 0) / Math.max(1, sizes.length));
       }
     }
-    console.error(`round ${round + 1}: ${runtime.name} done (load ${Deno.loadavg()[0].toFixed(2)})`);
   }
+  console.error(`round ${round + 1} done (load ${Deno.loadavg()[0].toFixed(2)})`);
 }
+const order = [...figures.keys()].sort((a, b) => {
+  const [ra, ca] = a.split("\t");
+  const [rb, cb] = b.split("\t");
+  return cases.findIndex((c) => c.key === ca) - cases.findIndex((c) => c.key === cb) ||
+    runtimes.findIndex((r) => r.name === ra) - runtimes.findIndex((r) => r.name === rb);
+});
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log("runtime\tcase\tfigure\tmedian\trounds");
-for (const [key, xs] of figures) {
+for (const key of order) {
+  const xs = figures.get(key)!;
   console.log(`${key}\t${Math.round(median(xs) * 10) / 10}\t${xs.map((x) => Math.round(x * 10) / 10).join(" ")}`);
 }
 console.log(`load average (1 min): ${loadBefore.toFixed(2)} before, ${Deno.loadavg()[0].toFixed(2)} after`);
