@@ -36,7 +36,7 @@ export interface LoadContext {
   /** The kernels' PTX. */
   kernelsPtxPath: string;
   devices: DeviceInventory;
-  /** Intra-op threads per isolate; 0 divides the cores among the function's isolates. */
+  /** Intra-op threads per isolate; 0 takes {@link defaultOrtThreads}. */
   ortThreads: number;
   /** Where isolates live for functions that leave `isolation` at "auto". */
   defaultIsolation?: "auto" | "worker" | "process";
