@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Manifest } from "../protocol.ts";
+import type { LanePlan, Manifest } from "../protocol.ts";
 import { WorkerHost } from "../pool/worker_host.ts";
 import { FunctionPool } from "../pool/function_pool.ts";
 import { isolatePermissions } from "../pool/permissions.ts";
@@ -36,7 +36,7 @@ export interface LoadContext {
   /** The kernels' PTX. */
   kernelsPtxPath: string;
   devices: DeviceInventory;
-  /** Intra-op threads per isolate; 0 divides the cores among the function's isolates. */
+  /** Intra-op threads per isolate; 0 takes {@link defaultOrtThreads}. */
   ortThreads: number;
   /** Where isolates live for functions that leave `isolation` at "auto". */
   defaultIsolation?: "auto" | "worker" | "process";
@@ -89,6 +89,19 @@ export async function inspectFunction(
 }
 
 /**
+ * ONNX Runtime intra-op threads per isolate when `ISOLANE_ORT_THREADS` is not
+ * set: every core on CPU lanes, so a lone request may use them all (their
+ * sessions' threads sleep when idle, `cpuSessionConfig` in
+ * src/inference/native.ts, so isolates that wait take no core from one that
+ * runs); the cores divided among the lanes on GPU lanes, where ORT's threads
+ * mostly launch kernels.
+ */
+export function defaultOrtThreads(lanes: readonly LanePlan[], cores: number): number {
+  if (lanes.every((lane) => lane.kind === "cpu")) return Math.max(1, cores);
+  return Math.max(1, Math.floor(cores / Math.max(1, lanes.length)));
+}
+
+/**
  * Loads and starts a function version; throws `IsolaneError` with the reason when it cannot.
  * A function with its own dependencies (a `deno.json` with `imports`) is served from its bundle,
  * rebuilt when `fresh` (see {@link functionModulePath}).
@@ -121,7 +134,7 @@ export async function loadFunction(
     modelPaths,
     assetPaths,
     lanes,
-    ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
+    ortThreads: ctx.ortThreads || defaultOrtThreads(lanes, cores),
     kernelsPtxPath: ctx.kernelsPtxPath,
     ...(staging ? { staging } : {}),
     ...(ctx.weightMemory ? { weightMemory: ctx.weightMemory } : {}),
