@@ -22,6 +22,7 @@
 import { IsolaneError } from "./errors.ts";
 import type { StagingLayout, WireTensor } from "./protocol.ts";
 import type { TensorDatatype, TensorSignature, TensorSpec } from "./sdk.ts";
+import { scanNumberTensors } from "./tensor_json_fast.ts";
 
 // The binary layout is little-endian, and typed arrays use the platform's order.
 if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new Error("isolane needs a little-endian platform");
@@ -551,6 +552,8 @@ export function signatureJsonSchema(specs: readonly TensorSpec[]): Record<string
 
 /** Wire tensors from a `/v1` JSON body: `{"<input>": nested array, ...}`, shapes read off the nesting. */
 export function wireFromJsonBody(signature: TensorSignature, body: ArrayBuffer): WireTensor[] {
+  const fast = fastFloatInputs(signature, body);
+  if (fast) return fast;
   // Only 64-bit integer inputs need literals a double cannot hold; every other type refuses them either way.
   const exact = signature.inputs.some((s) => s.datatype === "INT64" || s.datatype === "UINT64");
   const json = exact ? parseJsonExact(decodeJsonText(body)) : parseJson(decodeJsonText(body));
@@ -573,6 +576,26 @@ export function wireFromJsonBody(signature: TensorSignature, body: ArrayBuffer):
     checkAgainstSpec(spec, { datatype: spec.datatype, shape });
     return flatToWire({ name: spec.name, datatype: spec.datatype, shape, data: flat });
   });
+}
+
+/**
+ * {@link wireFromJsonBody} for signatures of FP32 and FP64 inputs only, by scanning the bytes (`tensor_json_fast.ts`);
+ * `undefined` when the body is not in the plain form or breaks a rule: the general path then decides, and says why.
+ */
+function fastFloatInputs(signature: TensorSignature, body: ArrayBuffer): WireTensor[] | undefined {
+  const { inputs } = signature;
+  if (!inputs.every((s) => s.datatype === "FP32" || s.datatype === "FP64")) return undefined;
+  const scanned = scanNumberTensors(new Uint8Array(body), inputs.map((s) => s.name), maxRank);
+  if (!scanned) return undefined;
+  const out: WireTensor[] = [];
+  for (const spec of inputs) {
+    const { shape, values } = scanned.get(spec.name)!;
+    if (!shapeFits(spec.shape, shape)) return undefined;
+    const typed = spec.datatype === "FP32" ? new Float32Array(values) : values;
+    for (let i = 0; i < typed.length; i++) if (!Number.isFinite(typed[i])) return undefined;
+    out.push({ name: spec.name, datatype: spec.datatype, shape, data: typed.buffer as ArrayBuffer });
+  }
+  return out;
 }
 
 function namesOf(specs: readonly TensorSpec[]): string {
