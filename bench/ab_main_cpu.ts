@@ -120,9 +120,11 @@ try {
         const r = ((results[v.key] ??= {})[name] ??= { usPerRequest: [], rps: [] });
         r.usPerRequest.push(ns / 1000 / ok);
         r.rps.push(load.rps);
-        console.log(`round ${round} ${v.key} ${name}: ${(ns / 1000 / ok).toFixed(1)} µs main-thread CPU per answer, ${
-          load.rps.toFixed(0)
-        } rps (${ok} answers, ${load.errors} errors)`);
+        console.log(
+          `round ${round} ${v.key} ${name}: ${(ns / 1000 / ok).toFixed(1)} µs main-thread CPU per answer, ${
+            load.rps.toFixed(0)
+          } rps (${ok} answers, ${load.errors} errors)`,
+        );
       }
     }
   }
