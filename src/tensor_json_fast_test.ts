@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { scanNumberTensors } from "./tensor_json_fast.ts";
-import { flattenData, nestedShape, wireFromJsonBody } from "./tensors.ts";
+import { flattenData, nestedJsonText, nestedShape, wireFromJsonBody } from "./tensors.ts";
 import { IsolaneError } from "./errors.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -118,4 +118,29 @@ Deno.test("wireFromJsonBody: the fast path answers as the general one, errors in
   assert.match(error('{"x":[[1e39,2]],"z":[1,2,3]}'), /^invalid_input: .*out of range/);
   assert.match(error('{"x":[[1,2]]}'), /^invalid_input: Missing input 'z'/);
   assert.match(error('{"x":[[1,2]],"z":[1,2,3],}'), /^invalid_json/);
+});
+
+Deno.test("nestedJsonText writes numbers as JSON.stringify does (non-finite ones as null)", () => {
+  fc.assert(
+    fc.property(
+      fc.constantFrom("FP32", "FP64", "INT32", "UINT8"),
+      fc.integer({ min: 0, max: 3 }),
+      fc.integer({ min: 0, max: 4 }),
+      fc.array(fc.double(), { minLength: 12, maxLength: 12 }),
+      (datatype, rows, cols, pool) => {
+        const values = pool.slice(0, rows * cols);
+        const flat = datatype === "FP32"
+          ? Float32Array.from(values)
+          : datatype === "FP64"
+          ? Float64Array.from(values)
+          : datatype === "INT32"
+          ? Int32Array.from(values)
+          : Uint8Array.from(values);
+        const text = nestedJsonText({ name: "y", datatype, shape: [rows, cols], data: flat.buffer as ArrayBuffer });
+        const nested = Array.from({ length: rows }, (_, r) => Array.from(flat.subarray(r * cols, (r + 1) * cols)));
+        assert.equal(text, JSON.stringify(nested));
+      },
+    ),
+    { numRuns: 2000 },
+  );
 });

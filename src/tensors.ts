@@ -484,9 +484,32 @@ export function flatJsonText(tensor: WireTensor): string {
 /** Datatypes whose elements `JSON.stringify` writes exactly as numbers from their typed array. */
 const plainNumbers = new Set(["FP32", "FP64", "INT8", "INT16", "INT32", "UINT8", "UINT16", "UINT32"]);
 
+function allFinite(values: Float64Array): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+  return true;
+}
+
 /** The JSON text of a wire tensor's elements nested by its shape (the `/v1` form); a scalar for shape `[]`. */
 export function nestedJsonText(tensor: WireTensor): string {
   const { shape } = tensor;
+  if (shape.length > 0 && plainNumbers.has(tensor.datatype) && allFinite(typedView(tensor) as Float64Array)) {
+    // Finite numbers: `join` writes each as JSON.stringify does (the shortest text that reads back), about twice as
+    // fast as JSON.stringify of an array of them.
+    const typed = typedView(tensor) as Float64Array;
+    let at = 0;
+    const last = shape.length - 1;
+    const build = (depth: number): string => {
+      if (depth === last) {
+        const row = typed.subarray(at, at + shape[depth]);
+        at += shape[depth];
+        return `[${row.join(",")}]`;
+      }
+      const parts: string[] = new Array(shape[depth]);
+      for (let i = 0; i < shape[depth]; i++) parts[i] = build(depth + 1);
+      return `[${parts.join(",")}]`;
+    };
+    return build(0);
+  }
   if (shape.length > 0 && plainNumbers.has(tensor.datatype)) {
     // Nested arrays of numbers, written by one JSON.stringify: the same text as the general path, faster.
     const typed = typedView(tensor) as Float64Array;
