@@ -206,6 +206,7 @@ export class HttpThreads {
   }
 
   #pushProfiles(): void {
+    for (const t of this.#threads) this.#unlinkEnded(t);
     const profiles = profilesOf(this.options.registry, this.options.devMode, this.#slotOf);
     const text = JSON.stringify(profiles);
     if (text === this.#profiles) return;
@@ -243,17 +244,22 @@ export class HttpThreads {
     if (!host.link) return undefined;
     const known = thread.links.get(host);
     if (known !== undefined) return known;
-    for (const [h, link] of thread.links) {
-      if (h.alive) continue;
-      thread.links.delete(h);
-      thread.outbox.send({ k: "unlink", link });
-    }
+    this.#unlinkEnded(thread);
     const link = nextLink++;
     const channel = new MessageChannel();
     host.link(link, channel.port1, thread.arena);
     thread.outbox.send({ k: "link", link, port: channel.port2 }, [channel.port2]);
     thread.links.set(host, link);
     return link;
+  }
+
+  /** Drops a thread's links to isolates that ended (their ports close on both sides). */
+  #unlinkEnded(thread: Thread): void {
+    for (const [host, link] of thread.links) {
+      if (host.alive) continue;
+      thread.links.delete(host);
+      thread.outbox.send({ k: "unlink", link });
+    }
   }
 
   /** A direct invocation: checked against the serving version, then into its pool. */
