@@ -152,6 +152,12 @@ export interface LinkMessage {
   arena: SharedArrayBuffer;
 }
 
+/** Host to isolate: the link's HTTP thread ended; drop the link and its arena. */
+export interface UnlinkMessage {
+  type: "unlink";
+  link: number;
+}
+
 /** Isolate to HTTP thread, on a link's port: answers of jobs of one run, by the thread's request ids. */
 export type LinkReply = { id: number; tensors: WireTensor[] }[];
 
@@ -178,7 +184,7 @@ export interface ShutdownMessage {
 }
 
 /** Every message the host sends. */
-export type HostMessage = InitMessage | RunMessage | AbortMessage | ShutdownMessage | LinkMessage;
+export type HostMessage = InitMessage | RunMessage | AbortMessage | ShutdownMessage | LinkMessage | UnlinkMessage;
 
 /** What a module declares, as JSON. */
 export interface Manifest {

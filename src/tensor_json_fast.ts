@@ -72,9 +72,9 @@ export function scanNumberTensors(
 ): Map<string, ScannedTensor> | undefined {
   try {
     return scan(bytes, names, maxRank);
-  } catch (error) {
-    if (error === giveUp) return undefined;
-    throw error;
+  } catch {
+    // Given up, or anything unforeseen: the general path reads the body and says what is wrong with it.
+    return undefined;
   }
 }
 
@@ -90,7 +90,8 @@ function scan(b: Uint8Array, names: readonly string[], maxRank: number): Map<str
     const start = i;
     let c = b[i];
     while (c !== QUOTE) {
-      if (c < SPACE || c > 0x7e || c === BACKSLASH) throw giveUp;
+      // Input names are short; a long key is no input's, and the general path says so.
+      if (c < SPACE || c > 0x7e || c === BACKSLASH || i - start > 256) throw giveUp;
       c = b[++i];
     }
     const key = String.fromCharCode(...b.subarray(start, i));

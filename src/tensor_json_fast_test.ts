@@ -144,3 +144,7 @@ Deno.test("nestedJsonText writes numbers as JSON.stringify does (non-finite ones
     { numRuns: 2000 },
   );
 });
+
+Deno.test("scanNumberTensors gives up on a key of any length without throwing", () => {
+  assert.equal(scanNumberTensors(encode(`{"${"k".repeat(500_000)}":[1]}`), ["x"], 32), undefined);
+});

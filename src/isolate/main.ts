@@ -322,6 +322,10 @@ function onHostMessage(message: HostMessage): void {
     case "link":
       links.set(message.link, { port: message.port, arena: message.arena });
       break;
+    case "unlink":
+      links.get(message.link)?.port.close();
+      links.delete(message.link);
+      break;
     case "shutdown":
       release().then(
         (sessions) => port.post({ type: "released", sessions }),

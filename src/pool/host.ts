@@ -92,6 +92,8 @@ export interface IsolateHost {
    * jobs naming it take their inputs from the thread's arena and answer the thread on `port`.
    */
   link?(link: number, port: MessagePort, arena: SharedArrayBuffer): void;
+  /** Worker hosts only: drops a link whose HTTP thread ended. */
+  unlink?(link: number): void;
 }
 
 let nextHostId = 1;

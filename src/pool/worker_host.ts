@@ -56,6 +56,10 @@ export class WorkerHost extends HostBase {
     else port.close();
   }
 
+  unlink(link: number): void {
+    if (this.alive) this.#worker.postMessage({ type: "unlink", link } satisfies HostMessage);
+  }
+
   protected kill(): void {
     this.#worker.terminate();
     this.ended("was terminated");

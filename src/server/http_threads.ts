@@ -173,6 +173,7 @@ export class HttpThreads {
   async #replace(dead: Thread, index: number, port: number): Promise<void> {
     this.#threads = this.#threads.filter((t) => t !== dead);
     for (const abort of dead.aborts.values()) abort();
+    for (const [host, link] of dead.links) host.unlink?.(link);
     dead.worker.terminate();
     if (this.#stopping) return;
     try {
