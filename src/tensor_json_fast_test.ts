@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { scanNumberTensors } from "./tensor_json_fast.ts";
-import { flattenData, nestedJsonText, nestedShape, wireFromJsonBody } from "./tensors.ts";
+import { flatJsonText, flattenData, nestedJsonText, nestedShape, wireFromJsonBody } from "./tensors.ts";
 import { IsolaneError } from "./errors.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -139,6 +139,8 @@ Deno.test("nestedJsonText writes numbers as JSON.stringify does (non-finite ones
         const text = nestedJsonText({ name: "y", datatype, shape: [rows, cols], data: flat.buffer as ArrayBuffer });
         const nested = Array.from({ length: rows }, (_, r) => Array.from(flat.subarray(r * cols, (r + 1) * cols)));
         assert.equal(text, JSON.stringify(nested));
+        const flatText = flatJsonText({ name: "y", datatype, shape: [rows * cols], data: flat.buffer as ArrayBuffer });
+        assert.equal(flatText, JSON.stringify(Array.from(flat)));
       },
     ),
     { numRuns: 2000 },

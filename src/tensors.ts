@@ -478,6 +478,8 @@ export function flatJsonText(tensor: WireTensor): string {
   if (tensor.datatype === "BOOL") return JSON.stringify(Array.from(typed as Uint8Array, (b) => b !== 0));
   if (tensor.datatype === "FP16") return JSON.stringify(Array.from(fromFloat16Bits(typed as Uint16Array)));
   if (typed instanceof BigInt64Array || typed instanceof BigUint64Array) return `[${typed.join(",")}]`;
+  // Finite numbers: `join` writes them as JSON.stringify does, faster; NaN and infinities are JSON's null.
+  if (allFinite(typed as Float64Array)) return `[${typed.join(",")}]`;
   return JSON.stringify(Array.from(typed as Float64Array));
 }
 
