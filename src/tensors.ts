@@ -203,8 +203,11 @@ export function parseJsonExact(text: string): unknown {
   }
 }
 
-/** `JSON.parse`; throws `invalid_json` for text that is not JSON. */
-function parseJson(text: string): unknown {
+/**
+ * `JSON.parse`; throws `invalid_json` for text that is not JSON. Use {@link parseJsonExact} where 64-bit integers
+ * must stay exact.
+ */
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
@@ -311,11 +314,24 @@ function jsonToTyped(name: string, datatype: TensorDatatype, values: readonly un
       }
       return out;
     }
+    case "FP32": {
+      // One pass: each element a finite number, and finite as FP32; a type error anywhere comes before a range one.
+      const out = new Float32Array(n);
+      let outOfRange = -1;
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        const x = typeof v === "bigint" ? Number(v) : v;
+        if (typeof x !== "number" || !Number.isFinite(x)) throw notType(name, i, datatype, v);
+        out[i] = x;
+        if (outOfRange < 0 && !Number.isFinite(out[i])) outOfRange = i;
+      }
+      if (outOfRange >= 0) throw notType(name, outOfRange, datatype, values[outOfRange], ": out of range");
+      return out;
+    }
     case "FP16":
-    case "FP32":
     case "FP64": {
-      // Every element is checked to be a finite number first, then (FP16, FP32) to fit the type.
-      const numbers = datatype === "FP32" ? new Float32Array(n) : new Float64Array(n);
+      // Every element is checked to be a finite number first, then (FP16) to fit the type.
+      const numbers = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         const v = values[i];
         const x = typeof v === "bigint" ? Number(v) : v;
@@ -323,8 +339,8 @@ function jsonToTyped(name: string, datatype: TensorDatatype, values: readonly un
         numbers[i] = x;
       }
       if (datatype === "FP64") return numbers;
-      const out = datatype === "FP16" ? toFloat16Bits(numbers) : numbers;
-      const check = datatype === "FP16" ? fromFloat16Bits(out as Uint16Array) : out;
+      const out = toFloat16Bits(numbers);
+      const check = fromFloat16Bits(out);
       for (let i = 0; i < n; i++) {
         if (!Number.isFinite(check[i])) throw notType(name, i, datatype, values[i], ": out of range");
       }
