@@ -419,5 +419,9 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     const count = Number(/isolane_requests_total\{function="greet",status="200"\} (\d+)/.exec(text)?.[1]);
     assert.equal(count, 40);
     assert.match(text, /isolane_requests_total\{function="greet",status="400"\} 2/);
+    // Answers that came to the threads on their links are counted as every other.
+    assert.match(text, /isolane_requests_total\{function="mlpw",status="200"\} 80\n/);
+    assert.match(text, /isolane_requests_total\{function="crash",status="500"\} 16\n/);
+    assert.match(text, /isolane_requests_total\{function="crash",status="200"\} 16\n/);
   });
 });
