@@ -199,6 +199,12 @@ export function parseSuiteArgs(args: string[]): SuiteOptions {
     if (!(n > 0)) throw new Error(`--${what} takes a positive number, not '${text}'`);
     return n;
   };
+  const atLeastZero = (text: string | undefined, fallback: number, what: string) => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!(n >= 0)) throw new Error(`--${what} takes a number of 0 or more, not '${text}'`);
+    return n;
+  };
   const nonNegative = (text: string) => {
     const n = Number(text);
     if (!Number.isInteger(n) || n < 0) throw new Error(`--http-threads takes an integer of 0 or more, not '${text}'`);
@@ -217,7 +223,7 @@ export function parseSuiteArgs(args: string[]): SuiteOptions {
     quick,
     batching: {
       maxBatchSize: positive(values["max-batch-size"], 64, "max-batch-size"),
-      maxQueueDelayMs: positive(values["max-queue-delay-ms"], 2, "max-queue-delay-ms"),
+      maxQueueDelayMs: atLeastZero(values["max-queue-delay-ms"], 2, "max-queue-delay-ms"),
     },
     out: values["no-out"] ? null : values.out,
     logLevel: z.enum(["debug", "info", "warn", "error"]).parse(values["log-level"]),
@@ -753,9 +759,15 @@ async function coldStartAndRespawn(
       await hung.arrayBuffer();
       if (hung.status !== 504) throw new Error(`The hanging call answered ${hung.status}, not 504`);
       const start = performance.now();
-      const next = await post(`${runtime.url}/v1/functions/hang`, { hang: false });
-      await next.arrayBuffer();
-      if (next.status !== 200) throw new Error(`The call after the timeout answered ${next.status}, not 200`);
+      // The next call waits for the respawned isolate; on a loaded machine that can take longer than the function's
+      // timeoutMs, and the call is answered 504 again: call again until the 200, which is what the row measures.
+      let status = 504;
+      for (let tries = 0; status === 504 && tries < 20; tries++) {
+        const next = await post(`${runtime.url}/v1/functions/hang`, { hang: false });
+        await next.arrayBuffer();
+        status = next.status;
+      }
+      if (status !== 200) throw new Error(`The call after the timeout answered ${status}, not 200`);
       respawn.push(performance.now() - start);
       options.log(`  respawn ${i + 1}: ${respawn.at(-1)!.toFixed(1)} ms`);
     }
