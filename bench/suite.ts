@@ -173,7 +173,7 @@ export function parseSuiteArgs(args: string[]): SuiteOptions {
       "http-threads": { type: "string" },
       repeats: { type: "string" },
       "max-batch-size": { type: "string", default: "64" },
-      "max-queue-delay-ms": { type: "string", default: "2" },
+      "max-queue-delay-ms": { type: "string", default: "0" },
       out: { type: "string", default: here("./results") },
       "no-out": { type: "boolean", default: false },
       "log-level": { type: "string", default: "info" },
@@ -223,7 +223,7 @@ export function parseSuiteArgs(args: string[]): SuiteOptions {
     quick,
     batching: {
       maxBatchSize: positive(values["max-batch-size"], 64, "max-batch-size"),
-      maxQueueDelayMs: atLeastZero(values["max-queue-delay-ms"], 2, "max-queue-delay-ms"),
+      maxQueueDelayMs: atLeastZero(values["max-queue-delay-ms"], 0, "max-queue-delay-ms"),
     },
     out: values["no-out"] ? null : values.out,
     logLevel: z.enum(["debug", "info", "warn", "error"]).parse(values["log-level"]),
