@@ -145,8 +145,17 @@ export interface ShutdownMessage {
   type: "shutdown";
 }
 
+/**
+ * Host to a spare isolate (one started before its function is known, `src/pool/spare.ts`): load ONNX Runtime's
+ * addon now, so that the init that follows finds it loaded. Sent only for CPU lanes: a CUDA lane binds its lane
+ * before ORT touches the GPU.
+ */
+export interface WarmMessage {
+  type: "warm";
+}
+
 /** Every message the host sends. */
-export type HostMessage = InitMessage | RunMessage | AbortMessage | ShutdownMessage;
+export type HostMessage = InitMessage | RunMessage | AbortMessage | ShutdownMessage | WarmMessage;
 
 /** What a module declares, as JSON. */
 export interface Manifest {

@@ -66,6 +66,7 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     devices: inventory,
     ortThreads: config.ortThreads,
     defaultIsolation: config.isolation,
+    spares: config.spareIsolates === "on",
   });
   log("info", "starting", {
     pid: Deno.pid,

@@ -284,5 +284,9 @@ function onHostMessage(message: HostMessage): void {
     case "abort":
       aborts.get(message.id)?.abort(new IsolaneError("timeout", "The request was aborted"));
       break;
+    case "warm":
+      // A failure here is the init's to report: serve loads ORT again and fails with the reason.
+      loadOrt().catch(() => {});
+      break;
   }
 }

@@ -127,6 +127,24 @@ export abstract class HostBase implements IsolateHost {
     return this.#alive;
   }
 
+  /**
+   * Boots a host made ahead of its function (a spare, `spare.ts`) with `spec`; its transport was created with
+   * `spec.limits`. Resolves once the isolate is ready.
+   * @throws {IsolaneError} `function_unavailable` when the isolate ended before, or could not load.
+   */
+  async launch(spec: HostSpec): Promise<this> {
+    if (!this.#alive) {
+      throw new IsolaneError("function_unavailable", `Cannot load function '${this.name}': the spare isolate ended`);
+    }
+    await this.boot(spec);
+    return this;
+  }
+
+  /** Ends a host that never booted (an unused spare) at once. */
+  discard(): void {
+    this.terminate(new IsolaneError("function_unavailable", "The spare isolate was discarded"));
+  }
+
   /** Sends the init message and resolves once the isolate is ready (or reported its manifest). */
   protected boot(spec: HostSpec): Promise<void> {
     return new Promise<void>((resolve, reject) => {

@@ -8,6 +8,7 @@
  */
 import type { HostMessage, IsolateMessage } from "../protocol.ts";
 import { HostBase, type HostSpec, type Isolation } from "./host.ts";
+import type { FunctionLimits } from "./limits.ts";
 
 const entry = new URL("../isolate/worker_entry.ts", import.meta.url);
 
@@ -37,13 +38,23 @@ export class WorkerHost extends HostBase {
 
   /** Starts a Worker and resolves once it is ready; rejects with an `IsolaneError` saying why it could not start. */
   static async start(spec: HostSpec): Promise<WorkerHost> {
+    const host = WorkerHost.prepare(spec.init.name, spec.limits);
+    await host.boot(spec);
+    return host;
+  }
+
+  /**
+   * Creates the Worker with `limits.permissions` (fixed for its life), which starts importing the isolate runtime;
+   * {@link launch} boots it later. `warm` has it load ONNX Runtime's addon meanwhile (CPU lanes).
+   */
+  static prepare(name: string, limits: FunctionLimits, { warm = false }: { warm?: boolean } = {}): WorkerHost {
     const worker = new Worker(entry, {
       type: "module",
-      name: `isolane:${spec.init.name}`,
-      deno: { permissions: spec.limits.permissions },
+      name: `isolane:${name}`,
+      deno: { permissions: limits.permissions },
     });
-    const host = new WorkerHost(spec.init.name, worker);
-    await host.boot(spec);
+    const host = new WorkerHost(name, worker);
+    if (warm) host.send({ type: "warm" });
     return host;
   }
 

@@ -14,7 +14,9 @@ import { resolveFilePaths } from "./file_paths.ts";
 import { functionModulePath } from "./dependencies.ts";
 import { log } from "../log.ts";
 import { defaultStagingRows, stagingLayout } from "../tensors.ts";
-import type { FunctionLimits } from "../pool/limits.ts";
+import { type FunctionLimits, limitsFor } from "../pool/limits.ts";
+import { prepareSpare, type Spare } from "../pool/spare.ts";
+import { functionOptionsSchema } from "../sdk.ts";
 import type { PoolObserver } from "../pool/observer.ts";
 import type { WeightMemory } from "../pool/shared_weights.ts";
 
@@ -44,6 +46,8 @@ export interface LoadContext {
   observer?: PoolObserver;
   /** Holds the device memory of weights shared by a function's CUDA lanes; absent without CUDA. */
   weightMemory?: WeightMemory;
+  /** Start spare isolates: one while a version loads, one per function for respawns (`src/pool/spare.ts`). */
+  spares?: boolean;
 }
 
 /** The limits of an inspecting isolate: it only imports the module. */
@@ -89,6 +93,19 @@ export async function inspectFunction(
 }
 
 /**
+ * The limits of the first isolate of a function that declares nothing but its models in its folder: what a load
+ * spare is started with before the manifest is known.
+ */
+function undeclaredLimits(
+  name: string,
+  dir: string,
+  defaultIsolation: LoadContext["defaultIsolation"],
+): FunctionLimits {
+  const options = functionOptionsSchema.parse({ description: name });
+  return limitsFor(options, { dir, files: [], lane: { kind: "cpu" }, defaultIsolation });
+}
+
+/**
  * Loads and starts a function version; throws `IsolaneError` with the reason when it cannot.
  * A function with its own dependencies (a `deno.json` with `imports`) is served from its bundle,
  * rebuilt when `fresh` (see {@link functionModulePath}).
@@ -100,40 +117,55 @@ export async function loadFunction(
   const started = performance.now();
   const moduleUrl = pathToFileURL(await functionModulePath(name, dir, { fresh })).href;
   const bundled = performance.now();
-  const manifest = await inspectFunction(name, dir, { moduleUrl });
-  const inspected = performance.now();
-  const { options } = manifest;
-  const where = { dir, nodeModules: ctx.nodeModules };
-  const modelPaths = await resolveFilePaths(name, options.models, { ...where, kind: "model" });
-  const assetPaths = await resolveFilePaths(name, options.assets, { ...where, kind: "asset" });
-  const { lanes, notes } = planLanes(name, options, ctx.devices);
-  for (const note of notes) log("warn", note, { function: name });
-  const cores = navigator.hardwareConcurrency || 1;
-  // A runModel handler's CUDA lanes stage one run of the largest batch in pinned memory that JS writes in place.
-  const staging = manifest.modelHandler && options.signature
-    ? stagingLayout(options.signature, options.dynamicBatching?.maxBatchSize ?? defaultStagingRows)
-    : undefined;
-  const pool = new FunctionPool({
-    name,
-    dir,
-    moduleUrl,
-    options,
-    modelPaths,
-    assetPaths,
-    lanes,
-    ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
-    kernelsPtxPath: ctx.kernelsPtxPath,
-    ...(staging ? { staging } : {}),
-    ...(ctx.weightMemory ? { weightMemory: ctx.weightMemory } : {}),
-    observer: ctx.observer,
-    defaultIsolation: ctx.defaultIsolation,
+  // Started now, it imports the isolate runtime while the module is inspected; the pool's first lane boots in it
+  // if the manifest asks for no more than it was given.
+  let spare: Spare | undefined = ctx.spares === false ? undefined : prepareSpare(name, {
+    limits: undeclaredLimits(name, dir, ctx.defaultIsolation),
+    lane: "cpu",
+    purpose: "load",
   });
-  await pool.start();
-  log("debug", "function load phases", {
-    function: name,
-    moduleMs: Math.round(bundled - started),
-    inspectMs: Math.round(inspected - bundled),
-    isolatesMs: Math.round(performance.now() - inspected),
-  });
-  return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date() };
+  try {
+    const manifest = await inspectFunction(name, dir, { moduleUrl });
+    const inspected = performance.now();
+    const { options } = manifest;
+    const where = { dir, nodeModules: ctx.nodeModules };
+    const modelPaths = await resolveFilePaths(name, options.models, { ...where, kind: "model" });
+    const assetPaths = await resolveFilePaths(name, options.assets, { ...where, kind: "asset" });
+    const { lanes, notes } = planLanes(name, options, ctx.devices);
+    for (const note of notes) log("warn", note, { function: name });
+    const cores = navigator.hardwareConcurrency || 1;
+    // A runModel handler's CUDA lanes stage one run of the largest batch in pinned memory that JS writes in place.
+    const staging = manifest.modelHandler && options.signature
+      ? stagingLayout(options.signature, options.dynamicBatching?.maxBatchSize ?? defaultStagingRows)
+      : undefined;
+    const pool = new FunctionPool({
+      name,
+      dir,
+      moduleUrl,
+      options,
+      modelPaths,
+      assetPaths,
+      lanes,
+      ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
+      kernelsPtxPath: ctx.kernelsPtxPath,
+      ...(staging ? { staging } : {}),
+      ...(ctx.weightMemory ? { weightMemory: ctx.weightMemory } : {}),
+      observer: ctx.observer,
+      defaultIsolation: ctx.defaultIsolation,
+      ...(spare ? { spare } : {}),
+      spares: ctx.spares !== false,
+    });
+    // From here the pool owns the spare.
+    spare = undefined;
+    await pool.start();
+    log("debug", "function load phases", {
+      function: name,
+      moduleMs: Math.round(bundled - started),
+      inspectMs: Math.round(inspected - bundled),
+      isolatesMs: Math.round(performance.now() - inspected),
+    });
+    return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date() };
+  } finally {
+    spare?.host.discard();
+  }
 }
