@@ -85,6 +85,15 @@ for (const kind of ["heap", "buffers"] as const) {
       assert.ok(tally.ok > 0);
       // The child is gone, and a new one serves.
       await until(server, "hog", (i) => i.isolates[0].status === "ready" && i.isolates[0].pid !== pid);
+      // The respawn boots in a spare process that was already running, so it may serve before the killed child is
+      // reaped: wait for that, within a bound.
+      for (
+        let tries = 0;
+        tries < 500 && (await Deno.stat(`/proc/${pid}/statm`).then(() => true, () => false));
+        tries++
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       await assert.rejects(Deno.stat(`/proc/${pid}/statm`));
       assert.deepEqual(await (await server.invoke("echo", { message: "after" })).json(), { message: "after" });
     } finally {
