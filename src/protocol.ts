@@ -147,8 +147,8 @@ export interface ShutdownMessage {
 
 /**
  * Host to a spare isolate (one started before its function is known, `src/pool/spare.ts`): load ONNX Runtime's
- * addon now, so that the init that follows finds it loaded. Sent only for CPU lanes: a CUDA lane binds its lane
- * before ORT touches the GPU.
+ * addon and open its C API environment now, so that the init that follows finds them ready. Sent only for CPU
+ * lanes: a CUDA lane binds its lane before ORT touches the GPU.
  */
 export interface WarmMessage {
   type: "warm";

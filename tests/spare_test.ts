@@ -37,6 +37,8 @@ export default defineFunction({
 });
 `;
 
+const hangBundle = await bundleOf({ "mod.ts": hang });
+
 async function functionsWith(files: Record<string, string>): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "isolane-spare-" });
   for (const [path, content] of Object.entries(files)) {
@@ -48,7 +50,12 @@ async function functionsWith(files: Record<string, string>): Promise<string> {
 
 type Line = Record<string, unknown>;
 
-function spareStarted(server: TestServer, fn: string, purpose: "load" | "respawn", after = -1): Promise<Line> {
+function spareStarted(
+  server: TestServer,
+  fn: string,
+  purpose: "ready" | "load" | "respawn",
+  after = -1,
+): Promise<Line> {
   return server.waitForLog((l) =>
     l.msg === "spare isolate started" && l.function === fn && l.purpose === purpose && Number(l.isolate) > after
   );
@@ -60,43 +67,54 @@ async function isolateOf(server: TestServer, fn: string): Promise<any> {
 }
 
 for (const isolation of ["worker", "process"] as const) {
-  Deno.test(`spares (${isolation} host): a version boots in its load spare; declared permissions get their own isolate`, async () => {
-    const dir = await functionsWith({ "hang/mod.ts": hang, "envy/mod.ts": envy });
+  Deno.test(`spares (${isolation} host): versions boot in spares started before them; declared permissions do not`, async () => {
+    const dir = await functionsWith({ "envy/mod.ts": envy });
     try {
       await using server = await startServer({
         functionsDir: dir,
         env: { ISOLANE_ISOLATION: isolation, ISOLANE_SPARE_TEST: "granted", ISOLANE_ADMIN_TOKEN: adminToken },
       });
-      // hang declares nothing: its first isolate is the spare started before its manifest was read.
-      const loadSpare = await spareStarted(server, "hang", "load");
-      assert.equal(loadSpare.isolation, isolation);
-      const served = await isolateOf(server, "hang");
-      assert.equal(served.id, loadSpare.isolate);
-      if (isolation === "process") assert.equal(served.pid, loadSpare.pid);
-      assert.deepEqual(await (await server.invoke("hang", { hang: false })).json(), { ok: true });
-
-      // envy declares env access, which its load spare was not given: that spare is discarded, unused.
-      const envySpare = await spareStarted(server, "envy", "load");
+      // envy declares env access, which the ready spare was not given: it takes that spare and discards it, unused.
+      const first = await spareStarted(server, "(ready spare)", "ready");
+      assert.equal(first.isolation, isolation);
       const discarded = await server.waitForLog((l) =>
-        l.msg === "spare isolate discarded" && l.function === "envy" && l.isolate === envySpare.isolate
+        l.msg === "spare isolate discarded" && l.function === "envy" && l.isolate === first.isolate
       );
       assert.match(String(discarded.reason), /limits differ/);
-      const envyIsolate = await isolateOf(server, "envy");
-      assert.notEqual(envyIsolate.id, envySpare.isolate);
+      assert.notEqual((await isolateOf(server, "envy")).id, first.isolate);
       assert.deepEqual(await (await server.invoke("envy", {})).json(), { value: "granted" });
 
-      // A deploy of a model function boots in its load spare too, and answers with its model.
+      // The next ready spare serves the next deploy: a model function, which answers with its model.
+      const ready = await spareStarted(server, "(ready spare)", "ready", Number(first.isolate));
       const model = await Deno.readFile(new URL("../functions/mlp/mlp.onnx", import.meta.url));
       const source = await Deno.readTextFile(new URL("../functions/mlp/mod.ts", import.meta.url));
-      const put = await deploy(server, "coldmlp", await bundleOf({ "mod.ts": source, "mlp.onnx": model }));
+      const bundle = await bundleOf({ "mod.ts": source, "mlp.onnx": model });
+      const put = await deploy(server, "coldmlp", bundle);
       assert.equal(put.status, 201, await put.text());
-      const coldSpare = await spareStarted(server, "coldmlp", "load");
-      assert.equal((await isolateOf(server, "coldmlp")).id, coldSpare.isolate);
+      const served = await isolateOf(server, "coldmlp");
+      assert.equal(served.id, ready.isolate);
+      if (isolation === "process") assert.equal(served.pid, ready.pid);
       const answer = await server.invoke("coldmlp", { x: [[0.5, -1, 2, 0.25]] });
       assert.equal(answer.status, 200);
       const { y } = await answer.json();
       assert.equal(y.length, 1);
       assert.equal(y[0].length, 3);
+
+      // Two deploys at once: one takes the ready spare, the other boots in a load spare started with its folder.
+      const puts = await Promise.all(["hang1", "hang2"].map((name) => deploy(server, name, hangBundle)));
+      for (const response of puts) assert.equal(response.status, 201, await response.text());
+      const loadSpares = [];
+      for (const name of ["hang1", "hang2"]) {
+        const load = server.logs.find((l) =>
+          l.msg === "spare isolate started" && l.function === name && l.purpose === "load"
+        );
+        if (load) {
+          loadSpares.push(load);
+          assert.equal((await isolateOf(server, name)).id, load.isolate);
+        }
+        assert.deepEqual(await (await server.invoke(name, { hang: false })).json(), { ok: true });
+      }
+      assert.equal(loadSpares.length, 1);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

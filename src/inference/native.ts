@@ -64,7 +64,21 @@ let env: OrtEnv | undefined;
  */
 export function openNativeOrt({ open }: { open: boolean }): void {
   if (open) env ??= OrtEnv.open({ libraryPath: ortLibraryPath(nodeModules) });
+  else if (env) {
+    // Opened ahead by a spare ({@link preopenNativeOrt}) for a function that turned out to have no models.
+    env.close();
+    env = undefined;
+  }
   sealOrtLibrary();
+}
+
+/**
+ * Opens the ORT environment ahead of an init, without sealing the binding: a spare isolate's warm-up, before any
+ * user code runs (`src/pool/spare.ts`). The init's {@link openNativeOrt} then finds it open, or closes it.
+ * @throws {Error} when the library or libffi cannot be opened (the init then fails with the same reason).
+ */
+export function preopenNativeOrt(): void {
+  env ??= OrtEnv.open({ libraryPath: ortLibraryPath(nodeModules) });
 }
 
 /**

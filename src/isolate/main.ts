@@ -26,6 +26,7 @@ import {
   mapStaging,
   openNativeOrt,
   placementOf,
+  preopenNativeOrt,
   sessionFacade,
   uploadWeights,
 } from "../inference/native.ts";
@@ -33,8 +34,7 @@ import { allowModelsOnce } from "../inference/model_access.ts";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
-import { type AnyFunctionDefinition, modelRunBy, z } from "../sdk.ts";
-import { signatureJsonSchema } from "../tensors.ts";
+import { inspectModule, modelHandlerOf } from "./inspect.ts";
 import { type StagedModel, stagedModel } from "./staged_model.ts";
 import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
@@ -58,31 +58,8 @@ let serving:
 let gpuLane: OpenedLane | undefined;
 const aborts = new Map<number, AbortController>();
 
-/**
- * The model that the runtime runs itself for a `runModel` handler: a tensor
- * function without BYTES tensors (whose rows have no fixed size).
- */
-function modelHandlerOf(definition: AnyFunctionDefinition): string | undefined {
-  const { signature } = definition;
-  if (!signature || [...signature.inputs, ...signature.outputs].some((t) => t.datatype === "BYTES")) return undefined;
-  return modelRunBy(definition.handler);
-}
-
 async function inspect(init: InitMessage): Promise<void> {
-  const { definition, options } = await loadFunctionModule(init.name, init.moduleUrl);
-  const schema = (s: z.ZodType, io: "input" | "output") => z.toJSONSchema(s, { io, unrepresentable: "any" });
-  const modelHandler = modelHandlerOf(definition);
-  port.post({
-    type: "manifest",
-    manifest: definition.signature
-      ? {
-        options,
-        ...(modelHandler ? { modelHandler } : {}),
-        inputSchema: signatureJsonSchema(definition.signature.inputs),
-        outputSchema: signatureJsonSchema(definition.signature.outputs),
-      }
-      : { options, inputSchema: schema(definition.input, "input"), outputSchema: schema(definition.output, "output") },
-  });
+  port.post({ type: "manifest", manifest: await inspectModule(init) });
 }
 
 async function serve(init: InitMessage): Promise<void> {
@@ -286,7 +263,7 @@ function onHostMessage(message: HostMessage): void {
       break;
     case "warm":
       // A failure here is the init's to report: serve loads ORT again and fails with the reason.
-      loadOrt().catch(() => {});
+      loadOrt().then(() => preopenNativeOrt()).catch(() => {});
       break;
   }
 }

@@ -114,7 +114,8 @@ export abstract class HostBase implements IsolateHost {
   #closed: (() => void) | undefined;
   #ended = false;
 
-  protected constructor(readonly name: string) {}
+  /** The function's name; a spare takes its function's at {@link launch}. */
+  protected constructor(public name: string) {}
 
   /** Sends one message to the isolate; `transfer` lists buffers given up. */
   protected abstract send(message: HostMessage, transfer?: ArrayBuffer[]): void;
@@ -136,6 +137,7 @@ export abstract class HostBase implements IsolateHost {
     if (!this.#alive) {
       throw new IsolaneError("function_unavailable", `Cannot load function '${this.name}': the spare isolate ended`);
     }
+    this.name = spec.init.name;
     await this.boot(spec);
     return this;
   }

@@ -64,7 +64,7 @@ export class ProcessHost extends HostBase {
     this.#stdin = child.stdin.getWriter();
     this.#unwatch = watchMemory(this, memoryMb);
     const failed = (where: string) => (error: unknown) =>
-      log("error", "process host failed", { function: name, isolate: this.id, where, reason: String(error) });
+      log("error", "process host failed", { function: this.name, isolate: this.id, where, reason: String(error) });
     this.#read(child.stdout).catch(failed("stdout"));
     this.#readErrors(child.stderr).catch(failed("stderr"));
     child.status.then((status) => {

@@ -39,7 +39,7 @@ export interface Spare {
  */
 export function prepareSpare(
   name: string,
-  { limits, lane, purpose }: { limits: FunctionLimits; lane: LanePlan["kind"]; purpose: "load" | "respawn" },
+  { limits, lane, purpose }: { limits: FunctionLimits; lane: LanePlan["kind"]; purpose: "ready" | "load" | "respawn" },
 ): Spare {
   const options = { warm: lane === "cpu" };
   const host = limits.isolation === "process"

@@ -120,10 +120,11 @@ export function startHost(
 }
 
 /**
- * How long after a lane starts or is respawned its function's next respawn spare is started, so that its imports
- * do not compete with the first requests for the cores.
+ * How long after a version starts, and after a respawn took its spare, the function's next respawn spare is started:
+ * after a start it waits out the first requests and the deploys that often follow, so that its imports do not compete
+ * with them for the cores; after a respawn a short wait, so that timeouts in a row each find one.
  */
-const spareDelayMs = 50;
+const spareDelayMs = { started: 1000, respawned: 50 };
 
 /** Keeps one host running per lane. */
 export class Supervisor {
@@ -195,7 +196,7 @@ export class Supervisor {
     }
     this.#models = hosts.get(this.slots[0])?.models ?? [];
     for (const slot of this.slots) this.#attach(slot, hosts.get(slot)!);
-    this.#replenish();
+    this.#replenish("started");
   }
 
   #takeLoadSpare(): Spare | undefined {
@@ -205,7 +206,7 @@ export class Supervisor {
   }
 
   /** Starts the function's respawn spare soon, unless it has one, spares are off, or it is closed. */
-  #replenish(): void {
+  #replenish(after: keyof typeof spareDelayMs): void {
     if (this.#closed || this.spec.spares === false || this.#spare || this.#spareTimer) return;
     this.#spareTimer = setTimeout(() => {
       this.#spareTimer = undefined;
@@ -214,7 +215,7 @@ export class Supervisor {
       const lane = this.slots[0].lane;
       const { limits } = hostSpecFor(this.spec, lane);
       this.#spare = prepareSpare(this.spec.name, { limits, lane: lane.kind, purpose: "respawn" });
-    }, spareDelayMs);
+    }, spareDelayMs[after]);
   }
 
   /** The respawn spare, if it is alive; the next one is started after the lane it serves is up. */
@@ -316,7 +317,7 @@ export class Supervisor {
           spare: spare?.host === host,
           ms: Math.round(performance.now() - started),
         });
-        this.#replenish();
+        this.#replenish("respawned");
       } catch (error) {
         slot.failures++;
         slot.lastError = error instanceof Error ? error.message : String(error);

@@ -11,6 +11,8 @@ import { HostBase, type HostSpec, type Isolation } from "./host.ts";
 import type { FunctionLimits } from "./limits.ts";
 
 const entry = new URL("../isolate/worker_entry.ts", import.meta.url);
+// Inspecting needs neither ONNX Runtime nor the serving runtime: a lighter entry.
+const inspectEntry = new URL("../isolate/inspect_entry.ts", import.meta.url);
 
 /** An isolate in a Deno Worker. */
 export class WorkerHost extends HostBase {
@@ -38,17 +40,22 @@ export class WorkerHost extends HostBase {
 
   /** Starts a Worker and resolves once it is ready; rejects with an `IsolaneError` saying why it could not start. */
   static async start(spec: HostSpec): Promise<WorkerHost> {
-    const host = WorkerHost.prepare(spec.init.name, spec.limits);
+    const host = WorkerHost.prepare(spec.init.name, spec.limits, { inspect: spec.init.mode === "inspect" });
     await host.boot(spec);
     return host;
   }
 
   /**
    * Creates the Worker with `limits.permissions` (fixed for its life), which starts importing the isolate runtime;
-   * {@link launch} boots it later. `warm` has it load ONNX Runtime's addon meanwhile (CPU lanes).
+   * {@link launch} boots it later. `warm` has it load ONNX Runtime's addon meanwhile (CPU lanes); `inspect` makes a
+   * Worker that can only inspect a module (`inspect_entry.ts`).
    */
-  static prepare(name: string, limits: FunctionLimits, { warm = false }: { warm?: boolean } = {}): WorkerHost {
-    const worker = new Worker(entry, {
+  static prepare(
+    name: string,
+    limits: FunctionLimits,
+    { warm = false, inspect = false }: { warm?: boolean; inspect?: boolean } = {},
+  ): WorkerHost {
+    const worker = new Worker(inspect ? inspectEntry : entry, {
       type: "module",
       name: `isolane:${name}`,
       deno: { permissions: limits.permissions },

@@ -3,7 +3,7 @@
  * resolves its models, plans its lanes and starts its pool.
  * @module
  */
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Manifest } from "../protocol.ts";
 import { WorkerHost } from "../pool/worker_host.ts";
@@ -14,9 +14,9 @@ import { resolveFilePaths } from "./file_paths.ts";
 import { functionModulePath } from "./dependencies.ts";
 import { log } from "../log.ts";
 import { defaultStagingRows, stagingLayout } from "../tensors.ts";
-import { type FunctionLimits, limitsFor } from "../pool/limits.ts";
+import type { FunctionLimits } from "../pool/limits.ts";
 import { prepareSpare, type Spare } from "../pool/spare.ts";
-import { functionOptionsSchema } from "../sdk.ts";
+import { type ReadySpare, removeFolder, undeclaredLimits } from "./ready_spare.ts";
 import type { PoolObserver } from "../pool/observer.ts";
 import type { WeightMemory } from "../pool/shared_weights.ts";
 
@@ -29,6 +29,11 @@ export interface FunctionVersion {
   modelPaths: Record<string, string>;
   pool: FunctionPool;
   loadedAt: Date;
+  /**
+   * The folder the version serves from when it is not `dir`: hard links of its files, in the folder of the ready
+   * spare it took (`ready_spare.ts`); remove it with `removeFolder` once the pool has ended.
+   */
+  folder?: string;
 }
 
 /** Where the runtime's own files are and what it may use. */
@@ -48,6 +53,8 @@ export interface LoadContext {
   weightMemory?: WeightMemory;
   /** Start spare isolates: one while a version loads, one per function for respawns (`src/pool/spare.ts`). */
   spares?: boolean;
+  /** The runtime's ready spare, which a load takes first (`ready_spare.ts`). */
+  readySpare?: ReadySpare;
 }
 
 /** The limits of an inspecting isolate: it only imports the module. */
@@ -93,19 +100,6 @@ export async function inspectFunction(
 }
 
 /**
- * The limits of the first isolate of a function that declares nothing but its models in its folder: what a load
- * spare is started with before the manifest is known.
- */
-function undeclaredLimits(
-  name: string,
-  dir: string,
-  defaultIsolation: LoadContext["defaultIsolation"],
-): FunctionLimits {
-  const options = functionOptionsSchema.parse({ description: name });
-  return limitsFor(options, { dir, files: [], lane: { kind: "cpu" }, defaultIsolation });
-}
-
-/**
  * Loads and starts a function version; throws `IsolaneError` with the reason when it cannot.
  * A function with its own dependencies (a `deno.json` with `imports`) is served from its bundle,
  * rebuilt when `fresh` (see {@link functionModulePath}).
@@ -115,20 +109,29 @@ export async function loadFunction(
   ctx: LoadContext,
 ): Promise<FunctionVersion> {
   const started = performance.now();
-  const moduleUrl = pathToFileURL(await functionModulePath(name, dir, { fresh })).href;
+  const modulePath = await functionModulePath(name, dir, { fresh });
   const bundled = performance.now();
-  // Started now, it imports the isolate runtime while the module is inspected; the pool's first lane boots in it
-  // if the manifest asks for no more than it was given.
-  let spare: Spare | undefined = ctx.spares === false ? undefined : prepareSpare(name, {
-    limits: undeclaredLimits(name, dir, ctx.defaultIsolation),
-    lane: "cpu",
-    purpose: "load",
-  });
+  // The pool's first lane boots in a spare if the manifest asks for no more than it was given: the ready spare,
+  // which has imported the runtime already, else one started now, which imports it while the module is inspected.
+  let spare: Spare | undefined;
+  let folder: string | undefined;
+  if (ctx.spares !== false) {
+    const ready = await ctx.readySpare?.take(name, dir);
+    if (ready) ({ spare, dir: folder } = ready);
+    else {spare = prepareSpare(name, {
+        limits: undeclaredLimits(dir, ctx.defaultIsolation),
+        lane: "cpu",
+        purpose: "load",
+      });}
+  }
+  const served = folder ?? dir;
+  const moduleUrl = pathToFileURL(join(served, relative(dir, modulePath))).href;
+  let loaded = false;
   try {
-    const manifest = await inspectFunction(name, dir, { moduleUrl });
+    const manifest = await inspectFunction(name, served, { moduleUrl });
     const inspected = performance.now();
     const { options } = manifest;
-    const where = { dir, nodeModules: ctx.nodeModules };
+    const where = { dir: served, nodeModules: ctx.nodeModules };
     const modelPaths = await resolveFilePaths(name, options.models, { ...where, kind: "model" });
     const assetPaths = await resolveFilePaths(name, options.assets, { ...where, kind: "asset" });
     const { lanes, notes } = planLanes(name, options, ctx.devices);
@@ -140,7 +143,7 @@ export async function loadFunction(
       : undefined;
     const pool = new FunctionPool({
       name,
-      dir,
+      dir: served,
       moduleUrl,
       options,
       modelPaths,
@@ -163,9 +166,14 @@ export async function loadFunction(
       moduleMs: Math.round(bundled - started),
       inspectMs: Math.round(inspected - bundled),
       isolatesMs: Math.round(performance.now() - inspected),
+      ...(folder ? { readySpare: true } : {}),
     });
-    return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date() };
+    loaded = true;
+    return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date(), ...(folder ? { folder } : {}) };
   } finally {
     spare?.host.discard();
+    if (folder && !loaded) await removeFolder(folder);
+    // The next ready spare starts once this load no longer needs the cores.
+    ctx.readySpare?.replenish();
   }
 }
