@@ -9,7 +9,7 @@
 import type { InitMessage, Manifest } from "../protocol.ts";
 import { type AnyFunctionDefinition, modelRunBy, z } from "../sdk.ts";
 import { signatureJsonSchema } from "../tensors.ts";
-import { loadFunctionModule } from "./load_module.ts";
+import { type LoadedFunction, loadFunctionModule } from "./load_module.ts";
 
 /**
  * The model that the runtime runs itself for a `runModel` handler: a tensor
@@ -26,7 +26,11 @@ export function modelHandlerOf(definition: AnyFunctionDefinition): string | unde
  * @throws {IsolaneError} `function_unavailable` when the module cannot be imported or has no valid definition.
  */
 export async function inspectModule(init: Pick<InitMessage, "name" | "moduleUrl">): Promise<Manifest> {
-  const { definition, options } = await loadFunctionModule(init.name, init.moduleUrl);
+  return manifestOf(await loadFunctionModule(init.name, init.moduleUrl));
+}
+
+/** The manifest of an imported module. */
+export function manifestOf({ definition, options }: LoadedFunction): Manifest {
   const schema = (s: z.ZodType, io: "input" | "output") => z.toJSONSchema(s, { io, unrepresentable: "any" });
   const modelHandler = modelHandlerOf(definition);
   return definition.signature

@@ -30,11 +30,11 @@ import {
   sessionFacade,
   uploadWeights,
 } from "../inference/native.ts";
-import { allowModelsOnce } from "../inference/model_access.ts";
+import { allowModelsOnce, reserveModels } from "../inference/model_access.ts";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
-import { inspectModule, modelHandlerOf } from "./inspect.ts";
+import { manifestOf, modelHandlerOf } from "./inspect.ts";
 import { type StagedModel, stagedModel } from "./staged_model.ts";
 import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
@@ -58,29 +58,54 @@ let serving:
 let gpuLane: OpenedLane | undefined;
 const aborts = new Map<number, AbortController>();
 
+/** A module a spare imported to inspect it, kept for the serve init that may follow (CPU lanes only). */
+let held: { loaded: LoadedFunction; allowModels: (paths: readonly string[]) => void } | undefined;
+
+/**
+ * Inspects the module in a spare (`src/pool/spare.ts`; the bare inspecting Worker is `inspect_entry.ts`), readied
+ * to serve it as `serve` readies an isolate before it imports user code: ONNX Runtime loaded, the model list sealed
+ * (to be filled by the serve init, by this isolate's code only), ffi dropped. The module stays loaded: a serve init
+ * then goes on from there, and if the host has no use for it, it ends this isolate.
+ */
 async function inspect(init: InitMessage): Promise<void> {
-  port.post({ type: "manifest", manifest: await inspectModule(init) });
+  const ort = await loadOrt();
+  pinFloat16AsUint16(ort.Tensor);
+  openNativeOrt({ open: true });
+  const allowModels = reserveModels();
+  await Deno.permissions.revoke({ name: "ffi" });
+  const loaded = await loadFunctionModule(init.name, init.moduleUrl);
+  held = { loaded, allowModels };
+  port.post({ type: "manifest", manifest: manifestOf(loaded) });
 }
 
 async function serve(init: InitMessage): Promise<void> {
+  // A spare that inspected its module has readied everything before it (see inspect): only the models are left.
+  const inspected = held;
+  held = undefined;
+  if (inspected && init.lane.kind !== "cpu") throw new Error("A spare that inspected its module serves CPU lanes only");
   // The lane is bound on this thread before ONNX Runtime or anything else touches the GPU.
   if (init.lane.kind === "cuda") gpuLane = await openGpuLane(init.name, init.lane.device, init.kernelsPtxPath!);
   const ort = await loadOrt();
-  pinFloat16AsUint16(ort.Tensor);
-  // Models run through ORT's C API (CUDA lanes on the lane's stream; CPU lanes off the isolate's thread, so a run
-  // can be stopped): its library is opened while ffi is held, and sealed.
-  openNativeOrt({ open: gpuLane !== undefined || Object.keys(init.modelPaths).length > 0 });
+  if (!inspected) {
+    pinFloat16AsUint16(ort.Tensor);
+    // Models run through ORT's C API (CUDA lanes on the lane's stream; CPU lanes off the isolate's thread, so a run
+    // can be stopped): its library is opened while ffi is held, and sealed.
+    openNativeOrt({ open: gpuLane !== undefined || Object.keys(init.modelPaths).length > 0 });
+  }
   // Pinned staging that JS reads and writes in place can only be mapped while ffi is held.
   let arena = gpuLane && init.staging ? mapStaging(gpuLane.lane, init.staging) : undefined;
   const sessions: { release(): Promise<void> }[] = [];
   // Weights this lane uploaded: its own until the host has them (the ready message), freed here if it never does.
   const uploaded: SharedWeights[] = [];
   try {
-    // The only models this isolate may ever open; sealed before any user code runs.
-    allowModelsOnce(Object.values(init.modelPaths));
-    // Existing native handles keep working; new dlopen calls are refused from here on.
-    await Deno.permissions.revoke({ name: "ffi" });
-    const loaded = await loadFunctionModule(init.name, init.moduleUrl);
+    if (inspected) inspected.allowModels(Object.values(init.modelPaths));
+    else {
+      // The only models this isolate may ever open; sealed before any user code runs.
+      allowModelsOnce(Object.values(init.modelPaths));
+      // Existing native handles keep working; new dlopen calls are refused from here on.
+      await Deno.permissions.revoke({ name: "ffi" });
+    }
+    const loaded = inspected?.loaded ?? await loadFunctionModule(init.name, init.moduleUrl);
     const modelHandler = modelHandlerOf(loaded.definition);
     if (arena && !modelHandler) {
       arena.close();

@@ -100,6 +100,30 @@ export async function inspectFunction(
 }
 
 /**
+ * Reads a module's manifest in the spare that will serve it: the spare readies itself as a serving isolate does
+ * before it imports user code (ffi dropped, its model list sealed until the serve init fills it), imports the module
+ * with the permissions it was started with (its folder, nothing else), and keeps it. If the pool has no use for it,
+ * the spare is ended (`startHost`).
+ */
+async function inspectIn(spare: Spare, name: string, moduleUrl: string): Promise<Manifest> {
+  const host = await spare.host.launch({
+    init: {
+      mode: "inspect",
+      name,
+      moduleUrl,
+      modelPaths: {},
+      assetPaths: {},
+      kernelsPtxPath: null,
+      lane: { kind: "cpu" },
+      ortThreads: 0,
+    },
+    limits: spare.limits,
+    bootTimeoutMs: 30_000,
+  });
+  return host.manifest!;
+}
+
+/**
  * Loads and starts a function version; throws `IsolaneError` with the reason when it cannot.
  * A function with its own dependencies (a `deno.json` with `imports`) is served from its bundle,
  * rebuilt when `fresh` (see {@link functionModulePath}).
@@ -111,8 +135,8 @@ export async function loadFunction(
   const started = performance.now();
   const modulePath = await functionModulePath(name, dir, { fresh });
   const bundled = performance.now();
-  // The pool's first lane boots in a spare if the manifest asks for no more than it was given: the ready spare,
-  // which has imported the runtime already, else one started now, which imports it while the module is inspected.
+  // The module is inspected in a spare, which then serves the pool's first lane if the manifest asks for no more
+  // than it was given: the ready spare, which has imported the runtime already, else one started now.
   let spare: Spare | undefined;
   let folder: string | undefined;
   if (ctx.spares !== false) {
@@ -128,7 +152,9 @@ export async function loadFunction(
   const moduleUrl = pathToFileURL(join(served, relative(dir, modulePath))).href;
   let loaded = false;
   try {
-    const manifest = await inspectFunction(name, served, { moduleUrl });
+    const manifest = spare
+      ? await inspectIn(spare, name, moduleUrl)
+      : await inspectFunction(name, served, { moduleUrl });
     const inspected = performance.now();
     const { options } = manifest;
     const where = { dir: served, nodeModules: ctx.nodeModules };
