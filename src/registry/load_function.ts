@@ -7,7 +7,9 @@ import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Manifest } from "../protocol.ts";
 import { WorkerHost } from "../pool/worker_host.ts";
-import { FunctionPool } from "../pool/function_pool.ts";
+import { FunctionPool, type PoolSpec } from "../pool/function_pool.ts";
+import { hostSpecFor } from "../pool/supervisor.ts";
+import { IsolaneError } from "../errors.ts";
 import { isolatePermissions } from "../pool/permissions.ts";
 import { type DeviceInventory, planLanes } from "../pool/plan_lanes.ts";
 import { resolveFilePaths } from "./file_paths.ts";
@@ -15,7 +17,7 @@ import { functionModulePath } from "./dependencies.ts";
 import { log } from "../log.ts";
 import { defaultStagingRows, stagingLayout } from "../tensors.ts";
 import type { FunctionLimits } from "../pool/limits.ts";
-import { prepareSpare, type Spare } from "../pool/spare.ts";
+import { fits, prepareSpare, type Spare } from "../pool/spare.ts";
 import { type ReadySpare, removeFolder, undeclaredLimits } from "./ready_spare.ts";
 import type { PoolObserver } from "../pool/observer.ts";
 import type { WeightMemory } from "../pool/shared_weights.ts";
@@ -123,6 +125,15 @@ async function inspectIn(spare: Spare, name: string, moduleUrl: string): Promise
   return host.manifest!;
 }
 
+/** `error` with the spare's folder in its message named as the version's own (`dir`). */
+function inFolder(error: unknown, folder: string, dir: string): unknown {
+  if (!(error instanceof IsolaneError)) return error;
+  const message = error.message
+    .replaceAll(pathToFileURL(folder).href, pathToFileURL(dir).href)
+    .replaceAll(folder, dir);
+  return new IsolaneError(error.code, message, error.details, error.headers);
+}
+
 /**
  * Loads and starts a function version; throws `IsolaneError` with the reason when it cannot.
  * A function with its own dependencies (a `deno.json` with `imports`) is served from its bundle,
@@ -148,42 +159,33 @@ export async function loadFunction(
         purpose: "load",
       });}
   }
-  const served = folder ?? dir;
-  const moduleUrl = pathToFileURL(join(served, relative(dir, modulePath))).href;
+  const urlIn = (where: string) => pathToFileURL(join(where, relative(dir, modulePath))).href;
   let loaded = false;
   try {
-    const manifest = spare
-      ? await inspectIn(spare, name, moduleUrl)
-      : await inspectFunction(name, served, { moduleUrl });
+    let manifest: Manifest;
+    try {
+      manifest = spare
+        ? await inspectIn(spare, name, urlIn(folder ?? dir))
+        : await inspectFunction(name, dir, { moduleUrl: urlIn(dir) });
+    } catch (error) {
+      throw folder ? inFolder(error, folder, dir) : error;
+    }
     const inspected = performance.now();
-    const { options } = manifest;
-    const where = { dir: served, nodeModules: ctx.nodeModules };
-    const modelPaths = await resolveFilePaths(name, options.models, { ...where, kind: "model" });
-    const assetPaths = await resolveFilePaths(name, options.assets, { ...where, kind: "asset" });
-    const { lanes, notes } = planLanes(name, options, ctx.devices);
-    for (const note of notes) log("warn", note, { function: name });
-    const cores = navigator.hardwareConcurrency || 1;
-    // A runModel handler's CUDA lanes stage one run of the largest batch in pinned memory that JS writes in place.
-    const staging = manifest.modelHandler && options.signature
-      ? stagingLayout(options.signature, options.dynamicBatching?.maxBatchSize ?? defaultStagingRows)
-      : undefined;
-    const pool = new FunctionPool({
-      name,
-      dir: served,
-      moduleUrl,
-      options,
-      modelPaths,
-      assetPaths,
-      lanes,
-      ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
-      kernelsPtxPath: ctx.kernelsPtxPath,
-      ...(staging ? { staging } : {}),
-      ...(ctx.weightMemory ? { weightMemory: ctx.weightMemory } : {}),
-      observer: ctx.observer,
-      defaultIsolation: ctx.defaultIsolation,
-      ...(spare ? { spare } : {}),
-      spares: ctx.spares !== false,
-    });
+    let spec = await poolSpec(name, manifest, folder ?? dir, urlIn(folder ?? dir), ctx);
+    if (folder && !fits(spare!, hostSpecFor(spec, spec.lanes[0]).limits, spec.lanes[0].kind)) {
+      // A version that does not boot in the ready spare is served from its own folder (it may write there, say).
+      log("debug", "spare isolate discarded", {
+        function: name,
+        isolate: spare!.host.id,
+        reason: "its limits differ from the lane's",
+      });
+      spare!.host.discard();
+      spare = undefined;
+      await removeFolder(folder);
+      folder = undefined;
+      spec = await poolSpec(name, manifest, dir, urlIn(dir), ctx);
+    }
+    const pool = new FunctionPool({ ...spec, ...(spare ? { spare } : {}) });
     // From here the pool owns the spare.
     spare = undefined;
     await pool.start();
@@ -195,6 +197,7 @@ export async function loadFunction(
       ...(folder ? { readySpare: true } : {}),
     });
     loaded = true;
+    const { modelPaths } = spec;
     return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date(), ...(folder ? { folder } : {}) };
   } finally {
     spare?.host.discard();
@@ -202,4 +205,41 @@ export async function loadFunction(
     // The next ready spare starts once this load no longer needs the cores.
     ctx.readySpare?.replenish();
   }
+}
+
+/** What the pool of a version served from `served` needs, from its manifest. */
+async function poolSpec(
+  name: string,
+  manifest: Manifest,
+  served: string,
+  moduleUrl: string,
+  ctx: LoadContext,
+): Promise<PoolSpec> {
+  const { options } = manifest;
+  const where = { dir: served, nodeModules: ctx.nodeModules };
+  const modelPaths = await resolveFilePaths(name, options.models, { ...where, kind: "model" });
+  const assetPaths = await resolveFilePaths(name, options.assets, { ...where, kind: "asset" });
+  const { lanes, notes } = planLanes(name, options, ctx.devices);
+  for (const note of notes) log("warn", note, { function: name });
+  const cores = navigator.hardwareConcurrency || 1;
+  // A runModel handler's CUDA lanes stage one run of the largest batch in pinned memory that JS writes in place.
+  const staging = manifest.modelHandler && options.signature
+    ? stagingLayout(options.signature, options.dynamicBatching?.maxBatchSize ?? defaultStagingRows)
+    : undefined;
+  return {
+    name,
+    dir: served,
+    moduleUrl,
+    options,
+    modelPaths,
+    assetPaths,
+    lanes,
+    ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
+    kernelsPtxPath: ctx.kernelsPtxPath,
+    ...(staging ? { staging } : {}),
+    ...(ctx.weightMemory ? { weightMemory: ctx.weightMemory } : {}),
+    observer: ctx.observer,
+    defaultIsolation: ctx.defaultIsolation,
+    spares: ctx.spares !== false,
+  };
 }
