@@ -152,6 +152,8 @@ export interface ShutdownMessage {
  */
 export interface WarmMessage {
   type: "warm";
+  /** Whether to open the C API environment too (some 17 MB): the function has models, or may have. */
+  models: boolean;
 }
 
 /** Every message the host sends. */

@@ -125,6 +125,12 @@ for (const isolation of ["worker", "process"] as const) {
     try {
       await using server = await startServer({ functionsDir: dir, env: { ISOLANE_ISOLATION: isolation } });
       const first = await isolateOf(server, "hang");
+      if (isolation === "process") {
+        // A process-hosted function gets its respawn spare once it has needed a respawn: the first is as before.
+        assert.equal((await errorOf(await server.invoke("hang", { hang: true }))).status, 504);
+        const respawned = await server.waitForLog((l) => l.msg === "isolate respawned" && l.function === "hang");
+        assert.equal(respawned.spare, false);
+      }
       let spare = await spareStarted(server, "hang", "respawn");
       for (let round = 0; round < 2; round++) {
         // The spare runs before the timeout that it will replace.

@@ -20,6 +20,7 @@ import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { describeSession, modelRoot } from "../inference/session.ts";
 import {
+  closeUnusedNativeOrt,
   createCpuSession,
   createLaneSession,
   freeWeights,
@@ -98,8 +99,10 @@ async function serve(init: InitMessage): Promise<void> {
   // Weights this lane uploaded: its own until the host has them (the ready message), freed here if it never does.
   const uploaded: SharedWeights[] = [];
   try {
-    if (inspected) inspected.allowModels(Object.values(init.modelPaths));
-    else {
+    if (inspected) {
+      inspected.allowModels(Object.values(init.modelPaths));
+      if (Object.keys(init.modelPaths).length === 0) closeUnusedNativeOrt();
+    } else {
       // The only models this isolate may ever open; sealed before any user code runs.
       allowModelsOnce(Object.values(init.modelPaths));
       // Existing native handles keep working; new dlopen calls are refused from here on.
@@ -288,7 +291,7 @@ function onHostMessage(message: HostMessage): void {
       break;
     case "warm":
       // A failure here is the init's to report: serve loads ORT again and fails with the reason.
-      loadOrt().then(() => preopenNativeOrt()).catch(() => {});
+      loadOrt().then(() => message.models && preopenNativeOrt()).catch(() => {});
       break;
   }
 }

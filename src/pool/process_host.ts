@@ -82,9 +82,13 @@ export class ProcessHost extends HostBase {
 
   /**
    * Spawns the child with `limits` (its permission flags and heap limit, fixed for its life), which starts importing
-   * the isolate runtime; {@link launch} boots it later. `warm` has it load ONNX Runtime's addon meanwhile (CPU lanes).
+   * the isolate runtime; {@link launch} boots it later. `warm` has it load ONNX Runtime's addon meanwhile (CPU lanes; `"models"`: and open its C API environment).
    */
-  static prepare(name: string, limits: FunctionLimits, { warm = false }: { warm?: boolean } = {}): ProcessHost {
+  static prepare(
+    name: string,
+    limits: FunctionLimits,
+    { warm = false }: { warm?: boolean | "models" } = {},
+  ): ProcessHost {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -100,7 +104,7 @@ export class ProcessHost extends HostBase {
       stderr: "piped",
     }).spawn();
     const host = new ProcessHost(name, child, limits.memoryMb, limits.cpuTimeMs);
-    if (warm) host.send({ type: "warm" });
+    if (warm) host.send({ type: "warm", models: warm === "models" });
     return host;
   }
 

@@ -34,14 +34,19 @@ export interface Spare {
 }
 
 /**
- * Starts a spare host for function `name` with `limits`, for a lane of kind `lane`.
- * `purpose` is logged ("spare isolate started", debug).
+ * Starts a spare host for function `name` with `limits`, for a lane of kind `lane`; `models` (default true): the
+ * function has models, or may have. `purpose` is logged ("spare isolate started", debug).
  */
 export function prepareSpare(
   name: string,
-  { limits, lane, purpose }: { limits: FunctionLimits; lane: LanePlan["kind"]; purpose: "ready" | "load" | "respawn" },
+  { limits, lane, purpose, models = true }: {
+    limits: FunctionLimits;
+    lane: LanePlan["kind"];
+    purpose: "ready" | "load" | "respawn";
+    models?: boolean;
+  },
 ): Spare {
-  const options = { warm: lane === "cpu" };
+  const options = { warm: lane === "cpu" && (models ? "models" as const : true) };
   const host = limits.isolation === "process"
     ? ProcessHost.prepare(name, limits, options)
     : WorkerHost.prepare(name, limits, options);

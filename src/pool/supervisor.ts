@@ -120,7 +120,7 @@ export function startHost(
 }
 
 /**
- * How long after a version starts, and after a respawn took its spare, the function's next respawn spare is started:
+ * How long after a version starts (Worker hosts), and after each respawn, the function's next respawn spare is started:
  * after a start it waits out the first requests and the deploys that often follow, so that its imports do not compete
  * with them for the cores; after a respawn a short wait, so that timeouts in a row each find one.
  */
@@ -196,7 +196,10 @@ export class Supervisor {
     }
     this.#models = hosts.get(this.slots[0])?.models ?? [];
     for (const slot of this.slots) this.#attach(slot, hosts.get(slot)!);
-    this.#replenish("started");
+    // A process spare costs some 80 MB resident: a process-hosted function gets one once it has needed a respawn.
+    if (isolationFor(this.spec.options, this.slots[0].lane, this.spec.defaultIsolation) === "worker") {
+      this.#replenish("started");
+    }
   }
 
   #takeLoadSpare(): Spare | undefined {
@@ -214,7 +217,12 @@ export class Supervisor {
       // Every lane of a function has the same limits but for the lane itself: the first lane's stand for all.
       const lane = this.slots[0].lane;
       const { limits } = hostSpecFor(this.spec, lane);
-      this.#spare = prepareSpare(this.spec.name, { limits, lane: lane.kind, purpose: "respawn" });
+      this.#spare = prepareSpare(this.spec.name, {
+        limits,
+        lane: lane.kind,
+        purpose: "respawn",
+        models: Object.keys(this.spec.modelPaths).length > 0,
+      });
     }, spareDelayMs[after]);
   }
 

@@ -47,13 +47,13 @@ export class WorkerHost extends HostBase {
 
   /**
    * Creates the Worker with `limits.permissions` (fixed for its life), which starts importing the isolate runtime;
-   * {@link launch} boots it later. `warm` has it load ONNX Runtime's addon meanwhile (CPU lanes); `inspect` makes a
+   * {@link launch} boots it later. `warm` has it load ONNX Runtime's addon meanwhile (CPU lanes; `"models"`: and open its C API environment); `inspect` makes a
    * Worker that can only inspect a module (`inspect_entry.ts`).
    */
   static prepare(
     name: string,
     limits: FunctionLimits,
-    { warm = false, inspect = false }: { warm?: boolean; inspect?: boolean } = {},
+    { warm = false, inspect = false }: { warm?: boolean | "models"; inspect?: boolean } = {},
   ): WorkerHost {
     const worker = new Worker(inspect ? inspectEntry : entry, {
       type: "module",
@@ -61,7 +61,7 @@ export class WorkerHost extends HostBase {
       deno: { permissions: limits.permissions },
     });
     const host = new WorkerHost(name, worker);
-    if (warm) host.send({ type: "warm" });
+    if (warm) host.send({ type: "warm", models: warm === "models" });
     return host;
   }
 
