@@ -173,13 +173,15 @@ export default defineFunction({
     };
     // The runtime's heap swings by tens of MB with its collector's timing, so each end is the lowest of two
     // samples, each taken after a full cycle. Warm-up cycles set the start (code caches, the allocators'
-    // high-water mark): the first is not counted, since only the second deploys while the spare isolate that the
-    // first replaced starts (README "Spare isolates"); five more must bring it back within 32 MB. A leak of a
-    // session, a lane or a host per cycle (60-90 MB each before) shows plainly.
+    // high-water mark): with spare isolates (README "Spare isolates") the runtime's own resident memory rises over
+    // the first three or four cycles and then stays flat (measured over 15), so two are not counted and the start is
+    // the lower of the next two; five more must bring it back within 32 MB. A leak of a session, a lane or a host
+    // per cycle (60-90 MB each before) shows plainly.
     const after = async () => {
       await cycle();
       return (await treeResident(runtimePid)).mb;
     };
+    await after();
     await after();
     const start = Math.min(await after(), await after());
     const samples: number[] = [];
