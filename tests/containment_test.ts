@@ -85,15 +85,6 @@ for (const kind of ["heap", "buffers"] as const) {
       assert.ok(tally.ok > 0);
       // The child is gone, and a new one serves.
       await until(server, "hog", (i) => i.isolates[0].status === "ready" && i.isolates[0].pid !== pid);
-      // The respawn boots in a spare process that was already running, so it may serve before the killed child is
-      // reaped: wait for that, within a bound.
-      for (
-        let tries = 0;
-        tries < 500 && (await Deno.stat(`/proc/${pid}/statm`).then(() => true, () => false));
-        tries++
-      ) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
       await assert.rejects(Deno.stat(`/proc/${pid}/statm`));
       assert.deepEqual(await (await server.invoke("echo", { message: "after" })).json(), { message: "after" });
     } finally {
@@ -172,17 +163,13 @@ export default defineFunction({
       assert.equal((await del()).status, 200);
     };
     // The runtime's heap swings by tens of MB with its collector's timing, so each end is the lowest of two
-    // samples, each taken after a full cycle. Warm-up cycles set the start (code caches, the allocators'
-    // high-water mark): with spare isolates (README "Spare isolates") the runtime's own resident memory rises over
-    // the first three or four cycles and then stays flat (measured over 15), so two are not counted and the start is
-    // the lower of the next two; five more must bring it back within 32 MB. A leak of a session, a lane or a host
-    // per cycle (60-90 MB each before) shows plainly.
+    // samples, each taken after a full cycle. Two warm-up cycles set the start (code caches, the allocators'
+    // high-water mark); five more must bring it back within 32 MB. A leak of a session, a lane or a host per
+    // cycle (60-90 MB each before) shows plainly.
     const after = async () => {
       await cycle();
       return (await treeResident(runtimePid)).mb;
     };
-    await after();
-    await after();
     const start = Math.min(await after(), await after());
     const samples: number[] = [];
     for (let i = 0; i < 5; i++) samples.push(await after());

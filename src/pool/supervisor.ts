@@ -120,7 +120,7 @@ export function startHost(
 }
 
 /**
- * How long after a version starts (Worker hosts), and after each respawn, the function's next respawn spare is started:
+ * How long after a version starts, and after each respawn, the function's next respawn spare is started (Worker hosts):
  * after a start it waits out the first requests and the deploys that often follow, so that its imports do not compete
  * with them for the cores; after a respawn a short wait, so that timeouts in a row each find one.
  */
@@ -196,10 +196,7 @@ export class Supervisor {
     }
     this.#models = hosts.get(this.slots[0])?.models ?? [];
     for (const slot of this.slots) this.#attach(slot, hosts.get(slot)!);
-    // A process spare costs some 80 MB resident: a process-hosted function gets one once it has needed a respawn.
-    if (isolationFor(this.spec.options, this.slots[0].lane, this.spec.defaultIsolation) === "worker") {
-      this.#replenish("started");
-    }
+    this.#replenish("started");
   }
 
   #takeLoadSpare(): Spare | undefined {
@@ -211,6 +208,8 @@ export class Supervisor {
   /** Starts the function's respawn spare soon, unless it has one, spares are off, or it is closed. */
   #replenish(after: keyof typeof spareDelayMs): void {
     if (this.#closed || this.spec.spares === false || this.#spare || this.#spareTimer) return;
+    // Worker hosts only: a process spare would cost every function some 80 MB resident for as long as it serves.
+    if (isolationFor(this.spec.options, this.slots[0].lane, this.spec.defaultIsolation) !== "worker") return;
     this.#spareTimer = setTimeout(() => {
       this.#spareTimer = undefined;
       if (this.#closed || this.#spare) return;

@@ -2,9 +2,10 @@
  * The runtime's ready spare: one isolate started before any function asks
  * for it (`src/pool/spare.ts`), with the limits of a function that declares
  * nothing, whose only readable folder is an empty one of its own under
- * `ISOLANE_DATA` (`spares/<pid>/<uuid>`). A version takes it by hard-linking its
- * files into that folder, and serves from there: so a deploy does not wait
- * for an isolate to import the runtime.
+ * `ISOLANE_DATA` (`spares/<pid>/<uuid>`). A deployed version (whose folder
+ * never changes) takes it by hard-linking its files into that folder, and
+ * serves from there: so a deploy does not wait for an isolate to import the
+ * runtime.
  *
  * Why a folder of its own: a Deno Worker's permissions (a child process's
  * flags) are fixed when it is created, and cannot be narrowed to a path
@@ -85,16 +86,18 @@ export class ReadySpare {
     this.replenish();
   }
 
-  /** Starts a spare unless one is waiting (call after a load has taken one, once it is done). */
+  /**
+   * Starts a spare unless one is waiting (call after a load has taken one, once it is done). Worker hosts only: a
+   * process spare would hold some 80 MB resident while no deploy comes, and deploys with one raised the runtime's own
+   * resident memory in `tests/containment_test.ts` by some 100 MB (cause not found), where Worker spares did not.
+   */
   replenish(): void {
     if (this.#closed || this.#current?.spare.host.alive) return;
     const dir = join(this.#root, crypto.randomUUID());
+    const limits = undeclaredLimits(dir, this.#defaultIsolation);
+    if (limits.isolation !== "worker") return;
     Deno.mkdirSync(dir);
-    const spare = prepareSpare("(ready spare)", {
-      limits: undeclaredLimits(dir, this.#defaultIsolation),
-      lane: "cpu",
-      purpose: "ready",
-    });
+    const spare = prepareSpare("(ready spare)", { limits, lane: "cpu", purpose: "ready" });
     this.#current = { spare, dir };
   }
 

@@ -170,7 +170,8 @@ export class Registry {
     entry.dir = dir;
     const started = performance.now();
     try {
-      const loaded = await loadFunction({ name: entry.name, dir, version, fresh }, this.options);
+      const deployed = entry.source === "deployed";
+      const loaded = await loadFunction({ name: entry.name, dir, version, fresh, deployed }, this.options);
       const old = entry.current;
       entry.current = loaded;
       entry.error = undefined;
