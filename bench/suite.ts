@@ -581,7 +581,9 @@ async function scenarioB(ctx: Context, wideModel: string): Promise<ScenarioRepor
       `The plain Hono + ORT server uses ${
         options.cuda ? "GPU 0" : `all ${availableParallelism()} cores as intra-op threads`
       }; ` +
-      "isolane divides the cores among a function's isolates (ISOLANE_ORT_THREADS).",
+      (options.cuda
+        ? "isolane divides the cores among a function's isolates (ISOLANE_ORT_THREADS)."
+        : "isolane gives each isolate every core as intra-op threads that sleep when idle (its default on CPU lanes)."),
     ],
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The typed messages between the host and an isolate. Both sides import this
  * file and nothing of each other. Request and response bodies cross as
- * transferable `ArrayBuffer`s of JSON, never as object trees, and a run
+ * `ArrayBuffer`s of JSON (transferred, or copied when small), never as object trees, and a run
  * message carries a list of jobs so that batching needs no new shape.
  * @module
  */
@@ -121,11 +121,58 @@ export interface Job {
   tensors?: WireTensor[];
   /** Set when `body` is a raw body (not JSON): its media type, with parameters (a multipart boundary). */
   contentType?: string;
+  /**
+   * Input tensors left by an HTTP thread in its arena (the `arena` of the {@link LinkMessage} named by `reply`):
+   * the isolate copies them out when the run message arrives. Set with `reply`, instead of `tensors`.
+   */
+  shared?: SharedTensor[];
+  /** Answer this job's output tensors on the port of link `link`, as the thread's request `id` (Worker hosts). */
+  reply?: { link: number; id: number };
 }
 
-/** The buffers of a job or result to transfer with its message. */
+/** A tensor whose elements lie in an HTTP thread's arena (a `SharedArrayBuffer`), not in their own buffer. */
+export interface SharedTensor {
+  name: string;
+  datatype: string;
+  shape: number[];
+  /** Where its elements start in the arena, and their length, in bytes. */
+  offset: number;
+  bytes: number;
+}
+
+/**
+ * Host to isolate (Worker hosts only): a direct link to one HTTP thread. Jobs that name it in `reply` carry their
+ * inputs in `arena` and are answered on `port` with a {@link LinkReply}; the host gets a small result marked
+ * `replied` instead of the tensors.
+ */
+export interface LinkMessage {
+  type: "link";
+  link: number;
+  port: MessagePort;
+  arena: SharedArrayBuffer;
+}
+
+/** Host to isolate: the link's HTTP thread ended; drop the link and its arena. */
+export interface UnlinkMessage {
+  type: "unlink";
+  link: number;
+}
+
+/** Isolate to HTTP thread, on a link's port: answers of jobs of one run, by the thread's request ids. */
+export type LinkReply = { id: number; tensors: WireTensor[] }[];
+
+/**
+ * Buffers smaller than this (bytes) are copied with their message rather than transferred: a Worker's
+ * `postMessage` spends about 4 µs more on a transfer list than on copying a small buffer.
+ */
+export const transferAtBytes = 16 * 1024;
+
+/** The buffers of a job or result to transfer with its message: those of {@link transferAtBytes} or more. */
 export function transferablesOf(item: { body: ArrayBuffer; tensors?: WireTensor[] }): ArrayBuffer[] {
-  return item.tensors ? [item.body, ...item.tensors.map((t) => t.data)] : [item.body];
+  const out: ArrayBuffer[] = [];
+  if (item.body.byteLength >= transferAtBytes) out.push(item.body);
+  for (const t of item.tensors ?? []) if (t.data.byteLength >= transferAtBytes) out.push(t.data);
+  return out;
 }
 
 /** Host to isolate: run these jobs (one, or a batch). */
@@ -157,7 +204,14 @@ export interface WarmMessage {
 }
 
 /** Every message the host sends. */
-export type HostMessage = InitMessage | RunMessage | AbortMessage | ShutdownMessage | WarmMessage;
+export type HostMessage =
+  | InitMessage
+  | RunMessage
+  | AbortMessage
+  | ShutdownMessage
+  | LinkMessage
+  | UnlinkMessage
+  | WarmMessage;
 
 /** What a module declares, as JSON. */
 export interface Manifest {
@@ -219,7 +273,8 @@ export interface FailedMessage {
 
 /** The outcome of one job. */
 export type JobResult =
-  | { id: number; ok: true; body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true }
+  /** `replied`: the output tensors went to the job's HTTP thread on its link (`Job.reply`), not here. */
+  | { id: number; ok: true; body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true; replied?: true }
   | { id: number; ok: false; error: ErrorBody };
 
 /** Isolate to host: one item of a job whose handler streams (JSON, validated); its result follows the last item. */

@@ -29,16 +29,77 @@ export class FrameError extends Error {
   override name = "FrameError";
 }
 
+/** What carries buffers in the messages sent on every request: a body, and tensors' data. */
+interface Carrier {
+  body?: unknown;
+  tensors?: { data: unknown }[];
+}
+
+/**
+ * The lists of buffer carriers in a message of the hot path (`run`, `results`, `item`), or `undefined` for any other
+ * message. Their buffers sit only in `body` and `tensors[].data` (`src/protocol.ts`), so they are swapped for
+ * placeholders directly; a replacer or reviver walking every key cost several µs a message.
+ */
+function carriersOf(message: unknown): Carrier[] | undefined {
+  const m = message as { type?: unknown; jobs?: Carrier[]; results?: Carrier[] };
+  if (m?.type === "run" && Array.isArray(m.jobs)) return m.jobs;
+  if (m?.type === "results" && Array.isArray(m.results)) return m.results;
+  if (m?.type === "item") return [m as Carrier];
+  return undefined;
+}
+
+function isPlaceholder(value: unknown): value is Record<string, number> {
+  return value !== null && typeof value === "object" &&
+    typeof (value as Record<string, unknown>)[bufKey] === "number" &&
+    Object.keys(value).length === 1;
+}
+
+/** The message's JSON with each `ArrayBuffer` as a placeholder, pushed to `buffers`. */
+function stringify(message: unknown, buffers: ArrayBuffer[]): string {
+  const placeholder = (value: unknown) => {
+    if (!(value instanceof ArrayBuffer)) return value;
+    buffers.push(value);
+    return { [bufKey]: buffers.length - 1 };
+  };
+  const carriers = carriersOf(message);
+  if (carriers) {
+    const list = carriers.map((c) => {
+      const out: Carrier = { ...c };
+      if ("body" in c) out.body = placeholder(c.body);
+      if (c.tensors) out.tensors = c.tensors.map((t) => ({ ...t, data: placeholder(t.data) }));
+      return out;
+    });
+    const m = message as { type: string };
+    return JSON.stringify(
+      m.type === "run" ? { ...m, jobs: list } : m.type === "results" ? { ...m, results: list } : list[0],
+    );
+  }
+  return JSON.stringify(message, function replace(_key, value) {
+    return placeholder(value);
+  });
+}
+
+/** The message parsed, with each placeholder replaced by its buffer. */
+function parse(json: string, buffers: ArrayBuffer[]): unknown {
+  if (buffers.length === 0) return JSON.parse(json);
+  const message = JSON.parse(json);
+  const carriers = carriersOf(message);
+  if (!carriers) {
+    return JSON.parse(json, function revive(_key, value) {
+      return isPlaceholder(value) ? buffers[value[bufKey]] : value;
+    });
+  }
+  for (const c of carriers) {
+    if (isPlaceholder(c.body)) c.body = buffers[c.body[bufKey]];
+    for (const t of c.tensors ?? []) if (isPlaceholder(t.data)) t.data = buffers[t.data[bufKey]];
+  }
+  return message;
+}
+
 /** Encodes one message as a frame. */
 export function encodeFrame(message: unknown): Uint8Array {
   const buffers: ArrayBuffer[] = [];
-  const json = encoder.encode(JSON.stringify(message, function replace(_key, value) {
-    if (value instanceof ArrayBuffer) {
-      buffers.push(value);
-      return { [bufKey]: buffers.length - 1 };
-    }
-    return value;
-  }));
+  const json = encoder.encode(stringify(message, buffers));
   let size = headerBytes + json.byteLength;
   for (const b of buffers) size += 4 + b.byteLength;
   const out = new Uint8Array(size);
@@ -94,12 +155,7 @@ export class FrameReader {
       buffers.push(frame.slice(at + 4, at + 4 + len).buffer);
       at += 4 + len;
     }
-    return JSON.parse(json, function revive(_key, value) {
-      return value !== null && typeof value === "object" && typeof value[bufKey] === "number" &&
-          Object.keys(value).length === 1
-        ? buffers[value[bufKey]]
-        : value;
-    });
+    return parse(json, buffers);
   }
 
   /** The first `n` buffered bytes, contiguous (merges chunks when needed). */
@@ -120,7 +176,8 @@ export class FrameReader {
     const first = this.#peek(n);
     const frame = first.subarray(0, n);
     const rest = first.subarray(n);
-    this.#chunks = rest.byteLength > 0 ? [rest] : [];
+    // Chunks after the first are kept: the first may have held the whole frame without a merge.
+    this.#chunks = rest.byteLength > 0 ? [rest, ...this.#chunks.slice(1)] : this.#chunks.slice(1);
     this.#buffered -= n;
     return frame;
   }

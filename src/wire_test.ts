@@ -29,3 +29,34 @@ Deno.test("wire: bytes that are not frames are refused", () => {
   reader.push(new TextEncoder().encode("hello from a stray console.log\n"));
   assert.throws(() => reader.next(), FrameError);
 });
+
+Deno.test("wire: every message kind keeps its buffers where they were (bodies, tensors, nested)", () => {
+  const bytes = (...b: number[]) => new Uint8Array(b).buffer;
+  const messages = [
+    {
+      type: "run",
+      jobs: [
+        { id: 1, body: bytes(1), requestId: "r1", contentType: "text/plain" },
+        { id: 2, body: new ArrayBuffer(0), tensors: [{ name: "x", datatype: "FP32", shape: [1], data: bytes(2, 3) }] },
+      ],
+    },
+    {
+      type: "results",
+      results: [
+        { id: 1, ok: true, body: bytes(4), tensors: [{ name: "y", datatype: "INT8", shape: [2], data: bytes(5, 6) }] },
+        { id: 2, ok: false, error: { code: "invalid_input", message: "no" } },
+      ],
+    },
+    { type: "item", id: 3, body: bytes(7) },
+    { type: "init", deep: { list: [{ blob: bytes(8, 9) }] } },
+  ];
+  const reader = new FrameReader();
+  for (const message of messages) reader.push(encodeFrame(message));
+  for (const message of messages) {
+    const got = reader.next();
+    // deepEqual compares ArrayBuffers by content; the originals are untouched (no placeholder left in them).
+    assert.deepEqual(got, message);
+  }
+  assert.equal(reader.next(), undefined);
+  assert.ok(messages[0].jobs![0].body instanceof ArrayBuffer);
+});

@@ -30,6 +30,42 @@ export default defineFunction({
   handler: ({ x }, { models }) => models.mlp.run({ x }),
 });
 `,
+  // In Worker isolates: the threads hand their tensors to the isolate through their arenas, and it answers them.
+  mlpw: `import { defineFunction } from "isolane";
+export default defineFunction({
+  description: "4→16→3 MLP, batched, in Worker isolates",
+  models: { mlp: "mlp.onnx" },
+  device: "cpu",
+  isolation: "worker",
+  instances: 2,
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
+  },
+  dynamicBatching: { maxBatchSize: 32, maxQueueDelayMs: 2 },
+  handler: ({ x }, { models }) => models.mlp.run({ x }),
+});
+`,
+  // Sends a batch only once it has 16 rows; a batch with a row starting -999 ends its isolate.
+  crash: `import { defineFunction } from "isolane";
+export default defineFunction({
+  description: "Ends its isolate on a poisoned batch",
+  models: { mlp: "mlp.onnx" },
+  device: "cpu",
+  isolation: "worker",
+  instances: 1,
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
+  },
+  dynamicBatching: { maxBatchSize: 16, maxQueueDelayMs: 10000 },
+  timeoutMs: 60000,
+  handler: ({ x }, { models }) => {
+    if (Array.from(x.data as Float32Array).includes(-999)) Deno.exit(1);
+    return models.mlp.run({ x });
+  },
+});
+`,
   count: `import { defineFunction, z } from "isolane";
 export default defineFunction({
   description: "Streams n items",
@@ -92,7 +128,7 @@ async function functionsDir(): Promise<string> {
     await Deno.mkdir(join(dir, name));
     await Deno.writeTextFile(join(dir, name, "mod.ts"), source);
   }
-  await Deno.copyFile(mlpModel, join(dir, "mlp", "mlp.onnx"));
+  for (const name of ["mlp", "mlpw", "crash"]) await Deno.copyFile(mlpModel, join(dir, name, "mlp.onnx"));
   return dir;
 }
 
@@ -181,6 +217,99 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     }
     const wrong = await infer(server.url, "mlp", [{ name: "x", shape: [1, 3], datatype: "FP32", data: x.slice(0, 3) }]);
     assert.equal(wrong.status, 400);
+  });
+
+  await t.step("process isolates: the main thread relays the tensors of the threads' requests", async () => {
+    const info = await (await fetch(`${server.url}/v1/functions/mlp`)).json();
+    assert.equal(info.sharedAnswers.direct, 0);
+    assert.ok(info.sharedAnswers.relayed >= 48, JSON.stringify(info.sharedAnswers));
+  });
+
+  await t.step(
+    "Worker isolates answer the threads directly: batched answers equal answers alone, v1 and v2",
+    async () => {
+      const rows = Array.from({ length: 48 }, (_, i) => [[i / 10, -i / 20, 0.5, i % 3]]);
+      // The reference: each request alone, through the process-hosted function.
+      const alone = await Promise.all(
+        rows.map(async (x) => JSON.parse((await post(server, "/v1/functions/mlp", { x })).text)),
+      );
+      const before = (await (await fetch(`${server.url}/v1/functions/mlpw`)).json()).sharedAnswers;
+      const together = await Promise.all(rows.map((x) => post(server, "/v1/functions/mlpw", { x })));
+      for (const [i, { response, text }] of together.entries()) {
+        assert.equal(response.status, 200, text);
+        assert.deepEqual(JSON.parse(text), alone[i]);
+      }
+      for (const binary of [false, true]) {
+        const answers = await Promise.all(
+          rows.slice(0, 16).map((x) =>
+            infer(server.url, "mlpw", [{
+              name: "x",
+              shape: [1, 4],
+              datatype: "FP32",
+              data: new Float32Array(x[0]),
+              binary,
+            }], {
+              outputs: [{ name: "y", binary }],
+            })
+          ),
+        );
+        for (const [i, answer] of answers.entries()) {
+          assert.equal(answer.status, 200, answer.error ?? "");
+          const y = answer.result!.outputs.get("y")!;
+          const values = binary ? [...new Float32Array(y.bytes!.slice().buffer)] : y.data as number[];
+          assert.deepEqual(values, alone[i].y.flat());
+        }
+      }
+      const info = await (await fetch(`${server.url}/v1/functions/mlpw`)).json();
+      // Every answer went from an isolate to its thread: the main thread carried none of their tensors.
+      assert.equal(info.sharedAnswers.direct - before.direct, 48 + 32);
+      assert.equal(info.sharedAnswers.relayed, before.relayed);
+      assert.ok(info.recentBatchSizes.some((n: number) => n > 1), JSON.stringify(info.recentBatchSizes));
+    },
+  );
+
+  await t.step("an isolate that ends mid-batch answers the requests of every thread with an error", async () => {
+    // 16 rows make a batch: all these requests run together, one of them poisoned.
+    const answers = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => post(server, "/v1/functions/crash", { x: [[i === 7 ? -999 : i, 0, 0, 0]] })),
+    );
+    const threads = new Set<unknown>();
+    for (const { response, text } of answers) {
+      assert.equal(response.status, 500, text);
+      assert.equal(JSON.parse(text).error.code, "isolate_crashed");
+      threads.add((await requestLine(server, response.headers.get("x-request-id")!)).thread);
+    }
+    assert.deepEqual([...threads].sort(), [0, 1]);
+    await server.waitForLog((l) => l.msg === "isolate respawned" && l.function === "crash", 30_000);
+    // The new isolate serves the threads directly again.
+    const again = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => post(server, "/v1/functions/crash", { x: [[i, 0, 0, 0]] })),
+    );
+    for (const { response, text } of again) assert.equal(response.status, 200, text);
+    const info = await (await fetch(`${server.url}/v1/functions/crash`)).json();
+    assert.deepEqual(info.sharedAnswers, { direct: 16, relayed: 0 });
+  });
+
+  await t.step("a client that goes away cancels its tensor request waiting in the queue", async () => {
+    const info = async () => await (await fetch(`${server.url}/v1/functions/crash`)).json();
+    const controller = new AbortController();
+    const call = fetch(`${server.url}/v1/functions/crash`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ x: [[1, 2, 3, 4]] }),
+      signal: controller.signal,
+    }).catch((error) => error);
+    // One row of the 16 a batch waits for: it stays queued until its client goes away.
+    const until = async (queued: number) => {
+      for (let tries = 0; (await info()).queued !== queued; tries++) {
+        assert.ok(tries < 500, `the queue never held ${queued}: ${JSON.stringify(await info())}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    await until(1);
+    controller.abort();
+    assert.ok((await call) instanceof Error);
+    await until(0);
   });
 
   await t.step("a streaming handler streams NDJSON through a thread", async () => {
@@ -290,5 +419,9 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     const count = Number(/isolane_requests_total\{function="greet",status="200"\} (\d+)/.exec(text)?.[1]);
     assert.equal(count, 40);
     assert.match(text, /isolane_requests_total\{function="greet",status="400"\} 2/);
+    // Answers that came to the threads on their links are counted as every other.
+    assert.match(text, /isolane_requests_total\{function="mlpw",status="200"\} 80\n/);
+    assert.match(text, /isolane_requests_total\{function="crash",status="500"\} 16\n/);
+    assert.match(text, /isolane_requests_total\{function="crash",status="200"\} 16\n/);
   });
 });

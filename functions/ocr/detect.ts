@@ -22,7 +22,12 @@ const std = [0.229, 0.224, 0.225];
  * the rendered lines of tests/ocr_test.ts.
  */
 const limitSide = 960;
-/** On a GPU lane the detector always sees this square canvas. */
+/**
+ * On a GPU lane the detector always sees this square canvas (the image letterboxed into it). Measured on the H200
+ * (`scripts/ocr_gpu_probe.ts`, docs/gpu-results.md): every change of input shape costs a CUDA session 60–100 ms in its
+ * convolutions, even back to a shape it ran a moment before, whatever `cudnn_conv_algo_search` says; one fixed shape
+ * costs a few milliseconds more compute instead.
+ */
 export const gpuCanvas = limitSide;
 const pixelThreshold = 0.3;
 const boxThreshold = 0.6;
@@ -99,9 +104,11 @@ function boxScore(cv: OpenCv, map: Float32Array, width: number, height: number, 
     cv.fillPoly(mask, polygons, new cv.Scalar(1));
     let sum = 0;
     let count = 0;
+    // `Mat.data` is a getter that makes a new view on each read: read it once.
+    const inside = mask.data;
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
-        if (mask.data[y * w + x]) {
+        if (inside[y * w + x]) {
           sum += map[(y0 + y) * width + x0 + x];
           count++;
         }
@@ -145,7 +152,9 @@ export function unclip(quad: Quad, ratio = unclipRatio): Point[] {
 /** Text regions of a probability map (`width` x `height`), in the map's pixels. */
 export function boxesFromMap(cv: OpenCv, map: Float32Array, width: number, height: number): DetectedBox[] {
   const bitmap = new cv.Mat(height, width, cv.CV_8UC1);
-  for (let i = 0; i < map.length; i++) bitmap.data[i] = map[i] > pixelThreshold ? 255 : 0;
+  // `Mat.data` is a getter that makes a new view on each read: read it once.
+  const bits = bitmap.data;
+  for (let i = 0; i < map.length; i++) bits[i] = map[i] > pixelThreshold ? 255 : 0;
   const contours = new cv.MatVector();
   const hierarchy = new cv.Mat();
   const boxes: DetectedBox[] = [];
@@ -203,20 +212,27 @@ export async function detectText(
   const size = detectorSize(image.width, image.height);
   const region = { x: 0, y: 0, width: image.width, height: image.height };
   // On a GPU lane, pre-processing runs as isolane's kernel on the lane's stream (same result up to float32
-  // rounding), and the input is letterboxed into one fixed canvas so that ONNX Runtime never re-tunes.
-  const canvas = gpu ? { width: limitSide, height: limitSide } : size;
+  // rounding), and the input is letterboxed into one fixed canvas (see `gpuCanvas`).
+  const canvas = gpu ? { width: gpuCanvas, height: gpuCanvas } : size;
   const input = gpu
     ? padTo(gpu.resizeNormalize(image, { region, ...size, mean, std }), size, canvas)
     : resizeNormalize(image, region, { ...size, mean, std });
   const results = await session.run({
     [session.inputNames[0]]: new Tensor("float32", input, [1, 3, canvas.height, canvas.width]),
   });
-  const map = results[session.outputNames[0]].data as Float32Array;
+  const output = results[session.outputNames[0]].data as Float32Array;
+  // Only the image's part of the canvas can hold text: post-process that.
+  const map = canvas.width === size.width ? output : new Float32Array(size.width * size.height);
+  if (map !== output) {
+    for (let y = 0; y < size.height; y++) {
+      map.set(output.subarray(y * canvas.width, y * canvas.width + size.width), y * size.width);
+    }
+  }
   const sx = image.width / size.width;
   const sy = image.height / size.height;
-  // Boxes grown by unclip may reach into the canvas's padding or past the edge: keep them inside the image.
+  // Boxes grown by unclip may reach past the edge: keep them inside the image.
   const clamp = (v: number, max: number) => Math.min(Math.max(v, 0), max);
-  const boxes = boxesFromMap(cv, map, canvas.width, canvas.height).map((b) => ({
+  const boxes = boxesFromMap(cv, map, size.width, size.height).map((b) => ({
     quad: b.quad.map(([x, y]) => [clamp(x * sx, image.width - 1), clamp(y * sy, image.height - 1)]) as Quad,
     score: b.score,
   })).filter((b) => {

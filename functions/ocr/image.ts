@@ -219,9 +219,8 @@ export function resizeNormalize(
 
 /**
  * Pads a 3-channel NCHW tensor of `from` size with zeros (right and bottom) to
- * `to` size. On CUDA, ONNX Runtime re-tunes its kernels whenever an input shape
- * changes (about half a second a time on an H100 for PP-OCRv4), so the GPU path
- * feeds fixed shapes.
+ * `to` size: how a GPU lane letterboxes its fixed shapes, and how recognition lines of one batch reach the
+ * batch's width.
  */
 export function padTo(
   tensor: Float32Array,

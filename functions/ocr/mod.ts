@@ -11,7 +11,7 @@ import { Buffer } from "node:buffer";
 import { defineFunction, type FunctionContext, type InferenceSession, InputError, Tensor, z } from "isolane";
 import { decodeImage, type RgbaImage, UnusableImage } from "./image.ts";
 import { detectText, gpuCanvas, type Quad } from "./detect.ts";
-import { cropQuad, gpuWidth, parseDictionary, recognizeText } from "./recognize.ts";
+import { cropQuad, gpuWidth, parseDictionary, recognizeLines } from "./recognize.ts";
 import { loadOpenCv } from "./opencv.ts";
 
 const point = z.tuple([z.number(), z.number()]);
@@ -33,7 +33,7 @@ export default defineFunction({
   maxBodyBytes: 16 * 1024 * 1024,
   timeoutMs: 60_000,
   async setup({ assets, models, gpu }) {
-    // On a GPU lane the models see fixed shapes only; tuning for them once here keeps it off the first request.
+    // On a GPU lane the models see fixed shapes only; their first runs (cuDNN's set-up for the shape) happen here.
     if (gpu) await warmUp(models.det, models.rec);
     const started = performance.now();
     const cv = await loadOpenCv();
@@ -69,11 +69,12 @@ async function readImage(
   }
   const { cv, dictionary } = state;
   const boxes = await detectText(models.det, cv, decoded, gpu);
+  signal.throwIfAborted();
+  const crops = boxes.map((box) => cropQuad(cv, decoded, box.quad));
+  const read = await recognizeLines(models.rec, crops, dictionary, gpu);
   const lines = [];
-  for (const box of boxes) {
-    signal.throwIfAborted();
-    const crop = cropQuad(cv, decoded, box.quad);
-    const { text, score } = await recognizeText(models.rec, crop, dictionary, gpu);
+  for (const [i, box] of boxes.entries()) {
+    const { text, score } = read[i];
     if (text.trim() === "") continue;
     const box4 = box.quad.map(([x, y]) => [Math.round(x), Math.round(y)]) as Quad;
     lines.push({ text: text.trim(), score, box: box4 });

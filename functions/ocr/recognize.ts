@@ -12,9 +12,14 @@ import type { Quad } from "./detect.ts";
 import type { OpenCv } from "./opencv.ts";
 
 const inputHeight = 48;
-/** On the CPU, recognition inputs are padded to a multiple of this width, as PaddleOCR pads a batch. */
+/** Recognition inputs are padded to a multiple of this width. */
 export const widthBucket = 32;
-/** On a GPU lane every input has this one width (lines are padded, longer ones squeezed): see `padTo`. */
+/** Lines per recognition run on the CPU: PaddleOCR's `rec_batch_num` default (tools/infer/utility.py). */
+export const recBatchSize = 6;
+/**
+ * On a GPU lane every line is run alone at this one width (padded; longer lines squeezed): one fixed input shape,
+ * for the reason given at `gpuCanvas` in detect.ts.
+ */
 export const gpuWidth = 960;
 const maxWidth = 3200;
 const half = [0.5, 0.5, 0.5];
@@ -103,26 +108,49 @@ export function cropQuad(cv: OpenCv, image: RgbaImage, quad: Quad): RgbaImage {
   }
 }
 
-/** Reads the text of one upright line image (see `cropQuad`). */
-export async function recognizeText(
+/**
+ * Reads the text of upright line images (see `cropQuad`), in the order of
+ * `images`. On the CPU as PaddleOCR's `TextRecognizer` does: lines sorted by
+ * aspect ratio, {@link recBatchSize} a run, each batch as wide as its widest
+ * line (rounded up to {@link widthBucket}) with the narrower lines padded with
+ * zeros. On a GPU lane one line a run at {@link gpuWidth}, resized by
+ * isolane's kernel on the lane's stream.
+ */
+export async function recognizeLines(
   session: InferenceSession,
-  image: RgbaImage,
+  images: RgbaImage[],
   dictionary: string[],
   gpu: GpuLane | null,
-): Promise<{ text: string; score: number }> {
-  const region = { x: 0, y: 0, width: image.width, height: image.height };
-  const width = Math.min(
-    gpu ? gpuWidth : maxWidth,
-    Math.max(16, Math.ceil((inputHeight * region.width) / region.height)),
-  );
-  const size = { width, height: inputHeight, mean: half, std: half };
-  const resized = gpu ? gpu.resizeNormalize(image, { region, ...size }) : resizeNormalize(image, region, size);
-  const padded = gpu ? gpuWidth : Math.min(maxWidth, Math.ceil(width / widthBucket) * widthBucket);
-  const input = padTo(resized, { width, height: inputHeight }, { width: padded, height: inputHeight });
-  const results = await session.run({
-    [session.inputNames[0]]: new Tensor("float32", input, [1, 3, inputHeight, padded]),
-  });
-  const output = results[session.outputNames[0]];
-  const [, steps, classes] = output.dims;
-  return ctcDecode(output.data as Float32Array, steps, classes, dictionary);
+): Promise<{ text: string; score: number }[]> {
+  const widthOf = (image: RgbaImage) =>
+    Math.min(gpu ? gpuWidth : maxWidth, Math.max(16, Math.ceil((inputHeight * image.width) / image.height)));
+  const batchSize = gpu ? 1 : recBatchSize;
+  const order = images.map((_, i) => i).sort((a, b) => widthOf(images[a]) - widthOf(images[b]));
+  const answers: { text: string; score: number }[] = new Array(images.length);
+  for (let start = 0; start < order.length; start += batchSize) {
+    const batch = order.slice(start, start + batchSize);
+    const widest = Math.max(...batch.map((i) => widthOf(images[i])));
+    const padded = gpu ? gpuWidth : Math.min(maxWidth, Math.ceil(widest / widthBucket) * widthBucket);
+    const plane = 3 * inputHeight * padded;
+    const input = new Float32Array(batch.length * plane);
+    batch.forEach((index, slot) => {
+      const image = images[index];
+      const width = widthOf(image);
+      const region = { x: 0, y: 0, width: image.width, height: image.height };
+      const size = { width, height: inputHeight, mean: half, std: half };
+      const resized = gpu ? gpu.resizeNormalize(image, { region, ...size }) : resizeNormalize(image, region, size);
+      input.set(padTo(resized, { width, height: inputHeight }, { width: padded, height: inputHeight }), slot * plane);
+    });
+    const results = await session.run({
+      [session.inputNames[0]]: new Tensor("float32", input, [batch.length, 3, inputHeight, padded]),
+    });
+    const output = results[session.outputNames[0]];
+    const [, steps, classes] = output.dims;
+    const probs = output.data as Float32Array;
+    batch.forEach((index, slot) => {
+      const rows = probs.subarray(slot * steps * classes, (slot + 1) * steps * classes);
+      answers[index] = ctcDecode(rows, steps, classes, dictionary);
+    });
+  }
+  return answers;
 }

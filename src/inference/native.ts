@@ -321,6 +321,17 @@ export interface CpuSessionOptions extends SessionOptions {
   onTerminated(run: TerminatedRun): void;
 }
 
+/**
+ * Session config of every CPU lane's session. ORT's intra-op threads spin
+ * between and after parallel sections by default; each isolate of a function
+ * has threads for every core, so spinning threads of idle or waiting isolates
+ * would take the cores from the one that runs. With spinning off they sleep
+ * until ORT hands them work (measured in README "Settings").
+ */
+export const cpuSessionConfig: Readonly<Record<string, string>> = Object.freeze({
+  "session.intra_op.allow_spinning": "0",
+});
+
 /** A CPU lane's model: what handlers get, what the isolate releases, and which API runs it. */
 export interface CpuModel {
   /** `ctx.models.<name>`: `run` and the model's description. */
@@ -334,7 +345,8 @@ export interface CpuModel {
 /**
  * Loads a CPU lane's model through the C API with today's CPU settings
  * (`options.threads` intra-op threads and one inter-op thread, or ORT's
- * defaults for 0; every graph optimisation), or through onnxruntime-node when
+ * defaults for 0; threads that sleep instead of spinning,
+ * {@link cpuSessionConfig}; every graph optimisation), or through onnxruntime-node when
  * an input or output is not a tensor of a type the binding reads and writes.
  * Only declared models, and only inside their folder, as for every session.
  * @throws {Deno.errors.NotCapable} for a model the function did not declare.
@@ -356,6 +368,7 @@ export async function createCpuSession(ort: Ort, path: string, options: CpuSessi
       nonblocking: true,
       graphOptimization: "all",
       ...(options.threads > 0 ? { intraOpThreads: options.threads, interOpThreads: 1 } : {}),
+      config: cpuSessionConfig,
     });
   } catch (error) {
     throw invalidModel(options, error);

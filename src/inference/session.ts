@@ -66,6 +66,8 @@ async function createOrtSession(ort: Ort, modelPath: string, options: SessionOpt
     executionProviders: providersFor(options.lane),
     graphOptimizationLevel: "all",
     ...(options.threads > 0 ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+    // As the C API's CPU sessions (native.ts, cpuSessionConfig): idle intra-op threads sleep instead of spinning.
+    ...(options.lane.kind === "cpu" ? { extra: { session: { intra_op: { allow_spinning: "0" } } } } : {}),
   });
 }
 

@@ -12,6 +12,7 @@ import {
   type IsolateMessage,
   type Job,
   type JobResult,
+  type LinkReply,
   type ModelInfo,
   type SharedWeights,
   transferablesOf,
@@ -41,7 +42,7 @@ import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
 import { runBatch, type RunContext, runJob } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
-import { captureConsole, withRequest } from "./console_capture.ts";
+import { captureConsole } from "./console_capture.ts";
 import { type OpenedLane, openGpuLane } from "./gpu_lane.ts";
 
 /** How an isolate talks to its host. */
@@ -58,6 +59,47 @@ let serving:
   | undefined;
 let gpuLane: OpenedLane | undefined;
 const aborts = new Map<number, AbortController>();
+/** Direct links to HTTP threads (Worker hosts): where a job's inputs lie and where its answer goes. */
+const links = new Map<number, { port: MessagePort; arena: SharedArrayBuffer }>();
+
+/**
+ * Copies the inputs of jobs an HTTP thread left in its arena into their own buffers, at once: the thread reuses its
+ * arena once the request is answered, which an abort or deadline may do before the run starts.
+ */
+function takeShared(jobs: Job[]): void {
+  for (const job of jobs) {
+    if (!job.shared || !job.reply) continue;
+    const arena = links.get(job.reply.link)?.arena;
+    job.tensors = arena
+      ? job.shared.map((t) => ({
+        name: t.name,
+        datatype: t.datatype,
+        shape: t.shape,
+        data: new Uint8Array(arena, t.offset, t.bytes).slice().buffer,
+      }))
+      : [];
+    delete job.shared;
+  }
+}
+
+/** Sends the output tensors of jobs answered by link to their threads (one message per link); the host gets the rest. */
+function replyByLink(jobs: Job[], results: JobResult[]): JobResult[] {
+  const replyOf = new Map<number, { link: number; id: number }>();
+  for (const job of jobs) if (job.reply && links.has(job.reply.link)) replyOf.set(job.id, job.reply);
+  if (replyOf.size === 0) return results;
+  const byLink = new Map<number, { replies: LinkReply; transfer: ArrayBuffer[] }>();
+  const out = results.map((result): JobResult => {
+    const reply = replyOf.get(result.id);
+    if (!reply || !result.ok || !result.tensors) return result;
+    let group = byLink.get(reply.link);
+    if (!group) byLink.set(reply.link, group = { replies: [], transfer: [] });
+    group.replies.push({ id: reply.id, tensors: result.tensors });
+    for (const t of result.tensors) group.transfer.push(t.data);
+    return { id: result.id, ok: true, body: new ArrayBuffer(0), replied: true };
+  });
+  for (const [link, { replies, transfer }] of byLink) links.get(link)!.port.postMessage(replies, transfer);
+  return out;
+}
 
 /** A module a spare imported to inspect it, kept for the serve init that may follow (CPU lanes only). */
 let held: { loaded: LoadedFunction; allowModels: (paths: readonly string[]) => void } | undefined;
@@ -223,23 +265,20 @@ async function runJobs(jobs: Job[]): Promise<void> {
   let results: JobResult[];
   try {
     results = jobs.length > 1 && definition.dynamicBatching && definition.signature
-      ? await withRequest(jobs[0].requestId, () => runBatch(definition, jobs, { ...run, signals }))
+      ? await runBatch(definition, jobs, { ...run, signals })
       : await Promise.all(
         jobs.map((job) =>
-          withRequest(
-            job.requestId,
-            () =>
-              runJob(definition, job, {
-                ...run,
-                signal: signals.get(job.id)!,
-                emit: (body) => port.post({ type: "item", id: job.id, body }, [body]),
-              }),
-          )
+          runJob(definition, job, {
+            ...run,
+            signal: signals.get(job.id)!,
+            emit: (body) => port.post({ type: "item", id: job.id, body }, [body]),
+          })
         ),
       );
   } finally {
     for (const job of jobs) aborts.delete(job.id);
   }
+  results = replyByLink(jobs, results);
   const transfer = results.flatMap((r) => (r.ok ? transferablesOf(r) : []));
   port.post({ type: "results", results }, transfer);
 }
@@ -278,7 +317,15 @@ function onHostMessage(message: HostMessage): void {
       break;
     }
     case "run":
+      takeShared(message.jobs);
       void runJobs(message.jobs);
+      break;
+    case "link":
+      links.set(message.link, { port: message.port, arena: message.arena });
+      break;
+    case "unlink":
+      links.get(message.link)?.port.close();
+      links.delete(message.link);
       break;
     case "shutdown":
       release().then(

@@ -14,25 +14,28 @@ import { startIsolate } from "./main.ts";
 // not die under them.
 for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => {});
 
-// Write frames in order, from one writer, before anything else can touch stdout.
-const out = Deno.stdout.writable.getWriter();
+// Frames are written whole and in order with synchronous writes, before anything else can touch stdout: a write
+// through Deno.stdout.writable cost the isolate a promise chain and a stream per message. A write that fails means
+// the host is gone.
 const exit = Deno.exit;
-let writing = Promise.resolve();
 
 function post(message: IsolateMessage): void {
-  const frame = encodeFrame(message);
-  writing = writing.then(() => out.write(frame)).catch(() => exit(0));
+  let frame = encodeFrame(message);
+  try {
+    while (frame.byteLength > 0) frame = frame.subarray(Deno.stdout.writeSync(frame));
+  } catch {
+    exit(0);
+  }
 }
 
-const onMessage = startIsolate({
-  post,
-  exit: () => void writing.finally(() => exit(0)),
-});
+const onMessage = startIsolate({ post, exit: () => exit(0) });
 
+// Read with Deno.stdin.read, not Deno.stdin.readable: no stream, no promise per chunk beyond the read itself.
 const reader = new FrameReader();
+const buffer = new Uint8Array(256 * 1024);
 try {
-  for await (const chunk of Deno.stdin.readable) {
-    reader.push(chunk);
+  for (let n = await Deno.stdin.read(buffer); n !== null; n = await Deno.stdin.read(buffer)) {
+    reader.push(buffer.slice(0, n));
     for (let message = reader.next(); message !== undefined; message = reader.next()) {
       onMessage(message as HostMessage);
     }

@@ -10,11 +10,11 @@
  * - a crashed isolate's requests get 500 and it is respawned with back-off.
  * @module
  */
-import type { Job, JobResult, LaneInfo, ModelInfo, WireTensor } from "../protocol.ts";
+import type { Job, JobResult, LaneInfo, ModelInfo, SharedTensor, WireTensor } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { decideBatch } from "./batcher.ts";
 import { isolationFor } from "./limits.ts";
-import type { Isolation } from "./host.ts";
+import type { IsolateHost, Isolation } from "./host.ts";
 import { type PoolSpec, type Slot, Supervisor } from "./supervisor.ts";
 
 export type { PoolSpec } from "./supervisor.ts";
@@ -57,8 +57,22 @@ export interface InvokeOptions {
   onItem?: (body: ArrayBuffer) => void;
 }
 
+/**
+ * Input tensors an HTTP thread left in its arena (a `SharedArrayBuffer`), and how to answer it directly: the main
+ * thread carries neither the tensors nor the answer when the request runs on a Worker host.
+ */
+export interface SharedInput {
+  arena: SharedArrayBuffer;
+  tensors: SharedTensor[];
+  /** The thread's id of the request. */
+  replyId: number;
+  /** The link from the thread to `host` (made on first use), or `undefined` where there is none (process hosts). */
+  linkFor(host: IsolateHost): number | undefined;
+}
+
 interface Request {
   job: Job;
+  shared?: SharedInput;
   rows: number;
   arrived: number;
   state: "queued" | "running" | "done";
@@ -73,7 +87,7 @@ interface Request {
 }
 
 /** What a request is answered with: a body (JSON), or tensors for a tensor request. */
-type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true };
+type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true; replied?: true };
 
 let nextJobId = 1;
 
@@ -93,6 +107,9 @@ export class FunctionPool {
    */
   #pending = new Set<Request>();
   #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Rows of the requests at the head of the queue, for the batcher (reused). */
+  #rows: number[] = [];
+  #sharedAnswers = { direct: 0, relayed: 0 };
 
   /** Creates a pool; call {@link start} before {@link invoke}. */
   constructor(readonly spec: PoolSpec) {
@@ -203,9 +220,49 @@ export class FunctionPool {
     return (await this.#submit({ body: new ArrayBuffer(0), tensors }, { ...options, rows })).tensors ?? [];
   }
 
+  /**
+   * Runs input tensors an HTTP thread left in its arena, like {@link infer}. On a Worker host the isolate copies
+   * them from the arena and answers the thread itself: this resolves with `"replied"`. On a process host they are
+   * copied here and cross as usual: this resolves with the output tensors.
+   */
+  async inferShared(input: SharedInput, options: InvokeOptions = {}): Promise<WireTensor[] | "replied"> {
+    const rows = options.rows ?? Math.max(1, input.tensors[0]?.shape[0] ?? 1);
+    const output = await this.#submit({ body: new ArrayBuffer(0) }, { ...options, rows }, input);
+    if (output.replied) {
+      this.#sharedAnswers.direct++;
+      return "replied";
+    }
+    this.#sharedAnswers.relayed++;
+    return output.tensors ?? [];
+  }
+
+  /**
+   * Requests from HTTP threads answered so far: `direct`, their tensors and answers went between the thread and a
+   * Worker isolate without crossing the main thread; `relayed`, the main thread carried them (process hosts).
+   */
+  get sharedAnswers(): { direct: number; relayed: number } {
+    return { ...this.#sharedAnswers };
+  }
+
+  /** The job of a request as `host` takes it: one with shared inputs names its link, or carries copies. */
+  #jobFor(request: Request, host: IsolateHost): Job {
+    const { shared, job } = request;
+    if (!shared) return job;
+    const link = shared.linkFor(host);
+    if (link !== undefined) return { ...job, shared: shared.tensors, reply: { link, id: shared.replyId } };
+    const tensors = shared.tensors.map((t) => ({
+      name: t.name,
+      datatype: t.datatype,
+      shape: t.shape,
+      data: new Uint8Array(shared.arena, t.offset, t.bytes).slice().buffer,
+    }));
+    return { ...job, tensors };
+  }
+
   #submit(
     payload: Pick<Job, "body" | "tensors" | "contentType">,
     { signal, requestId, rows = 1, onItem, onCancel }: InvokeOptions,
+    shared?: SharedInput,
   ): Promise<Output> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
@@ -214,6 +271,7 @@ export class FunctionPool {
       const arrived = performance.now();
       const request: Request = {
         job: { id: nextJobId++, ...payload, ...(requestId ? { requestId } : {}) },
+        ...(shared ? { shared } : {}),
         rows,
         arrived,
         state: "queued",
@@ -348,7 +406,10 @@ export class FunctionPool {
       if (!slot) break;
       // Every request is at least one row, so no batch takes more than maxBatchSize of them; one more tells the
       // batcher that the queue holds more than fits. The queue itself may hold thousands.
-      const rows = this.#queue.slice(0, (batching?.maxBatchSize ?? 1) + 1).map((r) => r.rows);
+      // Filled in place: at c=32 this runs on every arrival, and a fresh array each time cost the main thread.
+      const rows = this.#rows;
+      rows.length = Math.min(this.#queue.length, (batching?.maxBatchSize ?? 1) + 1);
+      for (let i = 0; i < rows.length; i++) rows[i] = this.#queue[i].rows;
       const decision = decideBatch(rows, performance.now() - this.#queue[0].arrived, batching);
       if ("waitMs" in decision) {
         if (this.#batchTimer === undefined && Number.isFinite(decision.waitMs)) {
@@ -386,14 +447,14 @@ export class FunctionPool {
       request.state = "running";
       request.slot = slot;
     }
-    const byId = new Map(batch.map((r) => [r.job.id, r]));
-    const onItem = batch.some((r) => r.onItem)
+    const byId = batch.some((r) => r.onItem) ? new Map(batch.map((r) => [r.job.id, r])) : undefined;
+    const onItem = byId
       ? (id: number, body: ArrayBuffer) => {
         const request = byId.get(id);
         if (request?.state === "running") request.onItem?.(body);
       }
       : undefined;
-    const results = host.run(batch.map((r) => r.job), onItem);
+    const results = host.run(batch.map((r) => this.#jobFor(r, host)), onItem);
     let left = batch.length;
     batch.forEach((request, i) => {
       results[i].then((result: JobResult) => {

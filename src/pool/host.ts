@@ -87,6 +87,13 @@ export interface IsolateHost {
   onExit(listener: ExitListener): void;
   /** Resident memory of the host in bytes, where it can be measured on its own (process hosts). */
   residentBytes(): number | undefined;
+  /**
+   * Worker hosts only: gives the isolate a direct link to an HTTP thread (see `LinkMessage` in protocol.ts), so that
+   * jobs naming it take their inputs from the thread's arena and answer the thread on `port`.
+   */
+  link?(link: number, port: MessagePort, arena: SharedArrayBuffer): void;
+  /** Worker hosts only: drops a link whose HTTP thread ended. */
+  unlink?(link: number): void;
 }
 
 let nextHostId = 1;

@@ -47,7 +47,6 @@ export class ProcessHost extends HostBase {
   readonly pid: number;
   #child: Deno.ChildProcess;
   #stdin: WritableStreamDefaultWriter<Uint8Array>;
-  #writing = Promise.resolve();
   #memoryMb: number;
   #outOfMemory: string | undefined;
   #unwatch: () => void;
@@ -110,9 +109,11 @@ export class ProcessHost extends HostBase {
 
   async #read(stream: ReadableStream<Uint8Array>): Promise<void> {
     const reader = new FrameReader();
+    // A plain reader loop: the stream's async iterator cost a few more promises a chunk.
+    const chunks = stream.getReader();
     try {
-      for await (const chunk of stream) {
-        reader.push(chunk);
+      for (let chunk = await chunks.read(); !chunk.done; chunk = await chunks.read()) {
+        reader.push(chunk.value);
         for (let message = reader.next(); message !== undefined; message = reader.next()) {
           this.receive(message as IsolateMessage);
         }
@@ -134,8 +135,8 @@ export class ProcessHost extends HostBase {
   }
 
   protected send(message: HostMessage): void {
-    const frame = encodeFrame(message);
-    this.#writing = this.#writing.then(() => this.#stdin.write(frame)).catch(() => {});
+    // The writer queues writes in order; a failed one means the child is gone, which its exit reports.
+    this.#stdin.write(encodeFrame(message)).catch(() => {});
   }
 
   protected kill(): void {

@@ -69,6 +69,15 @@ export class WorkerHost extends HostBase {
     this.#worker.postMessage(message, transfer);
   }
 
+  link(link: number, port: MessagePort, arena: SharedArrayBuffer): void {
+    if (this.alive) this.#worker.postMessage({ type: "link", link, port, arena } satisfies HostMessage, [port]);
+    else port.close();
+  }
+
+  unlink(link: number): void {
+    if (this.alive) this.#worker.postMessage({ type: "unlink", link } satisfies HostMessage);
+  }
+
   protected kill(): void {
     this.#worker.terminate();
     this.ended("was terminated");

@@ -5,7 +5,7 @@
  */
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Manifest } from "../protocol.ts";
+import type { LanePlan, Manifest } from "../protocol.ts";
 import { WorkerHost } from "../pool/worker_host.ts";
 import { FunctionPool, type PoolSpec } from "../pool/function_pool.ts";
 import { hostSpecFor } from "../pool/supervisor.ts";
@@ -45,7 +45,7 @@ export interface LoadContext {
   /** The kernels' PTX. */
   kernelsPtxPath: string;
   devices: DeviceInventory;
-  /** Intra-op threads per isolate; 0 divides the cores among the function's isolates. */
+  /** Intra-op threads per isolate; 0 takes {@link defaultOrtThreads}. */
   ortThreads: number;
   /** Where isolates live for functions that leave `isolation` at "auto". */
   defaultIsolation?: "auto" | "worker" | "process";
@@ -132,6 +132,19 @@ function inFolder(error: unknown, folder: string, dir: string): unknown {
     .replaceAll(pathToFileURL(folder).href, pathToFileURL(dir).href)
     .replaceAll(folder, dir);
   return new IsolaneError(error.code, message, error.details, error.headers);
+}
+
+/**
+ * ONNX Runtime intra-op threads per isolate when `ISOLANE_ORT_THREADS` is not
+ * set: every core on CPU lanes, so a lone request may use them all (their
+ * sessions' threads sleep when idle, `cpuSessionConfig` in
+ * src/inference/native.ts, so isolates that wait take no core from one that
+ * runs); the cores divided among the lanes on GPU lanes, where ORT's threads
+ * mostly launch kernels.
+ */
+export function defaultOrtThreads(lanes: readonly LanePlan[], cores: number): number {
+  if (lanes.every((lane) => lane.kind === "cpu")) return Math.max(1, cores);
+  return Math.max(1, Math.floor(cores / Math.max(1, lanes.length)));
 }
 
 /**
@@ -246,7 +259,7 @@ async function poolSpec(
     modelPaths,
     assetPaths,
     lanes,
-    ortThreads: ctx.ortThreads || Math.max(1, Math.floor(cores / lanes.length)),
+    ortThreads: ctx.ortThreads || defaultOrtThreads(lanes, cores),
     kernelsPtxPath: ctx.kernelsPtxPath,
     ...(staging ? { staging } : {}),
     ...(ctx.weightMemory ? { weightMemory: ctx.weightMemory } : {}),

@@ -30,6 +30,7 @@ export function functionInfo(registry: Registry, entry: FunctionEntry): Record<s
     memoryLimitMb: options.memoryLimitMb,
     dynamicBatching: options.dynamicBatching ?? null,
     recentBatchSizes: current.pool.recentBatchSizes,
+    sharedAnswers: current.pool.sharedAnswers,
     permissions: options.permissions,
     auth: options.auth,
     cors: options.cors ?? null,

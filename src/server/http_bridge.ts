@@ -8,7 +8,7 @@
  */
 import type { ErrorBody } from "../errors.ts";
 import type { LogLevel } from "../log.ts";
-import type { WireTensor } from "../protocol.ts";
+import type { SharedTensor, WireTensor } from "../protocol.ts";
 import type { TensorSignature } from "../sdk.ts";
 
 /**
@@ -46,7 +46,13 @@ export type ToThread =
      * function's queue refuses work now, and holds its `Retry-After` in seconds. Threads read it before a body.
      */
     board: SharedArrayBuffer;
+    /** The thread's tensor arena (`tensor_arena.ts`), where it leaves the input tensors of infer operations. */
+    arena: SharedArrayBuffer;
   }
+  /** A direct link to an isolate (Worker hosts): it answers infer operations with `shared` tensors on `port`. */
+  | { k: "link"; link: number; port: MessagePort }
+  /** The link's isolate ended. */
+  | { k: "unlink"; link: number }
   | { k: "profiles"; profiles: Record<string, FunctionProfile> }
   /** An invocation's answer: a JSON body, or tensors of an infer request. */
   | { k: "done"; id: number; body?: ArrayBuffer; tensors?: WireTensor[] }
@@ -67,7 +73,19 @@ export type ToMain =
   | { k: "listening"; port: number }
   | { k: "listen_failed"; message: string }
   | { k: "invoke"; id: number; name: string; body: ArrayBuffer; contentType?: string; requestId: string }
-  | { k: "infer"; id: number; name: string; version: number; tensors: WireTensor[]; requestId: string }
+  /**
+   * An infer request: its tensors, or (`shared`) where they lie in the thread's arena, with `tensors` empty. A shared
+   * one is answered on a link when its isolate has one to the thread, else by `done`.
+   */
+  | {
+    k: "infer";
+    id: number;
+    name: string;
+    version: number;
+    tensors: WireTensor[];
+    shared?: SharedTensor[];
+    requestId: string;
+  }
   /** A request served by the main thread's app as it came. */
   | {
     k: "request";

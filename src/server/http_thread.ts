@@ -13,12 +13,13 @@ import { requestId } from "hono/request-id";
 import { getConnInfo } from "hono/deno";
 import { IsolaneError } from "../errors.ts";
 import { bufferLogs, flushLogs, log, logDeferred, setLogLevel } from "../log.ts";
-import type { WireTensor } from "../protocol.ts";
+import type { LinkReply, SharedTensor, WireTensor } from "../protocol.ts";
 import { outputsToJsonBody, wireFromJsonBody } from "../tensors.ts";
 import { BodyLimits, guardBodyRead } from "./body_guard.ts";
 import { errorResponse, v2ErrorResponse } from "./error_response.ts";
 import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import { invokeFunction } from "./invoke_route.ts";
+import { type ArenaBlock, TensorArena } from "./tensor_arena.ts";
 import { serveInfer } from "./kserve_routes.ts";
 
 type Pending = {
@@ -50,6 +51,35 @@ let threadIndex = 0;
 let admission: Int32Array | undefined;
 let maxWholeBytes = 256 * 1024 * 1024;
 const wholeLimits = new BodyLimits();
+let arena: TensorArena | undefined;
+/** Direct links to isolates: their answers to infer operations whose tensors lie in the arena. */
+const links = new Map<number, MessagePort>();
+
+function settle(id: number, value: { tensors: WireTensor[] }): void {
+  const p = pending.get(id);
+  pending.delete(id);
+  p?.resolve(value);
+}
+
+/**
+ * Places tensors in the arena, so that the isolate reads them there; `undefined` (nothing kept) when one does not
+ * fit, and they then cross to the main thread as usual.
+ */
+function placeAll(tensors: WireTensor[]): { shared: SharedTensor[]; blocks: ArenaBlock[] } | undefined {
+  if (!arena) return undefined;
+  const shared: SharedTensor[] = [];
+  const blocks: ArenaBlock[] = [];
+  for (const t of tensors) {
+    const block = arena.place(t.data);
+    if (!block) {
+      for (const b of blocks) arena.free(b);
+      return undefined;
+    }
+    blocks.push(block);
+    shared.push({ name: t.name, datatype: t.datatype, shape: t.shape, offset: block.offset, bytes: t.data.byteLength });
+  }
+  return { shared, blocks };
+}
 
 /** Sends one invocation or infer operation and waits for its answer; aborts travel too. */
 function call(
@@ -112,6 +142,27 @@ function remotePool(name: string, slot = -1) {
       options: { signal?: AbortSignal; requestId?: string },
       version = 0,
     ): Promise<WireTensor[]> {
+      const placed = placeAll(tensors);
+      if (placed) {
+        // The main thread gets where the tensors lie, not their bytes; the blocks are free again once answered.
+        try {
+          const answer = await call((id) => ({
+            op: {
+              k: "infer",
+              id,
+              name,
+              version,
+              tensors: [],
+              shared: placed.shared,
+              requestId: options.requestId ?? "",
+            },
+            transfer: [],
+          }), options.signal);
+          return answer.tensors ?? [];
+        } finally {
+          for (const b of placed.blocks) arena!.free(b);
+        }
+      }
       const answer = await call((id) => ({
         op: { k: "infer", id, name, version, tensors, requestId: options.requestId ?? "" },
         transfer: tensors.map((t) => t.data),
@@ -249,6 +300,7 @@ function receive(op: ToThread): void {
       threadIndex = op.index;
       maxWholeBytes = op.maxWholeBytes;
       admission = new Int32Array(op.board);
+      arena = new TensorArena(op.arena);
       const handler = app().fetch;
       try {
         server = Deno.serve({
@@ -265,6 +317,16 @@ function receive(op: ToThread): void {
     }
     case "profiles":
       profiles = new Map(Object.entries(op.profiles));
+      return;
+    case "link":
+      links.set(op.link, op.port);
+      op.port.onmessage = (event: MessageEvent<LinkReply>) => {
+        for (const reply of event.data) settle(reply.id, reply);
+      };
+      return;
+    case "unlink":
+      links.get(op.link)?.close();
+      links.delete(op.link);
       return;
     case "done": {
       const p = pending.get(op.id);

@@ -12,10 +12,15 @@ import { IsolaneError } from "../errors.ts";
 import { log, type LogLevel } from "../log.ts";
 import type { FunctionEntry, Registry } from "../registry/registry.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
+import type { IsolateHost } from "../pool/host.ts";
 import { admissionSlots, type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import type { Metrics } from "./metrics.ts";
 
 const entry = new URL("./http_thread.ts", import.meta.url);
+
+/** Each thread's tensor arena, in bytes: pages are used as first written, so the rest costs nothing. */
+const arenaBytes = 64 * 2 ** 20;
+let nextLink = 1;
 
 /** Options of {@link HttpThreads.start}. */
 export interface HttpThreadsOptions {
@@ -72,6 +77,10 @@ class Thread {
   stopped!: () => void;
   /** Settles once the thread has answered its requests in flight after a stop. */
   readonly drained = new Promise<void>((resolve) => (this.stopped = resolve));
+  /** Where the thread leaves input tensors (`tensor_arena.ts`). */
+  readonly arena = new SharedArrayBuffer(arenaBytes);
+  /** Its direct links to Worker isolates, by host. */
+  readonly links = new Map<IsolateHost, number>();
 
   constructor(readonly worker: Worker) {
     this.outbox = new Outbox((ops, transfer) => worker.postMessage(ops, transfer));
@@ -155,6 +164,7 @@ export class HttpThreads {
         logLevel: this.options.logLevel,
         maxWholeBytes: this.options.maxWholeBytes,
         board: this.#board,
+        arena: thread.arena,
       });
     });
   }
@@ -163,6 +173,7 @@ export class HttpThreads {
   async #replace(dead: Thread, index: number, port: number): Promise<void> {
     this.#threads = this.#threads.filter((t) => t !== dead);
     for (const abort of dead.aborts.values()) abort();
+    for (const [host, link] of dead.links) host.unlink?.(link);
     dead.worker.terminate();
     if (this.#stopping) return;
     try {
@@ -196,6 +207,7 @@ export class HttpThreads {
   }
 
   #pushProfiles(): void {
+    for (const t of this.#threads) this.#unlinkEnded(t);
     const profiles = profilesOf(this.options.registry, this.options.devMode, this.#slotOf);
     const text = JSON.stringify(profiles);
     if (text === this.#profiles) return;
@@ -222,6 +234,32 @@ export class HttpThreads {
       case "stopped":
         thread.stopped();
         return;
+    }
+  }
+
+  /**
+   * The link from `thread` to `host`, made on first use: one end goes to the isolate, the other to the thread (its
+   * messages wait there until the thread listens). Links to isolates that ended are dropped on the way.
+   */
+  #linkFor(thread: Thread, host: IsolateHost): number | undefined {
+    if (!host.link) return undefined;
+    const known = thread.links.get(host);
+    if (known !== undefined) return known;
+    this.#unlinkEnded(thread);
+    const link = nextLink++;
+    const channel = new MessageChannel();
+    host.link(link, channel.port1, thread.arena);
+    thread.outbox.send({ k: "link", link, port: channel.port2 }, [channel.port2]);
+    thread.links.set(host, link);
+    return link;
+  }
+
+  /** Drops a thread's links to isolates that ended (their ports close on both sides). */
+  #unlinkEnded(thread: Thread): void {
+    for (const [host, link] of thread.links) {
+      if (host.alive) continue;
+      thread.links.delete(host);
+      thread.outbox.send({ k: "unlink", link });
     }
   }
 
@@ -255,6 +293,16 @@ export class HttpThreads {
         ...(op.contentType ? { contentType: op.contentType } : {}),
         onItem: (body) => thread.outbox.send({ k: "item", id, body }),
       }).then((body) => thread.outbox.send({ k: "done", id, body }))
+      : op.shared
+      ? fn.pool.inferShared({
+        arena: thread.arena,
+        tensors: op.shared,
+        replyId: id,
+        linkFor: (host) => this.#linkFor(thread, host),
+      }, options).then((answer) => {
+        // A direct answer went from the isolate to the thread: nothing to send.
+        if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
+      })
       : fn.pool.infer(op.tensors, options).then((tensors) => thread.outbox.send({ k: "done", id, tensors }));
     settled.catch(fail).finally(() => thread.aborts.delete(id));
   }

@@ -69,46 +69,43 @@ export async function invokeFunction(c: Context, fn: Invocable, limits: BodyLimi
     fn.options.timeoutMs,
   );
   const sse = (c.req.header("accept") ?? "").includes("text/event-stream");
-  let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
-  let streaming: ((response: Response) => void) | undefined;
-  const started = new Promise<Response>((resolve) => (streaming = resolve));
-  const openStream = () => {
-    const stream = new ReadableStream<Uint8Array>({ start: (ctrl) => void (controller = ctrl) });
-    streaming!(
-      new Response(stream, {
-        status: 200,
-        headers: {
-          "content-type": sse ? "text/event-stream" : "application/x-ndjson",
-          "cache-control": "no-cache",
-          "x-request-id": c.get("requestId"),
-        },
-      }),
+  // One promise for the answer, settled by the result or by the first streamed item, whichever comes first.
+  return await new Promise<Response>((resolve, reject) => {
+    let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const openStream = () => {
+      const stream = new ReadableStream<Uint8Array>({ start: (ctrl) => void (controller = ctrl) });
+      resolve(
+        new Response(stream, {
+          status: 200,
+          headers: {
+            "content-type": sse ? "text/event-stream" : "application/x-ndjson",
+            "cache-control": "no-cache",
+            "x-request-id": c.get("requestId"),
+          },
+        }),
+      );
+    };
+    fn.pool.invoke(body!, {
+      signal: c.req.raw.signal,
+      requestId: c.get("requestId"),
+      ...(contentType ? { contentType } : {}),
+      onItem(item) {
+        if (!controller) openStream();
+        controller!.enqueue(frame(sse, new Uint8Array(item)));
+      },
+    }).then(
+      (output) => {
+        if (controller) return controller.close();
+        if (output === undefined) return reject(new IsolaneError("internal", "The stream ended without a result"));
+        resolve(c.body(output, 200, { "content-type": "application/json" }));
+      },
+      (error: unknown) => {
+        if (!controller) return reject(error);
+        // Headers are gone: the error becomes the stream's last item.
+        const e = error instanceof IsolaneError ? error : new IsolaneError("internal", String(error));
+        controller.enqueue(frame(sse, encoder.encode(JSON.stringify({ error: e.toBody() })), "error"));
+        controller.close();
+      },
     );
-  };
-  const done = fn.pool.invoke(body!, {
-    signal: c.req.raw.signal,
-    requestId: c.get("requestId"),
-    ...(contentType ? { contentType } : {}),
-    onItem(item) {
-      if (!controller) openStream();
-      controller!.enqueue(frame(sse, new Uint8Array(item)));
-    },
-  }).then(
-    (output) => {
-      controller?.close();
-      return output;
-    },
-    (error: unknown) => {
-      if (!controller) throw error;
-      // Headers are gone: the error becomes the stream's last item.
-      const e = error instanceof IsolaneError ? error : new IsolaneError("internal", String(error));
-      controller.enqueue(frame(sse, encoder.encode(JSON.stringify({ error: e.toBody() })), "error"));
-      controller.close();
-    },
-  );
-  const first = await Promise.race([done.then((output) => ({ output })), started.then((response) => ({ response }))]);
-  if ("response" in first) return first.response;
-  if (first.output === undefined) throw new IsolaneError("internal", "The stream ended without a result");
-  if (controller) return await started;
-  return c.body(first.output, 200, { "content-type": "application/json" });
+  });
 }

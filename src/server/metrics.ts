@@ -8,7 +8,7 @@ import client from "prom-client";
 import type { PoolObserver } from "../pool/observer.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { DeviceSources } from "./devices_report.ts";
-import { bucketMs, type GpuSample, RecentSeries, type SeriesSnapshot } from "./series.ts";
+import { bucketMs, type GpuSample, LastMinute, RecentSeries, type SeriesSnapshot } from "./series.ts";
 
 /** The metrics of one runtime. */
 export interface Metrics {
@@ -25,8 +25,6 @@ export interface Metrics {
   /** The last 15 minutes per function and per GPU, in 10-second buckets (status page charts). */
   series(): SeriesSnapshot;
 }
-
-const windowMs = 60_000;
 
 /** Creates the metrics; `registry` and `devices` are read when metrics are scraped. */
 export function createMetrics(
@@ -151,10 +149,11 @@ export function createMetrics(
     Deno.unrefTimer(setInterval(() => recentSeries.sampleGpus(gpuSamples()), bucketMs));
   }
 
-  const window = new Map<string, { at: number; ms: number }[]>();
+  const lastMinute = new LastMinute();
   // prom-client hashes a label set on every call; its children, kept per label set, do not.
   const counters = new Map<string, client.Counter.Internal>();
   const timers = new Map<string, client.Histogram.Internal<"function">>();
+  const batchSizes = new Map<string, client.Histogram.Internal<"function">>();
   const record = (fn: string, status: number, ms: number) => {
     const key = `${fn}\u0000${status}`;
     let counter = counters.get(key);
@@ -164,13 +163,7 @@ export function createMetrics(
     if (!timer) timers.set(fn, timer = duration.labels({ function: fn }));
     timer.observe(ms / 1000);
     recentSeries.request(fn, ms, status);
-    const now = Date.now();
-    const samples = window.get(fn) ?? [];
-    samples.push({ at: now, ms });
-    // Samples are in time order: dropping the expired ones here keeps the window bounded whether or not anyone reads it.
-    const expired = samples.findIndex((sample) => now - sample.at < windowMs);
-    if (expired > 0) samples.splice(0, expired);
-    window.set(fn, samples);
+    lastMinute.request(fn, ms);
   };
   return {
     bind(r) {
@@ -185,7 +178,9 @@ export function createMetrics(
     record,
     observer: {
       dispatched: (fn, size) => {
-        batch.observe({ function: fn }, size);
+        let sizes = batchSizes.get(fn);
+        if (!sizes) batchSizes.set(fn, sizes = batch.labels({ function: fn }));
+        sizes.observe(size);
         recentSeries.dispatch(fn, size);
       },
       isolateStopped: (fn, code) => restarts.inc({ function: fn, reason: code }),
@@ -197,23 +192,7 @@ export function createMetrics(
       return recentSeries.snapshot(gpuSamples(), registry?.list().map((e) => e.name) ?? []);
     },
     recent() {
-      const now = Date.now();
-      const out: ReturnType<Metrics["recent"]> = {};
-      for (const [fn, samples] of window) {
-        const kept = samples.filter((s) => now - s.at < windowMs);
-        window.set(fn, kept);
-        const sorted = kept.map((s) => s.ms).sort((a, b) => a - b);
-        const at = (
-          q: number,
-        ) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0);
-        out[fn] = {
-          requests: kept.length,
-          perSecond: Math.round((kept.length / (windowMs / 1000)) * 100) / 100,
-          p50Ms: Math.round(at(0.5) * 10) / 10,
-          p99Ms: Math.round(at(0.99) * 10) / 10,
-        };
-      }
-      return out;
+      return lastMinute.summary();
     },
   };
 }

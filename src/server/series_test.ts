@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bucketMs, RecentSeries, windowMs } from "./series.ts";
+import { bucketMs, LastMinute, RecentSeries, windowMs } from "./series.ts";
 
 Deno.test("RecentSeries buckets requests, latency percentiles, errors and batch sizes", () => {
   let now = 1_000 * bucketMs + 5_000;
@@ -31,4 +31,30 @@ Deno.test("RecentSeries buckets requests, latency percentiles, errors and batch 
   now += windowMs;
   const gone = series.snapshot([]).functions.f;
   assert.ok(gone.errors5xx.every((v) => v === 0) && gone.p50Ms.every((v) => v === null));
+});
+
+Deno.test("LastMinute counts the last 60 seconds, with latency percentiles, and forgets older seconds", () => {
+  let now = 5_000_000;
+  const minute = new LastMinute(() => now);
+  for (let i = 0; i < 98; i++) minute.request("f", 2);
+  minute.request("f", 40);
+  minute.request("f", 40);
+  now += 30_000;
+  minute.request("g", 1);
+  let s = minute.summary();
+  assert.equal(s.f.requests, 100);
+  assert.equal(s.f.perSecond, 1.67);
+  assert.ok(Math.abs(s.f.p50Ms - 2) <= 0.2, `p50 ${s.f.p50Ms}`);
+  assert.ok(s.f.p99Ms >= 40 && s.f.p99Ms <= 44, `p99 ${s.f.p99Ms}`);
+  assert.equal(s.g.requests, 1);
+  // 60 s after f's requests their second has left the window; g's has not. The slot is reused, not added to.
+  now += 30_000;
+  minute.request("f", 10);
+  s = minute.summary();
+  assert.equal(s.f.requests, 1);
+  assert.ok(Math.abs(s.f.p50Ms - 10) <= 1, `p50 ${s.f.p50Ms}`);
+  now += 30_001;
+  s = minute.summary();
+  assert.equal(s.g, undefined);
+  assert.equal(s.f.requests, 1);
 });
