@@ -124,7 +124,7 @@ export function startHost(
  * after a start it waits out the first requests and the deploys that often follow, so that its imports do not compete
  * with them for the cores; after a respawn a short wait, so that timeouts in a row each find one.
  */
-const spareDelayMs = { started: 1000, respawned: 50 };
+const spareDelayMs = { started: 250, respawned: 50 };
 
 /** Keeps one host running per lane. */
 export class Supervisor {
@@ -207,6 +207,11 @@ export class Supervisor {
 
   /** Starts the function's respawn spare soon, unless it has one, spares are off, or it is closed. */
   #replenish(after: keyof typeof spareDelayMs): void {
+    // A respawn does not wait out the longer delay of a start.
+    if (after === "respawned") {
+      clearTimeout(this.#spareTimer);
+      this.#spareTimer = undefined;
+    }
     if (this.#closed || this.spec.spares === false || this.#spare || this.#spareTimer) return;
     // Worker hosts only: a process spare would cost every function some 80 MB resident for as long as it serves.
     if (isolationFor(this.spec.options, this.slots[0].lane, this.spec.defaultIsolation) !== "worker") return;
