@@ -39,6 +39,8 @@ const configSchema = z.object({
   isolation: z.enum(["auto", "worker", "process"]).default("auto"),
   /** Whether the Worker-hosted CUDA lanes of a function share one copy of its weights per device ("on"), or not. */
   sharedWeights: z.enum(["on", "off"]).default("on"),
+  /** Whether isolates start ahead ("on"): a spare while a version loads, and one per function for respawns. */
+  spareIsolates: z.enum(["on", "off"]).default("on"),
   /**
    * Threads that serve HTTP (parse, read bodies, answer) beside the main thread, which keeps the queues and isolates;
    * 0 serves HTTP on the main thread. Default: a quarter of the cores, at most 4, on machines with 8 or more; else 0.
@@ -71,6 +73,7 @@ const sources: Record<keyof z.input<typeof configSchema>, string> = {
   serveFunctions: "ISOLANE_SERVE_FUNCTIONS",
   isolation: "ISOLANE_ISOLATION",
   sharedWeights: "ISOLANE_SHARED_WEIGHTS",
+  spareIsolates: "ISOLANE_SPARE_ISOLATES",
   httpThreads: "ISOLANE_HTTP_THREADS",
   jwtSecret: "ISOLANE_JWT_SECRET",
   jwksUrl: "ISOLANE_JWKS_URL",
@@ -96,7 +99,7 @@ export type Config = z.output<typeof configSchema>;
  * Parses the configuration. Throws `ConfigError` naming the variable at fault.
  *
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
- * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_SHARED_WEIGHTS`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
+ * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_SHARED_WEIGHTS`, `ISOLANE_SPARE_ISOLATES`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
  * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_STORE`,
  * `ISOLANE_STORE_RECONCILE_MS`, `ISOLANE_SERVE_FUNCTIONS`, `ISOLANE_JWT_SECRET`, `ISOLANE_JWKS_URL`,
  * `ISOLANE_JWT_ISSUER`, `ISOLANE_JWT_AUDIENCE`. Arguments: `--watch`, `--dev-admin` (development: also

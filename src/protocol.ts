@@ -192,8 +192,26 @@ export interface ShutdownMessage {
   type: "shutdown";
 }
 
+/**
+ * Host to a spare isolate (one started before its function is known, `src/pool/spare.ts`): load ONNX Runtime's
+ * addon and open its C API environment now, so that the init that follows finds them ready. Sent only for CPU
+ * lanes: a CUDA lane binds its lane before ORT touches the GPU.
+ */
+export interface WarmMessage {
+  type: "warm";
+  /** Whether to open the C API environment too (some 17 MB): the function has models, or may have. */
+  models: boolean;
+}
+
 /** Every message the host sends. */
-export type HostMessage = InitMessage | RunMessage | AbortMessage | ShutdownMessage | LinkMessage | UnlinkMessage;
+export type HostMessage =
+  | InitMessage
+  | RunMessage
+  | AbortMessage
+  | ShutdownMessage
+  | LinkMessage
+  | UnlinkMessage
+  | WarmMessage;
 
 /** What a module declares, as JSON. */
 export interface Manifest {

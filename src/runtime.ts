@@ -5,10 +5,12 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { log, setLogLevel } from "./log.ts";
 import { detectDevices } from "./devices.ts";
 import { Registry } from "./registry/registry.ts";
+import { ReadySpare } from "./registry/ready_spare.ts";
 import { watchFunctions } from "./registry/watch.ts";
 import { createApp } from "./server/app.tsx";
 import { createMetrics } from "./server/metrics.ts";
@@ -57,6 +59,11 @@ export async function startRuntime(config: Config): Promise<Runtime> {
   setLogLevel(config.logLevel);
   const { inventory, sources, kernelsPtxPath, weightMemory } = detectDevices(nodeModules);
   const metrics = createMetrics({ devices: sources, functionOf: (c) => invokedFunction(c, registry) });
+  // Started before the functions load, so that the first of them takes it (src/registry/ready_spare.ts).
+  const readySpare = config.spareIsolates === "on"
+    ? new ReadySpare(join(config.dataDir, "spares"), { defaultIsolation: config.isolation })
+    : undefined;
+  await readySpare?.start();
   const registry = new Registry({
     observer: metrics.observer,
     functionsDir: config.functionsDir,
@@ -66,6 +73,8 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     devices: inventory,
     ortThreads: config.ortThreads,
     defaultIsolation: config.isolation,
+    spares: config.spareIsolates === "on",
+    ...(readySpare ? { readySpare } : {}),
   });
   log("info", "starting", {
     pid: Deno.pid,
@@ -158,6 +167,7 @@ export async function startRuntime(config: Config): Promise<Runtime> {
         new Promise<"grace period over">((resolve) => setTimeout(resolve, config.shutdownGraceMs, "grace period over")),
       ]);
       await registry.close();
+      await readySpare?.close();
       await store.close();
       log("info", "stopped", { requests: outcome, ms: Math.round(performance.now() - started) });
     },

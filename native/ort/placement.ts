@@ -16,7 +16,9 @@
  * logs through the library's callback on the calling thread, and never runs.
  * @module
  */
-import onnxProto from "onnx-proto";
+import type onnxProto from "onnx-proto";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import { OrtError } from "./error.ts";
 import type { OrtLogLine } from "./ffi.ts";
 import type { OrtEnv, Session, SessionOptions } from "./ort.ts";
@@ -161,6 +163,10 @@ export function probePlacement(env: OrtEnv, path: string, makeOptions: () => Ses
 
 /** The nodes of a model's main graph, read from its file. */
 function graphNodes(path: string): PlacedNode[] {
-  const model = onnxProto.onnx.ModelProto.decode(Deno.readFileSync(path));
+  // Required here, not imported at the top: protobufjs costs an isolate some 30 ms to load, and this is rare. From
+  // the package's own path, which an isolate may read without a grant of its node_modules folder.
+  const at = import.meta.resolve("onnx-proto");
+  const { onnx } = createRequire(at)(fileURLToPath(at)) as typeof onnxProto;
+  const model = onnx.ModelProto.decode(Deno.readFileSync(path));
   return (model.graph?.node ?? []).map((n) => ({ opType: n.opType ?? "", name: n.name ?? "" }));
 }

@@ -15,10 +15,10 @@
  */
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { Buffer } from "node:buffer";
-import onnxProto from "onnx-proto";
+import type onnxProto from "onnx-proto";
 import { IsolaneError } from "../errors.ts";
+import { loadOnnxProto } from "./_onnx_proto.ts";
 
-const { onnx } = onnxProto;
 type Tensor = onnxProto.onnx.ITensorProto;
 type Graph = onnxProto.onnx.IGraphProto;
 type Node = onnxProto.onnx.INodeProto;
@@ -31,9 +31,12 @@ export interface ExternalDataRef {
   location: string;
 }
 
+/** `TensorProto.DataLocation.EXTERNAL`. */
+const externalLocation = 1;
+
 function externalOf(tensor: Tensor | null | undefined, out: ExternalDataRef[]): void {
   if (!tensor) return;
-  const external = tensor.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL ||
+  const external = tensor.dataLocation === externalLocation ||
     (tensor.externalData?.length ?? 0) > 0;
   if (!external) return;
   const location = tensor.externalData?.find((e) => e.key === "location")?.value ?? "";
@@ -72,10 +75,11 @@ function walkGraph(graph: Graph | null | undefined, out: ExternalDataRef[]): voi
  * attributes, subgraphs and model-local functions) that names external data.
  * @throws {Error} when the bytes are not an ONNX model.
  */
-export function externalDataRefs(model: Uint8Array): ExternalDataRef[] {
+export async function externalDataRefs(model: Uint8Array): Promise<ExternalDataRef[]> {
   // Every external tensor names its file under the key "location": without those bytes there is none,
   // and a model with its weights inside need not be decoded at all.
   if (Buffer.from(model.buffer, model.byteOffset, model.byteLength).indexOf("location") < 0) return [];
+  const { onnx } = await loadOnnxProto();
   const decoded = onnx.ModelProto.decode(model);
   const out: ExternalDataRef[] = [];
   walkGraph(decoded.graph, out);
@@ -122,7 +126,7 @@ export async function checkModelFiles(modelPath: string, root: string, options: 
   if (!inside(realRoot, realModel)) throw fail(`resolves to ${realModel}, outside the function's folder`);
   let refs: ExternalDataRef[];
   try {
-    refs = externalDataRefs(await Deno.readFile(modelPath));
+    refs = await externalDataRefs(await Deno.readFile(modelPath));
   } catch (error) {
     throw fail(`is not a valid ONNX model: ${(error as Error).message}`);
   }

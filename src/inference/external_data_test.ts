@@ -52,8 +52,8 @@ function model(locations: { init: string; constant: string; branch: string }): U
   })).finish();
 }
 
-Deno.test("externalDataRefs finds external tensors in initializers, attributes and subgraphs", () => {
-  const refs = externalDataRefs(model({ init: "w.bin", constant: "k.bin", branch: "../inner.bin" }));
+Deno.test("externalDataRefs finds external tensors in initializers, attributes and subgraphs", async () => {
+  const refs = await externalDataRefs(model({ init: "w.bin", constant: "k.bin", branch: "../inner.bin" }));
   assert.deepEqual(refs.map((r) => `${r.tensor}=${r.location}`).sort(), ["inner=../inner.bin", "k=k.bin", "w=w.bin"]);
 });
 

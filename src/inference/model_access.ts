@@ -23,6 +23,23 @@ export function allowModelsOnce(paths: readonly string[]): void {
 }
 
 /**
+ * Seals the list, empty, and returns the one function that may fill it, once: for an isolate that imports its
+ * module before it is told the models (a spare that inspects the module it will serve, `src/pool/spare.ts`). Until
+ * filled, no model may be opened. Keep the function where user code cannot reach it (a local variable).
+ * @throws {Deno.errors.NotCapable} when the list is sealed already.
+ */
+export function reserveModels(): (paths: readonly string[]) => void {
+  if (sealed) throw new Deno.errors.NotCapable("The isolate's model list is sealed");
+  sealed = true;
+  let filled = false;
+  return function allowReservedModels(paths: readonly string[]): void {
+    if (filled) throw new Deno.errors.NotCapable("The isolate's model list is sealed");
+    filled = true;
+    for (let i = 0; i < paths.length; i++) allowed.add(paths[i]);
+  };
+}
+
+/**
  * Throws `NotCapable` unless `path` is one of the declared models.
  * @throws {Deno.errors.NotCapable} for any other file, or before the list is made.
  */

@@ -64,7 +64,32 @@ let env: OrtEnv | undefined;
  */
 export function openNativeOrt({ open }: { open: boolean }): void {
   if (open) env ??= OrtEnv.open({ libraryPath: ortLibraryPath(nodeModules) });
+  else if (env) {
+    // Opened ahead by a spare ({@link preopenNativeOrt}) for a function that turned out to have no models.
+    env.close();
+    env = undefined;
+  }
   sealOrtLibrary();
+}
+
+/**
+ * Closes the environment of an isolate that opened it before it knew it has no models (a spare that inspected its
+ * module), after the ffi drop: through the bound symbols, so a failure only leaves it open.
+ */
+export function closeUnusedNativeOrt(): void {
+  try {
+    env?.close();
+  } catch { /* left open: some 17 MB until the isolate ends */ }
+  env = undefined;
+}
+
+/**
+ * Opens the ORT environment ahead of an init, without sealing the binding: a spare isolate's warm-up, before any
+ * user code runs (`src/pool/spare.ts`). The init's {@link openNativeOrt} then finds it open, or closes it.
+ * @throws {Error} when the library or libffi cannot be opened (the init then fails with the same reason).
+ */
+export function preopenNativeOrt(): void {
+  env ??= OrtEnv.open({ libraryPath: ortLibraryPath(nodeModules) });
 }
 
 /**

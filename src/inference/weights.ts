@@ -12,10 +12,10 @@
  * @module
  */
 import { dirname, resolve } from "node:path";
-import onnxProto from "onnx-proto";
+import type onnxProto from "onnx-proto";
 import { type ElementType, elementTypeName, elementTypes } from "../../native/ort/mod.ts";
+import { loadOnnxProto } from "./_onnx_proto.ts";
 
-const { onnx } = onnxProto;
 type TensorProto = onnxProto.onnx.ITensorProto;
 
 /**
@@ -79,6 +79,7 @@ export async function readModelWeights(
   path: string,
   { minBytes = minSharedWeightBytes }: { minBytes?: number } = {},
 ): Promise<ModelWeight[]> {
+  const { onnx } = await loadOnnxProto();
   const model = onnx.ModelProto.decode(await Deno.readFile(path));
   const modelDir = dirname(resolve(path));
   const weights: ModelWeight[] = [];

@@ -21,21 +21,22 @@ import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { describeSession, modelRoot } from "../inference/session.ts";
 import {
+  closeUnusedNativeOrt,
   createCpuSession,
   createLaneSession,
   freeWeights,
   mapStaging,
   openNativeOrt,
   placementOf,
+  preopenNativeOrt,
   sessionFacade,
   uploadWeights,
 } from "../inference/native.ts";
-import { allowModelsOnce } from "../inference/model_access.ts";
+import { allowModelsOnce, reserveModels } from "../inference/model_access.ts";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
-import { type AnyFunctionDefinition, modelRunBy, z } from "../sdk.ts";
-import { signatureJsonSchema } from "../tensors.ts";
+import { manifestOf, modelHandlerOf } from "./inspect.ts";
 import { type StagedModel, stagedModel } from "./staged_model.ts";
 import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
@@ -100,52 +101,56 @@ function replyByLink(jobs: Job[], results: JobResult[]): JobResult[] {
   return out;
 }
 
-/**
- * The model that the runtime runs itself for a `runModel` handler: a tensor
- * function without BYTES tensors (whose rows have no fixed size).
- */
-function modelHandlerOf(definition: AnyFunctionDefinition): string | undefined {
-  const { signature } = definition;
-  if (!signature || [...signature.inputs, ...signature.outputs].some((t) => t.datatype === "BYTES")) return undefined;
-  return modelRunBy(definition.handler);
-}
+/** A module a spare imported to inspect it, kept for the serve init that may follow (CPU lanes only). */
+let held: { loaded: LoadedFunction; allowModels: (paths: readonly string[]) => void } | undefined;
 
+/**
+ * Inspects the module in a spare (`src/pool/spare.ts`; the bare inspecting Worker is `inspect_entry.ts`), readied
+ * to serve it as `serve` readies an isolate before it imports user code: ONNX Runtime loaded, the model list sealed
+ * (to be filled by the serve init, by this isolate's code only), ffi dropped. The module stays loaded: a serve init
+ * then goes on from there, and if the host has no use for it, it ends this isolate.
+ */
 async function inspect(init: InitMessage): Promise<void> {
-  const { definition, options } = await loadFunctionModule(init.name, init.moduleUrl);
-  const schema = (s: z.ZodType, io: "input" | "output") => z.toJSONSchema(s, { io, unrepresentable: "any" });
-  const modelHandler = modelHandlerOf(definition);
-  port.post({
-    type: "manifest",
-    manifest: definition.signature
-      ? {
-        options,
-        ...(modelHandler ? { modelHandler } : {}),
-        inputSchema: signatureJsonSchema(definition.signature.inputs),
-        outputSchema: signatureJsonSchema(definition.signature.outputs),
-      }
-      : { options, inputSchema: schema(definition.input, "input"), outputSchema: schema(definition.output, "output") },
-  });
+  const ort = await loadOrt();
+  pinFloat16AsUint16(ort.Tensor);
+  openNativeOrt({ open: true });
+  const allowModels = reserveModels();
+  await Deno.permissions.revoke({ name: "ffi" });
+  const loaded = await loadFunctionModule(init.name, init.moduleUrl);
+  held = { loaded, allowModels };
+  port.post({ type: "manifest", manifest: manifestOf(loaded) });
 }
 
 async function serve(init: InitMessage): Promise<void> {
+  // A spare that inspected its module has readied everything before it (see inspect): only the models are left.
+  const inspected = held;
+  held = undefined;
+  if (inspected && init.lane.kind !== "cpu") throw new Error("A spare that inspected its module serves CPU lanes only");
   // The lane is bound on this thread before ONNX Runtime or anything else touches the GPU.
   if (init.lane.kind === "cuda") gpuLane = await openGpuLane(init.name, init.lane.device, init.kernelsPtxPath!);
   const ort = await loadOrt();
-  pinFloat16AsUint16(ort.Tensor);
-  // Models run through ORT's C API (CUDA lanes on the lane's stream; CPU lanes off the isolate's thread, so a run
-  // can be stopped): its library is opened while ffi is held, and sealed.
-  openNativeOrt({ open: gpuLane !== undefined || Object.keys(init.modelPaths).length > 0 });
+  if (!inspected) {
+    pinFloat16AsUint16(ort.Tensor);
+    // Models run through ORT's C API (CUDA lanes on the lane's stream; CPU lanes off the isolate's thread, so a run
+    // can be stopped): its library is opened while ffi is held, and sealed.
+    openNativeOrt({ open: gpuLane !== undefined || Object.keys(init.modelPaths).length > 0 });
+  }
   // Pinned staging that JS reads and writes in place can only be mapped while ffi is held.
   let arena = gpuLane && init.staging ? mapStaging(gpuLane.lane, init.staging) : undefined;
   const sessions: { release(): Promise<void> }[] = [];
   // Weights this lane uploaded: its own until the host has them (the ready message), freed here if it never does.
   const uploaded: SharedWeights[] = [];
   try {
-    // The only models this isolate may ever open; sealed before any user code runs.
-    allowModelsOnce(Object.values(init.modelPaths));
-    // Existing native handles keep working; new dlopen calls are refused from here on.
-    await Deno.permissions.revoke({ name: "ffi" });
-    const loaded = await loadFunctionModule(init.name, init.moduleUrl);
+    if (inspected) {
+      inspected.allowModels(Object.values(init.modelPaths));
+      if (Object.keys(init.modelPaths).length === 0) closeUnusedNativeOrt();
+    } else {
+      // The only models this isolate may ever open; sealed before any user code runs.
+      allowModelsOnce(Object.values(init.modelPaths));
+      // Existing native handles keep working; new dlopen calls are refused from here on.
+      await Deno.permissions.revoke({ name: "ffi" });
+    }
+    const loaded = inspected?.loaded ?? await loadFunctionModule(init.name, init.moduleUrl);
     const modelHandler = modelHandlerOf(loaded.definition);
     if (arena && !modelHandler) {
       arena.close();
@@ -330,6 +335,10 @@ function onHostMessage(message: HostMessage): void {
       break;
     case "abort":
       aborts.get(message.id)?.abort(new IsolaneError("timeout", "The request was aborted"));
+      break;
+    case "warm":
+      // A failure here is the init's to report: serve loads ORT again and fails with the reason.
+      loadOrt().then(() => message.models && preopenNativeOrt()).catch(() => {});
       break;
   }
 }

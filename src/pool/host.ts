@@ -121,7 +121,8 @@ export abstract class HostBase implements IsolateHost {
   #closed: (() => void) | undefined;
   #ended = false;
 
-  protected constructor(readonly name: string) {}
+  /** The function's name; a spare takes its function's at {@link launch}. */
+  protected constructor(public name: string) {}
 
   /** Sends one message to the isolate; `transfer` lists buffers given up. */
   protected abstract send(message: HostMessage, transfer?: ArrayBuffer[]): void;
@@ -132,6 +133,25 @@ export abstract class HostBase implements IsolateHost {
 
   get alive(): boolean {
     return this.#alive;
+  }
+
+  /**
+   * Boots a host made ahead of its function (a spare, `spare.ts`) with `spec`; its transport was created with
+   * `spec.limits`. Resolves once the isolate is ready.
+   * @throws {IsolaneError} `function_unavailable` when the isolate ended before, or could not load.
+   */
+  async launch(spec: HostSpec): Promise<this> {
+    if (!this.#alive) {
+      throw new IsolaneError("function_unavailable", `Cannot load function '${this.name}': the spare isolate ended`);
+    }
+    this.name = spec.init.name;
+    await this.boot(spec);
+    return this;
+  }
+
+  /** Ends a host that never booted (an unused spare) at once. */
+  discard(): void {
+    this.terminate(new IsolaneError("function_unavailable", "The spare isolate was discarded"));
   }
 
   /** Sends the init message and resolves once the isolate is ready (or reported its manifest). */

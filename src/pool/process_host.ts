@@ -16,6 +16,7 @@ import { log } from "../log.ts";
 import { HostBase, type HostSpec, type Isolation } from "./host.ts";
 import { watchMemory } from "./memory_watchdog.ts";
 import { IsolaneError } from "../errors.ts";
+import type { FunctionLimits } from "./limits.ts";
 
 const entry = fileURLToPath(new URL("../isolate/process_entry.ts", import.meta.url));
 const config = fileURLToPath(new URL("../../deno.json", import.meta.url));
@@ -62,7 +63,7 @@ export class ProcessHost extends HostBase {
     this.#stdin = child.stdin.getWriter();
     this.#unwatch = watchMemory(this, memoryMb);
     const failed = (where: string) => (error: unknown) =>
-      log("error", "process host failed", { function: name, isolate: this.id, where, reason: String(error) });
+      log("error", "process host failed", { function: this.name, isolate: this.id, where, reason: String(error) });
     this.#read(child.stdout).catch(failed("stdout"));
     this.#readErrors(child.stderr).catch(failed("stderr"));
     child.status.then((status) => {
@@ -73,7 +74,20 @@ export class ProcessHost extends HostBase {
 
   /** Starts a child process and resolves once its isolate is ready; rejects with an `IsolaneError` saying why not. */
   static async start(spec: HostSpec): Promise<ProcessHost> {
-    const { limits } = spec;
+    const host = ProcessHost.prepare(spec.init.name, spec.limits);
+    await host.boot(spec);
+    return host;
+  }
+
+  /**
+   * Spawns the child with `limits` (its permission flags and heap limit, fixed for its life), which starts importing
+   * the isolate runtime; {@link launch} boots it later. `warm` has it load ONNX Runtime's addon meanwhile (CPU lanes; `"models"`: and open its C API environment).
+   */
+  static prepare(
+    name: string,
+    limits: FunctionLimits,
+    { warm = false }: { warm?: boolean | "models" } = {},
+  ): ProcessHost {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -88,8 +102,8 @@ export class ProcessHost extends HostBase {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const host = new ProcessHost(spec.init.name, child, limits.memoryMb, limits.cpuTimeMs);
-    await host.boot(spec);
+    const host = new ProcessHost(name, child, limits.memoryMb, limits.cpuTimeMs);
+    if (warm) host.send({ type: "warm", models: warm === "models" });
     return host;
   }
 

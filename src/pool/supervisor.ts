@@ -15,6 +15,7 @@ import { SharedWeightStore, type WeightMemory } from "./shared_weights.ts";
 import { WorkerHost } from "./worker_host.ts";
 import { ProcessHost } from "./process_host.ts";
 import type { PoolObserver } from "./observer.ts";
+import { fits, prepareSpare, type Spare } from "./spare.ts";
 
 /** Everything a pool needs to start its isolates. */
 export interface PoolSpec {
@@ -41,6 +42,13 @@ export interface PoolSpec {
   defaultIsolation?: "auto" | "worker" | "process";
   /** Told of dispatches and restarts (metrics). */
   observer?: PoolObserver;
+  /**
+   * A spare started while the version loaded (`spare.ts`): the first lane boots in it where it fits, else it is
+   * discarded. The supervisor owns it from its constructor on.
+   */
+  spare?: Spare;
+  /** Keep a respawn spare per function (`ISOLANE_SPARE_ISOLATES`); default true. */
+  spares?: boolean;
 }
 
 /** A lane and the host that currently serves it. */
@@ -60,8 +68,8 @@ export interface Slot {
 /** Failures in a row after which a lane counts as down. */
 const unhealthyAfter = 3;
 
-/** Starts a host for one lane of a function, with its limits; `weights` says how a CUDA lane gets its weights. */
-export function startHost(spec: PoolSpec, lane: LanePlan, weights?: WeightsPlan): Promise<IsolateHost> {
+/** The init message and limits of an isolate of `spec` on `lane`; `weights` says how a CUDA lane gets its weights. */
+export function hostSpecFor(spec: PoolSpec, lane: LanePlan, weights?: WeightsPlan): HostSpec {
   const kernels = lane.kind === "cuda" ? [spec.kernelsPtxPath] : [];
   const limits = limitsFor(spec.options, {
     dir: spec.dir,
@@ -85,8 +93,38 @@ export function startHost(spec: PoolSpec, lane: LanePlan, weights?: WeightsPlan)
     limits,
     bootTimeoutMs: spec.bootTimeoutMs ?? 120_000,
   };
+  return hostSpec;
+}
+
+/**
+ * Starts a host for one lane of a function, with its limits; `weights` says how a CUDA lane gets its weights. It
+ * boots in `spare` where that fits the lane's limits; a spare that does not is discarded.
+ */
+export function startHost(
+  spec: PoolSpec,
+  lane: LanePlan,
+  { weights, spare }: { weights?: WeightsPlan; spare?: Spare } = {},
+): Promise<IsolateHost> {
+  const hostSpec = hostSpecFor(spec, lane, weights);
+  if (spare) {
+    if (fits(spare, hostSpec.limits, lane.kind)) return spare.host.launch(hostSpec);
+    log("debug", "spare isolate discarded", {
+      function: spec.name,
+      isolate: spare.host.id,
+      reason: spare.host.alive ? "its limits differ from the lane's" : "it ended",
+    });
+    spare.host.discard();
+  }
+  const { limits } = hostSpec;
   return limits.isolation === "process" ? ProcessHost.start(hostSpec) : WorkerHost.start(hostSpec);
 }
+
+/**
+ * How long after a version starts, and after each respawn, the function's next respawn spare is started (Worker hosts):
+ * after a start it waits out the first requests and the deploys that often follow, so that its imports do not compete
+ * with them for the cores; after a respawn a short wait, so that timeouts in a row each find one.
+ */
+const spareDelayMs = { started: 250, respawned: 50 };
 
 /** Keeps one host running per lane. */
 export class Supervisor {
@@ -94,6 +132,11 @@ export class Supervisor {
   #models: ModelInfo[] = [];
   readonly #weights: SharedWeightStore;
   #closed = false;
+  /** The load spare until the first lane has used or discarded it. */
+  #loadSpare: Spare | undefined;
+  /** The respawn spare, and the timer that will start it. */
+  #spare: Spare | undefined;
+  #spareTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** `changed` is called whenever a host comes or goes, so the pool can dispatch or fail waiting requests. */
   constructor(readonly spec: PoolSpec, private readonly changed: () => void) {
@@ -111,6 +154,7 @@ export class Supervisor {
       spec.weightMemory,
       spec.lanes.map((lane) => ({ lane, isolation: isolationFor(spec.options, lane, spec.defaultIsolation) })),
     );
+    this.#loadSpare = spec.spare;
   }
 
   /** Models as the first isolate loaded them, with the weights' sharing across the live lanes. */
@@ -135,10 +179,15 @@ export class Supervisor {
     }
     const hosts = new Map<Slot, IsolateHost>();
     for (const phase of [first, this.slots.filter((s) => !first.includes(s))]) {
-      const started = await Promise.allSettled(phase.map((slot) => this.#startHost(slot, this.#plan(slot))));
+      const started = await Promise.allSettled(
+        phase.map((slot) =>
+          this.#startHost(slot, this.#plan(slot), slot.index === 0 ? this.#takeLoadSpare() : undefined)
+        ),
+      );
       started.forEach((s, i) => s.status === "fulfilled" && hosts.set(phase[i], s.value));
       const failed = started.find((s) => s.status === "rejected");
       if (failed) {
+        this.#takeLoadSpare()?.host.discard();
         await Promise.all([...hosts.values()].map((host) => host.close()));
         this.#closed = true;
         this.#weights.close();
@@ -147,6 +196,46 @@ export class Supervisor {
     }
     this.#models = hosts.get(this.slots[0])?.models ?? [];
     for (const slot of this.slots) this.#attach(slot, hosts.get(slot)!);
+    this.#replenish("started");
+  }
+
+  #takeLoadSpare(): Spare | undefined {
+    const spare = this.#loadSpare;
+    this.#loadSpare = undefined;
+    return spare;
+  }
+
+  /** Starts the function's respawn spare soon, unless it has one, spares are off, or it is closed. */
+  #replenish(after: keyof typeof spareDelayMs): void {
+    // A respawn does not wait out the longer delay of a start.
+    if (after === "respawned") {
+      clearTimeout(this.#spareTimer);
+      this.#spareTimer = undefined;
+    }
+    if (this.#closed || this.spec.spares === false || this.#spare || this.#spareTimer) return;
+    // Worker hosts only: a process spare would cost every function some 80 MB resident for as long as it serves.
+    if (isolationFor(this.spec.options, this.slots[0].lane, this.spec.defaultIsolation) !== "worker") return;
+    this.#spareTimer = setTimeout(() => {
+      this.#spareTimer = undefined;
+      if (this.#closed || this.#spare) return;
+      // Every lane of a function has the same limits but for the lane itself: the first lane's stand for all.
+      const lane = this.slots[0].lane;
+      const { limits } = hostSpecFor(this.spec, lane);
+      this.#spare = prepareSpare(this.spec.name, {
+        limits,
+        lane: lane.kind,
+        purpose: "respawn",
+        models: Object.keys(this.spec.modelPaths).length > 0,
+      });
+    }, spareDelayMs[after]);
+  }
+
+  /** The respawn spare, if it is alive; the next one is started after the lane it serves is up. */
+  #takeSpare(): Spare | undefined {
+    const spare = this.#spare;
+    this.#spare = undefined;
+    if (spare && !spare.host.alive) return undefined;
+    return spare;
   }
 
   #plan(slot: Slot): WeightsPlan | undefined {
@@ -154,9 +243,9 @@ export class Supervisor {
     return this.#weights.planFor({ lane: slot.lane, isolation });
   }
 
-  /** Starts a lane's host; a lane that published shared weights hands their blocks to the store. */
-  async #startHost(slot: Slot, plan: WeightsPlan | undefined): Promise<IsolateHost> {
-    const host = await startHost(this.spec, slot.lane, plan);
+  /** Starts a lane's host (in `spare` where it fits); a lane that published shared weights hands their blocks to the store. */
+  async #startHost(slot: Slot, plan: WeightsPlan | undefined, spare?: Spare): Promise<IsolateHost> {
+    const host = await startHost(this.spec, slot.lane, { weights: plan, spare });
     if (plan?.mode === "publish" && slot.lane.kind === "cuda") {
       this.#weights.published(slot.lane.device, host.published, host.models);
     }
@@ -187,6 +276,11 @@ export class Supervisor {
    */
   async closeAll(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#spareTimer);
+    this.#spareTimer = undefined;
+    this.#takeLoadSpare()?.host.discard();
+    this.#spare?.host.discard();
+    this.#spare = undefined;
     const closing: Promise<void>[] = [];
     for (const slot of this.slots) {
       clearTimeout(slot.respawnTimer);
@@ -223,16 +317,19 @@ export class Supervisor {
     slot.respawnTimer = setTimeout(async () => {
       slot.respawnTimer = undefined;
       const started = performance.now();
+      const spare = this.#takeSpare();
       try {
-        const host = await this.#startHost(slot, this.#plan(slot));
+        const host = await this.#startHost(slot, this.#plan(slot), spare);
         if (this.#closed) return void host.close();
         this.#attach(slot, host);
         log("info", "isolate respawned", {
           function: this.spec.name,
           isolate: host.id,
           lane: slot.index,
+          spare: spare?.host === host,
           ms: Math.round(performance.now() - started),
         });
+        this.#replenish("respawned");
       } catch (error) {
         slot.failures++;
         slot.lastError = error instanceof Error ? error.message : String(error);

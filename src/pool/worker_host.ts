@@ -8,8 +8,11 @@
  */
 import type { HostMessage, IsolateMessage } from "../protocol.ts";
 import { HostBase, type HostSpec, type Isolation } from "./host.ts";
+import type { FunctionLimits } from "./limits.ts";
 
 const entry = new URL("../isolate/worker_entry.ts", import.meta.url);
+// Inspecting needs neither ONNX Runtime nor the serving runtime: a lighter entry.
+const inspectEntry = new URL("../isolate/inspect_entry.ts", import.meta.url);
 
 /** An isolate in a Deno Worker. */
 export class WorkerHost extends HostBase {
@@ -37,13 +40,28 @@ export class WorkerHost extends HostBase {
 
   /** Starts a Worker and resolves once it is ready; rejects with an `IsolaneError` saying why it could not start. */
   static async start(spec: HostSpec): Promise<WorkerHost> {
-    const worker = new Worker(entry, {
-      type: "module",
-      name: `isolane:${spec.init.name}`,
-      deno: { permissions: spec.limits.permissions },
-    });
-    const host = new WorkerHost(spec.init.name, worker);
+    const host = WorkerHost.prepare(spec.init.name, spec.limits, { inspect: spec.init.mode === "inspect" });
     await host.boot(spec);
+    return host;
+  }
+
+  /**
+   * Creates the Worker with `limits.permissions` (fixed for its life), which starts importing the isolate runtime;
+   * {@link launch} boots it later. `warm` has it load ONNX Runtime's addon meanwhile (CPU lanes; `"models"`: and open its C API environment); `inspect` makes a
+   * Worker that can only inspect a module (`inspect_entry.ts`).
+   */
+  static prepare(
+    name: string,
+    limits: FunctionLimits,
+    { warm = false, inspect = false }: { warm?: boolean | "models"; inspect?: boolean } = {},
+  ): WorkerHost {
+    const worker = new Worker(inspect ? inspectEntry : entry, {
+      type: "module",
+      name: `isolane:${name}`,
+      deno: { permissions: limits.permissions },
+    });
+    const host = new WorkerHost(name, worker);
+    if (warm) host.send({ type: "warm", models: warm === "models" });
     return host;
   }
 

@@ -3,11 +3,13 @@
  * resolves its models, plans its lanes and starts its pool.
  * @module
  */
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { LanePlan, Manifest } from "../protocol.ts";
 import { WorkerHost } from "../pool/worker_host.ts";
-import { FunctionPool } from "../pool/function_pool.ts";
+import { FunctionPool, type PoolSpec } from "../pool/function_pool.ts";
+import { hostSpecFor } from "../pool/supervisor.ts";
+import { IsolaneError } from "../errors.ts";
 import { isolatePermissions } from "../pool/permissions.ts";
 import { type DeviceInventory, planLanes } from "../pool/plan_lanes.ts";
 import { resolveFilePaths } from "./file_paths.ts";
@@ -15,6 +17,8 @@ import { functionModulePath } from "./dependencies.ts";
 import { log } from "../log.ts";
 import { defaultStagingRows, stagingLayout } from "../tensors.ts";
 import type { FunctionLimits } from "../pool/limits.ts";
+import { fits, prepareSpare, type Spare } from "../pool/spare.ts";
+import { type ReadySpare, removeFolder, undeclaredLimits } from "./ready_spare.ts";
 import type { PoolObserver } from "../pool/observer.ts";
 import type { WeightMemory } from "../pool/shared_weights.ts";
 
@@ -27,6 +31,11 @@ export interface FunctionVersion {
   modelPaths: Record<string, string>;
   pool: FunctionPool;
   loadedAt: Date;
+  /**
+   * The folder the version serves from when it is not `dir`: hard links of its files, in the folder of the ready
+   * spare it took (`ready_spare.ts`); remove it with `removeFolder` once the pool has ended.
+   */
+  folder?: string;
 }
 
 /** Where the runtime's own files are and what it may use. */
@@ -44,6 +53,10 @@ export interface LoadContext {
   observer?: PoolObserver;
   /** Holds the device memory of weights shared by a function's CUDA lanes; absent without CUDA. */
   weightMemory?: WeightMemory;
+  /** Start spare isolates: one while a version loads, one per function for respawns (`src/pool/spare.ts`). */
+  spares?: boolean;
+  /** The runtime's ready spare, which a load takes first (`ready_spare.ts`). */
+  readySpare?: ReadySpare;
 }
 
 /** The limits of an inspecting isolate: it only imports the module. */
@@ -89,6 +102,39 @@ export async function inspectFunction(
 }
 
 /**
+ * Reads a module's manifest in the spare that will serve it: the spare readies itself as a serving isolate does
+ * before it imports user code (ffi dropped, its model list sealed until the serve init fills it), imports the module
+ * with the permissions it was started with (its folder, nothing else), and keeps it. If the pool has no use for it,
+ * the spare is ended (`startHost`).
+ */
+async function inspectIn(spare: Spare, name: string, moduleUrl: string): Promise<Manifest> {
+  const host = await spare.host.launch({
+    init: {
+      mode: "inspect",
+      name,
+      moduleUrl,
+      modelPaths: {},
+      assetPaths: {},
+      kernelsPtxPath: null,
+      lane: { kind: "cpu" },
+      ortThreads: 0,
+    },
+    limits: spare.limits,
+    bootTimeoutMs: 30_000,
+  });
+  return host.manifest!;
+}
+
+/** `error` with the spare's folder in its message named as the version's own (`dir`). */
+function inFolder(error: unknown, folder: string, dir: string): unknown {
+  if (!(error instanceof IsolaneError)) return error;
+  const message = error.message
+    .replaceAll(pathToFileURL(folder).href, pathToFileURL(dir).href)
+    .replaceAll(folder, dir);
+  return new IsolaneError(error.code, message, error.details, error.headers);
+}
+
+/**
  * ONNX Runtime intra-op threads per isolate when `ISOLANE_ORT_THREADS` is not
  * set: every core on CPU lanes, so a lone request may use them all (their
  * sessions' threads sleep when idle, `cpuSessionConfig` in
@@ -102,21 +148,100 @@ export function defaultOrtThreads(lanes: readonly LanePlan[], cores: number): nu
 }
 
 /**
- * Loads and starts a function version; throws `IsolaneError` with the reason when it cannot.
- * A function with its own dependencies (a `deno.json` with `imports`) is served from its bundle,
+ * Loads and starts a function version; throws `IsolaneError` with the reason when it cannot. A deployed version
+ * boots in the ready spare where it fits. A function with its own dependencies (a `deno.json` with `imports`) is served from its bundle,
  * rebuilt when `fresh` (see {@link functionModulePath}).
  */
 export async function loadFunction(
-  { name, dir, version, fresh = true }: { name: string; dir: string; version: number; fresh?: boolean },
+  { name, dir, version, fresh = true, deployed = false }: {
+    name: string;
+    dir: string;
+    version: number;
+    fresh?: boolean;
+    /** A deployed version, whose folder never changes: only such a version may take the ready spare. */
+    deployed?: boolean;
+  },
   ctx: LoadContext,
 ): Promise<FunctionVersion> {
   const started = performance.now();
-  const moduleUrl = pathToFileURL(await functionModulePath(name, dir, { fresh })).href;
+  const modulePath = await functionModulePath(name, dir, { fresh });
   const bundled = performance.now();
-  const manifest = await inspectFunction(name, dir, { moduleUrl });
-  const inspected = performance.now();
+  // The module is inspected in a spare, which then serves the pool's first lane if the manifest asks for no more
+  // than it was given: the ready spare, which has imported the runtime already, else one started now.
+  let spare: Spare | undefined;
+  let folder: string | undefined;
+  if (ctx.spares !== false) {
+    // A folder function is served from its folder as it is (it may read files that appear later); a deployed
+    // version's folder never changes, so hard links of its files serve it alike.
+    const ready = deployed ? await ctx.readySpare?.take(name, dir) : undefined;
+    if (ready) ({ spare, dir: folder } = ready);
+    else {spare = prepareSpare(name, {
+        limits: undeclaredLimits(dir, ctx.defaultIsolation),
+        lane: "cpu",
+        purpose: "load",
+      });}
+  }
+  const urlIn = (where: string) => pathToFileURL(join(where, relative(dir, modulePath))).href;
+  let loaded = false;
+  try {
+    let manifest: Manifest;
+    try {
+      // A process spare is not handed user code to inspect: it imports the runtime meanwhile, and boots only if the
+      // manifest fits it. (Loads that inspected in process spares raised the runtime's own resident memory by some
+      // 150 MB over repeated deploys of a 64 MiB model in tests/containment_test.ts; the cause is not found yet.)
+      manifest = spare?.limits.isolation === "worker"
+        ? await inspectIn(spare, name, urlIn(folder ?? dir))
+        : await inspectFunction(name, dir, { moduleUrl: urlIn(dir) });
+    } catch (error) {
+      throw folder ? inFolder(error, folder, dir) : error;
+    }
+    const inspected = performance.now();
+    let spec = await poolSpec(name, manifest, folder ?? dir, urlIn(folder ?? dir), ctx);
+    if (folder && !fits(spare!, hostSpecFor(spec, spec.lanes[0]).limits, spec.lanes[0].kind)) {
+      // A version that does not boot in the ready spare is served from its own folder (it may write there, say).
+      log("debug", "spare isolate discarded", {
+        function: name,
+        isolate: spare!.host.id,
+        reason: "its limits differ from the lane's",
+      });
+      spare!.host.discard();
+      spare = undefined;
+      await removeFolder(folder);
+      folder = undefined;
+      spec = await poolSpec(name, manifest, dir, urlIn(dir), ctx);
+    }
+    const pool = new FunctionPool({ ...spec, ...(spare ? { spare } : {}) });
+    // From here the pool owns the spare.
+    spare = undefined;
+    await pool.start();
+    log("debug", "function load phases", {
+      function: name,
+      moduleMs: Math.round(bundled - started),
+      inspectMs: Math.round(inspected - bundled),
+      isolatesMs: Math.round(performance.now() - inspected),
+      ...(folder ? { readySpare: true } : {}),
+    });
+    loaded = true;
+    const { modelPaths } = spec;
+    return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date(), ...(folder ? { folder } : {}) };
+  } finally {
+    spare?.host.discard();
+    if (folder && !loaded) await removeFolder(folder);
+    // The next ready spare starts once this load no longer needs the cores.
+    ctx.readySpare?.replenish();
+  }
+}
+
+/** What the pool of a version served from `served` needs, from its manifest. */
+async function poolSpec(
+  name: string,
+  manifest: Manifest,
+  served: string,
+  moduleUrl: string,
+  ctx: LoadContext,
+): Promise<PoolSpec> {
   const { options } = manifest;
-  const where = { dir, nodeModules: ctx.nodeModules };
+  const where = { dir: served, nodeModules: ctx.nodeModules };
   const modelPaths = await resolveFilePaths(name, options.models, { ...where, kind: "model" });
   const assetPaths = await resolveFilePaths(name, options.assets, { ...where, kind: "asset" });
   const { lanes, notes } = planLanes(name, options, ctx.devices);
@@ -126,9 +251,9 @@ export async function loadFunction(
   const staging = manifest.modelHandler && options.signature
     ? stagingLayout(options.signature, options.dynamicBatching?.maxBatchSize ?? defaultStagingRows)
     : undefined;
-  const pool = new FunctionPool({
+  return {
     name,
-    dir,
+    dir: served,
     moduleUrl,
     options,
     modelPaths,
@@ -140,13 +265,6 @@ export async function loadFunction(
     ...(ctx.weightMemory ? { weightMemory: ctx.weightMemory } : {}),
     observer: ctx.observer,
     defaultIsolation: ctx.defaultIsolation,
-  });
-  await pool.start();
-  log("debug", "function load phases", {
-    function: name,
-    moduleMs: Math.round(bundled - started),
-    inspectMs: Math.round(inspected - bundled),
-    isolatesMs: Math.round(performance.now() - inspected),
-  });
-  return { name, version, dir, manifest, modelPaths, pool, loadedAt: new Date() };
+    spares: ctx.spares !== false,
+  };
 }

@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
 import { type FunctionVersion, type LoadContext, loadFunction } from "./load_function.ts";
+import { removeFolder } from "./ready_spare.ts";
 import { exists } from "../_exists.ts";
 
 /** A function's state as the API shows it. */
@@ -169,7 +170,8 @@ export class Registry {
     entry.dir = dir;
     const started = performance.now();
     try {
-      const loaded = await loadFunction({ name: entry.name, dir, version, fresh }, this.options);
+      const deployed = entry.source === "deployed";
+      const loaded = await loadFunction({ name: entry.name, dir, version, fresh, deployed }, this.options);
       const old = entry.current;
       entry.current = loaded;
       entry.error = undefined;
@@ -180,7 +182,7 @@ export class Registry {
         lanes: loaded.pool.isolates().map((i) => i.device),
         ms: Math.round(performance.now() - started),
       });
-      if (old) void old.pool.drain();
+      if (old) void retire(old);
       return { ok: true, loaded };
     } catch (error) {
       entry.error = error instanceof Error ? error.message : String(error);
@@ -203,7 +205,7 @@ export class Registry {
     if (!entry) return Promise.resolve();
     this.#entries.delete(name);
     entry.chain = entry.chain.then(async () => {
-      await entry.current?.pool.drain();
+      if (entry.current) await retire(entry.current);
       log("info", "function removed", { function: name });
     });
     return entry.chain;
@@ -230,6 +232,15 @@ export class Registry {
 
   /** Ends every isolate now (each releases its sessions); resolves once all have ended. */
   async close(): Promise<void> {
-    await Promise.all([...this.#entries.values()].map((entry) => entry.current?.pool.close()));
+    await Promise.all([...this.#entries.values()].map(async ({ current }) => {
+      await current?.pool.close();
+      if (current?.folder) await removeFolder(current.folder);
+    }));
   }
+}
+
+/** Drains a version that no longer serves, then removes the folder it served from if that was its own. */
+async function retire(version: FunctionVersion): Promise<void> {
+  await version.pool.drain();
+  if (version.folder) await removeFolder(version.folder);
 }
