@@ -85,6 +85,7 @@ for (const isolation of ["process", "worker"] as const) {
       import_outside: /^denied: .*NotCapable|^denied: .*read access/,
       runtime_modules: /^denied: NotCapable: The isolate's model list is sealed/,
       runtime_files: /^denied: NotCapable/,
+      patched_builtins: /^denied: NotCapable: A function may not open ONNX Runtime sessions itself/,
       native_ort: /^denied: NotCapable: ONNX Runtime's C API is sealed/,
     };
     for (const [attempt, outcome] of Object.entries(expectations)) {

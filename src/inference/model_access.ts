@@ -6,10 +6,14 @@
  * lists the function's declared models and seals the list before it imports
  * the user's module; every session the isolate opens afterwards, through
  * onnxruntime-node or the C API, must be for a listed file.
+ *
+ * The list is a null-prototype object read and written with the language's own
+ * property operators, not a `Set`: user code runs in the same realm and could
+ * replace `Set.prototype.has` (or `add`) before the runtime asks it.
  * @module
  */
 
-const allowed = new Set<string>();
+const allowed: Record<string, true> = Object.create(null);
 let sealed = false;
 
 /**
@@ -18,7 +22,7 @@ let sealed = false;
  */
 export function allowModelsOnce(paths: readonly string[]): void {
   if (sealed) throw new Deno.errors.NotCapable("The isolate's model list is sealed");
-  for (const path of paths) allowed.add(path);
+  for (let i = 0; i < paths.length; i++) allowed[paths[i]] = true;
   sealed = true;
 }
 
@@ -35,7 +39,7 @@ export function reserveModels(): (paths: readonly string[]) => void {
   return function allowReservedModels(paths: readonly string[]): void {
     if (filled) throw new Deno.errors.NotCapable("The isolate's model list is sealed");
     filled = true;
-    for (let i = 0; i < paths.length; i++) allowed.add(paths[i]);
+    for (let i = 0; i < paths.length; i++) allowed[paths[i]] = true;
   };
 }
 
@@ -44,7 +48,7 @@ export function reserveModels(): (paths: readonly string[]) => void {
  * @throws {Deno.errors.NotCapable} for any other file, or before the list is made.
  */
 export function assertModelAllowed(path: string): void {
-  if (!sealed || !allowed.has(path)) {
+  if (!sealed || allowed[path] !== true) {
     throw new Deno.errors.NotCapable(
       "A function may not open ONNX Runtime sessions itself; declare its models in the definition's `models`",
     );
