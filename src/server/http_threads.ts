@@ -304,7 +304,23 @@ export class HttpThreads {
         if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
       })
       : fn.pool.infer(op.tensors, options).then((tensors) => thread.outbox.send({ k: "done", id, tensors }));
-    settled.catch(fail).finally(() => thread.aborts.delete(id));
+    settled.catch(fail).finally(() => {
+      thread.aborts.delete(id);
+      this.#readmit(op.name);
+    });
+  }
+
+  /**
+   * Clears a function's refusal from the board as soon as an answer may have drained its queue, rather than at the
+   * next 5 ms poll: a client that sends its next request the moment it has its answer (the bench's respawn probe
+   * does) was otherwise refused by a board that still showed the queue of a moment before.
+   */
+  #readmit(name: string): void {
+    const slot = this.#slots.get(name);
+    if (slot === undefined || slot < 0 || Atomics.load(this.#admission, slot) === 0) return;
+    if (this.options.registry.get(name)?.current?.pool.refusal()?.code !== "queue_full") {
+      Atomics.store(this.#admission, slot, 0);
+    }
   }
 
   /**
