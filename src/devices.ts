@@ -6,6 +6,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { keepOrtLoaded, ortLibraryPath } from "../native/ort/mod.ts";
 import {
   DeviceMemoryHolder,
   discoverDevices,
@@ -19,6 +20,20 @@ import { cudaProviderStatus } from "./inference/providers.ts";
 import type { DeviceInventory } from "./pool/plan_lanes.ts";
 import type { WeightMemory } from "./pool/shared_weights.ts";
 import type { DeviceSources } from "./server/devices_report.ts";
+
+/**
+ * Keeps ONNX Runtime's library and libffi loaded on the main thread for the
+ * process's life, so that a nonblocking run outliving its crashed isolate
+ * never runs into a closed library (`keepOrtLoaded`). Says why it could not.
+ */
+export function holdOrtLibrary(nodeModules: string): { ok: true } | { ok: false; reason: string } {
+  try {
+    keepOrtLoaded(ortLibraryPath(nodeModules));
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, reason: (error as Error).message };
+  }
+}
 
 /** What the runtime learns of its devices at start-up. */
 export interface DetectedDevices {

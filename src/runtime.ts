@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { log, setLogLevel } from "./log.ts";
-import { detectDevices } from "./devices.ts";
+import { detectDevices, holdOrtLibrary } from "./devices.ts";
 import { Registry } from "./registry/registry.ts";
 import { ReadySpare } from "./registry/ready_spare.ts";
 import { watchFunctions } from "./registry/watch.ts";
@@ -57,6 +57,8 @@ function invokedFunction(c: Context, registry: Registry): string | null {
  */
 export async function startRuntime(config: Config): Promise<Runtime> {
   setLogLevel(config.logLevel);
+  const held = holdOrtLibrary(nodeModules);
+  if (!held.ok) log("warn", "ONNX Runtime's library is not held by the main thread", { reason: held.reason });
   const { inventory, sources, kernelsPtxPath, weightMemory } = detectDevices(nodeModules);
   const metrics = createMetrics({ devices: sources, functionOf: (c) => invokedFunction(c, registry) });
   // Started before the functions load, so that the first of them takes it (src/registry/ready_spare.ts).

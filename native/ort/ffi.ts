@@ -472,6 +472,24 @@ export function sealOrtLibrary(): void {
 /** libffi's soname on Debian and Ubuntu (package libffi8). */
 export const libffiName = "libffi.so.8";
 
+const kept: Deno.DynamicLibrary<Record<string, never>>[] = [];
+
+/**
+ * Keeps ONNX Runtime's library (at `path`) and libffi loaded in this process
+ * for good: call it once on the runtime's main thread. A nonblocking run goes
+ * on, on Deno's blocking-thread pool, after the Worker that started it ends
+ * (an isolate that crashes mid-run). When that Worker held the last handle of
+ * the libraries, ending it closed them (`dlclose`) under the run, and the
+ * whole runtime died with SIGSEGV (`scripts/crash_redeploy_repro.ts`: in 3 of
+ * 3 runs of 80 crash-and-redeploy rounds before, none after). A handle of the
+ * main thread keeps their reference count above zero.
+ * @throws {Error} when a library cannot be opened.
+ */
+export function keepOrtLoaded(path: string): void {
+  if (kept.length > 0) return;
+  kept.push(Deno.dlopen(path, {}), Deno.dlopen(libffiName, {}));
+}
+
 /**
  * Opens `libonnxruntime.so.1` at `path` once per isolate, reads
  * `OrtGetApiBase()->GetApi(29)` and binds every member in {@link apiMembers}

@@ -12,7 +12,14 @@
  * ```
  * @module
  */
-export { apiMembers, ortApiVersion, type OrtLibrary, ortLibraryInNodeModules, sealOrtLibrary } from "./ffi.ts";
+export {
+  apiMembers,
+  keepOrtLoaded,
+  ortApiVersion,
+  type OrtLibrary,
+  ortLibraryInNodeModules,
+  sealOrtLibrary,
+} from "./ffi.ts";
 export { OrtError, ortErrorCodes, type OrtErrorName } from "./error.ts";
 export {
   type CudaProviderInit,
