@@ -292,7 +292,9 @@ export function fromFloat16Bits(bits: Uint16Array): Float64Array {
 }
 
 function notType(name: string, index: number, datatype: TensorDatatype, value: unknown, why = ""): IsolaneError {
-  const shown = typeof value === "bigint" ? `${value}` : JSON.stringify(value) ?? String(value);
+  // JSON.stringify would show a non-finite number (a literal such as 1e400) as null.
+  const plain = typeof value === "bigint" || (typeof value === "number" && !Number.isFinite(value));
+  const shown = plain ? String(value) : JSON.stringify(value) ?? String(value);
   return bad(`Tensor '${name}' element ${index} (${shown?.slice(0, 40)}) is not ${datatype}${why}`);
 }
 

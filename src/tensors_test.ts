@@ -45,6 +45,8 @@ Deno.test("jsonToWire converts every datatype exactly and refuses what does not 
     [{ name: "i", datatype: "INT64", shape: [1], data: [2n ** 63n] }, /out of range/],
     [{ name: "f", datatype: "FP32", shape: [1], data: [1e39] }, /out of range/],
     [{ name: "f", datatype: "FP32", shape: [1], data: ["1"] }, /not FP32/],
+    // A literal past a double's range (`1e400`) parses as Infinity: the message shows it as such, not as `null`.
+    [{ name: "f", datatype: "FP64", shape: [1], data: [JSON.parse("-1e400")] }, /element 0 \(-Infinity\) is not FP64/],
     [{ name: "b", datatype: "BOOL", shape: [1], data: [0] }, /not BOOL/],
     [{ name: "c", datatype: "FP32", shape: [2, 2], data: [1, 2, 3] }, /has 3 values; shape \[2,2\] needs 4/],
     [{ name: "d", datatype: "FP32", shape: [-1], data: [] }, /non-negative integers/],

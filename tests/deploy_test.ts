@@ -217,3 +217,74 @@ Deno.test("deploy: versions, atomic swap, rollback, delete, restart, auth and bu
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+/** Reads an HTTP/1.1 answer to its end (the request asked the server to close): its status and JSON body. */
+async function answerOf(conn: Deno.Conn): Promise<{ status: number; body: unknown }> {
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  const buffer = new Uint8Array(4096);
+  for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) chunks.push(buffer.slice(0, n));
+  const text = new TextDecoder().decode(await new Blob(chunks).arrayBuffer());
+  const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
+  return { status, body: JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)) };
+}
+
+const mlpFiles = {
+  "mod.ts": await Deno.readTextFile(new URL("../functions/mlp/mod.ts", import.meta.url)),
+  "mlp.onnx": await Deno.readFile(new URL("../functions/mlp/mlp.onnx", import.meta.url)),
+};
+
+/** A request on each route that a version swapped in while its body arrived must not refuse, and what it answers. */
+const midBodyCases = [
+  {
+    route: "/v1/functions/greeter",
+    name: "greeter",
+    versions: [{ "mod.ts": greeterModule("hello") }, { "mod.ts": greeterModule("bonjour") }],
+    body: JSON.stringify({ name: "eve" }),
+    check: (body: unknown) => assert.deepEqual(body, { message: "bonjour eve" }),
+  },
+  {
+    route: "/v2/models/mlp/infer",
+    name: "mlp",
+    versions: [mlpFiles, mlpFiles],
+    body: JSON.stringify({ inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }] }),
+    check: (body: unknown) => {
+      const answer = body as { model_version: string; outputs: { shape: number[] }[] };
+      assert.equal(answer.model_version, "2");
+      assert.deepEqual(answer.outputs[0].shape, [1, 3]);
+    },
+  },
+];
+
+// Found by a redeploy under load: a request admitted by the old version (its headers came first) whose body was
+// still arriving when the new version swapped in went to the old version's pool, which drains without taking new
+// work, and answered 503 "was unloaded; retry the request". It is served by the version that serves by then.
+for (const { route, name, versions, body, check } of midBodyCases) {
+  Deno.test(`deploy: a request on ${route} whose body is still arriving when a new version swaps in is served`, async () => {
+    const functionsDir = await Deno.makeTempDir({ prefix: "isolane-fns-" });
+    const dataDir = await Deno.makeTempDir({ prefix: "isolane-data-" });
+    const env = { ISOLANE_ADMIN_TOKEN: token, ISOLANE_DATA: dataDir, ISOLANE_HTTP_THREADS: "0" };
+    try {
+      await using server = await startServer({ functionsDir, env });
+      assert.equal((await deploy(server, name, await bundleOf(versions[0]))).status, 201);
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(server.url).port) });
+      try {
+        const head = `POST ${route} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n` +
+          `content-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`;
+        // The head and part of the body: the route takes the serving version (1) and waits for the rest.
+        await conn.write(new TextEncoder().encode(head + body.slice(0, 5)));
+        const swapped = await deploy(server, name, await bundleOf(versions[1]));
+        assert.equal(swapped.status, 201);
+        assert.equal((await swapped.json()).version, 2);
+        await conn.write(new TextEncoder().encode(body.slice(5)));
+        const answer = await answerOf(conn);
+        assert.equal(answer.status, 200, JSON.stringify(answer.body));
+        check(answer.body);
+      } finally {
+        conn.close();
+      }
+    } finally {
+      await Deno.remove(functionsDir, { recursive: true });
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  });
+}

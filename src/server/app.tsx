@@ -123,8 +123,24 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
     corsFor,
     guard,
     (c) => {
-      const fn = registry.serving(c.req.param("name"));
-      return invokeFunction(c, { options: fn.manifest.options, pool: fn.pool }, limits);
+      const name = c.req.param("name");
+      const fn = registry.serving(name);
+      // A version swapped out while the body arrived drains without taking new work (its pool would answer 503
+      // "unloaded"): the body goes to the version that serves once it is whole, as if it had come a moment later.
+      const pool = {
+        refusal: () => fn.pool.refusal(),
+        invoke: async (body: ArrayBuffer, o: Parameters<typeof fn.pool.invoke>[1]) => {
+          const now = registry.serving(name);
+          if (now !== fn && body.byteLength > now.manifest.options.maxBodyBytes) {
+            throw new IsolaneError(
+              "body_too_large",
+              `Request body is larger than this function's limit of ${now.manifest.options.maxBodyBytes} bytes`,
+            );
+          }
+          return await now.pool.invoke(body, o);
+        },
+      };
+      return invokeFunction(c, { options: fn.manifest.options, pool }, limits);
     },
   );
 

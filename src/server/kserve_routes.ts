@@ -102,6 +102,11 @@ export interface InferTarget {
   /** The function's `timeoutMs`: the body must arrive within it (else 408). */
   timeoutMs: number;
   pool: Pick<FunctionPool, "refusal" | "infer">;
+  /**
+   * The target that serves once the body is whole, when it may differ from this one (a new version that swapped in
+   * while the body arrived: this one's pool then drains and refuses new work with 503).
+   */
+  current?: () => InferTarget;
 }
 
 /**
@@ -118,13 +123,20 @@ export async function serveInfer(c: Context, target: InferTarget, limits: BodyLi
   let response: Response | undefined;
   await limits.for(maxBytes)(c, async () => {
     const body = await guardBodyRead(() => readBody(c, maxBytes), target.timeoutMs);
-    const request = decodeInferRequest(target.signature, body, { headerLength: c.req.header(inferenceHeaderLength) });
-    const tensors = await target.pool.infer(request.inputs, {
+    const served = target.current?.() ?? target;
+    if (body.byteLength > served.maxBodyBytes) {
+      throw new IsolaneError(
+        "body_too_large",
+        `Request body is larger than this function's limit of ${served.maxBodyBytes} bytes`,
+      );
+    }
+    const request = decodeInferRequest(served.signature, body, { headerLength: c.req.header(inferenceHeaderLength) });
+    const tensors = await served.pool.infer(request.inputs, {
       signal: c.req.raw.signal,
       requestId: c.get("requestId"),
     });
     const encoded = encodeInferResponse(
-      { name: target.name, version: String(target.version), ...(request.id !== undefined ? { id: request.id } : {}) },
+      { name: served.name, version: String(served.version), ...(request.id !== undefined ? { id: request.id } : {}) },
       { tensors, outputs: request.outputs },
     );
     response = c.body(encoded.body as Uint8Array<ArrayBuffer>, 200, {
@@ -181,16 +193,21 @@ export function kserveRoutes(registry: Registry, { limits, version, cors, auth }
   app.get("/v2/models/:name/config", config);
   app.get("/v2/models/:name/versions/:version/config", config);
 
-  const infer = (c: Context) => {
+  const targetOf = (c: Context): InferTarget => {
     const { fn, signature } = model(registry, c);
-    return serveInfer(c, {
+    return {
       name: fn.name,
       version: fn.version,
       signature,
       maxBodyBytes: fn.manifest.options.maxBodyBytes,
       timeoutMs: fn.manifest.options.timeoutMs,
       pool: fn.pool,
-    }, limits);
+    };
+  };
+  const infer = (c: Context) => {
+    // A request that names no version is served by the version that serves once its body is whole.
+    const pinned = c.req.param("version") !== undefined;
+    return serveInfer(c, { ...targetOf(c), ...(pinned ? {} : { current: () => targetOf(c) }) }, limits);
   };
   const withCors = cors ?? pass;
   const withAuth = auth ?? pass;
