@@ -1,11 +1,11 @@
 /**
- * Reproduces a SIGSEGV of the whole runtime (exit 139), found by the adversarial pass over the day's work; the cause is
- * not found yet. A Worker-hosted copy of `mlp` whose handler throws from a timer while its model runs (an uncaught
- * error: the isolate crashes mid-run, during a nonblocking ORT C API run) is deployed again after each crash. Measured
- * here (2 cores, load average 2-3): the runtime died in 3 of 3 runs of 80 rounds (rounds 28, 52, 73), and in 2 of 3 with
- * `--wait-respawn` (the redeploy only after the crashed isolate's respawn is ready, so not a close during a respawn);
- * spares on or off and 0 or 2 HTTP threads alike. Redeploys without crashes (6 runs) and crashes under load without
- * redeploys (6 runs) did not. Prints the runtime's last log lines when it dies.
+ * Reproduces a SIGSEGV of the whole runtime (exit 139) found by the adversarial pass over the third session's work: a
+ * Worker-hosted copy of `mlp` whose handler throws from a timer while its model runs (the isolate crashes mid-run,
+ * during a nonblocking ORT C API run) is deployed again after each crash. Before the fix the runtime died in 3 of 3 runs
+ * of 80 rounds (rounds 28, 52, 73). The cause: ending the crashed Worker closed ONNX Runtime's library and libffi
+ * (`dlclose`) when it held their last handles, while its run went on inside them. The runtime's main thread now holds
+ * both for good (`keepOrtLoaded` in `native/ort/ffi.ts`); since then 80 rounds pass (4 of 4 runs), and
+ * `native/ort/keep_loaded_test.ts` tests the mechanism. Prints the runtime's last log lines if it dies.
  *
  * `deno run -A scripts/crash_redeploy_repro.ts [--rounds 80] [--delay-ms 60] [--wait-respawn] [--no-redeploy]`
  * @module
