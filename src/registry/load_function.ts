@@ -7,6 +7,7 @@ import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { LanePlan, Manifest } from "../protocol.ts";
 import { WorkerHost } from "../pool/worker_host.ts";
+import type { HostSpec } from "../pool/host.ts";
 import { FunctionPool, type PoolSpec } from "../pool/function_pool.ts";
 import { hostSpecFor } from "../pool/supervisor.ts";
 import { IsolaneError } from "../errors.ts";
@@ -81,16 +82,7 @@ export async function inspectFunction(
   { moduleUrl = pathToFileURL(join(dir, "mod.ts")).href }: { moduleUrl?: string } = {},
 ): Promise<Manifest> {
   const isolate = await WorkerHost.start({
-    init: {
-      mode: "inspect",
-      name,
-      moduleUrl,
-      modelPaths: {},
-      assetPaths: {},
-      kernelsPtxPath: null,
-      lane: { kind: "cpu" },
-      ortThreads: 0,
-    },
+    init: inspectInit(name, moduleUrl),
     limits: {
       ...inspectLimits,
       permissions: isolatePermissions({ dir, modelPaths: [], declared: {}, native: false }),
@@ -101,6 +93,20 @@ export async function inspectFunction(
   return isolate.manifest!;
 }
 
+/** The init message of an isolate that reads a module's manifest (`mode: "inspect"`), on the CPU. */
+function inspectInit(name: string, moduleUrl: string): HostSpec["init"] {
+  return {
+    mode: "inspect",
+    name,
+    moduleUrl,
+    modelPaths: {},
+    assetPaths: {},
+    kernelsPtxPath: null,
+    lane: { kind: "cpu" },
+    ortThreads: 0,
+  };
+}
+
 /**
  * Reads a module's manifest in the spare that will serve it: the spare readies itself as a serving isolate does
  * before it imports user code (ffi dropped, its model list sealed until the serve init fills it), imports the module
@@ -109,16 +115,7 @@ export async function inspectFunction(
  */
 async function inspectIn(spare: Spare, name: string, moduleUrl: string): Promise<Manifest> {
   const host = await spare.host.launch({
-    init: {
-      mode: "inspect",
-      name,
-      moduleUrl,
-      modelPaths: {},
-      assetPaths: {},
-      kernelsPtxPath: null,
-      lane: { kind: "cpu" },
-      ortThreads: 0,
-    },
+    init: inspectInit(name, moduleUrl),
     limits: spare.limits,
     bootTimeoutMs: 30_000,
   });
