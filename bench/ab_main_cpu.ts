@@ -12,7 +12,7 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { startServer, type TestServer } from "../tests/support/server.ts";
-import { writeBenchFunctions } from "./functions.ts";
+import { v2BinaryBody, writeBenchFunctions } from "./functions.ts";
 import { defaultWideMlpPath } from "./make_mlp8x1024.ts";
 import { findWrk, runLoad } from "./wrk.ts";
 
@@ -46,20 +46,14 @@ await writeBenchFunctions(dir, {
 });
 
 const row = Array.from({ length: 1024 }, (_, i) => Math.round(Math.sin(i * 0.37) * 5000) / 10_000);
-const header = new TextEncoder().encode(JSON.stringify({
-  inputs: [{ name: "x", shape: [1, 1024], datatype: "FP32", parameters: { binary_data_size: 4096 } }],
-  outputs: [{ name: "y", parameters: { binary_data: true } }],
-}));
-const binary = new Uint8Array(header.byteLength + 4096);
-binary.set(header, 0);
-binary.set(new Uint8Array(Float32Array.from(row).buffer), header.byteLength);
+const { body: binary, headerLength } = v2BinaryBody(row);
 const variants = [
   {
     key: "v2 binary",
     path: "/v2/models/mlp8x1024_batched/infer",
     body: binary,
     contentType: "application/octet-stream",
-    headers: { "Inference-Header-Content-Length": String(header.byteLength) },
+    headers: { "Inference-Header-Content-Length": String(headerLength) },
   },
   {
     key: "v1 JSON",

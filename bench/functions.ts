@@ -138,3 +138,19 @@ export async function writeBenchFunctions(root: string, options: BenchFunctionsO
 
 /** The small mlp's folder as `functions/` ships it, for the deploy (cold start) measurement. */
 export const mlpFolder: string = fileURLToPath(new URL("../functions/mlp", import.meta.url));
+
+/**
+ * A KServe v2 infer request for one FP32 row of input `x` in the binary tensor data extension: the JSON header
+ * (`binary_data_size`, and output `y` asked back binary), then the row's little-endian bytes. Its header's length goes
+ * in `Inference-Header-Content-Length`.
+ */
+export function v2BinaryBody(row: readonly number[]): { body: Uint8Array; headerLength: number } {
+  const header = new TextEncoder().encode(JSON.stringify({
+    inputs: [{ name: "x", shape: [1, row.length], datatype: "FP32", parameters: { binary_data_size: row.length * 4 } }],
+    outputs: [{ name: "y", parameters: { binary_data: true } }],
+  }));
+  const body = new Uint8Array(header.byteLength + row.length * 4);
+  body.set(header, 0);
+  body.set(new Uint8Array(Float32Array.from(row).buffer), header.byteLength);
+  return { body, headerLength: header.byteLength };
+}

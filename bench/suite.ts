@@ -26,7 +26,7 @@ import { availableParallelism, cpus, hostname, loadavg, totalmem } from "node:os
 import { type Child, startChild } from "./child.ts";
 import { packFolder } from "../src/registry/bundle.ts";
 import { findWrk, type LoadResult, runLoad, type WrkBinary } from "./wrk.ts";
-import { type DynamicBatching, mlpFolder, writeBenchFunctions } from "./functions.ts";
+import { type DynamicBatching, mlpFolder, v2BinaryBody, writeBenchFunctions } from "./functions.ts";
 import { ensureWideMlp } from "./make_mlp8x1024.ts";
 import { renderMarkdown } from "./report_markdown.ts";
 import { renderChart } from "./report_chart.ts";
@@ -785,13 +785,7 @@ async function scenarioE(ctx: Context, wideModel: string): Promise<ScenarioRepor
   options.log("E. KServe v2: binary tensor extension vs. JSON (8×1024 MLP)");
   const row = wideRow();
   const jsonBody = JSON.stringify({ inputs: [{ name: "x", shape: [1, 1024], datatype: "FP32", data: row }] });
-  const header = new TextEncoder().encode(JSON.stringify({
-    inputs: [{ name: "x", shape: [1, 1024], datatype: "FP32", parameters: { binary_data_size: 4096 } }],
-    outputs: [{ name: "y", parameters: { binary_data: true } }],
-  }));
-  const binary = new Uint8Array(header.byteLength + 4096);
-  binary.set(header, 0);
-  binary.set(new Uint8Array(Float32Array.from(row).buffer), header.byteLength);
+  const { body: binary, headerLength } = v2BinaryBody(row);
   const levels = options.quick ? [1] : [1, 32];
   const series: Series[] = [];
   await using runtime = await startRuntime(ctx, {
@@ -815,7 +809,7 @@ async function scenarioE(ctx: Context, wideModel: string): Promise<ScenarioRepor
       label: "v2 binary tensor extension",
       body: await bodyFile(ctx, "v2-binary", binary),
       contentType: "application/octet-stream",
-      headers: { "Inference-Header-Content-Length": String(header.byteLength) },
+      headers: { "Inference-Header-Content-Length": String(headerLength) },
       baseline: "v2:json",
     },
   ];

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startServer } from "./support/server.ts";
+import { readJsonAnswer } from "./support/raw_http.ts";
 
 const echo = fileURLToPath(new URL("./fixtures/functions/echo/mod.ts", import.meta.url));
 const token = "cut-body-admin-token-0123456789";
@@ -18,12 +19,7 @@ async function cutShort(url: string, head: string, sent: string): Promise<{ stat
   try {
     await conn.write(new TextEncoder().encode(head + sent));
     await conn.closeWrite();
-    const chunks: Uint8Array<ArrayBuffer>[] = [];
-    const buffer = new Uint8Array(4096);
-    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) chunks.push(buffer.slice(0, n));
-    const text = new TextDecoder().decode(await new Blob(chunks).arrayBuffer());
-    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
-    return { status, body: JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)) };
+    return await readJsonAnswer(conn);
   } finally {
     conn.close();
   }

@@ -12,6 +12,7 @@ import * as tar from "tar";
 import { bundleOf } from "./support/bundles.ts";
 import { greeterModule } from "./support/greeter.ts";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
+import { readJsonAnswer } from "./support/raw_http.ts";
 
 const token = "test-admin-token-0123456789";
 const auth = { authorization: `Bearer ${token}` };
@@ -218,16 +219,6 @@ Deno.test("deploy: versions, atomic swap, rollback, delete, restart, auth and bu
   }
 });
 
-/** Reads an HTTP/1.1 answer to its end (the request asked the server to close): its status and JSON body. */
-async function answerOf(conn: Deno.Conn): Promise<{ status: number; body: unknown }> {
-  const chunks: Uint8Array<ArrayBuffer>[] = [];
-  const buffer = new Uint8Array(4096);
-  for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) chunks.push(buffer.slice(0, n));
-  const text = new TextDecoder().decode(await new Blob(chunks).arrayBuffer());
-  const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
-  return { status, body: JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)) };
-}
-
 const mlpFiles = {
   "mod.ts": await Deno.readTextFile(new URL("../functions/mlp/mod.ts", import.meta.url)),
   "mlp.onnx": await Deno.readFile(new URL("../functions/mlp/mlp.onnx", import.meta.url)),
@@ -276,7 +267,7 @@ for (const { route, name, versions, body, check } of midBodyCases) {
         assert.equal(swapped.status, 201);
         assert.equal((await swapped.json()).version, 2);
         await conn.write(new TextEncoder().encode(body.slice(5)));
-        const answer = await answerOf(conn);
+        const answer = await readJsonAnswer(conn);
         assert.equal(answer.status, 200, JSON.stringify(answer.body));
         check(answer.body);
       } finally {
