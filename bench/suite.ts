@@ -193,16 +193,12 @@ export function parseSuiteArgs(args: string[]): SuiteOptions {
       if (!Number.isInteger(n) || n < 1) throw new Error(`--${what} takes positive integers, not '${v}'`);
       return n;
     });
-  const positive = (text: string | undefined, fallback: number, what: string) => {
+  const positive = (text: string | undefined, fallback: number, what: string, { zero = false } = {}) => {
     if (text === undefined) return fallback;
     const n = Number(text);
-    if (!(n > 0)) throw new Error(`--${what} takes a positive number, not '${text}'`);
-    return n;
-  };
-  const atLeastZero = (text: string | undefined, fallback: number, what: string) => {
-    if (text === undefined) return fallback;
-    const n = Number(text);
-    if (!(n >= 0)) throw new Error(`--${what} takes a number of 0 or more, not '${text}'`);
+    if (!(zero ? n >= 0 : n > 0)) {
+      throw new Error(`--${what} takes ${zero ? "a number of 0 or more" : "a positive number"}, not '${text}'`);
+    }
     return n;
   };
   const nonNegative = (text: string) => {
@@ -223,7 +219,7 @@ export function parseSuiteArgs(args: string[]): SuiteOptions {
     quick,
     batching: {
       maxBatchSize: positive(values["max-batch-size"], 64, "max-batch-size"),
-      maxQueueDelayMs: atLeastZero(values["max-queue-delay-ms"], 0, "max-queue-delay-ms"),
+      maxQueueDelayMs: positive(values["max-queue-delay-ms"], 0, "max-queue-delay-ms", { zero: true }),
     },
     out: values["no-out"] ? null : values.out,
     logLevel: z.enum(["debug", "info", "warn", "error"]).parse(values["log-level"]),

@@ -198,12 +198,14 @@ export class HttpThreads {
 
   /** Writes each direct function's admission state: its `Retry-After` while its queue refuses work, else 0. */
   #postAdmission(): void {
-    for (const [name, slot] of this.#slots) {
-      if (slot < 0) continue;
-      const refusal = this.options.registry.get(name)?.current?.pool.refusal();
-      const seconds = refusal?.code === "queue_full" ? Number(refusal.headers?.["retry-after"] ?? 1) : 0;
-      if (Atomics.load(this.#admission, slot) !== seconds) Atomics.store(this.#admission, slot, seconds);
-    }
+    for (const [name, slot] of this.#slots) if (slot >= 0) this.#writeAdmission(name, slot);
+  }
+
+  /** Writes one function's admission state on its board slot. */
+  #writeAdmission(name: string, slot: number): void {
+    const refusal = this.options.registry.get(name)?.current?.pool.refusal();
+    const seconds = refusal?.code === "queue_full" ? Number(refusal.headers?.["retry-after"] ?? 1) : 0;
+    if (Atomics.load(this.#admission, slot) !== seconds) Atomics.store(this.#admission, slot, seconds);
   }
 
   #pushProfiles(): void {
@@ -317,10 +319,7 @@ export class HttpThreads {
    */
   #readmit(name: string): void {
     const slot = this.#slots.get(name);
-    if (slot === undefined || slot < 0 || Atomics.load(this.#admission, slot) === 0) return;
-    if (this.options.registry.get(name)?.current?.pool.refusal()?.code !== "queue_full") {
-      Atomics.store(this.#admission, slot, 0);
-    }
+    if (slot !== undefined && slot >= 0 && Atomics.load(this.#admission, slot) !== 0) this.#writeAdmission(name, slot);
   }
 
   /**
