@@ -1,5 +1,5 @@
 /**
- * Renders a suite report as Markdown: a table per scenario and the targets of issue 14.
+ * Renders a suite report as Markdown: a table per scenario and the targets of issues 14 and 17.
  * @module
  */
 import type { Report, ScenarioReport } from "./suite.ts";
@@ -123,7 +123,7 @@ export function renderMarkdown(report: Report): string {
     ...meta.notes.map((n) => `> ${n}`),
   ];
   const targets = [
-    "## Targets of issue 14",
+    "## Targets of issues 14 and 17",
     table(
       ["target", "status", "figures"],
       report.targets.map((t) => [t.text, t.met === null ? "not measured" : t.met ? "met" : "not met", t.figures]),

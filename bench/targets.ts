@@ -1,11 +1,11 @@
 /**
- * Where a report stands on the targets of issue 14. Each target is met (true), not met (false) or not measured in
+ * Where a report stands on the throughput targets of issues 14 and 17. Each target is met (true), not met (false) or not measured in
  * this run (null), with the figures that decide it.
  * @module
  */
 import type { Point, Report, Series } from "./suite.ts";
 
-/** One target of issue 14 and where the run stands. */
+/** One throughput target (issue 14 or 17) and where the run stands. */
 export interface Target {
   id: string;
   /** The target, as the issue states it. */
@@ -159,6 +159,19 @@ export function evaluateTargets(report: Report): Target[] {
           text,
           met: mine.point.goodput >= 30_000 && mine.point.p99Us <= 15_000,
           figures: `${mine.key}: ${f0(mine.point.goodput)} 2xx/s, p99 ${ms(mine.point.p99Us)}`,
+        });
+      }
+    }
+    {
+      const text = "GPU, KServe v2 binary tensors, 8×1024 MLP: at c=64, ≥ 60,000 rps (issue 17)";
+      const mine = at(report, "v2:binary", 64);
+      if (!mine) targets.push(notMeasured("gpu-v2-binary-c64", text, "needs scenario E with c=64"));
+      else {
+        targets.push({
+          id: "gpu-v2-binary-c64",
+          text,
+          met: mine.goodput >= 60_000,
+          figures: `v2:binary: ${f0(mine.goodput)} 2xx/s, p99 ${ms(mine.p99Us)}`,
         });
       }
     }

@@ -126,7 +126,7 @@ Deno.test({
 
       assert.match(markdown, /^# isolane benchmarks/);
       assert.match(markdown, /## A\. Echo through isolates vs\. plain Hono\n\n\| system +\| c +\| rps +\| 2xx\/s +\|/);
-      assert.match(markdown, /## Targets of issue 14/);
+      assert.match(markdown, /## Targets of issues 14 and 17/);
       assert.equal(
         markdown.match(/^\| isolane echo [^|]*\| [12] +\| /gm)?.length,
         2,
