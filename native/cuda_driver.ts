@@ -27,6 +27,8 @@ const symbols = {
   cuDeviceGetPCIBusId: { parameters: ["buffer", "i32", "i32"], result: "i32" },
   cuDevicePrimaryCtxRetain: { parameters: ["buffer", "i32"], result: "i32" },
   cuDevicePrimaryCtxRelease_v2: { parameters: ["i32"], result: "i32" },
+  cuDevicePrimaryCtxSetFlags_v2: { parameters: ["i32", "u32"], result: "i32" },
+  cuDevicePrimaryCtxGetState: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   cuCtxSetCurrent: { parameters: ["u64"], result: "i32" },
   cuCtxGetCurrent: { parameters: ["buffer"], result: "i32" },
   cuCtxGetDevice: { parameters: ["buffer"], result: "i32" },
@@ -47,6 +49,7 @@ const symbols = {
   },
   cuMemAllocAsync: { parameters: ["buffer", "usize", "u64"], result: "i32" },
   cuMemFreeAsync: { parameters: ["u64", "u64"], result: "i32" },
+  cuMemsetD32Async: { parameters: ["u64", "u32", "usize", "u64"], result: "i32" },
   cuMemHostAlloc: { parameters: ["buffer", "usize", "u32"], result: "i32" },
   cuMemFreeHost: { parameters: ["u64"], result: "i32" },
   cuMemcpyHtoDAsync_v2: { parameters: ["u64", "buffer", "usize", "u64"], result: "i32" },
@@ -83,6 +86,22 @@ type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
 
 /** `CU_STREAM_NON_BLOCKING`: the stream does not synchronise with the legacy default stream. */
 export const streamNonBlocking = 0x1;
+/**
+ * How a thread that waits for the GPU (a stream or context synchronisation) treats its CPU, as the primary
+ * context's scheduling flags say (`CU_CTX_SCHED_*`, the CUDA driver API's "Primary Context Management"):
+ * `auto` (0: spin while the process has fewer active contexts than cores, else yield), `spin` (1), `yield` (2),
+ * `blocking` (4, `CU_CTX_SCHED_BLOCKING_SYNC`: sleep on a primitive until the GPU is done).
+ */
+export type CudaSchedule = "auto" | "spin" | "yield" | "blocking";
+/** `CU_CTX_SCHED_*` by {@link CudaSchedule}. */
+export const scheduleFlags: Readonly<Record<CudaSchedule, number>> = { auto: 0, spin: 1, yield: 2, blocking: 4 };
+/** `CU_CTX_SCHED_MASK`: the flags' scheduling bits. */
+export const scheduleMask = 0x7;
+/** The {@link CudaSchedule} that primary-context flags hold (`auto` for a value the driver may add later). */
+export function scheduleOf(flags: number): CudaSchedule {
+  const bits = flags & scheduleMask;
+  return bits === 1 ? "spin" : bits === 2 ? "yield" : bits === 4 ? "blocking" : "auto";
+}
 /** `CUDA_ERROR_NOT_READY`: `cuStreamQuery`'s answer while work is pending. */
 export const cudaErrorNotReady = 600;
 /** The special stream handles that mean a default stream: 0, `CU_STREAM_LEGACY`, `CU_STREAM_PER_THREAD`. */
@@ -171,6 +190,19 @@ export class CudaDriver {
   /** Releases one retain of a device's primary context. */
   primaryContextRelease(dev: number): void {
     this.#check("cuDevicePrimaryCtxRelease", this.#s.cuDevicePrimaryCtxRelease_v2(dev));
+  }
+
+  /** A device's primary context: its flags (`CU_CTX_*`) and whether it is active (retained by someone). */
+  primaryContextState(dev: number): { flags: number; active: boolean } {
+    const flags = new Uint32Array(1);
+    const active = new Int32Array(1);
+    this.#check("cuDevicePrimaryCtxGetState", this.#s.cuDevicePrimaryCtxGetState(dev, flags, active));
+    return { flags: flags[0], active: active[0] !== 0 };
+  }
+
+  /** Sets a device's primary-context flags (`cuDevicePrimaryCtxSetFlags_v2`; CUDA 11+ takes them while active). */
+  primaryContextSetFlags(dev: number, flags: number): void {
+    this.#check("cuDevicePrimaryCtxSetFlags", this.#s.cuDevicePrimaryCtxSetFlags_v2(dev, flags));
   }
 
   /** Makes `ctx` current on the calling thread. */
@@ -266,6 +298,11 @@ export class CudaDriver {
   /** Allocates device memory, ordered on `stream`. */
   allocAsync(bytes: number, stream: bigint): bigint {
     return this.#u64("cuMemAllocAsync", (o) => this.#s.cuMemAllocAsync(o, BigInt(bytes), stream));
+  }
+
+  /** Fills `count` 32-bit words of device memory at `ptr` with `value`, ordered on `stream`. */
+  fillAsync(ptr: bigint, value: number, count: number, stream: bigint): void {
+    this.#check("cuMemsetD32Async", this.#s.cuMemsetD32Async(ptr, value >>> 0, BigInt(count), stream));
   }
 
   /** Frees device memory, ordered on `stream`. */

@@ -10,7 +10,15 @@
  * ```
  * @module
  */
-import { type CudaDriver, defaultStreamHandles, streamNonBlocking } from "./cuda_driver.ts";
+import {
+  type CudaDriver,
+  type CudaSchedule,
+  defaultStreamHandles,
+  scheduleFlags,
+  scheduleMask,
+  scheduleOf,
+  streamNonBlocking,
+} from "./cuda_driver.ts";
 
 /** What the calling thread has current, compared with the lane. */
 export interface Binding {
@@ -36,9 +44,19 @@ export class Lane implements Disposable {
     readonly stream: bigint,
   ) {}
 
-  /** Binds `device` on the calling thread and creates the lane's stream. */
-  static open(driver: CudaDriver, device: number): Lane {
+  /**
+   * Binds `device` on the calling thread and creates the lane's stream. With `schedule`, the primary context's
+   * scheduling flags are set first where they differ (they are the device's, so every lane of the process shares
+   * them: give each the same); {@link schedule} reads back what the driver holds.
+   * @throws {CudaError} when the driver refuses a call.
+   */
+  static open(driver: CudaDriver, device: number, schedule?: CudaSchedule): Lane {
     const dev = driver.device(device);
+    if (schedule !== undefined) {
+      const { flags } = driver.primaryContextState(dev);
+      const wanted = (flags & ~scheduleMask) | scheduleFlags[schedule];
+      if (wanted !== flags) driver.primaryContextSetFlags(dev, wanted);
+    }
     const context = driver.primaryContextRetain(dev);
     try {
       driver.setCurrentContext(context);
@@ -51,6 +69,11 @@ export class Lane implements Disposable {
       driver.primaryContextRelease(dev);
       throw error;
     }
+  }
+
+  /** How threads that wait for this device treat their CPU, as its primary context's flags say now. */
+  schedule(): CudaSchedule {
+    return scheduleOf(this.driver.primaryContextState(this.driver.device(this.device)).flags);
   }
 
   /** What this thread has current now. */

@@ -6,8 +6,11 @@
 export {
   type CudaDeviceInfo,
   CudaDriver,
+  type CudaSchedule,
   defaultStreamHandles,
   openCudaDriver,
+  scheduleFlags,
+  scheduleOf,
   streamNonBlocking,
 } from "./cuda_driver.ts";
 export { CudaError } from "./cuda_error.ts";

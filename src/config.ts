@@ -43,6 +43,12 @@ const configSchema = z.object({
   isolation: z.enum(["auto", "worker", "process"]).default("auto"),
   /** Whether the Worker-hosted CUDA lanes of a function share one copy of its weights per device ("on"), or not. */
   sharedWeights: z.enum(["on", "off"]).default("on"),
+  /**
+   * How a thread that waits for the GPU treats its CPU, set on each device's primary context by its lanes: "auto"
+   * (the driver's default: spin while the process has fewer contexts than cores), "spin", "yield", or "blocking"
+   * (`CU_CTX_SCHED_BLOCKING_SYNC`: sleep until the GPU is done, leaving the core to HTTP and other isolates).
+   */
+  cudaSync: z.enum(["auto", "spin", "yield", "blocking"]).default("auto"),
   /** Whether isolates start ahead ("on"): a spare while a version loads, and one per function for respawns. */
   spareIsolates: z.enum(["on", "off"]).default("on"),
   /**
@@ -78,6 +84,7 @@ const sources: Record<keyof z.input<typeof configSchema>, string> = {
   isolation: "ISOLANE_ISOLATION",
   sharedWeights: "ISOLANE_SHARED_WEIGHTS",
   spareIsolates: "ISOLANE_SPARE_ISOLATES",
+  cudaSync: "ISOLANE_CUDA_SYNC",
   httpThreads: "ISOLANE_HTTP_THREADS",
   jwtSecret: "ISOLANE_JWT_SECRET",
   jwksUrl: "ISOLANE_JWKS_URL",
@@ -103,7 +110,7 @@ export type Config = z.output<typeof configSchema>;
  * Parses the configuration. Throws `ConfigError` naming the variable at fault.
  *
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
- * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_SHARED_WEIGHTS`, `ISOLANE_SPARE_ISOLATES`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
+ * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_SHARED_WEIGHTS`, `ISOLANE_SPARE_ISOLATES`, `ISOLANE_CUDA_SYNC`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
  * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_STORE`,
  * `ISOLANE_STORE_RECONCILE_MS`, `ISOLANE_SERVE_FUNCTIONS`, `ISOLANE_JWT_SECRET`, `ISOLANE_JWKS_URL`,
  * `ISOLANE_JWT_ISSUER`, `ISOLANE_JWT_AUDIENCE`. Arguments: `--watch`, `--dev-admin` (development: also

@@ -18,6 +18,7 @@ import {
 } from "../native/mod.ts";
 import { cudaProviderStatus } from "./inference/providers.ts";
 import type { DeviceInventory } from "./pool/plan_lanes.ts";
+import type { CudaSchedule } from "./protocol.ts";
 import type { WeightMemory } from "./pool/shared_weights.ts";
 import type { DeviceSources } from "./server/devices_report.ts";
 
@@ -48,7 +49,7 @@ export interface DetectedDevices {
 }
 
 /**
- * The GPUs usable here. Without a driver, a device or ONNX Runtime's CUDA
+ * The GPUs usable here, and the scheduling (`schedule`) their lanes set on each primary context. Without a driver, a device or ONNX Runtime's CUDA
  * provider, everything runs on the CPU and `inventory.reason` says why.
  *
  * @example
@@ -57,7 +58,7 @@ export interface DetectedDevices {
  * inventory.cuda; // [] on a CPU machine
  * ```
  */
-export function detectDevices(nodeModules: string): DetectedDevices {
+export function detectDevices(nodeModules: string, schedule: CudaSchedule = "auto"): DetectedDevices {
   const found = discoverDevices();
   const provider = cudaProviderStatus(nodeModules);
   const usable = found.devices.length > 0 && provider.ok;
@@ -66,7 +67,13 @@ export function detectDevices(nodeModules: string): DetectedDevices {
   const nvml = found.devices.length > 0 ? Nvml.open() : null;
   const driver = usable ? openCudaDriver() : null;
   return {
-    inventory: { cuda: usable ? found.devices.map((d) => d.index) : [], ...(reason ? { reason } : {}), tensorRt },
+    inventory: {
+      cuda: usable ? found.devices.map((d) => d.index) : [],
+      ...(reason ? { reason } : {}),
+      tensorRt,
+      // "auto" leaves the driver's default alone: lanes set nothing.
+      ...(usable && schedule !== "auto" ? { schedule } : {}),
+    },
     sources: {
       devices: found.devices,
       driverVersion: found.driverVersion,

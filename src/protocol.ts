@@ -12,7 +12,15 @@ import type { FunctionOptions } from "./sdk.ts";
 export type GpuProvider = "cuda" | "tensorrt";
 
 /** Where an isolate runs. */
-export type LanePlan = { kind: "cpu" } | { kind: "cuda"; device: number; provider: GpuProvider };
+export type LanePlan = { kind: "cpu" } | {
+  kind: "cuda";
+  device: number;
+  provider: GpuProvider;
+  /** How a thread waiting for the GPU treats its CPU (`ISOLANE_CUDA_SYNC`; absent: the driver's default). */
+  schedule?: CudaSchedule;
+};
+/** `CU_CTX_SCHED_*` of the device's primary context, by name (native/cuda_driver.ts `CudaSchedule`). */
+export type CudaSchedule = "auto" | "spin" | "yield" | "blocking";
 
 /** A bound GPU lane as the isolate reports it. */
 export interface LaneInfo {
@@ -22,6 +30,8 @@ export interface LaneInfo {
   stream: string;
   /** `cuStreamGetFlags` of the stream (1: non-blocking). */
   streamFlags: number;
+  /** The primary context's scheduling, read back from the driver once the lane is bound. */
+  schedule: CudaSchedule;
   /** What the isolate's thread had current right after binding, before any other GPU work. */
   boundBeforeWork: { current: string; device: number; primary: boolean };
 }

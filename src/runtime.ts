@@ -59,7 +59,7 @@ export async function startRuntime(config: Config): Promise<Runtime> {
   setLogLevel(config.logLevel);
   const held = holdOrtLibrary(nodeModules);
   if (!held.ok) log("warn", "ONNX Runtime's library is not held by the main thread", { reason: held.reason });
-  const { inventory, sources, kernelsPtxPath, weightMemory } = detectDevices(nodeModules);
+  const { inventory, sources, kernelsPtxPath, weightMemory } = detectDevices(nodeModules, config.cudaSync);
   const metrics = createMetrics({ devices: sources, functionOf: (c) => invokedFunction(c, registry) });
   // Started before the functions load, so that the first of them takes it (src/registry/ready_spare.ts).
   const readySpare = config.spareIsolates === "on"

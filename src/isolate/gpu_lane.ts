@@ -6,7 +6,7 @@
  */
 import { hex, Kernels, Lane, openCudaDriver } from "../../native/mod.ts";
 import type { GpuLane } from "../sdk.ts";
-import type { LaneInfo } from "../protocol.ts";
+import type { CudaSchedule, LaneInfo } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 
 /** An open lane, what handlers see of it, and what the host is told. */
@@ -18,12 +18,17 @@ export interface OpenedLane {
 }
 
 /** Binds `device` on this thread and loads the kernels; throws `IsolaneError` saying why it cannot. */
-export async function openGpuLane(fn: string, device: number, ptxPath: string): Promise<OpenedLane> {
+export async function openGpuLane(
+  fn: string,
+  device: number,
+  ptxPath: string,
+  schedule?: CudaSchedule,
+): Promise<OpenedLane> {
   const opened = openCudaDriver();
   if (!opened.ok) throw new IsolaneError("function_unavailable", `Cannot load function '${fn}': ${opened.reason}`);
   let lane: Lane;
   try {
-    lane = Lane.open(opened.driver, device);
+    lane = Lane.open(opened.driver, device, schedule);
   } catch (error) {
     throw new IsolaneError(
       "function_unavailable",
@@ -46,6 +51,7 @@ export async function openGpuLane(fn: string, device: number, ptxPath: string): 
     context: gpu.context,
     stream: gpu.stream,
     streamFlags: opened.driver.streamFlags(lane.stream),
+    schedule: lane.schedule(),
     boundBeforeWork,
   };
   return { lane, kernels, gpu, info };

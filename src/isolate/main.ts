@@ -127,7 +127,9 @@ async function serve(init: InitMessage): Promise<void> {
   held = undefined;
   if (inspected && init.lane.kind !== "cpu") throw new Error("A spare that inspected its module serves CPU lanes only");
   // The lane is bound on this thread before ONNX Runtime or anything else touches the GPU.
-  if (init.lane.kind === "cuda") gpuLane = await openGpuLane(init.name, init.lane.device, init.kernelsPtxPath!);
+  if (init.lane.kind === "cuda") {
+    gpuLane = await openGpuLane(init.name, init.lane.device, init.kernelsPtxPath!, init.lane.schedule);
+  }
   const ort = await loadOrt();
   if (!inspected) {
     pinFloat16AsUint16(ort.Tensor);

@@ -3,7 +3,7 @@
  * and which ONNX Runtime provider its sessions use there.
  * @module
  */
-import type { GpuProvider, LanePlan } from "../protocol.ts";
+import type { CudaSchedule, GpuProvider, LanePlan } from "../protocol.ts";
 import type { FunctionOptions } from "../sdk.ts";
 import { IsolaneError } from "../errors.ts";
 
@@ -15,6 +15,8 @@ export interface DeviceInventory {
   reason?: string;
   /** Whether TensorRT's runtime library loads, and why not. */
   tensorRt: { ok: true } | { ok: false; reason: string };
+  /** The primary contexts' scheduling that CUDA lanes set (`ISOLANE_CUDA_SYNC`; absent: the driver's default). */
+  schedule?: CudaSchedule;
 }
 
 /** Lanes and what was decided on the way (a fallback, say). */
@@ -89,7 +91,16 @@ export function planLanes(
   const lanes: LanePlan[] = [];
   for (let i = 0; i < instances; i++) {
     if (devices === null) lanes.push({ kind: "cpu" });
-    else for (const d of devices) lanes.push({ kind: "cuda", device: d, provider });
+    else {
+      for (const d of devices) {
+        lanes.push({
+          kind: "cuda",
+          device: d,
+          provider,
+          ...(inventory.schedule ? { schedule: inventory.schedule } : {}),
+        });
+      }
+    }
   }
   return { lanes, notes };
 }
