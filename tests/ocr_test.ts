@@ -91,6 +91,17 @@ Deno.test("ocr: images as people have them", async (t) => {
     }
   });
 
+  await t.step("reads a line wider than 960 px whole (4,512 px, 36 words)", async () => {
+    // The detector's longest-side limit alone shrank such a line's glyphs to about 12 px and lost its middle.
+    const words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa " +
+      "quebec romeo sierra tango uniform victor whiskey xray yankee zulu one two three four five six seven eight nine ten";
+    const png = await renderTextPng([words], { width: 4512 });
+    const lines = await read(server, png);
+    assert.deepEqual(lines.map((l) => l.text), [words]);
+    const [p0, p1] = lines[0].box;
+    assert.ok(p1[0] - p0[0] > 3500, `the box spans the line: ${JSON.stringify(lines[0].box)}`);
+  });
+
   await t.step("reads black text on a transparent background", async () => {
     const png = await renderTextPng(["Hello Edge World 2025"], { width: 700, background: "transparent" });
     const lines = await read(server, png);

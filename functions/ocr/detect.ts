@@ -23,10 +23,11 @@ const std = [0.229, 0.224, 0.225];
  */
 const limitSide = 960;
 /**
- * On a GPU lane the detector always sees this square canvas (the image letterboxed into it). Measured on the H200
- * (`scripts/ocr_gpu_probe.ts`, docs/gpu-results.md): every change of input shape costs a CUDA session 60–100 ms in its
- * convolutions, even back to a shape it ran a moment before, whatever `cudnn_conv_algo_search` says; one fixed shape
- * costs a few milliseconds more compute instead.
+ * On a GPU lane the detector sees this square canvas (the image letterboxed into it) whenever the image's detector
+ * size fits in it. Measured on the H200 (`scripts/ocr_gpu_probe.ts`, docs/gpu-results.md): every change of input shape
+ * costs a CUDA session 60–100 ms in its convolutions, even back to a shape it ran a moment before, whatever
+ * `cudnn_conv_algo_search` says; one fixed shape costs a few milliseconds more compute instead. A size that does not
+ * fit (a long line, see `detectorSize`) runs at its own shape and pays that once, rather than losing its text.
  */
 export const gpuCanvas = limitSide;
 const pixelThreshold = 0.3;
@@ -46,9 +47,25 @@ export interface DetectedBox {
   score: number;
 }
 
-/** The detector's input size for an image: within the side limit, multiples of 32. */
+/**
+ * The detector's shorter side is not shrunk below this (or below the image's own): PaddleOCR's longest-side limit
+ * alone brought a 2,643 × 101 line down to 960 × 32, its glyphs to 12 px, and the detector then found two of its
+ * twenty words (tests/ocr_test.ts, "reads a line wider than 960 px").
+ */
+const minShortSide = 256;
+/** The most pixels the detector's input may have (four times the side limit's square). */
+const maxDetectorPixels = 4 * limitSide * limitSide;
+
+/**
+ * The detector's input size for an image, in multiples of 32: the longest side brought within 960 px (PaddleOCR's
+ * `det_limit_side_len`), unless that would shrink the shorter side below 256 px (a long line's glyphs would become
+ * too small to find); then the shorter side is kept at up to 256 px, within 3.7 M pixels in all.
+ */
 export function detectorSize(width: number, height: number): { width: number; height: number } {
-  const ratio = Math.min(1, limitSide / Math.max(width, height));
+  const bySide = limitSide / Math.max(width, height);
+  const keepShort = Math.min(1, minShortSide / Math.min(width, height));
+  const byArea = Math.sqrt(maxDetectorPixels / (width * height));
+  const ratio = Math.min(1, Math.max(bySide, keepShort), byArea);
   const round32 = (v: number) => Math.max(32, Math.round((v * ratio) / 32) * 32);
   return { width: round32(width), height: round32(height) };
 }
@@ -213,7 +230,8 @@ export async function detectText(
   const region = { x: 0, y: 0, width: image.width, height: image.height };
   // On a GPU lane, pre-processing runs as isolane's kernel on the lane's stream (same result up to float32
   // rounding), and the input is letterboxed into one fixed canvas (see `gpuCanvas`).
-  const canvas = gpu ? { width: gpuCanvas, height: gpuCanvas } : size;
+  const fits = size.width <= gpuCanvas && size.height <= gpuCanvas;
+  const canvas = gpu && fits ? { width: gpuCanvas, height: gpuCanvas } : size;
   const input = gpu
     ? padTo(gpu.resizeNormalize(image, { region, ...size, mean, std }), size, canvas)
     : resizeNormalize(image, region, { ...size, mean, std });

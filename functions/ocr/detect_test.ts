@@ -8,6 +8,19 @@ Deno.test("detectorSize keeps within 960 px and rounds to multiples of 32", () =
   assert.deepEqual(detectorSize(10, 10), { width: 32, height: 32 });
 });
 
+Deno.test("detectorSize keeps a long line's height: the shorter side is not shrunk below 256 px", () => {
+  // The longest-side rule alone gave 960 x 32 here.
+  assert.deepEqual(detectorSize(2643, 101), { width: 2656, height: 96 });
+  // A tall receipt: its shorter side kept at 256 px.
+  assert.deepEqual(detectorSize(600, 8000), { width: 256, height: 3424 });
+  // Within 4 x 960 x 960 pixels in all.
+  const { width, height } = detectorSize(40_000, 1000);
+  assert.ok(width * height <= 4 * 960 * 960 * 1.01, `${width} x ${height}`);
+  assert.deepEqual({ width, height }, { width: 10240, height: 256 });
+  // Photos keep PaddleOCR's longest-side limit.
+  assert.deepEqual(detectorSize(4000, 3000), { width: 960, height: 736 });
+});
+
 Deno.test("orderCorners puts corners clockwise from the top-left", () => {
   assert.deepEqual(orderCorners([[10, 12], [0, 0], [0, 10], [10, 2]]), [[0, 0], [10, 2], [10, 12], [0, 10]]);
 });

@@ -17,10 +17,13 @@ export const widthBucket = 32;
 /** Lines per recognition run on the CPU: PaddleOCR's `rec_batch_num` default (tools/infer/utility.py). */
 export const recBatchSize = 6;
 /**
- * On a GPU lane every line is run alone at this one width (padded; longer lines squeezed): one fixed input shape,
- * for the reason given at `gpuCanvas` in detect.ts.
+ * On a GPU lane every line is run alone at this one width (padded): one fixed input shape, for the reason given at
+ * `gpuCanvas` in detect.ts. A longer line runs at its own width (rounded up to 320 px) and pays the shape change
+ * once: squeezed to 960 px, the glyphs of a 3,000 px line became too narrow to read.
  */
 export const gpuWidth = 960;
+/** The widths that GPU lanes run lines longer than {@link gpuWidth} at are multiples of this. */
+const gpuWideBucket = 320;
 const maxWidth = 3200;
 const half = [0.5, 0.5, 0.5];
 
@@ -123,14 +126,16 @@ export async function recognizeLines(
   gpu: GpuLane | null,
 ): Promise<{ text: string; score: number }[]> {
   const widthOf = (image: RgbaImage) =>
-    Math.min(gpu ? gpuWidth : maxWidth, Math.max(16, Math.ceil((inputHeight * image.width) / image.height)));
+    Math.min(maxWidth, Math.max(16, Math.ceil((inputHeight * image.width) / image.height)));
+  const gpuPadded = (width: number) =>
+    width <= gpuWidth ? gpuWidth : Math.min(maxWidth, Math.ceil(width / gpuWideBucket) * gpuWideBucket);
   const batchSize = gpu ? 1 : recBatchSize;
   const order = images.map((_, i) => i).sort((a, b) => widthOf(images[a]) - widthOf(images[b]));
   const answers: { text: string; score: number }[] = new Array(images.length);
   for (let start = 0; start < order.length; start += batchSize) {
     const batch = order.slice(start, start + batchSize);
     const widest = Math.max(...batch.map((i) => widthOf(images[i])));
-    const padded = gpu ? gpuWidth : Math.min(maxWidth, Math.ceil(widest / widthBucket) * widthBucket);
+    const padded = gpu ? gpuPadded(widest) : Math.min(maxWidth, Math.ceil(widest / widthBucket) * widthBucket);
     const plane = 3 * inputHeight * padded;
     const input = new Float32Array(batch.length * plane);
     batch.forEach((index, slot) => {

@@ -273,6 +273,12 @@ Deno.test({
     const tilted = await renderTextPng(["Hello Edge World 2025"], { width: 700, tiltDegrees: 15 });
     const tiltedOnGpu = await call(gpu, "ocr", { image: Buffer.from(tilted).toString("base64") });
     assert.deepEqual(tiltedOnGpu.lines.map((l: Json) => l.text), ["Hello Edge World 2025"]);
+    // A line wider than the canvas: the detector and the recogniser run it at its own shapes, not squeezed.
+    const words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa " +
+      "quebec romeo sierra tango uniform victor whiskey xray yankee zulu one two three four five six seven eight nine ten";
+    const wide = await renderTextPng([words], { width: 4512 });
+    const wideOnGpu = await call(gpu, "ocr", { image: Buffer.from(wide).toString("base64") });
+    assert.deepEqual(wideOnGpu.lines.map((l: Json) => l.text), [words]);
     // The GPU path letterboxes the detector's input (fixed shapes, see functions/ocr/detect.ts) and convolves in
     // TF32, so box edges may move by a pixel or few; a fifth of the line height is the bound.
     let worst = 0;
