@@ -87,6 +87,12 @@ Deno.test("operations: /openapi.json is valid OpenAPI 3.1 with each function's s
   assert.deepEqual(input.required, ["message"]);
   assert.equal(input.properties.delayMs.type, "integer");
   assert.equal(echo.responses["200"].content["application/json"].schema.properties.message.type, "string");
+  // Any handler may stream: its answers as NDJSON lines or Server-Sent Events are described too.
+  assert.deepEqual(Object.keys(echo.responses["200"].content).sort(), [
+    "application/json",
+    "application/x-ndjson",
+    "text/event-stream",
+  ]);
   assert.equal(echo.responses["429"].content["application/json"].schema.$ref, "#/components/schemas/Error");
   assert.equal(doc.paths["/v1/functions/broken"], undefined, "functions that failed to load are not described");
   // A function's raw bodies (its raw.accepts) are described beside JSON, so /docs can send files.

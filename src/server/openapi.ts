@@ -45,6 +45,27 @@ function rawContent(accepts: readonly string[]): Record<string, unknown> {
   ]));
 }
 
+/**
+ * A function's answer: its output as JSON, or, when the handler streams (any handler may), each output as one line of
+ * NDJSON, or as one Server-Sent Event when the request accepts `text/event-stream` (src/server/invoke_route.ts).
+ */
+function outputContent(schema: Schema) {
+  return {
+    description: "The function's output; a streaming handler's outputs one per NDJSON line or SSE event",
+    content: {
+      "application/json": { schema },
+      "application/x-ndjson": { schema: { ...schema, description: "One output per line (a streaming handler)" } },
+      "text/event-stream": {
+        schema: {
+          type: "string",
+          description: "A streaming handler's outputs, one `data:` event each (JSON of the output schema), when the " +
+            "request's Accept names text/event-stream",
+        },
+      },
+    },
+  };
+}
+
 /** The OpenAPI document for the functions the registry serves now. */
 export function openApiDocument(registry: Registry, { version }: { version: string }): Schema {
   const functionPaths: Record<string, unknown> = {};
@@ -65,7 +86,7 @@ export function openApiDocument(registry: Registry, { version }: { version: stri
         },
         ...(options.auth === "none" ? {} : { security: [{ [options.auth === "key" ? "invocationKey" : "jwt"]: [] }] }),
         responses: {
-          "200": json(embed(outputSchema), "The function's output"),
+          "200": outputContent(embed(outputSchema)),
           ...invocationErrors,
           ...(options.auth === "none" ? {} : { "401": errorResponse("Missing or refused key or JWT") }),
         },
