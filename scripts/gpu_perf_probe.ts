@@ -90,7 +90,8 @@ export interface KernelRow {
   streams: number[];
 }
 
-const ncuCases = ["matmul-tf32-64", "matmul-fp32-64", "matmul-tf32-256"];
+// Batch 1 and the Gemm form beside batch 64 and 256: which GEMMs cuBLAS runs without tensor cores, and when.
+const ncuCases = ["matmul-tf32-1", "matmul-tf32-64", "matmul-fp32-64", "matmul-tf32-256", "gemm-tf32-64"];
 
 function plan(): Planned[] {
   const all: Planned[] = [
