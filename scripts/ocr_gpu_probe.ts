@@ -11,7 +11,8 @@
  *   shape costs no cuDNN search (`cudnn_conv_algo_search` = HEURISTIC).
  * - `served`: a runtime serving `functions/` on CUDA lanes and one on CPU
  *   lanes (`CUDA_VISIBLE_DEVICES=""`), `--runs` sequential requests each, the
- *   same image; latency percentiles and whether both read the same text.
+ *   same image; latency percentiles and whether both read the same text; then
+ *   two images of different sizes in turn.
  *
  * On a machine without a GPU only `served` runs, on CPU lanes.
  *
@@ -28,7 +29,7 @@ import { startServer } from "../tests/support/server.ts";
 import { discoverDevices } from "../native/mod.ts";
 import { cudaProviderStatus } from "../src/inference/providers.ts";
 import { openGpuLane } from "../src/isolate/gpu_lane.ts";
-import { createLaneSession, openNativeOrt, sessionFacade } from "../src/inference/native.ts";
+import { createLaneSession, openNativeOrt } from "../src/inference/native.ts";
 import { allowModelsOnce } from "../src/inference/model_access.ts";
 import { decodeImage } from "../functions/ocr/image.ts";
 import { detectText } from "../functions/ocr/detect.ts";
@@ -80,6 +81,8 @@ if (gpu) {
       gpuMemoryMb: 0,
       tf32: true,
       cudaGraph: false,
+      // As functions/ocr asks: a session per input shape.
+      shapeSessions: 6,
     });
   const det = await open("det", modelFiles.det);
   const rec = await open("rec", modelFiles.rec);
@@ -97,7 +100,7 @@ if (gpu) {
         return out;
       },
     }) as InferenceSession;
-  const models = { det: timed("det", sessionFacade(det.session)), rec: timed("rec", sessionFacade(rec.session)) };
+  const models = { det: timed("det", det.facade), rec: timed("rec", rec.facade) };
   const lane: GpuLane = {
     ...opened.gpu,
     resizeNormalize: (image, options) => {
@@ -263,7 +266,21 @@ for (
     await response.arrayBuffer();
     raw.push(performance.now() - t);
   }
-  served[name] = { text, ms: summary(times), rawPngMs: summary(raw) };
+  // Two images of different sizes in turn (different detector canvases and line widths): with a session per shape
+  // neither pays a re-plan after the first of each.
+  const other = await renderTextPng(["Invoice 4711", "Total 93.50 PAID", "Thank you"], { width: 900 });
+  const mixed: number[] = [];
+  for (let i = 0; i < runs + 4; i++) {
+    const t = performance.now();
+    const response = await fetch(`${server.url}/v1/functions/ocr`, {
+      method: "POST",
+      headers: { "content-type": "image/png" },
+      body: new Uint8Array(i % 2 === 0 ? png : other),
+    });
+    await response.arrayBuffer();
+    if (i >= 4) mixed.push(performance.now() - t);
+  }
+  served[name] = { text, ms: summary(times), rawPngMs: summary(raw), twoSizesInTurnMs: summary(mixed) };
   console.log(`served on ${name} lanes (ms):`, JSON.stringify(served[name]));
 }
 report.served = served;

@@ -244,6 +244,14 @@ export interface FunctionOptionsBase<M extends string = string, S = unknown> {
    */
   cudaGraph?: boolean;
   /**
+   * CUDA lanes: up to this many ONNX Runtime sessions per model, each for one set of input shapes, created on the
+   * first run of a new shape, least recently used released first. ORT's CUDA provider re-plans its convolutions on
+   * every change of input shape (60–100 ms a change on the H200, even back to a shape it ran before); a session per
+   * shape pays that once. For models with a few input sizes (an image model fed a few canvas sizes). Each session has
+   * its own arena and `gpuMemoryLimitMb`. Not used for a `runModel` handler's model. Default 1 (one session); at most 16.
+   */
+  shapeSessions?: number;
+  /**
    * Who may call: anyone (`"none"`, default), holders of a key made with `POST /v1/functions/:name/keys`,
    * or bearers of a JWT the runtime verifies (`ISOLANE_JWT_SECRET` or `ISOLANE_JWKS_URL`).
    */
@@ -382,6 +390,7 @@ export const functionOptionsSchema = z.object({
   cpuTimeMs: z.number().int().min(0).max(600_000).default(0),
   tf32: z.boolean().default(true),
   cudaGraph: z.boolean().default(false),
+  shapeSessions: z.number().int().min(1).max(16).default(1),
   // The handler is the isolate's; the host keeps only the media types (Zod drops the rest).
   raw: z.object({
     accepts: z.array(z.string().regex(/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/)).min(1),

@@ -23,13 +23,22 @@ const std = [0.229, 0.224, 0.225];
  */
 const limitSide = 960;
 /**
- * On a GPU lane the detector sees this square canvas (the image letterboxed into it) whenever the image's detector
- * size fits in it. Measured on the H200 (`scripts/ocr_gpu_probe.ts`, docs/gpu-results.md): every change of input shape
- * costs a CUDA session 60–100 ms in its convolutions, even back to a shape it ran a moment before, whatever
- * `cudnn_conv_algo_search` says; one fixed shape costs a few milliseconds more compute instead. A size that does not
- * fit (a long line, see `detectorSize`) runs at its own shape and pays that once, rather than losing its text.
+ * On a GPU lane the detector sees a canvas of a few sizes (the image letterboxed into it): each side of its detector
+ * size rounded up to a multiple of this, up to 960 px. Measured on the H200 (`scripts/ocr_gpu_probe.ts`,
+ * docs/gpu-results.md): every change of input shape costs a CUDA session 60–100 ms in its convolutions, even back to a
+ * shape it ran a moment before, whatever `cudnn_conv_algo_search` says. So the function asks for a session per shape
+ * (`shapeSessions`), and the canvases are few: nine below 960 px. A side past 960 px (a long line, see
+ * `detectorSize`) keeps its own size.
  */
+export const gpuCanvasStep = 320;
+/** The canvas GPU lanes warm up at load: the one photos and scans of up to 960 px a side get. */
 export const gpuCanvas = limitSide;
+
+/** The canvas a GPU lane runs the detector at, for a detector size (see {@link gpuCanvasStep}). */
+export function gpuCanvasFor(size: { width: number; height: number }): { width: number; height: number } {
+  const side = (v: number) => v > limitSide ? v : Math.ceil(v / gpuCanvasStep) * gpuCanvasStep;
+  return { width: side(size.width), height: side(size.height) };
+}
 const pixelThreshold = 0.3;
 const boxThreshold = 0.6;
 const unclipRatio = 2.0;
@@ -229,9 +238,8 @@ export async function detectText(
   const size = detectorSize(image.width, image.height);
   const region = { x: 0, y: 0, width: image.width, height: image.height };
   // On a GPU lane, pre-processing runs as isolane's kernel on the lane's stream (same result up to float32
-  // rounding), and the input is letterboxed into one fixed canvas (see `gpuCanvas`).
-  const fits = size.width <= gpuCanvas && size.height <= gpuCanvas;
-  const canvas = gpu && fits ? { width: gpuCanvas, height: gpuCanvas } : size;
+  // rounding), and the input is letterboxed into one of a few canvases (see `gpuCanvasStep`).
+  const canvas = gpu ? gpuCanvasFor(size) : size;
   const input = gpu
     ? padTo(gpu.resizeNormalize(image, { region, ...size, mean, std }), size, canvas)
     : resizeNormalize(image, region, { ...size, mean, std });

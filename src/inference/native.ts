@@ -116,6 +116,11 @@ export interface NativeLaneOptions {
   gpuMemoryMb: number;
   tf32: boolean;
   cudaGraph: boolean;
+  /**
+   * Sessions kept per model, each for one set of input shapes (the function's `shapeSessions`; 1: one session for
+   * every shape, as ORT has it).
+   */
+  shapeSessions?: number;
   /** Pinned staging mapped as JS memory, for the model of a `runModel` handler (`NativeSession.runStaged`). */
   arena?: PinnedArena;
   /** The model's weights in device memory shared by the device's lanes (`AddInitializer` over them). */
@@ -124,7 +129,10 @@ export interface NativeLaneOptions {
 
 /** A lane's session, whether it computes from the device's shared weights, and its release. */
 export interface LaneSession {
+  /** The first session (the one `runModel` handlers stage in, and whose placement is reported). */
   session: NativeSession;
+  /** What handlers run: the session, or with `shapeSessions` above 1 the session for each run's input shapes. */
+  facade: InferenceSession;
   /** Absent when no shared weights were offered. */
   weights?: WeightsInfo;
   /** Releases the session, then its values over the shared weights (the weights stay: the host frees them). */
@@ -204,32 +212,130 @@ export async function createLaneSession(path: string, options: NativeLaneOptions
   assertModelAllowed(path);
   if (!env) throw new Error("openNativeOrt() was not called before the ffi permission was dropped");
   await checkModelFiles(path, options.root, { fn: options.fn, model: options.model });
+  const laneSession = (
+    initializers: Record<string, Value>,
+    weights?: WeightsInfo,
+    after?: () => void,
+  ): LaneSession => {
+    const session = createNative(path, options, initializers);
+    const shapes = (options.shapeSessions ?? 1) > 1
+      ? new ShapeSessions(session, () => createNative(path, options, initializers), options.shapeSessions!)
+      : undefined;
+    return {
+      session,
+      facade: shapes ? shapes.facade() : sessionFacade(session),
+      ...(weights ? { weights } : {}),
+      release: async () => {
+        await (shapes ? shapes.release() : session.release());
+        after?.();
+      },
+    };
+  };
   if (options.weights) {
     let values: Record<string, Value> = {};
     try {
       values = weightValues(options.weights);
-      const session = createNative(path, options, values);
       const shared = Object.values(values);
-      return {
-        session,
-        weights: { shared: true, tensors: shared.length, bytes: options.weights.bytes },
-        release: async () => {
-          await session.release();
-          for (const value of shared) value.close();
-        },
-      };
+      return laneSession(
+        values,
+        { shared: true, tensors: shared.length, bytes: options.weights.bytes },
+        () => shared.forEach((value) => value.close()),
+      );
     } catch (error) {
       for (const value of Object.values(values)) value.close();
-      const session = createNative(path, options, {});
-      return {
-        session,
-        weights: { shared: false, reason: `ORT refused the shared weights: ${(error as Error).message}` },
-        release: () => session.release(),
-      };
+      return laneSession({}, { shared: false, reason: `ORT refused the shared weights: ${(error as Error).message}` });
     }
   }
-  const session = createNative(path, options, {});
-  return { session, release: () => session.release() };
+  return laneSession({});
+}
+
+/**
+ * Up to `max` sessions of one model on a lane, each used for one set of input shapes. ORT's CUDA provider plans a
+ * convolution for the input shape it last saw: every change of shape cost a session 60–100 ms on the H200, even
+ * back to a shape it ran a moment before, under every `cudnn_conv_algo_search` (docs/gpu-results.md). A session that
+ * only ever sees one shape pays that once. Sessions are created on the first run of a new shape (its set-up is that
+ * run's) and the least recently used one is released when a new shape needs room; each has its own arena (the
+ * function's `gpuMemoryLimitMb` applies to each). Runs take turns, so no session is released while it runs.
+ */
+export class ShapeSessions {
+  /** Sessions by the key of their input shapes, least recently used first. */
+  readonly #byShape = new Map<string, NativeSession>();
+  #first: NativeSession | undefined;
+  #turn: Promise<unknown> = Promise.resolve();
+  #released = false;
+  /** Sessions created since the first, and released to make room: for the API and the tests. */
+  readonly stats = { created: 0, evicted: 0 };
+
+  constructor(first: NativeSession, readonly create: () => NativeSession, readonly max: number) {
+    this.#first = first;
+  }
+
+  /** The key of a run's input shapes: each input's name and dimensions. */
+  static keyOf(feeds: Record<string, Tensor>): string {
+    return Object.keys(feeds).sort().map((name) => `${name}:${feeds[name].dims.join("x")}`).join(",");
+  }
+
+  /** The session for `feeds`' shapes: the one that ran them before, the first session's first shapes, or a new one. */
+  async #sessionFor(key: string): Promise<NativeSession> {
+    const known = this.#byShape.get(key);
+    if (known) {
+      this.#byShape.delete(key);
+      this.#byShape.set(key, known);
+      return known;
+    }
+    let session: NativeSession;
+    if (this.#first) {
+      session = this.#first;
+      this.#first = undefined;
+    } else {
+      if (this.#byShape.size >= this.max) {
+        const [oldest, evicted] = this.#byShape.entries().next().value!;
+        this.#byShape.delete(oldest);
+        this.stats.evicted++;
+        await evicted.release();
+      }
+      session = this.create();
+      this.stats.created++;
+    }
+    this.#byShape.set(key, session);
+    return session;
+  }
+
+  /** Runs `feeds` on the session of their shapes; runs take turns. */
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    if (this.#released) return Promise.reject(new Error("The model's sessions were released"));
+    const turn = this.#turn.then(async () => (await this.#sessionFor(ShapeSessions.keyOf(feeds))).run(feeds));
+    this.#turn = turn.catch(() => {});
+    return turn;
+  }
+
+  /** Input shapes with a session now, least recently used first. */
+  shapes(): string[] {
+    return [...this.#byShape.keys()];
+  }
+
+  /** What a handler sees: `run` and the model's description (the first session's). */
+  facade(): InferenceSession {
+    const first = this.#first ?? [...this.#byShape.values()][0];
+    const facade = {
+      inputNames: first.inputNames,
+      outputNames: first.outputNames,
+      inputMetadata: first.inputMetadata,
+      outputMetadata: first.outputMetadata,
+      run: (feeds: Record<string, Tensor>) => this.run(feeds),
+    };
+    return Object.freeze(facade) as unknown as InferenceSession;
+  }
+
+  /** Releases every session, after the run in progress. */
+  async release(): Promise<void> {
+    this.#released = true;
+    await this.#turn;
+    const all = [...this.#byShape.values(), ...(this.#first ? [this.#first] : [])];
+    this.#byShape.clear();
+    this.#first = undefined;
+    await Promise.all(all.map((s) => s.release()));
+  }
 }
 
 function createNative(path: string, options: NativeLaneOptions, initializers: Record<string, Value>): NativeSession {

@@ -29,7 +29,6 @@ import {
   openNativeOrt,
   placementOf,
   preopenNativeOrt,
-  sessionFacade,
   uploadWeights,
 } from "../inference/native.ts";
 import { allowModelsOnce, reserveModels } from "../inference/model_access.ts";
@@ -186,7 +185,8 @@ async function serve(init: InitMessage): Promise<void> {
           gpuMemoryMb: options.gpuMemoryLimitMb,
           tf32: options.tf32,
           cudaGraph: options.cudaGraph,
-          ...(name === modelHandler ? { arena } : {}),
+          // A runModel handler stages in the one session's pinned memory: it keeps one session.
+          ...(name === modelHandler ? { arena } : { shapeSessions: options.shapeSessions }),
           ...(weights ? { weights } : {}),
         });
         sessions.push(lane);
@@ -196,7 +196,7 @@ async function serve(init: InitMessage): Promise<void> {
           ...(placement ? { providers: Object.keys(placement), placement } : {}),
           ...(lane.weights ? { weights: lane.weights } : plan ? { weights: { shared: false, reason: unshared } } : {}),
         };
-        models[name] = sessionFacade(lane.session);
+        models[name] = lane.facade;
         apis[name] = "c";
         if (name === modelHandler) staged = stagedModel(lane.session);
       } else {
