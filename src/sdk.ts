@@ -240,9 +240,10 @@ export interface FunctionOptionsBase<M extends string = string, S = unknown> {
   tf32?: boolean;
   /**
    * CUDA lanes: capture the model's run as a CUDA graph and replay it (ORT's `enable_cuda_graph`); only for models
-   * whose shapes are fixed and whose nodes all run on CUDA. Default false.
+   * whose shapes are fixed (or that get a session per shape, `shapeSessions`) and whose nodes all run on CUDA. `true`
+   * for every model, or the names of the models that qualify (`["det"]`). Default false.
    */
-  cudaGraph?: boolean;
+  cudaGraph?: boolean | string[];
   /**
    * CUDA lanes: up to this many ONNX Runtime sessions per model, each for one set of input shapes, created on the
    * first run of a new shape, least recently used released first. ORT's CUDA provider re-plans its convolutions on
@@ -389,7 +390,7 @@ export const functionOptionsSchema = z.object({
   abortGraceMs: z.number().int().min(0).max(60_000).default(1000),
   cpuTimeMs: z.number().int().min(0).max(600_000).default(0),
   tf32: z.boolean().default(true),
-  cudaGraph: z.boolean().default(false),
+  cudaGraph: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
   shapeSessions: z.number().int().min(1).max(16).default(1),
   // The handler is the isolate's; the host keeps only the media types (Zod drops the rest).
   raw: z.object({
@@ -511,6 +512,16 @@ export function checkDefinition(definition: AnyFunctionDefinition): void {
     const declared = Object.keys(definition.models ?? {});
     throw new TypeError(
       `runModel('${model}') names no declared model; models: ${declared.length ? declared.join(", ") : "none"}`,
+    );
+  }
+  const graphs = Array.isArray(definition.cudaGraph) ? definition.cudaGraph : [];
+  const undeclared = graphs.filter((name) => !Object.hasOwn(definition.models ?? {}, name));
+  if (undeclared.length > 0) {
+    const declared = Object.keys(definition.models ?? {});
+    throw new TypeError(
+      `cudaGraph names no declared model: ${undeclared.join(", ")}; models: ${
+        declared.length ? declared.join(", ") : "none"
+      }`,
     );
   }
   if (!definition.signature && definition.raw !== undefined && typeof definition.raw.handler !== "function") {

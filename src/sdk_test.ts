@@ -91,3 +91,13 @@ Deno.test("runModel: a handler the runtime recognises, which runs the model as w
   const out = await handler({ x }, { models } as never);
   assert.equal(out.y, x, "outside the runtime's own path it is ctx.models[model].run(inputs)");
 });
+
+Deno.test("cudaGraph: true for every model, or the names of declared models; an undeclared name is refused", () => {
+  const base = { ...minimal, models: { det: "det.onnx", rec: "rec.onnx" } };
+  defineFunction({ ...base, cudaGraph: true });
+  defineFunction({ ...base, cudaGraph: ["det"] });
+  assert.throws(
+    () => defineFunction({ ...base, cudaGraph: ["det", "cls"] }),
+    /cudaGraph names no declared model: cls; models: det, rec/,
+  );
+});

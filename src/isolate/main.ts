@@ -184,7 +184,8 @@ async function serve(init: InitMessage): Promise<void> {
           bound: gpuLane.lane,
           gpuMemoryMb: options.gpuMemoryLimitMb,
           tf32: options.tf32,
-          cudaGraph: options.cudaGraph,
+          cudaGraph: options.cudaGraph === true ||
+            (Array.isArray(options.cudaGraph) && options.cudaGraph.includes(name)),
           // A runModel handler stages in the one session's pinned memory: it keeps one session.
           ...(name === modelHandler ? { arena } : { shapeSessions: options.shapeSessions }),
           ...(weights ? { weights } : {}),
