@@ -219,7 +219,8 @@ export async function createLaneSession(path: string, options: NativeLaneOptions
   ): LaneSession => {
     const session = createNative(path, options, initializers);
     const shapes = (options.shapeSessions ?? 1) > 1
-      ? new ShapeSessions(session, () => createNative(path, options, initializers), options.shapeSessions!)
+      // The first session's placement holds for the others (same model, same options): they skip ORT's probe.
+      ? new ShapeSessions(session, () => createNative(path, options, initializers, false), options.shapeSessions!)
       : undefined;
     return {
       session,
@@ -338,9 +339,15 @@ export class ShapeSessions {
   }
 }
 
-function createNative(path: string, options: NativeLaneOptions, initializers: Record<string, Value>): NativeSession {
+function createNative(
+  path: string,
+  options: NativeLaneOptions,
+  initializers: Record<string, Value>,
+  checkPlacement = true,
+): NativeSession {
   const { bound } = options;
   const create: NativeSessionOptions = {
+    checkPlacement,
     provider: options.lane.provider,
     deviceId: options.lane.device,
     stream: bound.stream,
