@@ -17,10 +17,17 @@ export const widthBucket = 32;
 /** Lines per recognition run on the CPU: PaddleOCR's `rec_batch_num` default (tools/infer/utility.py). */
 export const recBatchSize = 6;
 /**
- * On a GPU lane every line is run alone, padded to a width that is a multiple of 320 px (a session per width: the
- * reason is given at `gpuCanvasStep` in detect.ts). This is the width warmed up at load.
+ * On a GPU lane lines run up to {@link gpuBatchSize} a run, padded to a width that is a multiple of 320 px and to a
+ * batch of 1, 2 or 4 lines (a session per shape: the reason is given at `gpuCanvasStep` in detect.ts). This is the
+ * width warmed up at load.
  */
 export const gpuWidth = 960;
+/**
+ * Lines per recognition run on a GPU lane. A run costs about the same at 1 or 2 lines (H200: 2×48×480 5.8 ms against
+ * 1×48×960 6.5 ms, docs/gpu-results.md), while every line's output, 6,625 classes a step, is read back whole: 6 lines
+ * at 960 px took 21 ms.
+ */
+export const gpuBatchSize = 4;
 /** The widths GPU lanes run lines at are multiples of this. */
 const gpuWidthStep = 320;
 const maxWidth = 3200;
@@ -115,8 +122,8 @@ export function cropQuad(cv: OpenCv, image: RgbaImage, quad: Quad): RgbaImage {
  * `images`. On the CPU as PaddleOCR's `TextRecognizer` does: lines sorted by
  * aspect ratio, {@link recBatchSize} a run, each batch as wide as its widest
  * line (rounded up to {@link widthBucket}) with the narrower lines padded with
- * zeros. On a GPU lane one line a run at {@link gpuWidth}, resized by
- * isolane's kernel on the lane's stream.
+ * zeros. On a GPU lane up to {@link gpuBatchSize} lines a run at a width of a
+ * multiple of 320 px, resized by isolane's kernel on the lane's stream.
  */
 export async function recognizeLines(
   session: InferenceSession,
@@ -127,7 +134,7 @@ export async function recognizeLines(
   const widthOf = (image: RgbaImage) =>
     Math.min(maxWidth, Math.max(16, Math.ceil((inputHeight * image.width) / image.height)));
   const gpuPadded = (width: number) => Math.min(maxWidth, Math.ceil(width / gpuWidthStep) * gpuWidthStep);
-  const batchSize = gpu ? 1 : recBatchSize;
+  const batchSize = gpu ? gpuBatchSize : recBatchSize;
   const order = images.map((_, i) => i).sort((a, b) => widthOf(images[a]) - widthOf(images[b]));
   const answers: { text: string; score: number }[] = new Array(images.length);
   for (let start = 0; start < order.length; start += batchSize) {
@@ -135,7 +142,9 @@ export async function recognizeLines(
     const widest = Math.max(...batch.map((i) => widthOf(images[i])));
     const padded = gpu ? gpuPadded(widest) : Math.min(maxWidth, Math.ceil(widest / widthBucket) * widthBucket);
     const plane = 3 * inputHeight * padded;
-    const input = new Float32Array(batch.length * plane);
+    // GPU lanes: a batch of 3 runs as 4 (a zero image in the last row), so that there are three batch sizes.
+    const rows = gpu ? (batch.length <= 2 ? batch.length : gpuBatchSize) : batch.length;
+    const input = new Float32Array(rows * plane);
     batch.forEach((index, slot) => {
       const image = images[index];
       const width = widthOf(image);
@@ -145,7 +154,7 @@ export async function recognizeLines(
       input.set(padTo(resized, { width, height: inputHeight }, { width: padded, height: inputHeight }), slot * plane);
     });
     const results = await session.run({
-      [session.inputNames[0]]: new Tensor("float32", input, [batch.length, 3, inputHeight, padded]),
+      [session.inputNames[0]]: new Tensor("float32", input, [rows, 3, inputHeight, padded]),
     });
     const output = results[session.outputNames[0]];
     const [, steps, classes] = output.dims;
