@@ -585,7 +585,7 @@ async function scenarioB(ctx: Context, wideModel: string): Promise<ScenarioRepor
         options.cuda ? "GPU 0" : `all ${availableParallelism()} cores as intra-op threads`
       }; ` +
       (options.cuda
-        ? "isolane divides the cores among a function's isolates (ISOLANE_ORT_THREADS)."
+        ? "isolane gives each CUDA isolate one intra-op thread (its default on GPU lanes, ISOLANE_ORT_THREADS)."
         : "isolane gives each isolate every core as intra-op threads that sleep when idle (its default on CPU lanes)."),
     ],
   };

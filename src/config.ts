@@ -37,7 +37,7 @@ const configSchema = z.object({
   serveFunctions: z.string().transform((s) => s.split(",").map((n) => n.trim()).filter((n) => n !== "")).optional(),
   /** Milliseconds between full reconciles with a shared store (notifications carry changes in between). */
   storeReconcileMs: z.coerce.number().int().min(100).default(10_000),
-  /** ONNX Runtime intra-op threads per isolate; 0: every core on CPU lanes, the cores divided among the isolates on GPU lanes. */
+  /** ONNX Runtime intra-op threads per isolate; 0: every core on CPU lanes, one on GPU lanes (`defaultOrtThreads`). */
   ortThreads: z.coerce.number().int().min(0).max(256).default(0),
   /** Where isolates of functions that leave `isolation` at "auto" live: "auto" (process on CPU lanes, Worker on GPU lanes), or always one kind. */
   isolation: z.enum(["auto", "worker", "process"]).default("auto"),

@@ -136,12 +136,17 @@ function inFolder(error: unknown, folder: string, dir: string): unknown {
  * set: every core on CPU lanes, so a lone request may use them all (their
  * sessions' threads sleep when idle, `cpuSessionConfig` in
  * src/inference/native.ts, so isolates that wait take no core from one that
- * runs); the cores divided among the lanes on GPU lanes, where ORT's threads
- * mostly launch kernels.
+ * runs); one on GPU lanes. A CUDA lane's session may leave only shape
+ * arithmetic on the CPU (a compute node there fails the load), which a pool of
+ * threads does not speed up, while its threads spin after each use (ORT's
+ * default on these sessions) beside the HTTP threads and the other isolates.
+ * Measured on the H200 (docs/gpu-results.md, `ISOLANE_ORT_THREADS=1` against
+ * 8 threads for each of 2 lanes): `mlp` batched at c=64 27,317 → 30,499 rps,
+ * unbatched 7,613 → 9,984; the 8×1024 MLP unchanged within the call's spread.
  */
 export function defaultOrtThreads(lanes: readonly LanePlan[], cores: number): number {
   if (lanes.every((lane) => lane.kind === "cpu")) return Math.max(1, cores);
-  return Math.max(1, Math.floor(cores / Math.max(1, lanes.length)));
+  return 1;
 }
 
 /**
