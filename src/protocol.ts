@@ -288,6 +288,12 @@ export interface ItemMessage {
 export interface ResultsMessage {
   type: "results";
   results: JobResult[];
+  /**
+   * Ids of jobs whose output tensors went to their HTTP thread on its link (`Job.reply`): each is answered as a
+   * `replied` result. A list of numbers, not a result object each, so that the main thread reads a batch's answers
+   * as one small array.
+   */
+  replied?: number[];
 }
 
 /** Isolate to host: the isolate is about to end (user code called `Deno.exit` or `self.close`). */

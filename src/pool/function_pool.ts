@@ -91,6 +91,12 @@ type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true; repl
 
 let nextJobId = 1;
 
+/**
+ * The body of every tensor job (its inputs are in `tensors` or `shared`): one buffer, which a run message of many
+ * jobs serializes once. Never transferred (see `transferablesOf`), so never detached.
+ */
+const noBody = new ArrayBuffer(0);
+
 /** Runs the requests of one function version on its isolates. */
 export class FunctionPool {
   #supervisor: Supervisor;
@@ -217,7 +223,7 @@ export class FunctionPool {
    */
   async infer(tensors: WireTensor[], options: InvokeOptions = {}): Promise<WireTensor[]> {
     const rows = options.rows ?? Math.max(1, tensors[0]?.shape[0] ?? 1);
-    return (await this.#submit({ body: new ArrayBuffer(0), tensors }, { ...options, rows })).tensors ?? [];
+    return (await this.#submit({ body: noBody, tensors }, { ...options, rows })).tensors ?? [];
   }
 
   /**
@@ -225,16 +231,19 @@ export class FunctionPool {
    * them from the arena and answers the thread itself: this resolves with `"replied"`. On a process host they are
    * copied here and cross as usual: this resolves with the output tensors.
    */
-  async inferShared(input: SharedInput, options: InvokeOptions = {}): Promise<WireTensor[] | "replied"> {
+  inferShared(input: SharedInput, options: InvokeOptions = {}): Promise<WireTensor[] | "replied"> {
     const rows = options.rows ?? Math.max(1, input.tensors[0]?.shape[0] ?? 1);
-    const output = await this.#submit({ body: new ArrayBuffer(0) }, { ...options, rows }, input);
+    return this.#submit({ body: noBody }, { ...options, rows }, input).then(this.#sharedAnswer);
+  }
+
+  #sharedAnswer = (output: Output): WireTensor[] | "replied" => {
     if (output.replied) {
       this.#sharedAnswers.direct++;
       return "replied";
     }
     this.#sharedAnswers.relayed++;
     return output.tensors ?? [];
-  }
+  };
 
   /**
    * Requests from HTTP threads answered so far: `direct`, their tensors and answers went between the thread and a

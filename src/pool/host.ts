@@ -98,6 +98,9 @@ export interface IsolateHost {
 
 let nextHostId = 1;
 
+/** The result of every job answered on its HTTP thread's link (one object: nothing reads its id). */
+const replied: JobResult = { id: 0, ok: true, body: new ArrayBuffer(0), replied: true };
+
 /**
  * What both hosts share. A subclass provides the transport ({@link send},
  * {@link kill}) and feeds {@link receive} and {@link ended}.
@@ -235,16 +238,19 @@ export abstract class HostBase implements IsolateHost {
       case "item":
         return this.#itemListeners.get(message.id)?.(message.id, message.body);
       case "results":
-        for (const result of message.results) {
-          const settle = this.#pending.get(result.id);
-          if (!settle) continue;
-          this.#pending.delete(result.id);
-          this.#itemListeners.delete(result.id);
-          this.inflight--;
-          this.served++;
-          settle(result);
-        }
+        for (const result of message.results) this.#settle(result.id, result);
+        if (message.replied) { for (const id of message.replied) this.#settle(id, replied); }
     }
+  }
+
+  #settle(id: number, result: JobResult): void {
+    const settle = this.#pending.get(id);
+    if (!settle) return;
+    this.#pending.delete(id);
+    this.#itemListeners.delete(id);
+    this.inflight--;
+    this.served++;
+    settle(result);
   }
 
   /**

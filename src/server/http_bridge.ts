@@ -74,7 +74,7 @@ export type ToMain =
   | { k: "listen_failed"; message: string }
   | { k: "invoke"; id: number; name: string; body: ArrayBuffer; contentType?: string; requestId: string }
   /**
-   * An infer request: its tensors, or (`shared`) where they lie in the thread's arena, with `tensors` empty. A shared
+   * An infer request: its tensors, or (`shared`) where they lie in the thread's arena, without `tensors`. A shared
    * one is answered on a link when its isolate has one to the thread, else by `done`.
    */
   | {
@@ -82,7 +82,7 @@ export type ToMain =
     id: number;
     name: string;
     version: number;
-    tensors: WireTensor[];
+    tensors?: WireTensor[];
     shared?: SharedTensor[];
     requestId: string;
   }
@@ -98,8 +98,11 @@ export type ToMain =
   }
   /** The client went away. */
   | { k: "abort"; id: number }
-  /** An invocation answered by the thread, for the metrics. */
-  | { k: "record"; fn: string; status: number; ms: number }
+  /**
+   * Invocations answered by the thread since its last message, for the metrics: function, HTTP status and ms from
+   * request to response of each, in three lists (cheaper to pass than an object each).
+   */
+  | { k: "records"; fn: string[]; status: number[]; ms: number[] }
   /** It no longer accepts connections. */
   | { k: "closed" }
   /** Its requests in flight are answered. */

@@ -41,7 +41,20 @@ const scope = self as unknown as {
   postMessage(ops: ToMain[], transfer: Transferable[]): void;
   onmessage: ((event: MessageEvent<ToThread[]>) => void) | null;
 };
-const outbox = new Outbox<ToMain>((ops, transfer) => scope.postMessage(ops, transfer));
+const outbox = new Outbox<ToMain>((ops, transfer) => {
+  records = undefined;
+  scope.postMessage(ops, transfer);
+});
+/** The records of the outbox's next message, if it has any. */
+let records: Extract<ToMain, { k: "records" }> | undefined;
+
+/** Counts an invocation answered here in the main thread's metrics, with the outbox's next message. */
+function record(fn: string, status: number, ms: number): void {
+  if (!records) outbox.send(records = { k: "records", fn: [], status: [], ms: [] });
+  records.fn.push(fn);
+  records.status.push(status);
+  records.ms.push(ms);
+}
 let profiles = new Map<string, FunctionProfile>();
 const pending = new Map<number, Pending>();
 const whole = new Map<number, PendingWhole>();
@@ -152,7 +165,6 @@ function remotePool(name: string, slot = -1) {
               id,
               name,
               version,
-              tensors: [],
               shared: placed.shared,
               requestId: options.requestId ?? "",
             },
@@ -216,7 +228,7 @@ function app(): Hono<ThreadEnv> {
     if (c.get("whole")) return; // the main thread logged and counted it
     const ms = performance.now() - started;
     const fn = c.req.param("name");
-    if (fn !== undefined) outbox.send({ k: "record", fn, status: c.res.status, ms });
+    if (fn !== undefined) record(fn, c.res.status, ms);
     logDeferred("info", "request", {
       id: c.get("requestId"),
       method: c.req.method,

@@ -82,6 +82,9 @@ class Thread {
   /** Its direct links to Worker isolates, by host. */
   readonly links = new Map<IsolateHost, number>();
 
+  /** The link from this thread to `host` (made on first use; see `HttpThreads`). */
+  linkFor!: (host: IsolateHost) => number | undefined;
+
   constructor(readonly worker: Worker) {
     this.outbox = new Outbox((ops, transfer) => worker.postMessage(ops, transfer));
   }
@@ -136,6 +139,7 @@ export class HttpThreads {
   #spawn(index: number, port: number): Promise<number> {
     const worker = new Worker(entry, { type: "module", name: `http-${index}` });
     const thread = new Thread(worker);
+    thread.linkFor = (host) => this.#linkFor(thread, host);
     this.#threads.push(thread);
     let listening = false;
     return new Promise<number>((resolve, reject) => {
@@ -227,9 +231,11 @@ export class HttpThreads {
       case "abort":
         thread.aborts.get(op.id)?.();
         return;
-      case "record":
-        this.options.metrics.record(op.fn, op.status, op.ms);
+      case "records": {
+        const { fn, status, ms } = op;
+        for (let i = 0; i < fn.length; i++) this.options.metrics.record(fn[i], status[i], ms[i]);
         return;
+      }
       case "closed":
         thread.closed?.();
         return;
@@ -265,18 +271,24 @@ export class HttpThreads {
     }
   }
 
-  /** A direct invocation: checked against the serving version, then into its pool. */
+  /** Answers a thread's request `id` with an error. */
+  #fail(thread: Thread, id: number, error: unknown): void {
+    const e = error instanceof IsolaneError ? error : new IsolaneError("internal", String(error));
+    thread.outbox.send({ k: "error", id, error: e.toBody(), ...(e.headers ? { headers: e.headers } : {}) });
+  }
+
+  /**
+   * A direct invocation: checked against the serving version, then into its pool. Per request on the main thread,
+   * so it keeps to one promise reaction and two closures (the cancel and the answer).
+   */
   #invoke(thread: Thread, op: Extract<ToMain, { k: "invoke" | "infer" }>): void {
     const { registry, devMode } = this.options;
     const { id } = op;
-    const fail = (error: unknown) => {
-      const e = error instanceof IsolaneError ? error : new IsolaneError("internal", String(error));
-      thread.outbox.send({ k: "error", id, error: e.toBody(), ...(e.headers ? { headers: e.headers } : {}) });
-    };
     let fn: FunctionVersion;
     try {
-      fn = registry.serving(op.name);
-      if (!direct(registry.require(op.name), fn, devMode)) return thread.outbox.send({ k: "whole", id });
+      const entry = registry.require(op.name);
+      fn = entry.current ?? registry.serving(op.name);
+      if (!direct(entry, fn, devMode)) return thread.outbox.send({ k: "whole", id });
       if (op.k === "invoke" && op.body.byteLength > fn.manifest.options.maxBodyBytes) {
         throw new IsolaneError("body_too_large", "Request body is too large");
       }
@@ -285,31 +297,41 @@ export class HttpThreads {
         return thread.outbox.send({ k: "whole", id });
       }
     } catch (error) {
-      return fail(error);
+      return this.#fail(thread, id, error);
     }
     // No AbortController per request: the pool hands back a cancel function.
     const options = { onCancel: (cancel: () => void) => thread.aborts.set(id, cancel), requestId: op.requestId };
-    const settled = op.k === "invoke"
-      ? fn.pool.invoke(op.body, {
+    const name = op.name;
+    const failed = (error: unknown) => {
+      thread.aborts.delete(id);
+      this.#fail(thread, id, error);
+      this.#readmit(name);
+    };
+    if (op.k === "invoke") {
+      fn.pool.invoke(op.body, {
         ...options,
         ...(op.contentType ? { contentType: op.contentType } : {}),
         onItem: (body) => thread.outbox.send({ k: "item", id, body }),
-      }).then((body) => thread.outbox.send({ k: "done", id, body }))
-      : op.shared
-      ? fn.pool.inferShared({
-        arena: thread.arena,
-        tensors: op.shared,
-        replyId: id,
-        linkFor: (host) => this.#linkFor(thread, host),
-      }, options).then((answer) => {
-        // A direct answer went from the isolate to the thread: nothing to send.
-        if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
-      })
-      : fn.pool.infer(op.tensors, options).then((tensors) => thread.outbox.send({ k: "done", id, tensors }));
-    settled.catch(fail).finally(() => {
-      thread.aborts.delete(id);
-      this.#readmit(op.name);
-    });
+      }).then((body) => {
+        thread.aborts.delete(id);
+        thread.outbox.send({ k: "done", id, body });
+        this.#readmit(name);
+      }, failed);
+    } else if (op.shared) {
+      fn.pool.inferShared({ arena: thread.arena, tensors: op.shared, replyId: id, linkFor: thread.linkFor }, options)
+        .then((answer) => {
+          thread.aborts.delete(id);
+          // A direct answer went from the isolate to the thread: nothing to send.
+          if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
+          this.#readmit(name);
+        }, failed);
+    } else {
+      fn.pool.infer(op.tensors ?? [], options).then((tensors) => {
+        thread.aborts.delete(id);
+        thread.outbox.send({ k: "done", id, tensors });
+        this.#readmit(name);
+      }, failed);
+    }
   }
 
   /**
