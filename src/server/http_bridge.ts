@@ -65,6 +65,8 @@ export type ToThread =
   | { k: "head"; id: number; status: number; headers: [string, string][]; body?: Uint8Array }
   | { k: "chunk"; id: number; chunk: Uint8Array }
   | { k: "end"; id: number; failed?: string }
+  /** Send the metrics records kept now, then `flushed`. */
+  | { k: "flush" }
   /** Stop accepting, finish what is in flight, then say `stopped`. */
   | { k: "stop" };
 
@@ -103,6 +105,8 @@ export type ToMain =
    * request to response of each, in three lists (cheaper to pass than an object each).
    */
   | { k: "records"; fn: string[]; status: number[]; ms: number[] }
+  /** Its records are sent (they came before this): the answer to `flush`. */
+  | { k: "flushed" }
   /** It no longer accepts connections. */
   | { k: "closed" }
   /** Its requests in flight are answered. */

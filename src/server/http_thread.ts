@@ -42,18 +42,40 @@ const scope = self as unknown as {
   onmessage: ((event: MessageEvent<ToThread[]>) => void) | null;
 };
 const outbox = new Outbox<ToMain>((ops, transfer) => {
-  records = undefined;
+  if (records) {
+    ops.push(records);
+    records = undefined;
+  }
   scope.postMessage(ops, transfer);
 });
-/** The records of the outbox's next message, if it has any. */
+/** Metrics records not sent yet: they ride with the thread's next message, or go alone within {@link recordsMs}. */
 let records: Extract<ToMain, { k: "records" }> | undefined;
+let recordsTimer: ReturnType<typeof setTimeout> | undefined;
+/**
+ * How long a record waits for a message to ride with. A message of its own after each answer cost the main thread
+ * one more message per request; a scrape of `/metrics` asks for the records first (`flush`), so it misses none.
+ */
+const recordsMs = 25;
 
-/** Counts an invocation answered here in the main thread's metrics, with the outbox's next message. */
+/** Counts an invocation answered here in the main thread's metrics. */
 function record(fn: string, status: number, ms: number): void {
-  if (!records) outbox.send(records = { k: "records", fn: [], status: [], ms: [] });
+  if (!records) {
+    records = { k: "records", fn: [], status: [], ms: [] };
+    recordsTimer ??= setTimeout(sendRecords, recordsMs);
+  }
   records.fn.push(fn);
   records.status.push(status);
   records.ms.push(ms);
+}
+
+/** Sends the records kept, if any, with the outbox's next message. */
+function sendRecords(): void {
+  clearTimeout(recordsTimer);
+  recordsTimer = undefined;
+  if (!records) return;
+  const op = records;
+  records = undefined;
+  outbox.send(op);
 }
 let profiles = new Map<string, FunctionProfile>();
 const pending = new Map<number, Pending>();
@@ -405,11 +427,16 @@ function receive(op: ToThread): void {
       }
       return;
     }
+    case "flush":
+      sendRecords();
+      outbox.send({ k: "flushed" });
+      return;
     case "stop": {
       // shutdown() stops accepting at once, then waits for the requests in flight.
       const drained = server?.shutdown();
       outbox.send({ k: "closed" });
       void drained?.then(() => {
+        sendRecords();
         flushLogs();
         outbox.send({ k: "stopped" });
       });

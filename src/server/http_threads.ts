@@ -30,7 +30,7 @@ export interface HttpThreadsOptions {
   /** The port; 0 picks a free one (the first thread's, which the others share). */
   port: number;
   registry: Registry;
-  metrics: Pick<Metrics, "record">;
+  metrics: Pick<Metrics, "record" | "addSource">;
   /** The app, for requests sent whole (everything but direct invocations). */
   fetch: (request: Request, env: { remoteAddr: Deno.NetAddr }) => Response | Promise<Response>;
   logLevel: LogLevel;
@@ -74,6 +74,8 @@ class Thread {
   /** What stops each request in flight when its client goes away. */
   readonly aborts = new Map<number, () => void>();
   closed: (() => void) | undefined;
+  /** Callers waiting for the thread's metrics records (`flush`). */
+  readonly flushed: (() => void)[] = [];
   stopped!: () => void;
   /** Settles once the thread has answered its requests in flight after a stop. */
   readonly drained = new Promise<void>((resolve) => (this.stopped = resolve));
@@ -125,6 +127,7 @@ export class HttpThreads {
       throw error;
     }
     threads.#pushProfiles();
+    options.metrics.addSource(() => threads.#flushRecords());
     // Deploys, swaps and removals reach the threads within this interval; the main thread checks each call anyway.
     const timer = setInterval(() => threads.#pushProfiles(), 250);
     Deno.unrefTimer(timer);
@@ -236,6 +239,9 @@ export class HttpThreads {
         for (let i = 0; i < fn.length; i++) this.options.metrics.record(fn[i], status[i], ms[i]);
         return;
       }
+      case "flushed":
+        for (const resolve of thread.flushed.splice(0)) resolve();
+        return;
       case "closed":
         thread.closed?.();
         return;
@@ -390,6 +396,23 @@ export class HttpThreads {
     } finally {
       thread.aborts.delete(id);
     }
+  }
+
+  /**
+   * Has every thread send the metrics records it keeps (they ride with its messages otherwise, up to 25 ms later);
+   * resolves once all are in, or after 1 s (a thread that does not answer is left out).
+   */
+  #flushRecords(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const all = Promise.all(this.#threads.map((t) =>
+      new Promise<void>((resolve) => {
+        t.flushed.push(resolve);
+        t.outbox.send({ k: "flush" });
+      })
+    ));
+    return Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]).then(() =>
+      clearTimeout(timer)
+    );
   }
 
   /** Stops accepting on every thread; resolves once none accepts new connections. */

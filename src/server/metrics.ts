@@ -16,6 +16,11 @@ export interface Metrics {
   middleware: MiddlewareHandler;
   /** Counts and times one invocation answered elsewhere (an HTTP thread): `ms` from request to response. */
   record(fn: string, status: number, ms: number): void;
+  /**
+   * Adds a source of records made elsewhere (the HTTP threads keep theirs for a moment): `flush` has it send them,
+   * and {@link render} awaits every source first, so that a scrape counts every request answered before it.
+   */
+  addSource(flush: () => Promise<void>): void;
   /** Hands pools' events to the metrics. */
   observer: PoolObserver;
   /** The text exposition for `GET /metrics`. */
@@ -150,6 +155,7 @@ export function createMetrics(
   }
 
   const lastMinute = new LastMinute();
+  const sources: (() => Promise<void>)[] = [];
   // prom-client hashes a label set on every call; its children, kept per label set, do not.
   const counters = new Map<string, client.Counter.Internal>();
   const timers = new Map<string, client.Histogram.Internal<"function">>();
@@ -176,6 +182,9 @@ export function createMetrics(
       if (fn !== null) record(fn, c.res.status, performance.now() - started);
     },
     record,
+    addSource(flush) {
+      sources.push(flush);
+    },
     observer: {
       dispatched: (fn, size) => {
         let sizes = batchSizes.get(fn);
@@ -186,6 +195,7 @@ export function createMetrics(
       isolateStopped: (fn, code) => restarts.inc({ function: fn, reason: code }),
     },
     async render() {
+      await Promise.all(sources.map((flush) => flush()));
       return { contentType: register.contentType, body: await register.metrics() };
     },
     series() {
