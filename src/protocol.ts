@@ -7,6 +7,7 @@
  */
 import type { ErrorBody } from "./errors.ts";
 import type { FunctionOptions } from "./sdk.ts";
+import type { Packed } from "./packed.ts";
 
 /** The execution provider of a CUDA lane's sessions. */
 export type GpuProvider = "cuda" | "tensorrt";
@@ -179,6 +180,8 @@ export function transferablesOf(item: { body: ArrayBuffer; tensors?: WireTensor[
 export interface RunMessage {
   type: "run";
   jobs: Job[];
+  /** More jobs, packed (`packed.ts`): those whose inputs lie in an HTTP thread's arena. */
+  packed?: Packed;
 }
 
 /** Host to isolate: the caller of a job gave up (timeout, client gone); abort its signal. */

@@ -17,6 +17,7 @@ import {
   type SharedWeights,
   transferablesOf,
 } from "../protocol.ts";
+import { unpackJobs } from "../packed.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { describeSession, modelRoot } from "../inference/session.ts";
@@ -324,10 +325,12 @@ function onHostMessage(message: HostMessage): void {
       });
       break;
     }
-    case "run":
-      takeShared(message.jobs);
-      void runJobs(message.jobs);
+    case "run": {
+      const jobs = message.packed ? message.jobs.concat(unpackJobs(message.packed)) : message.jobs;
+      takeShared(jobs);
+      void runJobs(jobs);
       break;
+    }
     case "link":
       links.set(message.link, { port: message.port, arena: message.arena });
       break;

@@ -24,6 +24,7 @@ import type {
   SharedWeights,
 } from "../protocol.ts";
 import { transferablesOf } from "../protocol.ts";
+import { packJobs } from "../packed.ts";
 import { type ErrorBody, IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { FunctionLimits } from "./limits.ts";
@@ -292,7 +293,7 @@ export abstract class HostBase implements IsolateHost {
       })
     );
     this.inflight += jobs.length;
-    this.send({ type: "run", jobs }, jobs.flatMap(transferablesOf));
+    this.send({ type: "run", ...packJobs(jobs) }, jobs.flatMap(transferablesOf));
     return results;
   }
 

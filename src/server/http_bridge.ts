@@ -88,6 +88,11 @@ export type ToMain =
     shared?: SharedTensor[];
     requestId: string;
   }
+  /**
+   * Infer requests whose tensors lie in the thread's arena, packed (`packed.ts`): for each, its id, version, function
+   * name, request id (strings), then its shared tensors. As `infer` with `shared`, without an object per request.
+   */
+  | { k: "infers"; nums: number[]; strings: string[] }
   /** A request served by the main thread's app as it came. */
   | {
     k: "request";

@@ -20,6 +20,7 @@ import { errorResponse, v2ErrorResponse } from "./error_response.ts";
 import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import { invokeFunction } from "./invoke_route.ts";
 import { type ArenaBlock, TensorArena } from "./tensor_arena.ts";
+import { Packer } from "../packed.ts";
 import { serveInfer } from "./kserve_routes.ts";
 
 type Pending = {
@@ -42,12 +43,27 @@ const scope = self as unknown as {
   onmessage: ((event: MessageEvent<ToThread[]>) => void) | null;
 };
 const outbox = new Outbox<ToMain>((ops, transfer) => {
+  infers = undefined;
   if (records) {
     ops.push(records);
     records = undefined;
   }
   scope.postMessage(ops, transfer);
 });
+/** The packed infer requests of the outbox's next message (see `ToMain` "infers"), if it has any. */
+let infers: Packer | undefined;
+
+/** Queues an operation for the main thread; infer requests with shared tensors are packed. */
+function post(op: ToMain, transfer: Transferable[]): void {
+  if (op.k !== "infer" || !op.shared) return outbox.send(op, transfer);
+  if (!infers) {
+    infers = new Packer();
+    outbox.send({ k: "infers", nums: infers.nums, strings: infers.strings });
+  }
+  infers.nums.push(op.id, op.version, infers.string(op.name), infers.unique(op.requestId));
+  infers.shared(op.shared);
+}
+
 /** Metrics records not sent yet: they ride with the thread's next message, or go alone within {@link recordsMs}. */
 let records: Extract<ToMain, { k: "records" }> | undefined;
 let recordsTimer: ReturnType<typeof setTimeout> | undefined;
@@ -133,7 +149,7 @@ function call(
       reject: (error) => (done(), reject(error)),
       ...(onItem ? { onItem } : {}),
     });
-    outbox.send(op, transfer);
+    post(op, transfer);
   });
 }
 

@@ -15,6 +15,7 @@ import type { FunctionVersion } from "../registry/load_function.ts";
 import type { IsolateHost } from "../pool/host.ts";
 import { admissionSlots, type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import type { Metrics } from "./metrics.ts";
+import { Unpacker } from "../packed.ts";
 
 const entry = new URL("./http_thread.ts", import.meta.url);
 
@@ -229,6 +230,17 @@ export class HttpThreads {
       case "invoke":
       case "infer":
         return this.#invoke(thread, op);
+      case "infers": {
+        const r = new Unpacker(op);
+        while (!r.done) {
+          const id = r.num();
+          const version = r.num();
+          const name = r.string();
+          const requestId = r.string();
+          this.#invoke(thread, { k: "infer", id, name, version, shared: r.shared(), requestId });
+        }
+        return;
+      }
       case "request":
         return void this.#whole(thread, op);
       case "abort":
