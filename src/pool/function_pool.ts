@@ -72,7 +72,7 @@ export interface SharedInput {
 
 interface Request {
   job: Job;
-  shared?: SharedInput;
+  shared: SharedInput | undefined;
   rows: number;
   arrived: number;
   state: "queued" | "running" | "done";
@@ -223,7 +223,7 @@ export class FunctionPool {
    */
   async infer(tensors: WireTensor[], options: InvokeOptions = {}): Promise<WireTensor[]> {
     const rows = options.rows ?? Math.max(1, tensors[0]?.shape[0] ?? 1);
-    return (await this.#submit({ body: noBody, tensors }, { ...options, rows })).tensors ?? [];
+    return (await this.#submit({ body: noBody, tensors }, options, undefined, rows)).tensors ?? [];
   }
 
   /**
@@ -233,7 +233,7 @@ export class FunctionPool {
    */
   inferShared(input: SharedInput, options: InvokeOptions = {}): Promise<WireTensor[] | "replied"> {
     const rows = options.rows ?? Math.max(1, input.tensors[0]?.shape[0] ?? 1);
-    return this.#submit({ body: noBody }, { ...options, rows }, input).then(this.#sharedAnswer);
+    return this.#submit({ body: noBody }, options, input, rows).then(this.#sharedAnswer);
   }
 
   #sharedAnswer = (output: Output): WireTensor[] | "replied" => {
@@ -268,19 +268,25 @@ export class FunctionPool {
     return { ...job, tensors };
   }
 
+  /** Queues a request; `rows` overrides `options.rows` (per request on the main thread: no options object copied). */
   #submit(
     payload: Pick<Job, "body" | "tensors" | "contentType">,
-    { signal, requestId, rows = 1, onItem, onCancel }: InvokeOptions,
+    { signal, requestId, rows: optionRows = 1, onItem, onCancel }: InvokeOptions,
     shared?: SharedInput,
+    rows = optionRows,
   ): Promise<Output> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     const { options } = this.spec;
+    const job: Job = { id: nextJobId++, body: payload.body };
+    if (payload.tensors) job.tensors = payload.tensors;
+    if (payload.contentType !== undefined) job.contentType = payload.contentType;
+    if (requestId) job.requestId = requestId;
     return new Promise<Output>((resolve, reject) => {
       const arrived = performance.now();
       const request: Request = {
-        job: { id: nextJobId++, ...payload, ...(requestId ? { requestId } : {}) },
-        ...(shared ? { shared } : {}),
+        job,
+        shared,
         rows,
         arrived,
         state: "queued",

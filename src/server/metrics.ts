@@ -156,18 +156,20 @@ export function createMetrics(
 
   const lastMinute = new LastMinute();
   const sources: (() => Promise<void>)[] = [];
-  // prom-client hashes a label set on every call; its children, kept per label set, do not.
-  const counters = new Map<string, client.Counter.Internal>();
-  const timers = new Map<string, client.Histogram.Internal<"function">>();
+  // prom-client hashes a label set on every call; its children, kept per label set, do not. By function, then status:
+  // no key string built per request.
+  const children = new Map<
+    string,
+    { timer: client.Histogram.Internal<"function">; counters: Map<number, client.Counter.Internal> }
+  >();
   const batchSizes = new Map<string, client.Histogram.Internal<"function">>();
   const record = (fn: string, status: number, ms: number) => {
-    const key = `${fn}\u0000${status}`;
-    let counter = counters.get(key);
-    if (!counter) counters.set(key, counter = requests.labels({ function: fn, status: String(status) }));
+    let of = children.get(fn);
+    if (!of) children.set(fn, of = { timer: duration.labels({ function: fn }), counters: new Map() });
+    let counter = of.counters.get(status);
+    if (!counter) of.counters.set(status, counter = requests.labels({ function: fn, status: String(status) }));
     counter.inc();
-    let timer = timers.get(fn);
-    if (!timer) timers.set(fn, timer = duration.labels({ function: fn }));
-    timer.observe(ms / 1000);
+    of.timer.observe(ms / 1000);
     recentSeries.request(fn, ms, status);
     lastMinute.request(fn, ms);
   };
