@@ -227,13 +227,25 @@ export class FunctionPool {
   }
 
   /**
-   * Runs input tensors an HTTP thread left in its arena, like {@link infer}. On a Worker host the isolate copies
-   * them from the arena and answers the thread itself: this resolves with `"replied"`. On a process host they are
-   * copied here and cross as usual: this resolves with the output tensors.
+   * Runs input tensors an HTTP thread left in its arena, like {@link infer}, and calls `onAnswer` once (a callback,
+   * not a promise: this runs for every request of every thread on the main thread, and must not throw). On a Worker
+   * host the isolate copies them from the arena and answers the thread itself: the answer is `"replied"`. On a process
+   * host they are copied here and cross as usual: the answer is the output tensors. A refusal is answered at once.
    */
-  inferShared(input: SharedInput, options: InvokeOptions = {}): Promise<WireTensor[] | "replied"> {
+  inferShared(
+    input: SharedInput,
+    options: InvokeOptions,
+    onAnswer: (error: IsolaneError | undefined, answer: WireTensor[] | "replied" | undefined) => void,
+  ): void {
     const rows = options.rows ?? Math.max(1, input.tensors[0]?.shape[0] ?? 1);
-    return this.#submit({ body: noBody }, options, input, rows).then(this.#sharedAnswer);
+    this.#enqueue(
+      { body: noBody },
+      options,
+      input,
+      rows,
+      (output) => onAnswer(undefined, this.#sharedAnswer(output)),
+      (error) => onAnswer(error, undefined),
+    );
   }
 
   #sharedAnswer = (output: Output): WireTensor[] | "replied" => {
@@ -271,41 +283,51 @@ export class FunctionPool {
   /** Queues a request; `rows` overrides `options.rows` (per request on the main thread: no options object copied). */
   #submit(
     payload: Pick<Job, "body" | "tensors" | "contentType">,
-    { signal, requestId, rows: optionRows = 1, onItem, onCancel }: InvokeOptions,
+    options: InvokeOptions,
     shared?: SharedInput,
-    rows = optionRows,
+    rows = options.rows ?? 1,
   ): Promise<Output> {
+    return new Promise<Output>((resolve, reject) => this.#enqueue(payload, options, shared, rows, resolve, reject));
+  }
+
+  /** Queues a request that settles by `resolve` or `reject` (at once, when it is refused). */
+  #enqueue(
+    payload: Pick<Job, "body" | "tensors" | "contentType">,
+    { signal, requestId, onItem, onCancel }: InvokeOptions,
+    shared: SharedInput | undefined,
+    rows: number,
+    resolve: (output: Output) => void,
+    reject: (error: IsolaneError) => void,
+  ): void {
     const refused = this.refusal();
-    if (refused) return Promise.reject(refused);
+    if (refused) return reject(refused);
     const { options } = this.spec;
     const job: Job = { id: nextJobId++, body: payload.body };
     if (payload.tensors) job.tensors = payload.tensors;
     if (payload.contentType !== undefined) job.contentType = payload.contentType;
     if (requestId) job.requestId = requestId;
-    return new Promise<Output>((resolve, reject) => {
-      const arrived = performance.now();
-      const request: Request = {
-        job,
-        shared,
-        rows,
-        arrived,
-        state: "queued",
-        slot: undefined,
-        deadlineAt: arrived + options.timeoutMs,
-        signal,
-        onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
-        resolve,
-        reject,
-        onItem,
-      };
-      // One deadline per request, armed once: it covers the wait and the run.
-      this.#pending.add(request);
-      if (this.#deadlineTimer === undefined) this.#armDeadline(options.timeoutMs);
-      signal?.addEventListener("abort", request.onAbort, { once: true });
-      onCancel?.(request.onAbort);
-      this.#queue.push(request);
-      this.#pump();
-    });
+    const arrived = performance.now();
+    const request: Request = {
+      job,
+      shared,
+      rows,
+      arrived,
+      state: "queued",
+      slot: undefined,
+      deadlineAt: arrived + options.timeoutMs,
+      signal,
+      onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
+      resolve,
+      reject,
+      onItem,
+    };
+    // One deadline per request, armed once: it covers the wait and the run.
+    this.#pending.add(request);
+    if (this.#deadlineTimer === undefined) this.#armDeadline(options.timeoutMs);
+    signal?.addEventListener("abort", request.onAbort, { once: true });
+    onCancel?.(request.onAbort);
+    this.#queue.push(request);
+    this.#pump();
   }
 
   #armDeadline(ms: number): void {

@@ -336,13 +336,14 @@ export class HttpThreads {
         this.#readmit(name);
       }, failed);
     } else if (op.shared) {
-      fn.pool.inferShared({ arena: thread.arena, tensors: op.shared, replyId: id, linkFor: thread.linkFor }, options)
-        .then((answer) => {
-          thread.aborts.delete(id);
-          // A direct answer went from the isolate to the thread: nothing to send.
-          if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
-          this.#readmit(name);
-        }, failed);
+      const input = { arena: thread.arena, tensors: op.shared, replyId: id, linkFor: thread.linkFor };
+      fn.pool.inferShared(input, options, (error, answer) => {
+        thread.aborts.delete(id);
+        if (error) this.#fail(thread, id, error);
+        // A direct answer went from the isolate to the thread: nothing to send.
+        else if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
+        this.#readmit(name);
+      });
     } else {
       fn.pool.infer(op.tensors ?? [], options).then((tensors) => {
         thread.aborts.delete(id);
@@ -359,7 +360,9 @@ export class HttpThreads {
    */
   #readmit(name: string): void {
     const slot = this.#slots.get(name);
-    if (slot !== undefined && slot >= 0 && Atomics.load(this.#admission, slot) !== 0) this.#writeAdmission(name, slot);
+    if (slot === undefined || slot < 0 || Atomics.load(this.#admission, slot) === 0) return;
+    // After the pool is done with the answer (a shared one is answered from inside it): its queue has moved on then.
+    queueMicrotask(() => this.#writeAdmission(name, slot));
   }
 
   /**
