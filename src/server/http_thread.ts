@@ -53,15 +53,52 @@ const outbox = new Outbox<ToMain>((ops, transfer) => {
 /** The packed infer requests of the outbox's next message (see `ToMain` "infers"), if it has any. */
 let infers: Packer | undefined;
 
-/** Queues an operation for the main thread; infer requests with shared tensors are packed. */
+/** Infer requests held back (see {@link post}), and how many. */
+let held: Packer | undefined;
+let heldCount = 0;
+let heldTimer: ReturnType<typeof setTimeout> | undefined;
+/** The longest a request is held, in ms, and the most held at once. */
+const holdMs = 2;
+const maxHeld = 32;
+
+/**
+ * Queues an operation for the main thread; infer requests with shared tensors are packed. While earlier requests of
+ * this thread wait at the main thread, a new infer request would wait behind them there anyway (a partial batch
+ * waits for a free isolate): it is held until the next answer comes from the main thread or an isolate (a batch is
+ * done, the isolate takes the next), at most {@link holdMs} and {@link maxHeld}. One message then carries many
+ * requests: a message costs the main thread more than a request's own work, and under load each request came
+ * in a message of its own.
+ */
 function post(op: ToMain, transfer: Transferable[]): void {
   if (op.k !== "infer" || !op.shared) return outbox.send(op, transfer);
+  // Requests of this thread at the main thread, this one and those held aside.
+  if (held || pending.size - 1 > 0) {
+    held ??= new Packer();
+    pack(held, op);
+    if (++heldCount >= maxHeld) releaseHeld();
+    else heldTimer ??= setTimeout(releaseHeld, holdMs);
+    return;
+  }
   if (!infers) {
     infers = new Packer();
     outbox.send({ k: "infers", nums: infers.nums, strings: infers.strings });
   }
-  infers.nums.push(op.id, op.version, infers.string(op.name), infers.unique(op.requestId));
-  infers.shared(op.shared);
+  pack(infers, op);
+}
+
+function pack(packer: Packer, op: Extract<ToMain, { k: "infer" }>): void {
+  packer.nums.push(op.id, op.version, packer.string(op.name), packer.unique(op.requestId));
+  packer.shared(op.shared!);
+}
+
+/** Sends the requests held back, if any. */
+function releaseHeld(): void {
+  clearTimeout(heldTimer);
+  heldTimer = undefined;
+  if (!held) return;
+  outbox.send({ k: "infers", nums: held.nums, strings: held.strings });
+  held = undefined;
+  heldCount = 0;
 }
 
 /** Metrics records not sent yet: they ride with the thread's next message, or go alone within {@link recordsMs}. */
@@ -141,7 +178,11 @@ function call(
   const id = nextId++;
   const { op, transfer } = make(id);
   return new Promise((resolve, reject) => {
-    const onAbort = () => outbox.send({ k: "abort", id });
+    const onAbort = () => {
+      // The request may be held: it goes first, so that the abort finds it.
+      releaseHeld();
+      outbox.send({ k: "abort", id });
+    };
     signal?.addEventListener("abort", onAbort, { once: true });
     const done = () => signal?.removeEventListener("abort", onAbort);
     pending.set(id, {
@@ -372,6 +413,7 @@ function receive(op: ToThread): void {
       links.set(op.link, op.port);
       op.port.onmessage = (event: MessageEvent<LinkReply>) => {
         for (const reply of event.data) settle(reply.id, reply);
+        releaseHeld();
       };
       return;
     case "unlink":
@@ -473,4 +515,5 @@ self.addEventListener("error", (event) => {
 
 scope.onmessage = (event) => {
   for (const op of event.data) receive(op);
+  releaseHeld();
 };
