@@ -60,9 +60,23 @@ export function writeFloat32(x: number, out: Uint8Array, at: number): number {
     const end = writeScaled(v, out, at);
     if (end > 0) return end;
   }
-  const text = float32TextSlow(v);
+  const text = float32TextOther(v);
   for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i);
   return at + text.length;
+}
+
+/**
+ * The text of a finite float32 outside the fast path's range: fewer digits while they still read back. Most need 8
+ * or 9, so this tries 8 first, and down from there (two or three tries, not the eight of {@link float32TextSlow}).
+ */
+function float32TextOther(x: number): string {
+  let best = String(Number(x.toPrecision(9)));
+  for (let p = 8; p > 0; p--) {
+    const d = Number(x.toPrecision(p));
+    if (Math.fround(d) !== x) break;
+    best = String(d);
+  }
+  return best;
 }
 
 /** Half the gap between float32s of each biased exponent (normal numbers): 2^(e - 127 - 24). */
