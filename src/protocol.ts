@@ -7,6 +7,7 @@
  */
 import type { ErrorBody } from "./errors.ts";
 import type { FunctionOptions } from "./sdk.ts";
+import type { Packed } from "./packed.ts";
 
 /** The execution provider of a CUDA lane's sessions. */
 export type GpuProvider = "cuda" | "tensorrt";
@@ -189,6 +190,8 @@ export function transferablesOf(item: { body: ArrayBuffer; tensors?: WireTensor[
 export interface RunMessage {
   type: "run";
   jobs: Job[];
+  /** More jobs, packed (`packed.ts`): those whose inputs lie in an HTTP thread's arena. */
+  packed?: Packed;
 }
 
 /** Host to isolate: the caller of a job gave up (timeout, client gone); abort its signal. */
@@ -298,6 +301,12 @@ export interface ItemMessage {
 export interface ResultsMessage {
   type: "results";
   results: JobResult[];
+  /**
+   * Ids of jobs whose output tensors went to their HTTP thread on its link (`Job.reply`): each is answered as a
+   * `replied` result. A list of numbers, not a result object each, so that the main thread reads a batch's answers
+   * as one small array.
+   */
+  replied?: number[];
 }
 
 /** Isolate to host: the isolate is about to end (user code called `Deno.exit` or `self.close`). */

@@ -23,6 +23,7 @@ import { IsolaneError } from "./errors.ts";
 import type { StagingLayout, WireTensor } from "./protocol.ts";
 import type { TensorDatatype, TensorSignature, TensorSpec } from "./sdk.ts";
 import { scanNumberTensors } from "./tensor_json_fast.ts";
+import { float32NestedBytes, writeFloat32Nested } from "./float32_json.ts";
 
 // The binary layout is little-endian, and typed arrays use the platform's order.
 if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new Error("isolane needs a little-endian platform");
@@ -492,6 +493,8 @@ export function bytesToStrings(tensor: WireTensor): string[] {
 /** The JSON text of a flat array of elements of a wire tensor (64-bit integers exact, FP16 as numbers). */
 export function flatJsonText(tensor: WireTensor): string {
   if (tensor.datatype === "BYTES") return JSON.stringify(bytesToStrings(tensor));
+  const float32 = finiteFloat32(tensor, null);
+  if (float32) return float32JsonText(float32, [float32.length]);
   const typed = typedView(tensor);
   if (tensor.datatype === "BOOL") return JSON.stringify(Array.from(typed as Uint8Array, (b) => b !== 0));
   if (tensor.datatype === "FP16") return JSON.stringify(Array.from(fromFloat16Bits(typed as Uint16Array)));
@@ -509,9 +512,43 @@ function allFinite(values: Float64Array): boolean {
   return true;
 }
 
+/**
+ * The elements of an FP32 tensor when there are some and every one is finite (and, with `shape`, they are as many as
+ * it says): those
+ * are written by `float32_json.ts`, as the shortest text that reads back to the same float32. NaN and infinities are
+ * JSON's `null`, written the general way.
+ */
+function finiteFloat32(tensor: WireTensor, shape: readonly number[] | null): Float32Array | undefined {
+  if (tensor.datatype !== "FP32" || tensor.data.byteLength % 4 !== 0) return undefined;
+  const values = new Float32Array(tensor.data);
+  if (values.length === 0 || (shape && (shape.includes(0) || shape.reduce((n, d) => n * d, 1) !== values.length))) {
+    return undefined;
+  }
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return undefined;
+  return values;
+}
+
+/** Bytes of FP32 JSON texts, reused (one request's output at a time; the largest get their own). */
+let scratch = new Uint8Array(64 * 1024);
+
+function scratchFor(bytes: number): Uint8Array {
+  if (bytes <= scratch.length) return scratch;
+  if (bytes > 16 * 2 ** 20) return new Uint8Array(bytes);
+  return (scratch = new Uint8Array(Math.max(bytes, 2 * scratch.length)));
+}
+
+const latin1 = new TextDecoder("latin1");
+
+function float32JsonText(values: Float32Array, shape: readonly number[]): string {
+  const out = scratchFor(float32NestedBytes(values.length, shape));
+  return latin1.decode(out.subarray(0, writeFloat32Nested(values, shape, out, 0)));
+}
+
 /** The JSON text of a wire tensor's elements nested by its shape (the `/v1` form); a scalar for shape `[]`. */
 export function nestedJsonText(tensor: WireTensor): string {
   const { shape } = tensor;
+  const float32 = finiteFloat32(tensor, shape);
+  if (float32) return float32JsonText(float32, shape);
   if (shape.length > 0 && plainNumbers.has(tensor.datatype) && allFinite(typedView(tensor) as Float64Array)) {
     // Finite numbers: `join` writes each as JSON.stringify does (the shortest text that reads back), about twice as
     // fast as JSON.stringify of an array of them.
@@ -647,6 +684,25 @@ function namesOf(specs: readonly TensorSpec[]): string {
 
 /** `{"<output>": nested array, ...}` as UTF-8 JSON (64-bit integers exact). */
 export function outputsToJsonBody(outputs: readonly WireTensor[]): ArrayBuffer {
-  const text = `{${outputs.map((t) => `${JSON.stringify(t.name)}:${nestedJsonText(t)}`).join(",")}}`;
-  return encoder.encode(text).buffer as ArrayBuffer;
+  // FP32 elements go straight to bytes (the bulk of a model's answer); the rest as text.
+  let size = 2;
+  const parts = outputs.map((t) => {
+    const key = `${JSON.stringify(t.name)}:`;
+    const float32 = finiteFloat32(t, t.shape);
+    const text = float32 ? "" : nestedJsonText(t);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    size += 3 * (key.length + text.length) + 1 + (float32 ? float32NestedBytes(float32.length, t.shape) : 0);
+    return { key, float32, text };
+  });
+  const out = scratchFor(size);
+  let at = 0;
+  out[at++] = 0x7b;
+  parts.forEach((p, i) => {
+    if (i > 0) out[at++] = 0x2c;
+    at += encoder.encodeInto(p.key, out.subarray(at)).written;
+    if (p.float32) at = writeFloat32Nested(p.float32, outputs[i].shape, out, at);
+    else at += encoder.encodeInto(p.text, out.subarray(at)).written;
+  });
+  out[at++] = 0x7d;
+  return out.slice(0, at).buffer;
 }

@@ -84,7 +84,8 @@ function expectedValues(datatype: string, json: boolean): unknown[] {
   if (!json) return Array.from(data as ArrayLike<unknown>);
   if (datatype === "BOOL") return Array.from(data as Uint8Array, (b) => b !== 0);
   if (datatype === "FP16") return Array.from(new Float16Array((data as Uint16Array).buffer));
-  if (datatype === "FP32") return Array.from(data as Float32Array);
+  // Each the shortest decimal that reads back to the float32 (NumPy's text), not the double it widens to.
+  if (datatype === "FP32") return [0, -1.5, 3.4028235e38, 1e-45, 0.33333334, -7];
   if (datatype === "UINT64" || datatype === "INT64") {
     // Exact on the wire: small values parse as numbers, large ones as bigints.
     return Array.from(data as BigInt64Array, (v) => (v >= -(2n ** 53n) && v <= 2n ** 53n ? Number(v) : v));

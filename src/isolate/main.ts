@@ -17,6 +17,7 @@ import {
   type SharedWeights,
   transferablesOf,
 } from "../protocol.ts";
+import { unpackJobs } from "../packed.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { describeSession, modelRoot } from "../inference/session.ts";
@@ -81,23 +82,31 @@ function takeShared(jobs: Job[]): void {
   }
 }
 
-/** Sends the output tensors of jobs answered by link to their threads (one message per link); the host gets the rest. */
-function replyByLink(jobs: Job[], results: JobResult[]): JobResult[] {
-  const replyOf = new Map<number, { link: number; id: number }>();
-  for (const job of jobs) if (job.reply && links.has(job.reply.link)) replyOf.set(job.id, job.reply);
-  if (replyOf.size === 0) return results;
-  const byLink = new Map<number, { replies: LinkReply; transfer: ArrayBuffer[] }>();
-  const out = results.map((result): JobResult => {
-    const reply = replyOf.get(result.id);
-    if (!reply || !result.ok || !result.tensors) return result;
+/**
+ * Sends the output tensors of jobs answered by link to their threads (one message per link); the host gets the
+ * rest as results, and the ids of those answered by link. `results` are in the order of `jobs`.
+ */
+function replyByLink(jobs: Job[], results: JobResult[]): { results: JobResult[]; replied?: number[] } {
+  let byLink: Map<number, { replies: LinkReply; transfer: ArrayBuffer[] }> | undefined;
+  let rest: JobResult[] | undefined;
+  let replied: number[] | undefined;
+  for (let i = 0; i < jobs.length; i++) {
+    const reply = jobs[i].reply;
+    const result = results[i];
+    if (!reply || !links.has(reply.link) || !result.ok || !result.tensors) {
+      (rest ??= []).push(result);
+      continue;
+    }
+    byLink ??= new Map();
     let group = byLink.get(reply.link);
     if (!group) byLink.set(reply.link, group = { replies: [], transfer: [] });
     group.replies.push({ id: reply.id, tensors: result.tensors });
     for (const t of result.tensors) group.transfer.push(t.data);
-    return { id: result.id, ok: true, body: new ArrayBuffer(0), replied: true };
-  });
+    (replied ??= []).push(result.id);
+  }
+  if (!byLink) return { results };
   for (const [link, { replies, transfer }] of byLink) links.get(link)!.port.postMessage(replies, transfer);
-  return out;
+  return { results: rest ?? [], replied };
 }
 
 /** A module a spare imported to inspect it, kept for the serve init that may follow (CPU lanes only). */
@@ -281,9 +290,9 @@ async function runJobs(jobs: Job[]): Promise<void> {
   } finally {
     for (const job of jobs) aborts.delete(job.id);
   }
-  results = replyByLink(jobs, results);
-  const transfer = results.flatMap((r) => (r.ok ? transferablesOf(r) : []));
-  port.post({ type: "results", results }, transfer);
+  const answered = replyByLink(jobs, results);
+  const transfer = answered.results.flatMap((r) => (r.ok ? transferablesOf(r) : []));
+  port.post({ type: "results", ...answered }, transfer);
 }
 
 /** Installs the guards on this thread and returns the handler of the host's messages. */
@@ -319,10 +328,12 @@ function onHostMessage(message: HostMessage): void {
       });
       break;
     }
-    case "run":
-      takeShared(message.jobs);
-      void runJobs(message.jobs);
+    case "run": {
+      const jobs = message.packed ? message.jobs.concat(unpackJobs(message.packed)) : message.jobs;
+      takeShared(jobs);
+      void runJobs(jobs);
       break;
+    }
     case "link":
       links.set(message.link, { port: message.port, arena: message.arena });
       break;

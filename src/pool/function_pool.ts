@@ -72,7 +72,7 @@ export interface SharedInput {
 
 interface Request {
   job: Job;
-  shared?: SharedInput;
+  shared: SharedInput | undefined;
   rows: number;
   arrived: number;
   state: "queued" | "running" | "done";
@@ -90,6 +90,12 @@ interface Request {
 type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true; replied?: true };
 
 let nextJobId = 1;
+
+/**
+ * The body of every tensor job (its inputs are in `tensors` or `shared`): one buffer, which a run message of many
+ * jobs serializes once. Never transferred (see `transferablesOf`), so never detached.
+ */
+const noBody = new ArrayBuffer(0);
 
 /** Runs the requests of one function version on its isolates. */
 export class FunctionPool {
@@ -217,24 +223,39 @@ export class FunctionPool {
    */
   async infer(tensors: WireTensor[], options: InvokeOptions = {}): Promise<WireTensor[]> {
     const rows = options.rows ?? Math.max(1, tensors[0]?.shape[0] ?? 1);
-    return (await this.#submit({ body: new ArrayBuffer(0), tensors }, { ...options, rows })).tensors ?? [];
+    return (await this.#submit({ body: noBody, tensors }, options, undefined, rows)).tensors ?? [];
   }
 
   /**
-   * Runs input tensors an HTTP thread left in its arena, like {@link infer}. On a Worker host the isolate copies
-   * them from the arena and answers the thread itself: this resolves with `"replied"`. On a process host they are
-   * copied here and cross as usual: this resolves with the output tensors.
+   * Runs input tensors an HTTP thread left in its arena, like {@link infer}, and calls `onAnswer` once (a callback,
+   * not a promise: this runs for every request of every thread on the main thread, and must not throw). On a Worker
+   * host the isolate copies them from the arena and answers the thread itself: the answer is `"replied"`. On a process
+   * host they are copied here and cross as usual: the answer is the output tensors. A refusal is answered at once.
    */
-  async inferShared(input: SharedInput, options: InvokeOptions = {}): Promise<WireTensor[] | "replied"> {
+  inferShared(
+    input: SharedInput,
+    options: InvokeOptions,
+    onAnswer: (error: IsolaneError | undefined, answer: WireTensor[] | "replied" | undefined) => void,
+  ): void {
     const rows = options.rows ?? Math.max(1, input.tensors[0]?.shape[0] ?? 1);
-    const output = await this.#submit({ body: new ArrayBuffer(0) }, { ...options, rows }, input);
+    this.#enqueue(
+      { body: noBody },
+      options,
+      input,
+      rows,
+      (output) => onAnswer(undefined, this.#sharedAnswer(output)),
+      (error) => onAnswer(error, undefined),
+    );
+  }
+
+  #sharedAnswer = (output: Output): WireTensor[] | "replied" => {
     if (output.replied) {
       this.#sharedAnswers.direct++;
       return "replied";
     }
     this.#sharedAnswers.relayed++;
     return output.tensors ?? [];
-  }
+  };
 
   /**
    * Requests from HTTP threads answered so far: `direct`, their tensors and answers went between the thread and a
@@ -259,38 +280,54 @@ export class FunctionPool {
     return { ...job, tensors };
   }
 
+  /** Queues a request; `rows` overrides `options.rows` (per request on the main thread: no options object copied). */
   #submit(
     payload: Pick<Job, "body" | "tensors" | "contentType">,
-    { signal, requestId, rows = 1, onItem, onCancel }: InvokeOptions,
+    options: InvokeOptions,
     shared?: SharedInput,
+    rows = options.rows ?? 1,
   ): Promise<Output> {
+    return new Promise<Output>((resolve, reject) => this.#enqueue(payload, options, shared, rows, resolve, reject));
+  }
+
+  /** Queues a request that settles by `resolve` or `reject` (at once, when it is refused). */
+  #enqueue(
+    payload: Pick<Job, "body" | "tensors" | "contentType">,
+    { signal, requestId, onItem, onCancel }: InvokeOptions,
+    shared: SharedInput | undefined,
+    rows: number,
+    resolve: (output: Output) => void,
+    reject: (error: IsolaneError) => void,
+  ): void {
     const refused = this.refusal();
-    if (refused) return Promise.reject(refused);
+    if (refused) return reject(refused);
     const { options } = this.spec;
-    return new Promise<Output>((resolve, reject) => {
-      const arrived = performance.now();
-      const request: Request = {
-        job: { id: nextJobId++, ...payload, ...(requestId ? { requestId } : {}) },
-        ...(shared ? { shared } : {}),
-        rows,
-        arrived,
-        state: "queued",
-        slot: undefined,
-        deadlineAt: arrived + options.timeoutMs,
-        signal,
-        onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
-        resolve,
-        reject,
-        onItem,
-      };
-      // One deadline per request, armed once: it covers the wait and the run.
-      this.#pending.add(request);
-      if (this.#deadlineTimer === undefined) this.#armDeadline(options.timeoutMs);
-      signal?.addEventListener("abort", request.onAbort, { once: true });
-      onCancel?.(request.onAbort);
-      this.#queue.push(request);
-      this.#pump();
-    });
+    const job: Job = { id: nextJobId++, body: payload.body };
+    if (payload.tensors) job.tensors = payload.tensors;
+    if (payload.contentType !== undefined) job.contentType = payload.contentType;
+    if (requestId) job.requestId = requestId;
+    const arrived = performance.now();
+    const request: Request = {
+      job,
+      shared,
+      rows,
+      arrived,
+      state: "queued",
+      slot: undefined,
+      deadlineAt: arrived + options.timeoutMs,
+      signal,
+      onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
+      resolve,
+      reject,
+      onItem,
+    };
+    // One deadline per request, armed once: it covers the wait and the run.
+    this.#pending.add(request);
+    if (this.#deadlineTimer === undefined) this.#armDeadline(options.timeoutMs);
+    signal?.addEventListener("abort", request.onAbort, { once: true });
+    onCancel?.(request.onAbort);
+    this.#queue.push(request);
+    this.#pump();
   }
 
   #armDeadline(ms: number): void {

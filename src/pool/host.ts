@@ -24,6 +24,7 @@ import type {
   SharedWeights,
 } from "../protocol.ts";
 import { transferablesOf } from "../protocol.ts";
+import { packJobs } from "../packed.ts";
 import { type ErrorBody, IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { FunctionLimits } from "./limits.ts";
@@ -97,6 +98,9 @@ export interface IsolateHost {
 }
 
 let nextHostId = 1;
+
+/** The result of every job answered on its HTTP thread's link (one object: nothing reads its id). */
+const replied: JobResult = { id: 0, ok: true, body: new ArrayBuffer(0), replied: true };
 
 /**
  * What both hosts share. A subclass provides the transport ({@link send},
@@ -235,16 +239,19 @@ export abstract class HostBase implements IsolateHost {
       case "item":
         return this.#itemListeners.get(message.id)?.(message.id, message.body);
       case "results":
-        for (const result of message.results) {
-          const settle = this.#pending.get(result.id);
-          if (!settle) continue;
-          this.#pending.delete(result.id);
-          this.#itemListeners.delete(result.id);
-          this.inflight--;
-          this.served++;
-          settle(result);
-        }
+        for (const result of message.results) this.#settle(result.id, result);
+        if (message.replied) { for (const id of message.replied) this.#settle(id, replied); }
     }
+  }
+
+  #settle(id: number, result: JobResult): void {
+    const settle = this.#pending.get(id);
+    if (!settle) return;
+    this.#pending.delete(id);
+    this.#itemListeners.delete(id);
+    this.inflight--;
+    this.served++;
+    settle(result);
   }
 
   /**
@@ -286,7 +293,7 @@ export abstract class HostBase implements IsolateHost {
       })
     );
     this.inflight += jobs.length;
-    this.send({ type: "run", jobs }, jobs.flatMap(transferablesOf));
+    this.send({ type: "run", ...packJobs(jobs) }, jobs.flatMap(transferablesOf));
     return results;
   }
 

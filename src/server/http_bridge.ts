@@ -65,6 +65,8 @@ export type ToThread =
   | { k: "head"; id: number; status: number; headers: [string, string][]; body?: Uint8Array }
   | { k: "chunk"; id: number; chunk: Uint8Array }
   | { k: "end"; id: number; failed?: string }
+  /** Send the metrics records kept now, then `flushed`. */
+  | { k: "flush" }
   /** Stop accepting, finish what is in flight, then say `stopped`. */
   | { k: "stop" };
 
@@ -74,7 +76,7 @@ export type ToMain =
   | { k: "listen_failed"; message: string }
   | { k: "invoke"; id: number; name: string; body: ArrayBuffer; contentType?: string; requestId: string }
   /**
-   * An infer request: its tensors, or (`shared`) where they lie in the thread's arena, with `tensors` empty. A shared
+   * An infer request: its tensors, or (`shared`) where they lie in the thread's arena, without `tensors`. A shared
    * one is answered on a link when its isolate has one to the thread, else by `done`.
    */
   | {
@@ -82,10 +84,15 @@ export type ToMain =
     id: number;
     name: string;
     version: number;
-    tensors: WireTensor[];
+    tensors?: WireTensor[];
     shared?: SharedTensor[];
     requestId: string;
   }
+  /**
+   * Infer requests whose tensors lie in the thread's arena, packed (`packed.ts`): for each, its id, version, function
+   * name, request id (strings), then its shared tensors. As `infer` with `shared`, without an object per request.
+   */
+  | { k: "infers"; nums: number[]; strings: string[] }
   /** A request served by the main thread's app as it came. */
   | {
     k: "request";
@@ -98,8 +105,13 @@ export type ToMain =
   }
   /** The client went away. */
   | { k: "abort"; id: number }
-  /** An invocation answered by the thread, for the metrics. */
-  | { k: "record"; fn: string; status: number; ms: number }
+  /**
+   * Invocations answered by the thread since its last message, for the metrics: function, HTTP status and ms from
+   * request to response of each, in three lists (cheaper to pass than an object each).
+   */
+  | { k: "records"; fn: string[]; status: number[]; ms: number[] }
+  /** Its records are sent (they came before this): the answer to `flush`. */
+  | { k: "flushed" }
   /** It no longer accepts connections. */
   | { k: "closed" }
   /** Its requests in flight are answered. */

@@ -20,6 +20,7 @@ import { errorResponse, v2ErrorResponse } from "./error_response.ts";
 import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import { invokeFunction } from "./invoke_route.ts";
 import { type ArenaBlock, TensorArena } from "./tensor_arena.ts";
+import { Packer } from "../packed.ts";
 import { serveInfer } from "./kserve_routes.ts";
 
 type Pending = {
@@ -41,7 +42,94 @@ const scope = self as unknown as {
   postMessage(ops: ToMain[], transfer: Transferable[]): void;
   onmessage: ((event: MessageEvent<ToThread[]>) => void) | null;
 };
-const outbox = new Outbox<ToMain>((ops, transfer) => scope.postMessage(ops, transfer));
+const outbox = new Outbox<ToMain>((ops, transfer) => {
+  infers = undefined;
+  if (records) {
+    ops.push(records);
+    records = undefined;
+  }
+  scope.postMessage(ops, transfer);
+});
+/** The packed infer requests of the outbox's next message (see `ToMain` "infers"), if it has any. */
+let infers: Packer | undefined;
+
+/** Infer requests held back (see {@link post}), and how many. */
+let held: Packer | undefined;
+let heldCount = 0;
+let heldTimer: ReturnType<typeof setTimeout> | undefined;
+/** The longest a request is held, in ms, and the most held at once. */
+const holdMs = 2;
+const maxHeld = 32;
+
+/**
+ * Queues an operation for the main thread; infer requests with shared tensors are packed. While earlier requests of
+ * this thread wait at the main thread, a new infer request would wait behind them there anyway (a partial batch
+ * waits for a free isolate): it is held until the next answer comes from the main thread or an isolate (a batch is
+ * done, the isolate takes the next), at most {@link holdMs} and {@link maxHeld}. One message then carries many
+ * requests: a message costs the main thread more than a request's own work, and under load each request came
+ * in a message of its own.
+ */
+function post(op: ToMain, transfer: Transferable[]): void {
+  if (op.k !== "infer" || !op.shared) return outbox.send(op, transfer);
+  // Requests of this thread at the main thread, this one and those held aside.
+  if (held || pending.size - 1 > 0) {
+    held ??= new Packer();
+    pack(held, op);
+    if (++heldCount >= maxHeld) releaseHeld();
+    else heldTimer ??= setTimeout(releaseHeld, holdMs);
+    return;
+  }
+  if (!infers) {
+    infers = new Packer();
+    outbox.send({ k: "infers", nums: infers.nums, strings: infers.strings });
+  }
+  pack(infers, op);
+}
+
+function pack(packer: Packer, op: Extract<ToMain, { k: "infer" }>): void {
+  packer.nums.push(op.id, op.version, packer.string(op.name), packer.unique(op.requestId));
+  packer.shared(op.shared!);
+}
+
+/** Sends the requests held back, if any. */
+function releaseHeld(): void {
+  clearTimeout(heldTimer);
+  heldTimer = undefined;
+  if (!held) return;
+  outbox.send({ k: "infers", nums: held.nums, strings: held.strings });
+  held = undefined;
+  heldCount = 0;
+}
+
+/** Metrics records not sent yet: they ride with the thread's next message, or go alone within {@link recordsMs}. */
+let records: Extract<ToMain, { k: "records" }> | undefined;
+let recordsTimer: ReturnType<typeof setTimeout> | undefined;
+/**
+ * How long a record waits for a message to ride with. A message of its own after each answer cost the main thread
+ * one more message per request; a scrape of `/metrics` asks for the records first (`flush`), so it misses none.
+ */
+const recordsMs = 25;
+
+/** Counts an invocation answered here in the main thread's metrics. */
+function record(fn: string, status: number, ms: number): void {
+  if (!records) {
+    records = { k: "records", fn: [], status: [], ms: [] };
+    recordsTimer ??= setTimeout(sendRecords, recordsMs);
+  }
+  records.fn.push(fn);
+  records.status.push(status);
+  records.ms.push(ms);
+}
+
+/** Sends the records kept, if any, with the outbox's next message. */
+function sendRecords(): void {
+  clearTimeout(recordsTimer);
+  recordsTimer = undefined;
+  if (!records) return;
+  const op = records;
+  records = undefined;
+  outbox.send(op);
+}
 let profiles = new Map<string, FunctionProfile>();
 const pending = new Map<number, Pending>();
 const whole = new Map<number, PendingWhole>();
@@ -90,7 +178,11 @@ function call(
   const id = nextId++;
   const { op, transfer } = make(id);
   return new Promise((resolve, reject) => {
-    const onAbort = () => outbox.send({ k: "abort", id });
+    const onAbort = () => {
+      // The request may be held: it goes first, so that the abort finds it.
+      releaseHeld();
+      outbox.send({ k: "abort", id });
+    };
     signal?.addEventListener("abort", onAbort, { once: true });
     const done = () => signal?.removeEventListener("abort", onAbort);
     pending.set(id, {
@@ -98,7 +190,7 @@ function call(
       reject: (error) => (done(), reject(error)),
       ...(onItem ? { onItem } : {}),
     });
-    outbox.send(op, transfer);
+    post(op, transfer);
   });
 }
 
@@ -152,7 +244,6 @@ function remotePool(name: string, slot = -1) {
               id,
               name,
               version,
-              tensors: [],
               shared: placed.shared,
               requestId: options.requestId ?? "",
             },
@@ -216,7 +307,7 @@ function app(): Hono<ThreadEnv> {
     if (c.get("whole")) return; // the main thread logged and counted it
     const ms = performance.now() - started;
     const fn = c.req.param("name");
-    if (fn !== undefined) outbox.send({ k: "record", fn, status: c.res.status, ms });
+    if (fn !== undefined) record(fn, c.res.status, ms);
     logDeferred("info", "request", {
       id: c.get("requestId"),
       method: c.req.method,
@@ -322,6 +413,7 @@ function receive(op: ToThread): void {
       links.set(op.link, op.port);
       op.port.onmessage = (event: MessageEvent<LinkReply>) => {
         for (const reply of event.data) settle(reply.id, reply);
+        releaseHeld();
       };
       return;
     case "unlink":
@@ -393,11 +485,16 @@ function receive(op: ToThread): void {
       }
       return;
     }
+    case "flush":
+      sendRecords();
+      outbox.send({ k: "flushed" });
+      return;
     case "stop": {
       // shutdown() stops accepting at once, then waits for the requests in flight.
       const drained = server?.shutdown();
       outbox.send({ k: "closed" });
       void drained?.then(() => {
+        sendRecords();
         flushLogs();
         outbox.send({ k: "stopped" });
       });
@@ -418,4 +515,5 @@ self.addEventListener("error", (event) => {
 
 scope.onmessage = (event) => {
   for (const op of event.data) receive(op);
+  releaseHeld();
 };

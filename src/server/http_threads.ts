@@ -15,6 +15,7 @@ import type { FunctionVersion } from "../registry/load_function.ts";
 import type { IsolateHost } from "../pool/host.ts";
 import { admissionSlots, type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import type { Metrics } from "./metrics.ts";
+import { Unpacker } from "../packed.ts";
 
 const entry = new URL("./http_thread.ts", import.meta.url);
 
@@ -30,7 +31,7 @@ export interface HttpThreadsOptions {
   /** The port; 0 picks a free one (the first thread's, which the others share). */
   port: number;
   registry: Registry;
-  metrics: Pick<Metrics, "record">;
+  metrics: Pick<Metrics, "record" | "addSource">;
   /** The app, for requests sent whole (everything but direct invocations). */
   fetch: (request: Request, env: { remoteAddr: Deno.NetAddr }) => Response | Promise<Response>;
   logLevel: LogLevel;
@@ -74,6 +75,8 @@ class Thread {
   /** What stops each request in flight when its client goes away. */
   readonly aborts = new Map<number, () => void>();
   closed: (() => void) | undefined;
+  /** Callers waiting for the thread's metrics records (`flush`). */
+  readonly flushed: (() => void)[] = [];
   stopped!: () => void;
   /** Settles once the thread has answered its requests in flight after a stop. */
   readonly drained = new Promise<void>((resolve) => (this.stopped = resolve));
@@ -81,6 +84,9 @@ class Thread {
   readonly arena = new SharedArrayBuffer(arenaBytes);
   /** Its direct links to Worker isolates, by host. */
   readonly links = new Map<IsolateHost, number>();
+
+  /** The link from this thread to `host` (made on first use; see `HttpThreads`). */
+  linkFor!: (host: IsolateHost) => number | undefined;
 
   constructor(readonly worker: Worker) {
     this.outbox = new Outbox((ops, transfer) => worker.postMessage(ops, transfer));
@@ -122,6 +128,7 @@ export class HttpThreads {
       throw error;
     }
     threads.#pushProfiles();
+    options.metrics.addSource(() => threads.#flushRecords());
     // Deploys, swaps and removals reach the threads within this interval; the main thread checks each call anyway.
     const timer = setInterval(() => threads.#pushProfiles(), 250);
     Deno.unrefTimer(timer);
@@ -136,6 +143,7 @@ export class HttpThreads {
   #spawn(index: number, port: number): Promise<number> {
     const worker = new Worker(entry, { type: "module", name: `http-${index}` });
     const thread = new Thread(worker);
+    thread.linkFor = (host) => this.#linkFor(thread, host);
     this.#threads.push(thread);
     let listening = false;
     return new Promise<number>((resolve, reject) => {
@@ -222,13 +230,29 @@ export class HttpThreads {
       case "invoke":
       case "infer":
         return this.#invoke(thread, op);
+      case "infers": {
+        const r = new Unpacker(op);
+        while (!r.done) {
+          const id = r.num();
+          const version = r.num();
+          const name = r.string();
+          const requestId = r.string();
+          this.#invoke(thread, { k: "infer", id, name, version, shared: r.shared(), requestId });
+        }
+        return;
+      }
       case "request":
         return void this.#whole(thread, op);
       case "abort":
         thread.aborts.get(op.id)?.();
         return;
-      case "record":
-        this.options.metrics.record(op.fn, op.status, op.ms);
+      case "records": {
+        const { fn, status, ms } = op;
+        for (let i = 0; i < fn.length; i++) this.options.metrics.record(fn[i], status[i], ms[i]);
+        return;
+      }
+      case "flushed":
+        for (const resolve of thread.flushed.splice(0)) resolve();
         return;
       case "closed":
         thread.closed?.();
@@ -265,18 +289,24 @@ export class HttpThreads {
     }
   }
 
-  /** A direct invocation: checked against the serving version, then into its pool. */
+  /** Answers a thread's request `id` with an error. */
+  #fail(thread: Thread, id: number, error: unknown): void {
+    const e = error instanceof IsolaneError ? error : new IsolaneError("internal", String(error));
+    thread.outbox.send({ k: "error", id, error: e.toBody(), ...(e.headers ? { headers: e.headers } : {}) });
+  }
+
+  /**
+   * A direct invocation: checked against the serving version, then into its pool. Per request on the main thread,
+   * so it keeps to one promise reaction and two closures (the cancel and the answer).
+   */
   #invoke(thread: Thread, op: Extract<ToMain, { k: "invoke" | "infer" }>): void {
     const { registry, devMode } = this.options;
     const { id } = op;
-    const fail = (error: unknown) => {
-      const e = error instanceof IsolaneError ? error : new IsolaneError("internal", String(error));
-      thread.outbox.send({ k: "error", id, error: e.toBody(), ...(e.headers ? { headers: e.headers } : {}) });
-    };
     let fn: FunctionVersion;
     try {
-      fn = registry.serving(op.name);
-      if (!direct(registry.require(op.name), fn, devMode)) return thread.outbox.send({ k: "whole", id });
+      const entry = registry.require(op.name);
+      fn = entry.current ?? registry.serving(op.name);
+      if (!direct(entry, fn, devMode)) return thread.outbox.send({ k: "whole", id });
       if (op.k === "invoke" && op.body.byteLength > fn.manifest.options.maxBodyBytes) {
         throw new IsolaneError("body_too_large", "Request body is too large");
       }
@@ -285,31 +315,42 @@ export class HttpThreads {
         return thread.outbox.send({ k: "whole", id });
       }
     } catch (error) {
-      return fail(error);
+      return this.#fail(thread, id, error);
     }
     // No AbortController per request: the pool hands back a cancel function.
     const options = { onCancel: (cancel: () => void) => thread.aborts.set(id, cancel), requestId: op.requestId };
-    const settled = op.k === "invoke"
-      ? fn.pool.invoke(op.body, {
+    const name = op.name;
+    const failed = (error: unknown) => {
+      thread.aborts.delete(id);
+      this.#fail(thread, id, error);
+      this.#readmit(name);
+    };
+    if (op.k === "invoke") {
+      fn.pool.invoke(op.body, {
         ...options,
         ...(op.contentType ? { contentType: op.contentType } : {}),
         onItem: (body) => thread.outbox.send({ k: "item", id, body }),
-      }).then((body) => thread.outbox.send({ k: "done", id, body }))
-      : op.shared
-      ? fn.pool.inferShared({
-        arena: thread.arena,
-        tensors: op.shared,
-        replyId: id,
-        linkFor: (host) => this.#linkFor(thread, host),
-      }, options).then((answer) => {
+      }).then((body) => {
+        thread.aborts.delete(id);
+        thread.outbox.send({ k: "done", id, body });
+        this.#readmit(name);
+      }, failed);
+    } else if (op.shared) {
+      const input = { arena: thread.arena, tensors: op.shared, replyId: id, linkFor: thread.linkFor };
+      fn.pool.inferShared(input, options, (error, answer) => {
+        thread.aborts.delete(id);
+        if (error) this.#fail(thread, id, error);
         // A direct answer went from the isolate to the thread: nothing to send.
-        if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
-      })
-      : fn.pool.infer(op.tensors, options).then((tensors) => thread.outbox.send({ k: "done", id, tensors }));
-    settled.catch(fail).finally(() => {
-      thread.aborts.delete(id);
-      this.#readmit(op.name);
-    });
+        else if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
+        this.#readmit(name);
+      });
+    } else {
+      fn.pool.infer(op.tensors ?? [], options).then((tensors) => {
+        thread.aborts.delete(id);
+        thread.outbox.send({ k: "done", id, tensors });
+        this.#readmit(name);
+      }, failed);
+    }
   }
 
   /**
@@ -319,7 +360,9 @@ export class HttpThreads {
    */
   #readmit(name: string): void {
     const slot = this.#slots.get(name);
-    if (slot !== undefined && slot >= 0 && Atomics.load(this.#admission, slot) !== 0) this.#writeAdmission(name, slot);
+    if (slot === undefined || slot < 0 || Atomics.load(this.#admission, slot) === 0) return;
+    // After the pool is done with the answer (a shared one is answered from inside it): its queue has moved on then.
+    queueMicrotask(() => this.#writeAdmission(name, slot));
   }
 
   /**
@@ -368,6 +411,23 @@ export class HttpThreads {
     } finally {
       thread.aborts.delete(id);
     }
+  }
+
+  /**
+   * Has every thread send the metrics records it keeps (they ride with its messages otherwise, up to 25 ms later);
+   * resolves once all are in, or after 1 s (a thread that does not answer is left out).
+   */
+  #flushRecords(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const all = Promise.all(this.#threads.map((t) =>
+      new Promise<void>((resolve) => {
+        t.flushed.push(resolve);
+        t.outbox.send({ k: "flush" });
+      })
+    ));
+    return Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]).then(() =>
+      clearTimeout(timer)
+    );
   }
 
   /** Stops accepting on every thread; resolves once none accepts new connections. */

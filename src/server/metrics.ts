@@ -16,6 +16,11 @@ export interface Metrics {
   middleware: MiddlewareHandler;
   /** Counts and times one invocation answered elsewhere (an HTTP thread): `ms` from request to response. */
   record(fn: string, status: number, ms: number): void;
+  /**
+   * Adds a source of records made elsewhere (the HTTP threads keep theirs for a moment): `flush` has it send them,
+   * and {@link render} awaits every source first, so that a scrape counts every request answered before it.
+   */
+  addSource(flush: () => Promise<void>): void;
   /** Hands pools' events to the metrics. */
   observer: PoolObserver;
   /** The text exposition for `GET /metrics`. */
@@ -150,18 +155,21 @@ export function createMetrics(
   }
 
   const lastMinute = new LastMinute();
-  // prom-client hashes a label set on every call; its children, kept per label set, do not.
-  const counters = new Map<string, client.Counter.Internal>();
-  const timers = new Map<string, client.Histogram.Internal<"function">>();
+  const sources: (() => Promise<void>)[] = [];
+  // prom-client hashes a label set on every call; its children, kept per label set, do not. By function, then status:
+  // no key string built per request.
+  const children = new Map<
+    string,
+    { timer: client.Histogram.Internal<"function">; counters: Map<number, client.Counter.Internal> }
+  >();
   const batchSizes = new Map<string, client.Histogram.Internal<"function">>();
   const record = (fn: string, status: number, ms: number) => {
-    const key = `${fn}\u0000${status}`;
-    let counter = counters.get(key);
-    if (!counter) counters.set(key, counter = requests.labels({ function: fn, status: String(status) }));
+    let of = children.get(fn);
+    if (!of) children.set(fn, of = { timer: duration.labels({ function: fn }), counters: new Map() });
+    let counter = of.counters.get(status);
+    if (!counter) of.counters.set(status, counter = requests.labels({ function: fn, status: String(status) }));
     counter.inc();
-    let timer = timers.get(fn);
-    if (!timer) timers.set(fn, timer = duration.labels({ function: fn }));
-    timer.observe(ms / 1000);
+    of.timer.observe(ms / 1000);
     recentSeries.request(fn, ms, status);
     lastMinute.request(fn, ms);
   };
@@ -176,6 +184,9 @@ export function createMetrics(
       if (fn !== null) record(fn, c.res.status, performance.now() - started);
     },
     record,
+    addSource(flush) {
+      sources.push(flush);
+    },
     observer: {
       dispatched: (fn, size) => {
         let sizes = batchSizes.get(fn);
@@ -186,6 +197,7 @@ export function createMetrics(
       isolateStopped: (fn, code) => restarts.inc({ function: fn, reason: code }),
     },
     async render() {
+      await Promise.all(sources.map((flush) => flush()));
       return { contentType: register.contentType, body: await register.metrics() };
     },
     series() {

@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { float32NestedBytes, float32TextSlow, writeFloat32, writeFloat32Nested } from "./float32_json.ts";
+
+const decoder = new TextDecoder();
+
+function textOf(x: number): string {
+  const out = new Uint8Array(32);
+  return decoder.decode(out.subarray(0, writeFloat32(x, out, 0)));
+}
+
+/** Significant digits of a number's text. */
+function digitsOf(text: string): number {
+  const mantissa = text.replace(/^-/, "").split("e")[0].replace(".", "").replace(/^0+/, "");
+  return Math.max(1, mantissa.length);
+}
+
+const bits = new Uint32Array(1);
+const asFloat = new Float32Array(bits.buffer);
+
+/** Every finite float32, from its bit pattern (each pattern equally likely: every exponent is covered). */
+const anyFloat32 = fc.integer({ min: 0, max: 2 ** 32 - 1 }).map((b) => {
+  bits[0] = b;
+  return asFloat[0];
+}).filter(Number.isFinite);
+
+/** Float32s of model outputs' usual range, where the fast path applies. */
+const usualFloat32 = fc.double({ min: -1e6, max: 1e6, noNaN: true }).map(Math.fround);
+
+Deno.test("every float32 reads back exactly from its text", () => {
+  for (const arbitrary of [anyFloat32, usualFloat32, fc.float({ noNaN: true, noDefaultInfinity: true })]) {
+    fc.assert(
+      fc.property(arbitrary, (x) => {
+        const text = textOf(x);
+        // `===`: -0 is written 0, as JSON.stringify does.
+        assert.ok(Math.fround(Number(text)) === x, `${x} written ${text}`);
+        assert.ok(Math.fround(JSON.parse(text)) === x, `${text} is JSON`);
+      }),
+      { numRuns: 20_000 },
+    );
+  }
+});
+
+Deno.test("the text has no more digits than the shortest correctly rounded one", () => {
+  fc.assert(
+    fc.property(fc.oneof(anyFloat32, usualFloat32), (x) => {
+      const text = textOf(x);
+      const slow = float32TextSlow(Math.abs(x));
+      assert.ok(digitsOf(text) <= digitsOf(slow), `${x}: ${text} against ${slow}`);
+    }),
+    { numRuns: 20_000 },
+  );
+});
+
+Deno.test("float32 texts are NumPy's, in ECMAScript's number form", () => {
+  const cases: [number, string][] = [
+    [Math.fround(0.1), "0.1"],
+    [Math.fround(-0.1), "-0.1"],
+    [Math.fround(1 / 3), "0.33333334"],
+    [1.5, "1.5"],
+    [100, "100"],
+    [16777216, "16777216"],
+    [Math.fround(0.0001), "0.0001"],
+    [Math.fround(123.456), "123.456"],
+    [Math.fround(1e-7), "1e-7"],
+    [Math.fround(1e9), "1000000000"],
+    [Math.fround(3.4028234663852886e38), "3.4028235e+38"],
+    [1.401298464324817e-45, "1e-45"],
+    [0, "0"],
+    [-0, "0"],
+  ];
+  for (const [x, text] of cases) assert.equal(textOf(x), text);
+});
+
+Deno.test("nested float32 JSON reads back as the float32s, by shape", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 4 }),
+      fc.integer({ min: 1, max: 5 }),
+      fc.array(anyFloat32, { minLength: 20, maxLength: 20 }),
+      (rows, cols, pool) => {
+        const values = Float32Array.from({ length: rows * cols }, (_, i) => pool[i % pool.length]);
+        const out = new Uint8Array(float32NestedBytes(values.length, [rows, cols]));
+        const text = decoder.decode(out.subarray(0, writeFloat32Nested(values, [rows, cols], out, 0)));
+        const parsed = JSON.parse(text) as number[][];
+        assert.equal(parsed.length, rows);
+        assert.deepEqual(
+          Float32Array.from(parsed.flat()),
+          values.map((v) => (v === 0 ? 0 : v)),
+        );
+      },
+    ),
+  );
+  const scalar = new Uint8Array(float32NestedBytes(1, []));
+  assert.equal(decoder.decode(scalar.subarray(0, writeFloat32Nested(Float32Array.of(2.5), [], scalar, 0))), "2.5");
+});
