@@ -585,7 +585,8 @@ async function scenarioB(ctx: Context, wideModel: string): Promise<ScenarioRepor
       }; ` +
       (options.cuda
         ? "isolane divides the cores among a function's isolates (ISOLANE_ORT_THREADS)."
-        : "isolane gives each isolate every core as intra-op threads that sleep when idle (its default on CPU lanes)."),
+        : "isolane gives each isolate every core as intra-op threads that sleep when idle (its default on CPU lanes), " +
+          "and sends a request to the idle isolate that finished last (docs/cpu-mlp.md)."),
     ],
   };
 }
