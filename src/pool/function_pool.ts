@@ -465,9 +465,13 @@ export class FunctionPool {
       : undefined;
     const results = host.run(batch.map((r) => this.#jobFor(r, host)), onItem);
     let left = batch.length;
+    let answered = false;
     batch.forEach((request, i) => {
       results[i].then((result: JobResult) => {
-        if (result.ok) slot.failures = 0;
+        if (result.ok) {
+          slot.failures = 0;
+          answered = true;
+        }
         if (request.state !== "done") {
           this.#finish(request);
           if (result.ok) request.resolve(result);
@@ -475,7 +479,9 @@ export class FunctionPool {
         }
         if (--left === 0) {
           if (slot.host === host) slot.batches--;
-          this.#idleSince.set(slot, ++this.#finishedBatches);
+          // An isolate whose batch failed whole is not the warm one: it would take every request that came alone.
+          if (answered) this.#idleSince.set(slot, ++this.#finishedBatches);
+          else this.#idleSince.delete(slot);
           const ms = performance.now() - started;
           this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
           this.#pump();
