@@ -20,6 +20,18 @@ function cpuTicks(): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
+/** Threads of this process other than the main thread that are running or waiting for a core. */
+function runnableThreads(): number {
+  let n = 0;
+  for (const task of Deno.readDirSync("/proc/self/task")) {
+    if (task.name === String(Deno.pid)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/self/task/${task.name}/stat`).replace(/^.*\) /, "").startsWith("R")) n++;
+    } catch { /* the thread ended */ }
+  }
+  return n;
+}
+
 const worker = new Worker(new URL("./_after_drop_worker.ts", import.meta.url), {
   type: "module",
   deno: { permissions: { read: true, ffi: true, env: true, sys: true } },
@@ -33,13 +45,12 @@ if (answer.running !== true) {
 }
 worker.terminate();
 const ended = cpuTicks();
-// The orphaned run keeps a core busy; it has ended once the process's CPU time stands still for three polls.
-let last = ended;
+// The orphaned run keeps a thread running or runnable (state R); it has ended once no thread but this one is, three
+// polls in a row. (CPU time that stood still was not enough: on a loaded machine the run could wait 150 ms for a
+// core, the process exited under it, and ORT's teardown at exit met the run: SIGSEGV.)
 let still = 0;
-for (let polls = 0; still < 3 && polls < 400; polls++) {
+for (let polls = 0; still < 3 && polls < 1200; polls++) {
   await new Promise((resolve) => setTimeout(resolve, 50));
-  const now = cpuTicks();
-  still = now - last <= 1 ? still + 1 : 0;
-  last = now;
+  still = runnableThreads() === 0 ? still + 1 : 0;
 }
-console.log(JSON.stringify({ survived: true, ticksAfterEnd: last - ended, settled: still >= 3 }));
+console.log(JSON.stringify({ survived: true, ticksAfterEnd: cpuTicks() - ended, settled: still >= 3 }));
