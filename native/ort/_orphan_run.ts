@@ -10,6 +10,7 @@
  * @module
  */
 import { keepOrtLoaded } from "./mod.ts";
+import { othersSettled } from "./_threads.ts";
 
 const [libraryPath, loopPath, keep] = Deno.args;
 if (keep === "keep") keepOrtLoaded(libraryPath);
@@ -18,18 +19,6 @@ if (keep === "keep") keepOrtLoaded(libraryPath);
 function cpuTicks(): number {
   const fields = Deno.readTextFileSync("/proc/self/stat").replace(/^.*\) /, "").split(" ");
   return Number(fields[11]) + Number(fields[12]);
-}
-
-/** Threads of this process other than the main thread that are running or waiting for a core. */
-function runnableThreads(): number {
-  let n = 0;
-  for (const task of Deno.readDirSync("/proc/self/task")) {
-    if (task.name === String(Deno.pid)) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/self/task/${task.name}/stat`).replace(/^.*\) /, "").startsWith("R")) n++;
-    } catch { /* the thread ended */ }
-  }
-  return n;
 }
 
 const worker = new Worker(new URL("./_after_drop_worker.ts", import.meta.url), {
@@ -45,12 +34,8 @@ if (answer.running !== true) {
 }
 worker.terminate();
 const ended = cpuTicks();
-// The orphaned run keeps a thread running or runnable (state R); it has ended once no thread but this one is, three
-// polls in a row. (CPU time that stood still was not enough: on a loaded machine the run could wait 150 ms for a
-// core, the process exited under it, and ORT's teardown at exit met the run: SIGSEGV.)
-let still = 0;
-for (let polls = 0; still < 3 && polls < 1200; polls++) {
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  still = runnableThreads() === 0 ? still + 1 : 0;
-}
-console.log(JSON.stringify({ survived: true, ticksAfterEnd: cpuTicks() - ended, settled: still >= 3 }));
+// The orphaned run keeps a thread running or waiting for a core; it has ended once no other thread is. (CPU time that
+// stood still for 150 ms was not enough: on a loaded machine the run waited for a core, the process exited under it,
+// and died of SIGSEGV at exit.)
+const settled = await othersSettled();
+console.log(JSON.stringify({ survived: true, ticksAfterEnd: cpuTicks() - ended, settled }));
