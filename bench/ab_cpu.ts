@@ -9,6 +9,8 @@
  *   deno run -A bench/ab_cpu.ts old=/tmp/isolane-old/main.ts new=main.ts new-t1=main.ts,ISOLANE_ORT_THREADS=1 \
  *     [--hono] [--rounds 3] [--seconds 3] [--instances 2] [--cases w1,w32,wb1,wb32,s1,sb32]
  *
+ * A runtime's `instances=N` pair (`new-i1=main.ts,instances=N`) writes its functions with N isolates instead of
+ * `--instances`; its other pairs are its environment.
  * Cases: `w` the 8×1024 MLP, `wb` the same with dynamic batching (max 64, 2 ms), `s` the small mlp, `sb` batched;
  * the number is the concurrency. Needs `bench/.models/mlp8x1024.onnx` (`deno run -A bench/make_mlp8x1024.ts`).
  * @module
@@ -34,12 +36,15 @@ const { values, positionals } = parseArgs({
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const wide = here("./.models/mlp8x1024.onnx");
 const small = here("../functions/mlp/mlp.onnx");
-type Runtime = { name: string; entry: string; env: Record<string, string>; hono?: boolean };
+type Runtime = { name: string; entry: string; env: Record<string, string>; instances?: number; hono?: boolean };
 const runtimes: Runtime[] = positionals.map((arg) => {
   const [name, rest] = arg.split(/=(.*)/s);
   if (!rest) throw new Error(`Expected name=main.ts[,KEY=VALUE...], not '${arg}'`);
   const [entry, ...pairs] = rest.split(",");
-  return { name, entry: resolve(entry), env: Object.fromEntries(pairs.map((p) => p.split(/=(.*)/s).slice(0, 2))) };
+  const env = Object.fromEntries(pairs.map((p) => p.split(/=(.*)/s).slice(0, 2)));
+  const instances = env.instances === undefined ? undefined : Number(env.instances);
+  delete env.instances;
+  return { name, entry: resolve(entry), env, ...(instances ? { instances } : {}) };
 });
 if (values.hono) {
   const models = { mlp8x1024: wide, mlp8x1024_batched: wide, mlp: small, mlp_batched: small };
@@ -75,7 +80,7 @@ const urls = new Map<string, string>();
 for (const runtime of runtimes) {
   const dir = await Deno.makeTempDir({ prefix: "isolane-ab-cpu-" });
   await writeBenchFunctions(dir, {
-    instances: Number(values.instances),
+    instances: runtime.instances ?? Number(values.instances),
     mlp: true,
     wideMlp: wide,
     batching: { maxBatchSize: 64, maxQueueDelayMs: 2 },

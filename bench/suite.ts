@@ -586,7 +586,8 @@ async function scenarioB(ctx: Context, wideModel: string): Promise<ScenarioRepor
       }; ` +
       (options.cuda
         ? "isolane gives each CUDA isolate one intra-op thread (its default on GPU lanes, ISOLANE_ORT_THREADS)."
-        : "isolane gives each isolate every core as intra-op threads that sleep when idle (its default on CPU lanes)."),
+        : "isolane gives each isolate every core as intra-op threads that sleep when idle (its default on CPU lanes), " +
+          "and sends a request to the idle isolate that finished last (docs/cpu-mlp.md)."),
     ],
   };
 }

@@ -10,6 +10,7 @@
  * @module
  */
 import { keepOrtLoaded } from "./mod.ts";
+import { othersSettled } from "./_threads.ts";
 
 const [libraryPath, loopPath, keep] = Deno.args;
 if (keep === "keep") keepOrtLoaded(libraryPath);
@@ -33,13 +34,8 @@ if (answer.running !== true) {
 }
 worker.terminate();
 const ended = cpuTicks();
-// The orphaned run keeps a core busy; it has ended once the process's CPU time stands still for three polls.
-let last = ended;
-let still = 0;
-for (let polls = 0; still < 3 && polls < 400; polls++) {
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  const now = cpuTicks();
-  still = now - last <= 1 ? still + 1 : 0;
-  last = now;
-}
-console.log(JSON.stringify({ survived: true, ticksAfterEnd: last - ended, settled: still >= 3 }));
+// The orphaned run keeps a thread running or waiting for a core; it has ended once no other thread is. (CPU time that
+// stood still for 150 ms was not enough: on a loaded machine the run waited for a core, the process exited under it,
+// and died of SIGSEGV at exit.)
+const settled = await othersSettled();
+console.log(JSON.stringify({ survived: true, ticksAfterEnd: cpuTicks() - ended, settled }));

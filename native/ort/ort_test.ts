@@ -16,6 +16,7 @@ import {
   RunAbortedError,
 } from "./mod.ts";
 import { denseReluModel, denseReluReference, loopMatMulModel, writeTempModel } from "./test_models.ts";
+import { othersSettled } from "./_threads.ts";
 
 const nodeModules = fileURLToPath(new URL("../../node_modules", import.meta.url));
 const libraryPath = ortLibraryPath(nodeModules);
@@ -407,8 +408,9 @@ Deno.test("a Worker that ends during a nonblocking run leaves the process sound:
   const answer = await started;
   assert.equal(answer.running, true, String(answer.error));
   worker.terminate();
-  // The run (about 0.3 s here) ends after its Worker; this process goes on using ORT.
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  // The run (about 0.3 s on an idle machine) ends after its Worker; this process goes on using ORT. Waited for, so
+  // that it does not outlive this file's test module (a loaded machine ran it for seconds).
+  assert.ok(await othersSettled(), "the orphaned run ended");
   const session = NativeSession.create(env, loopPath, { provider: "cpu", nonblocking: true });
   try {
     const { y } = await session.run(loopFeeds(10));

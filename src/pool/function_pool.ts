@@ -115,6 +115,9 @@ export class FunctionPool {
   #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   /** Rows of the requests at the head of the queue, for the batcher (reused). */
   #rows: number[] = [];
+  /** When each slot last became idle, as a count of batches finished: the warmest idle isolate goes first. */
+  #idleSince = new WeakMap<Slot, number>();
+  #finishedBatches = 0;
   #sharedAnswers = { direct: 0, relayed: 0 };
 
   /** Creates a pool; call {@link start} before {@link invoke}. */
@@ -421,16 +424,22 @@ export class FunctionPool {
     this.#pump();
   }
 
-  /** The live slot with the fewest batches in flight, if it has room for one more. */
+  /**
+   * The live slot with the fewest batches in flight, if it has room for one more; among idle ones, the one that
+   * finished last. Its model's weights and its threads are still warm: at c=1 round robin over a CPU function's
+   * isolates read each one's weights (32 MiB for the 8×1024 MLP, as much as this CPU's L3) from memory on every
+   * request (README "Settings"). Slots never used yet go by fewest served.
+   */
   #freeSlot(): Slot | undefined {
     const capacity = this.spec.options.dynamicBatching ? 2 : 1;
     let best: Slot | undefined;
     for (const slot of this.#supervisor.slots) {
       if (!slot.host?.alive || slot.batches >= capacity) continue;
-      if (
-        !best || slot.batches < best.batches || (slot.batches === best.batches && slot.host.served < best.host!.served)
-      ) {
-        best = slot;
+      if (!best || slot.batches < best.batches) best = slot;
+      else if (slot.batches === best.batches) {
+        const idle = this.#idleSince.get(slot) ?? 0;
+        const bestIdle = this.#idleSince.get(best) ?? 0;
+        if (idle > bestIdle || (idle === bestIdle && slot.host.served < best.host!.served)) best = slot;
       }
     }
     return best;
@@ -493,9 +502,13 @@ export class FunctionPool {
       : undefined;
     const results = host.run(batch.map((r) => this.#jobFor(r, host)), onItem);
     let left = batch.length;
+    let answered = false;
     batch.forEach((request, i) => {
       results[i].then((result: JobResult) => {
-        if (result.ok) slot.failures = 0;
+        if (result.ok) {
+          slot.failures = 0;
+          answered = true;
+        }
         if (request.state !== "done") {
           this.#finish(request);
           if (result.ok) request.resolve(result);
@@ -503,6 +516,9 @@ export class FunctionPool {
         }
         if (--left === 0) {
           if (slot.host === host) slot.batches--;
+          // An isolate whose batch failed whole is not the warm one: it would take every request that came alone.
+          if (answered) this.#idleSince.set(slot, ++this.#finishedBatches);
+          else this.#idleSince.delete(slot);
           const ms = performance.now() - started;
           this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
           this.#pump();
