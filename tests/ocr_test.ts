@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { crc32, deflateSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
+import pngjs from "pngjs";
 import { encodeJpeg, renderSidewaysJpeg, renderText, renderTextPng } from "./support/render_text.ts";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
 
@@ -78,6 +79,13 @@ function withJpegSize(jpeg: Uint8Array, side: number): Uint8Array {
   throw new Error("No SOF segment");
 }
 
+/** A white RGBA PNG of `width` x `height` pixels. */
+function blankPng(width: number, height: number): Uint8Array {
+  const png = new pngjs.PNG({ width, height });
+  png.data.fill(255);
+  return new Uint8Array(pngjs.PNG.sync.write(png));
+}
+
 Deno.test("ocr: images as people have them", async (t) => {
   await using server = await startServer({ functionsDir, env: { CUDA_VISIBLE_DEVICES: "" } });
   assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
@@ -134,6 +142,33 @@ Deno.test("ocr: images as people have them", async (t) => {
     // Boxes are in the upright image: lines run left to right, the second below the first.
     assert.ok(lines[0].box[1][0] - lines[0].box[0][0] > 200, JSON.stringify(lines[0].box));
     assert.ok(lines[1].box[0][1] > lines[0].box[3][1]);
+  });
+
+  await t.step("answers images of extreme shapes within the pixel limit without ending its isolate", async () => {
+    // 200000 x 10 and 1000000 x 1 are 2 M and 1 M pixels, a few KB as PNG: the detector's input once grew to
+    // 200000 x 32 and 1000000 x 32 (the short side rounded up to 32 px, the long side kept), past the isolate's memory.
+    for (const [width, height] of [[200_000, 10], [1, 200_000], [1, 1]]) {
+      const response = await server.invoke("ocr", { image: base64(blankPng(width, height)) });
+      const body = await response.json();
+      assert.equal(response.status, 200, `${width} x ${height}: ${JSON.stringify(body)}`);
+      assert.deepEqual(body.lines, [], `${width} x ${height}`);
+    }
+    const info = await (await fetch(`${server.url}/v1/functions/ocr`)).json();
+    assert.deepEqual(info.isolates.map((i: { restarts: number }) => i.restarts), [0]);
+  });
+
+  await t.step("reads a 40-megapixel PNG (6400 x 6250), the most pixels it accepts", async () => {
+    const text = await renderText(["INVOICE 4711"], { width: 6400, fontSize: 300 });
+    const png = new pngjs.PNG({ width: 6400, height: 6250 });
+    png.data.fill(255);
+    png.data.set(text.data.subarray(0, 6400 * text.height * 4), 6400 * 2000 * 4);
+    const lines = await read(server, new Uint8Array(pngjs.PNG.sync.write(png)));
+    assert.deepEqual(lines.map((l) => l.text), ["INVOICE 4711"]);
+    const [p0, , , p3] = lines[0].box;
+    assert.ok(
+      p0[1] > 2000 && p3[1] < 2000 + text.height,
+      `the box is where the text is: ${JSON.stringify(lines[0].box)}`,
+    );
   });
 
   await t.step("refuses a PNG and a JPEG that declare 20000x20000 pixels, from the header", async () => {

