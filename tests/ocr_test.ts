@@ -110,6 +110,15 @@ Deno.test("ocr: images as people have them", async (t) => {
     assert.ok(p1[0] - p0[0] > 3500, `the box spans the line: ${JSON.stringify(lines[0].box)}`);
   });
 
+  await t.step("reads lines of 72 words (7,700 px wide, 44 px high) whole, three of them in order", async () => {
+    // Recognition squeezed lines to 3,200 px at 48 px high: such a line read as "ahaaaq".
+    const words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa " +
+      "quebec romeo sierra tango uniform victor whiskey xray yankee zulu one two three four five six seven eight nine ten";
+    const text = [`${words} ${words}`, `one ${words} ${words}`, `two ${words} ${words}`];
+    const lines = await read(server, await renderTextPng(text, { width: 9200 }));
+    assert.deepEqual(lines.map((l) => l.text), text);
+  });
+
   await t.step("reads black text on a transparent background", async () => {
     const png = await renderTextPng(["Hello Edge World 2025"], { width: 700, background: "transparent" });
     const lines = await read(server, png);
