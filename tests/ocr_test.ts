@@ -180,6 +180,18 @@ Deno.test("ocr: images as people have them", async (t) => {
     );
   });
 
+  await t.step("says that an empty body is empty (curl sends one when its @file is missing)", async () => {
+    const response = await fetch(`${server.url}/v1/functions/ocr`, {
+      method: "POST",
+      headers: { "content-type": "image/png" },
+      body: new Uint8Array(),
+    });
+    const e = await errorOf(response);
+    assert.equal(e.status, 400);
+    assert.equal(e.code, "invalid_input");
+    assert.match(e.message, /^The image is empty \(0 bytes\): send a PNG or JPEG file as the body/);
+  });
+
   await t.step("refuses a PNG and a JPEG that declare 20000x20000 pixels, from the header", async () => {
     const png = hugePng(20_000, 10_000);
     assert.ok(png.length > 100_000 && png.length < 1_000_000, `${png.length} bytes`);

@@ -57,6 +57,10 @@ export class UnusableImage extends Error {
  * for anything that is not a readable PNG or JPEG header.
  */
 export function readImageHeader(bytes: Uint8Array): ImageHeader {
+  if (bytes.length === 0) {
+    // What curl sends for `--data-binary @scan.png` when scan.png does not exist (it warns, then posts nothing).
+    throw new UnusableImage("The image is empty (0 bytes): send a PNG or JPEG file as the body, or check its path");
+  }
   const isPng = bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47;
   const isJpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
   if (!isPng && !isJpeg) throw new UnusableImage("Image is neither PNG nor JPEG");
