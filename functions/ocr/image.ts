@@ -99,8 +99,9 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
         data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length),
       };
     } else {
-      // The header check above bounds the pixels; jpeg-js's own memory cap stays as a second guard.
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 512 });
+      // The header check above bounds the pixels; jpeg-js's own memory cap stays as a second guard, above what a JPEG
+      // of 40 M pixels takes (512 MB refused one: "maxMemoryUsageInMB limit exceeded by at least 23MB").
+      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
       image = { width: img.width, height: img.height, data: img.data };
     }
   } catch (error) {

