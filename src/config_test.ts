@@ -46,3 +46,16 @@ Deno.test("parseConfig reads the JWT settings and refuses a short secret or a JW
   assert.throws(() => parseConfig({ ISOLANE_JWKS_URL: "not a url" }, []), /ISOLANE_JWKS_URL must be an http\(s\) URL/);
   assert.throws(() => parseConfig({ ISOLANE_JWKS_URL: "file:///etc/jwks.json" }, []), /ISOLANE_JWKS_URL/);
 });
+
+Deno.test("parseConfig reads ISOLANE_CUDA_SYNC and refuses another value, naming the variable and the choices", () => {
+  assert.equal(parseConfig({}, []).cudaSync, "auto");
+  for (const value of ["auto", "spin", "yield", "blocking"] as const) {
+    assert.equal(parseConfig({ ISOLANE_CUDA_SYNC: value }, []).cudaSync, value);
+  }
+  for (const value of ["BLOCKING", "block", " spin", "1"]) {
+    assert.throws(
+      () => parseConfig({ ISOLANE_CUDA_SYNC: value }, []),
+      /^ConfigError: Invalid configuration: ISOLANE_CUDA_SYNC .*"auto"\|"spin"\|"yield"\|"blocking"/,
+    );
+  }
+});

@@ -390,7 +390,9 @@ export const functionOptionsSchema = z.object({
   abortGraceMs: z.number().int().min(0).max(60_000).default(1000),
   cpuTimeMs: z.number().int().min(0).max(600_000).default(0),
   tf32: z.boolean().default(true),
-  cudaGraph: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
+  cudaGraph: z.union([z.boolean(), z.array(z.string().min(1))], {
+    error: 'expected true, false or a list of model names (cudaGraph: ["det"])',
+  }).default(false),
   shapeSessions: z.number().int().min(1).max(16).default(1),
   // The handler is the isolate's; the host keeps only the media types (Zod drops the rest).
   raw: z.object({

@@ -101,3 +101,14 @@ Deno.test("cudaGraph: true for every model, or the names of declared models; an 
     /cudaGraph names no declared model: cls; models: det, rec/,
   );
 });
+
+Deno.test("cudaGraph and shapeSessions: a value of the wrong kind is refused with what is expected", () => {
+  const base = { ...minimal, models: { det: "det.onnx" } };
+  assert.throws(
+    () => defineFunction({ ...base, cudaGraph: "det" as never }),
+    /^TypeError: Invalid function definition: 'cudaGraph' expected true, false or a list of model names/,
+  );
+  assert.throws(() => defineFunction({ ...base, shapeSessions: 0 }), /'shapeSessions' Too small/);
+  assert.throws(() => defineFunction({ ...base, shapeSessions: 2.5 }), /'shapeSessions' expected int/);
+  assert.throws(() => defineFunction({ ...base, shapeSessions: 17 }), /'shapeSessions' Too big/);
+});

@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { crc32, deflateSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
+import pngjs from "pngjs";
+import jpegJs from "jpeg-js";
 import { encodeJpeg, renderSidewaysJpeg, renderText, renderTextPng } from "./support/render_text.ts";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
 
@@ -78,6 +80,13 @@ function withJpegSize(jpeg: Uint8Array, side: number): Uint8Array {
   throw new Error("No SOF segment");
 }
 
+/** A white RGBA PNG of `width` x `height` pixels. */
+function blankPng(width: number, height: number): Uint8Array {
+  const png = new pngjs.PNG({ width, height });
+  png.data.fill(255);
+  return new Uint8Array(pngjs.PNG.sync.write(png));
+}
+
 Deno.test("ocr: images as people have them", async (t) => {
   await using server = await startServer({ functionsDir, env: { CUDA_VISIBLE_DEVICES: "" } });
   assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
@@ -100,6 +109,15 @@ Deno.test("ocr: images as people have them", async (t) => {
     assert.deepEqual(lines.map((l) => l.text), [words]);
     const [p0, p1] = lines[0].box;
     assert.ok(p1[0] - p0[0] > 3500, `the box spans the line: ${JSON.stringify(lines[0].box)}`);
+  });
+
+  await t.step("reads lines of 72 words (7,700 px wide, 44 px high) whole, three of them in order", async () => {
+    // Recognition squeezed lines to 3,200 px at 48 px high: such a line read as "ahaaaq".
+    const words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa " +
+      "quebec romeo sierra tango uniform victor whiskey xray yankee zulu one two three four five six seven eight nine ten";
+    const text = [`${words} ${words}`, `one ${words} ${words}`, `two ${words} ${words}`];
+    const lines = await read(server, await renderTextPng(text, { width: 9200 }));
+    assert.deepEqual(lines.map((l) => l.text), text);
   });
 
   await t.step("reads black text on a transparent background", async () => {
@@ -134,6 +152,49 @@ Deno.test("ocr: images as people have them", async (t) => {
     // Boxes are in the upright image: lines run left to right, the second below the first.
     assert.ok(lines[0].box[1][0] - lines[0].box[0][0] > 200, JSON.stringify(lines[0].box));
     assert.ok(lines[1].box[0][1] > lines[0].box[3][1]);
+  });
+
+  await t.step("answers images of extreme shapes within the pixel limit without ending its isolate", async () => {
+    // 200000 x 10 and 1000000 x 1 are 2 M and 1 M pixels, a few KB as PNG: the detector's input once grew to
+    // 200000 x 32 and 1000000 x 32 (the short side rounded up to 32 px, the long side kept), past the isolate's memory.
+    for (const [width, height] of [[200_000, 10], [1, 200_000], [1, 1]]) {
+      const response = await server.invoke("ocr", { image: base64(blankPng(width, height)) });
+      const body = await response.json();
+      assert.equal(response.status, 200, `${width} x ${height}: ${JSON.stringify(body)}`);
+      assert.deepEqual(body.lines, [], `${width} x ${height}`);
+    }
+    const info = await (await fetch(`${server.url}/v1/functions/ocr`)).json();
+    assert.deepEqual(info.isolates.map((i: { restarts: number }) => i.restarts), [0]);
+  });
+
+  await t.step("reads a 40-megapixel PNG and JPEG (6400 x 6250), the most pixels it accepts", async () => {
+    const text = await renderText(["INVOICE 4711"], { width: 6400, fontSize: 300 });
+    const png = new pngjs.PNG({ width: 6400, height: 6250 });
+    png.data.fill(255);
+    png.data.set(text.data.subarray(0, 6400 * text.height * 4), 6400 * 2000 * 4);
+    // jpeg-js's own memory cap of 512 MB refused such a JPEG ("maxMemoryUsageInMB limit exceeded by at least 23MB").
+    const jpeg = jpegJs.encode({ width: 6400, height: 6250, data: png.data }, 85).data;
+    for (const image of [new Uint8Array(pngjs.PNG.sync.write(png)), new Uint8Array(jpeg)]) {
+      const lines = await read(server, image);
+      assert.deepEqual(lines.map((l) => l.text), ["INVOICE 4711"]);
+      const [p0, , , p3] = lines[0].box;
+      assert.ok(
+        p0[1] > 2000 && p3[1] < 2000 + text.height,
+        `the box is where the text is: ${JSON.stringify(lines[0].box)}`,
+      );
+    }
+  });
+
+  await t.step("says that an empty body is empty (curl sends one when its @file is missing)", async () => {
+    const response = await fetch(`${server.url}/v1/functions/ocr`, {
+      method: "POST",
+      headers: { "content-type": "image/png" },
+      body: new Uint8Array(),
+    });
+    const e = await errorOf(response);
+    assert.equal(e.status, 400);
+    assert.equal(e.code, "invalid_input");
+    assert.match(e.message, /^The image is empty \(0 bytes\): send a PNG or JPEG file as the body/);
   });
 
   await t.step("refuses a PNG and a JPEG that declare 20000x20000 pixels, from the header", async () => {

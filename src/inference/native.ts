@@ -256,7 +256,10 @@ export async function createLaneSession(path: string, options: NativeLaneOptions
  * back to a shape it ran a moment before, under every `cudnn_conv_algo_search` (docs/gpu-results.md). A session that
  * only ever sees one shape pays that once. Sessions are created on the first run of a new shape (its set-up is that
  * run's) and the least recently used one is released when a new shape needs room; each has its own arena (the
- * function's `gpuMemoryLimitMb` applies to each). Runs take turns, so no session is released while it runs.
+ * function's `gpuMemoryLimitMb` applies to each). Runs take turns, so no session is released while it runs. Feeds
+ * the model cannot take are refused before a session is chosen (else each would cost a session, and evict one); a
+ * session that cannot be created fails its run with the shapes named ("Cannot create a session for input shapes
+ * x:1x3x960x1280 (shapeSessions: 6): ..."), and later runs go on.
  */
 export class ShapeSessions {
   /** Sessions by the key of their input shapes, least recently used first. */
@@ -267,8 +270,41 @@ export class ShapeSessions {
   /** Sessions created since the first, and released to make room: for the API and the tests. */
   readonly stats = { created: 0, evicted: 0 };
 
+  /** The model's inputs, from the first session: feeds are checked against them before a session is chosen. */
+  readonly #inputs: readonly InferenceSession.ValueMetadata[];
+
   constructor(first: NativeSession, readonly create: () => NativeSession, readonly max: number) {
     this.#first = first;
+    this.#inputs = first.inputMetadata;
+  }
+
+  /**
+   * Throws, naming the input, for feeds the model cannot take (an unknown or missing name, a rank or a fixed
+   * dimension that differs): such a run would otherwise create a session for its shapes, releasing another to make
+   * room, only for ORT to refuse it.
+   */
+  #check(feeds: Record<string, Tensor>): void {
+    const names = this.#inputs.map((input) => input.name);
+    const unknown = Object.keys(feeds).filter((name) => !names.includes(name));
+    const missing = names.filter((name) => !Object.hasOwn(feeds, name));
+    if (unknown.length > 0 || missing.length > 0) {
+      throw new Error(
+        `The model's inputs are ${names.join(", ")}; ${
+          unknown.length ? `${unknown.join(", ")} is not one of them` : `${missing.join(", ")} is missing`
+        }`,
+      );
+    }
+    for (const input of this.#inputs) {
+      if (!input.isTensor) continue;
+      const dims = feeds[input.name]?.dims;
+      const fits = Array.isArray(dims) && dims.length === input.shape.length &&
+        input.shape.every((d, i) => typeof d !== "number" || d < 0 || dims[i] === d);
+      if (!fits) {
+        throw new Error(
+          `Input '${input.name}' has shape [${dims?.join(", ")}]; the model's input is [${input.shape.join(", ")}]`,
+        );
+      }
+    }
   }
 
   /** The key of a run's input shapes: each input's name and dimensions. */
@@ -295,7 +331,13 @@ export class ShapeSessions {
         this.stats.evicted++;
         await evicted.release();
       }
-      session = this.create();
+      try {
+        session = this.create();
+      } catch (error) {
+        throw new Error(
+          `Cannot create a session for input shapes ${key} (shapeSessions: ${this.max}): ${(error as Error).message}`,
+        );
+      }
       this.stats.created++;
     }
     this.#byShape.set(key, session);
@@ -305,7 +347,10 @@ export class ShapeSessions {
   /** Runs `feeds` on the session of their shapes; runs take turns. */
   run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
     if (this.#released) return Promise.reject(new Error("The model's sessions were released"));
-    const turn = this.#turn.then(async () => (await this.#sessionFor(ShapeSessions.keyOf(feeds))).run(feeds));
+    const turn = this.#turn.then(async () => {
+      this.#check(feeds);
+      return (await this.#sessionFor(ShapeSessions.keyOf(feeds))).run(feeds);
+    });
     this.#turn = turn.catch(() => {});
     return turn;
   }

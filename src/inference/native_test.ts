@@ -1,0 +1,116 @@
+/**
+ * `ShapeSessions` (a session per set of input shapes, for CUDA lanes' `shapeSessions`) over real ORT sessions of
+ * `functions/mlp/mlp.onnx` on the CPU provider: the bookkeeping is the provider's no matter, so it is tested here;
+ * what a GPU gains from it is measured in docs/gpu-results.md.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { Tensor } from "onnxruntime-common";
+import { NativeSession, OrtEnv, ortLibraryPath } from "../../native/ort/mod.ts";
+import { ShapeSessions } from "./native.ts";
+
+const libraryPath = ortLibraryPath(fileURLToPath(new URL("../../node_modules", import.meta.url)));
+const mlpPath = fileURLToPath(new URL("../../functions/mlp/mlp.onnx", import.meta.url));
+const env = OrtEnv.open({ libraryPath });
+
+function rows(n: number, seed = 1): Tensor {
+  return new Tensor("float32", Float32Array.from({ length: n * 4 }, (_, i) => Math.sin(seed + i * 1.3) * 3), [n, 4]);
+}
+
+/** Sessions of mlp as `ShapeSessions` makes them, each remembered to check its release. */
+function sessions() {
+  const made: NativeSession[] = [];
+  const create = () => {
+    const session = NativeSession.create(env, mlpPath, { provider: "cpu" });
+    made.push(session);
+    return session;
+  };
+  return { made, create };
+}
+
+Deno.test("ShapeSessions: a session per input shape, the least recently used released, outputs as one session's", async () => {
+  const { made, create } = sessions();
+  const plain = create();
+  const shapes = new ShapeSessions(create(), create, 2);
+  const model = shapes.facade();
+  try {
+    assert.deepEqual(model.inputNames, ["x"]);
+    for (const n of [1, 2, 1, 3]) {
+      const { y } = await model.run({ x: rows(n, n) });
+      const { y: expected } = await plain.run({ x: rows(n, n) });
+      assert.deepEqual(y.dims, [n, 3]);
+      assert.deepEqual(y.data, expected.data);
+    }
+    // 1 took the first session, 2 a new one, 1 its own again, 3 a new one in place of 2 (used least recently).
+    assert.deepEqual(shapes.shapes(), ["x:1x4", "x:3x4"]);
+    assert.deepEqual(shapes.stats, { created: 2, evicted: 1 });
+    await assert.rejects(made[2].run({ x: rows(2) }), /NativeSession is released/);
+  } finally {
+    await shapes.release();
+    await plain.release();
+  }
+  await assert.rejects(model.run({ x: rows(1) }), /sessions were released/);
+  for (const session of made.slice(1)) await assert.rejects(session.run({ x: rows(1) }), /NativeSession is released/);
+});
+
+Deno.test("ShapeSessions: feeds the model cannot take are refused without creating or releasing a session", async () => {
+  const { create } = sessions();
+  const shapes = new ShapeSessions(create(), create, 2);
+  try {
+    const model = shapes.facade();
+    await model.run({ x: rows(1) });
+    await model.run({ x: rows(2) });
+    const bad: Record<string, Tensor>[] = [
+      { z: rows(1) },
+      { x: rows(1), z: rows(1) },
+      {},
+      { x: new Tensor("float32", new Float32Array(5), [1, 5]) },
+      { x: new Tensor("float32", new Float32Array(4), [4]) },
+    ];
+    for (const feeds of bad) {
+      await assert.rejects(model.run(feeds), /input/i, JSON.stringify(Object.keys(feeds)));
+    }
+    assert.deepEqual(shapes.shapes(), ["x:1x4", "x:2x4"], "the sessions of the good shapes are kept");
+    assert.deepEqual(shapes.stats, { created: 1, evicted: 0 });
+    // Runs after a refusal still run.
+    assert.deepEqual((await model.run({ x: rows(2) })).y.dims, [2, 3]);
+  } finally {
+    await shapes.release();
+  }
+});
+
+Deno.test("ShapeSessions: a session that cannot be created fails that run with the shapes named, and the next runs run", async () => {
+  const { create } = sessions();
+  let failing = false;
+  const shapes = new ShapeSessions(create(), () => {
+    if (failing) throw new Error("CUDA failure 2: out of memory");
+    return create();
+  }, 2);
+  try {
+    const model = shapes.facade();
+    await model.run({ x: rows(1) });
+    failing = true;
+    await assert.rejects(
+      model.run({ x: rows(2) }),
+      /^Error: Cannot create a session for input shapes x:2x4 \(shapeSessions: 2\): CUDA failure 2: out of memory$/,
+    );
+    assert.deepEqual((await model.run({ x: rows(1) })).y.dims, [1, 3], "the session of a known shape still runs");
+    failing = false;
+    assert.deepEqual((await model.run({ x: rows(2) })).y.dims, [2, 3]);
+  } finally {
+    await shapes.release();
+  }
+});
+
+Deno.test("ShapeSessions: release lets the runs already asked for finish, then refuses new ones", async () => {
+  const { create } = sessions();
+  const shapes = new ShapeSessions(create(), create, 3);
+  const model = shapes.facade();
+  const asked = [1, 2, 3, 2].map((n) => model.run({ x: rows(n) }));
+  const released = shapes.release();
+  await assert.rejects(model.run({ x: rows(1) }), /sessions were released/);
+  const answers = await Promise.all(asked);
+  assert.deepEqual(answers.map((a) => a.y.dims[0]), [1, 2, 3, 2]);
+  await released;
+  assert.deepEqual(shapes.shapes(), []);
+});
