@@ -106,6 +106,12 @@ export type ToMain =
   /** The client went away. */
   | { k: "abort"; id: number }
   /**
+   * The admission board refuses `name`: may a request be admitted all the same? Answered `done` (yes) or `error`
+   * (the main thread's refusal). The board can lag the queue: an isolate answers a thread before the main thread
+   * hears that its batch is done.
+   */
+  | { k: "admit"; id: number; name: string }
+  /**
    * Invocations answered by the thread since its last message, for the metrics: function, HTTP status and ms from
    * request to response of each, in three lists (cheaper to pass than an object each).
    */

@@ -195,17 +195,31 @@ function call(
 }
 
 /**
- * A pool on the main thread, as the routes see it. A queue that refuses work is refused here, before the body is
- * read, from the admission board; the main thread decides every other refusal, and any that slips through.
+ * Whether the main thread admits a request to `name` now: its refusal, or `undefined`. Asked only when the board
+ * refuses, before the body is read, so a 429 still costs no body and a board that lags a drained queue refuses
+ * nothing.
+ */
+async function admit(name: string): Promise<IsolaneError | undefined> {
+  try {
+    await call((id) => ({ op: { k: "admit", id, name }, transfer: [] }), undefined);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof IsolaneError)) throw error;
+    if (error.code !== "queue_full") return error;
+    // Said as a thread says it: refused before the body was read.
+    return new IsolaneError("queue_full", `Function '${name}' has a full queue; retry later`, undefined, error.headers);
+  }
+}
+
+/**
+ * A pool on the main thread, as the routes see it. Where the admission board shows no refusal, a request goes on at
+ * once; where it shows one, the main thread, which holds the queue, decides before the body is read ({@link admit}).
  */
 function remotePool(name: string, slot = -1) {
   return {
-    refusal: (): IsolaneError | undefined => {
+    refusal: (): Promise<IsolaneError | undefined> | undefined => {
       const seconds = slot >= 0 && admission ? Atomics.load(admission, slot) : 0;
-      if (seconds <= 0) return undefined;
-      return new IsolaneError("queue_full", `Function '${name}' has a full queue; retry later`, undefined, {
-        "retry-after": String(seconds),
-      });
+      return seconds > 0 ? admit(name) : undefined;
     },
     async invoke(
       body: ArrayBuffer,

@@ -246,6 +246,16 @@ export class HttpThreads {
       case "abort":
         thread.aborts.get(op.id)?.();
         return;
+      case "admit": {
+        const refusal = this.options.registry.get(op.name)?.current?.pool.refusal();
+        if (!refusal) return thread.outbox.send({ k: "done", id: op.id });
+        return thread.outbox.send({
+          k: "error",
+          id: op.id,
+          error: refusal.toBody(),
+          ...(refusal.headers ? { headers: refusal.headers } : {}),
+        });
+      }
       case "records": {
         const { fn, status, ms } = op;
         for (let i = 0; i < fn.length; i++) this.options.metrics.record(fn[i], status[i], ms[i]);

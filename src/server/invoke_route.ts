@@ -21,8 +21,12 @@ const newline = encoder.encode("\n");
  */
 export interface Invocable {
   options: Pick<FunctionOptions, "maxBodyBytes" | "raw" | "timeoutMs">;
-  pool: Pick<FunctionPool, "refusal" | "invoke">;
+  /** `refusal` may answer later (an HTTP thread asks the main thread when its admission board refuses). */
+  pool: Pick<FunctionPool, "invoke"> & { refusal(): Admission };
 }
+
+/** Why a request would be refused now (`undefined`: admitted), known at once or once the queue's owner says. */
+export type Admission = IsolaneError | undefined | Promise<IsolaneError | undefined>;
 
 /** The raw content type to pass on, `undefined` for JSON; throws 415 for a type the function does not take. */
 function bodyType(c: Context, fn: Invocable): string | undefined {
@@ -58,7 +62,8 @@ function frame(sse: boolean, item: Uint8Array, event?: string): Uint8Array {
 export async function invokeFunction(c: Context, fn: Invocable, limits: BodyLimits): Promise<Response> {
   const contentType = bodyType(c, fn);
   // Shed load before reading the body: a refusal costs almost nothing.
-  const refused = fn.pool.refusal();
+  let refused = fn.pool.refusal();
+  if (refused instanceof Promise) refused = await refused;
   if (refused) throw refused;
   let body: ArrayBuffer | undefined;
   await guardBodyRead(

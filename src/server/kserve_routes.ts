@@ -13,6 +13,7 @@ import type { Registry } from "../registry/registry.ts";
 import type { DynamicBatching, TensorSignature, TensorSpec } from "../sdk.ts";
 import { type BodyLimits, guardBodyRead } from "./body_guard.ts";
 import { v2ErrorResponse } from "./error_response.ts";
+import type { Admission } from "./invoke_route.ts";
 import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
 import { datatypes } from "../tensors.ts";
 
@@ -101,7 +102,8 @@ export interface InferTarget {
   maxBodyBytes: number;
   /** The function's `timeoutMs`: the body must arrive within it (else 408). */
   timeoutMs: number;
-  pool: Pick<FunctionPool, "refusal" | "infer">;
+  /** `refusal` may answer later (see `Admission` in invoke_route.ts). */
+  pool: Pick<FunctionPool, "infer"> & { refusal(): Admission };
   /**
    * The target that serves once the body is whole, when it may differ from this one (a new version that swapped in
    * while the body arrived: this one's pool then drains and refuses new work with 503).
@@ -117,7 +119,8 @@ export interface InferTarget {
 export async function serveInfer(c: Context, target: InferTarget, limits: BodyLimits): Promise<Response> {
   requireInferType(c);
   // Shed load before reading the body: a refusal costs almost nothing.
-  const refused = target.pool.refusal();
+  let refused = target.pool.refusal();
+  if (refused instanceof Promise) refused = await refused;
   if (refused) throw refused;
   const maxBytes = target.maxBodyBytes;
   let response: Response | undefined;
