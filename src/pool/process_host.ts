@@ -114,7 +114,10 @@ export class ProcessHost extends HostBase {
     try {
       listener.close();
     } catch { /* closed already */ }
-    Deno.remove(dir, { recursive: true }).catch(() => {});
+    // At once, not later: a runtime that exits right after must not leave the folder behind.
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* removed already */ }
   }
 
   /** Writes the waiting frames in order, each whole; a write that fails means the child is gone (its exit reports it). */
