@@ -1,9 +1,9 @@
 /**
  * The entry of an isolate hosted in a child process (a process host): frames
- * of `src/wire.ts` arrive on the host's Unix socket (its path is the first
- * argument) and leave on stdout. When the socket closes (the runtime went
- * away, even by SIGKILL) the process exits, and the OS frees everything it
- * held, GPU memory included.
+ * of `src/wire.ts` cross the host's Unix socket (its path is the first
+ * argument) both ways. When the socket closes (the runtime went away, even by
+ * SIGKILL) the process exits, and the OS frees everything it held, GPU memory
+ * included.
  * @module
  */
 import type { HostMessage, IsolateMessage } from "../protocol.ts";
@@ -15,21 +15,7 @@ import { startIsolate } from "./main.ts";
 // not die under them.
 for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => {});
 
-// Frames are written whole and in order with synchronous writes, before anything else can touch stdout: a write
-// through Deno.stdout.writable cost the isolate a promise chain and a stream per message, and a message posted just
-// before an exit (`exiting`, `released`) must not wait for a write that the exit would drop. A write that fails means
-// the host is gone.
 const exit = Deno.exit;
-
-function post(message: IsolateMessage): void {
-  let frame = encodeFrame(message);
-  try {
-    while (frame.byteLength > 0) frame = frame.subarray(Deno.stdout.writeSync(frame));
-  } catch {
-    exit(0);
-  }
-}
-
 const path = Deno.args[0];
 let conn: Deno.UnixConn;
 try {
@@ -38,6 +24,33 @@ try {
   // The host is gone, or this process was not started by one.
   exit(0);
 }
+
+// Frames are written whole and in order. A socket write is made at once, within the call, as far as the socket's
+// buffer (some 200 KiB) takes it: a message posted just before an exit (`exiting`, `released`) is sent, unless a
+// larger frame is still being written ahead of it. A write that fails means the host is gone.
+const outbox: Uint8Array[] = [];
+let writing = false;
+
+async function flush(): Promise<void> {
+  writing = true;
+  try {
+    while (outbox.length > 0) {
+      let frame = outbox[0];
+      while (frame.byteLength > 0) frame = frame.subarray(await conn.write(frame));
+      outbox.shift();
+    }
+  } catch {
+    exit(0);
+  } finally {
+    writing = false;
+  }
+}
+
+function post(message: IsolateMessage): void {
+  outbox.push(encodeFrame(message));
+  if (!writing) void flush();
+}
+
 const onMessage = startIsolate({ post, exit: () => exit(0) });
 
 // The socket is read by this thread's event loop: stdin was read on a thread of Deno's blocking pool, which then

@@ -2,22 +2,23 @@
  * The process host: an isolate on the main thread of a child Deno process
  * started with the function's permissions and a heap limit
  * (`--v8-flags=--max-old-space-size`), speaking the messages of
- * `src/protocol.ts` framed by `src/wire.ts`, with buffers as raw bytes: the
- * host's messages on a Unix socket (a private one per host, connected once and
- * unlinked), the isolate's on its stdout. A heap runaway aborts only the
+ * `src/protocol.ts` framed by `src/wire.ts`, with buffers as raw bytes, on a
+ * Unix socket (a private one per host, connected once and unlinked; what the
+ * child writes to stdout and stderr is logged). A heap runaway aborts only the
  * child; a runaway of `ArrayBuffer`s, which the heap limit does not bound, is
  * caught by the memory watchdog. The child exits when the socket closes, so it
  * never outlives the runtime, even one killed with SIGKILL.
  *
- * Why a socket and not the child's stdin: Deno reads stdin on a thread of its
- * blocking pool, which then wakes the isolate's thread, so every message woke
- * two threads; a socket is read by the isolate's own event loop. A bare round
- * trip on the 2-core VM: 20–25 µs against 33–70 µs through stdin (docs/hop.md).
+ * Why a socket and not the child's stdin and stdout: Deno reads stdin on a
+ * thread of its blocking pool, which then wakes the isolate's thread, so every
+ * message woke two threads; a socket is read by the isolate's own event loop,
+ * and on both sides without a stream. A bare round trip on the 2-core VM:
+ * 20–27 µs against 33–70 µs through the pipes (docs/hop.md).
  * @module
  */
 import { fileURLToPath } from "node:url";
 import type { HostMessage, IsolateMessage } from "../protocol.ts";
-import { encodeFrame, FrameReader } from "../wire.ts";
+import { encodeFrame, FrameError, FrameReader } from "../wire.ts";
 import { log } from "../log.ts";
 import { HostBase, type HostSpec, type Isolation } from "./host.ts";
 import { watchMemory } from "./memory_watchdog.ts";
@@ -85,8 +86,8 @@ export class ProcessHost extends HostBase {
     const failed = (where: string) => (error: unknown) =>
       log("error", "process host failed", { function: this.name, isolate: this.id, where, reason: String(error) });
     this.#connect(channel).catch(failed("socket"));
-    this.#read(child.stdout).catch(failed("stdout"));
-    this.#readErrors(child.stderr).catch(failed("stderr"));
+    this.#readOutput(child.stdout, "stdout").catch(failed("stdout"));
+    this.#readOutput(child.stderr, "stderr").catch(failed("stderr"));
     child.status.then((status) => {
       this.#unwatch();
       // A child that never connected leaves the listener waiting: closing it ends the accept.
@@ -108,6 +109,7 @@ export class ProcessHost extends HostBase {
     }
     this.#conn = conn;
     void this.#flush();
+    await this.#read(conn);
   }
 
   #close({ listener, dir }: { listener: Deno.UnixListener; dir: string }): void {
@@ -188,30 +190,34 @@ export class ProcessHost extends HostBase {
     return host;
   }
 
-  async #read(stream: ReadableStream<Uint8Array>): Promise<void> {
+  /** The isolate's messages, until the socket closes (the child ended: its exit reports why). */
+  async #read(conn: Deno.UnixConn): Promise<void> {
     const reader = new FrameReader();
-    // A plain reader loop: the stream's async iterator cost a few more promises a chunk.
-    const chunks = stream.getReader();
+    const buffer = new Uint8Array(256 * 1024);
     try {
-      for (let chunk = await chunks.read(); !chunk.done; chunk = await chunks.read()) {
-        reader.push(chunk.value);
+      for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+        reader.push(buffer.slice(0, n));
         for (let message = reader.next(); message !== undefined; message = reader.next()) {
           this.receive(message as IsolateMessage);
         }
       }
     } catch (error) {
-      // Bytes that are not frames: the function wrote to stdout itself. Nothing it says can be trusted now.
-      this.terminate(new IsolaneError("isolate_crashed", `The isolate broke its channel: ${(error as Error).message}`));
+      if (!(error instanceof FrameError)) return;
+      // Bytes that are not frames: nothing the isolate says can be trusted now.
+      this.terminate(new IsolaneError("isolate_crashed", `The isolate broke its channel: ${error.message}`));
     }
   }
 
-  /** Deno's and native libraries' own messages: logged, and read for the heap limit's fatal error. */
-  async #readErrors(stream: ReadableStream<Uint8Array>): Promise<void> {
+  /**
+   * What the child writes itself (Deno's and native libraries' messages, a function's own `Deno.stdout` writes):
+   * logged, and stderr read for the heap limit's fatal error.
+   */
+  async #readOutput(stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr"): Promise<void> {
     for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-      if (/out of memory|heap limit/i.test(text)) {
+      if (name === "stderr" && /out of memory|heap limit/i.test(text)) {
         this.#outOfMemory = `exceeded its memory limit of ${this.#memoryMb} MB (heap)`;
       }
-      log("warn", "isolate stderr", { function: this.name, isolate: this.id, text: text.trimEnd().slice(0, 2000) });
+      log("warn", `isolate ${name}`, { function: this.name, isolate: this.id, text: text.trimEnd().slice(0, 2000) });
     }
   }
 
