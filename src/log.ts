@@ -58,14 +58,27 @@ export function flushLogs(): void {
   if (e) writeAll(Deno.stderr, e);
 }
 
+/** The rest of a line after its first keys, from the fields' own JSON (`{}` or `{"a":1,...}`). */
+function tail(json: string): string {
+  return json.length === 2 ? "}" : `,${json.slice(1)}`;
+}
+
 /** The line of one entry, and whether it goes to stderr (warn and error) or stdout. */
-function lineOf(level: LogLevel, msg: string, fields: Record<string, unknown>): { line: string; toErr: boolean } {
+export function lineOf(
+  level: LogLevel,
+  msg: string,
+  fields: Record<string, unknown>,
+): { line: string; toErr: boolean } {
   const now = Date.now();
   if (now !== lastMs) {
     lastMs = now;
     lastIso = new Date(now).toISOString();
   }
-  const line = JSON.stringify({ time: lastIso, level, msg, ...fields });
+  // The fields' JSON after the three first keys, without a spread copy of them (a request line's largest cost); a
+  // field named like one of those keys replaces it in place, as the spread did.
+  const line = "time" in fields || "level" in fields || "msg" in fields
+    ? JSON.stringify({ time: lastIso, level, msg, ...fields })
+    : `{"time":"${lastIso}","level":"${level}","msg":${JSON.stringify(msg)}${tail(JSON.stringify(fields))}`;
   return { line, toErr: rank[level] >= rank.warn };
 }
 

@@ -41,6 +41,19 @@ export interface AppOptions {
 /** The runtime's version, as the API and OpenAPI document report it. */
 export const runtimeVersion = "0.1.0";
 
+/**
+ * Request ids for requests that bring none: UUID-shaped (version 4), a random prefix drawn once per process and a
+ * counter in the last group, unique within the process and, by the prefix, across processes. A `crypto.randomUUID()`
+ * a request cost the main thread a call into the runtime's random source each time.
+ */
+const requestIdPrefix = crypto.randomUUID().slice(0, 24);
+let requestCounter = 0;
+
+function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) % 2 ** 48;
+  return requestIdPrefix + requestCounter.toString(16).padStart(12, "0");
+}
+
 function requestLog(): MiddlewareHandler {
   return async function requestLog(c, next) {
     const started = performance.now();
@@ -67,7 +80,7 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
   const { devices } = options;
   const app = new Hono();
   const limits = new BodyLimits();
-  app.use(requestId());
+  app.use(requestId({ generator: nextRequestId }));
   app.use(requestLog());
   app.use(options.metrics.middleware);
   app.onError(errorResponse);
