@@ -55,6 +55,17 @@ export function permissionFlags(permissions: Deno.PermissionOptionsObject, chann
   return flags;
 }
 
+/**
+ * A new private folder (mode 0700) for a host's socket, in the temporary folder. A Unix socket's path holds at most 107
+ * bytes: under a longer `TMPDIR` the folder is made in `/tmp`.
+ */
+function channelDir(): string {
+  const dir = Deno.makeTempDirSync({ prefix: "isolane-host-" });
+  if (new TextEncoder().encode(`${dir}/s`).byteLength <= 107) return dir;
+  Deno.removeSync(dir);
+  return Deno.makeTempDirSync({ dir: "/tmp", prefix: "isolane-host-" });
+}
+
 /** An isolate in a child process. */
 export class ProcessHost extends HostBase {
   readonly isolation: Isolation = "process";
@@ -157,7 +168,7 @@ export class ProcessHost extends HostBase {
     { warm = false }: { warm?: boolean | "models" } = {},
   ): ProcessHost {
     // A private folder (mode 0700) for the socket: nobody else can connect before the child does.
-    const dir = Deno.makeTempDirSync({ prefix: "isolane-host-" });
+    const dir = channelDir();
     const path = `${dir}/s`;
     const listener = Deno.listen({ transport: "unix", path });
     let child: Deno.ChildProcess;
