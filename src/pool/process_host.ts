@@ -18,7 +18,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { HostMessage, IsolateMessage } from "../protocol.ts";
-import { encodeFrame, FrameError, FrameReader } from "../wire.ts";
+import { encodeFrame, FrameReader } from "../wire.ts";
 import { log } from "../log.ts";
 import { HostBase, type HostSpec, type Isolation } from "./host.ts";
 import { watchMemory } from "./memory_watchdog.ts";
@@ -65,6 +65,15 @@ function channelDir(): string {
   Deno.removeSync(dir);
   return Deno.makeTempDirSync({ dir: "/tmp", prefix: "isolane-host-" });
 }
+
+/** Errors of a read on a socket that closed, as opposed to bytes that are not frames. */
+const hangUps = [
+  Deno.errors.BadResource,
+  Deno.errors.Interrupted,
+  Deno.errors.ConnectionReset,
+  Deno.errors.ConnectionAborted,
+  Deno.errors.BrokenPipe,
+];
 
 /** An isolate in a child process. */
 export class ProcessHost extends HostBase {
@@ -213,9 +222,10 @@ export class ProcessHost extends HostBase {
         }
       }
     } catch (error) {
-      if (!(error instanceof FrameError)) return;
+      // The socket closed under the read (the child died, or the host ended it): the child's exit says why.
+      if (hangUps.some((type) => error instanceof type)) return;
       // Bytes that are not frames: nothing the isolate says can be trusted now.
-      this.terminate(new IsolaneError("isolate_crashed", `The isolate broke its channel: ${error.message}`));
+      this.terminate(new IsolaneError("isolate_crashed", `The isolate broke its channel: ${(error as Error).message}`));
     }
   }
 
