@@ -1,7 +1,8 @@
 /**
  * The hop alone: round trips of one echo job through each isolate host
  * (`WorkerHost`, `ProcessHost`) with `host.run`, no HTTP, beside a bare
- * Worker's and a bare child process's message round trip (the floors).
+ * Worker's and a bare child process's message round trip, over pipes and over
+ * a Unix socket as the process host uses (the floors).
  * Prints the median and p90 in microseconds, and the CPU time per round trip
  * of the process (main thread and Workers) and, for the process host, of
  * the child. Sequential: one job in flight.
@@ -118,6 +119,28 @@ await measure("bare child process, pipes", async () => {
 }, echo.pid);
 await writer.close();
 await echo.status;
+// The process host's channel: a Unix socket, read by the child's own event loop (stdin is read on a pool thread).
+const socketDir = await Deno.makeTempDir({ prefix: "isolane-hop-socket-" });
+const listener = Deno.listen({ transport: "unix", path: `${socketDir}/s` });
+const socketEcho = new Deno.Command(Deno.execPath(), {
+  args: [
+    "eval",
+    `const c = await Deno.connect({ transport: "unix", path: ${
+      JSON.stringify(`${socketDir}/s`)
+    } }); const b = new Uint8Array(65536); for (let n = await c.read(b); n !== null; n = await c.read(b)) { let f = b.subarray(0, n); while (f.length) f = f.subarray(await c.write(f)); }`,
+  ],
+}).spawn();
+const conn = await listener.accept();
+listener.close();
+const buffer = new Uint8Array(65536);
+await measure("bare child process, Unix socket", async () => {
+  await conn.write(frame);
+  let got = 0;
+  while (got < frame.byteLength) got += (await conn.read(buffer))!;
+}, socketEcho.pid);
+conn.close();
+await socketEcho.status;
+await Deno.remove(socketDir, { recursive: true });
 const child = await ProcessHost.start(spec);
 await measure("ProcessHost.run (echo)", () => viaHost(child), child.pid);
 await child.close();

@@ -60,3 +60,49 @@ Deno.test("wire: every message kind keeps its buffers where they were (bodies, t
   assert.equal(reader.next(), undefined);
   assert.ok(messages[0].jobs![0].body instanceof ArrayBuffer);
 });
+
+Deno.test("wire: a request's run and results take the binary form and survive framing, split at any byte", () => {
+  const bytes = (...b: number[]) => new Uint8Array(b).buffer;
+  const messages = [
+    { type: "run", jobs: [{ id: 41, body: bytes(1, 2, 3), requestId: "req-é-ü-😀" }] },
+    {
+      type: "run",
+      jobs: [
+        { id: 2 ** 40, body: new ArrayBuffer(0), contentType: "text/plain; charset=utf-8" },
+        { id: 43, body: bytes(9), requestId: "", contentType: "image/png" },
+      ],
+    },
+    { type: "results", results: [{ id: 41, ok: true, body: bytes(7, 8) }, { id: 43, ok: true, body: bytes() }] },
+  ];
+  const frames = messages.map(encodeFrame);
+  // Their magic is ISLJ (run) or ISLK (results), not ISLN.
+  assert.deepEqual(frames.map((f) => new TextDecoder().decode(f.subarray(0, 4))), ["ISLJ", "ISLJ", "ISLK"]);
+  const all = new Uint8Array(frames.reduce((n, f) => n + f.byteLength, 0));
+  frames.reduce((at, f) => (all.set(f, at), at + f.byteLength), 0);
+  for (let split = 1; split < all.byteLength; split += 5) {
+    const reader = new FrameReader();
+    const got: unknown[] = [];
+    for (const part of [all.subarray(0, split), all.subarray(split)]) {
+      reader.push(part);
+      for (let m = reader.next(); m !== undefined; m = reader.next()) got.push(m);
+    }
+    assert.deepEqual(got, messages);
+  }
+});
+
+Deno.test("wire: a run or results with anything more than the binary form holds goes as JSON, whole", () => {
+  const body = new Uint8Array([5]).buffer;
+  const messages = [
+    { type: "run", jobs: [{ id: 1, body, reply: { link: 1, id: 2 } }] },
+    { type: "run", jobs: [{ id: 1, body }], extra: true },
+    { type: "results", results: [{ id: 1, ok: true, body, streamed: true }] },
+    { type: "results", results: [{ id: 1, ok: true, body }, { id: 2, ok: false, error: { code: "x", message: "y" } }] },
+  ];
+  for (const message of messages) {
+    const frame = encodeFrame(message);
+    assert.equal(new TextDecoder().decode(frame.subarray(0, 4)), "ISLN");
+    const reader = new FrameReader();
+    reader.push(frame);
+    assert.deepEqual(reader.next(), message);
+  }
+});

@@ -267,31 +267,29 @@ async function serve(init: InitMessage): Promise<void> {
 async function runJobs(jobs: Job[]): Promise<void> {
   if (!serving) throw new Error("Isolate received jobs before it was ready");
   const { loaded, run } = serving;
-  const signals = new Map<number, AbortSignal>();
-  for (const job of jobs) {
-    const controller = new AbortController();
-    aborts.set(job.id, controller);
-    signals.set(job.id, controller.signal);
-  }
+  for (const job of jobs) aborts.set(job.id, new AbortController());
   const { definition } = loaded;
+  const runOne = (job: Job) =>
+    runJob(definition, job, {
+      ...run,
+      signal: aborts.get(job.id)!.signal,
+      emit: (body) => port.post({ type: "item", id: job.id, body }, [body]),
+    });
   let results: JobResult[];
   try {
-    results = jobs.length > 1 && definition.dynamicBatching && definition.signature
-      ? await runBatch(definition, jobs, { ...run, signals })
-      : await Promise.all(
-        jobs.map((job) =>
-          runJob(definition, job, {
-            ...run,
-            signal: signals.get(job.id)!,
-            emit: (body) => port.post({ type: "item", id: job.id, body }, [body]),
-          })
-        ),
-      );
+    if (jobs.length > 1 && definition.dynamicBatching && definition.signature) {
+      const signals = new Map(jobs.map((job) => [job.id, aborts.get(job.id)!.signal]));
+      results = await runBatch(definition, jobs, { ...run, signals });
+    } else {
+      // One job (every sequential request): no list of promises to wait on.
+      results = jobs.length === 1 ? [await runOne(jobs[0])] : await Promise.all(jobs.map(runOne));
+    }
   } finally {
     for (const job of jobs) aborts.delete(job.id);
   }
-  const answered = replyByLink(jobs, results);
-  const transfer = answered.results.flatMap((r) => (r.ok ? transferablesOf(r) : []));
+  const answered = links.size > 0 ? replyByLink(jobs, results) : { results };
+  const transfer: ArrayBuffer[] = [];
+  for (const r of answered.results) if (r.ok) transfer.push(...transferablesOf(r));
   port.post({ type: "results", ...answered }, transfer);
 }
 

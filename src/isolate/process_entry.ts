@@ -1,46 +1,70 @@
 /**
  * The entry of an isolate hosted in a child process (a process host): frames
- * of `src/wire.ts` arrive on stdin and leave on stdout. When stdin closes (the
- * runtime went away, even by SIGKILL) the process exits, and the OS frees
- * everything it held, GPU memory included.
+ * of `src/wire.ts` cross the host's Unix socket (its path is the first
+ * argument) both ways. When the socket closes (the runtime went away, even by
+ * SIGKILL) the process exits, and the OS frees everything it held, GPU memory
+ * included.
  * @module
  */
 import type { HostMessage, IsolateMessage } from "../protocol.ts";
 import { encodeFrame, FrameReader } from "../wire.ts";
 import { startIsolate } from "./main.ts";
 
-// The runtime decides when this process ends (stdin closing, or SIGKILL). A Ctrl-C in a terminal, or a service
+// The runtime decides when this process ends (the socket closing, or SIGKILL). A Ctrl-C in a terminal, or a service
 // manager's SIGTERM, reaches the whole process group: the runtime drains its requests first, so this isolate must
 // not die under them.
 for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => {});
 
-// Frames are written whole and in order with synchronous writes, before anything else can touch stdout: a write
-// through Deno.stdout.writable cost the isolate a promise chain and a stream per message. A write that fails means
-// the host is gone.
 const exit = Deno.exit;
+const path = Deno.args[0];
+let conn: Deno.UnixConn;
+try {
+  conn = await Deno.connect({ transport: "unix", path });
+} catch {
+  // The host is gone, or this process was not started by one.
+  exit(0);
+}
 
-function post(message: IsolateMessage): void {
-  let frame = encodeFrame(message);
+// Frames are written whole and in order. A socket write is made at once, within the call, as far as the socket's
+// buffer (some 200 KiB) takes it: a message posted just before an exit (`exiting`, `released`) is sent, unless a
+// larger frame is still being written ahead of it. A write that fails means the host is gone.
+const outbox: Uint8Array[] = [];
+let writing = false;
+
+async function flush(): Promise<void> {
+  writing = true;
   try {
-    while (frame.byteLength > 0) frame = frame.subarray(Deno.stdout.writeSync(frame));
+    while (outbox.length > 0) {
+      let frame = outbox[0];
+      while (frame.byteLength > 0) frame = frame.subarray(await conn.write(frame));
+      outbox.shift();
+    }
   } catch {
     exit(0);
+  } finally {
+    writing = false;
   }
+}
+
+function post(message: IsolateMessage): void {
+  outbox.push(encodeFrame(message));
+  if (!writing) void flush();
 }
 
 const onMessage = startIsolate({ post, exit: () => exit(0) });
 
-// Read with Deno.stdin.read, not Deno.stdin.readable: no stream, no promise per chunk beyond the read itself.
+// The socket is read by this thread's event loop: stdin was read on a thread of Deno's blocking pool, which then
+// woke this one, two wake-ups a message. No stream, no promise per chunk beyond the read itself.
 const reader = new FrameReader();
 const buffer = new Uint8Array(256 * 1024);
 try {
-  for (let n = await Deno.stdin.read(buffer); n !== null; n = await Deno.stdin.read(buffer)) {
+  for (let n = await conn!.read(buffer); n !== null; n = await conn!.read(buffer)) {
     reader.push(buffer.slice(0, n));
     for (let message = reader.next(); message !== undefined; message = reader.next()) {
       onMessage(message as HostMessage);
     }
   }
 } finally {
-  // The host closed the pipe: nobody is left to serve.
+  // The host closed the socket: nobody is left to serve.
   exit(0);
 }

@@ -8,10 +8,11 @@ import { requestId } from "hono/request-id";
 import { IsolaneError } from "../errors.ts";
 import { logDeferred } from "../log.ts";
 import type { Registry } from "../registry/registry.ts";
+import type { FunctionVersion } from "../registry/load_function.ts";
 import { errorResponse } from "./error_response.ts";
 import { functionInfo } from "./function_info.ts";
 import { BodyLimits } from "./body_guard.ts";
-import { invokeFunction } from "./invoke_route.ts";
+import { type Invocable, invokeFunction } from "./invoke_route.ts";
 import { kserveRoutes } from "./kserve_routes.ts";
 import { type DeviceSources, devicesReport } from "./devices_report.ts";
 import type { StoreSync } from "../store/sync.ts";
@@ -41,6 +42,19 @@ export interface AppOptions {
 /** The runtime's version, as the API and OpenAPI document report it. */
 export const runtimeVersion = "0.1.0";
 
+/**
+ * Request ids for requests that bring none: UUID-shaped (version 4), a random prefix drawn once per process and a
+ * counter in the last group, unique within the process and, by the prefix, across processes. A `crypto.randomUUID()`
+ * a request cost the main thread a call into the runtime's random source each time.
+ */
+const requestIdPrefix = crypto.randomUUID().slice(0, 24);
+let requestCounter = 0;
+
+function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) % 2 ** 48;
+  return requestIdPrefix + requestCounter.toString(16).padStart(12, "0");
+}
+
 function requestLog(): MiddlewareHandler {
   return async function requestLog(c, next) {
     const started = performance.now();
@@ -67,7 +81,7 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
   const { devices } = options;
   const app = new Hono();
   const limits = new BodyLimits();
-  app.use(requestId());
+  app.use(requestId({ generator: nextRequestId }));
   app.use(requestLog());
   app.use(options.metrics.middleware);
   app.onError(errorResponse);
@@ -125,24 +139,35 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
     (c) => {
       const name = c.req.param("name");
       const fn = registry.serving(name);
-      // A version swapped out while the body arrived drains without taking new work (its pool would answer 503
-      // "unloaded"): the body goes to the version that serves once it is whole, as if it had come a moment later.
-      const pool = {
-        refusal: () => fn.pool.refusal(),
-        invoke: async (body: ArrayBuffer, o: Parameters<typeof fn.pool.invoke>[1]) => {
-          const now = registry.serving(name);
-          if (now !== fn && body.byteLength > now.manifest.options.maxBodyBytes) {
-            throw new IsolaneError(
-              "body_too_large",
-              `Request body is larger than this function's limit of ${now.manifest.options.maxBodyBytes} bytes`,
-            );
-          }
-          return await now.pool.invoke(body, o);
-        },
-      };
-      return invokeFunction(c, { options: fn.manifest.options, pool }, limits);
+      let invocable = invocables.get(fn);
+      if (!invocable) invocables.set(fn, invocable = invocableOf(name, fn));
+      return invokeFunction(c, invocable, limits);
     },
   );
+
+  /** One per version (made on its first request, not on every request): what the route invokes. */
+  const invocables = new WeakMap<FunctionVersion, Invocable>();
+  function invocableOf(name: string, fn: FunctionVersion): Invocable {
+    // A version swapped out while the body arrived drains without taking new work (its pool would answer 503
+    // "unloaded"): the body goes to the version that serves once it is whole, as if it had come a moment later.
+    const pool: Invocable["pool"] = {
+      refusal: () => fn.pool.refusal(),
+      invoke: (body, o) => {
+        const now = registry.serving(name);
+        if (now === fn) return fn.pool.invoke(body, o);
+        if (body.byteLength > now.manifest.options.maxBodyBytes) {
+          return Promise.reject(
+            new IsolaneError(
+              "body_too_large",
+              `Request body is larger than this function's limit of ${now.manifest.options.maxBodyBytes} bytes`,
+            ),
+          );
+        }
+        return now.pool.invoke(body, o);
+      },
+    };
+    return { options: fn.manifest.options, pool };
+  }
 
   return app;
 }
