@@ -53,32 +53,15 @@ const outbox = new Outbox<ToMain>((ops, transfer) => {
 /** The packed infer requests of the outbox's next message (see `ToMain` "infers"), if it has any. */
 let infers: Packer | undefined;
 
-/** Infer requests held back (see {@link post}), and how many. */
-let held: Packer | undefined;
-let heldCount = 0;
-let heldTimer: ReturnType<typeof setTimeout> | undefined;
-/** The longest a request is held, in ms, and the most held at once. */
-const holdMs = 2;
-const maxHeld = 32;
-
 /**
- * Queues an operation for the main thread; infer requests with shared tensors are packed. While earlier requests of
- * this thread wait at the main thread, a new infer request would wait behind them there anyway (a partial batch
- * waits for a free isolate): it is held until the next answer comes from the main thread or an isolate (a batch is
- * done, the isolate takes the next), at most {@link holdMs} and {@link maxHeld}. One message then carries many
- * requests: a message costs the main thread more than a request's own work, and under load each request came
- * in a message of its own.
+ * Queues an operation for the main thread; infer requests with shared tensors are packed, those of one turn in one
+ * message. Requests are not held back to fill a message: holding each until the thread's next answer (at most 2 ms,
+ * 32 requests) cut the main thread's CPU per answer on the 2-core VM, but on the 16-core GPU host it cost the
+ * 8×1024 MLP at c=64 a quarter of its throughput (19,284 → 14,704 rps; KServe v2 binary 26,559 → 19,054;
+ * docs/gpu-results.md).
  */
 function post(op: ToMain, transfer: Transferable[]): void {
   if (op.k !== "infer" || !op.shared) return outbox.send(op, transfer);
-  // Requests of this thread at the main thread, this one and those held aside.
-  if (held || pending.size - 1 > 0) {
-    held ??= new Packer();
-    pack(held, op);
-    if (++heldCount >= maxHeld) releaseHeld();
-    else heldTimer ??= setTimeout(releaseHeld, holdMs);
-    return;
-  }
   if (!infers) {
     infers = new Packer();
     outbox.send({ k: "infers", nums: infers.nums, strings: infers.strings });
@@ -89,16 +72,6 @@ function post(op: ToMain, transfer: Transferable[]): void {
 function pack(packer: Packer, op: Extract<ToMain, { k: "infer" }>): void {
   packer.nums.push(op.id, op.version, packer.string(op.name), packer.unique(op.requestId));
   packer.shared(op.shared!);
-}
-
-/** Sends the requests held back, if any. */
-function releaseHeld(): void {
-  clearTimeout(heldTimer);
-  heldTimer = undefined;
-  if (!held) return;
-  outbox.send({ k: "infers", nums: held.nums, strings: held.strings });
-  held = undefined;
-  heldCount = 0;
 }
 
 /** Metrics records not sent yet: they ride with the thread's next message, or go alone within {@link recordsMs}. */
@@ -179,8 +152,6 @@ function call(
   const { op, transfer } = make(id);
   return new Promise((resolve, reject) => {
     const onAbort = () => {
-      // The request may be held: it goes first, so that the abort finds it.
-      releaseHeld();
       outbox.send({ k: "abort", id });
     };
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -427,7 +398,6 @@ function receive(op: ToThread): void {
       links.set(op.link, op.port);
       op.port.onmessage = (event: MessageEvent<LinkReply>) => {
         for (const reply of event.data) settle(reply.id, reply);
-        releaseHeld();
       };
       return;
     case "unlink":
@@ -529,5 +499,4 @@ self.addEventListener("error", (event) => {
 
 scope.onmessage = (event) => {
   for (const op of event.data) receive(op);
-  releaseHeld();
 };
