@@ -12,7 +12,7 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { startServer, type TestServer } from "../tests/support/server.ts";
-import { v2BinaryBody, writeBenchFunctions } from "./functions.ts";
+import { wideRequests, writeBenchFunctions } from "./functions.ts";
 import { defaultWideMlpPath } from "./make_mlp8x1024.ts";
 import { findWrk, runLoad } from "./wrk.ts";
 
@@ -45,25 +45,8 @@ await writeBenchFunctions(dir, {
   batching: { maxBatchSize: 64, maxQueueDelayMs: 2 },
 });
 
-const row = Array.from({ length: 1024 }, (_, i) => Math.round(Math.sin(i * 0.37) * 5000) / 10_000);
-const { body: binary, headerLength } = v2BinaryBody(row);
-const variants = [
-  {
-    key: "v2 binary",
-    path: "/v2/models/mlp8x1024_batched/infer",
-    body: binary,
-    contentType: "application/octet-stream",
-    headers: { "Inference-Header-Content-Length": String(headerLength) },
-  },
-  {
-    key: "v1 JSON",
-    path: "/v1/functions/mlp8x1024_batched",
-    body: new TextEncoder().encode(JSON.stringify({ x: [row] })),
-    contentType: "application/json",
-    headers: {} as Record<string, string>,
-  },
-];
-for (const v of variants) await Deno.writeFile(`${dir}/${v.key.replace(" ", "_")}.body`, v.body);
+const variants = wideRequests();
+for (const v of variants) await Deno.writeFile(`${dir}/${v.key}.body`, v.body);
 
 /** The pid of the process listening on the server's port. */
 async function pidOf(server: TestServer): Promise<number> {
@@ -102,7 +85,7 @@ try {
         const before = await mainThreadNs(pid);
         const load = await runLoad(wrk, {
           url: `${server.url}${v.path}`,
-          bodyFile: `${dir}/${v.key.replace(" ", "_")}.body`,
+          bodyFile: `${dir}/${v.key}.body`,
           contentType: v.contentType,
           headers: v.headers,
           connections: Number(values.connections),

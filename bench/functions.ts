@@ -154,3 +154,43 @@ export function v2BinaryBody(row: readonly number[]): { body: Uint8Array; header
   body.set(new Uint8Array(Float32Array.from(row).buffer), header.byteLength);
   return { body, headerLength: header.byteLength };
 }
+
+/** One row of 1,024 deterministic inputs of the 8×1024 MLP. */
+export function wideRow(): number[] {
+  return Array.from({ length: 1024 }, (_, i) => Math.round(Math.sin(i * 0.37) * 5000) / 10_000);
+}
+
+/** A batch-1 request to the batched 8×1024 MLP, ready for `wrk`. */
+export interface WideRequest {
+  /** `v2_binary` or `v1_json` (also a file name). */
+  key: string;
+  path: string;
+  body: Uint8Array;
+  contentType: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * The same row of {@link wideRow} to `mlp8x1024_batched` as a KServe v2 binary request and as a `/v1` JSON request, as
+ * the main-thread and per-thread CPU benches post them.
+ */
+export function wideRequests(): WideRequest[] {
+  const row = wideRow();
+  const { body: binary, headerLength } = v2BinaryBody(row);
+  return [
+    {
+      key: "v2_binary",
+      path: "/v2/models/mlp8x1024_batched/infer",
+      body: binary,
+      contentType: "application/octet-stream",
+      headers: { "Inference-Header-Content-Length": String(headerLength) },
+    },
+    {
+      key: "v1_json",
+      path: "/v1/functions/mlp8x1024_batched",
+      body: new TextEncoder().encode(JSON.stringify({ x: [row] })),
+      contentType: "application/json",
+      headers: {},
+    },
+  ];
+}

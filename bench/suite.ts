@@ -27,7 +27,7 @@ import { availableParallelism, cpus, hostname, loadavg, totalmem } from "node:os
 import { type Child, startChild } from "./child.ts";
 import { packFolder } from "../src/registry/bundle.ts";
 import { findWrk, type LoadResult, runLoad, type WrkBinary } from "./wrk.ts";
-import { type DynamicBatching, mlpFolder, v2BinaryBody, writeBenchFunctions } from "./functions.ts";
+import { type DynamicBatching, mlpFolder, v2BinaryBody, wideRow, writeBenchFunctions } from "./functions.ts";
 import { ensureWideMlp } from "./make_mlp8x1024.ts";
 import { renderMarkdown } from "./report_markdown.ts";
 import { renderChart } from "./report_chart.ts";
@@ -268,11 +268,6 @@ async function bodyFile(ctx: Context, name: string, bytes: Uint8Array | string):
   else await Deno.writeFile(path, bytes);
   ctx.bodies.set(name, path);
   return path;
-}
-
-/** One row of 1,024 deterministic inputs of the 8×1024 MLP. */
-function wideRow(): number[] {
-  return Array.from({ length: 1024 }, (_, i) => Math.round(Math.sin(i * 0.37) * 5000) / 10_000);
 }
 
 async function startRuntime(

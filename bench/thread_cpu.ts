@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { startServer } from "../tests/support/server.ts";
-import { v2BinaryBody, writeBenchFunctions } from "./functions.ts";
+import { wideRequests, writeBenchFunctions } from "./functions.ts";
 import { ensureWideMlp } from "./make_mlp8x1024.ts";
 import { findWrk, runLoad } from "./wrk.ts";
 
@@ -32,24 +32,7 @@ await writeBenchFunctions(dir, {
   wideMlp: await ensureWideMlp(),
   batching: { maxBatchSize: 64, maxQueueDelayMs: 0 },
 });
-const row = Array.from({ length: 1024 }, (_, i) => Math.round(Math.sin(i * 0.37) * 5000) / 10_000);
-const { body: binary, headerLength } = v2BinaryBody(row);
-const variants = [
-  {
-    key: "v2_binary",
-    path: "/v2/models/mlp8x1024_batched/infer",
-    body: binary,
-    contentType: "application/octet-stream",
-    headers: { "Inference-Header-Content-Length": String(headerLength) },
-  },
-  {
-    key: "v1_json",
-    path: "/v1/functions/mlp8x1024_batched",
-    body: new TextEncoder().encode(JSON.stringify({ x: [row] })),
-    contentType: "application/json",
-    headers: {} as Record<string, string>,
-  },
-];
+const variants = wideRequests();
 
 /** Nanoseconds on a CPU of every thread of `pid`, by tid, with the thread's name. */
 async function threads(pid: number): Promise<Map<number, { name: string; ns: number }>> {
