@@ -1,6 +1,6 @@
 /**
  * The `ocr` isolate's memory across large images: a runtime serves `functions/` on CPU lanes (process hosts), and
- * synthetic PNGs of 4 to 25 M pixels (a grid of dark squares, deflated) go to `ocr` one after another; after each,
+ * synthetic PNGs of 4 to 25 M pixels (a grid of dark squares) go to `ocr` one after another; after each,
  * the isolate's resident memory (`VmRSS`) and its peak (`VmHWM`) are read from `/proc/<pid>/status` (the pid from
  * `GET /v1/functions/ocr`). Memory that stays after a large image shows as a resident size that does not come back down.
  *
@@ -9,39 +9,19 @@
  * ```
  * @module
  */
-import { Buffer } from "node:buffer";
-import { crc32, deflateSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
+import pngjs from "pngjs";
 import { startServer } from "../tests/support/server.ts";
 
 const functionsDir = fileURLToPath(new URL("../functions", import.meta.url));
 
-/** A PNG chunk: length, type, data, CRC-32 of type and data. */
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, "latin1");
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-
-/** An 8-bit grey PNG of `width` × `height`: white with a grid of dark 16-px squares. */
+/** A grey PNG of `width` × `height` (pngjs, as `tests/ocr_test.ts` makes its blank ones): white, a grid of dark 16-px squares. */
 function gridPng(width: number, height: number): Uint8Array {
-  const raw = new Uint8Array(height * (width + 1));
+  const png = new pngjs.PNG({ width, height, colorType: 0, inputColorType: 0, inputHasAlpha: false });
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) raw[y * (width + 1) + 1 + x] = ((x >> 4) + (y >> 4)) % 7 === 0 ? 0 : 255;
+    for (let x = 0; x < width; x++) png.data[y * width + x] = ((x >> 4) + (y >> 4)) % 7 === 0 ? 0 : 255;
   }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 0, 0, 0, 0], 8);
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", deflateSync(raw)),
-    chunk("IEND", new Uint8Array()),
-  ]);
+  return pngjs.PNG.sync.write(png, { colorType: 0, inputColorType: 0, inputHasAlpha: false });
 }
 
 await using server = await startServer({ functionsDir, env: { CUDA_VISIBLE_DEVICES: "" } });
