@@ -504,27 +504,21 @@ export function checkDefinition(definition: AnyFunctionDefinition): void {
   if (typeof definition.handler !== "function") {
     throw new TypeError("Function 'handler' must be a function");
   }
+  const models = definition.models ?? {};
+  const undeclared = (names: readonly string[]) => names.filter((name) => !Object.hasOwn(models, name));
+  const declared = () => Object.keys(models).join(", ") || "none";
   const model = modelRunBy(definition.handler);
   if (model !== undefined && !definition.signature) {
     throw new TypeError(
       `runModel('${model}') is a tensor handler: declare a 'signature' instead of 'input' and 'output'`,
     );
   }
-  if (model !== undefined && !Object.hasOwn(definition.models ?? {}, model)) {
-    const declared = Object.keys(definition.models ?? {});
-    throw new TypeError(
-      `runModel('${model}') names no declared model; models: ${declared.length ? declared.join(", ") : "none"}`,
-    );
+  if (model !== undefined && undeclared([model]).length > 0) {
+    throw new TypeError(`runModel('${model}') names no declared model; models: ${declared()}`);
   }
-  const graphs = Array.isArray(definition.cudaGraph) ? definition.cudaGraph : [];
-  const undeclared = graphs.filter((name) => !Object.hasOwn(definition.models ?? {}, name));
-  if (undeclared.length > 0) {
-    const declared = Object.keys(definition.models ?? {});
-    throw new TypeError(
-      `cudaGraph names no declared model: ${undeclared.join(", ")}; models: ${
-        declared.length ? declared.join(", ") : "none"
-      }`,
-    );
+  const graphs = undeclared(Array.isArray(definition.cudaGraph) ? definition.cudaGraph : []);
+  if (graphs.length > 0) {
+    throw new TypeError(`cudaGraph names no declared model: ${graphs.join(", ")}; models: ${declared()}`);
   }
   if (!definition.signature && definition.raw !== undefined && typeof definition.raw.handler !== "function") {
     throw new TypeError("Function 'raw.handler' must be a function");

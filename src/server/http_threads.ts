@@ -249,12 +249,7 @@ export class HttpThreads {
       case "admit": {
         const refusal = this.options.registry.get(op.name)?.current?.pool.refusal();
         if (!refusal) return thread.outbox.send({ k: "done", id: op.id });
-        return thread.outbox.send({
-          k: "error",
-          id: op.id,
-          error: refusal.toBody(),
-          ...(refusal.headers ? { headers: refusal.headers } : {}),
-        });
+        return this.#fail(thread, op.id, refusal);
       }
       case "records": {
         const { fn, status, ms } = op;
