@@ -126,6 +126,12 @@ export interface NativeSessionOptions {
   checkPlacement?: boolean;
   /** `gpu_graph_id` run option (one CUDA graph per id, when `cuda.enableCudaGraph`). */
   gpuGraphId?: number;
+  /**
+   * `cuda.enableCudaGraph` with `staging: "lane"` for a model whose declared output shapes are not fixed: the most
+   * CUDA graphs captured, one per set of input shapes (each its own `gpu_graph_id`, device inputs and outputs of
+   * the shapes its first run gave); runs of further shapes go without a graph (`gpu_graph_id` -1). Default 16.
+   */
+  maxGraphs?: number;
   /** Initializers shared with other sessions (`AddInitializer`). */
   initializers?: Record<string, Value>;
   /** Profile runs into a Chrome trace with this prefix. */
@@ -239,9 +245,22 @@ interface Parts {
   pinned: PinnedHostMemory | undefined;
   placement: Placement | null;
   fixed: FixedOutput[];
+  /** CUDA graphs learned per set of input shapes: the most kept (0: none). */
+  maxGraphs: number;
   nonblocking: boolean;
   device: DeviceMemory | undefined;
   arena: PinnedArena | undefined;
+}
+
+/**
+ * A CUDA graph of one set of input shapes (`staging: "lane"`, outputs not fixed by the model): its `gpu_graph_id`,
+ * and the device buffers it reads and writes, which must not move once ORT has captured it.
+ */
+interface ShapeGraph {
+  id: number;
+  inputs: FixedOutput[];
+  /** Learned from the first run (a regular one: ORT captures from the next). */
+  outputs: FixedOutput[] | null;
 }
 
 /** An input of a lane-staged run: what it is, and how its bytes reach pinned memory. */
@@ -272,6 +291,12 @@ export class NativeSession {
   readonly #pinned: PinnedHostMemory | undefined;
   readonly #staging = new Map<string, PinnedBuffer>();
   readonly #fixed: FixedOutput[];
+  readonly #maxGraphs: number;
+  /** CUDA graphs by their input shapes (see {@link ShapeGraph}). */
+  readonly #graphs = new Map<string, ShapeGraph>();
+  /** The input shapes the binding is set up for, and the `gpu_graph_id` the run options carry. */
+  #graphKey = "";
+  #graphId = "";
   readonly #device: DeviceMemory | undefined;
   /** CUDA graphs: each input at a fixed device address, bound once. */
   readonly #graphInputs = new Map<string, FixedOutput>();
@@ -295,6 +320,7 @@ export class NativeSession {
 
   private constructor(parts: Parts) {
     this.#fixed = parts.fixed;
+    this.#maxGraphs = parts.maxGraphs;
     this.#device = parts.device;
     this.#nonblocking = parts.nonblocking;
     this.#env = parts.env;
@@ -384,6 +410,7 @@ export class NativeSession {
       if (lane) runOptions.config("disable_synchronize_execution_providers", "1");
       let binding: IoBinding | null = null;
       let fixed: FixedOutput[] = [];
+      let maxGraphs = 0;
       const memory = {
         input: null as MemoryInfo | null,
         output: null as MemoryInfo | null,
@@ -399,7 +426,10 @@ export class NativeSession {
         memory.output = env.memoryInfo(graph ? "Cuda" : staged ? "CudaPinned" : "Cpu", device);
         memory.lane = lane ? env.memoryInfo(gpu ? "Cuda" : "Cpu", device) : null;
         for (const m of [memory.input, memory.output, memory.lane]) if (m) created.push(m);
-        if (graph) {
+        if (graph && lane && !fixedOutputShapes(session)) {
+          // Outputs whose shapes follow the inputs': a graph per set of input shapes, learned on its first run.
+          maxGraphs = options.maxGraphs ?? 16;
+        } else if (graph) {
           fixed = bindFixedOutputs(env, session, binding, memory.output, options.device, path);
         } else if (!lane) {
           for (const name of session.outputNames) binding.bindOutputToDevice(name, memory.output);
@@ -414,6 +444,7 @@ export class NativeSession {
         pinned: options.pinned,
         placement,
         fixed,
+        maxGraphs,
         nonblocking: options.nonblocking ?? false,
         device: options.device,
         arena: lane ? options.arena : undefined,
@@ -437,6 +468,19 @@ export class NativeSession {
   /** The underlying C-API session (for profiling and tests). */
   get session(): Session {
     return this.#session;
+  }
+
+  /**
+   * How runs use CUDA graphs: `"fixed"` (one graph, the model's outputs have fixed shapes), `"shapes"` (a graph per
+   * set of input shapes, up to {@link NativeSessionOptions.maxGraphs}), or `null` (none).
+   */
+  get cudaGraphs(): "fixed" | "shapes" | null {
+    return this.#fixed.length > 0 ? "fixed" : this.#maxGraphs > 0 ? "shapes" : null;
+  }
+
+  /** The CUDA graphs captured or being learned, one per set of input shapes (`cudaGraphs` `"shapes"`). */
+  get graphCount(): number {
+    return this.#graphs.size;
   }
 
   /** How bound runs move their data: `"lane"` or `"ort"` (see {@link NativeSessionOptions.staging}). */
@@ -493,7 +537,7 @@ export class NativeSession {
     const feeds = request.inputs.map((input) => this.#stagedFeed(input, request));
     return this.#fixed.length > 0
       ? await this.#runLaneGraph(feeds, true, request.consume)
-      : await this.#runLane(feeds, true, request.consume);
+      : await this.#runLaneAny(feeds, true, request.consume);
   }
 
   /** An input of `runStaged`: filled in its arena region when it fits, else in a JS array copied to staging. */
@@ -539,7 +583,7 @@ export class NativeSession {
       const lane = this.#laneFeeds(feeds);
       return this.#fixed.length > 0
         ? await this.#runLaneGraph(lane, false, tensorsOf)
-        : await this.#runLane(lane, false, tensorsOf);
+        : await this.#runLaneAny(lane, false, tensorsOf);
     }
     if (this.#fixed.length > 0) {
       for (const [name, tensor] of Object.entries(feeds)) this.#graphInput(name, tensor);
@@ -744,6 +788,119 @@ export class NativeSession {
     return finish(this.#stageOut(this.#fixed, views));
   }
 
+  /** A lane-staged run: through the graph of its input shapes where graphs are learned and one is free, else plain. */
+  #runLaneAny<T>(
+    feeds: LaneFeed[],
+    views: boolean,
+    finish: (outputs: Record<string, StagedOutput>) => T,
+  ): Promise<T> {
+    if (this.#maxGraphs > 0) {
+      let key = "";
+      for (const feed of feeds) key += `${feed.name}:${feed.type}[${feed.dims}];`;
+      const graph = this.#graphs.get(key) ?? (this.#graphs.size < this.#maxGraphs ? this.#newGraph(key, feeds) : null);
+      if (graph) return this.#runShapeGraph(key, graph, feeds, views, finish);
+      this.#setGraphId("-1");
+      if (this.#graphKey !== "") {
+        // The binding holds a graph's buffers: the plain path binds its own from scratch.
+        this.#graphKey = "";
+        this.#laneKey = "";
+      }
+    }
+    return this.#runLane(feeds, views, finish);
+  }
+
+  #setGraphId(id: string): void {
+    if (this.#graphId === id) return;
+    this.#runOptions.config("gpu_graph_id", id);
+    this.#graphId = id;
+  }
+
+  /** A graph for input shapes not seen before: device inputs of those shapes (its outputs come from its first run). */
+  #newGraph(key: string, feeds: LaneFeed[]): ShapeGraph {
+    const device = this.#device!;
+    const inputs: FixedOutput[] = [];
+    try {
+      for (const { name, type, dims, bytes } of feeds) {
+        const address = device.alloc(Math.max(bytes, 256));
+        try {
+          const value = this.#env.tensorAt(type, address, bytes, dims, this.#laneMemory!);
+          inputs.push({ name, type, dims: [...dims], address, bytes, value });
+        } catch (error) {
+          device.free(address);
+          throw error;
+        }
+      }
+    } catch (error) {
+      freeBuffers(inputs, device);
+      throw error;
+    }
+    // Ids from 1: ORT's default graph (no gpu_graph_id) is 0, and -1 runs without one.
+    const graph: ShapeGraph = { id: this.#graphs.size + 1, inputs, outputs: null };
+    this.#graphs.set(key, graph);
+    return graph;
+  }
+
+  /**
+   * A run of a learned graph's input shapes: its buffers bound (when the last run had other shapes) and its id set;
+   * ORT runs the first run of an id as a regular run, captures the graph on the next, and replays it after. The
+   * first run's outputs are ORT's: their shapes become the graph's own output buffers.
+   */
+  async #runShapeGraph<T>(
+    key: string,
+    graph: ShapeGraph,
+    feeds: LaneFeed[],
+    views: boolean,
+    finish: (outputs: Record<string, StagedOutput>) => T,
+  ): Promise<T> {
+    const binding = this.#binding!;
+    if (this.#graphKey !== key) {
+      binding.clearInputs();
+      for (const input of graph.inputs) binding.bindInput(input.name, input.value);
+      if (graph.outputs) { for (const out of graph.outputs) binding.bindOutput(out.name, out.value); }
+      else for (const name of this.outputNames) binding.bindOutputToDevice(name, this.#laneMemory!);
+      // The plain path's buffers are no longer bound.
+      this.#laneKey = "";
+      this.#freeLaneOutputs();
+      this.#graphKey = key;
+    }
+    this.#setGraphId(String(graph.id));
+    feeds.forEach((feed, i) => this.#stageIn(feed, graph.inputs[i].address));
+    const pending = this.#runBinding();
+    if (pending) await pending;
+    if (graph.outputs) return finish(this.#stageOut(graph.outputs, views));
+    const values = binding.outputs();
+    try {
+      const learned = this.outputNames.map((name, i) => describeOutput(name, values[i]));
+      const result = finish(this.#stageOut(learned, views));
+      const device = this.#device!;
+      const outputs: FixedOutput[] = [];
+      try {
+        for (const out of learned) {
+          const address = device.alloc(Math.max(out.bytes, 256));
+          try {
+            outputs.push({
+              ...out,
+              address,
+              value: this.#env.tensorAt(out.type, address, out.bytes, out.dims, this.#laneMemory!),
+            });
+          } catch (error) {
+            device.free(address);
+            throw error;
+          }
+        }
+        for (const out of outputs) binding.bindOutput(out.name, out.value);
+      } catch (error) {
+        freeBuffers(outputs, device);
+        for (const name of this.outputNames) binding.bindOutputToDevice(name, this.#laneMemory!);
+        throw error;
+      }
+      graph.outputs = outputs;
+      return result;
+    } finally {
+      for (const value of values) value.close();
+    }
+  }
+
   /**
    * A run with lane staging: inputs into device buffers bound once per input
    * shape, outputs into device buffers of the shapes those inputs gave;
@@ -920,6 +1077,11 @@ export class NativeSession {
       out.value.close();
       this.#device?.free(out.address);
     }
+    for (const graph of this.#graphs.values()) {
+      freeBuffers(graph.inputs, this.#device!);
+      freeBuffers(graph.outputs ?? [], this.#device!);
+    }
+    this.#graphs.clear();
     this.#graphInputs.clear();
     this.#laneInputs.clear();
     this.#freeLaneOutputs();
@@ -1020,6 +1182,21 @@ function refuseCpuFallback(placement: Placement, requested: string, path: string
       `${path}: no node placed on ${requested}; all ${cpu} nodes run on CPUExecutionProvider`,
     );
   }
+}
+
+/** Closes each buffer's value and frees its device memory. */
+function freeBuffers(buffers: readonly FixedOutput[], device: DeviceMemory): void {
+  for (const buffer of buffers) {
+    buffer.value.close();
+    device.free(buffer.address);
+  }
+}
+
+/** Whether every output of the model is a tensor of a fixed shape and a type the binding reads. */
+function fixedOutputShapes(session: Session): boolean {
+  return session.outputs.every((out) =>
+    out.isTensor && out.type in elementTypes && out.shape.every((d) => typeof d === "number")
+  );
 }
 
 function bindFixedOutputs(

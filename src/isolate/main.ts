@@ -37,7 +37,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
 import { manifestOf, modelHandlerOf } from "./inspect.ts";
-import { type StagedModel, stagedModel } from "./staged_model.ts";
+import { graphBatchSizes, type StagedModel, stagedModel } from "./staged_model.ts";
 import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
 import { runBatch, type RunContext, runJob } from "./run_job.ts";
@@ -208,7 +208,10 @@ async function serve(init: InitMessage): Promise<void> {
         };
         models[name] = lane.facade;
         apis[name] = "c";
-        if (name === modelHandler) staged = stagedModel(lane.session);
+        if (name === modelHandler) {
+          const batching = options.dynamicBatching;
+          staged = stagedModel(lane.session, batching ? graphBatchSizes(batching) : undefined);
+        }
       } else {
         const cpu = await createCpuSession(ort, path, {
           ...where,

@@ -4,7 +4,7 @@ import { defineFunction, runModel, type TensorFunctionDefinition } from "../sdk.
 import type { Job, JobResult, WireTensor } from "../protocol.ts";
 import type { StagedOutput, StagedRun } from "../../native/ort/mod.ts";
 import { runBatch, type RunContext, runJob } from "./run_job.ts";
-import type { StagedModel } from "./staged_model.ts";
+import { graphBatchSizes, type StagedModel } from "./staged_model.ts";
 
 const encoder = new TextEncoder();
 
@@ -24,7 +24,11 @@ const definition = defineFunction({
  * every run (transfer): a result that still pointed into the staging would read as empty.
  */
 function fakeModel(
-  options: { outputs?: (x: Float32Array, dims: readonly number[]) => Record<string, StagedOutput> } = {},
+  options: {
+    outputs?: (x: Float32Array, dims: readonly number[]) => Record<string, StagedOutput>;
+    /** Batch sizes the model pads to (a CUDA graph per size); its staging holds 99s from before each run. */
+    sizes?: number[];
+  } = {},
 ) {
   const runs: { dims: readonly number[][]; x: number[] }[] = [];
   let staging = new ArrayBuffer(1024);
@@ -35,6 +39,7 @@ function fakeModel(
       assert.equal(input.name, "x");
       assert.equal(input.type, "float32");
       const count = input.dims.reduce((a, b) => a * b, 1);
+      if (options.sizes) new Float32Array(staging).fill(99);
       const into = new Uint8Array(staging, 0, count * 4);
       request.fill("x", into);
       const x = new Float32Array(staging, 0, count);
@@ -49,6 +54,7 @@ function fakeModel(
         staging = staging.transfer();
       }
     },
+    ...(options.sizes ? { padRows: (rows: number) => options.sizes!.find((size) => size >= rows) ?? rows } : {}),
   };
   return { model, runs };
 }
@@ -171,4 +177,33 @@ Deno.test("runModel with a scalar input: no rows to stage, so the handler runs t
   assert.deepEqual(rowsOf(result), [[3, 6]]);
   assert.equal(runs.length, 0, "nothing was staged");
   assert.equal(calls.length, 1, "the model ran once, through the session");
+});
+
+Deno.test("graphBatchSizes: the preferred sizes and maxBatchSize, else powers of two up to maxBatchSize", () => {
+  assert.deepEqual(graphBatchSizes({ maxBatchSize: 48 }), [1, 2, 4, 8, 16, 32, 48]);
+  assert.deepEqual(graphBatchSizes({ maxBatchSize: 64 }), [1, 2, 4, 8, 16, 32, 64]);
+  assert.deepEqual(graphBatchSizes({ maxBatchSize: 32, preferredBatchSizes: [16, 4] }), [4, 16, 32]);
+  assert.deepEqual(graphBatchSizes({ maxBatchSize: 1 }), [1]);
+});
+
+Deno.test("runModel with batch sizes (CUDA graphs): runs padded with zero rows to the next size, answers cut to the rows", async () => {
+  const { model, runs } = fakeModel({ sizes: graphBatchSizes({ maxBatchSize: 8 }) });
+  const jobs = [binaryJob(1, [[1, 2]]), jsonJob(2, { x: [[3, 4], [5, 6]] })];
+  const results = await runBatch(definition, jobs, { ...context(model), signals: signals(jobs) });
+  assert.deepEqual(runs.map((r) => r.dims), [[[4, 2]]], "three rows ran as four");
+  assert.deepEqual(runs[0].x, [1, 2, 3, 4, 5, 6, 0, 0], "the padding is zeros, not what staging held");
+  assert.deepEqual(rowsOf(results[0]), [[2, 4]]);
+  assert.deepEqual(rowsOf(results[1]), [[6, 8], [10, 12]]);
+  const alone = await runJob(definition, binaryJob(3, [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]]), {
+    ...context(model),
+    signal: new AbortController().signal,
+  });
+  assert.deepEqual(runs[1].dims, [[8, 2]], "one job of five rows ran as eight");
+  assert.deepEqual(rowsOf(alone), [[2, 2], [4, 4], [6, 6], [8, 8], [10, 10]]);
+  const full = await runJob(definition, binaryJob(4, [[1, 1], [1, 1]]), {
+    ...context(model),
+    signal: new AbortController().signal,
+  });
+  assert.deepEqual(runs[2].dims, [[2, 2]], "a batch of a size on the list runs as it is");
+  assert.deepEqual(rowsOf(full), [[2, 2], [2, 2]]);
 });

@@ -16,6 +16,28 @@ import { datatypes } from "../tensors.ts";
 export interface StagedModel {
   /** Runs the model: `fill` writes the inputs, `consume` reads the outputs (views valid during the call only). */
   run<T>(request: StagedRun<T>): Promise<T>;
+  /**
+   * The rows a batch of `rows` runs as, when the model runs batches padded (with zero rows) to a few sizes: a CUDA
+   * graph is captured per set of input shapes, so a batcher's every size would be a graph of its own. Absent: as
+   * they come.
+   */
+  padRows?(rows: number): number;
+}
+
+/**
+ * The batch sizes a model with a CUDA graph per input shape pads its batches to: the function's preferred batch
+ * sizes and its `maxBatchSize` (Triton's dynamic batcher's terms), or without preferred sizes the powers of two up
+ * to `maxBatchSize`, and `maxBatchSize` itself. A batch larger than all of them runs as it is.
+ * @example
+ * ```ts
+ * graphBatchSizes({ maxBatchSize: 48 }); // [1, 2, 4, 8, 16, 32, 48]
+ * ```
+ */
+export function graphBatchSizes(batching: { maxBatchSize: number; preferredBatchSizes?: number[] }): number[] {
+  const sizes = new Set<number>([batching.maxBatchSize]);
+  if (batching.preferredBatchSizes?.length) { for (const size of batching.preferredBatchSizes) sizes.add(size); }
+  else for (let size = 1; size < batching.maxBatchSize; size *= 2) sizes.add(size);
+  return [...sizes].sort((a, b) => a - b);
 }
 
 type TypedArrayConstructor = new (length: number) => ArrayBufferView;
@@ -30,11 +52,17 @@ function bytesOf(view: ArrayBufferView): Uint8Array {
 
 /**
  * The staged form of a lane's session: a {@link NativeSession} stages in its
- * arena; any other session (onnxruntime-node's) runs over new JS arrays.
+ * arena; any other session (onnxruntime-node's) runs over new JS arrays. A
+ * native session with a CUDA graph per input shape pads batches to the next
+ * of `batchSizes` ({@link graphBatchSizes}).
  * Outputs that are not typed arrays (strings, maps) are left out.
  */
-export function stagedModel(session: InferenceSession | NativeSession): StagedModel {
-  if (session instanceof NativeSession) return { run: (request) => session.runStaged(request) };
+export function stagedModel(session: InferenceSession | NativeSession, batchSizes?: readonly number[]): StagedModel {
+  if (session instanceof NativeSession) {
+    const run = <T>(request: StagedRun<T>) => session.runStaged(request);
+    if (session.cudaGraphs !== "shapes" || !batchSizes?.length) return { run };
+    return { run, padRows: (rows) => batchSizes.find((size) => size >= rows) ?? rows };
+  }
   return {
     async run<T>(request: StagedRun<T>): Promise<T> {
       const feeds: Record<string, Tensor> = {};

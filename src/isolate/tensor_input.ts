@@ -11,6 +11,7 @@ import { IsolaneError } from "../errors.ts";
 import type { Job, WireTensor } from "../protocol.ts";
 import type { TensorFunctionDefinition, TensorSignature, TensorSpec } from "../sdk.ts";
 import type { StagedModel } from "./staged_model.ts";
+import type { StagedOutput } from "../../native/ort/mod.ts";
 import { messageOf } from "./load_module.ts";
 import {
   bytesToStrings,
@@ -194,6 +195,15 @@ export function splitRows(outputs: readonly CheckedOutput[], rows: readonly numb
   });
 }
 
+/** An output of a padded run, cut to the batch's own rows. */
+function unpad(out: StagedOutput, padded: number, rows: number): StagedOutput {
+  return {
+    ...out,
+    dims: [rows, ...out.dims.slice(1)],
+    bytes: out.bytes.subarray(0, out.bytes.byteLength / padded * rows),
+  };
+}
+
 /**
  * Runs the model of a {@link runModel} handler on one or more requests'
  * checked inputs, combined along the first dimension: `fill` writes each
@@ -215,6 +225,8 @@ export async function runModelRows(
   const first = requests[0];
   const rows = requests.map((inputs) => inputs[signature.inputs[0].name].dims[0] ?? 0);
   const total = rows.reduce((a, b) => a + b, 0);
+  // Zero rows after the requests' up to a size the model runs batches as (a CUDA graph per size); cut off after.
+  const padded = model.padRows?.(total) ?? total;
   const inputs = [];
   for (const spec of signature.inputs) {
     const inner = first[spec.name].dims.slice(1);
@@ -223,7 +235,7 @@ export async function runModelRows(
       r[spec.name].dims.every((d, i) => i === 0 || d === inner[i - 1])
     );
     if (!agree) return undefined;
-    const dims = requests.length === 1 ? [...first[spec.name].dims] : [total, ...inner];
+    const dims = requests.length === 1 && padded === total ? [...first[spec.name].dims] : [padded, ...inner];
     inputs.push({ name: spec.name, type: datatypes[spec.datatype].ort, dims });
   }
   try {
@@ -236,10 +248,14 @@ export async function runModelRows(
           into.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at);
           at += data.byteLength;
         }
+        if (at < into.byteLength) into.fill(0, at);
       },
       consume(outputs) {
+        // A padded run whose outputs do not have the padded rows is not row by row: run the requests as they come.
+        if (padded !== total && Object.values(outputs).some((out) => out.dims[0] !== padded)) return undefined;
         const value = Object.fromEntries(
-          Object.entries(outputs).map(([name, out]) => {
+          Object.entries(outputs).map(([name, padOut]) => {
+            const out = padded === total ? padOut : unpad(padOut, padded, total);
             const info = byOrtType.get(out.type);
             const data = info?.array
               ? new info.array(
