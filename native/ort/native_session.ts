@@ -257,9 +257,10 @@ interface Parts {
  * and the device buffers it reads and writes, which must not move once ORT has captured it.
  */
 interface ShapeGraph {
+  /** Its `gpu_graph_id`; -1 once it can have none (see `#grown`). */
   id: number;
   inputs: FixedOutput[];
-  /** Learned from the first run (a regular one: ORT captures from the next). */
+  /** Learned from the first run, a regular one (`gpu_graph_id` -1): ORT captures the graph on the next. */
   outputs: FixedOutput[] | null;
 }
 
@@ -297,6 +298,10 @@ export class NativeSession {
   /** The input shapes the binding is set up for, and the `gpu_graph_id` the run options carry. */
   #graphKey = "";
   #graphId = "";
+  /** Graph ids handed out (ORT keeps every captured graph until the session is released). */
+  #graphIds = 0;
+  /** The largest size of each input's every dimension that a regular run has seen. */
+  readonly #regularDims = new Map<string, number[]>();
   readonly #device: DeviceMemory | undefined;
   /** CUDA graphs: each input at a fixed device address, bound once. */
   readonly #graphInputs = new Map<string, FixedOutput>();
@@ -805,8 +810,41 @@ export class NativeSession {
         this.#graphKey = "";
         this.#laneKey = "";
       }
+      this.#grown(feeds);
     }
     return this.#runLane(feeds, views, finish);
+  }
+
+  /**
+   * Records a regular run's input shapes. Some CUDA kernels keep buffers sized by the largest shape they ran (the
+   * Gemm's ones for its bias grow with its rows, `GetConstOnes`), and reallocate them when a larger one comes:
+   * a graph captured before would replay from the freed buffer. So when a regular run is larger in any dimension
+   * than every one before, the graphs captured so far are dropped: each is captured again, under a new id, on its
+   * next run (up to 4 × maxGraphs ids; after that those shapes run without a graph).
+   */
+  #grown(feeds: LaneFeed[]): void {
+    let grew = false;
+    for (const feed of feeds) {
+      const seen = this.#regularDims.get(feed.name);
+      if (!seen || seen.length !== feed.dims.length) {
+        grew ||= seen !== undefined;
+        this.#regularDims.set(feed.name, [...feed.dims]);
+        continue;
+      }
+      feed.dims.forEach((d, i) => {
+        if (d > seen[i]) {
+          seen[i] = d;
+          grew = true;
+        }
+      });
+    }
+    if (!grew) return;
+    for (const graph of this.#graphs.values()) {
+      if (graph.outputs === null || graph.id === -1) continue;
+      graph.id = this.#graphIds < 4 * this.#maxGraphs ? ++this.#graphIds : -1;
+    }
+    // The run options may carry a dropped id: set again before the next run.
+    this.#graphId = "";
   }
 
   #setGraphId(id: string): void {
@@ -835,15 +873,16 @@ export class NativeSession {
       throw error;
     }
     // Ids from 1: ORT's default graph (no gpu_graph_id) is 0, and -1 runs without one.
-    const graph: ShapeGraph = { id: this.#graphs.size + 1, inputs, outputs: null };
+    const graph: ShapeGraph = { id: ++this.#graphIds, inputs, outputs: null };
     this.#graphs.set(key, graph);
     return graph;
   }
 
   /**
-   * A run of a learned graph's input shapes: its buffers bound (when the last run had other shapes) and its id set;
-   * ORT runs the first run of an id as a regular run, captures the graph on the next, and replays it after. The
-   * first run's outputs are ORT's: their shapes become the graph's own output buffers.
+   * A run of a learned graph's input shapes: its buffers bound (when the last run had other shapes). The first run
+   * is a regular one (`gpu_graph_id` -1) whose outputs ORT allocates: their shapes become the graph's own output
+   * buffers. Later runs carry the graph's id: ORT captures the graph on the first of them, into those buffers, and
+   * replays it after.
    */
   async #runShapeGraph<T>(
     key: string,
@@ -863,10 +902,21 @@ export class NativeSession {
       this.#freeLaneOutputs();
       this.#graphKey = key;
     }
-    this.#setGraphId(String(graph.id));
+    this.#setGraphId(graph.outputs ? String(graph.id) : "-1");
+    if (!graph.outputs) this.#grown(feeds);
     feeds.forEach((feed, i) => this.#stageIn(feed, graph.inputs[i].address));
-    const pending = this.#runBinding();
-    if (pending) await pending;
+    try {
+      const pending = this.#runBinding();
+      if (pending) await pending;
+    } catch (error) {
+      // A graph ORT could not capture (a kernel that allocates or synchronises while capturing): none for these
+      // shapes from now on.
+      if (graph.outputs && graph.id !== -1) {
+        graph.id = -1;
+        this.#graphId = "";
+      }
+      throw error;
+    }
     if (graph.outputs) return finish(this.#stageOut(graph.outputs, views));
     const values = binding.outputs();
     try {
