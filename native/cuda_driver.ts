@@ -35,6 +35,7 @@ const symbols = {
   cuCtxSynchronize: { parameters: [], result: "i32" },
   cuMemGetInfo_v2: { parameters: ["buffer", "buffer"], result: "i32" },
   cuStreamCreate: { parameters: ["buffer", "u32"], result: "i32" },
+  cuThreadExchangeStreamCaptureMode: { parameters: ["buffer"], result: "i32" },
   cuStreamDestroy_v2: { parameters: ["u64"], result: "i32" },
   cuStreamSynchronize: { parameters: ["u64"], result: "i32" },
   cuStreamGetFlags: { parameters: ["u64", "buffer"], result: "i32" },
@@ -231,6 +232,18 @@ export class CudaDriver {
     const total = new BigUint64Array(1);
     this.#check("cuMemGetInfo", this.#s.cuMemGetInfo_v2(free, total));
     return { freeBytes: Number(free[0]), totalBytes: Number(total[0]) };
+  }
+
+  /**
+   * Sets how this thread's CUDA calls interact with stream captures (`cuThreadExchangeStreamCaptureMode`): 0
+   * global (the driver's default: another thread's capture begun in global mode, as ONNX Runtime's CUDA graphs
+   * begin theirs, makes this thread's allocations fail and breaks that capture), 1 thread-local (only this thread's
+   * own captures restrict it), 2 relaxed. Returns the mode before.
+   */
+  exchangeCaptureMode(mode: 0 | 1 | 2): number {
+    const io = new Int32Array([mode]);
+    this.#check("cuThreadExchangeStreamCaptureMode", this.#s.cuThreadExchangeStreamCaptureMode(io));
+    return io[0];
   }
 
   /** Creates a stream in the current context. */

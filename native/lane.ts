@@ -60,6 +60,9 @@ export class Lane implements Disposable {
     const context = driver.primaryContextRetain(dev);
     try {
       driver.setCurrentContext(context);
+      // Lanes of one process capture CUDA graphs on their own threads (ORT begins each capture in global mode):
+      // one lane's capture must neither fail another's allocations nor be broken by them.
+      driver.exchangeCaptureMode(1);
       const stream = driver.streamCreate(streamNonBlocking);
       if (defaultStreamHandles.includes(stream)) {
         throw new Error(`cuStreamCreate returned a default stream (${stream})`);
