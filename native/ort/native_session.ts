@@ -295,9 +295,10 @@ export class NativeSession {
   readonly #maxGraphs: number;
   /** CUDA graphs by their input shapes (see {@link ShapeGraph}). */
   readonly #graphs = new Map<string, ShapeGraph>();
-  /** The input shapes the binding is set up for, and the `gpu_graph_id` the run options carry. */
+  /** The input shapes the binding is set up for. */
   #graphKey = "";
-  #graphId = "";
+  /** Run options by `gpu_graph_id` (-1: a regular run), each set once: ORT warns when a config entry changes. */
+  readonly #graphOptions = new Map<number, RunOptions>();
   /** Graph ids handed out (ORT keeps every captured graph until the session is released). */
   #graphIds = 0;
   /** The largest size of each input's every dimension that a regular run has seen. */
@@ -668,9 +669,9 @@ export class NativeSession {
    * promise, so a blocking run's binding, staging and outputs are not touched by another run of the session
    * between its inputs and its outputs (no microtask turn in between).
    */
-  #runBinding(): Promise<void> | void {
+  #runBinding(options: RunOptions = this.#runOptions): Promise<void> | void {
     const binding = this.#binding!;
-    return this.#nonblocking ? binding.runAsync(this.#runOptions) : binding.run(this.#runOptions);
+    return this.#nonblocking ? binding.runAsync(options) : binding.run(options);
   }
 
   /**
@@ -804,13 +805,14 @@ export class NativeSession {
       for (const feed of feeds) key += `${feed.name}:${feed.type}[${feed.dims}];`;
       const graph = this.#graphs.get(key) ?? (this.#graphs.size < this.#maxGraphs ? this.#newGraph(key, feeds) : null);
       if (graph) return this.#runShapeGraph(key, graph, feeds, views, finish);
-      this.#setGraphId("-1");
       if (this.#graphKey !== "") {
         // The binding holds a graph's buffers: the plain path binds its own from scratch.
         this.#graphKey = "";
         this.#laneKey = "";
       }
       this.#grown(feeds);
+      // Never the session's own options: without a gpu_graph_id ORT would capture these shapes as graph 0.
+      return this.#runLane(feeds, views, finish, this.#optionsFor(-1));
     }
     return this.#runLane(feeds, views, finish);
   }
@@ -843,14 +845,18 @@ export class NativeSession {
       if (graph.outputs === null || graph.id === -1) continue;
       graph.id = this.#graphIds < 4 * this.#maxGraphs ? ++this.#graphIds : -1;
     }
-    // The run options may carry a dropped id: set again before the next run.
-    this.#graphId = "";
   }
 
-  #setGraphId(id: string): void {
-    if (this.#graphId === id) return;
-    this.#runOptions.config("gpu_graph_id", id);
-    this.#graphId = id;
+  /** The run options of `gpu_graph_id` `id`, made on first use. */
+  #optionsFor(id: number): RunOptions {
+    let options = this.#graphOptions.get(id);
+    if (!options) {
+      options = this.#env.runOptions();
+      options.config("disable_synchronize_execution_providers", "1");
+      options.config("gpu_graph_id", String(id));
+      this.#graphOptions.set(id, options);
+    }
+    return options;
   }
 
   /** A graph for input shapes not seen before: device inputs of those shapes (its outputs come from its first run). */
@@ -902,19 +908,15 @@ export class NativeSession {
       this.#freeLaneOutputs();
       this.#graphKey = key;
     }
-    this.#setGraphId(graph.outputs ? String(graph.id) : "-1");
     if (!graph.outputs) this.#grown(feeds);
     feeds.forEach((feed, i) => this.#stageIn(feed, graph.inputs[i].address));
     try {
-      const pending = this.#runBinding();
+      const pending = this.#runBinding(this.#optionsFor(graph.outputs ? graph.id : -1));
       if (pending) await pending;
     } catch (error) {
       // A graph ORT could not capture (a kernel that allocates or synchronises while capturing): none for these
       // shapes from now on.
-      if (graph.outputs && graph.id !== -1) {
-        graph.id = -1;
-        this.#graphId = "";
-      }
+      if (graph.outputs) graph.id = -1;
       throw error;
     }
     if (graph.outputs) return finish(this.#stageOut(graph.outputs, views));
@@ -960,6 +962,7 @@ export class NativeSession {
     feeds: LaneFeed[],
     views: boolean,
     finish: (outputs: Record<string, StagedOutput>) => T,
+    options: RunOptions = this.#runOptions,
   ): Promise<T> {
     const binding = this.#binding!;
     let key = "";
@@ -979,14 +982,14 @@ export class NativeSession {
     }
     feeds.forEach((feed, i) => this.#stageIn(feed, slots[i].address));
     try {
-      const pending = this.#runBinding();
+      const pending = this.#runBinding(options);
       if (pending) await pending;
     } catch (error) {
       // Outputs bound to the last shapes, and this run's differ for the same input shapes: rebind from now on.
       if (this.#laneOutputs === null || !shapeMismatch.test((error as Error).message)) throw error;
       this.#dynamicOutputs = true;
       this.#bindOutputsToDevice();
-      const again = this.#runBinding();
+      const again = this.#runBinding(options);
       if (again) await again;
     }
     if (this.#laneOutputs !== null) return finish(this.#stageOut(this.#laneOutputs, views));
@@ -1132,6 +1135,8 @@ export class NativeSession {
       freeBuffers(graph.outputs ?? [], this.#device!);
     }
     this.#graphs.clear();
+    for (const options of this.#graphOptions.values()) options.close();
+    this.#graphOptions.clear();
     this.#graphInputs.clear();
     this.#laneInputs.clear();
     this.#freeLaneOutputs();
