@@ -21,6 +21,7 @@ import { StoreSync } from "./store/sync.ts";
 import { InvocationKeys } from "./registry/invocation_keys.ts";
 import { InvocationAuth } from "./server/invocation_auth.ts";
 import { HttpThreads } from "./server/http_threads.ts";
+import { removeStaleRunFolders } from "./pool/run_folder.ts";
 
 /** A running runtime. */
 export interface Runtime {
@@ -57,6 +58,8 @@ function invokedFunction(c: Context, registry: Registry): string | null {
  */
 export async function startRuntime(config: Config): Promise<Runtime> {
   setLogLevel(config.logLevel);
+  // The process hosts' socket folders of runtimes killed with SIGKILL (src/pool/run_folder.ts).
+  removeStaleRunFolders();
   const held = holdOrtLibrary(nodeModules);
   if (!held.ok) log("warn", "ONNX Runtime's library is not held by the main thread", { reason: held.reason });
   const { inventory, sources, kernelsPtxPath, weightMemory } = detectDevices(nodeModules, config.cudaSync);
