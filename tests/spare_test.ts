@@ -152,18 +152,31 @@ Deno.test("spares (worker host): a respawn after a timeout boots in the spare th
   }
 });
 
-Deno.test("spares: a process host keeps no respawn spare (some 80 MB each); a timeout is still respawned", async () => {
+Deno.test("spares: a process host keeps a respawn spare only once it has been respawned; the next respawn boots in it", async () => {
   const dir = await functionsWith({ "hang/mod.ts": hang });
   try {
     await using server = await startServer({ functionsDir: dir, env: { ISOLANE_ISOLATION: "process" } });
     const first = await isolateOf(server, "hang");
+    assert.equal(first.isolation, "process");
     assert.equal((await errorOf(await server.invoke("hang", { hang: true }))).status, 504);
     const respawned = await server.waitForLog((l) => l.msg === "isolate respawned" && l.function === "hang");
+    // No spare process before the first respawn (one costs some 80 MB resident): this one started the process anew.
     assert.equal(respawned.spare, false);
-    const now = await isolateOf(server, "hang");
-    assert.notEqual(now.pid, first.pid);
+    const spare = await spareStarted(server, "hang", "respawn");
+    assert.ok(server.logs.indexOf(spare) > server.logs.indexOf(respawned), "the spare came after the respawn");
+    const second = await isolateOf(server, "hang");
+    assert.notEqual(second.pid, first.pid);
+    assert.notEqual(second.pid, spare.pid);
     assert.deepEqual(await (await server.invoke("hang", { hang: false })).json(), { ok: true });
-    assert.ok(!server.logs.some((l) => l.msg === "spare isolate started" && l.purpose === "respawn"));
+    // The next timeout is respawned in that spare process, and a new spare follows it.
+    assert.equal((await errorOf(await server.invoke("hang", { hang: true }))).status, 504);
+    const again = await server.waitForLog((l) =>
+      l.msg === "isolate respawned" && l.function === "hang" && l.isolate === spare.isolate
+    );
+    assert.equal(again.spare, true);
+    assert.equal((await isolateOf(server, "hang")).pid, spare.pid);
+    assert.deepEqual(await (await server.invoke("hang", { hang: false })).json(), { ok: true });
+    await spareStarted(server, "hang", "respawn", Number(spare.isolate));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
