@@ -65,7 +65,7 @@ export async function startRuntime(config: Config): Promise<Runtime> {
   const { inventory, sources, kernelsPtxPath, weightMemory } = detectDevices(nodeModules, config.cudaSync);
   const metrics = createMetrics({ devices: sources, functionOf: (c) => invokedFunction(c, registry) });
   // Started before the functions load, so that the first of them takes it (src/registry/ready_spare.ts).
-  const readySpare = config.spareIsolates === "on"
+  const readySpare = config.spareIsolates !== "off"
     ? new ReadySpare(join(config.dataDir, "spares"), { defaultIsolation: config.isolation })
     : undefined;
   await readySpare?.start();
@@ -78,7 +78,8 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     devices: inventory,
     ortThreads: config.ortThreads,
     defaultIsolation: config.isolation,
-    spares: config.spareIsolates === "on",
+    spares: config.spareIsolates !== "off",
+    processSpares: config.spareIsolates === "all",
     ...(readySpare ? { readySpare } : {}),
   });
   log("info", "starting", {

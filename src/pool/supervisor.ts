@@ -49,6 +49,11 @@ export interface PoolSpec {
   spare?: Spare;
   /** Keep a respawn spare per function (`ISOLANE_SPARE_ISOLATES`); default true. */
   spares?: boolean;
+  /**
+   * Process hosts too: a respawn spare once the function has been respawned (`ISOLANE_SPARE_ISOLATES=all`); default
+   * false (Worker hosts only).
+   */
+  processSpares?: boolean;
 }
 
 /** A lane and the host that currently serves it. */
@@ -213,10 +218,10 @@ export class Supervisor {
       this.#spareTimer = undefined;
     }
     if (this.#closed || this.spec.spares === false || this.#spare || this.#spareTimer) return;
-    // Process hosts only once the function has been respawned: an idle spare process costs some 80 MB resident, which
-    // a function that never times out or crashes should not pay; one that has is likely to again.
+    // Process hosts only where asked for, and once the function has been respawned: an idle spare process costs some
+    // 85 MB resident, which a function that never times out or crashes should not pay; one that has is likely to again.
     const isolation = isolationFor(this.spec.options, this.slots[0].lane, this.spec.defaultIsolation);
-    if (isolation !== "worker" && after !== "respawned") return;
+    if (isolation !== "worker" && (!this.spec.processSpares || after !== "respawned")) return;
     this.#spareTimer = setTimeout(() => {
       this.#spareTimer = undefined;
       if (this.#closed || this.#spare) return;
