@@ -9,6 +9,7 @@
  *
  *   git archive <rev> | tar -x -C /tmp/isolane-old && ln -s "$PWD/node_modules" /tmp/isolane-old/
  *   deno run -A bench/ab_cold.ts /tmp/isolane-old/main.ts [--rounds 10] [--isolation worker,process]
+ *     [--this-env ISOLANE_SPARE_ISOLATES=all]   (settings of this tree's runtime only: A/B of a setting)
  * @module
  */
 import { parseArgs } from "node:util";
@@ -20,11 +21,16 @@ import { mlpFolder, writeBenchFunctions } from "./functions.ts";
 const { values, positionals } = parseArgs({
   args: Deno.args,
   allowPositionals: true,
-  options: { rounds: { type: "string", default: "10" }, isolation: { type: "string", default: "worker,process" } },
+  options: {
+    rounds: { type: "string", default: "10" },
+    isolation: { type: "string", default: "worker,process" },
+    "this-env": { type: "string", multiple: true, default: [] },
+  },
 });
 if (positionals.length !== 1) throw new Error("Usage: deno run -A bench/ab_cold.ts <other runtime's main.ts>");
 const entries = { other: positionals[0], this: fileURLToPath(new URL("../main.ts", import.meta.url)) };
 const rounds = Number(values.rounds);
+const thisEnv = Object.fromEntries(values["this-env"].map((pair) => pair.split(/=(.*)/s, 2)));
 const token = crypto.randomUUID();
 const hangTimeoutMs = 300;
 
@@ -105,7 +111,7 @@ try {
       servers[name] = await startServer({
         functionsDir: dir,
         entry,
-        env: { ISOLANE_ISOLATION: isolation, ISOLANE_ADMIN_TOKEN: token },
+        env: { ISOLANE_ISOLATION: isolation, ISOLANE_ADMIN_TOKEN: token, ...(name === "this" ? thisEnv : {}) },
       });
     }
     const cold: Record<string, number[]> = { other: [], this: [] };

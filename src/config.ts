@@ -50,7 +50,7 @@ const configSchema = z.object({
    */
   cudaSync: z.enum(["auto", "spin", "yield", "blocking"]).default("auto"),
   /** Whether isolates start ahead ("on"): a spare while a version loads, and one per function for respawns. */
-  spareIsolates: z.enum(["on", "off"]).default("on"),
+  spareIsolates: z.enum(["on", "off", "all"]).default("on"),
   /**
    * Threads that serve HTTP (parse, read bodies, answer) beside the main thread, which keeps the queues and isolates;
    * 0 serves HTTP on the main thread. Default: half the cores, at most 8, on machines with 8 or more; else 0.

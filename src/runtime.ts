@@ -21,6 +21,7 @@ import { StoreSync } from "./store/sync.ts";
 import { InvocationKeys } from "./registry/invocation_keys.ts";
 import { InvocationAuth } from "./server/invocation_auth.ts";
 import { HttpThreads } from "./server/http_threads.ts";
+import { removeStaleRunFolders } from "./pool/run_folder.ts";
 
 /** A running runtime. */
 export interface Runtime {
@@ -57,12 +58,14 @@ function invokedFunction(c: Context, registry: Registry): string | null {
  */
 export async function startRuntime(config: Config): Promise<Runtime> {
   setLogLevel(config.logLevel);
+  // The process hosts' socket folders of runtimes killed with SIGKILL (src/pool/run_folder.ts).
+  removeStaleRunFolders();
   const held = holdOrtLibrary(nodeModules);
   if (!held.ok) log("warn", "ONNX Runtime's library is not held by the main thread", { reason: held.reason });
   const { inventory, sources, kernelsPtxPath, weightMemory } = detectDevices(nodeModules, config.cudaSync);
   const metrics = createMetrics({ devices: sources, functionOf: (c) => invokedFunction(c, registry) });
   // Started before the functions load, so that the first of them takes it (src/registry/ready_spare.ts).
-  const readySpare = config.spareIsolates === "on"
+  const readySpare = config.spareIsolates !== "off"
     ? new ReadySpare(join(config.dataDir, "spares"), { defaultIsolation: config.isolation })
     : undefined;
   await readySpare?.start();
@@ -75,7 +78,8 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     devices: inventory,
     ortThreads: config.ortThreads,
     defaultIsolation: config.isolation,
-    spares: config.spareIsolates === "on",
+    spares: config.spareIsolates !== "off",
+    processSpares: config.spareIsolates === "all",
     ...(readySpare ? { readySpare } : {}),
   });
   log("info", "starting", {

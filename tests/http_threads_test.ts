@@ -410,6 +410,17 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     await Deno.remove(join(dir, "gate", gate));
   });
 
+  await t.step("the admission board is polled only while a direct function has requests waiting", async () => {
+    const idleAfter = (from: number) =>
+      server.waitForLog((l) => l.msg === "admission board idle" && server.logs.indexOf(l) >= from, 10_000);
+    // A direct invocation starts the polling; once no queue holds a request, it stops.
+    const from = server.logs.length;
+    const { response, text } = await post(server, "/v1/functions/hi", { name: "board" });
+    assert.equal(response.status, 200, text);
+    const idle = await idleAfter(from);
+    assert.ok(Number(idle.polls) >= 1, JSON.stringify(idle));
+  });
+
   await t.step("a client that goes away cancels its request in the main thread's pool", async () => {
     const controller = new AbortController();
     const call = fetch(`${server.url}/v1/functions/slow`, {

@@ -146,6 +146,20 @@ Deno.test("invocation auth: keys, JWTs (secret), /v2, CORS", async (t) => {
       assert.equal(missing.status, 404);
     });
 
+    await t.step("no key is made for a function that takes none: 409 naming its auth, nothing stored", async () => {
+      for (const [name, auth] of [["open", "none"], ["signed", "jwt"]]) {
+        const refusal = await fetch(`${server.url}/v1/functions/${name}/keys`, { method: "POST", headers: admin });
+        const body = await refusal.json();
+        assert.equal(refusal.status, 409, JSON.stringify(body));
+        assert.equal(body.error.code, "conflict");
+        assert.deepEqual(body.error.details, { auth });
+        assert.match(body.error.message, new RegExp(`auth is "${auth}".*auth: "key"`));
+        const listed = await (await fetch(`${server.url}/v1/functions/${name}/keys`, { headers: admin })).json();
+        assert.deepEqual(listed.keys, []);
+        await assert.rejects(Deno.stat(join(dataDir, "keys", `${name}.json`)), Deno.errors.NotFound);
+      }
+    });
+
     await t.step("the key calls its function; a wrong key or another function's is refused", async () => {
       assert.equal(
         await greeting(await post(server, "keyed", { name: "bo" }, { authorization: `Bearer ${key}` })),

@@ -3,12 +3,16 @@
  * each child (src/pool/process_host.ts). What the child writes to its stdout
  * is logged and leaves the channel whole; `Deno.exit` in a handler is still
  * announced before the process ends; a temporary folder whose path is too long
- * for a socket falls back to /tmp. Real runtime, real children, real HTTP.
+ * for a socket falls back to /tmp; the runtime's run folder, where the sockets
+ * lie, goes with a runtime ended by SIGTERM while a child starts, and one left
+ * by SIGKILL is removed by the next runtime. Real runtime, real children, real
+ * HTTP.
  * @module
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { errorOf, startServer } from "./support/server.ts";
+import { errorOf, startServer, type TestServer } from "./support/server.ts";
+import { adminToken, bundleOf, deploy } from "./support/bundles.ts";
 
 const chatty = `import { defineFunction, z } from "isolane";
 export default defineFunction({
@@ -65,10 +69,80 @@ Deno.test("process channel: under a TMPDIR too long for a socket's path, the soc
     const response = await server.invoke("chatty", { say: "through /tmp" });
     assert.equal(response.status, 200);
     assert.deepEqual(await response.json(), { said: "through /tmp" });
-    // The folder is removed once the child has connected: nothing is left under the long TMPDIR either.
-    assert.deepEqual([...Deno.readDirSync(tmp)].filter((e) => e.name.startsWith("isolane-host-")), []);
+    // The run folder lies in /tmp: nothing under the long TMPDIR, and the runtime's own folder in /tmp while it runs.
+    assert.deepEqual([...Deno.readDirSync(tmp)].filter((e) => e.name.startsWith("isolane-")), []);
+    const pid = server.logs.find((l) => l.msg === "starting")?.pid;
+    const ofRuntime = () => [...Deno.readDirSync("/tmp")].filter((e) => e.name.startsWith(`isolane-run-${pid}-`));
+    assert.equal(ofRuntime().length, 1);
+    assert.equal((await server.stop()).code, 0);
+    assert.deepEqual(ofRuntime(), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(join(tmp, ".."), { recursive: true });
+  }
+});
+
+/** The `isolane-` entries of a folder. */
+function isolaneEntries(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].filter((e) => e.name.startsWith("isolane-")).map((e) => e.name).sort();
+}
+
+/**
+ * Deploys a process-host function without waiting for the answer, and resolves once the runtime has made a folder
+ * for its child's socket in `tmp` (the child is starting: it connects only once its Deno has started).
+ */
+async function deployUntilChannel(server: TestServer, tmp: string): Promise<{ answer: Promise<Response> }> {
+  using watcher = Deno.watchFs(tmp, { recursive: false });
+  const answer = deploy(server, "chatty", await bundleOf({ "mod.ts": chatty }));
+  for await (const event of watcher) {
+    if (event.kind === "create" && event.paths.some((p) => p.includes("/isolane-"))) break;
+  }
+  return { answer };
+}
+
+Deno.test("process channel: a runtime ended by SIGTERM while a child starts leaves no socket folder", async () => {
+  const dir = await functionsWith({});
+  const tmp = await Deno.makeTempDir({ prefix: "isolane-tmp-" });
+  try {
+    await using server = await startServer({
+      functionsDir: dir,
+      env: { TMPDIR: tmp, ISOLANE_ADMIN_TOKEN: adminToken, ISOLANE_SHUTDOWN_GRACE_MS: "0" },
+    });
+    const { answer } = await deployUntilChannel(server, tmp);
+    server.kill("SIGTERM");
+    await answer.then((r) => r.body?.cancel(), () => {});
+    assert.equal((await server.stop()).code, 0);
+    assert.deepEqual(isolaneEntries(tmp), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("process channel: the folder of a runtime killed with SIGKILL while a child starts goes at the next start", async () => {
+  const dir = await functionsWith({});
+  const tmp = await Deno.makeTempDir({ prefix: "isolane-tmp-" });
+  try {
+    let left: string[];
+    {
+      await using server = await startServer({
+        functionsDir: dir,
+        env: { TMPDIR: tmp, ISOLANE_ADMIN_TOKEN: adminToken, ISOLANE_SHUTDOWN_GRACE_MS: "0" },
+      });
+      const { answer } = await deployUntilChannel(server, tmp);
+      server.kill("SIGKILL");
+      await answer.then((r) => r.body?.cancel(), () => {});
+      assert.equal((await server.stop()).signal, "SIGKILL");
+      // Nothing runs at a SIGKILL: the folder stays until a runtime cleans it.
+      left = isolaneEntries(tmp);
+      assert.equal(left.length, 1);
+    }
+    await using next = await startServer({ functionsDir: dir, env: { TMPDIR: tmp } });
+    assert.deepEqual(isolaneEntries(tmp), []);
+    const swept = await next.waitForLog((l) => l.msg === "removed the run folders of runtimes that ended");
+    assert.deepEqual(swept.folders, [join(tmp, left[0])]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(tmp, { recursive: true });
   }
 });

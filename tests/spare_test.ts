@@ -4,7 +4,8 @@
  * more than the spare was given; a function that declares permissions gets
  * an isolate of its own with them instead; a respawn after a timeout boots
  * in the function's respawn spare, which was running before the timeout,
- * and a new spare follows. Observed through the log and the API (isolate
+ * and a new spare follows (process hosts: only with `ISOLANE_SPARE_ISOLATES=all`,
+ * and from the second respawn on). Observed through the log and the API (isolate
  * ids and pids), never through timings.
  */
 import assert from "node:assert/strict";
@@ -152,7 +153,40 @@ Deno.test("spares (worker host): a respawn after a timeout boots in the spare th
   }
 });
 
-Deno.test("spares: a process host keeps no respawn spare (some 80 MB each); a timeout is still respawned", async () => {
+Deno.test("spares: with ISOLANE_SPARE_ISOLATES=all a process host keeps a respawn spare once respawned; the next respawn boots in it", async () => {
+  const dir = await functionsWith({ "hang/mod.ts": hang });
+  try {
+    await using server = await startServer({
+      functionsDir: dir,
+      env: { ISOLANE_ISOLATION: "process", ISOLANE_SPARE_ISOLATES: "all" },
+    });
+    const first = await isolateOf(server, "hang");
+    assert.equal(first.isolation, "process");
+    assert.equal((await errorOf(await server.invoke("hang", { hang: true }))).status, 504);
+    const respawned = await server.waitForLog((l) => l.msg === "isolate respawned" && l.function === "hang");
+    // No spare process before the first respawn (one costs some 80 MB resident): this one started the process anew.
+    assert.equal(respawned.spare, false);
+    const spare = await spareStarted(server, "hang", "respawn");
+    assert.ok(server.logs.indexOf(spare) > server.logs.indexOf(respawned), "the spare came after the respawn");
+    const second = await isolateOf(server, "hang");
+    assert.notEqual(second.pid, first.pid);
+    assert.notEqual(second.pid, spare.pid);
+    assert.deepEqual(await (await server.invoke("hang", { hang: false })).json(), { ok: true });
+    // The next timeout is respawned in that spare process, and a new spare follows it.
+    assert.equal((await errorOf(await server.invoke("hang", { hang: true }))).status, 504);
+    const again = await server.waitForLog((l) =>
+      l.msg === "isolate respawned" && l.function === "hang" && l.isolate === spare.isolate
+    );
+    assert.equal(again.spare, true);
+    assert.equal((await isolateOf(server, "hang")).pid, spare.pid);
+    assert.deepEqual(await (await server.invoke("hang", { hang: false })).json(), { ok: true });
+    await spareStarted(server, "hang", "respawn", Number(spare.isolate));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("spares: by default a process host keeps no respawn spare (some 85 MB each); a timeout is still respawned", async () => {
   const dir = await functionsWith({ "hang/mod.ts": hang });
   try {
     await using server = await startServer({ functionsDir: dir, env: { ISOLANE_ISOLATION: "process" } });

@@ -2,7 +2,8 @@
  * The entry of an isolate hosted in a child process (a process host): frames
  * of `src/wire.ts` cross the host's Unix socket (its path is the first
  * argument) both ways. When the socket closes (the runtime went away, even by
- * SIGKILL) the process exits, and the OS frees everything it held, GPU memory
+ * SIGKILL) the process stops its model runs, releases its sessions and exits
+ * (within {@link leaveMs}), and the OS frees everything it held, GPU memory
  * included.
  * @module
  */
@@ -17,6 +18,25 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sign
 
 const exit = Deno.exit;
 const path = Deno.args[0];
+
+/**
+ * How long a child whose runtime went away waits for its runs to stop and its sessions to be released before it exits
+ * anyway (the host's own grace for a planned unload is 2 s).
+ */
+const leaveMs = 2000;
+let leaving = false;
+
+/**
+ * The runtime is gone: release as a planned unload does (ORT stops the runs in flight, `RunOptionsSetTerminate`, and
+ * they are awaited), then exit. Exiting at once, with a nonblocking run still going on a pool thread, lets the run
+ * meet ORT's teardown at exit (SIGSEGV).
+ */
+function leave(): void {
+  if (leaving) return;
+  leaving = true;
+  setTimeout(() => exit(0), leaveMs);
+  onMessage({ type: "shutdown" });
+}
 let conn: Deno.UnixConn;
 try {
   conn = await Deno.connect({ transport: "unix", path });
@@ -40,7 +60,8 @@ async function flush(): Promise<void> {
       outbox.shift();
     }
   } catch {
-    exit(0);
+    outbox.length = 0;
+    leave();
   } finally {
     writing = false;
   }
@@ -66,5 +87,5 @@ try {
   }
 } finally {
   // The host closed the socket: nobody is left to serve.
-  exit(0);
+  leave();
 }

@@ -3,7 +3,8 @@
  * started with the function's permissions and a heap limit
  * (`--v8-flags=--max-old-space-size`), speaking the messages of
  * `src/protocol.ts` framed by `src/wire.ts`, with buffers as raw bytes, on a
- * Unix socket (a private one per host, connected once and unlinked; what the
+ * Unix socket (a private one per host in the runtime's run folder,
+ * `src/pool/run_folder.ts`, connected once and unlinked; what the
  * child writes to stdout and stderr is logged). A heap runaway aborts only the
  * child; a runaway of `ArrayBuffer`s, which the heap limit does not bound, is
  * caught by the memory watchdog. The child exits when the socket closes, so it
@@ -24,6 +25,7 @@ import { HostBase, type HostSpec, type Isolation } from "./host.ts";
 import { watchMemory } from "./memory_watchdog.ts";
 import { IsolaneError } from "../errors.ts";
 import type { FunctionLimits } from "./limits.ts";
+import { socketPath } from "./run_folder.ts";
 
 const entry = fileURLToPath(new URL("../isolate/process_entry.ts", import.meta.url));
 const config = fileURLToPath(new URL("../../deno.json", import.meta.url));
@@ -55,17 +57,6 @@ export function permissionFlags(permissions: Deno.PermissionOptionsObject, chann
   return flags;
 }
 
-/**
- * A new private folder (mode 0700) for a host's socket, in the temporary folder. A Unix socket's path holds at most 107
- * bytes: under a longer `TMPDIR` the folder is made in `/tmp`.
- */
-function channelDir(): string {
-  const dir = Deno.makeTempDirSync({ prefix: "isolane-host-" });
-  if (new TextEncoder().encode(`${dir}/s`).byteLength <= 107) return dir;
-  Deno.removeSync(dir);
-  return Deno.makeTempDirSync({ dir: "/tmp", prefix: "isolane-host-" });
-}
-
 /** Errors of a read on a socket that closed, as opposed to bytes that are not frames. */
 const hangUps = [
   Deno.errors.BadResource,
@@ -94,7 +85,7 @@ export class ProcessHost extends HostBase {
   private constructor(
     name: string,
     child: Deno.ChildProcess,
-    channel: { listener: Deno.UnixListener; dir: string },
+    channel: { listener: Deno.UnixListener; path: string },
     { memoryMb, cpuLimitMs }: { memoryMb: number; cpuLimitMs: number },
   ) {
     super(name);
@@ -118,7 +109,7 @@ export class ProcessHost extends HostBase {
   }
 
   /** Takes the child's connection (the first and only one), then unlinks the socket and sends what waited. */
-  async #connect(channel: { listener: Deno.UnixListener; dir: string }): Promise<void> {
+  async #connect(channel: { listener: Deno.UnixListener; path: string }): Promise<void> {
     let conn: Deno.UnixConn;
     try {
       conn = await channel.listener.accept();
@@ -132,13 +123,13 @@ export class ProcessHost extends HostBase {
     await this.#read(conn);
   }
 
-  #close({ listener, dir }: { listener: Deno.UnixListener; dir: string }): void {
+  #close({ listener, path }: { listener: Deno.UnixListener; path: string }): void {
     try {
       listener.close();
     } catch { /* closed already */ }
-    // At once, not later: a runtime that exits right after must not leave the folder behind.
+    // At once: nobody else may connect, and the run folder keeps no dead sockets.
     try {
-      Deno.removeSync(dir, { recursive: true });
+      Deno.removeSync(path);
     } catch { /* removed already */ }
   }
 
@@ -176,9 +167,8 @@ export class ProcessHost extends HostBase {
     limits: FunctionLimits,
     { warm = false }: { warm?: boolean | "models" } = {},
   ): ProcessHost {
-    // A private folder (mode 0700) for the socket: nobody else can connect before the child does.
-    const dir = channelDir();
-    const path = `${dir}/s`;
+    // In the run folder (mode 0700): nobody else can connect before the child does.
+    const path = socketPath();
     const listener = Deno.listen({ transport: "unix", path });
     let child: Deno.ChildProcess;
     try {
@@ -199,10 +189,10 @@ export class ProcessHost extends HostBase {
       }).spawn();
     } catch (error) {
       listener.close();
-      Deno.removeSync(dir, { recursive: true });
+      Deno.removeSync(path);
       throw error;
     }
-    const host = new ProcessHost(name, child, { listener, dir }, {
+    const host = new ProcessHost(name, child, { listener, path }, {
       memoryMb: limits.memoryMb,
       cpuLimitMs: limits.cpuTimeMs,
     });

@@ -11,8 +11,9 @@
  * become, and used only where those are the same ({@link fits}); otherwise it
  * is discarded and the isolate starts as usual. Two kinds:
  * - a function's **respawn spare** (`supervisor.ts`): made with the limits of
- *   its lanes once they serve, taken when an isolate is respawned (after a
- *   timeout, a crash), then made again;
+ *   its lanes once they serve (on process hosts only after its first
+ *   respawn), taken when an isolate is respawned (after a timeout, a crash),
+ *   then made again;
  * - a **load spare** (`load_function.ts`): made when a version's folder is
  *   known, with the limits a function that declares nothing gets, while its
  *   module is inspected in a bare Worker; it serves the first lane when the

@@ -49,6 +49,11 @@ export interface PoolSpec {
   spare?: Spare;
   /** Keep a respawn spare per function (`ISOLANE_SPARE_ISOLATES`); default true. */
   spares?: boolean;
+  /**
+   * Process hosts too: a respawn spare once the function has been respawned (`ISOLANE_SPARE_ISOLATES=all`); default
+   * false (Worker hosts only).
+   */
+  processSpares?: boolean;
 }
 
 /** A lane and the host that currently serves it. */
@@ -120,7 +125,7 @@ export function startHost(
 }
 
 /**
- * How long after a version starts, and after each respawn, the function's next respawn spare is started (Worker hosts):
+ * How long after a version starts (Worker hosts), and after each respawn, the function's next respawn spare is started:
  * after a start it waits out the first requests and the deploys that often follow, so that its imports do not compete
  * with them for the cores; after a respawn a short wait, so that timeouts in a row each find one.
  */
@@ -213,8 +218,10 @@ export class Supervisor {
       this.#spareTimer = undefined;
     }
     if (this.#closed || this.spec.spares === false || this.#spare || this.#spareTimer) return;
-    // Worker hosts only: a process spare would cost every function some 80 MB resident for as long as it serves.
-    if (isolationFor(this.spec.options, this.slots[0].lane, this.spec.defaultIsolation) !== "worker") return;
+    // Process hosts only where asked for, and once the function has been respawned: an idle spare process costs some
+    // 85 MB resident, which a function that never times out or crashes should not pay; one that has is likely to again.
+    const isolation = isolationFor(this.spec.options, this.slots[0].lane, this.spec.defaultIsolation);
+    if (isolation !== "worker" && (!this.spec.processSpares || after !== "respawned")) return;
     this.#spareTimer = setTimeout(() => {
       this.#spareTimer = undefined;
       if (this.#closed || this.#spare) return;

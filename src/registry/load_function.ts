@@ -56,6 +56,8 @@ export interface LoadContext {
   weightMemory?: WeightMemory;
   /** Start spare isolates: one while a version loads, one per function for respawns (`src/pool/spare.ts`). */
   spares?: boolean;
+  /** Process hosts too keep a respawn spare, once respawned (`ISOLANE_SPARE_ISOLATES=all`). */
+  processSpares?: boolean;
   /** The runtime's ready spare, which a load takes first (`ready_spare.ts`). */
   readySpare?: ReadySpare;
 }
@@ -268,5 +270,6 @@ async function poolSpec(
     observer: ctx.observer,
     defaultIsolation: ctx.defaultIsolation,
     spares: ctx.spares !== false,
+    processSpares: ctx.processSpares === true,
   };
 }

@@ -102,7 +102,9 @@ export class HttpThreads {
   #board = new SharedArrayBuffer(admissionSlots * 4);
   #admission = new Int32Array(this.#board);
   #slots = new Map<string, number>();
+  /** Posts the board every 5 ms, only while a direct function has requests waiting ({@link #watchAdmission}). */
   #admissionTimer: ReturnType<typeof setInterval> | undefined;
+  #admissionPolls = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(readonly options: HttpThreadsOptions) {}
@@ -133,10 +135,6 @@ export class HttpThreads {
     const timer = setInterval(() => threads.#pushProfiles(), 250);
     Deno.unrefTimer(timer);
     threads.#timer = timer;
-    // A full queue is on the board within a few milliseconds; the main thread still refuses what slips through.
-    const admission = setInterval(() => threads.#postAdmission(), 5);
-    Deno.unrefTimer(admission);
-    threads.#admissionTimer = admission;
     return threads;
   }
 
@@ -204,16 +202,42 @@ export class HttpThreads {
     return slot;
   };
 
-  /** Writes each direct function's admission state: its `Retry-After` while its queue refuses work, else 0. */
-  #postAdmission(): void {
-    for (const [name, slot] of this.#slots) if (slot >= 0) this.#writeAdmission(name, slot);
+  /**
+   * Has the board posted every 5 ms from now until no direct function has requests waiting (called on each direct
+   * invocation: only those fill a queue the board shows). An idle runtime polls nothing. A full queue is on the
+   * board within a few milliseconds; the main thread still refuses what slips through.
+   */
+  #watchAdmission(): void {
+    if (this.#admissionTimer !== undefined || this.#stopping) return;
+    const timer = setInterval(() => this.#postAdmission(), 5);
+    Deno.unrefTimer(timer);
+    this.#admissionTimer = timer;
+    this.#admissionPolls = 0;
   }
 
-  /** Writes one function's admission state on its board slot. */
-  #writeAdmission(name: string, slot: number): void {
-    const refusal = this.options.registry.get(name)?.current?.pool.refusal();
+  /**
+   * Writes each direct function's admission state: its `Retry-After` while its queue refuses work, else 0; stops
+   * polling once every queue is empty (a refusal needs a waiting request, so the board then reads 0 everywhere).
+   */
+  #postAdmission(): void {
+    this.#admissionPolls++;
+    let waiting = false;
+    for (const [name, slot] of this.#slots) {
+      if (slot >= 0 && this.#writeAdmission(name, slot) > 0) waiting = true;
+    }
+    if (waiting) return;
+    clearInterval(this.#admissionTimer);
+    this.#admissionTimer = undefined;
+    log("debug", "admission board idle", { polls: this.#admissionPolls });
+  }
+
+  /** Writes one function's admission state on its board slot; returns how many requests its queue holds. */
+  #writeAdmission(name: string, slot: number): number {
+    const pool = this.options.registry.get(name)?.current?.pool;
+    const refusal = pool?.refusal();
     const seconds = refusal?.code === "queue_full" ? Number(refusal.headers?.["retry-after"] ?? 1) : 0;
     if (Atomics.load(this.#admission, slot) !== seconds) Atomics.store(this.#admission, slot, seconds);
+    return pool?.queued ?? 0;
   }
 
   #pushProfiles(): void {
@@ -307,6 +331,7 @@ export class HttpThreads {
   #invoke(thread: Thread, op: Extract<ToMain, { k: "invoke" | "infer" }>): void {
     const { registry, devMode } = this.options;
     const { id } = op;
+    this.#watchAdmission();
     let fn: FunctionVersion;
     try {
       const entry = registry.require(op.name);
@@ -440,6 +465,7 @@ export class HttpThreads {
     this.#stopping = true;
     clearInterval(this.#timer);
     clearInterval(this.#admissionTimer);
+    this.#admissionTimer = undefined;
     await Promise.all(this.#threads.map((t) =>
       new Promise<void>((resolve) => {
         t.closed = resolve;

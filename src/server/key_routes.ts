@@ -18,7 +18,9 @@ export interface KeyRoutesOptions {
 }
 
 /**
- * `POST /v1/functions/:name/keys` (201, `{id, key, createdAt}`),
+ * `POST /v1/functions/:name/keys` (201, `{id, key, createdAt}`; 409 `conflict`
+ * with `details: {auth}` when the serving version takes no key: `auth` is
+ * `"none"` or `"jwt"`, so the key would never be checked),
  * `GET /v1/functions/:name/keys` (`{keys: [{id, createdAt}]}`),
  * `DELETE /v1/functions/:name/keys/:id`; all behind the admin token.
  */
@@ -26,7 +28,18 @@ export function keyRoutes({ registry, keys, mode }: KeyRoutesOptions): Hono {
   const app = new Hono();
   const admin = adminAuth(mode);
   app.post("/v1/functions/:name/keys", admin, async (c) => {
-    const name = registry.require(c.req.param("name")).name;
+    const entry = registry.require(c.req.param("name"));
+    const name = entry.name;
+    const auth = entry.current?.manifest.options.auth;
+    // A function that serves no version yet (loading, failed) may be getting keys for the version on its way.
+    if (auth !== undefined && auth !== "key") {
+      throw new IsolaneError(
+        "conflict",
+        `Function '${name}' takes no invocation key: its auth is "${auth}", so a key would never be checked; ` +
+          `deploy a version with auth: "key" first, then make its keys`,
+        { auth },
+      );
+    }
     const created = await keys.create(name);
     log("info", "invocation key created", { function: name, id: created.id });
     return c.json({ name, ...created }, 201);

@@ -179,6 +179,7 @@ export function openApiDocument(registry: Registry, { version }: { version: stri
           responses: {
             "201": json({ type: "object" }, "The key ({id, key, createdAt}); it is shown only now"),
             "404": errorResponse("No such function"),
+            "409": errorResponse('The serving version takes no key (auth "none" or "jwt"); details: {auth}'),
           },
         },
         get: {
