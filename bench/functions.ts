@@ -54,7 +54,9 @@ export default defineFunction({
   instances: ${instances},
   maxBodyBytes: ${Math.max(1, maxRows) * width * 24},
   queueDepth: 4096,
-${batching ? `  dynamicBatching: ${JSON.stringify(batching)},\n` : ""}  handler: runModel("mlp"),
+${
+    // CUDA lanes replay the batched model as CUDA graphs, one per padded batch size (ignored on CPU lanes).
+    batching ? `  dynamicBatching: ${JSON.stringify(batching)},\n  cudaGraph: true,\n` : ""}  handler: runModel("mlp"),
 });
 `;
 }

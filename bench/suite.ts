@@ -546,7 +546,9 @@ async function scenarioB(ctx: Context, wideModel: string): Promise<ScenarioRepor
       const spec = {
         key: `isolane:${m.name}:batching`,
         label:
-          `isolane ${m.name}, batching on (max ${options.batching.maxBatchSize}, ${options.batching.maxQueueDelayMs} ms)`,
+          `isolane ${m.name}, batching on (max ${options.batching.maxBatchSize}, ${options.batching.maxQueueDelayMs} ms${
+            options.cuda ? ", CUDA graphs" : ""
+          })`,
         panel: m.panel,
         baseline: `hono-ort:${m.name}`,
       };
@@ -838,7 +840,8 @@ async function scenarioE(ctx: Context, wideModel: string): Promise<ScenarioRepor
     notes: [
       `POST /v2/models/${name}/infer, one row of 1,024 FP32 values; binary: 4,096 bytes after the JSON header.` +
       (support.ok
-        ? ` Dynamic batching on (max ${options.batching.maxBatchSize}, ${options.batching.maxQueueDelayMs} ms).`
+        ? ` Dynamic batching on (max ${options.batching.maxBatchSize}, ${options.batching.maxQueueDelayMs} ms)` +
+          (options.cuda ? ", CUDA graphs on (`cudaGraph: true`, batches padded to powers of two)." : ".")
         : ""),
     ],
   };

@@ -239,9 +239,11 @@ export interface FunctionOptionsBase<M extends string = string, S = unknown> {
   /** CUDA lanes: let MatMul and convolutions use TF32 (ORT's `use_tf32`); default true. */
   tf32?: boolean;
   /**
-   * CUDA lanes: capture the model's run as a CUDA graph and replay it (ORT's `enable_cuda_graph`); only for models
-   * whose shapes are fixed (or that get a session per shape, `shapeSessions`) and whose nodes all run on CUDA. `true`
-   * for every model, or the names of the models that qualify (`["det"]`). Default false.
+   * CUDA lanes: capture the model's runs as CUDA graphs and replay them (ORT's `enable_cuda_graph`): one graph per
+   * set of input shapes (up to 16 a session), for models whose nodes all run on CUDA and whose output shapes follow
+   * from their input shapes. With `dynamicBatching` and `runModel`, batches are padded with zero rows to a few sizes
+   * (`preferredBatchSizes` and `maxBatchSize`, else powers of two up to it), one graph each. `true` for every model,
+   * or the names of the models that qualify (`["det"]`). Default false.
    */
   cudaGraph?: boolean | string[];
   /**
