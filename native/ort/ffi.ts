@@ -105,6 +105,7 @@ export const apiMembers = {
   ReleaseTensorTypeAndShapeInfo: { index: 99, parameters: ["u64"], result: "void" },
   ReleaseSessionOptions: { index: 100, parameters: ["u64"], result: "void" },
   SessionEndProfiling: { index: 110, parameters: ["u64", "u64", "buffer"], result: status },
+  AddFreeDimensionOverrideByName: { index: 124, parameters: ["u64", "buffer", "u64"], result: status },
   GetAvailableProviders: { index: 125, parameters: ["buffer", "buffer"], result: status },
   ReleaseAvailableProviders: { index: 126, parameters: ["u64", "i32"], result: status },
   AddSessionConfigEntry: { index: 130, parameters: ["u64", "buffer", "buffer"], result: status },

@@ -138,6 +138,8 @@ export interface NativeSessionOptions {
   profilingPrefix?: string;
   /** Session config entries. */
   config?: Record<string, string>;
+  /** Values of the model's symbolic dimensions, by name (see {@link SessionOptionsInit.freeDimensions}). */
+  freeDimensions?: Record<string, number>;
   /**
    * Run on Deno's blocking-thread pool (`nonblocking` FFI) so the isolate's
    * event loop stays free during a run. On CUDA that thread has no lane
@@ -369,6 +371,7 @@ export class NativeSession {
         graphOptimization: options.graphOptimization,
         profilingPrefix: options.profilingPrefix,
         config: options.config,
+        freeDimensions: options.freeDimensions,
       });
       try {
         if (options.provider === "tensorrt") {

@@ -299,3 +299,23 @@ Deno.test("native_session_test: the environment reference of this file is releas
   env.close();
   libc.close();
 });
+
+Deno.test("freeDimensions: ORT plans the session for the given size of a symbolic dimension, and refuses others", async () => {
+  const options = { layers: 2, width: 16 };
+  const path = await writeTempModel(denseReluModel(options));
+  const session = NativeSession.create(env, path, { provider: "cpu", freeDimensions: { batch: 3 } });
+  try {
+    const x = rows(3, 16, 1);
+    const { y } = await session.run({ x });
+    const expected = denseReluReference(x.data as Float32Array, 3, options);
+    (y.data as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-4, `element ${i}`));
+    await assert.rejects(() => session.run({ x: rows(2, 16, 2) }), (error: unknown) => {
+      assert.ok(error instanceof OrtError);
+      assert.match(error.message, /dimensions|Expected: 3/i);
+      return true;
+    });
+  } finally {
+    await session.release();
+    await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  }
+});

@@ -451,6 +451,11 @@ export interface SessionOptionsInit {
   logSeverity?: keyof typeof loggingLevel;
   /** Session config entries (`AddSessionConfigEntry`), e.g. `session.use_env_allocators`. */
   config?: Record<string, string>;
+  /**
+   * Values for the model's symbolic dimensions, by name (`AddFreeDimensionOverrideByName`): ORT then plans the session
+   * for those sizes (shape computations fold into constants). Inputs of other sizes are refused.
+   */
+  freeDimensions?: Record<string, number>;
 }
 
 /** `OrtSessionOptions`. Providers are tried in the order they are appended; CPU comes last by itself. */
@@ -482,6 +487,12 @@ export class SessionOptions extends Handle {
       }
       if (init.logSeverity !== undefined) options.logSeverity(init.logSeverity);
       for (const [key, value] of Object.entries(init.config ?? {})) options.config(key, value);
+      for (const [name, value] of Object.entries(init.freeDimensions ?? {})) {
+        calls.check(
+          "AddFreeDimensionOverrideByName",
+          f.AddFreeDimensionOverrideByName.call(h, cString(name), BigInt(value)),
+        );
+      }
       return options;
     } catch (error) {
       options.close();
