@@ -38,9 +38,10 @@ export default defineFunction({
   // GPU lanes: a session per input shape, so that the detector's few canvases and the recogniser's few widths never
   // make a session re-plan its convolutions (see gpuCanvasStep in detect.ts).
   shapeSessions: 6,
-  // The detector runs every node on CUDA: a CUDA graph per canvas (served on the H200: 20.9 -> 19.7 ms; the recogniser
-  // keeps some nodes on the CPU, so it cannot have one).
-  cudaGraph: ["det"],
+  // A CUDA graph per canvas and per line width: each shape's session is planned for its exact dimensions, so no node
+  // is left on the CPU (the recogniser kept 12 shape nodes there otherwise). On the H200, a run of two 640-px lines
+  // went from 4.4-6.6 to 2.4 ms (docs/gpu-results.md).
+  cudaGraph: ["det", "rec"],
   timeoutMs: 60_000,
   async setup({ assets, models, gpu }) {
     // On a GPU lane the most common shapes' first runs (cuDNN's set-up for the shape) happen here; others on first use.

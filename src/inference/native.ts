@@ -217,10 +217,24 @@ export async function createLaneSession(path: string, options: NativeLaneOptions
     weights?: WeightsInfo,
     after?: () => void,
   ): LaneSession => {
-    const session = createNative(path, options, initializers);
-    const shapes = (options.shapeSessions ?? 1) > 1
-      // The first session's placement holds for the others (same model, same options): they skip ORT's probe.
-      ? new ShapeSessions(session, () => createNative(path, options, initializers, false), options.shapeSessions!)
+    const perShape = (options.shapeSessions ?? 1) > 1;
+    // With a session per shape, the first one (no graph: a model may keep shape arithmetic on the CPU until its
+    // dimensions are fixed) shows where ORT places the nodes; the others, each planned for its shapes, skip the probe.
+    const session = createNative(path, perShape ? { ...options, cudaGraph: false } : options, initializers);
+    const shapes = perShape
+      ? new ShapeSessions(
+        session,
+        (freeDimensions) => {
+          try {
+            return createNative(path, options, initializers, false, freeDimensions);
+          } catch (error) {
+            // Shapes whose session ORT cannot capture as a graph (a node left on the CPU) run without one.
+            if (!options.cudaGraph) throw error;
+            return createNative(path, { ...options, cudaGraph: false }, initializers, false, freeDimensions);
+          }
+        },
+        options.shapeSessions!,
+      )
       : undefined;
     return {
       session,
@@ -273,9 +287,40 @@ export class ShapeSessions {
   /** The model's inputs, from the first session: feeds are checked against them before a session is chosen. */
   readonly #inputs: readonly InferenceSession.ValueMetadata[];
 
-  constructor(first: NativeSession, readonly create: () => NativeSession, readonly max: number) {
+  /** Each input's dimensions as the model declares them: a number, or a symbolic name (or `""`). */
+  readonly #declared: { name: string; shape: readonly (number | string)[] }[];
+
+  /**
+   * @param first the model's first session; it serves the first shapes only when the model has no named dynamic
+   * dimension (else it is released once the first session of a shape is made).
+   * @param create makes a session for one set of input shapes, given the values of the model's named dynamic
+   * dimensions (ORT's free dimension overrides): ORT plans it for exactly those, so shape arithmetic folds into
+   * constants instead of running on the CPU between the device's kernels.
+   */
+  constructor(
+    first: NativeSession,
+    readonly create: (freeDimensions: Record<string, number>) => NativeSession,
+    readonly max: number,
+  ) {
     this.#first = first;
     this.#inputs = first.inputMetadata;
+    this.#declared = first.session.inputs.map((input) => ({ name: input.name, shape: input.shape }));
+  }
+
+  /** The values of the named dynamic dimensions in `feeds` (a name two inputs give different values is left out). */
+  #freeDimensions(feeds: Record<string, Tensor>): Record<string, number> {
+    const values: Record<string, number> = {};
+    const conflicting = new Set<string>();
+    for (const { name, shape } of this.#declared) {
+      const dims = feeds[name]?.dims;
+      shape.forEach((d, i) => {
+        if (typeof d !== "string" || d === "" || dims?.[i] === undefined) return;
+        if (d in values && values[d] !== dims[i]) conflicting.add(d);
+        values[d] = dims[i];
+      });
+    }
+    for (const name of conflicting) delete values[name];
+    return values;
   }
 
   /**
@@ -312,8 +357,11 @@ export class ShapeSessions {
     return Object.keys(feeds).sort().map((name) => `${name}:${feeds[name].dims.join("x")}`).join(",");
   }
 
-  /** The session for `feeds`' shapes: the one that ran them before, the first session's first shapes, or a new one. */
-  async #sessionFor(key: string): Promise<NativeSession> {
+  /**
+   * The session for `feeds`' shapes: the one that ran them before, a new one planned for them, or (a model without
+   * named dynamic dimensions) the first session for the first shapes.
+   */
+  async #sessionFor(key: string, feeds: Record<string, Tensor>): Promise<NativeSession> {
     const known = this.#byShape.get(key);
     if (known) {
       this.#byShape.delete(key);
@@ -321,7 +369,8 @@ export class ShapeSessions {
       return known;
     }
     let session: NativeSession;
-    if (this.#first) {
+    const freeDimensions = this.#freeDimensions(feeds);
+    if (this.#first && Object.keys(freeDimensions).length === 0) {
       session = this.#first;
       this.#first = undefined;
     } else {
@@ -332,13 +381,19 @@ export class ShapeSessions {
         await evicted.release();
       }
       try {
-        session = this.create();
+        session = this.create(freeDimensions);
       } catch (error) {
         throw new Error(
           `Cannot create a session for input shapes ${key} (shapeSessions: ${this.max}): ${(error as Error).message}`,
         );
       }
       this.stats.created++;
+      if (this.#first) {
+        // Planned for no shape in particular: the sessions per shape replace it.
+        const first = this.#first;
+        this.#first = undefined;
+        await first.release();
+      }
     }
     this.#byShape.set(key, session);
     return session;
@@ -349,7 +404,7 @@ export class ShapeSessions {
     if (this.#released) return Promise.reject(new Error("The model's sessions were released"));
     const turn = this.#turn.then(async () => {
       this.#check(feeds);
-      return (await this.#sessionFor(ShapeSessions.keyOf(feeds))).run(feeds);
+      return (await this.#sessionFor(ShapeSessions.keyOf(feeds), feeds)).run(feeds);
     });
     this.#turn = turn.catch(() => {});
     return turn;
@@ -389,10 +444,12 @@ function createNative(
   options: NativeLaneOptions,
   initializers: Record<string, Value>,
   checkPlacement = true,
+  freeDimensions?: Record<string, number>,
 ): NativeSession {
   const { bound } = options;
   const create: NativeSessionOptions = {
     checkPlacement,
+    ...(freeDimensions ? { freeDimensions } : {}),
     provider: options.lane.provider,
     deviceId: options.lane.device,
     stream: bound.stream,

@@ -20,8 +20,11 @@ function rows(n: number, seed = 1): Tensor {
 /** Sessions of mlp as `ShapeSessions` makes them, each remembered to check its release. */
 function sessions() {
   const made: NativeSession[] = [];
-  const create = () => {
-    const session = NativeSession.create(env, mlpPath, { provider: "cpu" });
+  const create = (freeDimensions?: Record<string, number>) => {
+    const session = NativeSession.create(env, mlpPath, {
+      provider: "cpu",
+      ...(freeDimensions ? { freeDimensions } : {}),
+    });
     made.push(session);
     return session;
   };
@@ -41,10 +44,14 @@ Deno.test("ShapeSessions: a session per input shape, the least recently used rel
       assert.deepEqual(y.dims, [n, 3]);
       assert.deepEqual(y.data, expected.data);
     }
-    // 1 took the first session, 2 a new one, 1 its own again, 3 a new one in place of 2 (used least recently).
+    // 1 took a new session planned for one row (the first, planned for none, was released), 2 another, 1 its own
+    // again, 3 a new one in place of 2 (used least recently).
     assert.deepEqual(shapes.shapes(), ["x:1x4", "x:3x4"]);
-    assert.deepEqual(shapes.stats, { created: 2, evicted: 1 });
-    await assert.rejects(made[2].run({ x: rows(2) }), /NativeSession is released/);
+    assert.deepEqual(shapes.stats, { created: 3, evicted: 1 });
+    await assert.rejects(made[1].run({ x: rows(2) }), /NativeSession is released/);
+    await assert.rejects(made[3].run({ x: rows(2) }), /NativeSession is released/);
+    // ORT planned each for its shapes (the batch dimension's override): the session of one row refuses two.
+    await assert.rejects(made[2].run({ x: rows(2) }), /dimensions|Expected: 1/i);
   } finally {
     await shapes.release();
     await plain.release();
@@ -71,7 +78,7 @@ Deno.test("ShapeSessions: feeds the model cannot take are refused without creati
       await assert.rejects(model.run(feeds), /input/i, JSON.stringify(Object.keys(feeds)));
     }
     assert.deepEqual(shapes.shapes(), ["x:1x4", "x:2x4"], "the sessions of the good shapes are kept");
-    assert.deepEqual(shapes.stats, { created: 1, evicted: 0 });
+    assert.deepEqual(shapes.stats, { created: 2, evicted: 0 });
     // Runs after a refusal still run.
     assert.deepEqual((await model.run({ x: rows(2) })).y.dims, [2, 3]);
   } finally {
