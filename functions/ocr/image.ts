@@ -179,44 +179,81 @@ export function orient(image: RgbaImage, orientation: number): RgbaImage {
   return { width: ow, height: oh, data: new Uint8Array(out.buffer) };
 }
 
+/** Where {@link resizeNormalize} writes: into a larger NCHW tensor, its top-left corner at `offset`. */
+export interface TensorTarget {
+  /** The tensor written into; every value outside the written rectangle is left as it is. */
+  tensor: Float32Array;
+  /** Index of the first value written (of channel 0, row 0). */
+  offset: number;
+  /** Values from one row to the next (the target's width). */
+  rowStride: number;
+  /** Values from one channel to the next (the target's width times its height). */
+  planeStride: number;
+}
+
 /**
  * Samples `region` of `image` into an `outWidth` x `outHeight` tensor in NCHW
- * BGR order, each channel normalised as `(v / 255 - mean[c]) / std[c]`.
+ * BGR order, each channel normalised as `(v / 255 - mean[c]) / std[c]`; into
+ * `target` when given (and returns its tensor), so that a padded batch needs no
+ * second copy. Each column's source pixels and weights are computed once, not
+ * once a row (the values are the same to the bit).
  */
 export function resizeNormalize(
   image: RgbaImage,
   region: Region,
   out: { width: number; height: number; mean: readonly number[]; std: readonly number[] },
+  target?: TensorTarget,
 ): Float32Array {
   const { width: ow, height: oh } = out;
-  const plane = ow * oh;
-  const tensor = new Float32Array(3 * plane);
+  const tensor = target?.tensor ?? new Float32Array(3 * ow * oh);
+  const offset = target?.offset ?? 0;
+  const rowStride = target?.rowStride ?? ow;
+  const plane = target?.planeStride ?? ow * oh;
   const sx = region.width / ow;
   const sy = region.height / oh;
   const maxX = image.width - 1;
   const maxY = image.height - 1;
-  const scale = [0, 1, 2].map((c) => 1 / (255 * out.std[c]));
-  const shift = [0, 1, 2].map((c) => out.mean[c] / out.std[c]);
+  const rowBytes = image.width * 4;
+  const data = image.data;
+  // BGR from RGBA: channel 0 reads byte 2, channel 2 byte 0.
+  const [scaleB, scaleG, scaleR] = [0, 1, 2].map((c) => 1 / (255 * out.std[c]));
+  const [shiftB, shiftG, shiftR] = [0, 1, 2].map((c) => out.mean[c] / out.std[c]);
+  const left = new Int32Array(ow);
+  const right = new Int32Array(ow);
+  const weight = new Float64Array(ow);
+  for (let x = 0; x < ow; x++) {
+    const fx = Math.min(Math.max(region.x + (x + 0.5) * sx - 0.5, 0), maxX);
+    const x0 = Math.floor(fx);
+    left[x] = x0 * 4;
+    right[x] = Math.min(x0 + 1, maxX) * 4;
+    weight[x] = fx - x0;
+  }
   for (let y = 0; y < oh; y++) {
     const fy = Math.min(Math.max(region.y + (y + 0.5) * sy - 0.5, 0), maxY);
     const y0 = Math.floor(fy);
-    const y1 = Math.min(y0 + 1, maxY);
+    const top = y0 * rowBytes;
+    const bottom = Math.min(y0 + 1, maxY) * rowBytes;
     const wy = fy - y0;
+    const vy = 1 - wy;
+    const b = offset + y * rowStride;
+    const g = b + plane;
+    const r = g + plane;
     for (let x = 0; x < ow; x++) {
-      const fx = Math.min(Math.max(region.x + (x + 0.5) * sx - 0.5, 0), maxX);
-      const x0 = Math.floor(fx);
-      const x1 = Math.min(x0 + 1, maxX);
-      const wx = fx - x0;
-      const i00 = (y0 * image.width + x0) * 4;
-      const i01 = (y0 * image.width + x1) * 4;
-      const i10 = (y1 * image.width + x0) * 4;
-      const i11 = (y1 * image.width + x1) * 4;
-      for (let c = 0; c < 3; c++) {
-        const src = 2 - c; // BGR from RGBA
-        const top = image.data[i00 + src] * (1 - wx) + image.data[i01 + src] * wx;
-        const bottom = image.data[i10 + src] * (1 - wx) + image.data[i11 + src] * wx;
-        tensor[c * plane + y * ow + x] = (top * (1 - wy) + bottom * wy) * scale[c] - shift[c];
-      }
+      const wx = weight[x];
+      const vx = 1 - wx;
+      const t0 = top + left[x];
+      const t1 = top + right[x];
+      const b0 = bottom + left[x];
+      const b1 = bottom + right[x];
+      const topB = data[t0 + 2] * vx + data[t1 + 2] * wx;
+      const bottomB = data[b0 + 2] * vx + data[b1 + 2] * wx;
+      tensor[b + x] = (topB * vy + bottomB * wy) * scaleB - shiftB;
+      const topG = data[t0 + 1] * vx + data[t1 + 1] * wx;
+      const bottomG = data[b0 + 1] * vx + data[b1 + 1] * wx;
+      tensor[g + x] = (topG * vy + bottomG * wy) * scaleG - shiftG;
+      const topR = data[t0] * vx + data[t1] * wx;
+      const bottomR = data[b0] * vx + data[b1] * wx;
+      tensor[r + x] = (topR * vy + bottomR * wy) * scaleR - shiftR;
     }
   }
   return tensor;

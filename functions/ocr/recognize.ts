@@ -167,8 +167,14 @@ export async function recognizeLines(
       const width = widthOf(image);
       const region = { x: 0, y: 0, width: image.width, height: image.height };
       const size = { width, height: inputHeight, mean: half, std: half };
-      const resized = gpu ? gpu.resizeNormalize(image, { region, ...size }) : resizeNormalize(image, region, size);
-      input.set(padTo(resized, { width, height: inputHeight }, { width: padded, height: inputHeight }), slot * plane);
+      if (gpu) {
+        const resized = gpu.resizeNormalize(image, { region, ...size });
+        input.set(padTo(resized, { width, height: inputHeight }, { width: padded, height: inputHeight }), slot * plane);
+      } else {
+        // Straight into the batch, whose padding stays zero.
+        const target = { tensor: input, offset: slot * plane, rowStride: padded, planeStride: inputHeight * padded };
+        resizeNormalize(image, region, size, target);
+      }
     });
     const results = await session.run({
       [session.inputNames[0]]: new Tensor("float32", input, [rows, 3, inputHeight, padded]),
