@@ -188,7 +188,8 @@ export function boxesFromMap(cv: OpenCv, map: Float32Array, width: number, heigh
   const bitmap = new cv.Mat(height, width, cv.CV_8UC1);
   // `Mat.data` is a getter that makes a new view on each read: read it once.
   const bits = bitmap.data;
-  for (let i = 0; i < map.length; i++) bits[i] = map[i] > pixelThreshold ? 255 : 0;
+  // The map may be longer (a GPU lane's canvas below the image): only its first `height` rows are the image's.
+  for (let i = 0; i < width * height; i++) bits[i] = map[i] > pixelThreshold ? 255 : 0;
   const contours = new cv.MatVector();
   const hierarchy = new cv.Mat();
   const boxes: DetectedBox[] = [];

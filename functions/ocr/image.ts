@@ -271,6 +271,12 @@ export function padTo(
 ): Float32Array {
   if (from.width === to.width && from.height === to.height) return tensor;
   const out = new Float32Array(3 * to.width * to.height);
+  if (from.width === to.width) {
+    // Rows of equal width: each channel is one block.
+    const plane = from.width * from.height;
+    for (let c = 0; c < 3; c++) out.set(tensor.subarray(c * plane, (c + 1) * plane), c * to.width * to.height);
+    return out;
+  }
   for (let c = 0; c < 3; c++) {
     for (let y = 0; y < from.height; y++) {
       const src = (c * from.height + y) * from.width;

