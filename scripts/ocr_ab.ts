@@ -21,6 +21,8 @@ import { summary } from "./_ocr_cpu_stages.ts";
 import type * as Image from "../functions/ocr/image.ts";
 import type * as Detect from "../functions/ocr/detect.ts";
 import type * as Recognize from "../functions/ocr/recognize.ts";
+import type * as JpegWasm from "../functions/ocr/jpeg_wasm.ts";
+import type { JpegDecoder } from "../functions/ocr/jpeg_wasm.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -35,13 +37,18 @@ interface Tree {
   image: typeof Image;
   detect: typeof Detect;
   recognize: typeof Recognize;
+  /** mozjpeg in WebAssembly, where the tree has it (`functions/ocr/jpeg_wasm.ts`). */
+  jpeg?: JpegDecoder;
 }
 async function tree(dir: string): Promise<Tree> {
   const at = (file: string) => pathToFileURL(`${dir}/functions/ocr/${file}`).href;
+  const hasWasmJpeg = await Deno.stat(`${dir}/functions/ocr/jpeg_wasm.ts`).then(() => true, () => false);
+  const wasm = `${dir}/node_modules/@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm`;
   return {
     image: await import(at("image.ts")),
     detect: await import(at("detect.ts")),
     recognize: await import(at("recognize.ts")),
+    jpeg: hasWasmJpeg ? await (await import(at("jpeg_wasm.ts")) as typeof JpegWasm).loadJpegDecoder(wasm) : undefined,
   };
 }
 const trees: Record<string, Tree> = { other: await tree(positionals[0]), this: await tree(root) };
@@ -82,7 +89,7 @@ const dictionary = trees.this.recognize.parseDictionary(await Deno.readTextFile(
 async function pipeline(t: Tree, bytes: Uint8Array) {
   const ms: Record<string, number> = {};
   let start = performance.now();
-  const image = t.image.decodeImage(bytes, { maxPixels: 40_000_000 });
+  const image = t.image.decodeImage(bytes, { maxPixels: 40_000_000, jpeg: t.jpeg });
   ms.decode = performance.now() - start;
   runMs = 0;
   start = performance.now();
@@ -136,12 +143,14 @@ for (const [name, bytes] of corpus) {
 }
 console.log(`${same} of ${corpus.length} images: same text, corners within 3 px`);
 
+const wide = ["Invoice 4711", "Total 93.50 PAID"];
 const images = {
-  "640 px, 2 lines of 36 pt": await renderTextPng(text1, { width: 640 }),
-  "2,000 px, 2 lines of 100 pt": await renderTextPng(["Invoice 4711", "Total 93.50 PAID"], {
-    width: 2000,
-    fontSize: 100,
-  }),
+  "PNG, 640 px, 2 lines of 36 pt": await renderTextPng(text1, { width: 640 }),
+  "PNG, 2,000 px, 2 lines of 100 pt": await renderTextPng(wide, { width: 2000, fontSize: 100 }),
+  "JPEG, 640 px, 2 lines of 36 pt": await encodeJpeg(await renderText(text1, { width: 640 })),
+  "JPEG, 2,000 px, 2 lines of 100 pt on a gradient": await encodeJpeg(
+    await renderText(wide, { width: 2000, fontSize: 100, background: "gradient" }),
+  ),
 };
 for (const [name, bytes] of Object.entries(images)) {
   const series: Record<string, Record<string, number[]>> = { other: {}, this: {} };

@@ -15,6 +15,7 @@ import { Buffer } from "node:buffer";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
 import { imageSize } from "image-size";
+import type { JpegDecoder } from "./jpeg_wasm.ts";
 
 /** An RGBA image, 8 bits a channel. */
 export interface RgbaImage {
@@ -40,10 +41,12 @@ export interface ImageHeader {
   orientation: number;
 }
 
-/** Limits checked from the header before decoding. */
+/** Limits checked from the header before decoding, and the decoders to use. */
 export interface ImageLimits {
   /** Most pixels (width times height) an image may declare. */
   maxPixels: number;
+  /** mozjpeg in WebAssembly (`jpeg_wasm.ts`), tried before jpeg-js when given. */
+  jpeg?: JpegDecoder;
 }
 
 /** Why an image cannot be used, for the caller (the handler maps it to 400). */
@@ -99,10 +102,8 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
         data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length),
       };
     } else {
-      // The header check above bounds the pixels; jpeg-js's own memory cap stays as a second guard, above what a JPEG
-      // of 40 M pixels takes (512 MB refused one: "maxMemoryUsageInMB limit exceeded by at least 23MB").
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
-      image = { width: img.width, height: img.height, data: img.data };
+      // A JPEG mozjpeg cannot decode goes to jpeg-js as well, whose message the client gets if it fails too.
+      image = wasmJpeg(bytes, pixels, limits.jpeg) ?? jsJpeg(bytes);
     }
   } catch (error) {
     throw new UnusableImage(`Cannot decode the ${header.type.toUpperCase()} image: ${(error as Error).message}`);
@@ -112,6 +113,22 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
   }
   compositeOnWhite(image);
   return orient(image, header.orientation);
+}
+
+/** Decodes a JPEG with mozjpeg, if it is given and takes it; `undefined` otherwise or when it fails. */
+function wasmJpeg(bytes: Uint8Array, pixels: number, decoder: JpegDecoder | undefined): RgbaImage | undefined {
+  try {
+    return decoder?.decode(bytes, pixels);
+  } catch {
+    return undefined;
+  }
+}
+
+function jsJpeg(bytes: Uint8Array): RgbaImage {
+  // The header check bounds the pixels; jpeg-js's own memory cap stays as a second guard, above what a JPEG of 40 M
+  // pixels takes (512 MB refused one: "maxMemoryUsageInMB limit exceeded by at least 23MB").
+  const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
+  return { width: img.width, height: img.height, data: img.data };
 }
 
 /**
