@@ -17,6 +17,16 @@ Deno.test("ctcDecode collapses repeats and drops blanks", () => {
   assert.ok(Math.abs(score - 0.9) < 1e-6);
 });
 
+Deno.test("ctcDecode stops a step's scan only where its probabilities sum to 1", () => {
+  const dictionary = ["", "a", "b", "c"];
+  // Softmax rows: the blank, then "b" at 0.7 (the rest can only sum to 0.3).
+  const softmax = Float32Array.from([0.97, 0.01, 0.01, 0.01, 0.1, 0.1, 0.7, 0.1]);
+  assert.deepEqual(ctcDecode(softmax, 2, 4, dictionary), { text: "b", score: softmax[6] });
+  // Scores that are not probabilities (logits): "a" passes one half, yet "c" is larger and must win.
+  const logits = Float32Array.from([0.2, 0.6, 0.1, 2.0, 3.0, 0.1, 0.1, 0.1]);
+  assert.deepEqual(ctcDecode(logits, 2, 4, dictionary), { text: "c", score: 2 });
+});
+
 Deno.test("cropQuad cuts a quadrilateral upright, and turns tall crops", async () => {
   const cv = await loadOpenCv();
   // 20 x 12: red left of x = 10, blue right of it.
