@@ -6,7 +6,10 @@
  * are timed apart and left out of `det.cpu` and `rec.cpu`: they are the same for both trees.
  *
  *   git archive <rev> | tar -x -C /tmp/isolane-old && ln -s "$PWD/node_modules" /tmp/isolane-old/
- *   deno run -A scripts/ocr_ab.ts /tmp/isolane-old [--runs 40]
+ *   deno run -A scripts/ocr_ab.ts /tmp/isolane-old [--runs 40] [--served]
+ *
+ * With `--served`, then each tree's runtime (its `main.ts`) serving its own `functions/ocr` on CPU lanes, the same
+ * images as bodies, requests to the two in turn.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -18,6 +21,7 @@ import { allowModelsOnce } from "../src/inference/model_access.ts";
 import { NativeSession, OrtEnv, ortLibraryPath } from "../native/ort/mod.ts";
 import type { InferenceSession } from "../src/sdk.ts";
 import { summary } from "./_ocr_cpu_stages.ts";
+import { startServer, type TestServer } from "../tests/support/server.ts";
 import type * as Image from "../functions/ocr/image.ts";
 import type * as Detect from "../functions/ocr/detect.ts";
 import type * as Recognize from "../functions/ocr/recognize.ts";
@@ -27,7 +31,7 @@ import type { JpegDecoder } from "../functions/ocr/jpeg_wasm.ts";
 const { values, positionals } = parseArgs({
   args: Deno.args,
   allowPositionals: true,
-  options: { runs: { type: "string", default: "40" } },
+  options: { runs: { type: "string", default: "40" }, served: { type: "boolean", default: false } },
 });
 if (positionals.length !== 1) throw new Error("Usage: deno run -A scripts/ocr_ab.ts <other tree's root>");
 const runs = Number(values.runs);
@@ -169,3 +173,38 @@ for (const [name, bytes] of Object.entries(images)) {
 }
 await sessions.det.release();
 await sessions.rec.release();
+
+// Served: each tree's runtime serving its own `functions/ocr` on CPU lanes, requests in turn (PNG and JPEG bodies).
+if (values.served) {
+  const servers: Record<string, TestServer> = {};
+  for (const [key, dir] of [["other", positionals[0]], ["this", root]]) {
+    servers[key] = await startServer({
+      functionsDir: `${dir}/functions`,
+      entry: `${dir}/main.ts`,
+      env: { CUDA_VISIBLE_DEVICES: "", ISOLANE_LOG_LEVEL: "info", ISOLANE_SERVE_FUNCTIONS: "ocr" },
+    });
+  }
+  try {
+    for (const [name, bytes] of Object.entries(images)) {
+      const type = bytes[0] === 0x89 ? "image/png" : "image/jpeg";
+      const series: Record<string, number[]> = { other: [], this: [] };
+      for (let i = 0; i < runs + 2; i++) {
+        for (const key of i % 2 ? ["this", "other"] : ["other", "this"]) {
+          const started = performance.now();
+          const response = await fetch(`${servers[key].url}/v1/functions/ocr`, {
+            method: "POST",
+            headers: { "content-type": type },
+            body: new Uint8Array(bytes),
+          });
+          await response.arrayBuffer();
+          if (!response.ok) throw new Error(`ocr on ${key}: ${response.status}`);
+          if (i >= 2) series[key].push(performance.now() - started);
+        }
+      }
+      const [o, t] = [summary(series.other), summary(series.this)];
+      console.log(`served, ${name}: other p50 ${o.p50} (p90 ${o.p90})  this p50 ${t.p50} (p90 ${t.p90}) ms`);
+    }
+  } finally {
+    for (const server of Object.values(servers)) await server.stop();
+  }
+}
