@@ -1,14 +1,16 @@
 /**
- * Image decoding (PNG and JPEG, by well-kept pure-JS npm libraries), checked
+ * Image decoding (PNG by pngjs; JPEG by mozjpeg in WebAssembly, `jpeg_wasm.ts`,
+ * or jpeg-js), checked
  * against limits from the header before any pixel is decoded, composited onto
  * white and turned upright by its EXIF orientation; and the resize-and-normalise
  * step that turns a region of an image into an NCHW float32 tensor, as
  * PaddleOCR's pre-processing does (BGR channel order, bilinear sampling with
  * half-pixel centres like OpenCV's INTER_LINEAR).
  *
- * Why pure JS: user code may load no `.node` addon (the isolate drops ffi
- * before it imports the module), so a native decoder such as sharp would have
- * to be loaded by the runtime itself. pngjs and jpeg-js need nothing.
+ * Why JS and WebAssembly: user code may load no `.node` addon (the isolate drops
+ * ffi before it imports the module), so a native decoder such as sharp would
+ * have to be loaded by the runtime itself. pngjs, jpeg-js and mozjpeg's
+ * WebAssembly need nothing.
  * @module
  */
 import { Buffer } from "node:buffer";
