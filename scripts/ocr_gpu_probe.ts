@@ -14,7 +14,8 @@
  *   same image; latency percentiles and whether both read the same text; then
  *   two images of different sizes in turn.
  *
- * On a machine without a GPU only `served` runs, on CPU lanes.
+ * On a machine without a GPU `lane` times the same stages on CPU sessions (as a CPU lane loads them), with the
+ * CPU-side parts of detection and recognition apart (`scripts/_ocr_cpu_stages.ts`), and `served` runs on CPU lanes.
  *
  * ```sh
  * deno run -A scripts/ocr_gpu_probe.ts [--runs 40] [--json out.json] [--sections lane,shapes,fixed,served]
@@ -38,6 +39,7 @@ import { loadOpenCv } from "../functions/ocr/opencv.ts";
 import { Tensor } from "onnxruntime-common";
 import { NativeSession, type NativeSessionOptions, OrtEnv, ortLibraryPath } from "../native/ort/mod.ts";
 import type { GpuLane, InferenceSession } from "../src/sdk.ts";
+import { cpuStages } from "./_ocr_cpu_stages.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -229,8 +231,9 @@ if (gpu) {
   console.log("fixed shapes (ms):", JSON.stringify(fixed));
   await det.release();
   await rec.release();
-} else {
-  console.log("lane section skipped: no usable CUDA device here");
+} else if (sections.has("lane")) {
+  report.lane = await cpuStages(png, runs);
+  console.log("CPU lane stages (ms):", JSON.stringify(report.lane));
 }
 
 const functionsDir = `${root}functions`;

@@ -188,7 +188,8 @@ export function boxesFromMap(cv: OpenCv, map: Float32Array, width: number, heigh
   const bitmap = new cv.Mat(height, width, cv.CV_8UC1);
   // `Mat.data` is a getter that makes a new view on each read: read it once.
   const bits = bitmap.data;
-  for (let i = 0; i < map.length; i++) bits[i] = map[i] > pixelThreshold ? 255 : 0;
+  // The map may be longer (a GPU lane's canvas below the image): only its first `height` rows are the image's.
+  for (let i = 0; i < width * height; i++) bits[i] = map[i] > pixelThreshold ? 255 : 0;
   const contours = new cv.MatVector();
   const hierarchy = new cv.Mat();
   const boxes: DetectedBox[] = [];
@@ -196,8 +197,10 @@ export function boxesFromMap(cv: OpenCv, map: Float32Array, width: number, heigh
     cv.findContours(bitmap, contours, hierarchy, cv.RETR_LIST, cv.CHAIN_APPROX_SIMPLE);
     for (let i = 0; i < Math.min(contours.size(), maxCandidates); i++) {
       const contour = contours.get(i);
+      // `data32S` is a getter too.
+      const xy = contour.data32S;
       const points: Point[] = [];
-      for (let j = 0; j < contour.data32S.length; j += 2) points.push([contour.data32S[j], contour.data32S[j + 1]]);
+      for (let j = 0; j < xy.length; j += 2) points.push([xy[j], xy[j + 1]]);
       contour.delete();
       if (points.length < 2) continue;
       const { quad, side } = miniBox(cv, points);

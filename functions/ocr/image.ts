@@ -1,20 +1,23 @@
 /**
- * Image decoding (PNG and JPEG, by well-kept pure-JS npm libraries), checked
+ * Image decoding (PNG by pngjs; JPEG by mozjpeg in WebAssembly, `jpeg_wasm.ts`,
+ * or jpeg-js), checked
  * against limits from the header before any pixel is decoded, composited onto
  * white and turned upright by its EXIF orientation; and the resize-and-normalise
  * step that turns a region of an image into an NCHW float32 tensor, as
  * PaddleOCR's pre-processing does (BGR channel order, bilinear sampling with
  * half-pixel centres like OpenCV's INTER_LINEAR).
  *
- * Why pure JS: user code may load no `.node` addon (the isolate drops ffi
- * before it imports the module), so a native decoder such as sharp would have
- * to be loaded by the runtime itself. pngjs and jpeg-js need nothing.
+ * Why JS and WebAssembly: user code may load no `.node` addon (the isolate drops
+ * ffi before it imports the module), so a native decoder such as sharp would
+ * have to be loaded by the runtime itself. pngjs, jpeg-js and mozjpeg's
+ * WebAssembly need nothing.
  * @module
  */
 import { Buffer } from "node:buffer";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
 import { imageSize } from "image-size";
+import type { JpegDecoder } from "./jpeg_wasm.ts";
 
 /** An RGBA image, 8 bits a channel. */
 export interface RgbaImage {
@@ -40,10 +43,12 @@ export interface ImageHeader {
   orientation: number;
 }
 
-/** Limits checked from the header before decoding. */
+/** Limits checked from the header before decoding, and the decoders to use. */
 export interface ImageLimits {
   /** Most pixels (width times height) an image may declare. */
   maxPixels: number;
+  /** mozjpeg in WebAssembly (`jpeg_wasm.ts`), tried before jpeg-js when given. */
+  jpeg?: JpegDecoder;
 }
 
 /** Why an image cannot be used, for the caller (the handler maps it to 400). */
@@ -99,10 +104,8 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
         data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length),
       };
     } else {
-      // The header check above bounds the pixels; jpeg-js's own memory cap stays as a second guard, above what a JPEG
-      // of 40 M pixels takes (512 MB refused one: "maxMemoryUsageInMB limit exceeded by at least 23MB").
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
-      image = { width: img.width, height: img.height, data: img.data };
+      // A JPEG mozjpeg cannot decode goes to jpeg-js as well, whose message the client gets if it fails too.
+      image = wasmJpeg(bytes, pixels, limits.jpeg) ?? jsJpeg(bytes);
     }
   } catch (error) {
     throw new UnusableImage(`Cannot decode the ${header.type.toUpperCase()} image: ${(error as Error).message}`);
@@ -112,6 +115,22 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
   }
   compositeOnWhite(image);
   return orient(image, header.orientation);
+}
+
+/** Decodes a JPEG with mozjpeg, if it is given and takes it; `undefined` otherwise or when it fails. */
+function wasmJpeg(bytes: Uint8Array, pixels: number, decoder: JpegDecoder | undefined): RgbaImage | undefined {
+  try {
+    return decoder?.decode(bytes, pixels);
+  } catch {
+    return undefined;
+  }
+}
+
+function jsJpeg(bytes: Uint8Array): RgbaImage {
+  // The header check bounds the pixels; jpeg-js's own memory cap stays as a second guard, above what a JPEG of 40 M
+  // pixels takes (512 MB refused one: "maxMemoryUsageInMB limit exceeded by at least 23MB").
+  const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
+  return { width: img.width, height: img.height, data: img.data };
 }
 
 /**
@@ -179,44 +198,81 @@ export function orient(image: RgbaImage, orientation: number): RgbaImage {
   return { width: ow, height: oh, data: new Uint8Array(out.buffer) };
 }
 
+/** Where {@link resizeNormalize} writes: into a larger NCHW tensor, its top-left corner at `offset`. */
+export interface TensorTarget {
+  /** The tensor written into; every value outside the written rectangle is left as it is. */
+  tensor: Float32Array;
+  /** Index of the first value written (of channel 0, row 0). */
+  offset: number;
+  /** Values from one row to the next (the target's width). */
+  rowStride: number;
+  /** Values from one channel to the next (the target's width times its height). */
+  planeStride: number;
+}
+
 /**
  * Samples `region` of `image` into an `outWidth` x `outHeight` tensor in NCHW
- * BGR order, each channel normalised as `(v / 255 - mean[c]) / std[c]`.
+ * BGR order, each channel normalised as `(v / 255 - mean[c]) / std[c]`; into
+ * `target` when given (and returns its tensor), so that a padded batch needs no
+ * second copy. Each column's source pixels and weights are computed once, not
+ * once a row (the values are the same to the bit).
  */
 export function resizeNormalize(
   image: RgbaImage,
   region: Region,
   out: { width: number; height: number; mean: readonly number[]; std: readonly number[] },
+  target?: TensorTarget,
 ): Float32Array {
   const { width: ow, height: oh } = out;
-  const plane = ow * oh;
-  const tensor = new Float32Array(3 * plane);
+  const tensor = target?.tensor ?? new Float32Array(3 * ow * oh);
+  const offset = target?.offset ?? 0;
+  const rowStride = target?.rowStride ?? ow;
+  const plane = target?.planeStride ?? ow * oh;
   const sx = region.width / ow;
   const sy = region.height / oh;
   const maxX = image.width - 1;
   const maxY = image.height - 1;
-  const scale = [0, 1, 2].map((c) => 1 / (255 * out.std[c]));
-  const shift = [0, 1, 2].map((c) => out.mean[c] / out.std[c]);
+  const rowBytes = image.width * 4;
+  const data = image.data;
+  // BGR from RGBA: channel 0 reads byte 2, channel 2 byte 0.
+  const [scaleB, scaleG, scaleR] = [0, 1, 2].map((c) => 1 / (255 * out.std[c]));
+  const [shiftB, shiftG, shiftR] = [0, 1, 2].map((c) => out.mean[c] / out.std[c]);
+  const left = new Int32Array(ow);
+  const right = new Int32Array(ow);
+  const weight = new Float64Array(ow);
+  for (let x = 0; x < ow; x++) {
+    const fx = Math.min(Math.max(region.x + (x + 0.5) * sx - 0.5, 0), maxX);
+    const x0 = Math.floor(fx);
+    left[x] = x0 * 4;
+    right[x] = Math.min(x0 + 1, maxX) * 4;
+    weight[x] = fx - x0;
+  }
   for (let y = 0; y < oh; y++) {
     const fy = Math.min(Math.max(region.y + (y + 0.5) * sy - 0.5, 0), maxY);
     const y0 = Math.floor(fy);
-    const y1 = Math.min(y0 + 1, maxY);
+    const top = y0 * rowBytes;
+    const bottom = Math.min(y0 + 1, maxY) * rowBytes;
     const wy = fy - y0;
+    const vy = 1 - wy;
+    const b = offset + y * rowStride;
+    const g = b + plane;
+    const r = g + plane;
     for (let x = 0; x < ow; x++) {
-      const fx = Math.min(Math.max(region.x + (x + 0.5) * sx - 0.5, 0), maxX);
-      const x0 = Math.floor(fx);
-      const x1 = Math.min(x0 + 1, maxX);
-      const wx = fx - x0;
-      const i00 = (y0 * image.width + x0) * 4;
-      const i01 = (y0 * image.width + x1) * 4;
-      const i10 = (y1 * image.width + x0) * 4;
-      const i11 = (y1 * image.width + x1) * 4;
-      for (let c = 0; c < 3; c++) {
-        const src = 2 - c; // BGR from RGBA
-        const top = image.data[i00 + src] * (1 - wx) + image.data[i01 + src] * wx;
-        const bottom = image.data[i10 + src] * (1 - wx) + image.data[i11 + src] * wx;
-        tensor[c * plane + y * ow + x] = (top * (1 - wy) + bottom * wy) * scale[c] - shift[c];
-      }
+      const wx = weight[x];
+      const vx = 1 - wx;
+      const t0 = top + left[x];
+      const t1 = top + right[x];
+      const b0 = bottom + left[x];
+      const b1 = bottom + right[x];
+      const topB = data[t0 + 2] * vx + data[t1 + 2] * wx;
+      const bottomB = data[b0 + 2] * vx + data[b1 + 2] * wx;
+      tensor[b + x] = (topB * vy + bottomB * wy) * scaleB - shiftB;
+      const topG = data[t0 + 1] * vx + data[t1 + 1] * wx;
+      const bottomG = data[b0 + 1] * vx + data[b1 + 1] * wx;
+      tensor[g + x] = (topG * vy + bottomG * wy) * scaleG - shiftG;
+      const topR = data[t0] * vx + data[t1] * wx;
+      const bottomR = data[b0] * vx + data[b1] * wx;
+      tensor[r + x] = (topR * vy + bottomR * wy) * scaleR - shiftR;
     }
   }
   return tensor;
@@ -234,6 +290,12 @@ export function padTo(
 ): Float32Array {
   if (from.width === to.width && from.height === to.height) return tensor;
   const out = new Float32Array(3 * to.width * to.height);
+  if (from.width === to.width) {
+    // Rows of equal width: each channel is one block.
+    const plane = from.width * from.height;
+    for (let c = 0; c < 3; c++) out.set(tensor.subarray(c * plane, (c + 1) * plane), c * to.width * to.height);
+    return out;
+  }
   for (let c = 0; c < 3; c++) {
     for (let y = 0; y < from.height; y++) {
       const src = (c * from.height + y) * from.width;

@@ -41,6 +41,24 @@ Deno.test("resizeNormalize interpolates between pixels like OpenCV's INTER_LINEA
   assert.deepEqual(Array.from(out.subarray(0, 4)).map((v) => Math.round(v * 100) / 100), [0, 0.25, 0.75, 1]);
 });
 
+Deno.test("resizeNormalize into a larger tensor writes the same values at its place and nothing else", () => {
+  const image: RgbaImage = { width: 3, height: 2, data: Uint8Array.from({ length: 24 }, (_, i) => (i * 37) % 256) };
+  const region = { x: 0, y: 0, width: 3, height: 2 };
+  const size = { width: 5, height: 3, mean: [0.5, 0.4, 0.3], std: [0.2, 0.3, 0.4] };
+  const alone = resizeNormalize(image, region, size);
+  // A batch of two rows of 4x7 (height x width); the image goes into the second row.
+  const tensor = new Float32Array(2 * 3 * 4 * 7).fill(42);
+  const returned = resizeNormalize(image, region, size, { tensor, offset: 3 * 28, rowStride: 7, planeStride: 28 });
+  assert.equal(returned, tensor);
+  const expected = new Float32Array(tensor.length).fill(42);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < 3; y++) {
+      for (let x = 0; x < 5; x++) expected[3 * 28 + c * 28 + y * 7 + x] = alone[c * 15 + y * 5 + x];
+    }
+  }
+  assert.deepEqual(tensor, expected);
+});
+
 Deno.test("decodeImage refuses bytes that are neither PNG nor JPEG", () => {
   assert.throws(() => decodeImage(new TextEncoder().encode("GIF89a"), { maxPixels: 100 }), /neither PNG nor JPEG/);
 });
@@ -110,4 +128,7 @@ Deno.test("padTo pads each channel right and bottom with zeros", () => {
   // 3 channels of 2x1 -> 3x2
   const out = padTo(Float32Array.from([1, 2, 3, 4, 5, 6]), { width: 2, height: 1 }, { width: 3, height: 2 });
   assert.deepEqual(Array.from(out), [1, 2, 0, 0, 0, 0, 3, 4, 0, 0, 0, 0, 5, 6, 0, 0, 0, 0]);
+  // Same width (a GPU canvas taller than the image): only rows are added.
+  const taller = padTo(Float32Array.from([1, 2, 3, 4, 5, 6]), { width: 2, height: 1 }, { width: 2, height: 2 });
+  assert.deepEqual(Array.from(taller), [1, 2, 0, 0, 3, 4, 0, 0, 5, 6, 0, 0]);
 });

