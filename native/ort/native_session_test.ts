@@ -295,11 +295,6 @@ Deno.test("sessions created with one prepacked-weights container run like sessio
   }
 });
 
-Deno.test("native_session_test: the environment reference of this file is released", () => {
-  env.close();
-  libc.close();
-});
-
 Deno.test("freeDimensions: ORT plans the session for the given size of a symbolic dimension, and refuses others", async () => {
   const options = { layers: 2, width: 16 };
   const path = await writeTempModel(denseReluModel(options));
@@ -318,4 +313,9 @@ Deno.test("freeDimensions: ORT plans the session for the given size of a symboli
     await session.release();
     await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
   }
+});
+
+Deno.test("native_session_test: the environment reference of this file is released", () => {
+  env.close();
+  libc.close();
 });
