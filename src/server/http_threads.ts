@@ -16,6 +16,7 @@ import type { IsolateHost } from "../pool/host.ts";
 import { admissionSlots, type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import type { Metrics } from "./metrics.ts";
 import { Unpacker } from "../packed.ts";
+import { Doorbell, type RingInfer, RingReader, ringBytes } from "./op_ring.ts";
 
 const entry = new URL("./http_thread.ts", import.meta.url);
 
@@ -82,6 +83,9 @@ class Thread {
   readonly drained = new Promise<void>((resolve) => (this.stopped = resolve));
   /** Where the thread leaves input tensors (`tensor_arena.ts`). */
   readonly arena = new SharedArrayBuffer(arenaBytes);
+  /** Where it writes its infer requests of the arena (`op_ring.ts`), read here. */
+  readonly ring = new SharedArrayBuffer(ringBytes);
+  readonly reader = new RingReader(this.ring);
   /** Its direct links to Worker isolates, by host. */
   readonly links = new Map<IsolateHost, number>();
 
@@ -106,6 +110,10 @@ export class HttpThreads {
   #admissionTimer: ReturnType<typeof setInterval> | undefined;
   #admissionPolls = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** Rung by a thread that published requests in its ring while no drain was due. */
+  #doorbell = new Doorbell(() => {
+    for (const t of this.#threads) this.#drain(t);
+  });
 
   private constructor(readonly options: HttpThreadsOptions) {}
 
@@ -127,6 +135,7 @@ export class HttpThreads {
       threads.port = port;
     } catch (error) {
       for (const t of threads.#threads) t.worker.terminate();
+      threads.#doorbell.close();
       throw error;
     }
     threads.#pushProfiles();
@@ -152,6 +161,8 @@ export class HttpThreads {
         void this.#replace(thread, index, port);
       };
       worker.onmessage = (event: MessageEvent<ToMain[]>) => {
+        // What the thread wrote in its ring before this message comes first (an abort after its request, say).
+        this.#drain(thread);
         for (const op of event.data) {
           if (op.k === "listening") {
             listening = true;
@@ -171,6 +182,8 @@ export class HttpThreads {
         maxWholeBytes: this.options.maxWholeBytes,
         board: this.#board,
         arena: thread.arena,
+        ring: thread.ring,
+        bell: this.#doorbell.buffer,
       });
     });
   }
@@ -247,6 +260,11 @@ export class HttpThreads {
     if (text === this.#profiles) return;
     this.#profiles = text;
     for (const t of this.#threads) t.outbox.send({ k: "profiles", profiles });
+  }
+
+  /** Takes the requests a thread wrote in its ring. */
+  #drain(thread: Thread): void {
+    thread.reader.drain((op: RingInfer) => this.#invoke(thread, { k: "infer", ...op }));
   }
 
   #receive(thread: Thread, op: ToMain): void {
@@ -486,6 +504,7 @@ export class HttpThreads {
       new Promise<"grace period over">((resolve) => (timer = setTimeout(resolve, graceMs, "grace period over"))),
     ]);
     clearTimeout(timer);
+    this.#doorbell.close();
     for (const t of this.#threads) t.worker.terminate();
     return outcome;
   }
