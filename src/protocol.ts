@@ -161,6 +161,11 @@ export interface LinkMessage {
   link: number;
   port: MessagePort;
   arena: SharedArrayBuffer;
+  /**
+   * With the host's first link: a ring (`op_ring.ts`) on which the isolate writes the ids of a batch answered wholly
+   * on links, instead of a `results` message, and the main thread's doorbell it rings.
+   */
+  done?: { ring: SharedArrayBuffer; bell: SharedArrayBuffer };
 }
 
 /** Host to isolate: the link's HTTP thread ended; drop the link and its arena. */

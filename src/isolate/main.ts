@@ -18,6 +18,7 @@ import {
   transferablesOf,
 } from "../protocol.ts";
 import { unpackJobs } from "../packed.ts";
+import { RingWriter } from "../op_ring.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { describeSession, modelRoot } from "../inference/session.ts";
@@ -61,6 +62,8 @@ let gpuLane: OpenedLane | undefined;
 const aborts = new Map<number, AbortController>();
 /** Direct links to HTTP threads (Worker hosts): where a job's inputs lie and where its answer goes. */
 const links = new Map<number, { port: MessagePort; arena: SharedArrayBuffer }>();
+/** Where the ids of a batch answered wholly on links go to the host, with no message (see `LinkMessage.done`). */
+let done: RingWriter | undefined;
 
 /**
  * Copies the inputs of jobs an HTTP thread left in its arena into their own buffers, at once: the thread reuses its
@@ -288,6 +291,7 @@ async function runJobs(jobs: Job[]): Promise<void> {
     for (const job of jobs) aborts.delete(job.id);
   }
   const answered = links.size > 0 ? replyByLink(jobs, results) : { results };
+  if (answered.results.length === 0 && answered.replied && done?.ids(answered.replied)) return;
   const transfer: ArrayBuffer[] = [];
   for (const r of answered.results) if (r.ok) transfer.push(...transferablesOf(r));
   port.post({ type: "results", ...answered }, transfer);
@@ -334,6 +338,7 @@ function onHostMessage(message: HostMessage): void {
     }
     case "link":
       links.set(message.link, { port: message.port, arena: message.arena });
+      if (message.done) done = new RingWriter(message.done.ring, message.done.bell);
       break;
     case "unlink":
       links.get(message.link)?.port.close();

@@ -9,6 +9,10 @@
 import type { HostMessage, IsolateMessage } from "../protocol.ts";
 import { HostBase, type HostSpec, type Isolation } from "./host.ts";
 import type { FunctionLimits } from "./limits.ts";
+import { mainDoorbell, RingReader } from "../op_ring.ts";
+
+/** Bytes of the ring on which an isolate tells which jobs it answered on links: thousands of batches' ids. */
+const doneBytes = 64 * 1024;
 
 const entry = new URL("../isolate/worker_entry.ts", import.meta.url);
 // Inspecting needs neither ONNX Runtime nor the serving runtime: a lighter entry.
@@ -19,12 +23,18 @@ export class WorkerHost extends HostBase {
   readonly isolation: Isolation = "worker";
   readonly pid = null;
   #worker: Worker;
+  /** The isolate's ring of jobs answered on links (made with the first link), drained when the doorbell rings. */
+  #done: RingReader | undefined;
+  #drainDone = (): void => void this.#done?.drain(this.#doneSink);
+  #doneSink = { ids: (replied: number[]) => this.receive({ type: "results", results: [], replied }) };
 
   private constructor(name: string, worker: Worker) {
     super(name);
     this.#worker = worker;
     worker.onmessage = (event: MessageEvent<IsolateMessage>) => {
       const message = event.data;
+      // What the ring holds was written before this message.
+      this.#drainDone();
       this.receive(message);
       // A planned shutdown released everything; nothing is left to wait for.
       if (message.type === "released") {
@@ -70,8 +80,16 @@ export class WorkerHost extends HostBase {
   }
 
   link(link: number, port: MessagePort, arena: SharedArrayBuffer): void {
-    if (this.alive) this.#worker.postMessage({ type: "link", link, port, arena } satisfies HostMessage, [port]);
-    else port.close();
+    if (!this.alive) return port.close();
+    let done: { ring: SharedArrayBuffer; bell: SharedArrayBuffer } | undefined;
+    if (!this.#done) {
+      done = { ring: new SharedArrayBuffer(doneBytes), bell: mainDoorbell().buffer };
+      this.#done = new RingReader(done.ring);
+      mainDoorbell().add(this.#drainDone);
+    }
+    this.#worker.postMessage({ type: "link", link, port, arena, ...(done ? { done } : {}) } satisfies HostMessage, [
+      port,
+    ]);
   }
 
   unlink(link: number): void {
@@ -79,6 +97,7 @@ export class WorkerHost extends HostBase {
   }
 
   protected kill(): void {
+    mainDoorbell().delete(this.#drainDone);
     this.#worker.terminate();
     this.ended("was terminated");
   }

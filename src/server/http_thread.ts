@@ -21,7 +21,7 @@ import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http
 import { invokeFunction } from "./invoke_route.ts";
 import { type ArenaBlock, TensorArena } from "./tensor_arena.ts";
 import { Packer } from "../packed.ts";
-import { RingWriter } from "./op_ring.ts";
+import { RingWriter } from "../op_ring.ts";
 import { serveInfer } from "./kserve_routes.ts";
 
 type Pending = {

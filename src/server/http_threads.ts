@@ -16,7 +16,7 @@ import type { IsolateHost } from "../pool/host.ts";
 import { admissionSlots, type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import type { Metrics } from "./metrics.ts";
 import { Unpacker } from "../packed.ts";
-import { Doorbell, type RingInfer, RingReader, ringBytes } from "./op_ring.ts";
+import { mainDoorbell, ringBytes, RingReader } from "../op_ring.ts";
 
 const entry = new URL("./http_thread.ts", import.meta.url);
 
@@ -111,9 +111,9 @@ export class HttpThreads {
   #admissionPolls = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   /** Rung by a thread that published requests in its ring while no drain was due. */
-  #doorbell = new Doorbell(() => {
+  #drainAll = (): void => {
     for (const t of this.#threads) this.#drain(t);
-  });
+  };
 
   private constructor(readonly options: HttpThreadsOptions) {}
 
@@ -127,6 +127,7 @@ export class HttpThreads {
    */
   static async start(options: HttpThreadsOptions): Promise<HttpThreads> {
     const threads = new HttpThreads(options);
+    mainDoorbell().add(threads.#drainAll);
     try {
       let port = options.port;
       for (let i = 0; i < options.count; i++) {
@@ -135,7 +136,7 @@ export class HttpThreads {
       threads.port = port;
     } catch (error) {
       for (const t of threads.#threads) t.worker.terminate();
-      threads.#doorbell.close();
+      mainDoorbell().delete(threads.#drainAll);
       throw error;
     }
     threads.#pushProfiles();
@@ -183,7 +184,7 @@ export class HttpThreads {
         board: this.#board,
         arena: thread.arena,
         ring: thread.ring,
-        bell: this.#doorbell.buffer,
+        bell: mainDoorbell().buffer,
       });
     });
   }
@@ -264,7 +265,7 @@ export class HttpThreads {
 
   /** Takes the requests a thread wrote in its ring. */
   #drain(thread: Thread): void {
-    thread.reader.drain((op: RingInfer) => this.#invoke(thread, { k: "infer", ...op }));
+    thread.reader.drain({ infer: (op) => this.#invoke(thread, op) });
   }
 
   #receive(thread: Thread, op: ToMain): void {
@@ -504,7 +505,7 @@ export class HttpThreads {
       new Promise<"grace period over">((resolve) => (timer = setTimeout(resolve, graceMs, "grace period over"))),
     ]);
     clearTimeout(timer);
-    this.#doorbell.close();
+    mainDoorbell().delete(this.#drainAll);
     for (const t of this.#threads) t.worker.terminate();
     return outcome;
   }

@@ -15,7 +15,7 @@
  * the caller sends it the usual way.
  * @module
  */
-import type { SharedTensor } from "../protocol.ts";
+import type { SharedTensor } from "./protocol.ts";
 
 /** Words of each ring's header: the write index, the read index. */
 const headerWords = 2;
@@ -25,6 +25,8 @@ const R = 1;
 const kindInfer = 1;
 /** A record kind: a string that later records name by its index. */
 const kindString = 2;
+/** A record kind: ids of jobs an isolate answered on its links (see {@link RingWriter.ids}). */
+const kindIds = 3;
 /** Strings a thread defines at most, and their longest: past either, strings go inline. */
 const maxDefined = 4096;
 const maxDefinedLength = 256;
@@ -32,8 +34,9 @@ const maxDefinedLength = 256;
 /** Bytes of one thread's ring: about 12,000 batch-1 requests of the 8×1024 MLP. */
 export const ringBytes = 4 * 2 ** 20;
 
-/** One infer request as it crosses the ring. */
+/** One infer request as it crosses the ring: the `infer` operation of `http_bridge.ts` with `shared` tensors. */
 export interface RingInfer {
+  k: "infer";
   id: number;
   version: number;
   name: string;
@@ -98,6 +101,23 @@ export class RingWriter {
       w[i++] = t.offset;
       w[i++] = t.bytes;
     }
+    this.#publishSoon();
+    return true;
+  }
+
+  /**
+   * Writes a list of ids (32-bit integers): an isolate's jobs answered on their links, which the host then counts as
+   * done without a `results` message. `false` when it does not fit.
+   */
+  ids(ids: readonly number[]): boolean {
+    for (const id of ids) if (!int32(id)) return false;
+    const words = 2 + ids.length;
+    const at = this.#reserve(words);
+    if (at < 0) return false;
+    const w = this.#words;
+    w[at] = words;
+    w[at + 1] = kindIds;
+    for (let i = 0; i < ids.length; i++) w[at + 2 + i] = ids[i];
     this.#publishSoon();
     return true;
   }
@@ -168,7 +188,13 @@ export class RingWriter {
   };
 }
 
-/** The main thread's side of one thread's ring. */
+/** What a ring's records go to, in order. */
+export interface RingSink {
+  infer?(op: RingInfer): void;
+  ids?(ids: number[]): void;
+}
+
+/** The main thread's side of one ring. */
 export class RingReader {
   readonly #words: Int32Array;
   readonly #head: Int32Array;
@@ -179,8 +205,8 @@ export class RingReader {
     this.#words = new Int32Array(ring, headerWords * 4);
   }
 
-  /** Calls `onInfer` for every request written and published so far, in order, and frees their words. */
-  drain(onInfer: (op: RingInfer) => void): number {
+  /** Hands `sink` every record written and published so far, in order, and frees their words; returns how many. */
+  drain(sink: RingSink): number {
     const w = this.#words;
     const end = Atomics.load(this.#head, W);
     let at = Atomics.load(this.#head, R);
@@ -191,8 +217,12 @@ export class RingReader {
         at = 0;
         continue;
       }
-      if (w[at + 1] === kindString) {
+      const kind = w[at + 1];
+      if (kind === kindString) {
         this.#strings[w[at + 2]] = String.fromCharCode.apply(null, w.subarray(at + 3, at + words) as never);
+      } else if (kind === kindIds) {
+        count++;
+        sink.ids?.(Array.from(w.subarray(at + 2, at + words)));
       } else {
         let i = at + 2;
         const id = w[i++];
@@ -210,7 +240,7 @@ export class RingReader {
           shared[t] = { name: tensorName, datatype, shape, offset: w[i++], bytes: w[i++] };
         }
         count++;
-        onInfer({ id, version, name, requestId, shared });
+        sink.infer?.({ k: "infer", id, version, name, requestId, shared });
       }
       at += words;
     }
@@ -220,17 +250,31 @@ export class RingReader {
 }
 
 /**
- * The main thread's doorbell: calls `ring` whenever a thread rang, until {@link close}. A drain that is due keeps
- * the bell at 1, so threads do not ring meanwhile; it is set back to 0 before the rings are read, so that a request
- * published after that rings again.
+ * The main thread's doorbell: calls every drain added whenever a writer rang, until {@link close}. A drain that is
+ * due keeps the bell at 1, so writers do not ring meanwhile; it is set back to 0 before the rings are read, so that
+ * a record published after that rings again. Drains run in the order added.
  */
 export class Doorbell {
   readonly buffer = new SharedArrayBuffer(4);
   readonly #bell = new Int32Array(this.buffer);
+  readonly #drains = new Set<() => void>();
   #closed = false;
 
-  constructor(private readonly ring: () => void) {
+  constructor() {
     this.#wait();
+  }
+
+  /** Calls `drain` on every ring of the bell from now on. */
+  add(drain: () => void): void {
+    this.#drains.add(drain);
+  }
+
+  delete(drain: () => void): void {
+    this.#drains.delete(drain);
+  }
+
+  ring(): void {
+    for (const drain of this.#drains) drain();
   }
 
   #wait(): void {
@@ -259,4 +303,14 @@ export class Doorbell {
     Atomics.store(this.#bell, 0, 1);
     Atomics.notify(this.#bell, 0);
   }
+}
+
+let doorbell: Doorbell | undefined;
+
+/**
+ * The runtime's one doorbell on the main thread, made on first use: HTTP threads and Worker isolates ring it. A
+ * wait on it does not keep the process alive.
+ */
+export function mainDoorbell(): Doorbell {
+  return doorbell ??= new Doorbell();
 }
