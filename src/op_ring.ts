@@ -15,7 +15,7 @@
  * the caller sends it the usual way.
  * @module
  */
-import type { SharedTensor } from "./protocol.ts";
+import type { Job, SharedTensor } from "./protocol.ts";
 
 /** Words of each ring's header: the write index, the read index. */
 const headerWords = 2;
@@ -27,6 +27,8 @@ const kindInfer = 1;
 const kindString = 2;
 /** A record kind: ids of jobs an isolate answered on its links (see {@link RingWriter.ids}). */
 const kindIds = 3;
+/** A record kind: a run of jobs whose inputs lie in HTTP threads' arenas (see {@link RingWriter.jobs}). */
+const kindJobs = 4;
 /** Strings a thread defines at most, and their longest: past either, strings go inline. */
 const maxDefined = 4096;
 const maxDefinedLength = 256;
@@ -92,15 +94,7 @@ export class RingWriter {
     w[i++] = op.version;
     w[i++] = name;
     i = this.#writeInline(i, op.requestId);
-    w[i++] = op.shared.length;
-    for (const t of op.shared) {
-      w[i++] = this.#defined.get(t.name) ?? 0;
-      w[i++] = this.#defined.get(t.datatype) ?? 0;
-      w[i++] = t.shape.length;
-      for (const d of t.shape) w[i++] = d;
-      w[i++] = t.offset;
-      w[i++] = t.bytes;
-    }
+    this.#writeTensors(i, op.shared);
     this.#publishSoon();
     return true;
   }
@@ -120,6 +114,55 @@ export class RingWriter {
     for (let i = 0; i < ids.length; i++) w[at + 2 + i] = ids[i];
     this.#publishSoon();
     return true;
+  }
+
+  /**
+   * Writes a run of jobs that take their inputs from HTTP threads' arenas and answer on links (each has `shared` and
+   * `reply`, and no body, tensors or content type: `packable` in `packed.ts`). `false` when one does not fit.
+   */
+  jobs(jobs: readonly Job[]): boolean {
+    let words = 3;
+    for (const job of jobs) {
+      const shared = job.shared!;
+      if (!int32(job.id) || !int32(job.reply!.link) || !int32(job.reply!.id)) return false;
+      words += 4 + this.#inlineWords(job.requestId ?? "");
+      for (const t of shared) {
+        if (this.#ref(t.name) === undefined || this.#ref(t.datatype) === undefined) return false;
+        for (const d of t.shape) if (!int32(d)) return false;
+        if (!int32(t.offset) || !int32(t.bytes)) return false;
+        words += 5 + t.shape.length;
+      }
+    }
+    const at = this.#reserve(words);
+    if (at < 0) return false;
+    const w = this.#words;
+    let i = at;
+    w[i++] = words;
+    w[i++] = kindJobs;
+    w[i++] = jobs.length;
+    for (const job of jobs) {
+      w[i++] = job.id;
+      w[i++] = job.reply!.link;
+      w[i++] = job.reply!.id;
+      i = this.#writeInline(i, job.requestId ?? "");
+      i = this.#writeTensors(i, job.shared!);
+    }
+    this.#publishSoon();
+    return true;
+  }
+
+  #writeTensors(i: number, shared: readonly SharedTensor[]): number {
+    const w = this.#words;
+    w[i++] = shared.length;
+    for (const t of shared) {
+      w[i++] = this.#defined.get(t.name) ?? 0;
+      w[i++] = this.#defined.get(t.datatype) ?? 0;
+      w[i++] = t.shape.length;
+      for (const d of t.shape) w[i++] = d;
+      w[i++] = t.offset;
+      w[i++] = t.bytes;
+    }
+    return i;
   }
 
   /** The index of a defined string, defining it first; `undefined` when the ring has no room for it. */
@@ -192,6 +235,8 @@ export class RingWriter {
 export interface RingSink {
   infer?(op: RingInfer): void;
   ids?(ids: number[]): void;
+  /** Jobs as `unpackJobs` in `packed.ts` makes them: `body` is `noBody`. */
+  jobs?(jobs: Job[]): void;
 }
 
 /** The main thread's side of one ring. */
@@ -223,31 +268,66 @@ export class RingReader {
       } else if (kind === kindIds) {
         count++;
         sink.ids?.(Array.from(w.subarray(at + 2, at + words)));
-      } else {
+      } else if (kind === kindInfer) {
         let i = at + 2;
         const id = w[i++];
         const version = w[i++];
         const name = this.#strings[w[i++]];
-        const length = -w[i++] - 1;
-        const requestId = String.fromCharCode.apply(null, w.subarray(i, i + length) as never);
-        i += length;
-        const shared: SharedTensor[] = new Array(w[i++]);
-        for (let t = 0; t < shared.length; t++) {
-          const tensorName = this.#strings[w[i++]];
-          const datatype = this.#strings[w[i++]];
-          const shape: number[] = new Array(w[i++]);
-          for (let d = 0; d < shape.length; d++) shape[d] = w[i++];
-          shared[t] = { name: tensorName, datatype, shape, offset: w[i++], bytes: w[i++] };
-        }
+        this.#at = i;
+        const requestId = this.#inline();
+        const shared = this.#tensors();
         count++;
         sink.infer?.({ k: "infer", id, version, name, requestId, shared });
+      } else if (kind === kindJobs) {
+        this.#at = at + 2;
+        const jobs: Job[] = new Array(w[this.#at++]);
+        for (let j = 0; j < jobs.length; j++) {
+          const id = w[this.#at++];
+          const link = w[this.#at++];
+          const replyId = w[this.#at++];
+          const requestId = this.#inline();
+          const job: Job = { id, body: noBody, shared: this.#tensors(), reply: { link, id: replyId } };
+          if (requestId) job.requestId = requestId;
+          jobs[j] = job;
+        }
+        count++;
+        sink.jobs?.(jobs);
       }
       at += words;
     }
     Atomics.store(this.#head, R, at);
     return count;
   }
+
+  /** Where {@link #inline} and {@link #tensors} read next. */
+  #at = 0;
+
+  /** A string written inline (`-(length + 1)`, then its code units); the empty string for a 0. */
+  #inline(): string {
+    const w = this.#words;
+    const length = -w[this.#at++] - 1;
+    if (length <= 0) return "";
+    const s = String.fromCharCode.apply(null, w.subarray(this.#at, this.#at + length) as never);
+    this.#at += length;
+    return s;
+  }
+
+  #tensors(): SharedTensor[] {
+    const w = this.#words;
+    const shared: SharedTensor[] = new Array(w[this.#at++]);
+    for (let t = 0; t < shared.length; t++) {
+      const name = this.#strings[w[this.#at++]];
+      const datatype = this.#strings[w[this.#at++]];
+      const shape: number[] = new Array(w[this.#at++]);
+      for (let d = 0; d < shape.length; d++) shape[d] = w[this.#at++];
+      shared[t] = { name, datatype, shape, offset: w[this.#at++], bytes: w[this.#at++] };
+    }
+    return shared;
+  }
 }
+
+/** The body of every job read from a ring (their inputs lie in an arena). */
+const noBody = new ArrayBuffer(0);
 
 /**
  * The main thread's doorbell: calls every drain added whenever a writer rang, until {@link close}. A drain that is
@@ -255,12 +335,13 @@ export class RingReader {
  * a record published after that rings again. Drains run in the order added.
  */
 export class Doorbell {
-  readonly buffer = new SharedArrayBuffer(4);
-  readonly #bell = new Int32Array(this.buffer);
+  readonly #bell: Int32Array;
   readonly #drains = new Set<() => void>();
   #closed = false;
 
-  constructor() {
+  /** `buffer`: the bell's shared memory (4 bytes), made here unless the writers' side made it. */
+  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(4)) {
+    this.#bell = new Int32Array(buffer, 0, 1);
     this.#wait();
   }
 

@@ -6,13 +6,16 @@
  * the whole process, which is why CPU lanes default to the process host.
  * @module
  */
-import type { HostMessage, IsolateMessage } from "../protocol.ts";
+import type { HostMessage, IsolateMessage, Job, LinkMessage } from "../protocol.ts";
 import { HostBase, type HostSpec, type Isolation } from "./host.ts";
 import type { FunctionLimits } from "./limits.ts";
-import { mainDoorbell, RingReader } from "../op_ring.ts";
+import { mainDoorbell, RingReader, RingWriter } from "../op_ring.ts";
+import { packable } from "../packed.ts";
 
 /** Bytes of the ring on which an isolate tells which jobs it answered on links: thousands of batches' ids. */
 const doneBytes = 64 * 1024;
+/** Bytes of the ring of runs of jobs answered on links: hundreds of batches of 64. */
+const jobsBytes = 1024 * 1024;
 
 const entry = new URL("../isolate/worker_entry.ts", import.meta.url);
 // Inspecting needs neither ONNX Runtime nor the serving runtime: a lighter entry.
@@ -25,6 +28,8 @@ export class WorkerHost extends HostBase {
   #worker: Worker;
   /** The isolate's ring of jobs answered on links (made with the first link), drained when the doorbell rings. */
   #done: RingReader | undefined;
+  /** Where runs of jobs answered on links go to the isolate (made with the first link). */
+  #jobs: RingWriter | undefined;
   #drainDone = (): void => void this.#done?.drain(this.#doneSink);
   #doneSink = { ids: (replied: number[]) => this.receive({ type: "results", results: [], replied }) };
 
@@ -75,19 +80,31 @@ export class WorkerHost extends HostBase {
     return host;
   }
 
+  /** Jobs answered on links go in the ring when it has room (no message, and no wake while the isolate has one due). */
+  protected override sendJobs(jobs: Job[]): void {
+    if (this.#jobs && jobs.every(packable) && this.#jobs.jobs(jobs)) return;
+    super.sendJobs(jobs);
+  }
+
   protected send(message: HostMessage, transfer: ArrayBuffer[] = []): void {
     this.#worker.postMessage(message, transfer);
   }
 
   link(link: number, port: MessagePort, arena: SharedArrayBuffer): void {
     if (!this.alive) return port.close();
-    let done: { ring: SharedArrayBuffer; bell: SharedArrayBuffer } | undefined;
+    let rings: LinkMessage["rings"] = undefined;
     if (!this.#done) {
-      done = { ring: new SharedArrayBuffer(doneBytes), bell: mainDoorbell().buffer };
-      this.#done = new RingReader(done.ring);
+      rings = {
+        jobs: new SharedArrayBuffer(jobsBytes),
+        done: new SharedArrayBuffer(doneBytes),
+        isolateBell: new SharedArrayBuffer(4),
+        mainBell: mainDoorbell().buffer,
+      };
+      this.#done = new RingReader(rings.done);
+      this.#jobs = new RingWriter(rings.jobs, rings.isolateBell);
       mainDoorbell().add(this.#drainDone);
     }
-    this.#worker.postMessage({ type: "link", link, port, arena, ...(done ? { done } : {}) } satisfies HostMessage, [
+    this.#worker.postMessage({ type: "link", link, port, arena, ...(rings ? { rings } : {}) } satisfies HostMessage, [
       port,
     ]);
   }
