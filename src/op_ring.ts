@@ -339,23 +339,41 @@ export class Doorbell {
   readonly #drains = new Set<() => void>();
   #closed = false;
 
+  #waiting = false;
+
   /** `buffer`: the bell's shared memory (4 bytes), made here unless the writers' side made it. */
   constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(4)) {
     this.#bell = new Int32Array(buffer, 0, 1);
-    this.#wait();
   }
 
-  /** Calls `drain` on every ring of the bell from now on. */
+  /**
+   * Calls `drain` now (a writer may have rung before it was added: that ring went to the drains of then) and on
+   * every ring of the bell from now on. The first drain added starts the wait.
+   */
   add(drain: () => void): void {
     this.#drains.add(drain);
+    drain();
+    if (!this.#waiting) {
+      this.#waiting = true;
+      this.#wait();
+    }
   }
 
   delete(drain: () => void): void {
     this.#drains.delete(drain);
   }
 
+  /** Calls every drain; one that throws is reported as uncaught, and neither stops the others nor the bell. */
   ring(): void {
-    for (const drain of this.#drains) drain();
+    for (const drain of this.#drains) {
+      try {
+        drain();
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
   }
 
   #wait(): void {
