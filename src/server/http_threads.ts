@@ -13,6 +13,7 @@ import { log, type LogLevel } from "../log.ts";
 import type { FunctionEntry, Registry } from "../registry/registry.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
 import type { IsolateHost } from "../pool/host.ts";
+import { FunctionPool } from "../pool/function_pool.ts";
 import { admissionSlots, type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import type { Metrics } from "./metrics.ts";
 import { Unpacker } from "../packed.ts";
@@ -112,7 +113,9 @@ export class HttpThreads {
   #timer: ReturnType<typeof setInterval> | undefined;
   /** Rung by a thread that published requests in its ring while no drain was due. */
   #drainAll = (): void => {
-    for (const t of this.#threads) this.#drain(t);
+    FunctionPool.arrivals(() => {
+      for (const t of this.#threads) this.#drain(t);
+    });
   };
 
   private constructor(readonly options: HttpThreadsOptions) {}
@@ -163,7 +166,7 @@ export class HttpThreads {
       };
       worker.onmessage = (event: MessageEvent<ToMain[]>) => {
         // What the thread wrote in its ring before this message comes first (an abort after its request, say).
-        this.#drain(thread);
+        FunctionPool.arrivals(() => this.#drain(thread));
         for (const op of event.data) {
           if (op.k === "listening") {
             listening = true;
