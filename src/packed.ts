@@ -83,7 +83,7 @@ export class Unpacker {
 const noBody = new ArrayBuffer(0);
 
 /** Whether a job is only where its inputs lie and whom to answer (what {@link packJobs} packs). */
-function packable(job: Job): boolean {
+export function packable(job: Job): boolean {
   return job.shared !== undefined && job.reply !== undefined && job.tensors === undefined &&
     job.contentType === undefined && job.body.byteLength === 0;
 }

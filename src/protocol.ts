@@ -161,6 +161,17 @@ export interface LinkMessage {
   link: number;
   port: MessagePort;
   arena: SharedArrayBuffer;
+  /**
+   * With the host's first link, two rings (`op_ring.ts`) that replace messages for jobs answered on links: `jobs`, on
+   * which the host writes runs of them (ringing `isolateBell`), and `done`, on which the isolate writes the ids of a
+   * batch answered wholly on links (ringing `mainBell`, the main thread's doorbell).
+   */
+  rings?: {
+    jobs: SharedArrayBuffer;
+    done: SharedArrayBuffer;
+    isolateBell: SharedArrayBuffer;
+    mainBell: SharedArrayBuffer;
+  };
 }
 
 /** Host to isolate: the link's HTTP thread ended; drop the link and its arena. */

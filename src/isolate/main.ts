@@ -18,6 +18,7 @@ import {
   transferablesOf,
 } from "../protocol.ts";
 import { unpackJobs } from "../packed.ts";
+import { Doorbell, RingReader, RingWriter } from "../op_ring.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { describeSession, modelRoot } from "../inference/session.ts";
@@ -61,6 +62,32 @@ let gpuLane: OpenedLane | undefined;
 const aborts = new Map<number, AbortController>();
 /** Direct links to HTTP threads (Worker hosts): where a job's inputs lie and where its answer goes. */
 const links = new Map<number, { port: MessagePort; arena: SharedArrayBuffer }>();
+/** Where the ids of a batch answered wholly on links go to the host, with no message (see `LinkMessage.rings`). */
+let done: RingWriter | undefined;
+/** Where the host writes runs of jobs answered on links, read when it rings (see `LinkMessage.rings`). */
+let jobRing: RingReader | undefined;
+/**
+ * Runs from the ring that name a link whose message has not come yet: the host posts a link before the first job
+ * that names it, but the ring can be read before the message arrives. They run once it has.
+ */
+let awaitingLink: Job[][] = [];
+/** Links dropped (link ids are never reused). */
+const unlinked = new Set<number>();
+const jobSink = {
+  jobs(jobs: Job[]): void {
+    // A link dropped already (its thread died) never comes: such a job runs, and fails for want of its inputs.
+    if (jobs.some((job) => !links.has(job.reply!.link) && !unlinked.has(job.reply!.link))) {
+      return void awaitingLink.push(jobs);
+    }
+    takeShared(jobs);
+    void runJobs(jobs);
+  },
+};
+
+/** Runs the jobs the host wrote in the ring so far. */
+function drainJobs(): void {
+  jobRing?.drain(jobSink);
+}
 
 /**
  * Copies the inputs of jobs an HTTP thread left in its arena into their own buffers, at once: the thread reuses its
@@ -291,6 +318,7 @@ async function runJobs(jobs: Job[]): Promise<void> {
     for (const job of jobs) aborts.delete(job.id);
   }
   const answered = links.size > 0 ? replyByLink(jobs, results) : { results };
+  if (answered.results.length === 0 && answered.replied && done?.ids(answered.replied)) return;
   const transfer: ArrayBuffer[] = [];
   for (const r of answered.results) if (r.ok) transfer.push(...transferablesOf(r));
   port.post({ type: "results", ...answered }, transfer);
@@ -318,6 +346,8 @@ async function release(): Promise<number> {
 }
 
 function onHostMessage(message: HostMessage): void {
+  // Runs the host wrote in the ring before this message come first (an abort after its job's run, say).
+  drainJobs();
   switch (message.type) {
     case "init": {
       const boot = message.mode === "inspect" ? inspect(message) : serve(message);
@@ -337,10 +367,21 @@ function onHostMessage(message: HostMessage): void {
     }
     case "link":
       links.set(message.link, { port: message.port, arena: message.arena });
+      if (message.rings) {
+        done = new RingWriter(message.rings.done, message.rings.mainBell);
+        jobRing = new RingReader(message.rings.jobs);
+        new Doorbell(message.rings.isolateBell).add(drainJobs);
+      }
+      if (awaitingLink.length > 0) {
+        const waiting = awaitingLink;
+        awaitingLink = [];
+        for (const jobs of waiting) jobSink.jobs(jobs);
+      }
       break;
     case "unlink":
       links.get(message.link)?.port.close();
       links.delete(message.link);
+      unlinked.add(message.link);
       break;
     case "shutdown":
       release().then(

@@ -90,6 +90,8 @@ interface Request {
 type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true; replied?: true };
 
 let nextJobId = 1;
+/** Pools that queued requests during {@link FunctionPool.arrivals}, pumped once it ends. */
+let held: Set<FunctionPool> | undefined;
 
 /**
  * The body of every tensor job (its inputs are in `tensors` or `shared`): one buffer, which a run message of many
@@ -119,6 +121,22 @@ export class FunctionPool {
   #idleSince = new WeakMap<Slot, number>();
   #finishedBatches = 0;
   #sharedAnswers = { direct: 0, relayed: 0 };
+
+  /**
+   * Runs `enqueue`, which queues many requests at once (the main thread draining an HTTP thread's ring), and pumps
+   * each pool it reached once, after: the requests then leave as one batch, where a pump per request would send the
+   * first alone to an idle isolate and the rest only once that batch is done. Nothing waits past `enqueue`'s return.
+   */
+  static arrivals(enqueue: () => void): void {
+    if (held) return enqueue();
+    const pools = held = new Set();
+    try {
+      enqueue();
+    } finally {
+      held = undefined;
+      for (const pool of pools) pool.#pump();
+    }
+  }
 
   /** Creates a pool; call {@link start} before {@link invoke}. */
   constructor(readonly spec: PoolSpec) {
@@ -330,7 +348,8 @@ export class FunctionPool {
     signal?.addEventListener("abort", request.onAbort, { once: true });
     onCancel?.(request.onAbort);
     this.#queue.push(request);
-    this.#pump();
+    if (held) held.add(this);
+    else this.#pump();
   }
 
   #armDeadline(ms: number): void {

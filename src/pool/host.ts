@@ -293,8 +293,13 @@ export abstract class HostBase implements IsolateHost {
       })
     );
     this.inflight += jobs.length;
-    this.send({ type: "run", ...packJobs(jobs) }, jobs.flatMap(transferablesOf));
+    this.sendJobs(jobs);
     return results;
+  }
+
+  /** Sends a run of jobs to the isolate: a `run` message (a Worker host may write them in a ring instead). */
+  protected sendJobs(jobs: Job[]): void {
+    this.send({ type: "run", ...packJobs(jobs) }, jobs.flatMap(transferablesOf));
   }
 
   abort(id: number): void {

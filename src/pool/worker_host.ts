@@ -6,9 +6,16 @@
  * the whole process, which is why CPU lanes default to the process host.
  * @module
  */
-import type { HostMessage, IsolateMessage } from "../protocol.ts";
+import type { HostMessage, IsolateMessage, Job, LinkMessage } from "../protocol.ts";
 import { HostBase, type HostSpec, type Isolation } from "./host.ts";
 import type { FunctionLimits } from "./limits.ts";
+import { mainDoorbell, RingReader, RingWriter } from "../op_ring.ts";
+import { packable } from "../packed.ts";
+
+/** Bytes of the ring on which an isolate tells which jobs it answered on links: thousands of batches' ids. */
+const doneBytes = 64 * 1024;
+/** Bytes of the ring of runs of jobs answered on links: hundreds of batches of 64. */
+const jobsBytes = 1024 * 1024;
 
 const entry = new URL("../isolate/worker_entry.ts", import.meta.url);
 // Inspecting needs neither ONNX Runtime nor the serving runtime: a lighter entry.
@@ -19,12 +26,20 @@ export class WorkerHost extends HostBase {
   readonly isolation: Isolation = "worker";
   readonly pid = null;
   #worker: Worker;
+  /** The isolate's ring of jobs answered on links (made with the first link), drained when the doorbell rings. */
+  #done: RingReader | undefined;
+  /** Where runs of jobs answered on links go to the isolate (made with the first link). */
+  #jobs: RingWriter | undefined;
+  #drainDone = (): void => void this.#done?.drain(this.#doneSink);
+  #doneSink = { ids: (replied: number[]) => this.receive({ type: "results", results: [], replied }) };
 
   private constructor(name: string, worker: Worker) {
     super(name);
     this.#worker = worker;
     worker.onmessage = (event: MessageEvent<IsolateMessage>) => {
       const message = event.data;
+      // What the ring holds was written before this message.
+      this.#drainDone();
       this.receive(message);
       // A planned shutdown released everything; nothing is left to wait for.
       if (message.type === "released") {
@@ -65,13 +80,33 @@ export class WorkerHost extends HostBase {
     return host;
   }
 
+  /** Jobs answered on links go in the ring when it has room (no message, and no wake while the isolate has one due). */
+  protected override sendJobs(jobs: Job[]): void {
+    if (this.#jobs && jobs.every(packable) && this.#jobs.jobs(jobs)) return;
+    super.sendJobs(jobs);
+  }
+
   protected send(message: HostMessage, transfer: ArrayBuffer[] = []): void {
     this.#worker.postMessage(message, transfer);
   }
 
   link(link: number, port: MessagePort, arena: SharedArrayBuffer): void {
-    if (this.alive) this.#worker.postMessage({ type: "link", link, port, arena } satisfies HostMessage, [port]);
-    else port.close();
+    if (!this.alive) return port.close();
+    let rings: LinkMessage["rings"] = undefined;
+    if (!this.#done) {
+      rings = {
+        jobs: new SharedArrayBuffer(jobsBytes),
+        done: new SharedArrayBuffer(doneBytes),
+        isolateBell: new SharedArrayBuffer(4),
+        mainBell: mainDoorbell().buffer,
+      };
+      this.#done = new RingReader(rings.done);
+      this.#jobs = new RingWriter(rings.jobs, rings.isolateBell);
+      mainDoorbell().add(this.#drainDone);
+    }
+    this.#worker.postMessage({ type: "link", link, port, arena, ...(rings ? { rings } : {}) } satisfies HostMessage, [
+      port,
+    ]);
   }
 
   unlink(link: number): void {
@@ -79,6 +114,7 @@ export class WorkerHost extends HostBase {
   }
 
   protected kill(): void {
+    mainDoorbell().delete(this.#drainDone);
     this.#worker.terminate();
     this.ended("was terminated");
   }

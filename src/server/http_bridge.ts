@@ -48,6 +48,9 @@ export type ToThread =
     board: SharedArrayBuffer;
     /** The thread's tensor arena (`tensor_arena.ts`), where it leaves the input tensors of infer operations. */
     arena: SharedArrayBuffer;
+    /** The thread's operation ring and the doorbell all threads share (`op_ring.ts`): its arena infers go there. */
+    ring: SharedArrayBuffer;
+    bell: SharedArrayBuffer;
   }
   /** A direct link to an isolate (Worker hosts): it answers infer operations with `shared` tensors on `port`. */
   | { k: "link"; link: number; port: MessagePort }

@@ -21,6 +21,7 @@ import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http
 import { invokeFunction } from "./invoke_route.ts";
 import { type ArenaBlock, TensorArena } from "./tensor_arena.ts";
 import { Packer } from "../packed.ts";
+import { RingWriter } from "../op_ring.ts";
 import { serveInfer } from "./kserve_routes.ts";
 
 type Pending = {
@@ -62,6 +63,8 @@ let infers: Packer | undefined;
  */
 function post(op: ToMain, transfer: Transferable[]): void {
   if (op.k !== "infer" || !op.shared) return outbox.send(op, transfer);
+  // The ring costs the main thread no message; a request it has no room for goes as before.
+  if (ring?.infer(op as typeof op & { shared: SharedTensor[] })) return;
   if (!infers) {
     infers = new Packer();
     outbox.send({ k: "infers", nums: infers.nums, strings: infers.strings });
@@ -113,6 +116,8 @@ let admission: Int32Array | undefined;
 let maxWholeBytes = 256 * 1024 * 1024;
 const wholeLimits = new BodyLimits();
 let arena: TensorArena | undefined;
+/** Where infer requests of the arena go to the main thread (`op_ring.ts`). */
+let ring: RingWriter | undefined;
 /** Direct links to isolates: their answers to infer operations whose tensors lie in the arena. */
 const links = new Map<number, MessagePort>();
 
@@ -377,6 +382,7 @@ function receive(op: ToThread): void {
       maxWholeBytes = op.maxWholeBytes;
       admission = new Int32Array(op.board);
       arena = new TensorArena(op.arena);
+      ring = new RingWriter(op.ring, op.bell);
       const handler = app().fetch;
       try {
         server = Deno.serve({

@@ -13,9 +13,11 @@ import { log, type LogLevel } from "../log.ts";
 import type { FunctionEntry, Registry } from "../registry/registry.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
 import type { IsolateHost } from "../pool/host.ts";
+import { FunctionPool } from "../pool/function_pool.ts";
 import { admissionSlots, type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import type { Metrics } from "./metrics.ts";
 import { Unpacker } from "../packed.ts";
+import { mainDoorbell, ringBytes, RingReader } from "../op_ring.ts";
 
 const entry = new URL("./http_thread.ts", import.meta.url);
 
@@ -82,6 +84,9 @@ class Thread {
   readonly drained = new Promise<void>((resolve) => (this.stopped = resolve));
   /** Where the thread leaves input tensors (`tensor_arena.ts`). */
   readonly arena = new SharedArrayBuffer(arenaBytes);
+  /** Where it writes its infer requests of the arena (`op_ring.ts`), read here. */
+  readonly ring = new SharedArrayBuffer(ringBytes);
+  readonly reader = new RingReader(this.ring);
   /** Its direct links to Worker isolates, by host. */
   readonly links = new Map<IsolateHost, number>();
 
@@ -106,6 +111,12 @@ export class HttpThreads {
   #admissionTimer: ReturnType<typeof setInterval> | undefined;
   #admissionPolls = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** Rung by a thread that published requests in its ring while no drain was due. */
+  #drainAll = (): void => {
+    FunctionPool.arrivals(() => {
+      for (const t of this.#threads) this.#drain(t);
+    });
+  };
 
   private constructor(readonly options: HttpThreadsOptions) {}
 
@@ -119,6 +130,7 @@ export class HttpThreads {
    */
   static async start(options: HttpThreadsOptions): Promise<HttpThreads> {
     const threads = new HttpThreads(options);
+    mainDoorbell().add(threads.#drainAll);
     try {
       let port = options.port;
       for (let i = 0; i < options.count; i++) {
@@ -127,6 +139,7 @@ export class HttpThreads {
       threads.port = port;
     } catch (error) {
       for (const t of threads.#threads) t.worker.terminate();
+      mainDoorbell().delete(threads.#drainAll);
       throw error;
     }
     threads.#pushProfiles();
@@ -152,6 +165,8 @@ export class HttpThreads {
         void this.#replace(thread, index, port);
       };
       worker.onmessage = (event: MessageEvent<ToMain[]>) => {
+        // What the thread wrote in its ring before this message comes first (an abort after its request, say).
+        FunctionPool.arrivals(() => this.#drain(thread));
         for (const op of event.data) {
           if (op.k === "listening") {
             listening = true;
@@ -171,6 +186,8 @@ export class HttpThreads {
         maxWholeBytes: this.options.maxWholeBytes,
         board: this.#board,
         arena: thread.arena,
+        ring: thread.ring,
+        bell: mainDoorbell().buffer,
       });
     });
   }
@@ -247,6 +264,11 @@ export class HttpThreads {
     if (text === this.#profiles) return;
     this.#profiles = text;
     for (const t of this.#threads) t.outbox.send({ k: "profiles", profiles });
+  }
+
+  /** Takes the requests a thread wrote in its ring. */
+  #drain(thread: Thread): void {
+    thread.reader.drain({ infer: (op) => this.#invoke(thread, op) });
   }
 
   #receive(thread: Thread, op: ToMain): void {
@@ -486,6 +508,7 @@ export class HttpThreads {
       new Promise<"grace period over">((resolve) => (timer = setTimeout(resolve, graceMs, "grace period over"))),
     ]);
     clearTimeout(timer);
+    mainDoorbell().delete(this.#drainAll);
     for (const t of this.#threads) t.worker.terminate();
     return outcome;
   }
