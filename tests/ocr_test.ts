@@ -154,6 +154,27 @@ Deno.test("ocr: images as people have them", async (t) => {
     assert.ok(lines[1].box[0][1] > lines[0].box[3][1]);
   });
 
+  await t.step("reads a JPEG whose EXIF segment is broken, as stored (no orientation)", async () => {
+    // An APP1 "Exif" segment whose first IFD lies past the segment's end, as some editors leave one: the image data
+    // is intact, and decoders show it as stored. Sent as the body (`curl --data-binary`), the header reader once
+    // refused the whole file (400, "Offset is outside the bounds of the DataView"); as base64 in JSON it read it.
+    const jpeg = await encodeJpeg(await renderText(["INVOICE 4711"], { width: 400 }));
+    const tiff = [0x4d, 0x4d, 0x00, 0x2a, 0xff, 0xff, 0xff, 0xf0];
+    const payload = [...new TextEncoder().encode("Exif\0\0"), ...tiff];
+    const app1 = [0xff, 0xe1, (payload.length + 2) >> 8, (payload.length + 2) & 0xff, ...payload];
+    const broken = Buffer.concat([jpeg.subarray(0, 2), Buffer.from(app1), jpeg.subarray(2)]);
+    const response = await fetch(`${server.url}/v1/functions/ocr`, {
+      method: "POST",
+      headers: { "content-type": "image/jpeg" },
+      body: new Uint8Array(broken),
+    });
+    const body = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(body));
+    assert.deepEqual(body.lines.map((l: Line) => l.text), ["INVOICE 4711"]);
+    const lines = await read(server, new Uint8Array(broken));
+    assert.deepEqual(lines.map((l) => l.text), ["INVOICE 4711"]);
+  });
+
   await t.step("answers images of extreme shapes within the pixel limit without ending its isolate", async () => {
     // 200000 x 10 and 1000000 x 1 are 2 M and 1 M pixels, a few KB as PNG: the detector's input once grew to
     // 200000 x 32 and 1000000 x 32 (the short side rounded up to 32 px, the long side kept), past the isolate's memory.
