@@ -65,6 +65,16 @@ function hugePng(side: number, rows: number): Uint8Array {
   ]);
 }
 
+/** Where a JPEG's frame header (SOF segment) starts. */
+function sofOffset(jpeg: Buffer): number {
+  for (let i = 2; i < jpeg.length - 9;) {
+    const marker = jpeg[i + 1];
+    if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) return i;
+    i += 2 + jpeg.readUInt16BE(i + 2);
+  }
+  throw new Error("No SOF segment");
+}
+
 /** A real JPEG whose SOF segment is rewritten to declare `side` x `side` pixels. */
 function withJpegSize(jpeg: Uint8Array, side: number): Uint8Array {
   const out = Buffer.from(jpeg);
@@ -173,6 +183,24 @@ Deno.test("ocr: images as people have them", async (t) => {
     assert.deepEqual(body.lines.map((l: Line) => l.text), ["INVOICE 4711"]);
     const lines = await read(server, new Uint8Array(broken));
     assert.deepEqual(lines.map((l) => l.text), ["INVOICE 4711"]);
+  });
+
+  await t.step("says which JPEG codings it cannot read (arithmetic, lossless), and what to send instead", async () => {
+    const jpeg = Buffer.from(await encodeJpeg(await renderText(["x"], { width: 64 })));
+    for (const [marker, coding] of [[0xc9, "arithmetic-coded"], [0xc3, "lossless"]] as const) {
+      const relabelled = Buffer.from(jpeg);
+      relabelled[sofOffset(relabelled) + 1] = marker;
+      const e = await errorOf(
+        await fetch(`${server.url}/v1/functions/ocr`, {
+          method: "POST",
+          headers: { "content-type": "image/jpeg" },
+          body: new Uint8Array(relabelled),
+        }),
+      );
+      assert.equal(e.status, 400);
+      assert.equal(e.code, "invalid_input");
+      assert.match(e.message, new RegExp(`${coding} JPEG .*not supported.*baseline or progressive JPEG, or as PNG`));
+    }
   });
 
   await t.step("answers images of extreme shapes within the pixel limit without ending its isolate", async () => {
