@@ -10,7 +10,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
 import { adminToken, bundleOf, deploy } from "./support/bundles.ts";
 
@@ -183,5 +183,22 @@ Deno.test("process channel: under a TMPDIR that does not exist, the socket lies 
   } finally {
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(join(tmp, ".."), { recursive: true });
+  }
+});
+
+Deno.test("process channel: under a relative TMPDIR, the socket's path is made absolute (the child's permission needs one)", async () => {
+  const dir = await functionsWith({ "chatty/mod.ts": chatty });
+  const tmp = await Deno.makeTempDir({ prefix: "isolane-rel-" });
+  try {
+    // The runtime runs in this process's folder: the same folder, said relative to it.
+    await using server = await startServer({ functionsDir: dir, env: { TMPDIR: relative(Deno.cwd(), tmp) } });
+    const response = await server.invoke("chatty", { say: "relative" });
+    const body = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(body));
+    assert.deepEqual(body, { said: "relative" });
+    assert.match(isolaneEntries(tmp)[0] ?? "", /^isolane-run-/, "the run folder lies in that TMPDIR");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(tmp, { recursive: true });
   }
 });

@@ -10,7 +10,7 @@
  * (the same one: its start time too) still runs.
  * @module
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { log } from "../log.ts";
 
@@ -37,7 +37,7 @@ let sockets = 0;
  * A new socket path in this runtime's run folder, made (0700) on first use,
  * and made again if it is gone (a tmp cleaner such as systemd-tmpfiles ages
  * out a folder left unchanged for days); a `TMPDIR` too long for a socket's
- * path, or one that cannot be written, gives way to `/tmp`. The caller unlinks
+ * path, or one that cannot be written, gives way to `/tmp`; a relative one is made absolute. The caller unlinks
  * the socket once its child has connected or ended.
  * @throws Error when neither the temporary folder nor `/tmp` takes a folder.
  */
@@ -61,7 +61,8 @@ function isFolder(path: string): boolean {
 function makeRunFolder(): string {
   const name = `${prefix}${Deno.pid}-${startTime(Deno.pid) ?? "0"}-`;
   try {
-    const dir = Deno.makeTempDirSync({ prefix: name });
+    // Absolute under a relative TMPDIR too: the child's `--allow-net=unix:<path>` takes only an absolute path.
+    const dir = resolve(Deno.makeTempDirSync({ prefix: name }));
     if (new TextEncoder().encode(`${dir}/`).byteLength + socketNameBytes <= socketPathBytes) return dir;
     Deno.removeSync(dir);
   } catch { /* TMPDIR missing or not writable: /tmp */ }
