@@ -246,6 +246,16 @@ Deno.test("ocr: images as people have them", async (t) => {
     assert.match(e.message, /^The image is empty \(0 bytes\): send a PNG or JPEG file as the body/);
   });
 
+  await t.step("says how to send a data URL (what a browser's FileReader gives): its base64 part alone", async () => {
+    const png = await renderTextPng(["x"], { width: 64 });
+    const e = await errorOf(await server.invoke("ocr", { image: `data:image/png;base64,${base64(png)}` }));
+    assert.equal(e.status, 400);
+    assert.equal(e.code, "invalid_input");
+    const [issue] = e.details as { path: string[]; message: string }[];
+    assert.deepEqual(issue.path, ["image"]);
+    assert.match(issue.message, /base64.*without the 'data:image\/png;base64,' prefix/);
+  });
+
   await t.step("refuses a PNG and a JPEG that declare 20000x20000 pixels, from the header", async () => {
     const png = hugePng(20_000, 10_000);
     assert.ok(png.length > 100_000 && png.length < 1_000_000, `${png.length} bytes`);
