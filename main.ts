@@ -16,6 +16,10 @@ if (import.meta.main) {
     console.error(`isolane: ${error.message}`);
     Deno.exit(1);
   }
+  // ONNX Runtime's Linux library sends Microsoft 1DS telemetry unless told not to, and each process that loads it
+  // leaves a mat-debug-<pid>.log in TMPDIR: off for the runtime and its process hosts (they inherit the environment),
+  // unless the operator set the variable.
+  if (Deno.env.get("ORT_DISABLE_TELEMETRY") === undefined) Deno.env.set("ORT_DISABLE_TELEMETRY", "1");
   // Log lines are written once per turn of the event loop, never on a request's path; every exit flushes them.
   bufferLogs();
   globalThis.addEventListener("unload", flushLogs);

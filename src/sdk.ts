@@ -404,7 +404,16 @@ export const functionOptionsSchema = z.object({
     maxBatchSize: z.number().int().min(1).max(65_536),
     maxQueueDelayMs: z.number().min(0).max(10_000).default(0),
     preferredBatchSizes: z.array(z.number().int().min(1)).optional(),
-  }).strict().optional(),
+  }).strict().refine((b) => !b.preferredBatchSizes?.some((size) => size > b.maxBatchSize), {
+    // As Triton's model configuration: a batch never grows past maxBatchSize, so a larger size is never reached.
+    error: (issue) => {
+      const b = issue.input as { maxBatchSize: number; preferredBatchSizes: number[] };
+      const over = b.preferredBatchSizes.filter((size) => size > b.maxBatchSize);
+      return `${over.join(", ")} > maxBatchSize ${b.maxBatchSize}: no batch has more rows than maxBatchSize; ` +
+        `leave out the larger sizes or raise maxBatchSize`;
+    },
+    path: ["preferredBatchSizes"],
+  }).optional(),
   auth: z.enum(["none", "key", "jwt"]).default("none"),
   cors: z.object({
     origins: z.union([z.literal("*"), z.array(z.string().regex(/^https?:\/\/[^/\s]+$/)).min(1)]),

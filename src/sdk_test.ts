@@ -57,6 +57,12 @@ Deno.test("tensor functions: a signature instead of input/output; unique names; 
     () => defineFunction({ ...tensor, dynamicBatching: { maxBatchSize: 0, maxQueueDelayMs: 1 } }),
     /maxBatchSize/,
   );
+  // A batch never grows past maxBatchSize, so a larger preferred size is never reached (Triton refuses such a config;
+  // on CUDA lanes a request of more rows than maxBatchSize was padded up to it).
+  assert.throws(
+    () => defineFunction({ ...tensor, dynamicBatching: { maxBatchSize: 8, preferredBatchSizes: [4, 16] } }),
+    /preferredBatchSizes.*16 > maxBatchSize 8: .*leave out the larger sizes/,
+  );
   assert.throws(
     () => defineFunction({ ...tensor, input: z.object({}) } as unknown as typeof tensor),
     /leave out 'input' and 'output'/,

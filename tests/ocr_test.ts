@@ -65,6 +65,16 @@ function hugePng(side: number, rows: number): Uint8Array {
   ]);
 }
 
+/** Where a JPEG's frame header (SOF segment) starts. */
+function sofOffset(jpeg: Buffer): number {
+  for (let i = 2; i < jpeg.length - 9;) {
+    const marker = jpeg[i + 1];
+    if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) return i;
+    i += 2 + jpeg.readUInt16BE(i + 2);
+  }
+  throw new Error("No SOF segment");
+}
+
 /** A real JPEG whose SOF segment is rewritten to declare `side` x `side` pixels. */
 function withJpegSize(jpeg: Uint8Array, side: number): Uint8Array {
   const out = Buffer.from(jpeg);
@@ -154,6 +164,45 @@ Deno.test("ocr: images as people have them", async (t) => {
     assert.ok(lines[1].box[0][1] > lines[0].box[3][1]);
   });
 
+  await t.step("reads a JPEG whose EXIF segment is broken, as stored (no orientation)", async () => {
+    // An APP1 "Exif" segment whose first IFD lies past the segment's end, as some editors leave one: the image data
+    // is intact, and decoders show it as stored. Sent as the body (`curl --data-binary`), the header reader once
+    // refused the whole file (400, "Offset is outside the bounds of the DataView"); as base64 in JSON it read it.
+    const jpeg = await encodeJpeg(await renderText(["INVOICE 4711"], { width: 400 }));
+    const tiff = [0x4d, 0x4d, 0x00, 0x2a, 0xff, 0xff, 0xff, 0xf0];
+    const payload = [...new TextEncoder().encode("Exif\0\0"), ...tiff];
+    const app1 = [0xff, 0xe1, (payload.length + 2) >> 8, (payload.length + 2) & 0xff, ...payload];
+    const broken = Buffer.concat([jpeg.subarray(0, 2), Buffer.from(app1), jpeg.subarray(2)]);
+    const response = await fetch(`${server.url}/v1/functions/ocr`, {
+      method: "POST",
+      headers: { "content-type": "image/jpeg" },
+      body: new Uint8Array(broken),
+    });
+    const body = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(body));
+    assert.deepEqual(body.lines.map((l: Line) => l.text), ["INVOICE 4711"]);
+    const lines = await read(server, new Uint8Array(broken));
+    assert.deepEqual(lines.map((l) => l.text), ["INVOICE 4711"]);
+  });
+
+  await t.step("says which JPEG codings it cannot read (arithmetic, lossless), and what to send instead", async () => {
+    const jpeg = Buffer.from(await encodeJpeg(await renderText(["x"], { width: 64 })));
+    for (const [marker, coding] of [[0xc9, "arithmetic-coded"], [0xc3, "lossless"]] as const) {
+      const relabelled = Buffer.from(jpeg);
+      relabelled[sofOffset(relabelled) + 1] = marker;
+      const e = await errorOf(
+        await fetch(`${server.url}/v1/functions/ocr`, {
+          method: "POST",
+          headers: { "content-type": "image/jpeg" },
+          body: new Uint8Array(relabelled),
+        }),
+      );
+      assert.equal(e.status, 400);
+      assert.equal(e.code, "invalid_input");
+      assert.match(e.message, new RegExp(`${coding} JPEG .*not supported.*baseline or progressive JPEG, or as PNG`));
+    }
+  });
+
   await t.step("answers images of extreme shapes within the pixel limit without ending its isolate", async () => {
     // 200000 x 10 and 1000000 x 1 are 2 M and 1 M pixels, a few KB as PNG: the detector's input once grew to
     // 200000 x 32 and 1000000 x 32 (the short side rounded up to 32 px, the long side kept), past the isolate's memory.
@@ -195,6 +244,16 @@ Deno.test("ocr: images as people have them", async (t) => {
     assert.equal(e.status, 400);
     assert.equal(e.code, "invalid_input");
     assert.match(e.message, /^The image is empty \(0 bytes\): send a PNG or JPEG file as the body/);
+  });
+
+  await t.step("says how to send a data URL (what a browser's FileReader gives): its base64 part alone", async () => {
+    const png = await renderTextPng(["x"], { width: 64 });
+    const e = await errorOf(await server.invoke("ocr", { image: `data:image/png;base64,${base64(png)}` }));
+    assert.equal(e.status, 400);
+    assert.equal(e.code, "invalid_input");
+    const [issue] = e.details as { path: string[]; message: string }[];
+    assert.deepEqual(issue.path, ["image"]);
+    assert.match(issue.message, /base64.*without the 'data:image\/png;base64,' prefix/);
   });
 
   await t.step("refuses a PNG and a JPEG that declare 20000x20000 pixels, from the header", async () => {

@@ -10,7 +10,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
 import { adminToken, bundleOf, deploy } from "./support/bundles.ts";
 
@@ -141,6 +141,62 @@ Deno.test("process channel: the folder of a runtime killed with SIGKILL while a 
     assert.deepEqual(isolaneEntries(tmp), []);
     const swept = await next.waitForLog((l) => l.msg === "removed the run folders of runtimes that ended");
     assert.deepEqual(swept.folders, [join(tmp, left[0])]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("process channel: a run folder removed under a running runtime (a tmp cleaner) is made again for the next child", async () => {
+  const dir = await functionsWith({ "chatty/mod.ts": chatty });
+  const tmp = await Deno.makeTempDir({ prefix: "isolane-tmp-" });
+  try {
+    await using server = await startServer({ functionsDir: dir, env: { TMPDIR: tmp } });
+    assert.equal((await server.invoke("chatty", { say: "before" })).status, 200);
+    const [folder] = isolaneEntries(tmp);
+    assert.match(folder, /^isolane-run-/);
+    // What systemd-tmpfiles does to a folder left unchanged for 10 days, or a runtime in another PID namespace that
+    // shares the folder and sees no process of that pid.
+    await Deno.remove(join(tmp, folder), { recursive: true });
+    const crashed = await server.invoke("chatty", { say: "bye", exit: true });
+    assert.equal((await errorOf(crashed)).code, "isolate_crashed");
+    // The respawned child needs a socket of its own.
+    const after = await server.invoke("chatty", { say: "after" });
+    const body = await after.json();
+    assert.equal(after.status, 200, JSON.stringify(body));
+    assert.deepEqual(body, { said: "after" });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("process channel: under a TMPDIR that does not exist, the socket lies in /tmp", async () => {
+  const dir = await functionsWith({ "chatty/mod.ts": chatty });
+  const tmp = join(await Deno.makeTempDir({ prefix: "isolane-gone-" }), "missing");
+  try {
+    await using server = await startServer({ functionsDir: dir, env: { TMPDIR: tmp } });
+    const response = await server.invoke("chatty", { say: "through /tmp" });
+    const body = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(body));
+    assert.deepEqual(body, { said: "through /tmp" });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(join(tmp, ".."), { recursive: true });
+  }
+});
+
+Deno.test("process channel: under a relative TMPDIR, the socket's path is made absolute (the child's permission needs one)", async () => {
+  const dir = await functionsWith({ "chatty/mod.ts": chatty });
+  const tmp = await Deno.makeTempDir({ prefix: "isolane-rel-" });
+  try {
+    // The runtime runs in this process's folder: the same folder, said relative to it.
+    await using server = await startServer({ functionsDir: dir, env: { TMPDIR: relative(Deno.cwd(), tmp) } });
+    const response = await server.invoke("chatty", { say: "relative" });
+    const body = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(body));
+    assert.deepEqual(body, { said: "relative" });
+    assert.match(isolaneEntries(tmp)[0] ?? "", /^isolane-run-/, "the run folder lies in that TMPDIR");
   } finally {
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(tmp, { recursive: true });

@@ -128,3 +128,80 @@ Deno.test("process exit: a child whose runtime goes away mid-run stops the run, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** The loop function that also logs every 20 ms while its run goes on (the run is nonblocking: the loop is free). */
+const tickingFunction = loopFunction.replace(
+  `console.log("run started");`,
+  `console.log("run started");
+    setInterval(() => console.log("tick"), 20);`,
+);
+
+Deno.test("process exit: a runtime that dies with the child's messages unread (ECONNRESET) still gets a release, then exit 0", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-exit-" });
+  await Deno.mkdir(join(dir, "loop"));
+  await Deno.writeTextFile(join(dir, "loop", "mod.ts"), tickingFunction);
+  await Deno.writeFile(join(dir, "loop", "loop.onnx"), loopMatMulModel(256));
+  const path = join(dir, "s");
+  const listener = Deno.listen({ transport: "unix", path });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--no-prompt", `--config=${config}`, "--allow-all", entry, path],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    const conn = await listener.accept();
+    listener.close();
+    const send = async (message: HostMessage) => {
+      let frame = encodeFrame(message);
+      while (frame.byteLength > 0) frame = frame.subarray(await conn.write(frame));
+    };
+    const reader = new FrameReader();
+    const buffer = new Uint8Array(64 * 1024);
+    const next = async (match: (m: IsolateMessage) => boolean): Promise<IsolateMessage> => {
+      for (;;) {
+        for (
+          let m = reader.next() as IsolateMessage | undefined;
+          m !== undefined;
+          m = reader.next() as IsolateMessage
+        ) {
+          if (match(m)) return m;
+        }
+        const n = await conn.read(buffer);
+        assert.ok(n !== null, "the child closed its side");
+        reader.push(buffer.slice(0, n));
+      }
+    };
+    await send({
+      type: "init",
+      mode: "serve",
+      name: "loop",
+      moduleUrl: new URL(`file://${join(dir, "loop", "mod.ts")}`).href,
+      modelPaths: { loop: join(dir, "loop", "loop.onnx") },
+      assetPaths: {},
+      kernelsPtxPath: null,
+      lane: { kind: "cpu" },
+      ortThreads: 1,
+    });
+    const boot = await next((m) => m.type === "ready" || m.type === "failed");
+    assert.equal(boot.type, "ready", JSON.stringify(boot));
+    await send({
+      type: "run",
+      jobs: [{ id: 1, body: new TextEncoder().encode(JSON.stringify({ n: longRun })).buffer }],
+    });
+    await next((m) => m.type === "log" && m.text.includes("run started"));
+    // One byte of the next message: the rest of it stays unread, so closing resets the child's side (as the kernel
+    // does when a runtime is killed with data in its socket's queue).
+    assert.equal(await conn.read(new Uint8Array(1)), 1);
+    conn.close();
+    const status = await child.status;
+    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+    assert.equal(status.signal, null, `the child died of ${status.signal}: ${stderr}`);
+    assert.equal(status.code, 0, stderr);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await Deno.remove(dir, { recursive: true });
+  }
+});

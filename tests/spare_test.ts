@@ -221,3 +221,44 @@ Deno.test("spares: ISOLANE_SPARE_ISOLATES=off starts none, and a timeout is stil
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Whether a process of that pid still runs (and is no zombie). */
+function running(pid: number): boolean {
+  try {
+    return !/\) Z /.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("spares: a process host's respawn spare ends with its function (deleted over HTTP)", async () => {
+  const dir = await functionsWith({});
+  try {
+    await using server = await startServer({
+      functionsDir: dir,
+      env: { ISOLANE_ISOLATION: "process", ISOLANE_SPARE_ISOLATES: "all", ISOLANE_ADMIN_TOKEN: adminToken },
+    });
+    const deployed = await deploy(server, "hang", hangBundle);
+    assert.ok(deployed.ok, await deployed.text());
+    assert.equal((await errorOf(await server.invoke("hang", { hang: true }))).status, 504);
+    const spare = await spareStarted(server, "hang", "respawn");
+    const serving = await isolateOf(server, "hang");
+    assert.ok(running(Number(spare.pid)) && running(serving.pid), JSON.stringify({ spare, serving }));
+    const deleted = await fetch(`${server.url}/v1/functions/hang`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    assert.equal(deleted.status, 200, await deleted.text());
+    await server.waitForLog((l) => l.msg === "function removed" && l.function === "hang");
+    // Ending a host takes its grace (2 s at most); the processes are looked for until then and a while after.
+    const deadline = Date.now() + 10_000;
+    let left = [Number(spare.pid), serving.pid].filter(running);
+    while (left.length > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      left = left.filter(running);
+    }
+    assert.deepEqual(left, [], `still running: spare ${spare.pid}, serving ${serving.pid}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -73,12 +73,51 @@ export function readImageHeader(bytes: Uint8Array): ImageHeader {
   try {
     size = imageSize(bytes);
   } catch (error) {
-    throw new UnusableImage(`Cannot read the image header: ${(error as Error).message}`);
+    // image-size also parses the EXIF segment, and throws on a broken one; the frame header still gives the size, and
+    // the image is shown as stored, as decoders do.
+    const frame = isJpeg ? jpegFrame(bytes) : undefined;
+    if (!frame) throw new UnusableImage(`Cannot read the image header: ${(error as Error).message}`);
+    size = frame;
   }
   const { width, height } = size;
   if (!width || !height) throw new UnusableImage("Image header declares no size");
   const orientation = size.orientation && size.orientation >= 1 && size.orientation <= 8 ? size.orientation : 1;
   return { type: isPng ? "png" : "jpeg", width, height, orientation };
+}
+
+/**
+ * A JPEG's frame header (its SOF segment: the coding, by its marker, and the size), found by walking the segments
+ * from the start; `undefined` when there is none before the data runs out.
+ */
+function jpegFrame(bytes: Uint8Array): { marker: number; width: number; height: number } | undefined {
+  let at = 2;
+  while (at + 9 <= bytes.length && bytes[at] === 0xff) {
+    const marker = bytes[at + 1];
+    if (marker === 0xff) { // fill byte
+      at++;
+      continue;
+    }
+    const length = (bytes[at + 2] << 8) | bytes[at + 3];
+    // SOF0 to SOF15, less DHT (C4), JPG (C8) and DAC (CC), which share the range.
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return { marker, height: (bytes[at + 5] << 8) | bytes[at + 6], width: (bytes[at + 7] << 8) | bytes[at + 8] };
+    }
+    if (marker === 0xda || length < 2) return undefined; // scan data before any frame header
+    at += 2 + length;
+  }
+  return undefined;
+}
+
+/**
+ * The coding of a frame marker that neither mozjpeg's build nor jpeg-js decodes: arithmetic (SOF9 to SOF11,
+ * SOF13 to SOF15), lossless (SOF3, SOF7) or hierarchical (SOF5 to SOF7); `undefined` for baseline and progressive.
+ */
+function unsupportedCoding(marker: number | undefined): string | undefined {
+  if (marker === undefined) return undefined;
+  if (marker >= 0xc9) return "arithmetic-coded";
+  if (marker === 0xc3 || marker === 0xc7) return "lossless";
+  if (marker === 0xc5 || marker === 0xc6) return "hierarchical";
+  return undefined;
 }
 
 /**
@@ -108,6 +147,13 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
       image = wasmJpeg(bytes, pixels, limits.jpeg) ?? jsJpeg(bytes);
     }
   } catch (error) {
+    const coding = header.type === "jpeg" ? unsupportedCoding(jpegFrame(bytes)?.marker) : undefined;
+    if (coding) {
+      throw new UnusableImage(
+        `Cannot decode the JPEG image: ${coding} JPEG is not supported; save it as a baseline or progressive JPEG, ` +
+          `or as PNG`,
+      );
+    }
     throw new UnusableImage(`Cannot decode the ${header.type.toUpperCase()} image: ${(error as Error).message}`);
   }
   if (image.width * image.height > limits.maxPixels) {

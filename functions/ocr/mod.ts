@@ -18,10 +18,18 @@ import { type JpegDecoder, loadJpegDecoder } from "./jpeg_wasm.ts";
 const point = z.tuple([z.number(), z.number()]);
 const maxPixels = 40_000_000;
 
+/** What a client whose `image` is not base64 is told; a data URL (a browser's `FileReader`) is common. */
+function base64Issue(issue: { input?: unknown }): string {
+  const dataUrl = typeof issue.input === "string" ? /^data:[^,]*,/.exec(issue.input) : null;
+  return dataUrl
+    ? `Invalid base64: send the image's base64 without the '${dataUrl[0]}' prefix (the data URL's part after the comma)`
+    : "Invalid base64: send a PNG or JPEG file's bytes base64-encoded";
+}
+
 export default defineFunction({
   description: "Reads printed text in an image (PP-OCRv4 detection and recognition)",
   input: z.object({
-    image: z.base64().min(1).describe("A PNG or JPEG image, base64-encoded"),
+    image: z.base64({ error: base64Issue }).min(1).describe("A PNG or JPEG image, base64-encoded"),
   }),
   output: z.object({
     lines: z.array(z.object({ text: z.string(), score: z.number(), box: z.tuple([point, point, point, point]) })),

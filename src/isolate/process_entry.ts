@@ -78,8 +78,17 @@ const onMessage = startIsolate({ post, exit: () => exit(0) });
 // woke this one, two wake-ups a message. No stream, no promise per chunk beyond the read itself.
 const reader = new FrameReader();
 const buffer = new Uint8Array(256 * 1024);
+/** A read; `null` at the end, and on a reset too (a runtime killed with this child's messages unread in its socket). */
+async function read(): Promise<number | null> {
+  try {
+    return await conn!.read(buffer);
+  } catch {
+    // Thrown out of this module, the error would end the process at once, under a run in flight: leave instead.
+    return null;
+  }
+}
 try {
-  for (let n = await conn!.read(buffer); n !== null; n = await conn!.read(buffer)) {
+  for (let n = await read(); n !== null; n = await read()) {
     reader.push(buffer.slice(0, n));
     for (let message = reader.next(); message !== undefined; message = reader.next()) {
       onMessage(message as HostMessage);

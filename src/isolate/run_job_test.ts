@@ -207,3 +207,51 @@ Deno.test("runModel with batch sizes (CUDA graphs): runs padded with zero rows t
   assert.deepEqual(runs[2].dims, [[2, 2]], "a batch of a size on the list runs as it is");
   assert.deepEqual(rowsOf(full), [[2, 2], [2, 2]]);
 });
+
+Deno.test("runModel with batch sizes: zero rows, odd counts, more rows than the largest size, two outputs (FP32 and INT64)", async () => {
+  const two = defineFunction({
+    description: "y = 2x, i = the row's index",
+    models: { m: "m.onnx" },
+    signature: {
+      inputs: [{ name: "x", datatype: "FP32", shape: [-1, 2] }],
+      outputs: [{ name: "y", datatype: "FP32", shape: [-1, 2] }, { name: "i", datatype: "INT64", shape: [-1] }],
+    },
+    dynamicBatching: { maxBatchSize: 4 },
+    handler: runModel("m"),
+  }) as TensorFunctionDefinition;
+  const { model, runs } = fakeModel({
+    sizes: graphBatchSizes({ maxBatchSize: 4 }),
+    outputs: (x, dims) => {
+      const i = new BigInt64Array(dims[0]).map((_, r) => BigInt(r));
+      const y = x.map((v) => 2 * v);
+      return {
+        y: { type: "float32", dims: [...dims], bytes: new Uint8Array(y.buffer) },
+        i: { type: "int64", dims: [dims[0]], bytes: new Uint8Array(i.buffer) },
+      };
+    },
+  });
+  const outputsOf = (result: JobResult) => {
+    assert.ok(result.ok && result.tensors, JSON.stringify(result));
+    const [y, i] = result.tensors;
+    return { y: Array.from(new Float32Array(y.data)), yShape: y.shape, i: Array.from(new BigInt64Array(i.data)) };
+  };
+  const run = (id: number, rows: number[][]) =>
+    runJob(two, { id, body: new ArrayBuffer(0), tensors: [wire(rows)] }, {
+      ...context(model),
+      signal: new AbortController().signal,
+    });
+  // Zero rows run as one zero row, and answer none.
+  assert.deepEqual(outputsOf(await run(1, [])), { y: [], yShape: [0, 2], i: [] });
+  assert.deepEqual(runs.at(-1)!.dims, [[1, 2]]);
+  // Three rows run as four; the padded row's outputs are cut off, the INT64 output's too.
+  assert.deepEqual(outputsOf(await run(2, [[1, 1], [2, 2], [3, 3]])), {
+    y: [2, 2, 4, 4, 6, 6],
+    yShape: [3, 2],
+    i: [0n, 1n, 2n],
+  });
+  assert.deepEqual(runs.at(-1)!.dims, [[4, 2]]);
+  // Five rows, past maxBatchSize and every size: run as they are.
+  const five = [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]];
+  assert.deepEqual(outputsOf(await run(3, five)).i, [0n, 1n, 2n, 3n, 4n]);
+  assert.deepEqual(runs.at(-1)!.dims, [[5, 2]]);
+});

@@ -10,7 +10,7 @@
  * (the same one: its start time too) still runs.
  * @module
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { log } from "../log.ts";
 
@@ -34,22 +34,46 @@ let folder: string | undefined;
 let sockets = 0;
 
 /**
- * A new socket path in this runtime's run folder, made (0700) on first use;
- * a `TMPDIR` too long for a socket's path gives way to `/tmp`. The caller
- * unlinks the socket once its child has connected or ended.
+ * A new socket path in this runtime's run folder, made (0700) on first use,
+ * and made again if it is gone (a tmp cleaner such as systemd-tmpfiles ages
+ * out a folder left unchanged for days); a `TMPDIR` too long for a socket's
+ * path, or one that cannot be written, gives way to `/tmp`; a relative one is made absolute. The caller unlinks
+ * the socket once its child has connected or ended.
+ * @throws Error when neither the temporary folder nor `/tmp` takes a folder.
  */
 export function socketPath(): string {
+  if (folder && !isFolder(folder)) folder = undefined;
   if (!folder) {
-    const name = `${prefix}${Deno.pid}-${startTime(Deno.pid) ?? "0"}-`;
-    let dir = Deno.makeTempDirSync({ prefix: name });
-    if (new TextEncoder().encode(`${dir}/`).byteLength + socketNameBytes > socketPathBytes) {
-      Deno.removeSync(dir);
-      dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: name });
-    }
-    folder = dir;
+    folder = makeRunFolder();
     globalThis.addEventListener("unload", removeRunFolder);
   }
   return join(folder, `h${++sockets}`);
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+function makeRunFolder(): string {
+  const name = `${prefix}${Deno.pid}-${startTime(Deno.pid) ?? "0"}-`;
+  try {
+    // Absolute under a relative TMPDIR too: the child's `--allow-net=unix:<path>` takes only an absolute path.
+    const dir = resolve(Deno.makeTempDirSync({ prefix: name }));
+    if (new TextEncoder().encode(`${dir}/`).byteLength + socketNameBytes <= socketPathBytes) return dir;
+    Deno.removeSync(dir);
+  } catch { /* TMPDIR missing or not writable: /tmp */ }
+  try {
+    return Deno.makeTempDirSync({ dir: "/tmp", prefix: name });
+  } catch (error) {
+    throw new Error(
+      `Cannot make the process hosts' run folder in ${tmpdir()} (TMPDIR) nor in /tmp: ${(error as Error).message}; ` +
+        `set TMPDIR to a folder this user may write`,
+    );
+  }
 }
 
 /** Removes this runtime's run folder now (it is made again if a host starts later). */
