@@ -917,10 +917,12 @@ export class NativeSession {
       const pending = this.#runBinding(this.#optionsFor(graph.outputs ? graph.id : -1));
       if (pending) await pending;
     } catch (error) {
+      if (!graph.outputs || graph.id === -1) throw error;
       // A graph ORT could not capture (a kernel that allocates or synchronises while capturing): none for these
-      // shapes from now on.
-      if (graph.outputs) graph.id = -1;
-      throw error;
+      // shapes from now on, and this run again as a regular one, so that its request does not pay for it.
+      graph.id = -1;
+      const again = this.#runBinding(this.#optionsFor(-1));
+      if (again) await again;
     }
     if (graph.outputs) return finish(this.#stageOut(graph.outputs, views));
     const values = binding.outputs();

@@ -255,3 +255,43 @@ Deno.test("runModel with batch sizes: zero rows, odd counts, more rows than the 
   assert.deepEqual(outputsOf(await run(3, five)).i, [0n, 1n, 2n, 3n, 4n]);
   assert.deepEqual(runs.at(-1)!.dims, [[5, 2]]);
 });
+
+Deno.test("runModel with batch sizes: inputs whose first dimensions differ are not padded (each keeps its rows)", async () => {
+  const twoInputs = defineFunction({
+    description: "y = 2x (w is a second input with rows of its own)",
+    models: { m: "m.onnx" },
+    signature: {
+      inputs: [{ name: "x", datatype: "FP32", shape: [-1, 2] }, { name: "w", datatype: "FP32", shape: [-1, 2] }],
+      outputs: [{ name: "y", datatype: "FP32", shape: [-1, 2] }],
+    },
+    handler: runModel("m"),
+  }) as TensorFunctionDefinition;
+  const seen: Record<string, number[]>[] = [];
+  const model: StagedModel = {
+    // deno-lint-ignore require-await
+    async run<T>(request: StagedRun<T>): Promise<T> {
+      const buffers: Record<string, Uint8Array> = {};
+      for (const input of request.inputs) {
+        buffers[input.name] = new Uint8Array(input.dims.reduce((a, b) => a * b, 1) * 4);
+        request.fill(input.name, buffers[input.name]);
+      }
+      seen.push(Object.fromEntries(request.inputs.map((i) => [i.name, [...i.dims]])));
+      const x = new Float32Array(buffers.x.buffer);
+      const y = x.map((v) => 2 * v);
+      const dims = request.inputs.find((i) => i.name === "x")!.dims;
+      return request.consume({ y: { type: "float32", dims, bytes: new Uint8Array(y.buffer) } });
+    },
+    padRows: (rows) => [1, 2, 4, 8].find((size) => size >= rows) ?? rows,
+  };
+  const job: Job = {
+    id: 1,
+    body: new ArrayBuffer(0),
+    tensors: [
+      { name: "x", datatype: "FP32", shape: [3, 2], data: Float32Array.from([1, 2, 3, 4, 5, 6]).buffer },
+      { name: "w", datatype: "FP32", shape: [1, 2], data: Float32Array.from([9, 9]).buffer },
+    ],
+  };
+  const result = await runJob(twoInputs, job, { ...context(model), signal: new AbortController().signal });
+  assert.deepEqual(seen, [{ x: [3, 2], w: [1, 2] }], "neither input was padded to four rows");
+  assert.deepEqual(rowsOf(result), [[2, 4], [6, 8], [10, 12]]);
+});

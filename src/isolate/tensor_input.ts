@@ -226,7 +226,9 @@ export async function runModelRows(
   const rows = requests.map((inputs) => inputs[signature.inputs[0].name].dims[0] ?? 0);
   const total = rows.reduce((a, b) => a + b, 0);
   // Zero rows after the requests' up to a size the model runs batches as (a CUDA graph per size); cut off after.
-  const padded = model.padRows?.(total) ?? total;
+  // Only when every input of every request has that request's rows first (Triton's rule for batched inputs).
+  const rowwise = requests.every((r, i) => signature.inputs.every((spec) => r[spec.name].dims[0] === rows[i]));
+  const padded = rowwise ? model.padRows?.(total) ?? total : total;
   const inputs = [];
   for (const spec of signature.inputs) {
     const inner = first[spec.name].dims.slice(1);
