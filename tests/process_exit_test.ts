@@ -38,16 +38,21 @@ export default defineFunction({
 });
 `;
 
-/** A child isolate started as the process host starts it, with this test on the other end of its socket. */
-async function startChild(dir: string) {
-  const path = join(dir, "s");
-  const listener = Deno.listen({ transport: "unix", path });
-  const child = new Deno.Command(Deno.execPath(), {
+/** The child isolate's process, as the process host starts it, to connect to the socket at `path`. */
+function spawnChild(path: string): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", "--no-prompt", `--config=${config}`, "--allow-all", entry, path],
     stdin: "null",
     stdout: "null",
     stderr: "piped",
   }).spawn();
+}
+
+/** A child isolate started as the process host starts it, with this test on the other end of its socket. */
+async function startChild(dir: string) {
+  const path = join(dir, "s");
+  const listener = Deno.listen({ transport: "unix", path });
+  const child = spawnChild(path);
   const conn = await listener.accept();
   listener.close();
   const messages: IsolateMessage[] = [];
@@ -85,6 +90,21 @@ async function startChild(dir: string) {
   };
 }
 
+/** The serve init of the `loop` function written into `dir`, as the host sends it (a CPU lane, one ORT thread). */
+function loopInit(dir: string) {
+  return {
+    type: "init",
+    mode: "serve",
+    name: "loop",
+    moduleUrl: new URL(`file://${join(dir, "loop", "mod.ts")}`).href,
+    modelPaths: { loop: join(dir, "loop", "loop.onnx") },
+    assetPaths: {},
+    kernelsPtxPath: null,
+    lane: { kind: "cpu" },
+    ortThreads: 1,
+  } as const;
+}
+
 Deno.test("process exit: a child whose runtime goes away mid-run stops the run, releases, then exits 0", async () => {
   const dir = await Deno.makeTempDir({ prefix: "isolane-exit-" });
   await Deno.mkdir(join(dir, "loop"));
@@ -92,17 +112,7 @@ Deno.test("process exit: a child whose runtime goes away mid-run stops the run, 
   await Deno.writeFile(join(dir, "loop", "loop.onnx"), loopMatMulModel(256));
   try {
     const isolate = await startChild(dir);
-    await isolate.send({
-      type: "init",
-      mode: "serve",
-      name: "loop",
-      moduleUrl: new URL(`file://${join(dir, "loop", "mod.ts")}`).href,
-      modelPaths: { loop: join(dir, "loop", "loop.onnx") },
-      assetPaths: {},
-      kernelsPtxPath: null,
-      lane: { kind: "cpu" },
-      ortThreads: 1,
-    });
+    await isolate.send(loopInit(dir));
     const boot = await isolate.next((m) => m.type === "ready" || m.type === "failed");
     assert.equal(boot.type, "ready", JSON.stringify(boot));
     assert.equal(boot.type === "ready" && boot.models[0].api, "c", "the model runs through the C API");
@@ -143,12 +153,7 @@ Deno.test("process exit: a runtime that dies with the child's messages unread (E
   await Deno.writeFile(join(dir, "loop", "loop.onnx"), loopMatMulModel(256));
   const path = join(dir, "s");
   const listener = Deno.listen({ transport: "unix", path });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--no-prompt", `--config=${config}`, "--allow-all", entry, path],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnChild(path);
   try {
     const conn = await listener.accept();
     listener.close();
@@ -172,17 +177,7 @@ Deno.test("process exit: a runtime that dies with the child's messages unread (E
         reader.push(buffer.slice(0, n));
       }
     };
-    await send({
-      type: "init",
-      mode: "serve",
-      name: "loop",
-      moduleUrl: new URL(`file://${join(dir, "loop", "mod.ts")}`).href,
-      modelPaths: { loop: join(dir, "loop", "loop.onnx") },
-      assetPaths: {},
-      kernelsPtxPath: null,
-      lane: { kind: "cpu" },
-      ortThreads: 1,
-    });
+    await send(loopInit(dir));
     const boot = await next((m) => m.type === "ready" || m.type === "failed");
     assert.equal(boot.type, "ready", JSON.stringify(boot));
     await send({
