@@ -47,6 +47,12 @@ export function float32TextSlow(x: number): string {
  * `out`, which must have {@link maxFloat32TextBytes} bytes of room; returns the offset after it.
  */
 export function writeFloat32(x: number, out: Uint8Array, at: number): number {
+  f32[0] = x;
+  return writeFloat32Bits(x, u32[0], out, at);
+}
+
+/** {@link writeFloat32} given the float32's bits too (read once per tensor through a `Uint32Array` view). */
+function writeFloat32Bits(x: number, bits: number, out: Uint8Array, at: number): number {
   if (x === 0) {
     out[at] = ZERO;
     return at + 1;
@@ -57,7 +63,7 @@ export function writeFloat32(x: number, out: Uint8Array, at: number): number {
     v = -v;
   }
   if (v >= 1e-4 && v < 1e9) {
-    const end = writeScaled(v, out, at);
+    const end = writeScaled(v, bits & 0x7fffffff, out, at);
     if (end > 0) return end;
   }
   const text = float32TextOther(v);
@@ -83,12 +89,10 @@ function float32TextOther(x: number): string {
 const halfUlp = Array.from({ length: 256 }, (_, e) => 2 ** (e - 127 - 24));
 
 /**
- * The fast path for 1e-4 ≤ v < 1e9 (v > 0); returns the offset after the text, or -1 when the final check fails
+ * The fast path for 1e-4 ≤ v < 1e9 (v > 0, `bits` its float32 bits); returns the offset after the text, or -1 when the final check fails
  * (the caller then takes the slow path).
  */
-function writeScaled(v: number, out: Uint8Array, at: number): number {
-  f32[0] = v;
-  const bits = u32[0];
+function writeScaled(v: number, bits: number, out: Uint8Array, at: number): number {
   const biased = (bits >>> 23) & 0xff;
   // k such that s = v·10^k has nine integer digits (log10 of 2^e is e·0.30103, at most one off); every product
   // below is exact (see the module's comment).
@@ -104,33 +108,44 @@ function writeScaled(v: number, out: Uint8Array, at: number): number {
   const lo = (bits & 0x7fffff) === 0 ? s - half / 2 : s - half;
   // Reals exactly halfway round to the even mantissa: the bounds belong to an even one's interval. Candidates are
   // integers, so the interval is [low, high] in integers (exact: s < 2^30).
-  const closed = (bits & 1) === 0;
-  const high = closed ? Math.floor(hi) : Math.ceil(hi) - 1;
-  const low = closed ? Math.ceil(lo) : Math.floor(lo) + 1;
+  // The bounds are integers rarely, so that test is the branch, not the mantissa's parity (a coin toss per value).
+  let high = Math.floor(hi);
+  let low = Math.ceil(lo);
+  if (high === hi && (bits & 1) !== 0) high--;
+  if (low === lo && (bits & 1) !== 0) low++;
   // Multiples of 10^t with 10^t ≤ high - low + 1 are surely inside; past that, at most one is.
   const width = high - low + 1;
   let t = width >= 100 ? 2 : width >= 10 ? 1 : 0;
   let step = pow10[t];
-  let n = Math.round(s / step) * step;
-  if (n > high) n -= step;
-  else if (n < low) n += step;
+  // The candidate n = q·10^t nearest s, then larger steps while a multiple of one is inside. Quotients of integers
+  // by powers of ten come from exact multiplies ((d * 0.1) | 0 is ⌊d / 10⌋ for every integer 0 ≤ d < 2^31, checked
+  // exhaustively): a division each cost more than the rest of the number's arithmetic.
+  let q = Math.round(t === 0 ? s : s / step);
+  if (q * step > high) q--;
+  else if (q * step < low) q++;
+  let hq = high;
+  for (let j = 0; j < t; j++) hq = (hq * 0.1) | 0;
   for (;;) {
+    const h = (hq * 0.1) | 0;
     const next = pow10[t + 1];
-    const c = Math.floor(high / next) * next;
-    if (c < low) break;
+    if (h * next < low) break;
     t++;
     step = next;
-    n = c;
+    q = h;
+    hq = h;
   }
+  const n = q * step;
   // What a reader gets: n·10^-k as one correctly rounded division (both exact), then rounded to float32.
   if (Math.fround(n / pow10[k]) !== v) return -1;
   // Digits of n without its trailing zeros (t of them; one more would have been a multiple of 10^(t+1) inside); n
   // has 9 digits, or 10 when it is 10^9.
   let length = n >= 1e9 ? 10 : 9;
   const point = length - k;
-  let digits = (n / step) | 0;
+  let digits = q;
   length -= t;
-  for (let q = (digits / 10) | 0; q * 10 === digits && length > 1; q = (digits / 10) | 0) {
+  // `(d * 0.1) | 0` is ⌊d / 10⌋ for every integer 0 ≤ d < 2^31 (checked exhaustively to 10^9 + 1), and a multiply
+  // costs a fraction of a division.
+  for (let q = (digits * 0.1) | 0; q * 10 === digits && length > 1; q = (digits * 0.1) | 0) {
     digits = q;
     length--;
   }
@@ -142,10 +157,12 @@ function writeScaled(v: number, out: Uint8Array, at: number): number {
     return at;
   }
   if (point > 0) {
-    // The point inside the digits.
-    writeDigits(digits, length, out, at + 1);
-    for (let i = 0; i < point; i++) out[at + i] = out[at + i + 1];
+    // The point inside the digits: the integer part, the point, then the fraction with its leading zeros.
+    const fraction = length - point;
+    const whole = (digits / pow10[fraction]) | 0;
+    writeDigits(whole, point, out, at);
     out[at + point] = DOT;
+    writeDigits(digits - whole * pow10[fraction], fraction, out, at + point + 1);
     return at + length + 1;
   }
   // 0.000ddd
@@ -156,14 +173,39 @@ function writeScaled(v: number, out: Uint8Array, at: number): number {
   return at + length;
 }
 
-/** Writes the `length` decimal digits of the integer `n` (< 2^31) at `at`. */
+/** ASCII of "00" to "99", two bytes each. */
+const digitPairs = Uint8Array.from({ length: 200 }, (_, i) => ZERO + (i & 1 ? (i >> 1) % 10 : ((i >> 1) / 10) | 0));
+
+/**
+ * Writes the `length` last decimal digits of the integer `n` (0 ≤ n < 2^31; leading zeros included) at `at`. Four
+ * digits a step, two by two from a table: a digit a step was a chain of dependent multiplies that cost more than
+ * the rest of the number's work. `(d * 1e-4) | 0` is ⌊d / 10^4⌋ for every integer 0 ≤ d < 2^31, and `(d * 0.01) | 0`
+ * is ⌊d / 100⌋ for 0 ≤ d < 10^5 (both checked exhaustively); a multiply costs a fraction of a division.
+ */
 function writeDigits(n: number, length: number, out: Uint8Array, at: number): void {
-  let rest = n | 0;
-  for (let i = at + length - 1; i >= at; i--) {
-    const q = (rest / 10) | 0;
-    out[i] = ZERO + rest - q * 10;
+  let i = at + length;
+  let rest = n;
+  while (i - at >= 4) {
+    const q = (rest * 1e-4) | 0;
+    const r = rest - q * 10_000;
+    const hi = (r * 0.01) | 0;
+    const lo = (r - hi * 100) << 1;
+    out[i - 1] = digitPairs[lo + 1];
+    out[i - 2] = digitPairs[lo];
+    out[i - 3] = digitPairs[(hi << 1) + 1];
+    out[i - 4] = digitPairs[hi << 1];
+    i -= 4;
     rest = q;
   }
+  if (i - at >= 2) {
+    const q = (rest * 0.01) | 0;
+    const r = (rest - q * 100) << 1;
+    out[i - 1] = digitPairs[r + 1];
+    out[i - 2] = digitPairs[r];
+    i -= 2;
+    rest = q;
+  }
+  if (i > at) out[at] = ZERO + rest;
 }
 
 /**
@@ -181,13 +223,16 @@ export function writeFloat32Nested(
   if (rank === 0) return writeFloat32(values[0], out, at);
   const inner = shape[rank - 1];
   const total = values.length;
+  const bits = new Uint32Array(values.buffer, values.byteOffset, total);
   for (let d = 0; d < rank; d++) out[at++] = OPEN;
   let i = 0;
   for (;;) {
-    at = writeFloat32(values[i++], out, at);
+    at = writeFloat32Bits(values[i], bits[i], out, at);
+    i++;
     for (let j = 1; j < inner; j++) {
       out[at++] = COMMA;
-      at = writeFloat32(values[i++], out, at);
+      at = writeFloat32Bits(values[i], bits[i], out, at);
+      i++;
     }
     out[at++] = CLOSE;
     if (i >= total) break;

@@ -39,7 +39,10 @@ const pow10 = [
   1e22,
 ];
 
-/** One tensor as scanned: its shape read off the nesting, and its elements row-major. */
+/**
+ * One tensor as scanned: its shape read off the nesting, and its elements row-major. `values` is a view of a buffer
+ * that the next scan reuses: copy (or convert) it before scanning another body.
+ */
 export interface ScannedTensor {
   shape: number[];
   values: Float64Array;
@@ -57,7 +60,8 @@ const giveUp = Symbol("give up");
  * Scans a `/v1` tensor body whose keys are exactly `names`, each a nested
  * array of numbers nested at most `maxRank` deep. Returns `undefined` when the
  * body is not in the plain form (or not JSON at all): the general decoder then
- * decides.
+ * decides. The values are views of a buffer reused by the next call (see
+ * {@link ScannedTensor}): a copy per body cost as much as a short body's scan.
  *
  * @example
  * ```ts
@@ -81,7 +85,8 @@ export function scanNumberTensors(
 function scan(b: Uint8Array, names: readonly string[], maxRank: number): Map<string, ScannedTensor> {
   const n = b.length;
   const out = new Map<string, ScannedTensor>();
-  const scratch: Scratch = { values: valuesFor((n + 1) >> 1) };
+  // Every value takes at least two bytes (a digit and a separator): the tensors of a body fit one after the other.
+  const scratch: Scratch = { values: valuesFor((n + 1) >> 1), count: 0 };
   let i = skipSpace(b, 0);
   if (b[i++] !== OPEN_OBJECT) throw giveUp;
   for (;;) {
@@ -101,9 +106,10 @@ function scan(b: Uint8Array, names: readonly string[], maxRank: number): Map<str
     i = skipSpace(b, i);
     if (b[i] !== OPEN_ARRAY) throw giveUp;
     const shape: number[] = [];
+    const first = scratch.count;
     i = scanTensor(b, i, maxRank, shape, scratch);
     if (i < 0) throw giveUp;
-    out.set(key, { shape, values: scratch.values.slice(0, scratch.count) });
+    out.set(key, { shape, values: scratch.values.subarray(first, scratch.count) });
     i = skipSpace(b, i);
     const d = b[i++];
     if (d === CLOSE_OBJECT) break;
@@ -125,8 +131,8 @@ function valuesFor(count: number): Float64Array {
 
 interface Scratch {
   values: Float64Array;
-  /** Values of the last tensor scanned. */
-  count?: number;
+  /** Values written so far (the next tensor's start). */
+  count: number;
 }
 
 function skipSpace(b: Uint8Array, i: number): number {
@@ -136,7 +142,7 @@ function skipSpace(b: Uint8Array, i: number): number {
 }
 
 /**
- * Scans the nested array at `i` (a `[`) into `scratch.values` (its count in `scratch.count`) and `shape`; returns
+ * Scans the nested array at `i` (a `[`) into `scratch.values` from `scratch.count` on (moved past it) and `shape`; returns
  * the index after its `]`, or -1 to give up. One loop with its state in locals, so that V8 keeps it all in
  * registers.
  */
@@ -145,7 +151,7 @@ function scanTensor(b: Uint8Array, i: number, maxRank: number, shape: number[], 
   const counts: number[] = [];
   let rank = -1;
   let depth = 0;
-  let count = 0;
+  let count = scratch.count;
   for (;;) {
     // At a value.
     let c = b[i];

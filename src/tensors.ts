@@ -671,9 +671,22 @@ function fastFloatInputs(signature: TensorSignature, body: ArrayBuffer): WireTen
   for (const spec of inputs) {
     const { shape, values } = scanned.get(spec.name)!;
     if (!shapeFits(spec.shape, shape)) return undefined;
-    const typed = spec.datatype === "FP32" ? new Float32Array(values) : values;
-    for (let i = 0; i < typed.length; i++) if (!Number.isFinite(typed[i])) return undefined;
+    // The scanned values lie in a buffer the next scan reuses: converted (FP32) or copied (FP64) out of it.
+    const typed = spec.datatype === "FP32" ? toFiniteFloat32(values) : values.slice();
+    if (!typed || (spec.datatype === "FP64" && !allFinite(typed as Float64Array))) return undefined;
     out.push({ name: spec.name, datatype: spec.datatype, shape, data: typed.buffer as ArrayBuffer });
+  }
+  return out;
+}
+
+/** The values rounded to float32, in one pass; `undefined` when one is not finite as a float32. */
+function toFiniteFloat32(values: Float64Array): Float32Array | undefined {
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const x = Math.fround(values[i]);
+    // x - x is 0 for a finite x and NaN for an infinity or NaN.
+    if (x - x !== 0) return undefined;
+    out[i] = x;
   }
   return out;
 }
