@@ -113,100 +113,100 @@ function writeScaled(v: number, bits: number, out: Uint8Array, at: number): numb
   let low = Math.ceil(lo);
   if (high === hi && (bits & 1) !== 0) high--;
   if (low === lo && (bits & 1) !== 0) low++;
-  // Multiples of 10^t with 10^t ≤ high - low + 1 are surely inside; past that, at most one is.
-  const width = high - low + 1;
-  let t = width >= 100 ? 2 : width >= 10 ? 1 : 0;
-  let step = pow10[t];
-  // The candidate n = q·10^t nearest s, then larger steps while a multiple of one is inside. Quotients of integers
-  // by powers of ten come from exact multiplies ((d * 0.1) | 0 is ⌊d / 10⌋ for every integer 0 ≤ d < 2^31, checked
-  // exhaustively): a division each cost more than the rest of the number's arithmetic.
-  let q = Math.round(t === 0 ? s : s / step);
-  if (q * step > high) q--;
-  else if (q * step < low) q++;
-  let hq = high;
-  for (let j = 0; j < t; j++) hq = (hq * 0.1) | 0;
-  for (;;) {
-    const h = (hq * 0.1) | 0;
-    const next = pow10[t + 1];
-    if (h * next < low) break;
-    t++;
-    step = next;
-    q = h;
-    hq = h;
+  // The fewest digits: a multiple of 100 inside (7 digits or fewer), else of 10 (8), else any integer (9), each
+  // the one nearest s (ties up, as Math.round). Quotients by powers of ten are exact multiplies ((d * 0.1) | 0 is
+  // ⌊d / 10⌋ for every integer 0 ≤ d < 2^31, checked exhaustively): divisions cost more than the rest.
+  const h1 = (high * 0.1) | 0;
+  const h2 = (h1 * 0.1) | 0;
+  let t: number, step: number, q: number;
+  if (h2 * 100 >= low) {
+    t = 2;
+    step = 100;
+    q = Math.round(s / 100);
+    if (q > h2) q = h2;
+    else if (q * 100 < low) q++;
+    // Then larger steps while a multiple of one is inside (round numbers: at most one is).
+    let hq = h2;
+    for (;;) {
+      const h = (hq * 0.1) | 0;
+      const next = pow10[t + 1];
+      if (h * next < low) break;
+      t++;
+      step = next;
+      q = h;
+      hq = h;
+    }
+  } else if (h1 * 10 >= low) {
+    t = 1;
+    step = 10;
+    q = Math.round(s / 10);
+    if (q > h1) q = h1;
+    else if (q * 10 < low) q++;
+  } else {
+    t = 0;
+    step = 1;
+    q = Math.round(s);
+    if (q > high) q = high;
+    else if (q < low) q = low;
   }
   const n = q * step;
   // What a reader gets: n·10^-k as one correctly rounded division (both exact), then rounded to float32.
   if (Math.fround(n / pow10[k]) !== v) return -1;
-  // Digits of n without its trailing zeros (t of them; one more would have been a multiple of 10^(t+1) inside); n
-  // has 9 digits, or 10 when it is 10^9.
-  let length = n >= 1e9 ? 10 : 9;
-  const point = length - k;
-  let digits = q;
-  length -= t;
-  // `(d * 0.1) | 0` is ⌊d / 10⌋ for every integer 0 ≤ d < 2^31 (checked exhaustively to 10^9 + 1), and a multiply
-  // costs a fraction of a division.
-  for (let q = (digits * 0.1) | 0; q * 10 === digits && length > 1; q = (digits * 0.1) | 0) {
-    digits = q;
-    length--;
+  // Digits of n without its trailing zeros (t of them; one more would have been a multiple of 10^(t+1) inside).
+  if (n >= 1e9) return writeTen(n, k, out, at);
+  // n has nine digits: all nine are written (its trailing zeros come last, so the text just ends before them).
+  const length = 9 - t;
+  const point = 9 - k;
+  if (point <= 0) {
+    // 0.000ddd
+    out[at++] = ZERO;
+    out[at++] = DOT;
+    for (let i = point; i < 0; i++) out[at++] = ZERO;
+    writeNine(n, out, at);
+    return at + length;
   }
   if (point >= length) {
-    // An integer: its digits, then zeros.
-    writeDigits(digits, length, out, at);
-    at += length;
-    for (let i = length; i < point; i++) out[at++] = ZERO;
-    return at;
+    // An integer: its digits, then zeros (n's own).
+    writeNine(n, out, at);
+    return at + point;
   }
-  if (point > 0) {
-    // The point inside the digits: the integer part, the point, then the fraction with its leading zeros.
-    const fraction = length - point;
-    const whole = (digits / pow10[fraction]) | 0;
-    writeDigits(whole, point, out, at);
-    out[at + point] = DOT;
-    writeDigits(digits - whole * pow10[fraction], fraction, out, at + point + 1);
-    return at + length + 1;
-  }
-  // 0.000ddd
-  out[at++] = ZERO;
-  out[at++] = DOT;
-  for (let i = point; i < 0; i++) out[at++] = ZERO;
-  writeDigits(digits, length, out, at);
-  return at + length;
+  // The point inside the digits: written one further, the integer part moved back over the gap.
+  writeNine(n, out, at + 1);
+  for (let i = 0; i < point; i++) out[at + i] = out[at + i + 1];
+  out[at + point] = DOT;
+  return at + length + 1;
+}
+
+/** Writes the nine digits of 10^8 ≤ n < 10^9 at `at`, without loops: two independent four-digit halves and one. */
+function writeNine(n: number, out: Uint8Array, at: number): void {
+  const high5 = (n * 1e-4) | 0;
+  const low4 = n - high5 * 10_000;
+  const first = (high5 * 1e-4) | 0;
+  const mid4 = high5 - first * 10_000;
+  out[at] = ZERO + first;
+  const m1 = (mid4 * 0.01) | 0;
+  const m2 = (mid4 - m1 * 100) << 1;
+  const l1 = (low4 * 0.01) | 0;
+  const l2 = (low4 - l1 * 100) << 1;
+  out[at + 1] = digitPairs[m1 << 1];
+  out[at + 2] = digitPairs[(m1 << 1) + 1];
+  out[at + 3] = digitPairs[m2];
+  out[at + 4] = digitPairs[m2 + 1];
+  out[at + 5] = digitPairs[l1 << 1];
+  out[at + 6] = digitPairs[(l1 << 1) + 1];
+  out[at + 7] = digitPairs[l2];
+  out[at + 8] = digitPairs[l2 + 1];
+}
+
+/** The text of n·10^-k for n = 10^9 (an interval that reaches 10^9): a one, then zeros, with the point placed. */
+function writeTen(n: number, k: number, out: Uint8Array, at: number): number {
+  const text = String(n / pow10[k]);
+  for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i);
+  return at + text.length;
 }
 
 /** ASCII of "00" to "99", two bytes each. */
 const digitPairs = Uint8Array.from({ length: 200 }, (_, i) => ZERO + (i & 1 ? (i >> 1) % 10 : ((i >> 1) / 10) | 0));
-
-/**
- * Writes the `length` last decimal digits of the integer `n` (0 ≤ n < 2^31; leading zeros included) at `at`. Four
- * digits a step, two by two from a table: a digit a step was a chain of dependent multiplies that cost more than
- * the rest of the number's work. `(d * 1e-4) | 0` is ⌊d / 10^4⌋ for every integer 0 ≤ d < 2^31, and `(d * 0.01) | 0`
- * is ⌊d / 100⌋ for 0 ≤ d < 10^5 (both checked exhaustively); a multiply costs a fraction of a division.
- */
-function writeDigits(n: number, length: number, out: Uint8Array, at: number): void {
-  let i = at + length;
-  let rest = n;
-  while (i - at >= 4) {
-    const q = (rest * 1e-4) | 0;
-    const r = rest - q * 10_000;
-    const hi = (r * 0.01) | 0;
-    const lo = (r - hi * 100) << 1;
-    out[i - 1] = digitPairs[lo + 1];
-    out[i - 2] = digitPairs[lo];
-    out[i - 3] = digitPairs[(hi << 1) + 1];
-    out[i - 4] = digitPairs[hi << 1];
-    i -= 4;
-    rest = q;
-  }
-  if (i - at >= 2) {
-    const q = (rest * 0.01) | 0;
-    const r = (rest - q * 100) << 1;
-    out[i - 1] = digitPairs[r + 1];
-    out[i - 2] = digitPairs[r];
-    i -= 2;
-    rest = q;
-  }
-  if (i > at) out[at] = ZERO + rest;
-}
 
 /**
  * Writes finite float32 `values` as JSON nested by `shape` (row-major; `[]` is a scalar; no dimension 0, and as many

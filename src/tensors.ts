@@ -521,10 +521,14 @@ function allFinite(values: Float64Array): boolean {
 function finiteFloat32(tensor: WireTensor, shape: readonly number[] | null): Float32Array | undefined {
   if (tensor.datatype !== "FP32" || tensor.data.byteLength % 4 !== 0) return undefined;
   const values = new Float32Array(tensor.data);
-  if (values.length === 0 || (shape && (shape.includes(0) || shape.reduce((n, d) => n * d, 1) !== values.length))) {
-    return undefined;
+  if (values.length === 0) return undefined;
+  if (shape) {
+    let count = 1;
+    for (const d of shape) count *= d;
+    if (count !== values.length) return undefined;
   }
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return undefined;
+  // x - x is 0 for a finite x and NaN for an infinity or NaN.
+  for (let i = 0; i < values.length; i++) if (values[i] - values[i] !== 0) return undefined;
   return values;
 }
 
@@ -695,6 +699,17 @@ function namesOf(specs: readonly TensorSpec[]): string {
   return specs.map((s) => `'${s.name}'`).join(", ");
 }
 
+/** Writes `text` as UTF-8 at `at` in `out` (room for 3 bytes per UTF-16 unit); returns the offset after it. */
+function writeText(text: string, out: Uint8Array, at: number): number {
+  // Names are ASCII nearly always: byte by byte costs less than a call to the encoder for a few bytes.
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) return at + encoder.encodeInto(text.slice(i), out.subarray(at)).written;
+    out[at++] = c;
+  }
+  return at;
+}
+
 /** `{"<output>": nested array, ...}` as UTF-8 JSON (64-bit integers exact). */
 export function outputsToJsonBody(outputs: readonly WireTensor[]): ArrayBuffer {
   // FP32 elements go straight to bytes (the bulk of a model's answer); the rest as text.
@@ -712,7 +727,7 @@ export function outputsToJsonBody(outputs: readonly WireTensor[]): ArrayBuffer {
   out[at++] = 0x7b;
   parts.forEach((p, i) => {
     if (i > 0) out[at++] = 0x2c;
-    at += encoder.encodeInto(p.key, out.subarray(at)).written;
+    at = writeText(p.key, out, at);
     if (p.float32) at = writeFloat32Nested(p.float32, outputs[i].shape, out, at);
     else at += encoder.encodeInto(p.text, out.subarray(at)).written;
   });
