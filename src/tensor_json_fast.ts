@@ -180,9 +180,10 @@ function scanTensor(b: Uint8Array, i: number, maxRank: number, shape: number[], 
       c = b[++i];
       if (c >= ZERO && c <= NINE) return -1;
     } else if (c > ZERO && c <= NINE) {
+      // Every digit goes into the mantissa: past 15 significant ones the literal is given up below, so a mantissa
+      // that is no longer exact then is never used.
       do {
-        if (digits < 16) mantissa = mantissa * 10 + (c - ZERO);
-        else exponent++;
+        mantissa = mantissa * 10 + (c - ZERO);
         digits++;
         c = b[++i];
       } while (c >= ZERO && c <= NINE);
@@ -191,13 +192,10 @@ function scanTensor(b: Uint8Array, i: number, maxRank: number, shape: number[], 
       c = b[++i];
       if (!(c >= ZERO && c <= NINE)) return -1;
       do {
-        if (mantissa !== 0 || c !== ZERO) {
-          if (digits < 16) {
-            mantissa = mantissa * 10 + (c - ZERO);
-            exponent--;
-          }
-          digits++;
-        } else exponent--;
+        mantissa = mantissa * 10 + (c - ZERO);
+        // Significant digits start at the first that is not zero.
+        if (mantissa !== 0) digits++;
+        exponent--;
         c = b[++i];
       } while (c >= ZERO && c <= NINE);
     }

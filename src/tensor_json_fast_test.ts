@@ -162,3 +162,36 @@ Deno.test("nestedJsonText writes numbers as JSON.stringify does, FP32 as the flo
 Deno.test("scanNumberTensors gives up on a key of any length without throwing", () => {
   assert.equal(scanNumberTensors(encode(`{"${"k".repeat(500_000)}":[1]}`), ["x"], 32), undefined);
 });
+
+Deno.test("wireFromJsonBody: tensors of the fast path keep their values when the next body is decoded", () => {
+  const signature = {
+    inputs: [{ name: "x", datatype: "FP32" as const, shape: [-1, 2] }, {
+      name: "z",
+      datatype: "FP64" as const,
+      shape: [2],
+    }],
+    outputs: [],
+  };
+  const first = wireFromJsonBody(signature, encode('{"x":[[1,2],[3,4]],"z":[5,6]}').buffer);
+  const second = wireFromJsonBody(signature, encode('{"z":[-7,-8],"x":[[-9,-10]]}').buffer);
+  assert.deepEqual([...new Float32Array(first[0].data)], [1, 2, 3, 4]);
+  assert.deepEqual([...new Float64Array(first[1].data)], [5, 6]);
+  assert.deepEqual([...new Float32Array(second[0].data)], [-9, -10]);
+  assert.deepEqual([...new Float64Array(second[1].data)], [-7, -8]);
+  // Each tensor of a body read as its own values, wherever it stands in the body.
+  const scanned = scanNumberTensors(encode('{"b":[[4,5],[6,7]],"a":[1,2,3]}'), ["a", "b"], 32)!;
+  assert.deepEqual([...scanned.get("b")!.values], [4, 5, 6, 7]);
+  assert.deepEqual([...scanned.get("a")!.values], [1, 2, 3]);
+});
+
+Deno.test("wireFromJsonBody: an FP32 value past float32's range is refused, as by the general path", () => {
+  const signature = { inputs: [{ name: "x", datatype: "FP32" as const, shape: [-1] }], outputs: [] };
+  assert.throws(
+    () => wireFromJsonBody(signature, encode('{"x":[1,3.5e38]}').buffer),
+    (e: unknown) => e instanceof IsolaneError && /out of range/.test(e.message),
+  );
+  assert.deepEqual([...new Float32Array(wireFromJsonBody(signature, encode('{"x":[1,3.4e38]}').buffer)[0].data)], [
+    1,
+    Math.fround(3.4e38),
+  ]);
+});
