@@ -4,8 +4,9 @@
  * thread's time on a CPU is read from `/proc/<pid>/task/<tid>/schedstat` before and after, grouped by the thread's
  * name (`comm`: the main thread, Deno's Worker threads, V8's and tokio's helpers), in µs per answer. Deno names its
  * Worker threads `worker-<n>` in the order they start: the isolate's comes first, the HTTP threads' after it (with 2
- * threads and one isolate, `worker-4` and `worker-5` were the HTTP threads); `tokio-runtime-w` is where ONNX Runtime
- * runs on the CPU, `V8 DefaultWorke` V8's helpers (garbage collection, compilation).
+ * threads and one isolate, `worker-4` and `worker-5` were the HTTP threads), so the highest-numbered `--threads` of
+ * them are summed as "(HTTP threads)" and the others as "(isolates)"; `tokio-runtime-w` is where ONNX Runtime runs on
+ * the CPU, `V8 DefaultWorke` V8's helpers (garbage collection, compilation).
  *
  * With `--against <other runtime's main.ts>` (another checkout, say), the two runtimes are measured in turn for
  * `--rounds` rounds (alternating which goes first, so that a busy machine slows both alike), and the medians per
@@ -104,6 +105,14 @@ async function measure(entry: string, label: string, wrk: WrkBinary): Promise<Me
       }
       const total = [...byName.values()].reduce((a, b) => a + b, 0);
       const us = new Map([...byName].map(([name, ns]) => [name, ns / 1000 / ok]));
+      // Deno numbers its Worker threads in the order they start, and the HTTP threads start after the isolates: the
+      // highest-numbered ones are the HTTP threads (a respawned isolate would break this; none is in a steady run).
+      const workers = [...us.keys()].filter((n) => /^worker-\d+$/.test(n)).sort((a, b) =>
+        Number(a.slice(7)) - Number(b.slice(7))
+      );
+      const http = workers.slice(-Number(values.threads));
+      us.set("(HTTP threads)", http.reduce((sum, n) => sum + us.get(n)!, 0));
+      us.set("(isolates)", workers.slice(0, -Number(values.threads)).reduce((sum, n) => sum + us.get(n)!, 0));
       us.set("all", total / 1000 / ok);
       out[v.key] = { rps: result.rps, us };
       const loadavg = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
@@ -133,7 +142,10 @@ try {
     for (const v of variants) {
       for (const name of names) {
         const measured = runs[name].map((m) => m[v.key]);
-        const threadNames = new Set(measured.flatMap((m) => [...m.us].filter(([, x]) => x >= 0.5).map(([n]) => n)));
+        // Worker threads by name are not comparable across runs (their numbers shift): by role instead.
+        const threadNames = new Set(
+          measured.flatMap((m) => [...m.us].filter(([n, x]) => x >= 0.5 && !n.startsWith("worker-")).map(([n]) => n)),
+        );
         const parts = [...threadNames].sort().map((n) =>
           `${n} ${median(measured.map((m) => m.us.get(n) ?? 0)).toFixed(1)}`
         );
