@@ -4,8 +4,8 @@
  * thread's time on a CPU is read from `/proc/<pid>/task/<tid>/schedstat` before and after, grouped by the thread's
  * name (`comm`: the main thread, Deno's Worker threads, V8's and tokio's helpers), in µs per answer. Deno names its
  * Worker threads `worker-<n>` in the order they start: the isolate's comes first, the HTTP threads' after it (with 2
- * threads and one isolate, `worker-4` and `worker-5` were the HTTP threads), so the highest-numbered `--threads` of
- * them are summed as "(HTTP threads)" and the others as "(isolates)"; `tokio-runtime-w` is where ONNX Runtime runs on
+ * threads and one isolate, `worker-4` and `worker-5` were the HTTP threads), so of the Worker threads that took
+ * CPU time the highest-numbered `--threads` are summed as "(HTTP threads)" and the others as "(isolates)"; `tokio-runtime-w` is where ONNX Runtime runs on
  * the CPU, `V8 DefaultWorke` V8's helpers (garbage collection, compilation).
  *
  * With `--against <other runtime's main.ts>` (another checkout, say), the two runtimes are measured in turn for
@@ -105,9 +105,10 @@ async function measure(entry: string, label: string, wrk: WrkBinary): Promise<Me
       }
       const total = [...byName.values()].reduce((a, b) => a + b, 0);
       const us = new Map([...byName].map(([name, ns]) => [name, ns / 1000 / ok]));
-      // Deno numbers its Worker threads in the order they start, and the HTTP threads start after the isolates: the
-      // highest-numbered ones are the HTTP threads (a respawned isolate would break this; none is in a steady run).
-      const workers = [...us.keys()].filter((n) => /^worker-\d+$/.test(n)).sort((a, b) =>
+      // Deno numbers its Worker threads in the order they start, and the HTTP threads start after the isolates: of
+      // those that worked (idle ones start later too), the highest-numbered are the HTTP threads (a respawned isolate
+      // would break this; none is in a steady run).
+      const workers = [...us.keys()].filter((n) => /^worker-\d+$/.test(n) && us.get(n)! >= 1).sort((a, b) =>
         Number(a.slice(7)) - Number(b.slice(7))
       );
       const http = workers.slice(-Number(values.threads));
