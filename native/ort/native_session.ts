@@ -864,21 +864,11 @@ export class NativeSession {
 
   /** A graph for input shapes not seen before: device inputs of those shapes (its outputs come from its first run). */
   #newGraph(key: string, feeds: LaneFeed[]): ShapeGraph {
-    const device = this.#device!;
     const inputs: FixedOutput[] = [];
     try {
-      for (const { name, type, dims, bytes } of feeds) {
-        const address = device.alloc(Math.max(bytes, 256));
-        try {
-          const value = this.#env.tensorAt(type, address, bytes, dims, this.#laneMemory!);
-          inputs.push({ name, type, dims: [...dims], address, bytes, value });
-        } catch (error) {
-          device.free(address);
-          throw error;
-        }
-      }
+      for (const feed of feeds) inputs.push(this.#deviceBuffer(feed));
     } catch (error) {
-      freeBuffers(inputs, device);
+      freeBuffers(inputs, this.#device!);
       throw error;
     }
     // Ids from 1: ORT's default graph (no gpu_graph_id) is 0, and -1 runs without one.
@@ -929,29 +919,7 @@ export class NativeSession {
     try {
       const learned = this.outputNames.map((name, i) => describeOutput(name, values[i]));
       const result = finish(this.#stageOut(learned, views));
-      const device = this.#device!;
-      const outputs: FixedOutput[] = [];
-      try {
-        for (const out of learned) {
-          const address = device.alloc(Math.max(out.bytes, 256));
-          try {
-            outputs.push({
-              ...out,
-              address,
-              value: this.#env.tensorAt(out.type, address, out.bytes, out.dims, this.#laneMemory!),
-            });
-          } catch (error) {
-            device.free(address);
-            throw error;
-          }
-        }
-        for (const out of outputs) binding.bindOutput(out.name, out.value);
-      } catch (error) {
-        freeBuffers(outputs, device);
-        for (const name of this.outputNames) binding.bindOutputToDevice(name, this.#laneMemory!);
-        throw error;
-      }
-      graph.outputs = outputs;
+      graph.outputs = this.#allocateLaneOutputs(learned);
       return result;
     } finally {
       for (const value of values) value.close();
@@ -1018,37 +986,37 @@ export class NativeSession {
 
   /** Device buffers of the learned output shapes, bound as the outputs of the next runs. */
   #allocateLaneOutputs(learned: FixedOutput[]): FixedOutput[] {
-    const device = this.#device!;
     const outputs: FixedOutput[] = [];
     try {
       for (const out of learned) {
-        const address = device.alloc(Math.max(out.bytes, 256));
-        let value: Value;
-        try {
-          value = this.#env.tensorAt(out.type, address, out.bytes, out.dims, this.#laneMemory!);
-        } catch (error) {
-          device.free(address);
-          throw error;
-        }
-        outputs.push({ ...out, address, value });
-        this.#binding!.bindOutput(out.name, value);
+        const buffer = this.#deviceBuffer(out);
+        outputs.push(buffer);
+        this.#binding!.bindOutput(out.name, buffer.value);
       }
       return outputs;
     } catch (error) {
       for (const name of this.outputNames) this.#binding!.bindOutputToDevice(name, this.#laneMemory!);
-      for (const out of outputs) {
-        out.value.close();
-        device.free(out.address);
-      }
+      freeBuffers(outputs, this.#device!);
+      throw error;
+    }
+  }
+
+  /** A device buffer of `tensor`'s bytes (at least 256) and the lane-memory value over it; nothing is kept on failure. */
+  #deviceBuffer(tensor: { name: string; type: ElementType; dims: readonly number[]; bytes: number }): FixedOutput {
+    const { name, type, dims, bytes } = tensor;
+    const device = this.#device!;
+    const address = device.alloc(Math.max(bytes, 256));
+    try {
+      const value = this.#env.tensorAt(type, address, bytes, dims, this.#laneMemory!);
+      return { name, type, dims: [...dims], address, bytes, value };
+    } catch (error) {
+      device.free(address);
       throw error;
     }
   }
 
   #freeLaneOutputs(): void {
-    for (const out of this.#laneOutputs ?? []) {
-      out.value.close();
-      this.#device!.free(out.address);
-    }
+    freeBuffers(this.#laneOutputs ?? [], this.#device!);
     this.#laneOutputs = null;
   }
 
