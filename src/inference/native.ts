@@ -284,11 +284,11 @@ export class ShapeSessions {
   /** Sessions created since the first, and released to make room: for the API and the tests. */
   readonly stats = { created: 0, evicted: 0 };
 
-  /** The model's inputs, from the first session: feeds are checked against them before a session is chosen. */
+  /**
+   * The model's inputs, from the first session: feeds are checked against them before a session is chosen, and
+   * their named dynamic dimensions (a string in `shape`) give each new session's free dimension overrides.
+   */
   readonly #inputs: readonly InferenceSession.ValueMetadata[];
-
-  /** Each input's dimensions as the model declares them: a number, or a symbolic name (or `""`). */
-  readonly #declared: { name: string; shape: readonly (number | string)[] }[];
 
   /**
    * @param first the model's first session; it serves the first shapes only when the model has no named dynamic
@@ -304,16 +304,16 @@ export class ShapeSessions {
   ) {
     this.#first = first;
     this.#inputs = first.inputMetadata;
-    this.#declared = first.session.inputs.map((input) => ({ name: input.name, shape: input.shape }));
   }
 
   /** The values of the named dynamic dimensions in `feeds` (a name two inputs give different values is left out). */
   #freeDimensions(feeds: Record<string, Tensor>): Record<string, number> {
     const values: Record<string, number> = {};
     const conflicting = new Set<string>();
-    for (const { name, shape } of this.#declared) {
-      const dims = feeds[name]?.dims;
-      shape.forEach((d, i) => {
+    for (const input of this.#inputs) {
+      if (!input.isTensor) continue;
+      const dims = feeds[input.name]?.dims;
+      input.shape.forEach((d, i) => {
         if (typeof d !== "string" || d === "" || dims?.[i] === undefined) return;
         if (d in values && values[d] !== dims[i]) conflicting.add(d);
         values[d] = dims[i];
