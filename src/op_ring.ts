@@ -74,16 +74,9 @@ export class RingWriter {
   infer(op: RingInfer): boolean {
     const name = this.#ref(op.name);
     if (name === undefined) return false;
-    let words = 6 + this.#inlineWords(op.requestId);
-    for (const t of op.shared) {
-      const tensorName = this.#ref(t.name);
-      const datatype = this.#ref(t.datatype);
-      if (tensorName === undefined || datatype === undefined) return false;
-      words += 5 + t.shape.length;
-      for (const d of t.shape) if (!int32(d)) return false;
-      if (!int32(t.offset) || !int32(t.bytes)) return false;
-    }
-    if (!int32(op.id) || !int32(op.version)) return false;
+    const tensors = this.#tensorWords(op.shared);
+    if (tensors < 0 || !int32(op.id) || !int32(op.version)) return false;
+    const words = 5 + this.#inlineWords(op.requestId) + tensors;
     const at = this.#reserve(words);
     if (at < 0) return false;
     const w = this.#words;
@@ -123,15 +116,10 @@ export class RingWriter {
   jobs(jobs: readonly Job[]): boolean {
     let words = 3;
     for (const job of jobs) {
-      const shared = job.shared!;
       if (!int32(job.id) || !int32(job.reply!.link) || !int32(job.reply!.id)) return false;
-      words += 4 + this.#inlineWords(job.requestId ?? "");
-      for (const t of shared) {
-        if (this.#ref(t.name) === undefined || this.#ref(t.datatype) === undefined) return false;
-        for (const d of t.shape) if (!int32(d)) return false;
-        if (!int32(t.offset) || !int32(t.bytes)) return false;
-        words += 5 + t.shape.length;
-      }
+      const tensors = this.#tensorWords(job.shared!);
+      if (tensors < 0) return false;
+      words += 3 + this.#inlineWords(job.requestId ?? "") + tensors;
     }
     const at = this.#reserve(words);
     if (at < 0) return false;
@@ -149,6 +137,22 @@ export class RingWriter {
     }
     this.#publishSoon();
     return true;
+  }
+
+  /**
+   * The words `#writeTensors` takes for `shared` (its count, then each tensor's name, datatype, rank, dimensions,
+   * offset and bytes), their names and datatypes defined on the ring first; -1 when one cannot be written (a name that
+   * does not fit, or a number past 32 bits).
+   */
+  #tensorWords(shared: readonly SharedTensor[]): number {
+    let words = 1;
+    for (const t of shared) {
+      if (this.#ref(t.name) === undefined || this.#ref(t.datatype) === undefined) return -1;
+      for (const d of t.shape) if (!int32(d)) return -1;
+      if (!int32(t.offset) || !int32(t.bytes)) return -1;
+      words += 5 + t.shape.length;
+    }
+    return words;
   }
 
   #writeTensors(i: number, shared: readonly SharedTensor[]): number {
