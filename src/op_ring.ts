@@ -15,7 +15,7 @@
  * the caller sends it the usual way.
  * @module
  */
-import type { Job, SharedTensor } from "./protocol.ts";
+import { type Job, noBody, type SharedTensor } from "./protocol.ts";
 
 /** Words of each ring's header: the write index, the read index. */
 const headerWords = 2;
@@ -329,9 +329,6 @@ export class RingReader {
     return shared;
   }
 }
-
-/** The body of every job read from a ring (their inputs lie in an arena). */
-const noBody = new ArrayBuffer(0);
 
 /**
  * The main thread's doorbell: calls every drain added whenever a writer rang, until {@link close}. A drain that is

@@ -6,7 +6,7 @@
  * file, as they do `protocol.ts`.
  * @module
  */
-import type { Job, SharedTensor } from "./protocol.ts";
+import { type Job, noBody, type SharedTensor } from "./protocol.ts";
 
 /** Numbers and the strings they index. */
 export interface Packed {
@@ -78,9 +78,6 @@ export class Unpacker {
     return out;
   }
 }
-
-/** The body of every job unpacked (their inputs are in the arena): one buffer for all. */
-const noBody = new ArrayBuffer(0);
 
 /** Whether a job is only where its inputs lie and whom to answer (what {@link packJobs} packs). */
 export function packable(job: Job): boolean {

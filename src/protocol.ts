@@ -197,6 +197,13 @@ export function transferablesOf(item: { body: ArrayBuffer; tensors?: WireTensor[
   return out;
 }
 
+/**
+ * The body of every job whose inputs are tensors (in `tensors`, or in an HTTP thread's arena): one empty buffer for
+ * all, which a run message of many jobs serializes once. Never transferred ({@link transferablesOf} leaves buffers
+ * under {@link transferAtBytes}), so never detached.
+ */
+export const noBody = new ArrayBuffer(0);
+
 /** Host to isolate: run these jobs (one, or a batch). */
 export interface RunMessage {
   type: "run";

@@ -10,7 +10,15 @@
  * - a crashed isolate's requests get 500 and it is respawned with back-off.
  * @module
  */
-import type { Job, JobResult, LaneInfo, ModelInfo, SharedTensor, WireTensor } from "../protocol.ts";
+import {
+  type Job,
+  type JobResult,
+  type LaneInfo,
+  type ModelInfo,
+  noBody,
+  type SharedTensor,
+  type WireTensor,
+} from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { decideBatch } from "./batcher.ts";
 import { isolationFor } from "./limits.ts";
@@ -92,12 +100,6 @@ type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true; repl
 let nextJobId = 1;
 /** Pools that queued requests during {@link FunctionPool.arrivals}, pumped once it ends. */
 let held: Set<FunctionPool> | undefined;
-
-/**
- * The body of every tensor job (its inputs are in `tensors` or `shared`): one buffer, which a run message of many
- * jobs serializes once. Never transferred (see `transferablesOf`), so never detached.
- */
-const noBody = new ArrayBuffer(0);
 
 /** Runs the requests of one function version on its isolates. */
 export class FunctionPool {
