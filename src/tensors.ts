@@ -507,16 +507,16 @@ export function flatJsonText(tensor: WireTensor): string {
 /** Datatypes whose elements `JSON.stringify` writes exactly as numbers from their typed array. */
 const plainNumbers = new Set(["FP32", "FP64", "INT8", "INT16", "INT32", "UINT8", "UINT16", "UINT32"]);
 
-function allFinite(values: Float64Array): boolean {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+function allFinite(values: ArrayLike<number>): boolean {
+  // x - x is 0 for a finite x and NaN for an infinity or NaN.
+  for (let i = 0; i < values.length; i++) if (values[i] - values[i] !== 0) return false;
   return true;
 }
 
 /**
  * The elements of an FP32 tensor when there are some and every one is finite (and, with `shape`, they are as many as
- * it says): those
- * are written by `float32_json.ts`, as the shortest text that reads back to the same float32. NaN and infinities are
- * JSON's `null`, written the general way.
+ * it says): those are written by `float32_json.ts`, as the shortest text that reads back to the same float32. NaN and
+ * infinities are JSON's `null`, written the general way.
  */
 function finiteFloat32(tensor: WireTensor, shape: readonly number[] | null): Float32Array | undefined {
   if (tensor.datatype !== "FP32" || tensor.data.byteLength % 4 !== 0) return undefined;
@@ -527,9 +527,7 @@ function finiteFloat32(tensor: WireTensor, shape: readonly number[] | null): Flo
     for (const d of shape) count *= d;
     if (count !== values.length) return undefined;
   }
-  // x - x is 0 for a finite x and NaN for an infinity or NaN.
-  for (let i = 0; i < values.length; i++) if (values[i] - values[i] !== 0) return undefined;
-  return values;
+  return allFinite(values) ? values : undefined;
 }
 
 /** Bytes of FP32 JSON texts, reused (one request's output at a time; the largest get their own). */
