@@ -268,8 +268,14 @@ export interface ModelInfo {
   outputs: TensorInfo[];
   /** Execution providers the session uses: where ORT placed its nodes (CUDA lanes), most nodes first. */
   providers: string[];
-  /** Nodes per provider, from ORT's own placement log (CUDA lanes). */
+  /**
+   * Nodes per provider, from ORT's own placement log (CUDA lanes), of the session that serves: with `shapeSessions`,
+   * the most recently used session per input shapes once one exists (they are planned for their shapes, so they may
+   * place fewer nodes on the CPU than the model as declared).
+   */
   placement?: Record<string, number>;
+  /** With `shapeSessions` (CUDA lanes): nodes per provider of each session per input shapes, by shape key. */
+  shapes?: Record<string, Record<string, number>>;
   /**
    * Which ONNX Runtime API runs it: `c`, isolane's binding of the C API (on CPU lanes a run stops when its request
    * aborts), or `onnxruntime-node` (CPU models with string, sequence or map inputs or outputs, which the binding
@@ -351,6 +357,14 @@ export interface RunTerminatedMessage {
   ms: number;
 }
 
+/** Isolate to host: a model's placement changed (a session for new input shapes was created). */
+export interface PlacementMessage {
+  type: "placement";
+  model: string;
+  placement?: Record<string, number>;
+  shapes?: Record<string, Record<string, number>>;
+}
+
 /** Isolate to host: a line the function wrote with `console`. */
 export interface LogMessage {
   type: "log";
@@ -369,4 +383,5 @@ export type IsolateMessage =
   | ReleasedMessage
   | ItemMessage
   | RunTerminatedMessage
+  | PlacementMessage
   | LogMessage;

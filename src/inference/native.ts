@@ -123,6 +123,8 @@ export interface NativeLaneOptions {
   shapeSessions?: number;
   /** Pinned staging mapped as JS memory, for the model of a `runModel` handler (`NativeSession.runStaged`). */
   arena?: PinnedArena;
+  /** Called after a session per input shapes is created (with `shapeSessions` above 1), with the placement then. */
+  onShapeSession?: (placement: SessionPlacement) => void;
   /** The model's weights in device memory shared by the device's lanes (`AddInitializer` over them). */
   weights?: SharedWeights;
 }
@@ -135,8 +137,23 @@ export interface LaneSession {
   facade: InferenceSession;
   /** Absent when no shared weights were offered. */
   weights?: WeightsInfo;
+  /**
+   * Where ORT placed the nodes of the sessions that serve now ({@link placementOf}): with `shapeSessions` above 1, of
+   * each session per input shapes (its key as {@link ShapeSessions.keyOf} gives it), once one exists; else of the
+   * first session.
+   */
+  placement(): SessionPlacement;
   /** Releases the session, then its values over the shared weights (the weights stay: the host frees them). */
   release(): Promise<void>;
+}
+
+/**
+ * Nodes per provider of the session that serves (`placement`), and with sessions per input shapes, of each
+ * (`shapes`, by shape key, least recently used first). `placement` is then the most recently used one's.
+ */
+export interface SessionPlacement {
+  placement?: Record<string, number>;
+  shapes?: Record<string, Record<string, number>>;
 }
 
 const weightAlignment = 256;
@@ -218,28 +235,38 @@ export async function createLaneSession(path: string, options: NativeLaneOptions
     after?: () => void,
   ): LaneSession => {
     const perShape = (options.shapeSessions ?? 1) > 1;
-    // With a session per shape, the first one (no graph: a model may keep shape arithmetic on the CPU until its
-    // dimensions are fixed) shows where ORT places the nodes; the others, each planned for its shapes, skip the probe.
+    // With a session per shape, the first one has no graph: a model may keep shape arithmetic on the CPU until its
+    // dimensions are fixed. Each session per shape is probed too (ORT's placement log, in a probe session of the
+    // same options): it is what runs, so it is what is reported, and a compute node it would put on the CPU fails
+    // that shape's run rather than running there.
     const session = createNative(path, perShape ? { ...options, cudaGraph: false } : options, initializers);
     const shapes = perShape
       ? new ShapeSessions(
         session,
         (freeDimensions) => {
           try {
-            return createNative(path, options, initializers, false, freeDimensions);
+            return createNative(path, options, initializers, true, freeDimensions);
           } catch (error) {
             // Shapes whose session ORT cannot capture as a graph (a node left on the CPU) run without one.
             if (!options.cudaGraph) throw error;
-            return createNative(path, { ...options, cudaGraph: false }, initializers, false, freeDimensions);
+            return createNative(path, { ...options, cudaGraph: false }, initializers, true, freeDimensions);
           }
         },
         options.shapeSessions!,
+        () => options.onShapeSession?.(placementNow()),
       )
       : undefined;
+    const placementNow = (): SessionPlacement => {
+      const byShape = shapes?.sessions() ?? [];
+      if (byShape.length === 0) return { placement: placementOf(session) };
+      const entries = byShape.map(([key, s]) => [key, placementOf(s) ?? {}] as const);
+      return { placement: entries.at(-1)![1], shapes: Object.fromEntries(entries) };
+    };
     return {
       session,
       facade: shapes ? shapes.facade() : sessionFacade(session),
       ...(weights ? { weights } : {}),
+      placement: placementNow,
       release: async () => {
         await (shapes ? shapes.release() : session.release());
         after?.();
@@ -301,6 +328,8 @@ export class ShapeSessions {
     first: NativeSession,
     readonly create: (freeDimensions: Record<string, number>) => NativeSession,
     readonly max: number,
+    /** Called after each session created for a new shape is in place. */
+    readonly onCreated?: () => void,
   ) {
     this.#first = first;
     this.#inputs = first.inputMetadata;
@@ -369,6 +398,7 @@ export class ShapeSessions {
       return known;
     }
     let session: NativeSession;
+    let created = false;
     const freeDimensions = this.#freeDimensions(feeds);
     if (this.#first && Object.keys(freeDimensions).length === 0) {
       session = this.#first;
@@ -388,6 +418,7 @@ export class ShapeSessions {
         );
       }
       this.stats.created++;
+      created = true;
       if (this.#first) {
         // Planned for no shape in particular: the sessions per shape replace it.
         const first = this.#first;
@@ -396,7 +427,13 @@ export class ShapeSessions {
       }
     }
     this.#byShape.set(key, session);
+    if (created) this.onCreated?.();
     return session;
+  }
+
+  /** The sessions per input shapes now, by shape key, least recently used first. */
+  sessions(): [string, NativeSession][] {
+    return [...this.#byShape.entries()];
   }
 
   /** Runs `feeds` on the session of their shapes; runs take turns. */

@@ -27,9 +27,9 @@ import {
   createCpuSession,
   createLaneSession,
   freeWeights,
+  type LaneSession,
   mapStaging,
   openNativeOrt,
-  placementOf,
   preopenNativeOrt,
   uploadWeights,
 } from "../inference/native.ts";
@@ -195,6 +195,7 @@ async function serve(init: InitMessage): Promise<void> {
     }
     const models: Record<string, InferenceSession> = {};
     const info: Record<string, Partial<ModelInfo>> = {};
+    const laneSessions: Record<string, LaneSession> = {};
     const apis: Record<string, "c" | "onnxruntime-node"> = {};
     const published: Record<string, SharedWeights> = {};
     let staged: StagedModel | undefined;
@@ -224,13 +225,16 @@ async function serve(init: InitMessage): Promise<void> {
             (Array.isArray(options.cudaGraph) && options.cudaGraph.includes(name)),
           // A runModel handler stages in the one session's pinned memory: it keeps one session.
           ...(name === modelHandler ? { arena } : { shapeSessions: options.shapeSessions }),
+          // Sessions per shape made after the isolate is ready tell the host where they run.
+          onShapeSession: (now) => {
+            if (serving) port.post({ type: "placement", model: name, ...now });
+          },
           ...(weights ? { weights } : {}),
         });
         sessions.push(lane);
+        laneSessions[name] = lane;
         if (plan?.mode === "publish" && weights && lane.weights?.shared) published[name] = weights;
-        const placement = placementOf(lane.session);
         info[name] = {
-          ...(placement ? { providers: Object.keys(placement), placement } : {}),
           ...(lane.weights ? { weights: lane.weights } : plan ? { weights: { shared: false, reason: unshared } } : {}),
         };
         models[name] = lane.facade;
@@ -272,6 +276,12 @@ async function serve(init: InitMessage): Promise<void> {
           `Cannot load function '${init.name}': setup threw: ${messageOf(error)}`,
         );
       }
+    }
+    // Placement as of now: the sessions per shape that setup's runs made are the ones that serve.
+    for (const [name, lane] of Object.entries(laneSessions)) {
+      const { placement, shapes } = lane.placement();
+      if (placement) Object.assign(info[name], { providers: Object.keys(placement), placement });
+      if (shapes) info[name].shapes = shapes;
     }
     serving = { loaded, run: { base, ...(staged ? { model: staged } : {}) }, sessions, arena };
     // From here the host holds the published blocks and frees them when the function version is unloaded.

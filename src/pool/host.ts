@@ -234,6 +234,17 @@ export abstract class HostBase implements IsolateHost {
         }
         return this.terminate(new IsolaneError("isolate_crashed", reason));
       }
+      case "placement": {
+        const { model, placement, shapes } = message;
+        this.models = this.models.map((m) =>
+          m.name !== model ? m : {
+            ...m,
+            ...(placement ? { providers: Object.keys(placement), placement } : {}),
+            ...(shapes ? { shapes } : {}),
+          }
+        );
+        return;
+      }
       case "released":
         return;
       case "item":

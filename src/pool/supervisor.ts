@@ -162,10 +162,11 @@ export class Supervisor {
     this.#loadSpare = spec.spare;
   }
 
-  /** Models as the first isolate loaded them, with the weights' sharing across the live lanes. */
+  /** Models as the first ready isolate reports them, with the weights' sharing across the live lanes. */
   get models(): ModelInfo[] {
     const hosts = this.slots.flatMap((s) => (s.host ? [s.host] : []));
-    return this.#weights.summarise(this.#models, hosts);
+    // The first ready isolate's, as it reports them now (placement changes as sessions per shape are made).
+    return this.#weights.summarise(hosts.find((h) => h.models.length > 0)?.models ?? this.#models, hosts);
   }
 
   /**

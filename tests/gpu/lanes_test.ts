@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { resizeNormalize } from "../../functions/ocr/image.ts";
 import { assertClose, mlpInput, mlpReference } from "../support/mlp_reference.ts";
 import { renderTextPng } from "../support/render_text.ts";
-import { startServer, type TestServer } from "../support/server.ts";
+import { startServer, type TestServer, until } from "../support/server.ts";
 import { gpus, settledMemory, skipReason, testImage, usedMemory, writeFunctions } from "./gpu_support.ts";
 
 const ignore = skipReason !== null;
@@ -258,6 +258,15 @@ Deno.test({
       ocrOnGpu.isolates.every((i: Json) => i.gpu && i.providers[0] === "cuda"),
       JSON.stringify(ocrOnGpu.isolates),
     );
+    // What serves the recogniser is its sessions per shape (setup's warm-up made one), each planned for its shapes:
+    // ORT's placement log of each shows every node on CUDA, where the model as declared keeps 12 shape nodes on the
+    // CPU (the first session, which no longer serves).
+    const recOf = (i: Json) => i.models.find((m: Json) => m.name === "rec");
+    const rec = recOf(ocrOnGpu);
+    assert.ok(Object.keys(rec.shapes ?? {}).length >= 1, JSON.stringify(rec));
+    for (const placement of [rec.placement, ...Object.values(rec.shapes)] as Json[]) {
+      assert.ok(placement.cuda > 0 && !("cpu" in placement), JSON.stringify(rec));
+    }
     assert.ok((await info(cpu, "ocr")).isolates.every((i: Json) => !i.gpu && i.providers[0] === "cpu"));
 
     const x = mlpInput(42, 9);
@@ -269,6 +278,13 @@ Deno.test({
     const [onGpu, onCpu] = await Promise.all([call(gpu, "ocr", body), call(cpu, "ocr", body)]);
     assert.deepEqual(onGpu.lines.map((l: Json) => l.text), onCpu.lines.map((l: Json) => l.text));
     assert.equal(onGpu.lines.map((l: Json) => l.text).join("|"), "Hello World|Lane 7 on cuda|Total 318.75");
+    if (ocrOnGpu.isolates.length === 1) {
+      // The request's own line widths made sessions of their own, and the isolate reported where they run.
+      const shapes = Object.keys(rec.shapes).length;
+      await until(gpu, "ocr", (i) => Object.keys(recOf(i).shapes).length > shapes);
+      const now = recOf(await info(gpu, "ocr"));
+      assert.ok(Object.values(now.shapes).every((p) => (p as Json).cuda > 0), JSON.stringify(now));
+    }
     // A tilted line: rotated boxes and the perspective crop feed the GPU path's pre-processing too.
     const tilted = await renderTextPng(["Hello Edge World 2025"], { width: 700, tiltDegrees: 15 });
     const tiltedOnGpu = await call(gpu, "ocr", { image: Buffer.from(tilted).toString("base64") });
