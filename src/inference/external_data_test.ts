@@ -80,3 +80,13 @@ Deno.test("checkModelFiles refuses a location in a subgraph that leaves the fold
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("externalDataRefs decodes only bytes that name a location, wherever the key lies", async () => {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  // Near misses only: nothing to decode, so not even bytes that are no model fail.
+  assert.deepEqual(await externalDataRefs(bytes("llllocatiolocatiOn lo l")), []);
+  assert.deepEqual(await externalDataRefs(bytes("locatio")), []);
+  // The key after near misses, and at the very end: the bytes are decoded (and, being no model, refused).
+  await assert.rejects(externalDataRefs(bytes("\xff\xffllllocatiolocation")));
+  await assert.rejects(externalDataRefs(bytes("location\xff\xff\xff")));
+});
