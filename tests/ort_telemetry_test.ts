@@ -18,7 +18,12 @@ Deno.test("ORT telemetry: off in the runtime and its process hosts; no mat-debug
   const tmp = await Deno.makeTempDir({ prefix: "isolane-telemetry-" });
   try {
     {
-      await using server = await startServer({ functionsDir, env: { TMPDIR: tmp, ISOLANE_ISOLATION: "process" } });
+      // The test task turns telemetry off for the tests' own ORT; the runtime must not inherit that.
+      await using server = await startServer({
+        functionsDir,
+        env: { TMPDIR: tmp, ISOLANE_ISOLATION: "process" },
+        unsetEnv: ["ORT_DISABLE_TELEMETRY"],
+      });
       const info = await (await fetch(`${server.url}/v1/functions/mlp`)).json();
       assert.equal(info.isolates[0].isolation, "process");
       const response = await server.invoke("mlp", { x: [[1, 2, 3, 4]] });

@@ -30,6 +30,8 @@ export interface ServerOptions {
   entry?: string;
   /** More command-line arguments (`--dev-admin`, say). */
   args?: string[];
+  /** Variables of this process the runtime must not inherit (the test task's `ORT_DISABLE_TELEMETRY`, say). */
+  unsetEnv?: string[];
 }
 
 async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
@@ -47,7 +49,7 @@ async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: stri
 
 /** Starts the runtime and resolves once it listens. */
 export async function startServer(
-  { functionsDir, watch = false, env = {}, entry = mainPath, args = [] }: ServerOptions,
+  { functionsDir, watch = false, env = {}, entry = mainPath, args = [], unsetEnv = [] }: ServerOptions,
 ): Promise<TestServer> {
   let ownData: string | undefined;
   const child = new Deno.Command(Deno.execPath(), {
@@ -61,7 +63,12 @@ export async function startServer(
       ...(watch ? ["--watch"] : []),
       ...args,
     ],
+    // Inherited as Deno.Command would, less what the test unsets.
+    ...(unsetEnv.length > 0 ? { clearEnv: true } : {}),
     env: {
+      ...(unsetEnv.length > 0
+        ? Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => !unsetEnv.includes(k)))
+        : {}),
       PORT: "0",
       HOST: "127.0.0.1",
       ISOLANE_FUNCTIONS: functionsDir,
