@@ -20,6 +20,7 @@ export const errorStatus = {
   conflict: 409,
   request_timeout: 408,
   body_too_large: 413,
+  gpu_memory_limit: 413,
   unsupported_media_type: 415,
   invalid_bundle: 422,
   queue_full: 429,

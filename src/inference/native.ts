@@ -264,7 +264,7 @@ export async function createLaneSession(path: string, options: NativeLaneOptions
     };
     return {
       session,
-      facade: shapes ? shapes.facade() : sessionFacade(session),
+      facade: mappedFacade(shapes ? shapes.facade() : sessionFacade(session), (e) => laneRunError(e, options)),
       ...(weights ? { weights } : {}),
       placement: placementNow,
       release: async () => {
@@ -538,6 +538,43 @@ export function placementOf(session: InferenceSession | NativeSession): Record<s
       .sort((a, b) => b[1].count - a[1].count)
       .map(([provider, { count }]) => [shortNames[provider] ?? provider, count]),
   );
+}
+
+/** ORT's BFC arena refusing an allocation past its limit (`bfc_arena.cc`, `AllocateRawInternal`). */
+const arenaRefusal = /Available memory of (\d+) is smaller than requested bytes of (\d+)/;
+
+/**
+ * A run's error as the client should get it: ORT's arena refusing memory past the function's `gpuMemoryLimitMb` (its
+ * `gpu_mem_limit`) becomes `gpu_memory_limit` (HTTP 413: the request needs more than the function allows), naming
+ * what was free and what the run asked for; any other error is returned as it is.
+ */
+export function laneRunError(
+  error: unknown,
+  options: Pick<NativeLaneOptions, "fn" | "model" | "gpuMemoryMb">,
+): unknown {
+  const refused = options.gpuMemoryMb > 0 && error instanceof Error ? arenaRefusal.exec(error.message) : null;
+  if (!refused) return error;
+  const mb = (bytes: string) => (Number(bytes) / 1e6).toFixed(1);
+  return new IsolaneError(
+    "gpu_memory_limit",
+    `Model '${options.model}' of function '${options.fn}' needs more GPU memory for this request than the function's ` +
+      `gpuMemoryLimitMb (${options.gpuMemoryMb}) allows: the run asked for ${mb(refused[2])} MB more, with ` +
+      `${mb(refused[1])} MB free; send fewer rows at a time, or raise gpuMemoryLimitMb`,
+  );
+}
+
+/** `facade` with each run's errors mapped by `mapError`. */
+function mappedFacade(facade: InferenceSession, mapError: (error: unknown) => unknown): InferenceSession {
+  return Object.freeze({
+    inputNames: facade.inputNames,
+    outputNames: facade.outputNames,
+    inputMetadata: facade.inputMetadata,
+    outputMetadata: facade.outputMetadata,
+    run: (feeds: Record<string, Tensor>) =>
+      facade.run(feeds).catch((error) => {
+        throw mapError(error);
+      }),
+  }) as unknown as InferenceSession;
 }
 
 /**

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Tensor } from "onnxruntime-common";
 import { NativeSession, OrtEnv, ortLibraryPath } from "../../native/ort/mod.ts";
-import { ShapeSessions } from "./native.ts";
+import { laneRunError, ShapeSessions } from "./native.ts";
+import { IsolaneError, statusOf } from "../errors.ts";
 
 const libraryPath = ortLibraryPath(fileURLToPath(new URL("../../node_modules", import.meta.url)));
 const mlpPath = fileURLToPath(new URL("../../functions/mlp/mlp.onnx", import.meta.url));
@@ -120,4 +121,21 @@ Deno.test("ShapeSessions: release lets the runs already asked for finish, then r
   assert.deepEqual(answers.map((a) => a.y.dims[0]), [1, 2, 3, 2]);
   await released;
   assert.deepEqual(shapes.shapes(), []);
+});
+
+Deno.test("laneRunError: ORT's arena refusal past gpuMemoryLimitMb is 413 gpu_memory_limit; other errors stay", () => {
+  const where = { fn: "f", model: "m", gpuMemoryMb: 8 };
+  const arena = new Error(
+    "RunWithBinding failed: ORT_FAIL: Non-zero status code returned while running Gemm node. Status Message: " +
+      "bfc_arena.cc:359 Available memory of 8387584 is smaller than requested bytes of 25600000",
+  );
+  const mapped = laneRunError(arena, where);
+  assert.ok(mapped instanceof IsolaneError);
+  assert.equal(mapped.code, "gpu_memory_limit");
+  assert.equal(statusOf(mapped.code), 413);
+  assert.match(mapped.message, /gpuMemoryLimitMb \(8\).*25\.6 MB more, with 8\.4 MB free/);
+  // Without a limit of the function's, an arena refusal is the device's, not the request's: left as it is.
+  assert.equal(laneRunError(arena, { ...where, gpuMemoryMb: 0 }), arena);
+  const other = new Error("RunWithBinding failed: ORT_FAIL: something else");
+  assert.equal(laneRunError(other, where), other);
 });

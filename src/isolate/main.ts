@@ -27,6 +27,7 @@ import {
   createCpuSession,
   createLaneSession,
   freeWeights,
+  laneRunError,
   type LaneSession,
   mapStaging,
   openNativeOrt,
@@ -241,7 +242,15 @@ async function serve(init: InitMessage): Promise<void> {
         apis[name] = "c";
         if (name === modelHandler) {
           const batching = options.dynamicBatching;
-          staged = stagedModel(lane.session, batching ? graphBatchSizes(batching) : undefined);
+          const model = stagedModel(lane.session, batching ? graphBatchSizes(batching) : undefined);
+          const where = { fn: init.name, model: name, gpuMemoryMb: options.gpuMemoryLimitMb };
+          staged = {
+            ...model,
+            run: (request) =>
+              model.run(request).catch((error) => {
+                throw laneRunError(error, where);
+              }),
+          };
         }
       } else {
         const cpu = await createCpuSession(ort, path, {
