@@ -35,7 +35,7 @@ function valueInfo(name: string, width: number) {
  * The model's bytes. Weights are `sin(seed + i·0.7)` scaled so that activations stay of order one through the
  * eight layers (He-like: 2/√width); biases are small.
  */
-export function buildWideMlp({ layers, width } = wideMlpShape): Uint8Array {
+export function buildWideMlp({ layers, width }: { layers: number; width: number } = wideMlpShape): Uint8Array {
   const scale = 2 / Math.sqrt(width);
   const fill = (n: number, seed: number, s: number) => {
     const out = new Float32Array(n);
