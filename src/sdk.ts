@@ -465,15 +465,35 @@ export function definitionProblems(definition: unknown): string | undefined {
       return (error as Error).message;
     }
   }
-  const known = Object.keys(functionDefinitionSchema.shape).join(", ");
   return result.error.issues.map((issue) => {
     if (issue.code === "unrecognized_keys") {
-      const keys = issue.keys.map((k) => `'${k}'`).join(", ");
-      return `Unknown option${issue.keys.length > 1 ? "s" : ""} ${keys}; known options: ${known}`;
+      const at = issue.path.map(String).join(".");
+      const keys = issue.keys.map((k) => `'${at ? `${at}.` : ""}${k}'`).join(", ");
+      const known = Object.keys(objectAt(issue.path)?.shape ?? {}).join(", ");
+      return `Unknown option${issue.keys.length > 1 ? "s" : ""} ${keys}; known options${
+        at ? ` of ${at}` : ""
+      }: ${known}`;
     }
     const path = issue.path.map(String).join(".");
     return path ? `'${path}' ${issue.message.replace(/^Invalid input: /, "")}` : issue.message;
   }).join("; ");
+}
+
+/** The object schema at `path` in the definition's schema (through optional, default and array wrappers). */
+function objectAt(path: readonly PropertyKey[]): z.ZodObject | undefined {
+  let schema: unknown = functionDefinitionSchema;
+  const unwrap = (s: unknown): unknown => {
+    while (s instanceof z.ZodOptional || s instanceof z.ZodDefault || s instanceof z.ZodNullable) s = s.unwrap();
+    return s;
+  };
+  for (const key of path) {
+    schema = unwrap(schema);
+    if (schema instanceof z.ZodArray && typeof key === "number") schema = schema.element;
+    else if (schema instanceof z.ZodObject) schema = schema.shape[key as string];
+    else return undefined;
+  }
+  schema = unwrap(schema);
+  return schema instanceof z.ZodObject ? schema : undefined;
 }
 
 /**
@@ -508,6 +528,14 @@ export function checkDefinition(definition: AnyFunctionDefinition): void {
     }
     if (definition.input !== undefined || definition.output !== undefined) {
       throw new TypeError("A function with a 'signature' takes and returns tensors; leave out 'input' and 'output'");
+    }
+    const rowless = definition.dynamicBatching ? definition.signature.inputs.find((t) => t.shape[0] !== -1) : undefined;
+    if (rowless) {
+      // Else a batch would hand the handler inputs of more rows than its signature allows.
+      throw new TypeError(
+        `dynamicBatching combines requests along the first dimension, so every input's shape must start with -1 ` +
+          `(any rows); '${rowless.name}' has shape [${rowless.shape}]`,
+      );
     }
   } else if (!(definition.input instanceof z.ZodType) || !(definition.output instanceof z.ZodType)) {
     throw new TypeError("Function 'input' and 'output' must be Zod schemas (or declare a tensor 'signature')");

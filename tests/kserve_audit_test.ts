@@ -1,0 +1,122 @@
+/**
+ * What an audit of issues 14, 15 and 17 found, tried as a user would against a
+ * real server: nested `/v2` data that is not nested as its shape says (ragged
+ * rows, one level too deep) must be refused, not flattened into other rows; a
+ * BYTES string with a lone surrogate is not text; `"outputs": []` returns
+ * every output, as Triton does; a definition's options are checked where they
+ * are nested (`dynamicBatching`), and batching needs inputs with rows.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startServer } from "./support/server.ts";
+import { v2FunctionsDir } from "./support/tiny_models.ts";
+
+const encoder = new TextEncoder();
+
+async function post(url: string, body: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  // No content type, as Triton's client sends it.
+  const response = await fetch(url, { method: "POST", body: encoder.encode(body) });
+  return { status: response.status, body: await response.json() };
+}
+
+const batchable = (shape: number[]) =>
+  `import { defineFunction } from "isolane";
+export default defineFunction({
+  description: "Identity with dynamic batching",
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: ${JSON.stringify(shape)} }],
+    outputs: [{ name: "y", datatype: "FP32", shape: ${JSON.stringify(shape)} }],
+  },
+  dynamicBatching: { maxBatchSize: 8, maxQueueDelayMs: 50 },
+  handler: ({ x }) => ({ y: x }),
+});
+`;
+
+Deno.test("kserve v2 audit: data nested as its shape, well-formed strings, outputs: [], nested options", async (t) => {
+  const functionsDir = await v2FunctionsDir();
+  const add = async (name: string, source: string) => {
+    await Deno.mkdir(join(functionsDir, name));
+    await Deno.writeTextFile(join(functionsDir, name, "mod.ts"), source);
+  };
+  await add("fixedrows", batchable([2, 2]));
+  await add(
+    "typo",
+    batchable([-1, 2]).replace("maxQueueDelayMs: 50", "maxQueueDelayMs: 50, maxQueueDelayMicroseconds: 50"),
+  );
+  await using server = await startServer({ functionsDir, env: { CUDA_VISIBLE_DEVICES: "" } });
+  const infer = (model: string, body: string) => post(`${server.url}/v2/models/${model}/infer`, body);
+  const x = (shape: number[], data: unknown) =>
+    `{"inputs":[{"name":"x","datatype":"FP32","shape":${JSON.stringify(shape)},"data":${JSON.stringify(data)}}]}`;
+
+  await t.step("nested data must be nested as the shape says; flat and matching nesting pass", async () => {
+    const refused: [number[], unknown][] = [
+      // Ragged rows: flattened, [5] would move into the second row.
+      [[2, 4], [[1, 2, 3, 4, 5], [6, 7, 8]]],
+      // One level deeper than the shape.
+      [[1, 4], [[[1, 2, 3, 4]]]],
+      // Rows of the wrong width whose total is right.
+      [[2, 4], [[1, 2], [3, 4], [5, 6], [7, 8]]],
+      // A number beside a row.
+      [[2, 4], [1, [2, 3, 4, 5, 6, 7, 8]]],
+    ];
+    for (const [shape, data] of refused) {
+      const { status, body } = await infer("mlp", x(shape, data));
+      assert.equal(status, 400, `${JSON.stringify(data)}: ${JSON.stringify(body)}`);
+      assert.equal(typeof body.error, "string");
+      assert.match(body.error as string, /nested|rectangular/, JSON.stringify(body));
+    }
+    const flat = await infer("mlp", x([2, 4], [1, 2, 3, 4, 5, 6, 7, 8]));
+    const nested = await infer("mlp", x([2, 4], [[1, 2, 3, 4], [5, 6, 7, 8]]));
+    assert.equal(flat.status, 200, JSON.stringify(flat.body));
+    assert.deepEqual(nested, flat);
+    const none = await infer("mlp", x([0, 4], []));
+    assert.equal(none.status, 200, JSON.stringify(none.body));
+  });
+
+  await t.step("a BYTES string with a lone surrogate is 400 on /v2 and /v1, not replaced by U+FFFD", async () => {
+    const v2 = await infer(
+      "strings",
+      '{"inputs":[{"name":"text","datatype":"BYTES","shape":[2],"data":["a","\\ud800"]}]}',
+    );
+    assert.equal(v2.status, 400, JSON.stringify(v2.body));
+    assert.match(v2.body.error as string, /element 1 .*not BYTES: a lone surrogate/);
+    const v1 = await fetch(`${server.url}/v1/functions/strings`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"text":["\\udc00b"]}',
+    });
+    const body = await v1.json();
+    assert.equal(v1.status, 400, JSON.stringify(body));
+    assert.equal(body.error.code, "invalid_input");
+    const ok = await infer(
+      "strings",
+      '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["\\ud83d\\ude00"]}]}',
+    );
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  });
+
+  await t.step('"outputs": [] returns every output, as when outputs are left out (Triton)', async () => {
+    const request = (outputs: string) =>
+      `{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["ab"]}]${outputs}}`;
+    const all = await infer("strings", request(""));
+    const empty = await infer("strings", request(',"outputs":[]'));
+    assert.equal(all.status, 200);
+    assert.deepEqual((all.body.outputs as { name: string }[]).map((o) => o.name), ["upper", "length"]);
+    assert.deepEqual(empty, all);
+  });
+
+  await t.step("dynamicBatching: a nested unknown key names its place; inputs must have rows first", async () => {
+    const info = async (name: string) => await (await fetch(`${server.url}/v1/functions/${name}`)).json();
+    const typo = await info("typo");
+    assert.equal(typo.status, "failed");
+    assert.match(
+      typo.error,
+      /Unknown option 'dynamicBatching\.maxQueueDelayMicroseconds'; known options of dynamicBatching: maxBatchSize, maxQueueDelayMs, preferredBatchSizes/,
+    );
+    const fixed = await info("fixedrows");
+    assert.equal(fixed.status, "failed");
+    assert.match(fixed.error, /dynamicBatching .*first dimension.*'x' has shape \[2,2\]/);
+  });
+
+  await Deno.remove(functionsDir, { recursive: true });
+});
