@@ -43,6 +43,20 @@ Deno.test("kserve v2 audit: data nested as its shape, well-formed strings, outpu
     "typo",
     batchable([-1, 2]).replace("maxQueueDelayMs: 50", "maxQueueDelayMs: 50, maxQueueDelayMicroseconds: 50"),
   );
+  // Cuts each string after its first UTF-16 unit: half of a surrogate pair, for an emoji.
+  await add(
+    "cut",
+    `import { defineFunction, Tensor } from "isolane";
+export default defineFunction({
+  description: "First UTF-16 unit of each string",
+  signature: {
+    inputs: [{ name: "text", datatype: "BYTES", shape: [-1] }],
+    outputs: [{ name: "first", datatype: "BYTES", shape: [-1] }],
+  },
+  handler: ({ text }) => ({ first: new Tensor("string", (text.data as string[]).map((s) => s.slice(0, 1)), text.dims) }),
+});
+`,
+  );
   await using server = await startServer({ functionsDir, env: { CUDA_VISIBLE_DEVICES: "" } });
   const infer = (model: string, body: string) => post(`${server.url}/v2/models/${model}/infer`, body);
   const x = (shape: number[], data: unknown) =>
@@ -93,6 +107,13 @@ Deno.test("kserve v2 audit: data nested as its shape, well-formed strings, outpu
       '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["\\ud83d\\ude00"]}]}',
     );
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    // The rule is the request's: a handler that returns half a pair is not the client's fault (no 400).
+    const cut = await infer(
+      "cut",
+      '{"inputs":[{"name":"text","datatype":"BYTES","shape":[2],"data":["\\ud83d\\ude00","ab"]}]}',
+    );
+    assert.equal(cut.status, 200, JSON.stringify(cut.body));
+    assert.deepEqual((cut.body.outputs as { data: string[] }[])[0].data, ["\ufffd", "a"]);
   });
 
   await t.step('"outputs": [] returns every output, as when outputs are left out (Triton)', async () => {
