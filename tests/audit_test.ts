@@ -4,7 +4,8 @@
  * rows, one level too deep) must be refused, not flattened into other rows; a
  * BYTES string with a lone surrogate is not text; `"outputs": []` returns
  * every output, as Triton does; a definition's options are checked where they
- * are nested (`dynamicBatching`), and batching needs inputs with rows.
+ * are nested (`dynamicBatching`), and batching needs inputs with rows; a
+ * batch whose handler call fails answers each request as if sent alone.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -32,7 +33,7 @@ export default defineFunction({
 });
 `;
 
-Deno.test("kserve v2 audit: data nested as its shape, well-formed strings, outputs: [], nested options", async (t) => {
+Deno.test("audit of issues 14 and 17: data nested as its shape, well-formed strings, outputs: [], batching", async (t) => {
   const functionsDir = await v2FunctionsDir();
   const add = async (name: string, source: string) => {
     await Deno.mkdir(join(functionsDir, name));
@@ -54,6 +55,24 @@ export default defineFunction({
     outputs: [{ name: "first", datatype: "BYTES", shape: [-1] }],
   },
   handler: ({ text }) => ({ first: new Tensor("string", (text.data as string[]).map((s) => s.slice(0, 1)), text.dims) }),
+});
+`,
+  );
+  // Refuses a batch that holds a negative row: a batched call that fails is retried request by request.
+  await add(
+    "picky",
+    `import { defineFunction, InputError } from "isolane";
+export default defineFunction({
+  description: "Identity that refuses negative rows",
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 1] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 1] }],
+  },
+  dynamicBatching: { maxBatchSize: 4, maxQueueDelayMs: 10000 },
+  handler({ x }) {
+    if ((x.data as Float32Array).some((v) => v < 0)) throw new InputError("negative rows are refused");
+    return { y: x };
+  },
 });
 `,
   );
@@ -138,6 +157,22 @@ export default defineFunction({
     assert.equal(fixed.status, "failed");
     assert.match(fixed.error, /dynamicBatching .*first dimension.*'x' has shape \[2,2\]/);
   });
+
+  await t.step(
+    "a batch whose handler call fails is retried request by request: only the bad request fails",
+    async () => {
+      // Four rows fill the batch (maxBatchSize 4) at once; the queue delay of 10 s sends no smaller one first.
+      const answers = await Promise.all([1, 2, -3, 4].map((v) => infer("picky", x([1, 1], [v]))));
+      assert.deepEqual(answers.map((a) => a.status), [200, 200, 400, 200], JSON.stringify(answers));
+      assert.match(answers[2].body.error as string, /negative rows are refused/);
+      assert.deepEqual(
+        answers.filter((a) => a.status === 200).map((a) => (a.body.outputs as { data: number[] }[])[0].data),
+        [[1], [2], [4]],
+      );
+      const info = await (await fetch(`${server.url}/v1/functions/picky`)).json();
+      assert.deepEqual(info.recentBatchSizes, [4], "the four ran as one batch first");
+    },
+  );
 
   await Deno.remove(functionsDir, { recursive: true });
 });
