@@ -296,6 +296,22 @@ export interface FunctionDefinition<
     accepts: string[];
     handler: (body: RawBody, ctx: FunctionContext<M> & { state: Awaited<S> }) => HandlerResult<z.input<O>>;
   };
+  /**
+   * With `dynamicBatching`, handles the JSON requests queued together in one call: their inputs, each validated, in
+   * arrival order; their outputs in the same order. `handler` still serves a request that comes alone, and each
+   * request of a batch whose call throws or returns a list of another length, so that each gets its own answer.
+   *
+   * @example
+   * ```ts
+   * dynamicBatching: { maxBatchSize: 16, maxQueueDelayMs: 2 },
+   * handler: async (input, ctx) => (await embed([input.text], ctx))[0],
+   * batchHandler: (inputs, ctx) => embed(inputs.map((i) => i.text), ctx),
+   * ```
+   */
+  batchHandler?: (
+    inputs: z.output<I>[],
+    ctx: FunctionContext<M> & { state: Awaited<S> },
+  ) => z.input<O>[] | Promise<z.input<O>[]>;
 }
 
 /** A function definition with a tensor signature: served on `/v1` and KServe v2, tensors in and out. */
@@ -304,6 +320,8 @@ export interface TensorFunctionDefinition<M extends string = string, S = unknown
   signature: TensorSignature;
   input?: undefined;
   output?: undefined;
+  /** Tensor functions batch by rows (`dynamicBatching`), with their own handler. */
+  batchHandler?: undefined;
   /** Handles one call: input tensors by name in, output tensors by name out. */
   handler: (
     inputs: Readonly<Record<string, Tensor>>,
@@ -443,6 +461,8 @@ export const functionDefinitionSchema = functionOptionsSchema.extend({
   output: z.custom<z.ZodType>((v) => v instanceof z.ZodType, "must be a Zod schema").optional(),
   handler: z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", "must be a function"),
   setup: z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", "must be a function").optional(),
+  batchHandler: z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", "must be a function")
+    .optional(),
 }).strict();
 
 /**
@@ -539,6 +559,16 @@ export function checkDefinition(definition: AnyFunctionDefinition): void {
     }
   } else if (!(definition.input instanceof z.ZodType) || !(definition.output instanceof z.ZodType)) {
     throw new TypeError("Function 'input' and 'output' must be Zod schemas (or declare a tensor 'signature')");
+  }
+  if (definition.batchHandler !== undefined) {
+    if (definition.signature) {
+      throw new TypeError("A tensor function batches by rows through its 'handler'; leave out 'batchHandler'");
+    }
+    if (!definition.dynamicBatching) {
+      throw new TypeError(
+        "'batchHandler' takes the requests that dynamicBatching queues together: set dynamicBatching",
+      );
+    }
   }
   if (typeof definition.handler !== "function") {
     throw new TypeError("Function 'handler' must be a function");

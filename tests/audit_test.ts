@@ -5,7 +5,8 @@
  * BYTES string with a lone surrogate is not text; `"outputs": []` returns
  * every output, as Triton does; a definition's options are checked where they
  * are nested (`dynamicBatching`), and batching needs inputs with rows; a
- * batch whose handler call fails answers each request as if sent alone.
+ * batch whose handler call fails answers each request as if sent alone; a
+ * JSON function may take its batches as a list (`batchHandler`).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -76,6 +77,24 @@ export default defineFunction({
 });
 `,
   );
+  // A JSON function that opts in to batches: each answer says how many requests its call served.
+  const listed = (batching: string) =>
+    `import { defineFunction, InputError, z } from "isolane";
+const double = (x: number, batch: number) => {
+  if (x < 0) throw new InputError("negative x is refused");
+  return { y: x * 2, batch };
+};
+export default defineFunction({
+  description: "Doubles x, alone or in batches",
+  input: z.object({ x: z.number() }),
+  output: z.object({ y: z.number(), batch: z.number() }),
+  ${batching}
+  handler: ({ x }) => double(x, 1),
+  batchHandler: (inputs) => inputs.map(({ x }) => double(x, inputs.length)),
+});
+`;
+  await add("listed", listed("dynamicBatching: { maxBatchSize: 4, maxQueueDelayMs: 10000 },"));
+  await add("unbatched", listed(""));
   await using server = await startServer({ functionsDir, env: { CUDA_VISIBLE_DEVICES: "" } });
   const infer = (model: string, body: string) => post(`${server.url}/v2/models/${model}/infer`, body);
   const x = (shape: number[], data: unknown) =>
@@ -173,6 +192,35 @@ export default defineFunction({
       assert.deepEqual(info.recentBatchSizes, [4], "the four ran as one batch first");
     },
   );
+
+  await t.step("a JSON function's batchHandler gets the requests queued together; a bad one fails alone", async () => {
+    const call = (body: string) =>
+      fetch(`${server.url}/v1/functions/listed`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      }).then(async (r) => ({ status: r.status, body: await r.json() }));
+    // Four requests fill a batch (maxBatchSize 4) at once; the queue delay of 10 s sends no smaller one first.
+    const four = await Promise.all([1, 2, 3, 4].map((x) => call(`{"x":${x}}`)));
+    assert.deepEqual(four, [1, 2, 3, 4].map((x) => ({ status: 200, body: { y: 2 * x, batch: 4 } })));
+    // A body its schema refuses is answered alone; the other three are one call.
+    const invalid = await Promise.all(['{"x":1}', '{"x":"a"}', '{"x":3}', '{"x":4}'].map(call));
+    assert.deepEqual(invalid.map((a) => a.status), [200, 400, 200, 200]);
+    assert.equal(invalid[1].body.error.code, "invalid_input");
+    assert.deepEqual(invalid.filter((a) => a.status === 200).map((a) => a.body.batch), [3, 3, 3]);
+    // A call that throws is run again request by request through handler: only the bad request fails.
+    const thrown = await Promise.all([1, -2, 3, 4].map((x) => call(`{"x":${x}}`)));
+    assert.deepEqual(thrown.map((a) => a.status), [200, 400, 200, 200]);
+    assert.match(thrown[1].body.error.message, /negative x is refused/);
+    assert.deepEqual(thrown.filter((a) => a.status === 200).map((a) => a.body), [
+      { y: 2, batch: 1 },
+      { y: 6, batch: 1 },
+      { y: 8, batch: 1 },
+    ]);
+    const unbatched = await (await fetch(`${server.url}/v1/functions/unbatched`)).json();
+    assert.equal(unbatched.status, "failed");
+    assert.match(unbatched.error, /'batchHandler' takes the requests that dynamicBatching queues together/);
+  });
 
   await Deno.remove(functionsDir, { recursive: true });
 });
