@@ -406,14 +406,18 @@ export function decodeBytesElements(
   const out: Uint8Array[] = [];
   let at = 0;
   while (at < bytes.length) {
+    if (out.length === count) {
+      throw bad(
+        `BYTES tensor '${name}' has ${bytes.length - at} bytes after its ${count} elements; its shape needs ${count}`,
+      );
+    }
     if (at + 4 > bytes.length) throw bad(`BYTES tensor '${name}' ends inside a length prefix`);
     const length = view.getUint32(at, true);
     if (at + 4 + length > bytes.length) throw bad(`BYTES tensor '${name}' element ${out.length} runs past its data`);
     out.push(bytes.subarray(at + 4, at + 4 + length));
     at += 4 + length;
-    if (out.length > count) break;
   }
-  if (out.length !== count) throw bad(`BYTES tensor '${name}' has ${out.length}+ elements; its shape needs ${count}`);
+  if (out.length !== count) throw bad(`BYTES tensor '${name}' has ${out.length} elements; its shape needs ${count}`);
   return out;
 }
 

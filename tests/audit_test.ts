@@ -154,6 +154,29 @@ export default defineFunction({
     assert.deepEqual((cut.body.outputs as { data: string[] }[])[0].data, ["\ufffd", "a"]);
   });
 
+  await t.step("binary BYTES with more or fewer elements than the shape say which", async () => {
+    const element = (text: string) => [...new Uint8Array(Uint32Array.of(text.length).buffer), ...encoder.encode(text)];
+    const send = async (shape: number[], blob: number[]) => {
+      const header = encoder.encode(JSON.stringify({
+        inputs: [{ name: "text", datatype: "BYTES", shape, parameters: { binary_data_size: blob.length } }],
+      }));
+      const response = await fetch(`${server.url}/v2/models/strings/infer`, {
+        method: "POST",
+        headers: { "Inference-Header-Content-Length": String(header.length) },
+        body: new Uint8Array([...header, ...blob]),
+      });
+      return { status: response.status, body: await response.json() };
+    };
+    const more = await send([1], [...element("a"), ...element("bc")]);
+    assert.equal(more.status, 400);
+    assert.match(more.body.error, /BYTES tensor 'text' has 6 bytes after its 1 elements; its shape needs 1/);
+    const partial = await send([1], [...element("a"), 9, 9]);
+    assert.match(partial.body.error, /has 2 bytes after its 1 elements/);
+    const fewer = await send([2], element("a"));
+    assert.equal(fewer.status, 400);
+    assert.match(fewer.body.error, /BYTES tensor 'text' has 1 elements; its shape needs 2/);
+  });
+
   await t.step('"outputs": [] returns every output, as when outputs are left out (Triton)', async () => {
     const request = (outputs: string) =>
       `{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["ab"]}]${outputs}}`;
