@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startServer } from "./support/server.ts";
+import { startServer, until } from "./support/server.ts";
 import { v2FunctionsDir } from "./support/tiny_models.ts";
 
 const encoder = new TextEncoder();
@@ -95,6 +95,33 @@ export default defineFunction({
 `;
   await add("listed", listed("dynamicBatching: { maxBatchSize: 4, maxQueueDelayMs: 10000 },"));
   await add("unbatched", listed(""));
+  // Each row's value names a marker file the call waits for; each answer says how many rows its call had; a call
+  // whose signal aborts throws.
+  await Deno.mkdir(join(functionsDir, "gate", "state"), { recursive: true });
+  await Deno.writeTextFile(
+    join(functionsDir, "gate", "mod.ts"),
+    `import { defineFunction } from "isolane";
+export default defineFunction({
+  description: "Waits for the markers its rows name; answers the rows of its call",
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 1] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 1] }],
+  },
+  dynamicBatching: { maxBatchSize: 8, maxQueueDelayMs: 0 },
+  abortGraceMs: 200,
+  async handler({ x }, { signal }) {
+    for (const v of new Set(x.data as Float32Array)) {
+      const marker = new URL("./state/m" + v, import.meta.url);
+      while (!(await Deno.stat(marker).then(() => true, () => false))) {
+        if (signal.aborted) throw new Error("aborted");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    return { y: { data: new Float32Array(x.dims[0]).fill(x.dims[0]), dims: x.dims } };
+  },
+});
+`,
+  );
   await using server = await startServer({ functionsDir, env: { CUDA_VISIBLE_DEVICES: "" } });
   const infer = (model: string, body: string) => post(`${server.url}/v2/models/${model}/infer`, body);
   const x = (shape: number[], data: unknown) =>
@@ -176,6 +203,41 @@ export default defineFunction({
     assert.equal(fewer.status, 400);
     assert.match(fewer.body.error, /BYTES tensor 'text' has 1 elements; its shape needs 2/);
   });
+
+  await t.step(
+    "a request whose client goes away while its batch runs leaves the batch running for the others",
+    async () => {
+      const marker = (v: number) => Deno.writeTextFile(join(functionsDir, "gate", "state", `m${v}`), "go");
+      // C holds the isolate; A and B queue behind it and then run as one batch.
+      const c = post(`${server.url}/v2/models/gate/infer`, x([1, 1], [1]));
+      await until(server, "gate", (info) => info.isolates[0].status === "busy");
+      const leaving = new AbortController();
+      const a = fetch(`${server.url}/v2/models/gate/infer`, {
+        method: "POST",
+        body: encoder.encode(x([1, 1], [2])),
+        headers: { "x-request-id": "leaves" },
+        signal: leaving.signal,
+      }).catch((error) => error);
+      const b = infer("gate", x([1, 1], [2]));
+      await until(server, "gate", (info) => info.queued === 2);
+      await marker(1);
+      assert.equal((await c).status, 200);
+      await until(server, "gate", (info) => info.queued === 0 && info.isolates[0].status === "busy");
+      leaving.abort();
+      assert.equal((await a).name, "AbortError");
+      await server.waitForLog((l) => l.msg === "request" && l.id === "leaves");
+      // The batch runs on past A's abort grace (200 ms): A's leaving must not end the isolate that B's answer needs.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      await marker(2);
+      const answer = await b;
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      // Two rows: B was answered by the batch it shared with A, not run again alone after A left.
+      assert.deepEqual((answer.body.outputs as { data: number[] }[])[0].data, [2]);
+      const info = await (await fetch(`${server.url}/v1/functions/gate`)).json();
+      assert.deepEqual(info.recentBatchSizes, [1, 2]);
+      assert.equal(info.isolates[0].restarts, 0);
+    },
+  );
 
   await t.step('"outputs": [] returns every output, as when outputs are left out (Triton)', async () => {
     const request = (outputs: string) =>
