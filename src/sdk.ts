@@ -296,6 +296,22 @@ export interface FunctionDefinition<
     accepts: string[];
     handler: (body: RawBody, ctx: FunctionContext<M> & { state: Awaited<S> }) => HandlerResult<z.input<O>>;
   };
+  /**
+   * With `dynamicBatching`, handles the JSON requests queued together in one call: their inputs, each validated, in
+   * arrival order; their outputs in the same order. `handler` still serves a request that comes alone, and each
+   * request of a batch whose call throws or returns a list of another length, so that each gets its own answer.
+   *
+   * @example
+   * ```ts
+   * dynamicBatching: { maxBatchSize: 16, maxQueueDelayMs: 2 },
+   * handler: async (input, ctx) => (await embed([input.text], ctx))[0],
+   * batchHandler: (inputs, ctx) => embed(inputs.map((i) => i.text), ctx),
+   * ```
+   */
+  batchHandler?: (
+    inputs: z.output<I>[],
+    ctx: FunctionContext<M> & { state: Awaited<S> },
+  ) => z.input<O>[] | Promise<z.input<O>[]>;
 }
 
 /** A function definition with a tensor signature: served on `/v1` and KServe v2, tensors in and out. */
@@ -304,6 +320,8 @@ export interface TensorFunctionDefinition<M extends string = string, S = unknown
   signature: TensorSignature;
   input?: undefined;
   output?: undefined;
+  /** Tensor functions batch by rows (`dynamicBatching`), with their own handler. */
+  batchHandler?: undefined;
   /** Handles one call: input tensors by name in, output tensors by name out. */
   handler: (
     inputs: Readonly<Record<string, Tensor>>,
@@ -443,6 +461,8 @@ export const functionDefinitionSchema = functionOptionsSchema.extend({
   output: z.custom<z.ZodType>((v) => v instanceof z.ZodType, "must be a Zod schema").optional(),
   handler: z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", "must be a function"),
   setup: z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", "must be a function").optional(),
+  batchHandler: z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", "must be a function")
+    .optional(),
 }).strict();
 
 /**
@@ -465,15 +485,35 @@ export function definitionProblems(definition: unknown): string | undefined {
       return (error as Error).message;
     }
   }
-  const known = Object.keys(functionDefinitionSchema.shape).join(", ");
   return result.error.issues.map((issue) => {
     if (issue.code === "unrecognized_keys") {
-      const keys = issue.keys.map((k) => `'${k}'`).join(", ");
-      return `Unknown option${issue.keys.length > 1 ? "s" : ""} ${keys}; known options: ${known}`;
+      const at = issue.path.map(String).join(".");
+      const keys = issue.keys.map((k) => `'${at ? `${at}.` : ""}${k}'`).join(", ");
+      const known = Object.keys(objectAt(issue.path)?.shape ?? {}).join(", ");
+      return `Unknown option${issue.keys.length > 1 ? "s" : ""} ${keys}; known options${
+        at ? ` of ${at}` : ""
+      }: ${known}`;
     }
     const path = issue.path.map(String).join(".");
     return path ? `'${path}' ${issue.message.replace(/^Invalid input: /, "")}` : issue.message;
   }).join("; ");
+}
+
+/** The object schema at `path` in the definition's schema (through optional, default and array wrappers). */
+function objectAt(path: readonly PropertyKey[]): z.ZodObject | undefined {
+  let schema: unknown = functionDefinitionSchema;
+  const unwrap = (s: unknown): unknown => {
+    while (s instanceof z.ZodOptional || s instanceof z.ZodDefault || s instanceof z.ZodNullable) s = s.unwrap();
+    return s;
+  };
+  for (const key of path) {
+    schema = unwrap(schema);
+    if (schema instanceof z.ZodArray && typeof key === "number") schema = schema.element;
+    else if (schema instanceof z.ZodObject) schema = schema.shape[key as string];
+    else return undefined;
+  }
+  schema = unwrap(schema);
+  return schema instanceof z.ZodObject ? schema : undefined;
 }
 
 /**
@@ -509,8 +549,26 @@ export function checkDefinition(definition: AnyFunctionDefinition): void {
     if (definition.input !== undefined || definition.output !== undefined) {
       throw new TypeError("A function with a 'signature' takes and returns tensors; leave out 'input' and 'output'");
     }
+    const rowless = definition.dynamicBatching ? definition.signature.inputs.find((t) => t.shape[0] !== -1) : undefined;
+    if (rowless) {
+      // Else a batch would hand the handler inputs of more rows than its signature allows.
+      throw new TypeError(
+        `dynamicBatching combines requests along the first dimension, so every input's shape must start with -1 ` +
+          `(any rows); '${rowless.name}' has shape [${rowless.shape}]`,
+      );
+    }
   } else if (!(definition.input instanceof z.ZodType) || !(definition.output instanceof z.ZodType)) {
     throw new TypeError("Function 'input' and 'output' must be Zod schemas (or declare a tensor 'signature')");
+  }
+  if (definition.batchHandler !== undefined) {
+    if (definition.signature) {
+      throw new TypeError("A tensor function batches by rows through its 'handler'; leave out 'batchHandler'");
+    }
+    if (!definition.dynamicBatching) {
+      throw new TypeError(
+        "'batchHandler' takes the requests that dynamicBatching queues together: set dynamicBatching",
+      );
+    }
   }
   if (typeof definition.handler !== "function") {
     throw new TypeError("Function 'handler' must be a function");

@@ -406,14 +406,18 @@ export function decodeBytesElements(
   const out: Uint8Array[] = [];
   let at = 0;
   while (at < bytes.length) {
+    if (out.length === count) {
+      throw bad(
+        `BYTES tensor '${name}' has ${bytes.length - at} bytes after its ${count} elements; its shape needs ${count}`,
+      );
+    }
     if (at + 4 > bytes.length) throw bad(`BYTES tensor '${name}' ends inside a length prefix`);
     const length = view.getUint32(at, true);
     if (at + 4 + length > bytes.length) throw bad(`BYTES tensor '${name}' element ${out.length} runs past its data`);
     out.push(bytes.subarray(at + 4, at + 4 + length));
     at += 4 + length;
-    if (out.length > count) break;
   }
-  if (out.length !== count) throw bad(`BYTES tensor '${name}' has ${out.length}+ elements; its shape needs ${count}`);
+  if (out.length !== count) throw bad(`BYTES tensor '${name}' has ${out.length} elements; its shape needs ${count}`);
   return out;
 }
 
@@ -426,9 +430,24 @@ export interface JsonTensor {
   data: unknown;
 }
 
-/** Converts a JSON tensor to a wire tensor, exactly; throws `invalid_input` saying which element does not fit. */
+/**
+ * Converts a JSON tensor to a wire tensor, exactly; throws `invalid_input` saying which element does not fit. Nested
+ * data must be nested as `shape` says (a zero-size tensor may stop at its empty dimension): flattened, ragged rows
+ * would move values into other rows unseen.
+ */
 export function jsonToWire({ name, datatype, shape, data }: JsonTensor): WireTensor {
-  return flatToWire({ name, datatype, shape, data: flattenData(name, data) });
+  if (!Array.isArray(data) || !data.some(Array.isArray)) {
+    return flatToWire({ name, datatype, shape, data: flattenData(name, data) });
+  }
+  const nested = nestedShape(name, data);
+  const prefix = nested.shape.at(-1) === 0 && nested.shape.length <= shape.length;
+  const n = prefix ? nested.shape.length : shape.length;
+  if (nested.shape.length !== n || nested.shape.some((d, i) => d !== shape[i])) {
+    throw bad(
+      `Tensor '${name}' data is nested as [${nested.shape}] but its shape is [${shape}]; nest it as the shape or send it flat`,
+    );
+  }
+  return flatToWire({ name, datatype, shape, data: nested.flat });
 }
 
 /** {@link jsonToWire} for values already flat. */
@@ -438,6 +457,8 @@ function flatToWire({ name, datatype, shape, data: flat }: JsonTensor & { data: 
   if (datatype === "BYTES") {
     const elements = flat.map((v, i) => {
       if (typeof v !== "string") throw notType(name, i, datatype, v);
+      // TextEncoder would write U+FFFD for it: the element would change unseen.
+      if (!v.isWellFormed()) throw notType(name, i, datatype, v, ": a lone surrogate, not text");
       return encoder.encode(v);
     });
     return { name, datatype, shape, data: encodeBytesElements(elements) };

@@ -42,7 +42,7 @@ import { manifestOf, modelHandlerOf } from "./inspect.ts";
 import { graphBatchSizes, type StagedModel, stagedModel } from "./staged_model.ts";
 import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
-import { runBatch, type RunContext, runJob } from "./run_job.ts";
+import { runBatch, type RunContext, runJob, runJsonBatch } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
 import { captureConsole } from "./console_capture.ts";
 import { type OpenedLane, openGpuLane } from "./gpu_lane.ts";
@@ -329,6 +329,10 @@ async function runJobs(jobs: Job[]): Promise<void> {
     if (jobs.length > 1 && definition.dynamicBatching && definition.signature) {
       const signals = new Map(jobs.map((job) => [job.id, aborts.get(job.id)!.signal]));
       results = await runBatch(definition, jobs, { ...run, signals });
+    } else if (jobs.length > 1 && definition.dynamicBatching && definition.batchHandler) {
+      const signals = new Map(jobs.map((job) => [job.id, aborts.get(job.id)!.signal]));
+      const emitFor = (job: Job) => (body: ArrayBuffer) => port.post({ type: "item", id: job.id, body }, [body]);
+      results = await runJsonBatch(definition, jobs, { ...run, signals, emitFor });
     } else {
       // One job (every sequential request): no list of promises to wait on.
       results = jobs.length === 1 ? [await runOne(jobs[0])] : await Promise.all(jobs.map(runOne));

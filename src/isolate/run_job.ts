@@ -134,6 +134,25 @@ async function rawBodyOf(job: Job): Promise<RawBody> {
   return raw;
 }
 
+/** A JSON job's body, parsed and validated against the input schema. */
+function jsonInput(definition: FunctionDefinition, job: Job): unknown {
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(job.body));
+  } catch (error) {
+    throw new IsolaneError("invalid_json", `Request body is not valid JSON: ${messageOf(error)}`);
+  }
+  const input = safeParse(definition.input, json, "input");
+  if (!input.success) {
+    throw new IsolaneError(
+      "invalid_input",
+      "Request body does not match the function's input schema",
+      issuesOf(input.error),
+    );
+  }
+  return input.data;
+}
+
 async function run(
   definition: AnyFunctionDefinition,
   job: Job,
@@ -155,21 +174,7 @@ async function run(
     if (!definition.raw) throw new IsolaneError("unsupported_media_type", "This function takes JSON bodies only");
     value = await callHandler(definition.raw.handler, await rawBodyOf(job), ctx);
   } else {
-    let json: unknown;
-    try {
-      json = JSON.parse(decoder.decode(job.body));
-    } catch (error) {
-      throw new IsolaneError("invalid_json", `Request body is not valid JSON: ${messageOf(error)}`);
-    }
-    const input = safeParse(definition.input, json, "input");
-    if (!input.success) {
-      throw new IsolaneError(
-        "invalid_input",
-        "Request body does not match the function's input schema",
-        issuesOf(input.error),
-      );
-    }
-    value = await callHandler(definition.handler, input.data, ctx);
+    value = await callHandler(definition.handler, jsonInput(definition, job), ctx);
   }
   if (!isStream(value)) return { body: validated(definition, ctx.name, value) };
   if (!emit) throw new IsolaneError("internal", `Function '${ctx.name}' streamed where it cannot`);
@@ -303,6 +308,55 @@ export async function runBatch(
       );
     }
   }
+  return jobs.map((job) => results.get(job.id)!);
+}
+
+/**
+ * Runs a batch of jobs of a JSON function with a `batchHandler` as one call
+ * over their validated inputs; never throws. A job whose body fails, or that
+ * is not JSON (a raw body), is answered alone; a call that fails, or returns a
+ * list of another length or an output its schema refuses, is run again job by
+ * job through `handler`, so that each gets its own answer.
+ */
+export async function runJsonBatch(
+  definition: FunctionDefinition,
+  jobs: Job[],
+  { base, signals, emitFor }: RunContext & { signals: Map<number, AbortSignal>; emitFor?: (job: Job) => EmitItem },
+): Promise<JobResult[]> {
+  const results = new Map<number, JobResult>();
+  const items: { job: Job; input: unknown }[] = [];
+  const alone = async (job: Job) =>
+    results.set(job.id, await runJob(definition, job, { base, signal: signals.get(job.id)!, emit: emitFor?.(job) }));
+  for (const job of jobs) {
+    if (job.contentType !== undefined) continue;
+    try {
+      items.push({ job, input: jsonInput(definition, job) });
+    } catch (error) {
+      results.set(job.id, failure(job, base.name, error));
+    }
+  }
+  let bodies: ArrayBuffer[] | undefined;
+  if (items.length > 1) {
+    const signal = allAborted(items.map((i) => signals.get(i.job.id)!));
+    const scope = {
+      signal,
+      jobs: items.map((i) => i.job.id),
+      requests: items.flatMap((i) => (i.job.requestId ? [i.job.requestId] : [])),
+    };
+    try {
+      const value = await withRunScope(
+        scope,
+        () => callHandler(definition.batchHandler!, items.map((i) => i.input), { ...base, signal }),
+      );
+      if (Array.isArray(value) && value.length === items.length) {
+        bodies = value.map((v) => validated(definition, base.name, v));
+      }
+    } catch {
+      bodies = undefined;
+    }
+  }
+  if (bodies) items.forEach(({ job }, i) => results.set(job.id, { id: job.id, ok: true, body: bodies![i] }));
+  for (const job of jobs) if (!results.has(job.id)) await alone(job);
   return jobs.map((job) => results.get(job.id)!);
 }
 

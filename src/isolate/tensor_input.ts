@@ -18,12 +18,14 @@ import {
   checkAgainstSpec,
   datatypes,
   elementCount,
-  jsonToWire,
+  encodeBytesElements,
   outputsToJsonBody,
   shapeFits,
   typedView,
   wireFromJsonBody,
 } from "../tensors.ts";
+
+const textEncoder = new TextEncoder();
 
 /**
  * Makes ONNX Runtime's `Tensor` classes hold FP16 data as `Uint16Array` bits.
@@ -152,8 +154,9 @@ export function checkOutputs(
         throw wrong(fn, spec, "data must be strings");
       }
       if (data.length !== count) throw wrong(fn, spec, `${data.length} elements for shape [${shape}]`);
-      const wire = jsonToWire({ name: spec.name, datatype: "BYTES", shape, data });
-      return { name: spec.name, datatype: "BYTES", shape, bytes: new Uint8Array(wire.data) };
+      // As TextEncoder writes them (half a surrogate pair as U+FFFD): jsonToWire's refusal is for requests.
+      const bytes = new Uint8Array(encodeBytesElements(data.map((s) => textEncoder.encode(s))));
+      return { name: spec.name, datatype: "BYTES", shape, bytes };
     }
     if (spec.datatype === "FP16" && data instanceof Float16Array) {
       data = new Uint16Array(data.buffer, data.byteOffset, data.length);

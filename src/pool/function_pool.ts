@@ -92,6 +92,8 @@ interface Request {
   resolve: (output: Output) => void;
   onItem: ((body: ArrayBuffer) => void) | undefined;
   reject: (error: IsolaneError) => void;
+  /** The requests dispatched with it (itself included), whose run it shares. */
+  batch?: readonly Request[];
 }
 
 /** What a request is answered with: a body (JSON), or tensors for a tensor request. */
@@ -384,16 +386,24 @@ export class FunctionPool {
     const host = request.slot?.host;
     if (!host) return;
     host.abort(request.job.id);
-    // A handler that honours its signal answers within the grace; only a stuck one costs the isolate.
+    this.#endIfStuck(request, host);
+  }
+
+  /**
+   * A handler that honours its signal answers within the grace; only a stuck one costs the isolate. A batch's run is
+   * asked to stop only once every request in it has gone, so the grace counts from then: ending the isolate sooner
+   * would fail the requests still waiting for that run.
+   */
+  #endIfStuck(request: Request, host: IsolateHost): void {
     setTimeout(() => {
-      if (host.alive && host.holds(request.job.id)) {
-        host.terminate(
-          new IsolaneError(
-            "timeout",
-            `A request was still running ${this.spec.options.abortGraceMs} ms after its ${this.spec.options.timeoutMs} ms deadline`,
-          ),
-        );
-      }
+      if (!host.alive || !host.holds(request.job.id)) return;
+      if (request.batch?.some((r) => r.state !== "done")) return this.#endIfStuck(request, host);
+      host.terminate(
+        new IsolaneError(
+          "timeout",
+          `A request was still running ${this.spec.options.abortGraceMs} ms after its ${this.spec.options.timeoutMs} ms deadline`,
+        ),
+      );
     }, this.spec.options.abortGraceMs);
   }
 
@@ -513,6 +523,7 @@ export class FunctionPool {
     for (const request of batch) {
       request.state = "running";
       request.slot = slot;
+      if (batch.length > 1) request.batch = batch;
     }
     const byId = batch.some((r) => r.onItem) ? new Map(batch.map((r) => [r.job.id, r])) : undefined;
     const onItem = byId

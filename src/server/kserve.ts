@@ -141,7 +141,10 @@ export function decodeInferRequest(
   }
   const allBinary = request.parameters?.binary_data_output;
   if (allBinary !== undefined && typeof allBinary !== "boolean") throw bad("binary_data_output must be a boolean");
-  const asked = request.outputs ?? signature.outputs.map((s) => ({ name: s.name, parameters: undefined }));
+  // No outputs named, or none in the list, means all of them (Triton's rule).
+  const asked = request.outputs?.length
+    ? request.outputs
+    : signature.outputs.map((s) => ({ name: s.name, parameters: undefined }));
   const outputNames = new Set<string>();
   const outputs = asked.map((o) => {
     if (!signature.outputs.some((s) => s.name === o.name)) {
