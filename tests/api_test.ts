@@ -47,6 +47,18 @@ Deno.test("API: statuses, listing and health against the fixture functions", asy
       // Under /v2 the protocol's shape holds for unknown routes too.
       const v2Route = await fetch(`${server.url}/v2/nothing`);
       assert.deepEqual([v2Route.status, await v2Route.json()], [404, { error: "No route GET /v2/nothing" }]);
+      // Another method on an infer route is 405 naming POST, for a model that exists; 404 for one that does not.
+      const get = await fetch(`${server.url}/v2/models/echo/infer`);
+      assert.deepEqual([get.status, get.headers.get("allow"), await get.json()], [405, "POST, OPTIONS", {
+        error: "GET is not allowed on /v2/models/echo/infer: send inference requests as POST",
+      }]);
+      const head = await fetch(`${server.url}/v2/models/echo/versions/1/infer`, { method: "HEAD" });
+      assert.deepEqual([head.status, head.headers.get("allow")], [405, "POST, OPTIONS"]);
+      await head.body?.cancel();
+      const missing = await fetch(`${server.url}/v2/models/nope/infer`, { method: "PUT" });
+      const missingBody = await missing.json();
+      assert.equal(missing.status, 404);
+      assert.equal(typeof missingBody.error, "string", JSON.stringify(missingBody));
     });
 
     await t.step("413 for a body over the function's limit, with and without content-length", async () => {

@@ -222,6 +222,17 @@ export function kserveRoutes(registry: Registry, { limits, version, cors, auth }
   };
   app.options("/v2/models/:name/infer", withCors, preflight);
   app.options("/v2/models/:name/versions/:version/infer", withCors, preflight);
+  // Any other method on an infer route: 405 with the methods it takes (RFC 9110, 15.5.6), for a model that exists.
+  const wrongMethod = (c: Context) => {
+    registry.require(c.req.param("name")!);
+    return c.json(
+      { error: `${c.req.method} is not allowed on ${c.req.path}: send inference requests as POST` },
+      405,
+      { allow: "POST, OPTIONS" },
+    );
+  };
+  app.all("/v2/models/:name/infer", withCors, wrongMethod);
+  app.all("/v2/models/:name/versions/:version/infer", withCors, wrongMethod);
   // Mounted routes do not get this app's notFound; a catch-all keeps every /v2 answer in the protocol's shape.
   const noRoute = (c: Context) => c.json({ error: `No route ${c.req.method} ${c.req.path}` }, 404);
   app.all("/v2", noRoute);
