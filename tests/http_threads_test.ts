@@ -370,6 +370,8 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     assert.match(refused.response.headers.get("retry-after") ?? "", /^\d+$/);
   });
 
+  /** Where the log stood once the next step had a request waiting (its polling of the board has begun then). */
+  let queuedAt = 0;
   await t.step("a full queue is refused by the thread before the body is read", async () => {
     // Held until the test opens the gate: one request runs, one waits, the queue is full for as long as it takes.
     const gate = `open-${crypto.randomUUID()}`;
@@ -381,6 +383,7 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     await until((i) => i.isolates[0].status === "busy");
     busy.push(post(server, "/v1/functions/gate", { file: gate }));
     await until((i) => i.queued === 1);
+    queuedAt = server.logs.length;
     // The main thread posts the queue's state on the admission board; a thread's own refusal says "full queue".
     // From here every probe is refused, by the main thread until the board shows the full queue, then by the thread.
     let refusedByThread = false;
@@ -411,14 +414,32 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
   });
 
   await t.step("the admission board is polled only while a direct function has requests waiting", async () => {
+    const idleLines = (from: number) => server.logs.slice(from).filter((l) => l.msg === "admission board idle");
     const idleAfter = (from: number) =>
       server.waitForLog((l) => l.msg === "admission board idle" && server.logs.indexOf(l) >= from, 10_000);
-    // A direct invocation starts the polling; once no queue holds a request, it stops.
+    // The polling of the step before ends first.
+    await idleAfter(queuedAt);
     const from = server.logs.length;
-    const { response, text } = await post(server, "/v1/functions/hi", { name: "board" });
-    assert.equal(response.status, 200, text);
+    // A request that finds an idle isolate starts no polling. (Before, each one started it, and a poll of the board
+    // while this one runs, with no queue, ended it with a log line of its own.)
+    const lone = await post(server, "/v1/functions/slow", { sleepMs: 100 });
+    assert.equal(lone.response.status, 200, lone.text);
+    // A request that waits in the queue starts it; once no queue holds a request, it stops.
+    const gate = `open-${crypto.randomUUID()}`;
+    const info = async () => await (await fetch(`${server.url}/v1/functions/gate`)).json();
+    const until = async (done: (i: { queued: number; isolates: { status: string }[] }) => boolean) => {
+      while (!done(await info())) await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    const calls = [post(server, "/v1/functions/gate", { file: gate })];
+    await until((i) => i.isolates[0].status === "busy");
+    calls.push(post(server, "/v1/functions/gate", { file: gate }));
+    await until((i) => i.queued === 1);
+    await Deno.writeTextFile(join(dir, "gate", gate), "open");
+    for (const r of await Promise.all(calls)) assert.equal(r.response.status, 200, r.text);
     const idle = await idleAfter(from);
     assert.ok(Number(idle.polls) >= 1, JSON.stringify(idle));
+    assert.equal(idleLines(from).length, 1, JSON.stringify(idleLines(from)));
+    await Deno.remove(join(dir, "gate", gate));
   });
 
   await t.step("a client that goes away cancels its request in the main thread's pool", async () => {
