@@ -533,7 +533,7 @@ function finiteFloat32(tensor: WireTensor, shape: readonly number[] | null): Flo
 /** Bytes of FP32 JSON texts, reused (one request's output at a time; the largest get their own). */
 let scratch = new Uint8Array(64 * 1024);
 
-function scratchFor(bytes: number): Uint8Array {
+function scratchFor(bytes: number): Uint8Array<ArrayBuffer> {
   if (bytes <= scratch.length) return scratch;
   if (bytes > 16 * 2 ** 20) return new Uint8Array(bytes);
   return (scratch = new Uint8Array(Math.max(bytes, 2 * scratch.length)));
@@ -710,6 +710,15 @@ function writeText(text: string, out: Uint8Array, at: number): number {
 
 /** `{"<output>": nested array, ...}` as UTF-8 JSON (64-bit integers exact). */
 export function outputsToJsonBody(outputs: readonly WireTensor[]): ArrayBuffer {
+  return outputsToJsonBytes(outputs).slice().buffer;
+}
+
+/**
+ * {@link outputsToJsonBody} written into a buffer this module reuses: the bytes hold until the next call of this
+ * module's writers, so use them at once. A `Response` built from them copies them (the Fetch standard copies a
+ * BufferSource body), so an answer needs no copy of its own.
+ */
+export function outputsToJsonBytes(outputs: readonly WireTensor[]): Uint8Array<ArrayBuffer> {
   // FP32 elements go straight to bytes (the bulk of a model's answer); the rest as text.
   let size = 2;
   const parts = outputs.map((t) => {
@@ -730,5 +739,5 @@ export function outputsToJsonBody(outputs: readonly WireTensor[]): ArrayBuffer {
     else at += encoder.encodeInto(p.text, out.subarray(at)).written;
   });
   out[at++] = 0x7d;
-  return out.slice(0, at).buffer;
+  return out.subarray(0, at);
 }

@@ -7,6 +7,8 @@ import {
   jsonToWire,
   nestedJsonText,
   nestedShape,
+  outputsToJsonBody,
+  outputsToJsonBytes,
   parseJsonExact,
   shapeFits,
   signatureJsonSchema,
@@ -130,4 +132,21 @@ Deno.test("stagingLayout: a slot per tensor for one run of the batch; none with 
     stagingLayout({ inputs: [spec("x", "FP32", [-1, 1 << 20])], outputs: [spec("y", "FP32", [-1])] }, 65536),
     undefined,
   );
+});
+
+Deno.test("outputsToJsonBytes is outputsToJsonBody's text, in a buffer reused by the next call", () => {
+  const y = {
+    name: "y",
+    datatype: "FP32" as const,
+    shape: [2, 2],
+    data: new Float32Array([0.1, -2, 3e-7, 1e10]).buffer,
+  };
+  const k = { name: "k", datatype: "INT64" as const, shape: [1], data: new BigInt64Array([2n ** 60n]).buffer };
+  const body = outputsToJsonBody([y, k]);
+  const bytes = outputsToJsonBytes([y, k]);
+  assert.equal(new TextDecoder().decode(bytes), new TextDecoder().decode(body));
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(body)).y, [[0.1, -2], [3e-7, 1e10]]);
+  // The next call writes over the same bytes.
+  const again = outputsToJsonBytes([k]);
+  assert.equal(again.buffer, bytes.buffer);
 });

@@ -14,7 +14,7 @@ import { getConnInfo } from "hono/deno";
 import { IsolaneError } from "../errors.ts";
 import { bufferLogs, flushLogs, log, logDeferred, setLogLevel } from "../log.ts";
 import type { LinkReply, SharedTensor, WireTensor } from "../protocol.ts";
-import { outputsToJsonBody, wireFromJsonBody } from "../tensors.ts";
+import { outputsToJsonBody, outputsToJsonBytes, wireFromJsonBody } from "../tensors.ts";
 import { BodyLimits, guardBodyRead, isJson } from "./body_guard.ts";
 import { errorResponse, errorResponseOf, v2ErrorResponse } from "./error_response.ts";
 import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
@@ -164,7 +164,7 @@ function call(
     if (signal) {
       p.signal = signal;
       p.onAbort = () => outbox.send({ k: "abort", id });
-      signal.addEventListener("abort", p.onAbort, { once: true });
+      signal.addEventListener("abort", p.onAbort);
     }
     pending.set(id, p);
     post(op, transfer);
@@ -393,6 +393,7 @@ async function serveHot(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAd
       const encoded = encodeInferResponse(
         { name, version: String(profile.version), ...(decoded.id !== undefined ? { id: decoded.id } : {}) },
         { tensors, outputs: decoded.outputs },
+        { reuse: true },
       );
       response = new Response(
         encoded.body as Uint8Array<ArrayBuffer>,
@@ -414,7 +415,7 @@ async function serveHot(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAd
         signal,
         requestId,
       );
-      response = new Response(outputsToJsonBody(outputs), {
+      response = new Response(outputsToJsonBytes(outputs), {
         headers: [["x-request-id", requestId], ["content-type", "application/json"]],
       });
     }

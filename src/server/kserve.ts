@@ -204,16 +204,23 @@ export interface EncodedResponse {
 
 const encoder = new TextEncoder();
 
+/** Where {@link encodeInferResponse} writes with `reuse` (grown as needed, up to 16 MiB; larger answers get their own). */
+let scratch = new Uint8Array(64 * 1024);
+
 /**
  * Encodes the response: `{"model_name", "model_version", "id"?, "outputs"}`,
  * each output with `data` (JSON, 64-bit integers exact) or with
  * `parameters.binary_data_size` and its bytes after the JSON header.
+ * With `reuse`, the body lies in a buffer this module reuses: it holds until the next call, so use it at once (a
+ * `Response` built from it copies it, as the Fetch standard copies a BufferSource body).
  */
 export function encodeInferResponse(
   model: { name: string; version: string; id?: string },
   { tensors, outputs }: { tensors: readonly WireTensor[]; outputs: readonly { name: string; binary: boolean }[] },
+  { reuse = false }: { reuse?: boolean } = {},
 ): EncodedResponse {
   const chunks: Uint8Array[] = [];
+  let chunkBytes = 0;
   const parts = outputs.map(({ name, binary }) => {
     const t = tensors.find((t) => t.name === name);
     if (!t) throw new IsolaneError("invalid_output", `The function returned no output '${name}'`);
@@ -222,20 +229,33 @@ export function encodeInferResponse(
     }`;
     if (!binary) return `{${head},"data":${flatJsonText(t)}}`;
     chunks.push(new Uint8Array(t.data));
+    chunkBytes += t.data.byteLength;
     return `{${head},"parameters":{"binary_data_size":${t.data.byteLength}}}`;
   });
-  const header = encoder.encode(
-    `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)},${
-      model.id !== undefined ? `"id":${JSON.stringify(model.id)},` : ""
-    }"outputs":[${parts.join(",")}]}`,
-  );
-  if (chunks.length === 0) return { body: header, contentType: "application/json" };
-  const body = new Uint8Array(header.length + chunks.reduce((n, c) => n + c.length, 0));
-  body.set(header);
-  let at = header.length;
+  const text = `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)},${
+    model.id !== undefined ? `"id":${JSON.stringify(model.id)},` : ""
+  }"outputs":[${parts.join(",")}]}`;
+  // UTF-8 takes at most 3 bytes per UTF-16 unit.
+  const most = 3 * text.length + chunkBytes;
+  if (!reuse || most > 16 * 2 ** 20) {
+    const header = encoder.encode(text);
+    if (chunks.length === 0) return { body: header, contentType: "application/json" };
+    const body = new Uint8Array(header.length + chunkBytes);
+    body.set(header);
+    let at = header.length;
+    for (const c of chunks) {
+      body.set(c, at);
+      at += c.length;
+    }
+    return { body, contentType: "application/octet-stream", headerLength: header.length };
+  }
+  if (most > scratch.length) scratch = new Uint8Array(Math.max(most, 2 * scratch.length));
+  const headerLength = encoder.encodeInto(text, scratch).written;
+  if (chunks.length === 0) return { body: scratch.subarray(0, headerLength), contentType: "application/json" };
+  let at = headerLength;
   for (const c of chunks) {
-    body.set(c, at);
+    scratch.set(c, at);
     at += c.length;
   }
-  return { body, contentType: "application/octet-stream", headerLength: header.length };
+  return { body: scratch.subarray(0, at), contentType: "application/octet-stream", headerLength };
 }

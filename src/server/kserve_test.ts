@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { inferRequestSchema, plainInferRequest } from "./kserve.ts";
+import { encodeInferResponse, inferRequestSchema, plainInferRequest } from "./kserve.ts";
 
 const input = { name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] };
 const binaryInput = { name: "x", shape: [1, 4], datatype: "FP32", parameters: { binary_data_size: 16 } };
@@ -53,4 +53,22 @@ Deno.test("plainInferRequest takes only what the schema takes, and the requests 
   const refused = odd.filter((v) => !inferRequestSchema.safeParse(v).success);
   assert.equal(refused.length, odd.length);
   for (const value of refused) assert.equal(plainInferRequest(value), undefined);
+});
+
+Deno.test("encodeInferResponse writes the same bytes into its reused buffer as without it", () => {
+  const y = { name: "y", datatype: "FP32" as const, shape: [1, 3], data: new Float32Array([0.5, -1, 3e-7]).buffer };
+  const z = { name: "z", datatype: "INT64" as const, shape: [2], data: new BigInt64Array([1n, 2n ** 60n]).buffer };
+  const cases = [
+    [{ name: "y", binary: true }, { name: "z", binary: true }],
+    [{ name: "y", binary: false }, { name: "z", binary: true }],
+    [{ name: "y", binary: false }],
+  ];
+  for (const outputs of cases) {
+    const model = { name: "mlp", version: "3", id: "é1" };
+    const fresh = encodeInferResponse(model, { tensors: [y, z], outputs });
+    const reused = encodeInferResponse(model, { tensors: [y, z], outputs }, { reuse: true });
+    assert.deepEqual([...reused.body], [...fresh.body]);
+    assert.equal(reused.contentType, fresh.contentType);
+    assert.equal(reused.headerLength, fresh.headerLength);
+  }
 });
