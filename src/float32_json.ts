@@ -72,10 +72,19 @@ function writeFloat32Bits(x: number, bits: number, out: Uint8Array, at: number):
     const end = writeSmall(v, bits & 0x7fffffff, out, at);
     if (end > 0) return end;
   }
+  if (v - v !== 0) {
+    // An infinity or NaN, which JSON has no text for: noted for writeFloat32Nested, which then answers -1.
+    nonFinite = true;
+    out[at] = ZERO;
+    return at + 1;
+  }
   const text = float32TextOther(v);
   for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i);
   return at + text.length;
 }
+
+/** Whether writeFloat32Bits met a value that is not finite since writeFloat32Nested began. */
+let nonFinite = false;
 
 /**
  * The text of a finite float32 outside the fast path's range: fewer digits while they still read back. Most need 8
@@ -341,9 +350,11 @@ function writeTen(n: number, k: number, out: Uint8Array, at: number): number {
 const digitPairs = Uint8Array.from({ length: 200 }, (_, i) => ZERO + (i & 1 ? (i >> 1) % 10 : ((i >> 1) / 10) | 0));
 
 /**
- * Writes finite float32 `values` as JSON nested by `shape` (row-major; `[]` is a scalar; no dimension 0, and as many
- * values as the shape holds) at `at` in `out`, which must have {@link float32NestedBytes} bytes of room; returns the
- * offset after it. One loop over rows, without recursion or closures: V8 keeps `at` in a register.
+ * Writes float32 `values` as JSON nested by `shape` (row-major; `[]` is a scalar; no dimension 0, and as many values
+ * as the shape holds) at `at` in `out`, which must have {@link float32NestedBytes} bytes of room; returns the offset
+ * after it, or -1 when a value is not finite (JSON has no text for it: what was written is to be dropped). Finiteness
+ * is seen on the slow path only, so the usual values pay nothing for it. One loop over rows, without recursion or
+ * closures: V8 keeps `at` in a register.
  */
 export function writeFloat32Nested(
   values: Float32Array,
@@ -352,7 +363,11 @@ export function writeFloat32Nested(
   at: number,
 ): number {
   const rank = shape.length;
-  if (rank === 0) return writeFloat32(values[0], out, at);
+  nonFinite = false;
+  if (rank === 0) {
+    const end = writeFloat32(values[0], out, at);
+    return nonFinite ? -1 : end;
+  }
   const inner = shape[rank - 1];
   const total = values.length;
   const bits = new Uint32Array(values.buffer, values.byteOffset, total);
@@ -381,7 +396,7 @@ export function writeFloat32Nested(
     for (let e = 0; e <= ended; e++) out[at++] = OPEN;
   }
   for (let d = 1; d < rank; d++) out[at++] = CLOSE;
-  return at;
+  return nonFinite ? -1 : at;
 }
 
 /** Bytes {@link writeFloat32Nested} may need for `count` elements nested by `shape`. */

@@ -109,3 +109,14 @@ Deno.test("small float32s (1e-13 to 1e-4, written without toPrecision) have the 
     { numRuns: 50_000 },
   );
 });
+
+Deno.test("writeFloat32Nested answers -1 for a value that is not finite", () => {
+  const out = new Uint8Array(float32NestedBytes(3, [3]));
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    assert.equal(writeFloat32Nested(new Float32Array([1, bad, 2]), [3], out, 0), -1);
+    assert.equal(writeFloat32Nested(new Float32Array([bad]), [], out, 0), -1);
+  }
+  // A finite tensor after one that was not is written whole.
+  const end = writeFloat32Nested(new Float32Array([1, 0.5, 2]), [3], out, 0);
+  assert.equal(decoder.decode(out.subarray(0, end)), "[1,0.5,2]");
+});

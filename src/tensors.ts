@@ -519,6 +519,12 @@ function allFinite(values: ArrayLike<number>): boolean {
  * infinities are JSON's `null`, written the general way.
  */
 function finiteFloat32(tensor: WireTensor, shape: readonly number[] | null): Float32Array | undefined {
+  const values = float32Of(tensor, shape);
+  return values && allFinite(values) ? values : undefined;
+}
+
+/** An FP32 tensor's values, when it has as many as `shape` holds (any number, with `null`), finite or not. */
+function float32Of(tensor: WireTensor, shape: readonly number[] | null): Float32Array | undefined {
   if (tensor.datatype !== "FP32" || tensor.data.byteLength % 4 !== 0) return undefined;
   const values = new Float32Array(tensor.data);
   if (values.length === 0) return undefined;
@@ -527,7 +533,7 @@ function finiteFloat32(tensor: WireTensor, shape: readonly number[] | null): Flo
     for (const d of shape) count *= d;
     if (count !== values.length) return undefined;
   }
-  return allFinite(values) ? values : undefined;
+  return values;
 }
 
 /** Bytes of FP32 JSON texts, reused (one request's output at a time; the largest get their own). */
@@ -719,11 +725,17 @@ export function outputsToJsonBody(outputs: readonly WireTensor[]): ArrayBuffer {
  * BufferSource body), so an answer needs no copy of its own.
  */
 export function outputsToJsonBytes(outputs: readonly WireTensor[]): Uint8Array<ArrayBuffer> {
+  // FP32 outputs are written unchecked (the writer sees a value that is not finite on its slow path); one that is
+  // not finite after all has them all written again, each checked first.
+  return writeOutputs(outputs, false) ?? writeOutputs(outputs, true)!;
+}
+
+function writeOutputs(outputs: readonly WireTensor[], checked: boolean): Uint8Array<ArrayBuffer> | undefined {
   // FP32 elements go straight to bytes (the bulk of a model's answer); the rest as text.
   let size = 2;
   const parts = outputs.map((t) => {
     const key = `${JSON.stringify(t.name)}:`;
-    const float32 = finiteFloat32(t, t.shape);
+    const float32 = checked ? finiteFloat32(t, t.shape) : float32Of(t, t.shape);
     const text = float32 ? "" : nestedJsonText(t);
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     size += 3 * (key.length + text.length) + 1 + (float32 ? float32NestedBytes(float32.length, t.shape) : 0);
@@ -732,12 +744,15 @@ export function outputsToJsonBytes(outputs: readonly WireTensor[]): Uint8Array<A
   const out = scratchFor(size);
   let at = 0;
   out[at++] = 0x7b;
-  parts.forEach((p, i) => {
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
     if (i > 0) out[at++] = 0x2c;
     at = writeText(p.key, out, at);
-    if (p.float32) at = writeFloat32Nested(p.float32, outputs[i].shape, out, at);
-    else at += encoder.encodeInto(p.text, out.subarray(at)).written;
-  });
+    if (p.float32) {
+      at = writeFloat32Nested(p.float32, outputs[i].shape, out, at);
+      if (at < 0) return undefined;
+    } else at += encoder.encodeInto(p.text, out.subarray(at)).written;
+  }
   out[at++] = 0x7d;
   return out.subarray(0, at);
 }

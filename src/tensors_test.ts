@@ -150,3 +150,17 @@ Deno.test("outputsToJsonBytes is outputsToJsonBody's text, in a buffer reused by
   const again = outputsToJsonBytes([k]);
   assert.equal(again.buffer, bytes.buffer);
 });
+
+Deno.test("outputsToJsonBytes writes NaN and infinities as null, though FP32 outputs are written unchecked first", () => {
+  const y = {
+    name: "y",
+    datatype: "FP32" as const,
+    shape: [2, 2],
+    data: new Float32Array([1, NaN, 2.5, Infinity]).buffer,
+  };
+  const z = { name: "z", datatype: "FP32" as const, shape: [], data: new Float32Array([-Infinity]).buffer };
+  const w = { name: "w", datatype: "FP32" as const, shape: [2], data: new Float32Array([0.1, 1e-20]).buffer };
+  const text = new TextDecoder().decode(outputsToJsonBytes([w, y, z]));
+  assert.equal(text, '{"w":[0.1,1e-20],"y":[[1,null],[2.5,null]],"z":null}');
+  assert.equal(new TextDecoder().decode(outputsToJsonBody([w, y, z])), text);
+});
