@@ -5,7 +5,10 @@
  * answers, so that the main thread keeps only the queues, the batcher and the
  * isolates. Invocations of a function that needs no auth and no CORS go to
  * the main thread's pool as one small operation; every other request goes
- * there whole and its answer comes back as chunks.
+ * there whole and its answer comes back as chunks. The two routes that carry
+ * the load (a tensor function's `/v1` JSON and v2 `infer`) are served ahead
+ * of the thread's Hono app when every check before the body passes
+ * ({@link hotRequest}).
  * @module
  */
 import { type Context, Hono } from "hono";
