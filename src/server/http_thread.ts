@@ -424,8 +424,12 @@ async function serveHot(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAd
     }
   } catch (error) {
     if (error instanceof SendWhole) {
-      // The main thread logs and counts it.
-      return await forward(request, { hostname: info.remoteAddr.hostname, port: info.remoteAddr.port }, body);
+      // The main thread logs and counts it; a failure to relay it is answered as Hono's app would.
+      try {
+        return await forward(request, { hostname: info.remoteAddr.hostname, port: info.remoteAddr.port }, body);
+      } catch (relayError) {
+        return errorResponseOf(relayError, { path: hot.path, requestId, v2 });
+      }
     }
     response = errorResponseOf(error, { path: hot.path, requestId, v2 });
   }
