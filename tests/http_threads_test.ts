@@ -27,6 +27,7 @@ export default defineFunction({
     outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
   },
   dynamicBatching: { maxBatchSize: 32, maxQueueDelayMs: 2 },
+  maxBodyBytes: 4096,
   handler: ({ x }, { models }) => models.mlp.run({ x }),
 });
 `,
@@ -459,6 +460,66 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     assert.ok((await call) instanceof Error);
     const stopped = await server.waitForLog((l) => l.msg === "isolate stopped" && l.function === "slow", 3500);
     assert.equal(stopped.code, "timeout");
+  });
+
+  await t.step("the hot tensor routes keep request ids, body limits, error shapes and request logs", async () => {
+    const x = [[0.1, 0.2, 0.3, 0.4]];
+    // A valid request id comes back and names the request's log line, which says the thread that served it.
+    const ok = await post(server, "/v1/functions/mlp?trace=1", { x }, { "x-request-id": "hot-v1" });
+    assert.equal(ok.response.status, 200, ok.text);
+    assert.equal(ok.response.headers.get("x-request-id"), "hot-v1");
+    assert.equal(ok.response.headers.get("content-type"), "application/json");
+    const line = await requestLine(server, "hot-v1");
+    assert.deepEqual([line.method, line.path, line.status], ["POST", "/v1/functions/mlp", 200]);
+    assert.ok(line.thread === 0 || line.thread === 1, JSON.stringify(line));
+    // One the request id middleware refuses is replaced by a UUID.
+    const renamed = await post(server, "/v1/functions/mlp", { x }, { "x-request-id": "not valid!" });
+    assert.equal(renamed.response.status, 200);
+    assert.match(
+      renamed.response.headers.get("x-request-id")!,
+      /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+    );
+    // Errors found once the body is read keep each route's shape and the request id.
+    const badV1 = await post(server, "/v1/functions/mlp", { x: [[1, 2]] }, { "x-request-id": "hot-bad-v1" });
+    assert.equal(badV1.response.status, 400);
+    assert.equal(badV1.response.headers.get("x-request-id"), "hot-bad-v1");
+    assert.equal(JSON.parse(badV1.text).error.code, "invalid_input");
+    assert.equal((await requestLine(server, "hot-bad-v1")).status, 400);
+    const badV2 = await post(server, "/v2/models/mlp/infer", {
+      inputs: [{ name: "x", shape: [1, 4], datatype: "FP32" }],
+    }, {
+      "x-request-id": "hot-bad-v2",
+    });
+    assert.equal(badV2.response.status, 400);
+    assert.equal(badV2.response.headers.get("x-request-id"), "hot-bad-v2");
+    assert.equal(typeof JSON.parse(badV2.text).error, "string");
+    // A body over the function's limit is refused with 413 on both routes, in each one's shape.
+    const big = { x: Array.from({ length: 200 }, () => [0.123456, 0.123456, 0.123456, 0.123456]) };
+    const tooBig = await post(server, "/v1/functions/mlp", big);
+    assert.equal(tooBig.response.status, 413);
+    assert.equal(
+      JSON.parse(tooBig.text).error.message,
+      "Request body is larger than this function's limit of 4096 bytes",
+    );
+    const tooBigV2 = await post(server, "/v2/models/mlp/infer", {
+      inputs: [{ name: "x", shape: [200, 4], datatype: "FP32", data: big.x.flat() }],
+    });
+    assert.equal(tooBigV2.response.status, 413);
+    assert.equal(JSON.parse(tooBigV2.text).error, "Request body is larger than this function's limit of 4096 bytes");
+    // A chunked body (no content-length) and a pinned version are served as well.
+    const chunked = await fetch(`${server.url}/v1/functions/mlp`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: ReadableStream.from([new TextEncoder().encode(JSON.stringify({ x }))]),
+    });
+    assert.equal(chunked.status, 200);
+    assert.deepEqual(await chunked.json(), JSON.parse(ok.text));
+    const pinned = await post(server, "/v2/models/mlp/versions/1/infer", {
+      id: "p1",
+      inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: x.flat() }],
+    });
+    assert.equal(pinned.response.status, 200, pinned.text);
+    assert.equal(JSON.parse(pinned.text).id, "p1");
   });
 
   await t.step("metrics count what the threads answered", async () => {
