@@ -128,43 +128,8 @@ function writeScaled(v: number, bits: number, out: Uint8Array, at: number): numb
   let low = Math.ceil(lo);
   if (high === hi && (bits & 1) !== 0) high--;
   if (low === lo && (bits & 1) !== 0) low++;
-  // The fewest digits: a multiple of 100 inside (7 digits or fewer), else of 10 (8), else any integer (9), each
-  // the one nearest s (ties up, as Math.round). Quotients by powers of ten are exact multiplies ((d * 0.1) | 0 is
-  // ⌊d / 10⌋ for every integer 0 ≤ d < 2^31, checked exhaustively): divisions cost more than the rest.
-  const h1 = (high * 0.1) | 0;
-  const h2 = (h1 * 0.1) | 0;
-  let t: number, step: number, q: number;
-  if (h2 * 100 >= low) {
-    t = 2;
-    step = 100;
-    q = Math.round(s / 100);
-    if (q > h2) q = h2;
-    else if (q * 100 < low) q++;
-    // Then larger steps while a multiple of one is inside (round numbers: at most one is).
-    let hq = h2;
-    for (;;) {
-      const h = (hq * 0.1) | 0;
-      const next = pow10[t + 1];
-      if (h * next < low) break;
-      t++;
-      step = next;
-      q = h;
-      hq = h;
-    }
-  } else if (h1 * 10 >= low) {
-    t = 1;
-    step = 10;
-    q = Math.round(s / 10);
-    if (q > h1) q = h1;
-    else if (q * 10 < low) q++;
-  } else {
-    t = 0;
-    step = 1;
-    q = Math.round(s);
-    if (q > high) q = high;
-    else if (q < low) q = low;
-  }
-  const n = q * step;
+  const n = fewestDigits(s, low, high);
+  const t = trailingZeros;
   // What a reader gets: n·10^-k as one correctly rounded division (both exact), then rounded to float32.
   if (Math.fround(n / pow10[k]) !== v) return -1;
   // Digits of n without its trailing zeros (t of them; one more would have been a multiple of 10^(t+1) inside).
@@ -211,6 +176,47 @@ function writeSmall(v: number, bits: number, out: Uint8Array, at: number): numbe
   if (!smallBounds(v, s, half, k, bits)) return -1;
   const high = boundHigh;
   const low = boundLow;
+  const n = fewestDigits(s, low, high);
+  const t = trailingZeros;
+  // What a reader gets: n·10^-k as one correctly rounded division (both exact), then rounded to float32.
+  if (Math.fround(n / pow10[k]) !== v) return -1;
+  // Digits of n without its trailing zeros (t of them; one more would have been a multiple of 10^(t+1) inside).
+  if (n >= 1e9) return writeTen(n, k, out, at);
+  // n has nine digits: all nine are written (its trailing zeros come last, so the text just ends before them).
+  const length = 9 - t;
+  const point = 9 - k;
+  if (k >= 15) {
+    // Below 1e-6, ECMAScript's form is d.ddde-x.
+    writeNine(n, out, at + 1);
+    out[at] = out[at + 1];
+    at = length > 1 ? at + length + 1 : at + 1;
+    if (length > 1) out[at - length] = DOT;
+    out[at++] = LOWER_E;
+    out[at++] = MINUS;
+    const x = k - 8;
+    if (x >= 10) {
+      out[at++] = ZERO + 1;
+      out[at++] = ZERO + x - 10;
+    } else out[at++] = ZERO + x;
+    return at;
+  }
+  // 0.000ddd (k ≥ 13: the point is always before the digits)
+  out[at++] = ZERO;
+  out[at++] = DOT;
+  for (let i = point; i < 0; i++) out[at++] = ZERO;
+  writeNine(n, out, at);
+  return at + length;
+}
+
+/** The integer bounds {@link smallBounds} found. */
+/** The trailing zeros of the last {@link fewestDigits} (a module variable, as {@link boundLow}: no object per value). */
+let trailingZeros = 0;
+
+/**
+ * The integer in [low, high] (the interval of s = v·10^k, 10^8 ≤ s < 10^9) with the fewest significant digits,
+ * nearest s; its trailing zeros in {@link trailingZeros}.
+ */
+function fewestDigits(s: number, low: number, high: number): number {
   // The fewest digits: a multiple of 100 inside (7 digits or fewer), else of 10 (8), else any integer (9), each
   // the one nearest s (ties up, as Math.round). Quotients by powers of ten are exact multiplies ((d * 0.1) | 0 is
   // ⌊d / 10⌋ for every integer 0 ≤ d < 2^31, checked exhaustively): divisions cost more than the rest.
@@ -247,38 +253,10 @@ function writeSmall(v: number, bits: number, out: Uint8Array, at: number): numbe
     if (q > high) q = high;
     else if (q < low) q = low;
   }
-  const n = q * step;
-  // What a reader gets: n·10^-k as one correctly rounded division (both exact), then rounded to float32.
-  if (Math.fround(n / pow10[k]) !== v) return -1;
-  // Digits of n without its trailing zeros (t of them; one more would have been a multiple of 10^(t+1) inside).
-  if (n >= 1e9) return writeTen(n, k, out, at);
-  // n has nine digits: all nine are written (its trailing zeros come last, so the text just ends before them).
-  const length = 9 - t;
-  const point = 9 - k;
-  if (k >= 15) {
-    // Below 1e-6, ECMAScript's form is d.ddde-x.
-    writeNine(n, out, at + 1);
-    out[at] = out[at + 1];
-    at = length > 1 ? at + length + 1 : at + 1;
-    if (length > 1) out[at - length] = DOT;
-    out[at++] = LOWER_E;
-    out[at++] = MINUS;
-    const x = k - 8;
-    if (x >= 10) {
-      out[at++] = ZERO + 1;
-      out[at++] = ZERO + x - 10;
-    } else out[at++] = ZERO + x;
-    return at;
-  }
-  // 0.000ddd (k ≥ 13: the point is always before the digits)
-  out[at++] = ZERO;
-  out[at++] = DOT;
-  for (let i = point; i < 0; i++) out[at++] = ZERO;
-  writeNine(n, out, at);
-  return at + length;
+  trailingZeros = t;
+  return q * step;
 }
 
-/** The integer bounds {@link smallBounds} found. */
 let boundLow = 0;
 let boundHigh = 0;
 
