@@ -390,9 +390,23 @@ export class HttpThreads {
       return this.#fail(thread, id, error);
     }
     this.#watchQueues(fn.pool);
+    const name = op.name;
+    if (op.k === "infer" && op.shared) {
+      // The hot path: no options object but the request id, no closure but the answer (the pool returns the cancel).
+      const input = { arena: thread.arena, tensors: op.shared, replyId: id, linkFor: thread.linkFor };
+      const cancel = fn.pool.inferShared(input, { requestId: op.requestId }, (error, answer) => {
+        thread.aborts.delete(id);
+        if (error) this.#fail(thread, id, error);
+        // A direct answer went from the isolate to the thread: nothing to send.
+        else if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
+        this.#readmit(name);
+      });
+      // `undefined`: refused, and answered already. A queued request is never answered before this returns.
+      if (cancel) thread.aborts.set(id, cancel);
+      return;
+    }
     // No AbortController per request: the pool hands back a cancel function.
     const options = { onCancel: (cancel: () => void) => thread.aborts.set(id, cancel), requestId: op.requestId };
-    const name = op.name;
     const failed = (error: unknown) => {
       thread.aborts.delete(id);
       this.#fail(thread, id, error);
@@ -408,15 +422,6 @@ export class HttpThreads {
         thread.outbox.send({ k: "done", id, body });
         this.#readmit(name);
       }, failed);
-    } else if (op.shared) {
-      const input = { arena: thread.arena, tensors: op.shared, replyId: id, linkFor: thread.linkFor };
-      fn.pool.inferShared(input, options, (error, answer) => {
-        thread.aborts.delete(id);
-        if (error) this.#fail(thread, id, error);
-        // A direct answer went from the isolate to the thread: nothing to send.
-        else if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
-        this.#readmit(name);
-      });
     } else {
       fn.pool.infer(op.tensors ?? [], options).then((tensors) => {
         thread.aborts.delete(id);
