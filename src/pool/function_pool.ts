@@ -93,7 +93,7 @@ interface Request {
   settle: Settle;
   onItem: ((body: ArrayBuffer) => void) | undefined;
   /** The requests dispatched with it (itself included), whose run it shares. */
-  batch?: readonly Request[];
+  batch: readonly Request[] | undefined;
 }
 
 /** What a request is answered with: a body (JSON), or tensors for a tensor request. */
@@ -228,7 +228,10 @@ export class FunctionPool {
 
   /** How long a request queued now would wait, from the queue and the recent service time. */
   #expectedWaitMs(): number {
-    const lanes = this.#supervisor.slots.filter((s) => s.host).length || 1;
+    // Counted, not filtered: with every isolate busy this runs on each request (`refusal`).
+    let lanes = 0;
+    for (const slot of this.#supervisor.slots) if (slot.host) lanes++;
+    lanes ||= 1;
     const perBatch = this.spec.options.dynamicBatching?.maxBatchSize ?? 1;
     const batchesAhead = Math.ceil((this.#queue.length + 1) / perBatch);
     return (batchesAhead / lanes) * this.#serviceMs;
@@ -360,6 +363,8 @@ export class FunctionPool {
       onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
       settle,
       onItem,
+      // Set here, so that every request has one shape (it is set at dispatch).
+      batch: undefined,
     };
     // One deadline per request, armed once: it covers the wait and the run.
     this.#pending.add(request);
