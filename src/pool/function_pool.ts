@@ -96,6 +96,15 @@ interface Request {
   batch: readonly Request[] | undefined;
 }
 
+/**
+ * How {@link FunctionPool.inferShared} answers: `replied` when the isolate answered the HTTP thread itself (Worker
+ * hosts), else the output `tensors` (process hosts; missing means none).
+ */
+export interface SharedAnswer {
+  replied?: true;
+  tensors?: WireTensor[];
+}
+
 /** What a request is answered with: a body (JSON), or tensors for a tensor request. */
 type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true; replied?: true };
 
@@ -260,26 +269,19 @@ export class FunctionPool {
   /**
    * Runs input tensors an HTTP thread left in its arena, like {@link infer}, and calls `onAnswer` once (a callback,
    * not a promise: this runs for every request of every thread on the main thread, and must not throw). On a Worker
-   * host the isolate copies them from the arena and answers the thread itself: the answer is `"replied"`. On a process
-   * host they are copied here and cross as usual: the answer is the output tensors. A refusal is answered at once.
+   * host the isolate copies them from the arena and answers the thread itself: the answer has `replied`. On a process
+   * host they are copied here and cross as usual: the answer has the output `tensors`. A refusal is answered at once.
    * Returns the request's cancel function (as `options.onCancel` gets it; `undefined` when it was refused), which
    * does nothing once the request has settled.
    */
   inferShared(
     input: SharedInput,
     options: InvokeOptions,
-    onAnswer: (error: IsolaneError | undefined, answer: WireTensor[] | "replied" | undefined) => void,
+    onAnswer: (error: IsolaneError | undefined, answer: SharedAnswer | undefined) => void,
   ): (() => void) | undefined {
     const rows = options.rows ?? Math.max(1, input.tensors[0]?.shape[0] ?? 1);
-    return this.#enqueue(noBody, undefined, undefined, options, input, rows, (error, output) => {
-      if (error) return onAnswer(error, undefined);
-      if (output!.replied) {
-        this.#sharedAnswers.direct++;
-        return onAnswer(undefined, "replied");
-      }
-      this.#sharedAnswers.relayed++;
-      onAnswer(undefined, output!.tensors ?? []);
-    });
+    // `onAnswer` is the request's settle itself: no closure per request here (`#dispatch` counts `sharedAnswers`).
+    return this.#enqueue(noBody, undefined, undefined, options, input, rows, onAnswer);
   }
 
   /**
@@ -566,6 +568,10 @@ export class FunctionPool {
       }
       if (request.state !== "done") {
         this.#finish(request);
+        if (result.ok && request.shared) {
+          if (result.replied) this.#sharedAnswers.direct++;
+          else this.#sharedAnswers.relayed++;
+        }
         if (result.ok) request.settle(undefined, result);
         else request.settle(IsolaneError.from(result.error), undefined);
       }

@@ -398,7 +398,7 @@ export class HttpThreads {
         thread.aborts.delete(id);
         if (error) this.#fail(thread, id, error);
         // A direct answer went from the isolate to the thread: nothing to send.
-        else if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
+        else if (!answer!.replied) thread.outbox.send({ k: "done", id, tensors: answer!.tensors ?? [] });
         this.#readmit(name);
       });
       // `undefined`: refused, and answered already. A queued request is never answered before this returns.
