@@ -368,8 +368,9 @@ export class HttpThreads {
   }
 
   /**
-   * A direct invocation: checked against the serving version, then into its pool. Per request on the main thread,
-   * so it keeps to one promise reaction and two closures (the cancel and the answer).
+   * A direct invocation: checked against the serving version, then into its pool. Per request on the main thread:
+   * an infer request from the ring (the bulk) takes one closure (the answer) and no promise; the others one promise
+   * reaction and two closures (the cancel and the answer).
    */
   #invoke(thread: Thread, op: Extract<ToMain, { k: "invoke" | "infer" }>): void {
     const { registry, devMode } = this.options;
