@@ -89,15 +89,27 @@ interface Request {
   deadlineAt: number;
   signal: AbortSignal | undefined;
   onAbort: () => void;
-  resolve: (output: Output) => void;
+  /** Called once: with the error, or with the output. */
+  settle: Settle;
   onItem: ((body: ArrayBuffer) => void) | undefined;
-  reject: (error: IsolaneError) => void;
   /** The requests dispatched with it (itself included), whose run it shares. */
-  batch?: readonly Request[];
+  batch: readonly Request[] | undefined;
+}
+
+/**
+ * How {@link FunctionPool.inferShared} answers: `replied` when the isolate answered the HTTP thread itself (Worker
+ * hosts), else the output `tensors` (process hosts; missing means none).
+ */
+export interface SharedAnswer {
+  replied?: true;
+  tensors?: WireTensor[];
 }
 
 /** What a request is answered with: a body (JSON), or tensors for a tensor request. */
 type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true; replied?: true };
+
+/** How a request is answered: one callback for both outcomes (a closure less per request than a resolve/reject pair). */
+type Settle = (error: IsolaneError | undefined, output: Output | undefined) => void;
 
 let nextJobId = 1;
 /** Pools that queued requests during {@link FunctionPool.arrivals}, pumped once it ends. */
@@ -225,7 +237,10 @@ export class FunctionPool {
 
   /** How long a request queued now would wait, from the queue and the recent service time. */
   #expectedWaitMs(): number {
-    const lanes = this.#supervisor.slots.filter((s) => s.host).length || 1;
+    // Counted, not filtered: with every isolate busy this runs on each request (`refusal`).
+    let lanes = 0;
+    for (const slot of this.#supervisor.slots) if (slot.host) lanes++;
+    lanes ||= 1;
     const perBatch = this.spec.options.dynamicBatching?.maxBatchSize ?? 1;
     const batchesAhead = Math.ceil((this.#queue.length + 1) / perBatch);
     return (batchesAhead / lanes) * this.#serviceMs;
@@ -254,33 +269,20 @@ export class FunctionPool {
   /**
    * Runs input tensors an HTTP thread left in its arena, like {@link infer}, and calls `onAnswer` once (a callback,
    * not a promise: this runs for every request of every thread on the main thread, and must not throw). On a Worker
-   * host the isolate copies them from the arena and answers the thread itself: the answer is `"replied"`. On a process
-   * host they are copied here and cross as usual: the answer is the output tensors. A refusal is answered at once.
+   * host the isolate copies them from the arena and answers the thread itself: the answer has `replied`. On a process
+   * host they are copied here and cross as usual: the answer has the output `tensors`. A refusal is answered at once.
+   * Returns the request's cancel function (as `options.onCancel` gets it; `undefined` when it was refused), which
+   * does nothing once the request has settled.
    */
   inferShared(
     input: SharedInput,
     options: InvokeOptions,
-    onAnswer: (error: IsolaneError | undefined, answer: WireTensor[] | "replied" | undefined) => void,
-  ): void {
+    onAnswer: (error: IsolaneError | undefined, answer: SharedAnswer | undefined) => void,
+  ): (() => void) | undefined {
     const rows = options.rows ?? Math.max(1, input.tensors[0]?.shape[0] ?? 1);
-    this.#enqueue(
-      { body: noBody },
-      options,
-      input,
-      rows,
-      (output) => onAnswer(undefined, this.#sharedAnswer(output)),
-      (error) => onAnswer(error, undefined),
-    );
+    // `onAnswer` is the request's settle itself: no closure per request here (`#dispatch` counts `sharedAnswers`).
+    return this.#enqueue(noBody, undefined, undefined, options, input, rows, onAnswer);
   }
-
-  #sharedAnswer = (output: Output): WireTensor[] | "replied" => {
-    if (output.replied) {
-      this.#sharedAnswers.direct++;
-      return "replied";
-    }
-    this.#sharedAnswers.relayed++;
-    return output.tensors ?? [];
-  };
 
   /**
    * Requests from HTTP threads answered so far: `direct`, their tensors and answers went between the thread and a
@@ -295,7 +297,12 @@ export class FunctionPool {
     const { shared, job } = request;
     if (!shared) return job;
     const link = shared.linkFor(host);
-    if (link !== undefined) return { ...job, shared: shared.tensors, reply: { link, id: shared.replyId } };
+    if (link !== undefined) {
+      // The job of a shared request has only an id, a body and maybe a request id: set here, not spread.
+      job.shared = shared.tensors;
+      job.reply = { link, id: shared.replyId };
+      return job;
+    }
     const tensors = shared.tensors.map((t) => ({
       name: t.name,
       datatype: t.datatype,
@@ -312,24 +319,38 @@ export class FunctionPool {
     shared?: SharedInput,
     rows = options.rows ?? 1,
   ): Promise<Output> {
-    return new Promise<Output>((resolve, reject) => this.#enqueue(payload, options, shared, rows, resolve, reject));
+    return new Promise<Output>((resolve, reject) => {
+      this.#enqueue(
+        payload.body,
+        payload.tensors,
+        payload.contentType,
+        options,
+        shared,
+        rows,
+        (error, output) => error ? reject(error) : resolve(output!),
+      );
+    });
   }
 
-  /** Queues a request that settles by `resolve` or `reject` (at once, when it is refused). */
+  /**
+   * Queues a request that settles by `settle` (at once, when it is refused); returns its cancel function, `undefined`
+   * when refused. Per request on the main thread: no payload object, one closure (the cancel).
+   */
   #enqueue(
-    payload: Pick<Job, "body" | "tensors" | "contentType">,
+    body: ArrayBuffer,
+    tensors: WireTensor[] | undefined,
+    contentType: string | undefined,
     { signal, requestId, onItem, onCancel }: InvokeOptions,
     shared: SharedInput | undefined,
     rows: number,
-    resolve: (output: Output) => void,
-    reject: (error: IsolaneError) => void,
-  ): void {
+    settle: Settle,
+  ): (() => void) | undefined {
     const refused = this.refusal();
-    if (refused) return reject(refused);
+    if (refused) return void settle(refused, undefined);
     const { options } = this.spec;
-    const job: Job = { id: nextJobId++, body: payload.body };
-    if (payload.tensors) job.tensors = payload.tensors;
-    if (payload.contentType !== undefined) job.contentType = payload.contentType;
+    const job: Job = { id: nextJobId++, body };
+    if (tensors) job.tensors = tensors;
+    if (contentType !== undefined) job.contentType = contentType;
     if (requestId) job.requestId = requestId;
     const arrived = performance.now();
     const request: Request = {
@@ -342,9 +363,10 @@ export class FunctionPool {
       deadlineAt: arrived + options.timeoutMs,
       signal,
       onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
-      resolve,
-      reject,
+      settle,
       onItem,
+      // Set here, so that every request has one shape (it is set at dispatch).
+      batch: undefined,
     };
     // One deadline per request, armed once: it covers the wait and the run.
     this.#pending.add(request);
@@ -354,6 +376,7 @@ export class FunctionPool {
     this.#queue.push(request);
     if (held) held.add(this);
     else this.#pump();
+    return request.onAbort;
   }
 
   #armDeadline(ms: number): void {
@@ -378,7 +401,7 @@ export class FunctionPool {
     if (request.state === "done") return;
     const wasRunning = request.state === "running";
     this.#finish(request);
-    request.reject(error);
+    request.settle(error, undefined);
     if (!wasRunning) {
       this.#queue.splice(this.#queue.indexOf(request), 1);
       return this.#pump();
@@ -410,7 +433,7 @@ export class FunctionPool {
   #finish(request: Request): void {
     request.state = "done";
     this.#pending.delete(request);
-    request.signal?.removeEventListener("abort", request.onAbort);
+    if (request.signal) request.signal.removeEventListener("abort", request.onAbort);
   }
 
   /**
@@ -430,7 +453,7 @@ export class FunctionPool {
     this.#closing = true;
     for (const request of this.#queue.splice(0)) {
       this.#finish(request);
-      request.reject(new IsolaneError("function_unavailable", `Function '${this.spec.name}' was unloaded`));
+      request.settle(new IsolaneError("function_unavailable", `Function '${this.spec.name}' was unloaded`), undefined);
     }
     return this.#closeAll();
   }
@@ -449,7 +472,7 @@ export class FunctionPool {
       const error = this.#supervisor.unhealthyError();
       for (const request of this.#queue.splice(0)) {
         this.#finish(request);
-        request.reject(error);
+        request.settle(error, undefined);
       }
     }
     this.#pump();
@@ -532,30 +555,35 @@ export class FunctionPool {
         if (request?.state === "running") request.onItem?.(body);
       }
       : undefined;
-    const results = host.run(batch.map((r) => this.#jobFor(r, host)), onItem);
     let left = batch.length;
     let answered = false;
-    batch.forEach((request, i) => {
-      results[i].then((result: JobResult) => {
-        if (result.ok) {
-          slot.failures = 0;
-          answered = true;
+    const jobs: Job[] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) jobs[i] = this.#jobFor(batch[i], host);
+    // One listener for the batch, called as each job is answered: no promise per request.
+    host.runEach(jobs, (result: JobResult, i: number) => {
+      const request = batch[i];
+      if (result.ok) {
+        slot.failures = 0;
+        answered = true;
+      }
+      if (request.state !== "done") {
+        this.#finish(request);
+        if (result.ok && request.shared) {
+          if (result.replied) this.#sharedAnswers.direct++;
+          else this.#sharedAnswers.relayed++;
         }
-        if (request.state !== "done") {
-          this.#finish(request);
-          if (result.ok) request.resolve(result);
-          else request.reject(IsolaneError.from(result.error));
-        }
-        if (--left === 0) {
-          if (slot.host === host) slot.batches--;
-          // An isolate whose batch failed whole is not the warm one: it would take every request that came alone.
-          if (answered) this.#idleSince.set(slot, ++this.#finishedBatches);
-          else this.#idleSince.delete(slot);
-          const ms = performance.now() - started;
-          this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
-          this.#pump();
-        }
-      });
-    });
+        if (result.ok) request.settle(undefined, result);
+        else request.settle(IsolaneError.from(result.error), undefined);
+      }
+      if (--left === 0) {
+        if (slot.host === host) slot.batches--;
+        // An isolate whose batch failed whole is not the warm one: it would take every request that came alone.
+        if (answered) this.#idleSince.set(slot, ++this.#finishedBatches);
+        else this.#idleSince.delete(slot);
+        const ms = performance.now() - started;
+        this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
+        this.#pump();
+      }
+    }, onItem);
   }
 }

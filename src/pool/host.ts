@@ -43,6 +43,15 @@ export interface HostSpec {
 /** Gets one streamed item (JSON) of a job. */
 export type ItemListener = (id: number, body: ArrayBuffer) => void;
 
+/** Gets the result of the job at `index` of a run ({@link IsolateHost.runEach}). */
+export type ResultListener = (result: JobResult, index: number) => void;
+
+/** A job posted and not yet answered: who gets its result, and its index in its run. */
+interface PendingJob {
+  onResult: ResultListener;
+  index: number;
+}
+
 /** Why a host stopped, for whoever held work on it. */
 export type ExitListener = (error: IsolaneError) => void;
 
@@ -72,6 +81,12 @@ export interface IsolateHost {
    * whose handlers stream, before their results.
    */
   run(jobs: Job[], onItem?: ItemListener): Promise<JobResult>[];
+  /**
+   * {@link run} without a promise per job: `onResult` is called once per job with its result and its index in
+   * `jobs`, when the isolate answers it (never before `runEach` returns), or with an error result if the host ends
+   * first. It must not throw. The pool's path: per request on the main thread.
+   */
+  runEach(jobs: Job[], onResult: ResultListener, onItem?: ItemListener): void;
   /** Aborts a job's `ctx.signal` inside the isolate. */
   abort(id: number): void;
   /** Whether a job is still held by this host (not answered yet). */
@@ -118,7 +133,7 @@ export abstract class HostBase implements IsolateHost {
   manifest: Manifest | undefined;
   #alive = true;
   #booted = false;
-  #pending = new Map<number, (result: JobResult) => void>();
+  #pending = new Map<number, PendingJob>();
   #itemListeners = new Map<number, ItemListener>();
   #onExit: ExitListener | undefined;
   #boot: { resolve: () => void; reject: (e: IsolaneError) => void; timer: ReturnType<typeof setTimeout> } | undefined;
@@ -256,13 +271,13 @@ export abstract class HostBase implements IsolateHost {
   }
 
   #settle(id: number, result: JobResult): void {
-    const settle = this.#pending.get(id);
-    if (!settle) return;
+    const pending = this.#pending.get(id);
+    if (!pending) return;
     this.#pending.delete(id);
-    this.#itemListeners.delete(id);
+    if (this.#itemListeners.size > 0) this.#itemListeners.delete(id);
     this.inflight--;
     this.served++;
-    settle(result);
+    pending.onResult(result, pending.index);
   }
 
   /**
@@ -286,26 +301,31 @@ export abstract class HostBase implements IsolateHost {
   }
 
   run(jobs: Job[], onItem?: ItemListener): Promise<JobResult>[] {
+    const resolvers = jobs.map(() => Promise.withResolvers<JobResult>());
+    this.runEach(jobs, (result, index) => resolvers[index].resolve(result), onItem);
+    return resolvers.map((r) => r.promise);
+  }
+
+  runEach(jobs: Job[], onResult: ResultListener, onItem?: ItemListener): void {
     if (!this.#alive) {
-      return jobs.map((job) =>
-        Promise.resolve(
-          {
-            id: job.id,
-            ok: false,
-            error: { code: "isolate_crashed", message: "The isolate is not running" },
-          } satisfies JobResult,
+      // Never before `runEach` returns: the caller is still dispatching.
+      queueMicrotask(() =>
+        jobs.forEach((job, index) =>
+          onResult(
+            { id: job.id, ok: false, error: { code: "isolate_crashed", message: "The isolate is not running" } },
+            index,
+          )
         )
       );
+      return;
     }
-    const results = jobs.map((job) =>
-      new Promise<JobResult>((resolve) => {
-        this.#pending.set(job.id, resolve);
-        if (onItem) this.#itemListeners.set(job.id, onItem);
-      })
-    );
+    for (let index = 0; index < jobs.length; index++) {
+      const id = jobs[index].id;
+      this.#pending.set(id, { onResult, index });
+      if (onItem) this.#itemListeners.set(id, onItem);
+    }
     this.inflight += jobs.length;
     this.sendJobs(jobs);
-    return results;
   }
 
   /** Sends a run of jobs to the isolate: a `run` message (a Worker host may write them in a ring instead). */
@@ -341,9 +361,11 @@ export abstract class HostBase implements IsolateHost {
   }
 
   #failPending(error: ErrorBody): void {
-    for (const [id, settle] of this.#pending) settle({ id, ok: false, error });
+    // Emptied first: a listener may run more jobs (on another host) before this returns.
+    const pending = [...this.#pending];
     this.inflight = 0;
     this.#pending.clear();
     this.#itemListeners.clear();
+    for (const [id, { onResult, index }] of pending) onResult({ id, ok: false, error }, index);
   }
 }

@@ -368,8 +368,9 @@ export class HttpThreads {
   }
 
   /**
-   * A direct invocation: checked against the serving version, then into its pool. Per request on the main thread,
-   * so it keeps to one promise reaction and two closures (the cancel and the answer).
+   * A direct invocation: checked against the serving version, then into its pool. Per request on the main thread:
+   * an infer request from the ring (the bulk) takes one closure (the answer) and no promise; the others one promise
+   * reaction and two closures (the cancel and the answer).
    */
   #invoke(thread: Thread, op: Extract<ToMain, { k: "invoke" | "infer" }>): void {
     const { registry, devMode } = this.options;
@@ -390,9 +391,23 @@ export class HttpThreads {
       return this.#fail(thread, id, error);
     }
     this.#watchQueues(fn.pool);
+    const name = op.name;
+    if (op.k === "infer" && op.shared) {
+      // The hot path: no options object but the request id, no closure but the answer (the pool returns the cancel).
+      const input = { arena: thread.arena, tensors: op.shared, replyId: id, linkFor: thread.linkFor };
+      const cancel = fn.pool.inferShared(input, { requestId: op.requestId }, (error, answer) => {
+        thread.aborts.delete(id);
+        if (error) this.#fail(thread, id, error);
+        // A direct answer went from the isolate to the thread: nothing to send.
+        else if (!answer!.replied) thread.outbox.send({ k: "done", id, tensors: answer!.tensors ?? [] });
+        this.#readmit(name);
+      });
+      // `undefined`: refused, and answered already. A queued request is never answered before this returns.
+      if (cancel) thread.aborts.set(id, cancel);
+      return;
+    }
     // No AbortController per request: the pool hands back a cancel function.
     const options = { onCancel: (cancel: () => void) => thread.aborts.set(id, cancel), requestId: op.requestId };
-    const name = op.name;
     const failed = (error: unknown) => {
       thread.aborts.delete(id);
       this.#fail(thread, id, error);
@@ -408,15 +423,6 @@ export class HttpThreads {
         thread.outbox.send({ k: "done", id, body });
         this.#readmit(name);
       }, failed);
-    } else if (op.shared) {
-      const input = { arena: thread.arena, tensors: op.shared, replyId: id, linkFor: thread.linkFor };
-      fn.pool.inferShared(input, options, (error, answer) => {
-        thread.aborts.delete(id);
-        if (error) this.#fail(thread, id, error);
-        // A direct answer went from the isolate to the thread: nothing to send.
-        else if (answer !== "replied") thread.outbox.send({ k: "done", id, tensors: answer });
-        this.#readmit(name);
-      });
     } else {
       fn.pool.infer(op.tensors ?? [], options).then((tensors) => {
         thread.aborts.delete(id);
