@@ -93,7 +93,17 @@ function validated(definition: FunctionDefinition, name: string, value: unknown)
       issuesOf(output.error),
     );
   }
-  return encoder.encode(JSON.stringify(output.data)).buffer as ArrayBuffer;
+  let json: string;
+  try {
+    json = JSON.stringify(output.data);
+  } catch (error) {
+    // A schema such as z.any() lets through what JSON cannot carry (BigInt, cycles, a toJSON that throws).
+    throw new IsolaneError(
+      "invalid_output",
+      `Function '${name}' returned a value that cannot be written as JSON: ${messageOf(error)}`,
+    );
+  }
+  return encoder.encode(json).buffer as ArrayBuffer;
 }
 
 function isStream(value: unknown): value is AsyncIterable<unknown> {
