@@ -4,12 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { adminToken, bundleOf, deploy } from "./support/bundles.ts";
 import { errorOf, startServer, until } from "./support/server.ts";
 
 const fixtures = fileURLToPath(new URL("./fixtures/user", import.meta.url));
 
 Deno.test("user mistakes: answers that say what to do", async (t) => {
-  await using server = await startServer({ functionsDir: fixtures, env: { CUDA_VISIBLE_DEVICES: "" } });
+  await using server = await startServer({
+    functionsDir: fixtures,
+    env: { CUDA_VISIBLE_DEVICES: "", ISOLANE_ADMIN_TOKEN: adminToken },
+  });
   for (const name of ["bigint", "circular", "stream_bigint"]) await until(server, name, (i) => i.status === "ready");
 
   await t.step(
@@ -45,4 +49,30 @@ Deno.test("user mistakes: answers that say what to do", async (t) => {
     assert.equal(lines[1].error.code, "invalid_output");
     assert.match(lines[1].error.message, /cannot be written as JSON: .*BigInt/);
   });
+
+  await t.step(
+    "a bundle packed with its folder on top says how to pack it, and names the mod.ts it found",
+    async () => {
+      const echo = await Deno.readTextFile(`${fixtures}/circular/mod.ts`);
+      // What `tar czf my-fn.tar.gz my-fn` makes: every path starts with the folder's name.
+      const e = await errorOf(await deploy(server, "wrapped", await bundleOf({ "my-fn/mod.ts": echo })));
+      assert.equal(e.status, 422);
+      assert.equal(e.code, "invalid_bundle");
+      assert.equal(
+        e.message,
+        "The bundle has no mod.ts at its root, but has my-fn/mod.ts: pack the folder's contents rather than the folder " +
+          "(tar czf my-fn.tar.gz -C my-fn .), or deploy with deno task deploy my-fn",
+      );
+      const missing = await errorOf(await deploy(server, "wrapped", await bundleOf({ "main.ts": echo })));
+      assert.equal(missing.status, 422);
+      assert.equal(
+        missing.message,
+        "The bundle has no mod.ts at its root: a function's folder holds mod.ts, which default-exports " +
+          "defineFunction({...}); pack that folder's contents (tar czf fn.tar.gz -C <folder> .)",
+      );
+      const gone = await fetch(`${server.url}/v1/functions/wrapped`);
+      assert.equal(gone.status, 404);
+      await gone.body?.cancel();
+    },
+  );
 });
