@@ -14,7 +14,9 @@ Deno.test("user mistakes: answers that say what to do", async (t) => {
     functionsDir: fixtures,
     env: { CUDA_VISIBLE_DEVICES: "", ISOLANE_ADMIN_TOKEN: adminToken },
   });
-  for (const name of ["bigint", "circular", "stream_bigint"]) await until(server, name, (i) => i.status === "ready");
+  for (const name of ["bigint", "circular", "stream_bigint", "sync_generator"]) {
+    await until(server, name, (i) => i.status === "ready");
+  }
 
   await t.step(
     "an output its schema lets through but JSON cannot carry is 500 invalid_output, isolate kept",
@@ -73,6 +75,20 @@ Deno.test("user mistakes: answers that say what to do", async (t) => {
       const gone = await fetch(`${server.url}/v1/functions/wrapped`);
       assert.equal(gone.status, 404);
       await gone.body?.cancel();
+    },
+  );
+
+  await t.step(
+    "a handler written as function* (not async function*) is told to stream with async function*",
+    async () => {
+      const e = await errorOf(await server.invoke("sync_generator", {}));
+      assert.equal(e.status, 500);
+      assert.equal(e.code, "invalid_output");
+      assert.equal(
+        e.message,
+        "Function 'sync_generator' returned a synchronous generator: a handler streams as an async generator " +
+          "(async *handler), or returns one value",
+      );
     },
   );
 });

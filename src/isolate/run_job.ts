@@ -110,6 +110,11 @@ function isStream(value: unknown): value is AsyncIterable<unknown> {
   return typeof value === "object" && value !== null && Symbol.asyncIterator in value;
 }
 
+/** A `function*`'s result, which its output schema would otherwise refuse with no word of why. */
+function isSyncGenerator(value: unknown): boolean {
+  return Object.prototype.toString.call(value) === "[object Generator]";
+}
+
 /** Media type without parameters, lower case. */
 function mediaType(contentType: string): string {
   return contentType.split(";")[0].trim().toLowerCase();
@@ -185,6 +190,13 @@ async function run(
     value = await callHandler(definition.raw.handler, await rawBodyOf(job), ctx);
   } else {
     value = await callHandler(definition.handler, jsonInput(definition, job), ctx);
+  }
+  if (isSyncGenerator(value)) {
+    throw new IsolaneError(
+      "invalid_output",
+      `Function '${ctx.name}' returned a synchronous generator: a handler streams as an async generator ` +
+        "(async *handler), or returns one value",
+    );
   }
   if (!isStream(value)) return { body: validated(definition, ctx.name, value) };
   if (!emit) throw new IsolaneError("internal", `Function '${ctx.name}' streamed where it cannot`);
