@@ -92,3 +92,40 @@ Deno.test("user mistakes: answers that say what to do", async (t) => {
     },
   );
 });
+
+const mainPath = fileURLToPath(new URL("../main.ts", import.meta.url));
+
+/** Runs main.ts to its exit with `env`; the runtime must give up by itself. */
+async function startFails(env: Record<string, string>) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--unstable-worker-options", "--unstable-no-legacy-abort", "--unstable-net", mainPath],
+    env: { ISOLANE_FUNCTIONS: fixtures, CUDA_VISIBLE_DEVICES: "", HOST: "127.0.0.1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code, stdout: new TextDecoder().decode(stdout), stderr: new TextDecoder().decode(stderr).trim() };
+}
+
+Deno.test("a port in use stops the start at once with one line naming PORT, before any function loads", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = taken.addr;
+  const { code, stdout, stderr } = await startFails({ PORT: String(port) });
+  assert.equal(code, 1);
+  assert.equal(
+    stderr,
+    `isolane: Cannot listen on 127.0.0.1:${port}: the address is in use; stop what listens there, or set PORT ` +
+      "(and HOST) to a free address",
+  );
+  assert.doesNotMatch(stdout, /function loaded/);
+});
+
+Deno.test("a functions folder that does not exist stops the start with one line naming ISOLANE_FUNCTIONS", async () => {
+  const missing = `${fixtures}/no-such-folder`;
+  const { code, stderr } = await startFails({ PORT: "0", ISOLANE_FUNCTIONS: missing });
+  assert.equal(code, 1);
+  assert.equal(
+    stderr,
+    `isolane: ISOLANE_FUNCTIONS names no folder: ${missing} does not exist; create it, or point ISOLANE_FUNCTIONS ` +
+      "at your functions' folder",
+  );
+});
