@@ -104,6 +104,20 @@ Deno.test("user mistakes: answers that say what to do", async (t) => {
     assert.equal(e.status, 503);
     assert.equal(e.code, "function_unavailable");
   });
+
+  await t.step("a function folder whose name is no function name is logged as skipped, with the rule", async () => {
+    const line = await server.waitForLog((l) => l.msg === "function folder skipped", 10_000);
+    assert.equal(line.level, "warn");
+    assert.equal(line.folder, `${fixtures}/my.fn`);
+    assert.equal(
+      line.reason,
+      "'my.fn' is not a function name: use letters, digits, '-' and '_' (at most 64); rename the folder",
+    );
+    const { functions: listed } = (await (await fetch(`${server.url}/v1/functions`)).json()) as {
+      functions: { name: string }[];
+    };
+    assert.ok(!listed.some((f) => f.name === "my.fn"));
+  });
 });
 
 const mainPath = fileURLToPath(new URL("../main.ts", import.meta.url));

@@ -77,8 +77,16 @@ export class Registry {
   async discover(): Promise<string[]> {
     const names: string[] = [];
     for await (const item of Deno.readDir(this.functionsDir)) {
-      if (!item.isDirectory || !functionNamePattern.test(item.name)) continue;
-      if (await exists(join(this.functionsDir, item.name, "mod.ts"))) names.push(item.name);
+      if (!item.isDirectory || !(await exists(join(this.functionsDir, item.name, "mod.ts")))) continue;
+      if (functionNamePattern.test(item.name)) names.push(item.name);
+      else {
+        // Served as nothing, which would otherwise go unexplained ("my.fn", "My Fn").
+        log("warn", "function folder skipped", {
+          folder: join(this.functionsDir, item.name),
+          reason:
+            `'${item.name}' is not a function name: use letters, digits, '-' and '_' (at most 64); rename the folder`,
+        });
+      }
     }
     return names.sort();
   }
