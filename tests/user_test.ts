@@ -118,6 +118,27 @@ Deno.test("user mistakes: answers that say what to do", async (t) => {
     };
     assert.ok(!listed.some((f) => f.name === "my.fn"));
   });
+
+  await t.step("a model path that does not exist says which file to add or which path to correct", async () => {
+    const module = [
+      'import { defineFunction, runModel } from "isolane";',
+      "export default defineFunction({",
+      '  description: "Names a model file the bundle lacks",',
+      '  models: { net: "models/net.onnx" },',
+      "  signature: {",
+      '    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }],',
+      '    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],',
+      "  },",
+      '  handler: runModel("net"),',
+      "});",
+    ].join("\n");
+    const e = await errorOf(await deploy(server, "lacks_model", await bundleOf({ "mod.ts": module })));
+    assert.equal(e.status, 422);
+    assert.match(
+      e.message,
+      /^Cannot load function 'lacks_model': model 'net' not found at \S+\/models\/net\.onnx: add models\/net\.onnx to the function's folder, or correct its path in models$/,
+    );
+  });
 });
 
 const mainPath = fileURLToPath(new URL("../main.ts", import.meta.url));
