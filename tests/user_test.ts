@@ -177,3 +177,21 @@ Deno.test("a functions folder that does not exist stops the start with one line 
       "at your functions' folder",
   );
 });
+
+Deno.test("under --watch, a new folder whose name is no function name is logged as skipped", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-user-watch-" });
+  try {
+    await using server = await startServer({ functionsDir: dir, watch: true, env: { CUDA_VISIBLE_DEVICES: "" } });
+    await server.waitForLog((l) => l.msg === "watching for changes");
+    await Deno.mkdir(`${dir}/My Fn`);
+    await Deno.copyFile(`${fixtures}/my.fn/mod.ts`, `${dir}/My Fn/mod.ts`);
+    const line = await server.waitForLog((l) => l.msg === "function folder skipped", 10_000);
+    assert.equal(line.folder, `${dir}/My Fn`);
+    assert.equal(
+      line.reason,
+      "'My Fn' is not a function name: use letters, digits, '-' and '_' (at most 64); rename the folder",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
