@@ -11,8 +11,9 @@
  *
  * A runtime's `instances=N` pair (`new-i1=main.ts,instances=N`) writes its functions with N isolates instead of
  * `--instances`; its other pairs are its environment.
- * Cases: `w` the 8×1024 MLP, `wb` the same with dynamic batching (max 64, 2 ms), `s` the small mlp, `sb` batched;
- * the number is the concurrency. Needs `bench/.models/mlp8x1024.onnx` (`deno run -A bench/make_mlp8x1024.ts`).
+ * Cases: `w` the 8×1024 MLP, `wb` the same with dynamic batching (max 64, 2 ms), `s` the small mlp, `sb` batched,
+ * `e` the suite's echo (with `--hono`, against the plain Hono echo, `bench/baselines/hono_echo.ts`); the number is the
+ * concurrency: `--cases e1,w1` is issue 14's sequential latency, echo and the 8×1024 MLP at c=1. Needs `bench/.models/mlp8x1024.onnx` (`deno run -A bench/make_mlp8x1024.ts`).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -58,9 +59,9 @@ if (values.hono) {
 if (runtimes.length === 0) throw new Error("Name at least one runtime: name=path/to/main.ts");
 const wrk = await findWrk();
 if (!wrk) throw new Error("wrk is not installed");
-const functionsOf = { w: "mlp8x1024", wb: "mlp8x1024_batched", s: "mlp", sb: "mlp_batched" } as const;
+const functionsOf = { w: "mlp8x1024", wb: "mlp8x1024_batched", s: "mlp", sb: "mlp_batched", e: "echo" } as const;
 const cases = values.cases.split(",").map((c) => {
-  const m = c.match(/^(wb|w|sb|s)(\d+)$/);
+  const m = c.match(/^(wb|w|sb|s|e)(\d+)$/);
   if (!m) throw new Error(`Unknown case '${c}'`);
   return { key: c, fn: functionsOf[m[1] as keyof typeof functionsOf], connections: Number(m[2]) };
 });
@@ -69,6 +70,9 @@ const wideBody = await Deno.makeTempFile();
 await Deno.writeTextFile(wideBody, JSON.stringify({ x: [row] }));
 const smallBody = await Deno.makeTempFile();
 await Deno.writeTextFile(smallBody, JSON.stringify({ x: [[1, 2, 3, 4]] }));
+const echoBody = await Deno.makeTempFile();
+await Deno.writeTextFile(echoBody, JSON.stringify({ message: "hi" }));
+const bodyOf = (fn: string) => fn === "echo" ? echoBody : fn.startsWith("mlp8") ? wideBody : smallBody;
 
 const figures = new Map<string, number[]>();
 const add = (key: string, value: number) => figures.set(key, [...figures.get(key) ?? [], value]);
@@ -83,6 +87,7 @@ for (const runtime of runtimes) {
     instances: runtime.instances ?? Number(values.instances),
     mlp: true,
     wideMlp: wide,
+    echo: true,
     batching: { maxBatchSize: 64, maxQueueDelayMs: 2 },
   });
   const env = runtime.hono ? runtime.env : {
@@ -101,20 +106,24 @@ for (const runtime of runtimes) {
     }
   }
   urls.set(runtime.name, child.url);
+  if (runtime.hono && cases.some((c) => c.fn === "echo")) {
+    urls.set(`${runtime.name}:echo`, stack.use(await startChild({ entry: here("./baselines/hono_echo.ts") })).url);
+  }
 }
 for (let round = 0; round < Number(values.rounds); round++) {
   for (const c of cases) {
     for (const runtime of runtimes) {
-      const url = urls.get(runtime.name)!;
+      const url = urls.get(runtime.hono && c.fn === "echo" ? `${runtime.name}:echo` : runtime.name)!;
       const options = {
         url: `${url}/v1/functions/${c.fn}`,
-        bodyFile: c.fn.startsWith("mlp8") ? wideBody : smallBody,
+        bodyFile: bodyOf(c.fn),
         connections: c.connections,
       };
       await runLoad(wrk, { ...options, durationS: 1 });
       const result = await runLoad(wrk, { ...options, durationS: Number(values.seconds) });
-      add(`${runtime.name}\t${c.key}\t2xx/s`, Math.round(result.goodput));
-      add(`${runtime.name}\t${c.key}\tp50 µs`, Math.round(result.p50Us));
+      const name = runtime.hono && c.fn === "echo" ? "hono" : runtime.name;
+      add(`${name}\t${c.key}\t2xx/s`, Math.round(result.goodput));
+      add(`${name}\t${c.key}\tp50 µs`, Math.round(result.p50Us));
       if (result.errors > 0) console.log(`${runtime.name} ${c.key}: ${result.errors} errors`, result.statuses);
       if (!runtime.hono && c.fn.endsWith("_batched")) {
         const info = await (await fetch(`${url}/v1/functions/${c.fn}`)).json();

@@ -66,6 +66,10 @@ Deno.test("float32 texts are NumPy's, in ECMAScript's number form", () => {
     [Math.fround(1e9), "1000000000"],
     [Math.fround(3.4028234663852886e38), "3.4028235e+38"],
     [1.401298464324817e-45, "1e-45"],
+    [Math.fround(1.5e-7), "1.5e-7"],
+    [Math.fround(1.2345678e-10), "1.2345679e-10"],
+    [Math.fround(-0.00001234), "-0.00001234"],
+    [Math.fround(3e-12), "3e-12"],
     [0, "0"],
     [-0, "0"],
   ];
@@ -93,4 +97,26 @@ Deno.test("nested float32 JSON reads back as the float32s, by shape", () => {
   );
   const scalar = new Uint8Array(float32NestedBytes(1, []));
   assert.equal(decoder.decode(scalar.subarray(0, writeFloat32Nested(Float32Array.of(2.5), [], scalar, 0))), "2.5");
+});
+
+Deno.test("small float32s (1e-13 to 1e-4, written without toPrecision) have the reference's text", () => {
+  const small = fc.double({ min: 1e-13, max: 1e-4, noNaN: true }).map(Math.fround);
+  fc.assert(
+    fc.property(small, fc.boolean(), (x, negative) => {
+      const v = negative ? -x : x;
+      assert.equal(textOf(v), (negative ? "-" : "") + float32TextSlow(x));
+    }),
+    { numRuns: 50_000 },
+  );
+});
+
+Deno.test("writeFloat32Nested answers -1 for a value that is not finite", () => {
+  const out = new Uint8Array(float32NestedBytes(3, [3]));
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    assert.equal(writeFloat32Nested(new Float32Array([1, bad, 2]), [3], out, 0), -1);
+    assert.equal(writeFloat32Nested(new Float32Array([bad]), [], out, 0), -1);
+  }
+  // A finite tensor after one that was not is written whole.
+  const end = writeFloat32Nested(new Float32Array([1, 0.5, 2]), [3], out, 0);
+  assert.equal(decoder.decode(out.subarray(0, end)), "[1,0.5,2]");
 });

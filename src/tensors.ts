@@ -540,6 +540,12 @@ function allFinite(values: ArrayLike<number>): boolean {
  * infinities are JSON's `null`, written the general way.
  */
 function finiteFloat32(tensor: WireTensor, shape: readonly number[] | null): Float32Array | undefined {
+  const values = float32Of(tensor, shape);
+  return values && allFinite(values) ? values : undefined;
+}
+
+/** An FP32 tensor's values, when it has as many as `shape` holds (any number, with `null`), finite or not. */
+function float32Of(tensor: WireTensor, shape: readonly number[] | null): Float32Array | undefined {
   if (tensor.datatype !== "FP32" || tensor.data.byteLength % 4 !== 0) return undefined;
   const values = new Float32Array(tensor.data);
   if (values.length === 0) return undefined;
@@ -548,13 +554,13 @@ function finiteFloat32(tensor: WireTensor, shape: readonly number[] | null): Flo
     for (const d of shape) count *= d;
     if (count !== values.length) return undefined;
   }
-  return allFinite(values) ? values : undefined;
+  return values;
 }
 
 /** Bytes of FP32 JSON texts, reused (one request's output at a time; the largest get their own). */
 let scratch = new Uint8Array(64 * 1024);
 
-function scratchFor(bytes: number): Uint8Array {
+function scratchFor(bytes: number): Uint8Array<ArrayBuffer> {
   if (bytes <= scratch.length) return scratch;
   if (bytes > 16 * 2 ** 20) return new Uint8Array(bytes);
   return (scratch = new Uint8Array(Math.max(bytes, 2 * scratch.length)));
@@ -731,11 +737,26 @@ function writeText(text: string, out: Uint8Array, at: number): number {
 
 /** `{"<output>": nested array, ...}` as UTF-8 JSON (64-bit integers exact). */
 export function outputsToJsonBody(outputs: readonly WireTensor[]): ArrayBuffer {
+  return outputsToJsonBytes(outputs).slice().buffer;
+}
+
+/**
+ * {@link outputsToJsonBody} written into a buffer this module reuses: the bytes hold until the next call of this
+ * module's writers, so use them at once. A `Response` built from them copies them (the Fetch standard copies a
+ * BufferSource body), so an answer needs no copy of its own.
+ */
+export function outputsToJsonBytes(outputs: readonly WireTensor[]): Uint8Array<ArrayBuffer> {
+  // FP32 outputs are written unchecked (the writer sees a value that is not finite on its slow path); one that is
+  // not finite after all has them all written again, each checked first.
+  return writeOutputs(outputs, false) ?? writeOutputs(outputs, true)!;
+}
+
+function writeOutputs(outputs: readonly WireTensor[], checked: boolean): Uint8Array<ArrayBuffer> | undefined {
   // FP32 elements go straight to bytes (the bulk of a model's answer); the rest as text.
   let size = 2;
   const parts = outputs.map((t) => {
     const key = `${JSON.stringify(t.name)}:`;
-    const float32 = finiteFloat32(t, t.shape);
+    const float32 = checked ? finiteFloat32(t, t.shape) : float32Of(t, t.shape);
     const text = float32 ? "" : nestedJsonText(t);
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     size += 3 * (key.length + text.length) + 1 + (float32 ? float32NestedBytes(float32.length, t.shape) : 0);
@@ -744,12 +765,15 @@ export function outputsToJsonBody(outputs: readonly WireTensor[]): ArrayBuffer {
   const out = scratchFor(size);
   let at = 0;
   out[at++] = 0x7b;
-  parts.forEach((p, i) => {
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
     if (i > 0) out[at++] = 0x2c;
     at = writeText(p.key, out, at);
-    if (p.float32) at = writeFloat32Nested(p.float32, outputs[i].shape, out, at);
-    else at += encoder.encodeInto(p.text, out.subarray(at)).written;
-  });
+    if (p.float32) {
+      at = writeFloat32Nested(p.float32, outputs[i].shape, out, at);
+      if (at < 0) return undefined;
+    } else at += encoder.encodeInto(p.text, out.subarray(at)).written;
+  }
   out[at++] = 0x7d;
-  return out.slice(0, at).buffer;
+  return out.subarray(0, at);
 }

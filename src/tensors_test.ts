@@ -7,6 +7,8 @@ import {
   jsonToWire,
   nestedJsonText,
   nestedShape,
+  outputsToJsonBody,
+  outputsToJsonBytes,
   parseJsonExact,
   shapeFits,
   signatureJsonSchema,
@@ -130,4 +132,35 @@ Deno.test("stagingLayout: a slot per tensor for one run of the batch; none with 
     stagingLayout({ inputs: [spec("x", "FP32", [-1, 1 << 20])], outputs: [spec("y", "FP32", [-1])] }, 65536),
     undefined,
   );
+});
+
+Deno.test("outputsToJsonBytes is outputsToJsonBody's text, in a buffer reused by the next call", () => {
+  const y = {
+    name: "y",
+    datatype: "FP32" as const,
+    shape: [2, 2],
+    data: new Float32Array([0.1, -2, 3e-7, 1e10]).buffer,
+  };
+  const k = { name: "k", datatype: "INT64" as const, shape: [1], data: new BigInt64Array([2n ** 60n]).buffer };
+  const body = outputsToJsonBody([y, k]);
+  const bytes = outputsToJsonBytes([y, k]);
+  assert.equal(new TextDecoder().decode(bytes), new TextDecoder().decode(body));
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(body)).y, [[0.1, -2], [3e-7, 1e10]]);
+  // The next call writes over the same bytes.
+  const again = outputsToJsonBytes([k]);
+  assert.equal(again.buffer, bytes.buffer);
+});
+
+Deno.test("outputsToJsonBytes writes NaN and infinities as null, though FP32 outputs are written unchecked first", () => {
+  const y = {
+    name: "y",
+    datatype: "FP32" as const,
+    shape: [2, 2],
+    data: new Float32Array([1, NaN, 2.5, Infinity]).buffer,
+  };
+  const z = { name: "z", datatype: "FP32" as const, shape: [], data: new Float32Array([-Infinity]).buffer };
+  const w = { name: "w", datatype: "FP32" as const, shape: [2], data: new Float32Array([0.1, 1e-20]).buffer };
+  const text = new TextDecoder().decode(outputsToJsonBytes([w, y, z]));
+  assert.equal(text, '{"w":[0.1,1e-20],"y":[[1,null],[2.5,null]],"z":null}');
+  assert.equal(new TextDecoder().decode(outputsToJsonBody([w, y, z])), text);
 });

@@ -27,6 +27,7 @@ export default defineFunction({
     outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
   },
   dynamicBatching: { maxBatchSize: 32, maxQueueDelayMs: 2 },
+  maxBodyBytes: 4096,
   handler: ({ x }, { models }) => models.mlp.run({ x }),
 });
 `,
@@ -370,6 +371,8 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     assert.match(refused.response.headers.get("retry-after") ?? "", /^\d+$/);
   });
 
+  /** Where the log stood once the next step had a request waiting (its polling of the board has begun then). */
+  let queuedAt = 0;
   await t.step("a full queue is refused by the thread before the body is read", async () => {
     // Held until the test opens the gate: one request runs, one waits, the queue is full for as long as it takes.
     const gate = `open-${crypto.randomUUID()}`;
@@ -381,6 +384,7 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     await until((i) => i.isolates[0].status === "busy");
     busy.push(post(server, "/v1/functions/gate", { file: gate }));
     await until((i) => i.queued === 1);
+    queuedAt = server.logs.length;
     // The main thread posts the queue's state on the admission board; a thread's own refusal says "full queue".
     // From here every probe is refused, by the main thread until the board shows the full queue, then by the thread.
     let refusedByThread = false;
@@ -411,14 +415,32 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
   });
 
   await t.step("the admission board is polled only while a direct function has requests waiting", async () => {
+    const idleLines = (from: number) => server.logs.slice(from).filter((l) => l.msg === "admission board idle");
     const idleAfter = (from: number) =>
       server.waitForLog((l) => l.msg === "admission board idle" && server.logs.indexOf(l) >= from, 10_000);
-    // A direct invocation starts the polling; once no queue holds a request, it stops.
+    // The polling of the step before ends first.
+    await idleAfter(queuedAt);
     const from = server.logs.length;
-    const { response, text } = await post(server, "/v1/functions/hi", { name: "board" });
-    assert.equal(response.status, 200, text);
+    // A request that finds an idle isolate starts no polling. (Before, each one started it, and a poll of the board
+    // while this one runs, with no queue, ended it with a log line of its own.)
+    const lone = await post(server, "/v1/functions/slow", { sleepMs: 100 });
+    assert.equal(lone.response.status, 200, lone.text);
+    // A request that waits in the queue starts it; once no queue holds a request, it stops.
+    const gate = `open-${crypto.randomUUID()}`;
+    const info = async () => await (await fetch(`${server.url}/v1/functions/gate`)).json();
+    const until = async (done: (i: { queued: number; isolates: { status: string }[] }) => boolean) => {
+      while (!done(await info())) await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    const calls = [post(server, "/v1/functions/gate", { file: gate })];
+    await until((i) => i.isolates[0].status === "busy");
+    calls.push(post(server, "/v1/functions/gate", { file: gate }));
+    await until((i) => i.queued === 1);
+    await Deno.writeTextFile(join(dir, "gate", gate), "open");
+    for (const r of await Promise.all(calls)) assert.equal(r.response.status, 200, r.text);
     const idle = await idleAfter(from);
     assert.ok(Number(idle.polls) >= 1, JSON.stringify(idle));
+    assert.equal(idleLines(from).length, 1, JSON.stringify(idleLines(from)));
+    await Deno.remove(join(dir, "gate", gate));
   });
 
   await t.step("a client that goes away cancels its request in the main thread's pool", async () => {
@@ -438,6 +460,66 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     assert.ok((await call) instanceof Error);
     const stopped = await server.waitForLog((l) => l.msg === "isolate stopped" && l.function === "slow", 3500);
     assert.equal(stopped.code, "timeout");
+  });
+
+  await t.step("the hot tensor routes keep request ids, body limits, error shapes and request logs", async () => {
+    const x = [[0.1, 0.2, 0.3, 0.4]];
+    // A valid request id comes back and names the request's log line, which says the thread that served it.
+    const ok = await post(server, "/v1/functions/mlp?trace=1", { x }, { "x-request-id": "hot-v1" });
+    assert.equal(ok.response.status, 200, ok.text);
+    assert.equal(ok.response.headers.get("x-request-id"), "hot-v1");
+    assert.equal(ok.response.headers.get("content-type"), "application/json");
+    const line = await requestLine(server, "hot-v1");
+    assert.deepEqual([line.method, line.path, line.status], ["POST", "/v1/functions/mlp", 200]);
+    assert.ok(line.thread === 0 || line.thread === 1, JSON.stringify(line));
+    // One the request id middleware refuses is replaced by a UUID.
+    const renamed = await post(server, "/v1/functions/mlp", { x }, { "x-request-id": "not valid!" });
+    assert.equal(renamed.response.status, 200);
+    assert.match(
+      renamed.response.headers.get("x-request-id")!,
+      /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+    );
+    // Errors found once the body is read keep each route's shape and the request id.
+    const badV1 = await post(server, "/v1/functions/mlp", { x: [[1, 2]] }, { "x-request-id": "hot-bad-v1" });
+    assert.equal(badV1.response.status, 400);
+    assert.equal(badV1.response.headers.get("x-request-id"), "hot-bad-v1");
+    assert.equal(JSON.parse(badV1.text).error.code, "invalid_input");
+    assert.equal((await requestLine(server, "hot-bad-v1")).status, 400);
+    const badV2 = await post(server, "/v2/models/mlp/infer", {
+      inputs: [{ name: "x", shape: [1, 4], datatype: "FP32" }],
+    }, {
+      "x-request-id": "hot-bad-v2",
+    });
+    assert.equal(badV2.response.status, 400);
+    assert.equal(badV2.response.headers.get("x-request-id"), "hot-bad-v2");
+    assert.equal(typeof JSON.parse(badV2.text).error, "string");
+    // A body over the function's limit is refused with 413 on both routes, in each one's shape.
+    const big = { x: Array.from({ length: 200 }, () => [0.123456, 0.123456, 0.123456, 0.123456]) };
+    const tooBig = await post(server, "/v1/functions/mlp", big);
+    assert.equal(tooBig.response.status, 413);
+    assert.equal(
+      JSON.parse(tooBig.text).error.message,
+      "Request body is larger than this function's limit of 4096 bytes",
+    );
+    const tooBigV2 = await post(server, "/v2/models/mlp/infer", {
+      inputs: [{ name: "x", shape: [200, 4], datatype: "FP32", data: big.x.flat() }],
+    });
+    assert.equal(tooBigV2.response.status, 413);
+    assert.equal(JSON.parse(tooBigV2.text).error, "Request body is larger than this function's limit of 4096 bytes");
+    // A chunked body (no content-length) and a pinned version are served as well.
+    const chunked = await fetch(`${server.url}/v1/functions/mlp`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: ReadableStream.from([new TextEncoder().encode(JSON.stringify({ x }))]),
+    });
+    assert.equal(chunked.status, 200);
+    assert.deepEqual(await chunked.json(), JSON.parse(ok.text));
+    const pinned = await post(server, "/v2/models/mlp/versions/1/infer", {
+      id: "p1",
+      inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: x.flat() }],
+    });
+    assert.equal(pinned.response.status, 200, pinned.text);
+    assert.equal(JSON.parse(pinned.text).id, "p1");
   });
 
   await t.step("metrics count what the threads answered", async () => {

@@ -429,7 +429,7 @@ Deno.test("kserve v2 with Triton's client wire format", async (t) => {
   await t.step('every /v2 failure, unknown routes too, is {"error": string}', async () => {
     const checks: [string, string, number][] = [
       ["GET", "/v2/nope", 404],
-      ["GET", "/v2/models/mlp/infer", 404],
+      ["GET", "/v2/models/mlp/infer", 405],
       ["DELETE", "/v2/models/mlp", 404],
       ["GET", "/v2/models/nope", 404],
       ["GET", "/v2/models/nope/config", 404],

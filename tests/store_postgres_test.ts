@@ -314,7 +314,16 @@ Deno.test({
         });
         assert.equal(forward.status, 200, await forward.text());
         await settle([a, c, b2], "greeter");
-        assert.equal((await fetch(`${b2.url}/readyz`)).status, 200);
+        // b2 served `current` all along, so the settle above may return before its next sync sees the store back at
+        // it; it is ready again once that sync has cleared what it was behind by.
+        const deadline = Date.now() + 30_000;
+        let readyAgain = await fetch(`${b2.url}/readyz`);
+        while (readyAgain.status !== 200 && Date.now() < deadline) {
+          await readyAgain.body?.cancel();
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          readyAgain = await fetch(`${b2.url}/readyz`);
+        }
+        assert.equal(readyAgain.status, 200, await readyAgain.text());
       });
 
       await t.step("ISOLANE_SERVE_FUNCTIONS: an instance serves only the functions named", async () => {

@@ -25,3 +25,9 @@ Deno.test("batcher: a preferred batch size is sent at once", () => {
     send: 2,
   });
 });
+
+Deno.test("batcher: a lone request with no delay goes at once, even when it has waited no time at all", () => {
+  // maxQueueDelayMs 0 (Triton's default) must never hold a request: the pump asks as soon as it arrives.
+  assert.deepEqual(decideBatch([1], 0, { maxBatchSize: 64, maxQueueDelayMs: 0 }), { send: 1 });
+  assert.deepEqual(decideBatch([1], 0, { maxBatchSize: 64 }), { send: 1 });
+});

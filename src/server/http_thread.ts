@@ -5,7 +5,10 @@
  * answers, so that the main thread keeps only the queues, the batcher and the
  * isolates. Invocations of a function that needs no auth and no CORS go to
  * the main thread's pool as one small operation; every other request goes
- * there whole and its answer comes back as chunks.
+ * there whole and its answer comes back as chunks. The two routes that carry
+ * the load (a tensor function's `/v1` JSON and v2 `infer`) are served ahead
+ * of the thread's Hono app when every check before the body passes
+ * ({@link hotRequest}).
  * @module
  */
 import { type Context, Hono } from "hono";
@@ -14,20 +17,25 @@ import { getConnInfo } from "hono/deno";
 import { IsolaneError } from "../errors.ts";
 import { bufferLogs, flushLogs, log, logDeferred, setLogLevel } from "../log.ts";
 import type { LinkReply, SharedTensor, WireTensor } from "../protocol.ts";
-import { outputsToJsonBody, wireFromJsonBody } from "../tensors.ts";
-import { BodyLimits, guardBodyRead } from "./body_guard.ts";
-import { errorResponse, v2ErrorResponse } from "./error_response.ts";
+import { outputsToJsonBody, outputsToJsonBytes, wireFromJsonBody } from "../tensors.ts";
+import { BodyLimits, guardBodyRead, isJson } from "./body_guard.ts";
+import { errorResponse, errorResponseOf, v2ErrorResponse } from "./error_response.ts";
 import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import { invokeFunction } from "./invoke_route.ts";
 import { type ArenaBlock, TensorArena } from "./tensor_arena.ts";
 import { Packer } from "../packed.ts";
 import { RingWriter } from "../op_ring.ts";
 import { serveInfer } from "./kserve_routes.ts";
+import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
+import type { TensorSignature } from "../sdk.ts";
 
 type Pending = {
   resolve: (value: { body?: ArrayBuffer; tensors?: WireTensor[] }) => void;
   reject: (error: Error) => void;
   onItem?: (body: ArrayBuffer) => void;
+  /** The request's signal and what it tells the main thread on abort, until the answer comes. */
+  signal?: AbortSignal;
+  onAbort?: () => void;
 };
 type PendingWhole = {
   resolve: (response: Response) => void;
@@ -122,9 +130,7 @@ let ring: RingWriter | undefined;
 const links = new Map<number, MessagePort>();
 
 function settle(id: number, value: { tensors: WireTensor[] }): void {
-  const p = pending.get(id);
-  pending.delete(id);
-  p?.resolve(value);
+  take(id)?.resolve(value);
 }
 
 /**
@@ -156,18 +162,25 @@ function call(
   const id = nextId++;
   const { op, transfer } = make(id);
   return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      outbox.send({ k: "abort", id });
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const done = () => signal?.removeEventListener("abort", onAbort);
-    pending.set(id, {
-      resolve: (value) => (done(), resolve(value)),
-      reject: (error) => (done(), reject(error)),
-      ...(onItem ? { onItem } : {}),
-    });
+    const p: Pending = { resolve, reject };
+    if (onItem) p.onItem = onItem;
+    if (signal) {
+      p.signal = signal;
+      p.onAbort = () => outbox.send({ k: "abort", id });
+      signal.addEventListener("abort", p.onAbort);
+    }
+    pending.set(id, p);
     post(op, transfer);
   });
+}
+
+/** The request waiting for answer `id`, no longer waiting (its abort listener removed); `undefined` if none. */
+function take(id: number): Pending | undefined {
+  const p = pending.get(id);
+  if (!p) return undefined;
+  pending.delete(id);
+  if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort);
+  return p;
 }
 
 /**
@@ -185,6 +198,37 @@ async function admit(name: string): Promise<IsolaneError | undefined> {
     // Said as a thread says it: refused before the body was read.
     return new IsolaneError("queue_full", `Function '${name}' has a full queue; retry later`, undefined, error.headers);
   }
+}
+
+/**
+ * Sends one infer request for `name` at `version` to the main thread and waits for its output tensors: its tensors
+ * placed in the arena when they fit (the main thread then gets where they lie, not their bytes), else transferred.
+ */
+async function inferOn(
+  name: string,
+  version: number,
+  tensors: WireTensor[],
+  signal: AbortSignal | undefined,
+  requestId: string,
+): Promise<WireTensor[]> {
+  const placed = placeAll(tensors);
+  if (placed) {
+    // The blocks are free again once answered.
+    try {
+      const answer = await call((id) => ({
+        op: { k: "infer", id, name, version, shared: placed.shared, requestId },
+        transfer: [],
+      }), signal);
+      return answer.tensors ?? [];
+    } finally {
+      for (const b of placed.blocks) arena!.free(b);
+    }
+  }
+  const answer = await call((id) => ({
+    op: { k: "infer", id, name, version, tensors, requestId },
+    transfer: tensors.map((t) => t.data),
+  }), signal);
+  return answer.tensors ?? [];
 }
 
 /**
@@ -219,36 +263,12 @@ function remotePool(name: string, slot = -1) {
       );
       return answer.body!;
     },
-    async infer(
+    infer(
       tensors: WireTensor[],
       options: { signal?: AbortSignal; requestId?: string },
       version = 0,
     ): Promise<WireTensor[]> {
-      const placed = placeAll(tensors);
-      if (placed) {
-        // The main thread gets where the tensors lie, not their bytes; the blocks are free again once answered.
-        try {
-          const answer = await call((id) => ({
-            op: {
-              k: "infer",
-              id,
-              name,
-              version,
-              shared: placed.shared,
-              requestId: options.requestId ?? "",
-            },
-            transfer: [],
-          }), options.signal);
-          return answer.tensors ?? [];
-        } finally {
-          for (const b of placed.blocks) arena!.free(b);
-        }
-      }
-      const answer = await call((id) => ({
-        op: { k: "infer", id, name, version, tensors, requestId: options.requestId ?? "" },
-        transfer: tensors.map((t) => t.data),
-      }), options.signal);
-      return answer.tensors ?? [];
+      return inferOn(name, version, tensors, options.signal, options.requestId ?? "");
     },
   };
 }
@@ -259,7 +279,6 @@ type ThreadEnv = { Variables: { whole: boolean } };
 /** Sends the request whole to the main thread's app; resolves with its answer (streamed if the app streams). */
 async function sendWhole(c: Context<ThreadEnv>): Promise<Response> {
   c.set("whole", true);
-  const id = nextId++;
   const request = c.req.raw;
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   let body: ArrayBuffer | undefined;
@@ -272,7 +291,13 @@ async function sendWhole(c: Context<ThreadEnv>): Promise<Response> {
     );
   }
   const remote = getConnInfo(c).remote;
-  return await new Promise<Response>((resolve, reject) => {
+  return await forward(request, { hostname: remote.address ?? "", port: remote.port ?? 0 }, body);
+}
+
+/** Sends `request` (its body read already, if any) to the main thread's app; resolves with its answer. */
+function forward(request: Request, remote: { hostname: string; port: number }, body?: ArrayBuffer): Promise<Response> {
+  const id = nextId++;
+  return new Promise<Response>((resolve, reject) => {
     whole.set(id, { resolve, reject, method: request.method });
     request.signal.addEventListener("abort", () => outbox.send({ k: "abort", id }), { once: true });
     outbox.send({
@@ -282,9 +307,143 @@ async function sendWhole(c: Context<ThreadEnv>): Promise<Response> {
       url: request.url,
       headers: [...request.headers],
       ...(body ? { body } : {}),
-      remote: { hostname: remote.address ?? "", port: remote.port ?? 0 },
+      remote,
     }, body ? [body] : undefined);
   });
+}
+
+/** A request of a hot route whose checks before the body all passed: what serving it needs. */
+interface HotRequest {
+  name: string;
+  path: string;
+  profile: FunctionProfile & { signature: TensorSignature };
+  /** `POST /v2/models/:name[/versions/:version]/infer`, else `POST /v1/functions/:name`. */
+  v2: boolean;
+}
+
+/** What Hono's request id middleware refuses in a client's `x-request-id`. */
+const requestIdRefused = /[^\w\-=]/;
+
+/** Infer request types of v2 (as `kserve_routes.ts` takes them). */
+const inferTypes = /^application\/(?:(?:[\w.+-]+\+)?json|octet-stream)\s*(?:;|$)/i;
+
+/**
+ * The hot routes of a tensor function that a thread invokes directly (`POST /v1/functions/:name` with a JSON body,
+ * `POST /v2/models/:name[/versions/:version]/infer` without `Content-Encoding`), when every check before the body
+ * passes: a path without escapes, a `Content-Length` within the function's limit and no `Transfer-Encoding`, a type
+ * the route takes, and no refusal on the admission board. Anything else, and any answer those checks would give
+ * (413, 415, 429, a request sent whole), is Hono's, which has read nothing of the body yet. These two routes are
+ * the bulk of the load, and Hono's middleware, router and context cost a thread more than their own work.
+ */
+function hotRequest(request: Request): HotRequest | undefined {
+  if (request.method !== "POST") return undefined;
+  const url = request.url;
+  // As Hono finds the path (`getPath`): after the authority, up to the query.
+  const start = url.indexOf("/", url.indexOf(":") + 4);
+  if (start < 0) return undefined;
+  const query = url.indexOf("?", start);
+  const path = query < 0 ? url.slice(start) : url.slice(start, query);
+  if (path.includes("%")) return undefined;
+  let name: string;
+  let version: string | undefined;
+  let v2 = false;
+  if (path.startsWith("/v1/functions/")) {
+    name = path.slice(14);
+    if (name.includes("/")) return undefined;
+  } else if (path.startsWith("/v2/models/") && path.endsWith("/infer")) {
+    const parts = path.slice(11, -6).split("/");
+    if (parts.length === 3 && parts[1] === "versions") version = parts[2];
+    else if (parts.length !== 1) return undefined;
+    name = parts[0];
+    v2 = true;
+  } else return undefined;
+  const profile = profiles.get(name);
+  if (!name || version === "" || !profile?.signature) return undefined;
+  if (version !== undefined && version !== String(profile.version)) return undefined;
+  const headers = request.headers;
+  const length = headers.get("content-length");
+  if (length === null || !/^\d{1,15}$/.test(length) || Number(length) > profile.maxBodyBytes) return undefined;
+  if (headers.has("transfer-encoding")) return undefined;
+  const type = headers.get("content-type");
+  if (v2) {
+    if (type !== null && type !== "" && !inferTypes.test(type)) return undefined;
+    const encoding = headers.get("content-encoding")?.trim().toLowerCase();
+    if (encoding !== undefined && encoding !== "" && encoding !== "identity") return undefined;
+  } else if (type === null || !isJson(type)) return undefined;
+  if (profile.slot >= 0 && admission && Atomics.load(admission, profile.slot) > 0) return undefined;
+  return { name, path, profile: profile as HotRequest["profile"], v2 };
+}
+
+/**
+ * Serves a {@link hotRequest} as Hono's routes would: the same request id, body deadline, decoding, answer,
+ * error shapes, metrics record and log line; a function that now needs its request whole gets it sent whole.
+ */
+async function serveHot(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>, hot: HotRequest) {
+  const started = performance.now();
+  const given = request.headers.get("x-request-id");
+  const requestId = given && given.length <= 255 && !requestIdRefused.test(given) ? given : crypto.randomUUID();
+  const { name, profile, v2 } = hot;
+  let body: ArrayBuffer | undefined;
+  let response: Response;
+  try {
+    body = await guardBodyRead(() => request.arrayBuffer(), profile.timeoutMs);
+    const signal = request.signal;
+    if (v2) {
+      const decoded = decodeInferRequest(profile.signature, new Uint8Array(body), {
+        headerLength: request.headers.get(inferenceHeaderLength) ?? undefined,
+      });
+      const tensors = await inferOn(name, profile.version, decoded.inputs, signal, requestId);
+      const encoded = encodeInferResponse(
+        { name, version: String(profile.version), ...(decoded.id !== undefined ? { id: decoded.id } : {}) },
+        { tensors, outputs: decoded.outputs },
+        { reuse: true },
+      );
+      response = new Response(
+        encoded.body as Uint8Array<ArrayBuffer>,
+        {
+          headers: encoded.headerLength === undefined
+            ? [["x-request-id", requestId], ["content-type", encoded.contentType]]
+            : [
+              ["x-request-id", requestId],
+              ["content-type", encoded.contentType],
+              [inferenceHeaderLength, String(encoded.headerLength)],
+            ],
+        },
+      );
+    } else {
+      const outputs = await inferOn(
+        name,
+        profile.version,
+        wireFromJsonBody(profile.signature, body),
+        signal,
+        requestId,
+      );
+      response = new Response(outputsToJsonBytes(outputs), {
+        headers: [["x-request-id", requestId], ["content-type", "application/json"]],
+      });
+    }
+  } catch (error) {
+    if (error instanceof SendWhole) {
+      // The main thread logs and counts it; a failure to relay it is answered as Hono's app would.
+      try {
+        return await forward(request, { hostname: info.remoteAddr.hostname, port: info.remoteAddr.port }, body);
+      } catch (relayError) {
+        return errorResponseOf(relayError, { path: hot.path, requestId, v2 });
+      }
+    }
+    response = errorResponseOf(error, { path: hot.path, requestId, v2 });
+  }
+  const ms = performance.now() - started;
+  record(name, response.status, ms);
+  logDeferred("info", "request", {
+    id: requestId,
+    method: "POST",
+    path: hot.path,
+    status: response.status,
+    ms: Math.round(ms * 10) / 10,
+    thread: threadIndex,
+  });
+  return response;
 }
 
 function app(): Hono<ThreadEnv> {
@@ -390,7 +549,10 @@ function receive(op: ToThread): void {
           port: op.port,
           reusePort: op.reusePort,
           onListen: () => {},
-        }, (request, info) => handler(request, info));
+        }, (request, info) => {
+          const hot = hotRequest(request);
+          return hot ? serveHot(request, info, hot) : handler(request, info);
+        });
         outbox.send({ k: "listening", port: (server.addr as Deno.NetAddr).port });
       } catch (error) {
         outbox.send({ k: "listen_failed", message: error instanceof Error ? error.message : String(error) });
@@ -410,27 +572,18 @@ function receive(op: ToThread): void {
       links.get(op.link)?.close();
       links.delete(op.link);
       return;
-    case "done": {
-      const p = pending.get(op.id);
-      pending.delete(op.id);
-      p?.resolve(op);
+    case "done":
+      take(op.id)?.resolve(op);
       return;
-    }
     case "item":
       pending.get(op.id)?.onItem?.(op.body);
       return;
-    case "error": {
-      const p = pending.get(op.id);
-      pending.delete(op.id);
-      p?.reject(new IsolaneError(op.error.code, op.error.message, op.error.details, op.headers));
+    case "error":
+      take(op.id)?.reject(new IsolaneError(op.error.code, op.error.message, op.error.details, op.headers));
       return;
-    }
-    case "whole": {
-      const p = pending.get(op.id);
-      pending.delete(op.id);
-      p?.reject(new SendWhole());
+    case "whole":
+      take(op.id)?.reject(new SendWhole());
       return;
-    }
     case "head": {
       const w = whole.get(op.id);
       if (!w) return;

@@ -110,6 +110,8 @@ export class HttpThreads {
   /** Posts the board every 5 ms, only while a direct function has requests waiting ({@link #watchAdmission}). */
   #admissionTimer: ReturnType<typeof setInterval> | undefined;
   #admissionPolls = 0;
+  /** Pools that took requests in this turn, looked at once it ends ({@link #watchQueues}). */
+  #invoked = new Set<FunctionPool>();
   #timer: ReturnType<typeof setInterval> | undefined;
   /** Rung by a thread that published requests in its ring while no drain was due. */
   #drainAll = (): void => {
@@ -220,9 +222,28 @@ export class HttpThreads {
   };
 
   /**
-   * Has the board posted every 5 ms from now until no direct function has requests waiting (called on each direct
-   * invocation: only those fill a queue the board shows). An idle runtime polls nothing. A full queue is on the
-   * board within a few milliseconds; the main thread still refuses what slips through.
+   * Starts the board's polling at the end of this turn if `pool` then holds requests waiting (called on each direct
+   * invocation: only those fill a queue the board shows). A request that went straight to an idle isolate starts no
+   * timer, so requests one at a time cost the main thread no poll. At the end of the turn, because requests drained
+   * from the rings are queued first and dispatched after (`FunctionPool.arrivals`).
+   */
+  #watchQueues(pool: FunctionPool): void {
+    if (this.#admissionTimer !== undefined) return;
+    if (this.#invoked.size === 0) queueMicrotask(this.#checkQueues);
+    this.#invoked.add(pool);
+  }
+
+  #checkQueues = (): void => {
+    let waiting = false;
+    for (const pool of this.#invoked) if (pool.queued > 0) waiting = true;
+    this.#invoked.clear();
+    if (waiting) this.#watchAdmission();
+  };
+
+  /**
+   * Has the board posted every 5 ms from now until no direct function has requests waiting. An idle runtime, and
+   * one whose requests find idle isolates, polls nothing. A full queue is on the board within a few milliseconds;
+   * the main thread still refuses what slips through.
    */
   #watchAdmission(): void {
     if (this.#admissionTimer !== undefined || this.#stopping) return;
@@ -353,7 +374,6 @@ export class HttpThreads {
   #invoke(thread: Thread, op: Extract<ToMain, { k: "invoke" | "infer" }>): void {
     const { registry, devMode } = this.options;
     const { id } = op;
-    this.#watchAdmission();
     let fn: FunctionVersion;
     try {
       const entry = registry.require(op.name);
@@ -369,6 +389,7 @@ export class HttpThreads {
     } catch (error) {
       return this.#fail(thread, id, error);
     }
+    this.#watchQueues(fn.pool);
     // No AbortController per request: the pool hands back a cancel function.
     const options = { onCancel: (cancel: () => void) => thread.aborts.set(id, cancel), requestId: op.requestId };
     const name = op.name;

@@ -48,6 +48,40 @@ export const inferRequestSchema = z.object({
 /** A parsed inference request. */
 export type InferRequest = z.output<typeof inferRequestSchema>;
 
+const datatypeSet: ReadonlySet<unknown> = new Set(tensorDatatypes);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isParameters(value: unknown): boolean {
+  return value === undefined || isRecord(value);
+}
+
+/**
+ * `value` as an {@link InferRequest} when {@link inferRequestSchema} surely takes it, checked by hand; `undefined`
+ * for anything else, which the schema then judges (and words the error). The schema's walk cost as much as parsing
+ * the JSON header of a binary request.
+ */
+export function plainInferRequest(value: unknown): InferRequest | undefined {
+  if (!isRecord(value)) return undefined;
+  const { id, parameters, inputs, outputs } = value;
+  if ((id !== undefined && typeof id !== "string") || !isParameters(parameters)) return undefined;
+  if (!Array.isArray(inputs) || inputs.length === 0) return undefined;
+  for (const input of inputs) {
+    if (!isRecord(input) || typeof input.name !== "string" || !datatypeSet.has(input.datatype)) return undefined;
+    if (!isParameters(input.parameters) || !Array.isArray(input.shape)) return undefined;
+    for (const d of input.shape) if (!(typeof d === "number" && Number.isSafeInteger(d) && d >= 0)) return undefined;
+  }
+  if (outputs !== undefined) {
+    if (!Array.isArray(outputs)) return undefined;
+    for (const o of outputs) {
+      if (!isRecord(o) || typeof o.name !== "string" || !isParameters(o.parameters)) return undefined;
+    }
+  }
+  return value as InferRequest;
+}
+
 /** A decoded inference request: its input tensors and what to answer with. */
 export interface DecodedRequest {
   id?: string;
@@ -97,13 +131,17 @@ export function decodeInferRequest(
   // the parse.
   const exact = signature.inputs.some((s) => s.datatype === "INT64" || s.datatype === "UINT64");
   const text = decodeJsonText(jsonBytes);
-  const parsed = inferRequestSchema.safeParse(exact ? parseJsonExact(text) : parseJson(text));
-  if (!parsed.success) {
-    throw bad(
-      `Not a v2 inference request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-    );
+  const json = exact ? parseJsonExact(text) : parseJson(text);
+  let request = plainInferRequest(json);
+  if (!request) {
+    const parsed = inferRequestSchema.safeParse(json);
+    if (!parsed.success) {
+      throw bad(
+        `Not a v2 inference request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      );
+    }
+    request = parsed.data;
   }
-  const request = parsed.data;
   checkParameters("Request", request.parameters);
   const seen = new Set<string>();
   let offset = 0;
@@ -169,16 +207,23 @@ export interface EncodedResponse {
 
 const encoder = new TextEncoder();
 
+/** Where {@link encodeInferResponse} writes with `reuse` (grown as needed, up to 16 MiB; larger answers get their own). */
+let scratch = new Uint8Array(64 * 1024);
+
 /**
  * Encodes the response: `{"model_name", "model_version", "id"?, "outputs"}`,
  * each output with `data` (JSON, 64-bit integers exact) or with
  * `parameters.binary_data_size` and its bytes after the JSON header.
+ * With `reuse`, the body lies in a buffer this module reuses: it holds until the next call, so use it at once (a
+ * `Response` built from it copies it, as the Fetch standard copies a BufferSource body).
  */
 export function encodeInferResponse(
   model: { name: string; version: string; id?: string },
   { tensors, outputs }: { tensors: readonly WireTensor[]; outputs: readonly { name: string; binary: boolean }[] },
+  { reuse = false }: { reuse?: boolean } = {},
 ): EncodedResponse {
   const chunks: Uint8Array[] = [];
+  let chunkBytes = 0;
   const parts = outputs.map(({ name, binary }) => {
     const t = tensors.find((t) => t.name === name);
     if (!t) throw new IsolaneError("invalid_output", `The function returned no output '${name}'`);
@@ -187,20 +232,33 @@ export function encodeInferResponse(
     }`;
     if (!binary) return `{${head},"data":${flatJsonText(t)}}`;
     chunks.push(new Uint8Array(t.data));
+    chunkBytes += t.data.byteLength;
     return `{${head},"parameters":{"binary_data_size":${t.data.byteLength}}}`;
   });
-  const header = encoder.encode(
-    `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)},${
-      model.id !== undefined ? `"id":${JSON.stringify(model.id)},` : ""
-    }"outputs":[${parts.join(",")}]}`,
-  );
-  if (chunks.length === 0) return { body: header, contentType: "application/json" };
-  const body = new Uint8Array(header.length + chunks.reduce((n, c) => n + c.length, 0));
-  body.set(header);
-  let at = header.length;
+  const text = `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)},${
+    model.id !== undefined ? `"id":${JSON.stringify(model.id)},` : ""
+  }"outputs":[${parts.join(",")}]}`;
+  // UTF-8 takes at most 3 bytes per UTF-16 unit.
+  const most = 3 * text.length + chunkBytes;
+  if (!reuse || most > 16 * 2 ** 20) {
+    const header = encoder.encode(text);
+    if (chunks.length === 0) return { body: header, contentType: "application/json" };
+    const body = new Uint8Array(header.length + chunkBytes);
+    body.set(header);
+    let at = header.length;
+    for (const c of chunks) {
+      body.set(c, at);
+      at += c.length;
+    }
+    return { body, contentType: "application/octet-stream", headerLength: header.length };
+  }
+  if (most > scratch.length) scratch = new Uint8Array(Math.max(most, 2 * scratch.length));
+  const headerLength = encoder.encodeInto(text, scratch).written;
+  if (chunks.length === 0) return { body: scratch.subarray(0, headerLength), contentType: "application/json" };
+  let at = headerLength;
   for (const c of chunks) {
-    body.set(c, at);
+    scratch.set(c, at);
     at += c.length;
   }
-  return { body, contentType: "application/octet-stream", headerLength: header.length };
+  return { body: scratch.subarray(0, at), contentType: "application/octet-stream", headerLength };
 }
