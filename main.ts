@@ -32,7 +32,13 @@ if (import.meta.main) {
   try {
     runtime = await startRuntime(config);
   } catch (error) {
-    // Nothing serves (the port is taken, say): say why and exit, rather than linger without a listener.
+    if (error instanceof ConfigError) {
+      // A port in use, a functions folder that is not there (src/start_checks.ts): as a setting that does not parse.
+      console.error(`isolane: ${error.message}`);
+      flushLogs();
+      Deno.exit(1);
+    }
+    // Nothing serves: say why and exit, rather than linger without a listener.
     log("error", "cannot start", { reason: error instanceof Error ? error.message : String(error) });
     flushLogs();
     Deno.exit(1);

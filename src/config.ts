@@ -32,7 +32,7 @@ const configSchema = z.object({
   /** How long a shutdown waits for requests in flight. */
   shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
   /** Where deployed functions live: absent for the local folder under `dataDir`, or a `postgres://` URL shared by instances. */
-  store: z.string().regex(/^postgres(ql)?:\/\//, "ISOLANE_STORE must be a postgres:// URL").optional(),
+  store: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
   /** Deployed functions this instance serves (comma list); absent: all. One Knative Service per function sets it. */
   serveFunctions: z.string().transform((s) => s.split(",").map((n) => n.trim()).filter((n) => n !== "")).optional(),
   /** Milliseconds between full reconciles with a shared store (notifications carry changes in between). */
@@ -57,9 +57,9 @@ const configSchema = z.object({
    */
   httpThreads: z.coerce.number().int().min(0).max(64).default(defaultHttpThreads()),
   /** HS256 secret that JWTs of functions with `auth: "jwt"` are verified against. */
-  jwtSecret: z.string().min(32, "ISOLANE_JWT_SECRET must have at least 32 characters (256 bits for HS256)").optional(),
+  jwtSecret: z.string().min(32, "must have at least 32 characters (256 bits for HS256)").optional(),
   /** JWKS URL that JWTs of functions with `auth: "jwt"` are verified against (fetched and cached by jose). */
-  jwksUrl: z.url({ protocol: /^https?$/, error: "ISOLANE_JWKS_URL must be an http(s) URL" }).optional(),
+  jwksUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
   /** The `iss` a JWT must carry, if set. */
   jwtIssuer: z.string().min(1).optional(),
   /** The `aud` a JWT must carry, if set. */

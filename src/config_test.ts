@@ -59,3 +59,26 @@ Deno.test("parseConfig reads ISOLANE_CUDA_SYNC and refuses another value, naming
     );
   }
 });
+
+Deno.test("parseConfig names each variable once in its message", () => {
+  const messageOf = (env: Record<string, string>) => {
+    try {
+      parseConfig(env, []);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    throw new Error(`${JSON.stringify(env)} was accepted`);
+  };
+  assert.equal(
+    messageOf({ ISOLANE_JWT_SECRET: "short" }),
+    "Invalid configuration: ISOLANE_JWT_SECRET must have at least 32 characters (256 bits for HS256)",
+  );
+  assert.equal(
+    messageOf({ ISOLANE_STORE: "mysql://db/isolane" }),
+    "Invalid configuration: ISOLANE_STORE must be a postgres:// URL",
+  );
+  assert.equal(
+    messageOf({ ISOLANE_JWKS_URL: "ftp://keys.test/jwks.json" }),
+    "Invalid configuration: ISOLANE_JWKS_URL must be an http(s) URL",
+  );
+});

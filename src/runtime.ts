@@ -22,6 +22,7 @@ import { InvocationKeys } from "./registry/invocation_keys.ts";
 import { InvocationAuth } from "./server/invocation_auth.ts";
 import { HttpThreads } from "./server/http_threads.ts";
 import { removeStaleRunFolders } from "./pool/run_folder.ts";
+import { checkStartable } from "./start_checks.ts";
 
 /** A running runtime. */
 export interface Runtime {
@@ -57,6 +58,7 @@ function invokedFunction(c: Context, registry: Registry): string | null {
  * ```
  */
 export async function startRuntime(config: Config): Promise<Runtime> {
+  checkStartable(config);
   setLogLevel(config.logLevel);
   // The process hosts' socket folders of runtimes killed with SIGKILL (src/pool/run_folder.ts).
   removeStaleRunFolders();

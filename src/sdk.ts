@@ -448,6 +448,14 @@ export const functionOptionsSchema = z.object({
 /** Validated options of a function, defaults applied. */
 export type FunctionOptions = z.output<typeof functionOptionsSchema>;
 
+/** Why `value` is not a schema the runtime can check with; Zod 3 (older tutorials' `zod@3`) is named as such. */
+function schemaProblem(value: unknown): string {
+  const zod3 = typeof value === "object" && value !== null && "_def" in value && !("_zod" in value);
+  return zod3
+    ? 'must be a Zod 4 schema, and this one is from Zod 3: import { z } from "isolane" rather than a zod of your own'
+    : "must be a Zod schema";
+}
+
 /**
  * Every key a definition may have, in one strict schema: the options above
  * plus the code (`input`, `output`, `handler`, `setup`). An unknown key, such
@@ -457,8 +465,10 @@ export type FunctionOptions = z.output<typeof functionOptionsSchema>;
  */
 export const functionDefinitionSchema = functionOptionsSchema.extend({
   // Absent on tensor functions, which declare a `signature` instead (checkDefinition says which is needed).
-  input: z.custom<z.ZodType>((v) => v instanceof z.ZodType, "must be a Zod schema").optional(),
-  output: z.custom<z.ZodType>((v) => v instanceof z.ZodType, "must be a Zod schema").optional(),
+  input: z.custom<z.ZodType>((v) => v instanceof z.ZodType, { error: (issue) => schemaProblem(issue.input) })
+    .optional(),
+  output: z.custom<z.ZodType>((v) => v instanceof z.ZodType, { error: (issue) => schemaProblem(issue.input) })
+    .optional(),
   handler: z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", "must be a function"),
   setup: z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", "must be a function").optional(),
   batchHandler: z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", "must be a function")

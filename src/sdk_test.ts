@@ -118,3 +118,19 @@ Deno.test("cudaGraph and shapeSessions: a value of the wrong kind is refused wit
   assert.throws(() => defineFunction({ ...base, shapeSessions: 2.5 }), /'shapeSessions' expected int/);
   assert.throws(() => defineFunction({ ...base, shapeSessions: 17 }), /'shapeSessions' Too big/);
 });
+
+Deno.test("a schema from Zod 3 is refused with the way to the Zod 4 the runtime checks with", () => {
+  // The shape of a Zod 3 schema (zod@3's ZodObject: _def with typeName, parse and safeParse, no _zod).
+  const zod3 = {
+    _def: { typeName: "ZodObject", shape: () => ({}) },
+    parse: (v: unknown) => v,
+    safeParse: (v: unknown) => ({ success: true, data: v }),
+  } as unknown as z.ZodType;
+  assert.throws(
+    () => defineFunction({ ...minimal, input: zod3 }),
+    (e: Error) =>
+      e.message ===
+        "Invalid function definition: 'input' must be a Zod 4 schema, and this one is from Zod 3: " +
+          'import { z } from "isolane" rather than a zod of your own',
+  );
+});

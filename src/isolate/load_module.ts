@@ -4,7 +4,7 @@
  */
 import { type AnyFunctionDefinition, definitionProblems, type FunctionOptions, functionOptionsSchema } from "../sdk.ts";
 import { IsolaneError } from "../errors.ts";
-import { explainDenied } from "./permission_message.ts";
+import { explainDenied, withoutColours } from "./permission_message.ts";
 
 /** A module's definition with its validated options. */
 export interface LoadedFunction {
@@ -38,5 +38,5 @@ export async function loadFunctionModule(name: string, moduleUrl: string): Promi
 
 /** The message of anything thrown; a denied permission names the function's `permissions` option. */
 export function messageOf(error: unknown): string {
-  return explainDenied(error) ?? (error instanceof Error ? error.message : String(error));
+  return explainDenied(error) ?? withoutColours(error instanceof Error ? error.message : String(error));
 }

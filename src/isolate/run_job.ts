@@ -93,11 +93,26 @@ function validated(definition: FunctionDefinition, name: string, value: unknown)
       issuesOf(output.error),
     );
   }
-  return encoder.encode(JSON.stringify(output.data)).buffer as ArrayBuffer;
+  let json: string;
+  try {
+    json = JSON.stringify(output.data);
+  } catch (error) {
+    // A schema such as z.any() lets through what JSON cannot carry (BigInt, cycles, a toJSON that throws).
+    throw new IsolaneError(
+      "invalid_output",
+      `Function '${name}' returned a value that cannot be written as JSON: ${messageOf(error)}`,
+    );
+  }
+  return encoder.encode(json).buffer as ArrayBuffer;
 }
 
 function isStream(value: unknown): value is AsyncIterable<unknown> {
   return typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+}
+
+/** A `function*`'s result, which its output schema would otherwise refuse with no word of why. */
+function isSyncGenerator(value: unknown): boolean {
+  return Object.prototype.toString.call(value) === "[object Generator]";
 }
 
 /** Media type without parameters, lower case. */
@@ -175,6 +190,13 @@ async function run(
     value = await callHandler(definition.raw.handler, await rawBodyOf(job), ctx);
   } else {
     value = await callHandler(definition.handler, jsonInput(definition, job), ctx);
+  }
+  if (isSyncGenerator(value)) {
+    throw new IsolaneError(
+      "invalid_output",
+      `Function '${ctx.name}' returned a synchronous generator: a handler streams as an async generator ` +
+        "(async *handler), or returns one value",
+    );
   }
   if (!isStream(value)) return { body: validated(definition, ctx.name, value) };
   if (!emit) throw new IsolaneError("internal", `Function '${ctx.name}' streamed where it cannot`);

@@ -74,8 +74,19 @@ export async function inspectBundle(bytes: Uint8Array, limits: BundleLimits): Pr
       `The bundle unpacks to ${total} bytes; the limit is ${limits.maxUnpackedBytes}`,
     );
   }
-  if (!entries.some((e) => e.type !== "Directory" && normalise(e.path) === "mod.ts")) {
-    throw new IsolaneError("invalid_bundle", "The bundle has no mod.ts at its root; pack the function's folder itself");
+  const files = entries.filter((e) => e.type !== "Directory").map((e) => normalise(e.path));
+  if (!files.includes("mod.ts")) {
+    // `tar czf my-fn.tar.gz my-fn` puts the folder itself on top, the most common way to get this wrong.
+    const nested = files.filter((path) => path.endsWith("/mod.ts")).sort((a, b) => a.length - b.length)[0];
+    const folder = nested?.slice(0, -"/mod.ts".length);
+    throw new IsolaneError(
+      "invalid_bundle",
+      nested
+        ? `The bundle has no mod.ts at its root, but has ${nested}: pack the folder's contents rather than the ` +
+          `folder (tar czf ${folder}.tar.gz -C ${folder} .), or deploy with deno task deploy ${folder}`
+        : "The bundle has no mod.ts at its root: a function's folder holds mod.ts, which default-exports " +
+          "defineFunction({...}); pack that folder's contents (tar czf fn.tar.gz -C <folder> .)",
+    );
   }
   return entries;
 }

@@ -104,9 +104,11 @@ export async function resolveFilePaths(
       }
     }
     if (!(await isFile(path))) {
+      // A deployed version's path is in the store, which tells its author little: say what to do with their folder.
+      const fix = npm ? "" : `: add ${specifier} to the function's folder, or correct its path in ${kind}s`;
       throw new IsolaneError(
         "function_unavailable",
-        `Cannot load function '${fn}': ${kind} '${name}' not found at ${path}`,
+        `Cannot load function '${fn}': ${kind} '${name}' not found at ${path}${fix}`,
       );
     }
     paths[name] = path;

@@ -17,6 +17,17 @@ export type FunctionStatus = "loading" | "ready" | "failed" | "unhealthy";
 /** A function name: a folder name of letters, digits, `-` and `_`. */
 export const functionNamePattern = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
+/**
+ * Logs (warn, "function folder skipped") that a folder of the functions folder holds a `mod.ts` but its name is no
+ * function name ("my.fn", "My Fn"), so it serves nothing: otherwise that would go unexplained.
+ */
+export function logSkippedFolder(functionsDir: string, name: string): void {
+  log("warn", "function folder skipped", {
+    folder: join(functionsDir, name),
+    reason: `'${name}' is not a function name: use letters, digits, '-' and '_' (at most 64); rename the folder`,
+  });
+}
+
 /** Where a function comes from: the functions folder, or a deployment over HTTP. */
 export type FunctionSource = "folder" | "deployed";
 
@@ -77,8 +88,11 @@ export class Registry {
   async discover(): Promise<string[]> {
     const names: string[] = [];
     for await (const item of Deno.readDir(this.functionsDir)) {
-      if (!item.isDirectory || !functionNamePattern.test(item.name)) continue;
-      if (await exists(join(this.functionsDir, item.name, "mod.ts"))) names.push(item.name);
+      if (!item.isDirectory || !(await exists(join(this.functionsDir, item.name, "mod.ts")))) continue;
+      if (functionNamePattern.test(item.name)) names.push(item.name);
+      else {
+        logSkippedFolder(this.functionsDir, item.name);
+      }
     }
     return names.sort();
   }

@@ -4,7 +4,7 @@
  */
 import { join, relative, sep } from "node:path";
 import { log } from "../log.ts";
-import { functionNamePattern, type Registry } from "./registry.ts";
+import { functionNamePattern, logSkippedFolder, type Registry } from "./registry.ts";
 import { bundleFileName, lockFileName } from "./dependencies.ts";
 
 /** A running watcher. */
@@ -35,6 +35,20 @@ export function watchFunctions(registry: Registry, { debounceMs = 200 } = {}): W
       }, debounceMs),
     );
   };
+  // Folders whose name is no function name, told once each when they hold a mod.ts (registry.discover at start).
+  const skipped = new Set<string>();
+  const skip = (name: string) => {
+    clearTimeout(timers.get(name));
+    timers.set(
+      name,
+      setTimeout(async () => {
+        timers.delete(name);
+        if (skipped.has(name) || !(await Deno.stat(join(root, name, "mod.ts")).then(() => true, () => false))) return;
+        skipped.add(name);
+        logSkippedFolder(root, name);
+      }, debounceMs),
+    );
+  };
   (async () => {
     for await (const event of watcher) {
       for (const path of event.paths) {
@@ -43,6 +57,7 @@ export function watchFunctions(registry: Registry, { debounceMs = 200 } = {}): W
         if (parts.length === 2 && generated.has(parts[1])) continue;
         const name = parts[0];
         if (name && functionNamePattern.test(name)) schedule(name);
+        else if (name && !skipped.has(name)) skip(name);
       }
     }
   })().catch((error) => log("error", "watcher stopped", { reason: String(error) }));
