@@ -61,6 +61,36 @@ Deno.test("API: statuses, listing and health against the fixture functions", asy
       assert.equal(typeof missingBody.error, "string", JSON.stringify(missingBody));
     });
 
+    await t.step("a gzip or deflate body is inflated; another encoding is 415, bad data 400, a bomb 413", async () => {
+      const squeeze = async (text: string, format: "gzip" | "deflate") =>
+        await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream(format))).arrayBuffer();
+      for (const format of ["gzip", "deflate"] as const) {
+        const response = await server.invoke("echo", "", {
+          body: await squeeze(JSON.stringify({ message: `squeezed by ${format}` }), format),
+          headers: { "content-type": "application/json", "content-encoding": format },
+        });
+        assert.deepEqual([response.status, await response.json()], [200, { message: `squeezed by ${format}` }]);
+      }
+      const br = await errorOf(
+        await server.invoke("echo", "", { headers: { "content-type": "application/json", "content-encoding": "br" } }),
+      );
+      assert.deepEqual([br.status, br.message], [415, "Content-Encoding 'br' is not supported; use gzip or deflate"]);
+      const bad = await errorOf(
+        await server.invoke("echo", '{"message": "not gzip"}', {
+          headers: { "content-type": "application/json", "content-encoding": "gzip" },
+        }),
+      );
+      assert.deepEqual([bad.status, bad.message], [400, "Request body is not valid gzip data"]);
+      // 1 KiB is the function's limit; 100 KiB of padding squeezes into far less.
+      const bomb = await errorOf(
+        await server.invoke("limits", "", {
+          body: await squeeze(JSON.stringify({ padding: "x".repeat(100_000) }), "gzip"),
+          headers: { "content-type": "application/json", "content-encoding": "gzip" },
+        }),
+      );
+      assert.equal(bomb.status, 413, bomb.message);
+    });
+
     await t.step("413 for a body over the function's limit, with and without content-length", async () => {
       const big = { padding: "x".repeat(2048) };
       const e = await errorOf(await server.invoke("limits", big));

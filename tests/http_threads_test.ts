@@ -218,6 +218,26 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     assert.ok(info.recentBatchSizes.some((n: number) => n > 1), JSON.stringify(info.recentBatchSizes));
   });
 
+  await t.step("a gzip body on /v1 is inflated, through a thread, as on /v2", async () => {
+    const body = { x: [[0.1, 0.2, 0.3, 0.4]] };
+    const plain = await post(server, "/v1/functions/mlp", body);
+    const gzipped = await new Response(
+      new Blob([JSON.stringify(body)]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).arrayBuffer();
+    const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+    try {
+      const response = await fetch(`${server.url}/v1/functions/mlp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-encoding": "gzip" },
+        body: gzipped,
+        client,
+      });
+      assert.deepEqual([response.status, await response.text()], [200, plain.text]);
+    } finally {
+      client.close();
+    }
+  });
+
   await t.step("v2 infer, JSON and binary, equals /v1", async () => {
     const x = new Float32Array([0.1, 0.2, 0.3, 0.4]);
     const v1 = JSON.parse((await post(server, "/v1/functions/mlp", { x: [[...x]] })).text);

@@ -139,3 +139,49 @@ export class BodyLimits {
     return limit;
   }
 }
+
+/**
+ * A request body decoded per its `Content-Encoding`: as it came for none or `identity`; inflated for `gzip` and
+ * `deflate` (Triton's client compresses that way), at most `maxBytes` once inflated.
+ * @throws {IsolaneError} `unsupported_media_type` for another encoding, `body_too_large` past `maxBytes` inflated,
+ * `invalid_input` for data that does not inflate.
+ */
+export async function decodeContentEncoding(
+  raw: Uint8Array,
+  contentEncoding: string | undefined | null,
+  maxBytes: number,
+): Promise<Uint8Array> {
+  const encoding = contentEncoding?.trim().toLowerCase();
+  if (encoding === undefined || encoding === "" || encoding === "identity") return raw;
+  if (encoding !== "gzip" && encoding !== "deflate") {
+    throw new IsolaneError(
+      "unsupported_media_type",
+      `Content-Encoding '${encoding}' is not supported; use gzip or deflate`,
+    );
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    const stream = new Blob([raw as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream(encoding));
+    for await (const chunk of stream) {
+      size += chunk.length;
+      if (size > maxBytes) {
+        throw new IsolaneError(
+          "body_too_large",
+          `Decompressed request body is larger than this function's limit of ${maxBytes} bytes`,
+        );
+      }
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof IsolaneError) throw error;
+    throw new IsolaneError("invalid_input", `Request body is not valid ${encoding} data`);
+  }
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.length;
+  }
+  return body;
+}

@@ -329,7 +329,7 @@ const inferTypes = /^application\/(?:(?:[\w.+-]+\+)?json|octet-stream)\s*(?:;|$)
 
 /**
  * The hot routes of a tensor function that a thread invokes directly (`POST /v1/functions/:name` with a JSON body,
- * `POST /v2/models/:name[/versions/:version]/infer` without `Content-Encoding`), when every check before the body
+ * `POST /v2/models/:name[/versions/:version]/infer`, neither with a `Content-Encoding`), when every check before the body
  * passes: a path without escapes, a `Content-Length` within the function's limit and no `Transfer-Encoding`, a type
  * the route takes, and no refusal on the admission board. Anything else, and any answer those checks would give
  * (413, 415, 429, a request sent whole), is Hono's, which has read nothing of the body yet. These two routes are
@@ -365,10 +365,10 @@ function hotRequest(request: Request): HotRequest | undefined {
   if (length === null || !/^\d{1,15}$/.test(length) || Number(length) > profile.maxBodyBytes) return undefined;
   if (headers.has("transfer-encoding")) return undefined;
   const type = headers.get("content-type");
+  const encoding = headers.get("content-encoding")?.trim().toLowerCase();
+  if (encoding !== undefined && encoding !== "" && encoding !== "identity") return undefined;
   if (v2) {
     if (type !== null && type !== "" && !inferTypes.test(type)) return undefined;
-    const encoding = headers.get("content-encoding")?.trim().toLowerCase();
-    if (encoding !== undefined && encoding !== "" && encoding !== "identity") return undefined;
   } else if (type === null || !isJson(type)) return undefined;
   if (profile.slot >= 0 && admission && Atomics.load(admission, profile.slot) > 0) return undefined;
   return { name, path, profile: profile as HotRequest["profile"], v2 };

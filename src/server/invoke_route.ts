@@ -9,7 +9,7 @@ import type { Context } from "hono";
 import { IsolaneError } from "../errors.ts";
 import type { FunctionPool } from "../pool/function_pool.ts";
 import type { FunctionOptions } from "../sdk.ts";
-import { type BodyLimits, guardBodyRead, isJson } from "./body_guard.ts";
+import { type BodyLimits, decodeContentEncoding, guardBodyRead, isJson } from "./body_guard.ts";
 
 const encoder = new TextEncoder();
 const newline = encoder.encode("\n");
@@ -73,6 +73,12 @@ export async function invokeFunction(c: Context, fn: Invocable, limits: BodyLimi
       }),
     fn.options.timeoutMs,
   );
+  // A compressed body (Content-Encoding gzip or deflate) is inflated here, within the same limit.
+  if (c.req.header("content-encoding") !== undefined) {
+    const raw = new Uint8Array(body!);
+    const decoded = await decodeContentEncoding(raw, c.req.header("content-encoding"), fn.options.maxBodyBytes);
+    if (decoded !== raw) body = decoded.buffer as ArrayBuffer;
+  }
   const sse = (c.req.header("accept") ?? "").includes("text/event-stream");
   // One promise for the answer, settled by the result or by the first streamed item, whichever comes first.
   return await new Promise<Response>((resolve, reject) => {

@@ -11,7 +11,7 @@ import type { FunctionVersion } from "../registry/load_function.ts";
 import type { FunctionPool } from "../pool/function_pool.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { DynamicBatching, TensorSignature, TensorSpec } from "../sdk.ts";
-import { type BodyLimits, guardBodyRead } from "./body_guard.ts";
+import { type BodyLimits, decodeContentEncoding, guardBodyRead } from "./body_guard.ts";
 import { v2ErrorResponse } from "./error_response.ts";
 import type { Admission } from "./invoke_route.ts";
 import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
@@ -35,40 +35,11 @@ function requireInferType(c: Context): void {
 
 /** The body, decompressed per `Content-Encoding` (gzip, deflate: Triton's client compresses that way), at most `maxBytes`. */
 async function readBody(c: Context, maxBytes: number): Promise<Uint8Array> {
-  const raw = new Uint8Array(await c.req.arrayBuffer());
-  const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
-  if (encoding === undefined || encoding === "" || encoding === "identity") return raw;
-  if (encoding !== "gzip" && encoding !== "deflate") {
-    throw new IsolaneError(
-      "unsupported_media_type",
-      `Content-Encoding '${encoding}' is not supported; use gzip or deflate`,
-    );
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    const stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream(encoding));
-    for await (const chunk of stream) {
-      size += chunk.length;
-      if (size > maxBytes) {
-        throw new IsolaneError(
-          "body_too_large",
-          `Decompressed request body is larger than this function's limit of ${maxBytes} bytes`,
-        );
-      }
-      chunks.push(chunk);
-    }
-  } catch (error) {
-    if (error instanceof IsolaneError) throw error;
-    throw new IsolaneError("invalid_input", `Request body is not valid ${encoding} data`);
-  }
-  const body = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, at);
-    at += chunk.length;
-  }
-  return body;
+  return await decodeContentEncoding(
+    new Uint8Array(await c.req.arrayBuffer()),
+    c.req.header("content-encoding"),
+    maxBytes,
+  );
 }
 
 /** The serving version of a model with a signature (matching `version` if one is given), and that signature. */
