@@ -14,9 +14,8 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { WorkerHost } from "../src/pool/worker_host.ts";
 import { ProcessHost } from "../src/pool/process_host.ts";
-import type { HostSpec, IsolateHost } from "../src/pool/host.ts";
-import { limitsFor } from "../src/pool/limits.ts";
-import { functionOptionsSchema } from "../src/sdk.ts";
+import type { IsolateHost } from "../src/pool/host.ts";
+import { cpuServeSpec } from "../tests/support/serve_spec.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { count: { type: "string", default: "5000" } } });
 const count = Number(values.count);
@@ -32,22 +31,7 @@ export default defineFunction({
 });
 `,
 );
-const options = functionOptionsSchema.parse({ description: "Echoes a message" });
-const lane = { kind: "cpu" } as const;
-const spec: HostSpec = {
-  init: {
-    mode: "serve",
-    name: "echo",
-    moduleUrl: new URL(`file://${dir}/mod.ts`).href,
-    modelPaths: {},
-    assetPaths: {},
-    kernelsPtxPath: null,
-    lane,
-    ortThreads: 1,
-  },
-  limits: limitsFor(options, { dir, files: [], lane }),
-  bootTimeoutMs: 60_000,
-};
+const spec = cpuServeSpec(dir, "echo", "Echoes a message");
 const body = new TextEncoder().encode(JSON.stringify({ message: "hi" }));
 
 function cpuMs(pid: number | string): number {

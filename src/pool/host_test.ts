@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { WorkerHost } from "./worker_host.ts";
-import type { HostSpec } from "./host.ts";
-import { limitsFor } from "./limits.ts";
-import { functionOptionsSchema } from "../sdk.ts";
+import { cpuServeSpec } from "../../tests/support/serve_spec.ts";
 import { IsolaneError } from "../errors.ts";
 import type { JobResult } from "../protocol.ts";
 
@@ -24,22 +22,7 @@ export default defineFunction({
 });
 `,
   );
-  const options = functionOptionsSchema.parse({ description: "echo" });
-  const lane = { kind: "cpu" } as const;
-  const spec: HostSpec = {
-    init: {
-      mode: "serve",
-      name: "echo",
-      moduleUrl: new URL(`file://${dir}/mod.ts`).href,
-      modelPaths: {},
-      assetPaths: {},
-      kernelsPtxPath: null,
-      lane,
-      ortThreads: 1,
-    },
-    limits: limitsFor(options, { dir, files: [], lane }),
-    bootTimeoutMs: 60_000,
-  };
+  const spec = cpuServeSpec(dir, "echo", "echo");
   return { host: await WorkerHost.start(spec), dir };
 }
 
