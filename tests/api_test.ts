@@ -114,7 +114,8 @@ Deno.test("API: statuses, listing and health against the fixture functions", asy
       const waiting = server.invoke("limits", {});
       await until(server, "limits", (info) => info.queued === 1);
       const refused = await server.invoke("limits", {});
-      assert.equal(refused.headers.get("retry-after"), "1");
+      // Two runs of up to 600 ms ahead, with no service time yet but the running one's age: 1 or 2 s.
+      assert.match(refused.headers.get("retry-after") ?? "", /^[12]$/);
       const e = await errorOf(refused);
       assert.equal(e.status, 429);
       assert.equal(e.code, "queue_full");

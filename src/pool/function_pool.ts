@@ -124,6 +124,8 @@ export class FunctionPool {
   #batchTimer: ReturnType<typeof setTimeout> | undefined;
   /** Moving average of one batch's service time in ms, for the expected wait. */
   #serviceMs = 0;
+  /** When each batch now running started (`performance.now()`), for {@link FunctionPool.#longestRunningMs}. */
+  readonly #runningSince = new Map<readonly Request[], number>();
   #batchSizes: number[] = [];
   /**
    * Requests not yet answered, oldest first. Every request of a pool has the same `timeoutMs`, so this is also
@@ -243,7 +245,18 @@ export class FunctionPool {
     lanes ||= 1;
     const perBatch = this.spec.options.dynamicBatching?.maxBatchSize ?? 1;
     const batchesAhead = Math.ceil((this.#queue.length + 1) / perBatch);
-    return (batchesAhead / lanes) * this.#serviceMs;
+    return (batchesAhead / lanes) * (this.#serviceMs > 0 ? this.#serviceMs : this.#longestRunningMs());
+  }
+
+  /**
+   * Before any batch has finished there is no service time to go by: the batch that has run longest has taken at
+   * least this long, so its age stands in (a first request stuck in a slow run otherwise made every `Retry-After` 1 s,
+   * and the wait past the deadline never refused anything).
+   */
+  #longestRunningMs(): number {
+    let oldest = Infinity;
+    for (const started of this.#runningSince.values()) if (started < oldest) oldest = started;
+    return oldest === Infinity ? 0 : performance.now() - oldest;
   }
 
   /**
@@ -539,6 +552,7 @@ export class FunctionPool {
   #dispatch(slot: Slot, batch: Request[]): void {
     const host = slot.host!;
     const started = performance.now();
+    this.#runningSince.set(batch, started);
     slot.batches++;
     this.spec.observer?.dispatched(this.spec.name, batch.reduce((n, r) => n + r.rows, 0));
     this.#batchSizes.push(batch.length);
@@ -580,6 +594,7 @@ export class FunctionPool {
         // An isolate whose batch failed whole is not the warm one: it would take every request that came alone.
         if (answered) this.#idleSince.set(slot, ++this.#finishedBatches);
         else this.#idleSince.delete(slot);
+        this.#runningSince.delete(batch);
         const ms = performance.now() - started;
         this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
         this.#pump();

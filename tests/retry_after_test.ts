@@ -1,0 +1,51 @@
+/**
+ * `Retry-After` says something true before any batch has finished: a function whose first request is still running
+ * has no service time yet, so the pool takes the longest-running batch's age as the least a batch takes. Before, such
+ * a refusal always said 1 s. Real runtime, real HTTP.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { errorOf, startServer, until } from "./support/server.ts";
+
+const sdk = fileURLToPath(new URL("../src/sdk.ts", import.meta.url));
+
+const source = `import { defineFunction, z } from "${sdk}";
+export default defineFunction({
+  description: "Waits ms, and says so once it has run 1.5 s",
+  input: z.object({ ms: z.number().int().min(0) }),
+  output: z.object({ ms: z.number() }),
+  instances: 1,
+  queueDepth: 1,
+  timeoutMs: 60_000,
+  async handler({ ms }) {
+    const tick = ms > 1500 ? setTimeout(() => console.log("running for 1.5 s"), 1500) : undefined;
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    clearTimeout(tick);
+    return { ms };
+  },
+});
+`;
+
+Deno.test("Retry-After before the first batch has finished counts the running batch's age", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-retry-after-" });
+  try {
+    await Deno.mkdir(join(dir, "slow"));
+    await Deno.writeTextFile(join(dir, "slow", "mod.ts"), source);
+    await using server = await startServer({ functionsDir: dir });
+    const first = server.invoke("slow", { ms: 4000 });
+    await server.waitForLog((l) => l.msg === "function log" && l.text === "running for 1.5 s");
+    const waiting = server.invoke("slow", { ms: 10 });
+    await until(server, "slow", (info) => info.queued === 1);
+    // The queue is full (queueDepth 1): refused. Ahead of it, two runs of at least 1.5 s each on one isolate.
+    const refused = await server.invoke("slow", { ms: 10 });
+    const retryAfter = Number(refused.headers.get("retry-after"));
+    const e = await errorOf(refused);
+    assert.deepEqual([e.status, e.code], [429, "queue_full"]);
+    assert.ok(retryAfter >= 3, `Retry-After ${retryAfter}`);
+    assert.equal((await first).status, 200);
+    assert.equal((await waiting).status, 200);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
