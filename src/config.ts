@@ -29,6 +29,11 @@ const configSchema = z.object({
   /** Largest accepted bundle (compressed), and what it may unpack to. */
   maxBundleBytes: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
   maxUnpackedBytes: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+  /**
+   * How long an isolate may take to start serving a version (import its module, load its models, run `setup`), in
+   * milliseconds; past it the load fails with the step it was in.
+   */
+  bootTimeoutMs: z.coerce.number().int().min(1000).default(120_000),
   /** How long a shutdown waits for requests in flight. */
   shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
   /** Where deployed functions live: absent for the local folder under `dataDir`, or a `postgres://` URL shared by instances. */
@@ -78,6 +83,7 @@ const sources: Record<keyof z.input<typeof configSchema>, string> = {
   maxBundleBytes: "ISOLANE_MAX_BUNDLE_BYTES",
   maxUnpackedBytes: "ISOLANE_MAX_UNPACKED_BYTES",
   shutdownGraceMs: "ISOLANE_SHUTDOWN_GRACE_MS",
+  bootTimeoutMs: "ISOLANE_BOOT_TIMEOUT_MS",
   store: "ISOLANE_STORE",
   storeReconcileMs: "ISOLANE_STORE_RECONCILE_MS",
   serveFunctions: "ISOLANE_SERVE_FUNCTIONS",
@@ -111,7 +117,7 @@ export type Config = z.output<typeof configSchema>;
  *
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
  * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_SHARED_WEIGHTS`, `ISOLANE_SPARE_ISOLATES`, `ISOLANE_CUDA_SYNC`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
- * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_STORE`,
+ * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_BOOT_TIMEOUT_MS`, `ISOLANE_STORE`,
  * `ISOLANE_STORE_RECONCILE_MS`, `ISOLANE_SERVE_FUNCTIONS`, `ISOLANE_JWT_SECRET`, `ISOLANE_JWKS_URL`,
  * `ISOLANE_JWT_ISSUER`, `ISOLANE_JWT_AUDIENCE`. Arguments: `--watch`, `--dev-admin` (development: also
  * turns invocation auth off for folder functions).

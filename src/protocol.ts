@@ -357,6 +357,15 @@ export interface RunTerminatedMessage {
   ms: number;
 }
 
+/**
+ * Isolate to host, serve mode: the step of its start it begins (after the module's import): loading its models, or
+ * running its `setup`. A start that runs out of time names the step it was in.
+ */
+export interface PhaseMessage {
+  type: "phase";
+  phase: "models" | "setup";
+}
+
 /** Isolate to host: a model's placement changed (a session for new input shapes was created). */
 export interface PlacementMessage {
   type: "placement";
@@ -384,4 +393,5 @@ export type IsolateMessage =
   | ItemMessage
   | RunTerminatedMessage
   | PlacementMessage
+  | PhaseMessage
   | LogMessage;

@@ -80,6 +80,7 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     devices: inventory,
     ortThreads: config.ortThreads,
     defaultIsolation: config.isolation,
+    bootTimeoutMs: config.bootTimeoutMs,
     spares: config.spareIsolates !== "off",
     processSpares: config.spareIsolates === "all",
     ...(readySpare ? { readySpare } : {}),

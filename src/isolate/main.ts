@@ -194,6 +194,7 @@ async function serve(init: InitMessage): Promise<void> {
       arena.close();
       arena = undefined;
     }
+    if (Object.keys(init.modelPaths).length > 0) port.post({ type: "phase", phase: "models" });
     const models: Record<string, InferenceSession> = {};
     const info: Record<string, Partial<ModelInfo>> = {};
     const laneSessions: Record<string, LaneSession> = {};
@@ -277,6 +278,7 @@ async function serve(init: InitMessage): Promise<void> {
       state: undefined,
     };
     if (loaded.definition.setup) {
+      port.post({ type: "phase", phase: "setup" });
       try {
         base.state = await loaded.definition.setup(base);
       } catch (error) {

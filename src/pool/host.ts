@@ -21,6 +21,7 @@ import type {
   LogMessage,
   Manifest,
   ModelInfo,
+  PhaseMessage,
   SharedWeights,
 } from "../protocol.ts";
 import { transferablesOf } from "../protocol.ts";
@@ -29,6 +30,13 @@ import { type ErrorBody, IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { FunctionLimits } from "./limits.ts";
 
+/** What a start that ran out of time was doing, by the step the isolate said it began last (its message's end). */
+const bootSteps: Record<PhaseMessage["phase"] | "import" | "inspect", string> = {
+  inspect: ": reading its module (top-level code that never finishes?)",
+  import: ": importing its module (top-level code that never finishes?)",
+  models: ": loading its models",
+  setup: ": its setup() had not finished (a promise it returns that never settles?)",
+};
 /** Where an isolate lives. */
 export type Isolation = "worker" | "process";
 
@@ -133,6 +141,8 @@ export abstract class HostBase implements IsolateHost {
   manifest: Manifest | undefined;
   #alive = true;
   #booted = false;
+  /** The step of its start the isolate said it began last (`PhaseMessage`); none yet: importing its module. */
+  #phase: PhaseMessage["phase"] | undefined;
   #pending = new Map<number, PendingJob>();
   #itemListeners = new Map<number, ItemListener>();
   #onExit: ExitListener | undefined;
@@ -181,12 +191,14 @@ export abstract class HostBase implements IsolateHost {
           this.#failBoot(
             new IsolaneError(
               "function_unavailable",
-              `Cannot load function '${this.name}': the isolate did not start within ${spec.bootTimeoutMs} ms`,
+              `Cannot load function '${this.name}': the isolate did not start within ${spec.bootTimeoutMs} ms` +
+                bootSteps[this.#phase ?? (spec.init.mode === "serve" ? "import" : "inspect")],
             ),
           ),
         spec.bootTimeoutMs,
       );
       this.#boot = { resolve, reject, timer };
+      this.#phase = undefined;
       this.send({ type: "init", ...spec.init });
     });
   }
@@ -260,6 +272,9 @@ export abstract class HostBase implements IsolateHost {
         );
         return;
       }
+      case "phase":
+        this.#phase = message.phase;
+        return;
       case "released":
         return;
       case "item":

@@ -50,6 +50,8 @@ export interface LoadContext {
   ortThreads: number;
   /** Where isolates live for functions that leave `isolation` at "auto". */
   defaultIsolation?: "auto" | "worker" | "process";
+  /** How long an isolate may take to start serving (`ISOLANE_BOOT_TIMEOUT_MS`); the supervisor's default otherwise. */
+  bootTimeoutMs?: number;
   /** Told of every pool's dispatches and restarts. */
   observer?: PoolObserver;
   /** Holds the device memory of weights shared by a function's CUDA lanes; absent without CUDA. */
@@ -269,6 +271,7 @@ async function poolSpec(
     ...(ctx.weightMemory ? { weightMemory: ctx.weightMemory } : {}),
     observer: ctx.observer,
     defaultIsolation: ctx.defaultIsolation,
+    ...(ctx.bootTimeoutMs ? { bootTimeoutMs: ctx.bootTimeoutMs } : {}),
     spares: ctx.spares !== false,
     processSpares: ctx.processSpares === true,
   };
