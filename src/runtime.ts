@@ -175,7 +175,11 @@ export async function startRuntime(config: Config): Promise<Runtime> {
         drained!.then(() => "drained" as const),
         new Promise<"grace period over">((resolve) => setTimeout(resolve, config.shutdownGraceMs, "grace period over")),
       ]);
-      await registry.close();
+      await registry.close(
+        `The runtime is shutting down (${config.shutdownGraceMs} ms grace period over); retry the request`,
+      );
+      // The HTTP threads send the answers the pools just gave, then end.
+      await threads?.end();
       await readySpare?.close();
       await store.close();
       log("info", "stopped", { requests: outcome, ms: Math.round(performance.now() - started) });

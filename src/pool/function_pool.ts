@@ -461,21 +461,27 @@ export class FunctionPool {
     return done;
   }
 
-  /** Ends everything now; queued and running requests get 503. Resolves once every isolate has ended. */
-  close(): Promise<void> {
+  /**
+   * Ends everything now; queued and running requests get 503, with `reason` when one is given (the runtime's
+   * shutdown), else saying the function was unloaded. Resolves once every isolate has ended.
+   */
+  close(reason?: string): Promise<void> {
     this.#closing = true;
     for (const request of this.#queue.splice(0)) {
       this.#finish(request);
-      request.settle(new IsolaneError("function_unavailable", `Function '${this.spec.name}' was unloaded`), undefined);
+      request.settle(
+        new IsolaneError("function_unavailable", reason ?? `Function '${this.spec.name}' was unloaded`),
+        undefined,
+      );
     }
-    return this.#closeAll();
+    return this.#closeAll(reason);
   }
 
-  async #closeAll(): Promise<void> {
+  async #closeAll(reason?: string): Promise<void> {
     clearTimeout(this.#batchTimer);
     clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
-    await this.#supervisor.closeAll();
+    await this.#supervisor.closeAll(reason);
     this.#drained?.();
   }
 

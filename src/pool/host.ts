@@ -104,9 +104,10 @@ export interface IsolateHost {
   /**
    * Planned unload: the isolate releases its sessions and lane and ends; it is
    * killed if it has not within `graceMs`. The exit listener is not told.
-   * Resolves once it has ended.
+   * Its jobs in flight are answered `function_unavailable` with `reason`
+   * (default: the function was unloaded). Resolves once it has ended.
    */
-  close(graceMs?: number): Promise<void>;
+  close(graceMs?: number, reason?: string): Promise<void>;
   /** Calls `listener` once when the host ends for any reason other than {@link close}. */
   onExit(listener: ExitListener): void;
   /** Resident memory of the host in bytes, where it can be measured on its own (process hosts). */
@@ -364,10 +365,11 @@ export abstract class HostBase implements IsolateHost {
     this.#onExit?.(error);
   }
 
-  close(graceMs = 2000): Promise<void> {
+  /** Ends the isolate (at most `graceMs` for it to release its sessions); jobs in flight get 503 with `reason`. */
+  close(graceMs = 2000, reason = "The function was unloaded"): Promise<void> {
     if (!this.#alive) return Promise.resolve();
     this.#alive = false;
-    this.#failPending({ code: "function_unavailable", message: "The function was unloaded" });
+    this.#failPending({ code: "function_unavailable", message: reason });
     if (this.#ended) return Promise.resolve();
     const done = new Promise<void>((resolve) => (this.#closed = resolve));
     const timer = setTimeout(() => this.kill(), graceMs);

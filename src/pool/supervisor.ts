@@ -282,7 +282,8 @@ export class Supervisor {
    * Ends every host (planned: each releases its sessions and lane first), then frees the shared weights; resolves
    * once all have ended.
    */
-  async closeAll(): Promise<void> {
+  /** Ends every isolate; their requests in flight are answered `function_unavailable` with `reason` (a default). */
+  async closeAll(reason?: string): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#spareTimer);
     this.#spareTimer = undefined;
@@ -292,7 +293,7 @@ export class Supervisor {
     const closing: Promise<void>[] = [];
     for (const slot of this.slots) {
       clearTimeout(slot.respawnTimer);
-      if (slot.host) closing.push(slot.host.close());
+      if (slot.host) closing.push(slot.host.close(undefined, reason));
       slot.host = undefined;
     }
     await Promise.all(closing);

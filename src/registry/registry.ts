@@ -244,10 +244,13 @@ export class Registry {
     throw new IsolaneError("function_unavailable", `Function '${name}' is not loaded: ${entry.error}`);
   }
 
-  /** Ends every isolate now (each releases its sessions); resolves once all have ended. */
-  async close(): Promise<void> {
+  /**
+   * Ends every isolate now (each releases its sessions); resolves once all have ended. Requests still queued or
+   * running get 503 with `reason` (the runtime's shutdown), or one saying their function was unloaded.
+   */
+  async close(reason?: string): Promise<void> {
     await Promise.all([...this.#entries.values()].map(async ({ current }) => {
-      await current?.pool.close();
+      await current?.pool.close(reason);
       if (current?.folder) await removeFolder(current.folder);
     }));
   }

@@ -524,19 +524,27 @@ export class HttpThreads {
   }
 
   /**
-   * Waits for the requests in flight on every thread (at most `graceMs`), then ends the threads. Call
-   * {@link stopAccepting} first.
+   * Waits for the requests in flight on every thread, at most `graceMs`. Call {@link stopAccepting} first, and
+   * {@link end} after: requests still in flight when the grace is over are answered by the threads once the pools
+   * fail them (the runtime's shutdown closes them in between).
    */
   async drain(graceMs: number): Promise<"drained" | "grace period over"> {
-    const drained = Promise.all(this.#threads.map((t) => t.drained)).then(() => "drained" as const);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const outcome = await Promise.race([
-      drained,
-      new Promise<"grace period over">((resolve) => (timer = setTimeout(resolve, graceMs, "grace period over"))),
-    ]);
-    clearTimeout(timer);
+    return await this.#settled(graceMs, "grace period over");
+  }
+
+  /** Ends the threads, once they have sent the answers still owed (at most `graceMs` more). */
+  async end(graceMs = 1000): Promise<void> {
+    await this.#settled(graceMs, "grace period over");
     mainDoorbell().delete(this.#drainAll);
     for (const t of this.#threads) t.worker.terminate();
+  }
+
+  /** Resolves `"drained"` once every thread has answered all it took, or `late` after `ms`. */
+  async #settled<T extends string>(ms: number, late: T): Promise<"drained" | T> {
+    const drained = Promise.all(this.#threads.map((t) => t.drained)).then(() => "drained" as const);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([drained, new Promise<T>((resolve) => (timer = setTimeout(resolve, ms, late)))]);
+    clearTimeout(timer);
     return outcome;
   }
 }
