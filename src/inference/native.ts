@@ -455,14 +455,7 @@ export class ShapeSessions {
   /** What a handler sees: `run` and the model's description (the first session's). */
   facade(): InferenceSession {
     const first = this.#first ?? [...this.#byShape.values()][0];
-    const facade = {
-      inputNames: first.inputNames,
-      outputNames: first.outputNames,
-      inputMetadata: first.inputMetadata,
-      outputMetadata: first.outputMetadata,
-      run: (feeds: Record<string, Tensor>) => this.run(feeds),
-    };
-    return Object.freeze(facade) as unknown as InferenceSession;
+    return facadeOf(first, (feeds) => this.run(feeds));
   }
 
   /** Releases every session, after the run in progress. */
@@ -565,15 +558,29 @@ export function laneRunError(
 
 /** `facade` with each run's errors mapped by `mapError`. */
 function mappedFacade(facade: InferenceSession, mapError: (error: unknown) => unknown): InferenceSession {
+  return facadeOf(facade, (feeds) =>
+    facade.run(feeds).catch((error) => {
+      throw mapError(error);
+    }));
+}
+
+/** A model's names and metadata, as a session (ours or onnxruntime-node's) gives them. */
+type Described = Pick<NativeSession, "inputNames" | "outputNames" | "inputMetadata" | "outputMetadata">;
+
+/**
+ * What a handler gets of a model: `described`'s names and metadata, and `run`; frozen, so that user code can neither
+ * reach the session behind it nor swap its `run`.
+ */
+function facadeOf(
+  described: Described | InferenceSession,
+  run: (feeds: Record<string, Tensor>, fetches?: unknown) => Promise<Record<string, Tensor>>,
+): InferenceSession {
   return Object.freeze({
-    inputNames: facade.inputNames,
-    outputNames: facade.outputNames,
-    inputMetadata: facade.inputMetadata,
-    outputMetadata: facade.outputMetadata,
-    run: (feeds: Record<string, Tensor>) =>
-      facade.run(feeds).catch((error) => {
-        throw mapError(error);
-      }),
+    inputNames: described.inputNames,
+    outputNames: described.outputNames,
+    inputMetadata: described.inputMetadata,
+    outputMetadata: described.outputMetadata,
+    run,
   }) as unknown as InferenceSession;
 }
 
@@ -583,14 +590,7 @@ function mappedFacade(facade: InferenceSession, mapError: (error: unknown) => un
  * so it never reaches user code.
  */
 export function sessionFacade(session: NativeSession): InferenceSession {
-  const facade = {
-    inputNames: session.inputNames,
-    outputNames: session.outputNames,
-    inputMetadata: session.inputMetadata,
-    outputMetadata: session.outputMetadata,
-    run: (feeds: Parameters<NativeSession["run"]>[0]) => session.run(feeds),
-  };
-  return Object.freeze(facade) as unknown as InferenceSession;
+  return facadeOf(session, (feeds) => session.run(feeds));
 }
 
 /** A run that ORT stopped because its request aborted. */
@@ -717,12 +717,5 @@ function cancellableFacade(
       throw error;
     }
   };
-  const facade = {
-    inputNames: session.inputNames,
-    outputNames: session.outputNames,
-    inputMetadata: session.inputMetadata,
-    outputMetadata: session.outputMetadata,
-    run,
-  };
-  return Object.freeze(facade) as unknown as InferenceSession;
+  return facadeOf(session, run);
 }
