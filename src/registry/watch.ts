@@ -22,33 +22,33 @@ export function watchFunctions(registry: Registry, { debounceMs = 200 } = {}): W
   const root = registry.functionsDir;
   const watcher = Deno.watchFs(root, { recursive: true });
   const timers = new Map<string, ReturnType<typeof setTimeout>>();
-  const schedule = (name: string) => {
+  /** Runs `action` for `name` once its folder has had no change for `debounceMs`. */
+  const debounced = (name: string, action: () => Promise<void>) => {
     clearTimeout(timers.get(name));
     timers.set(
       name,
-      setTimeout(async () => {
+      setTimeout(() => {
         timers.delete(name);
-        const present = await Deno.stat(join(root, name, "mod.ts")).then(() => true, () => false);
-        log("info", present ? "function changed, reloading" : "function removed from disk", { function: name });
-        if (present) await registry.reload(name);
-        else await registry.remove(name);
+        void action();
       }, debounceMs),
     );
   };
+  const hasModule = (name: string) => Deno.stat(join(root, name, "mod.ts")).then(() => true, () => false);
+  const schedule = (name: string) =>
+    debounced(name, async () => {
+      const present = await hasModule(name);
+      log("info", present ? "function changed, reloading" : "function removed from disk", { function: name });
+      if (present) await registry.reload(name);
+      else await registry.remove(name);
+    });
   // Folders whose name is no function name, told once each when they hold a mod.ts (registry.discover at start).
   const skipped = new Set<string>();
-  const skip = (name: string) => {
-    clearTimeout(timers.get(name));
-    timers.set(
-      name,
-      setTimeout(async () => {
-        timers.delete(name);
-        if (skipped.has(name) || !(await Deno.stat(join(root, name, "mod.ts")).then(() => true, () => false))) return;
-        skipped.add(name);
-        logSkippedFolder(root, name);
-      }, debounceMs),
-    );
-  };
+  const skip = (name: string) =>
+    debounced(name, async () => {
+      if (skipped.has(name) || !(await hasModule(name))) return;
+      skipped.add(name);
+      logSkippedFolder(root, name);
+    });
   (async () => {
     for await (const event of watcher) {
       for (const path of event.paths) {
