@@ -255,6 +255,18 @@ function allAborted(signals: AbortSignal[]): AbortSignal {
 }
 
 /**
+ * The run scope of one call over `jobs`: a signal that aborts once every job's has, and the jobs' ids and request
+ * ids (what the isolate logs of a run that ORT stopped).
+ */
+function batchScope(jobs: readonly Job[], signals: Map<number, AbortSignal>) {
+  return {
+    signal: allAborted(jobs.map((job) => signals.get(job.id)!)),
+    jobs: jobs.map((job) => job.id),
+    requests: jobs.flatMap((job) => (job.requestId ? [job.requestId] : [])),
+  };
+}
+
+/**
  * Runs a batch of jobs of a tensor function as few handler calls (or model
  * runs, for a {@link RunContext.model}) as `maxBatchSize` allows; never
  * throws. A job whose input fails is answered alone; a handler call that
@@ -299,12 +311,8 @@ export async function runBatch(
       continue;
     }
     let split: WireTensor[][] | undefined;
-    const signal = allAborted(group.map((g) => signals.get(g.job.id)!));
-    const scope = {
-      signal,
-      jobs: group.map((g) => g.job.id),
-      requests: group.flatMap((g) => (g.job.requestId ? [g.job.requestId] : [])),
-    };
+    const scope = batchScope(group.map((g) => g.job), signals);
+    const { signal } = scope;
     try {
       split = await withRunScope(
         scope,
@@ -359,12 +367,8 @@ export async function runJsonBatch(
   }
   let bodies: ArrayBuffer[] | undefined;
   if (items.length > 1) {
-    const signal = allAborted(items.map((i) => signals.get(i.job.id)!));
-    const scope = {
-      signal,
-      jobs: items.map((i) => i.job.id),
-      requests: items.flatMap((i) => (i.job.requestId ? [i.job.requestId] : [])),
-    };
+    const scope = batchScope(items.map((i) => i.job), signals);
+    const { signal } = scope;
     try {
       const value = await withRunScope(
         scope,
