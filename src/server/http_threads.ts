@@ -529,21 +529,24 @@ export class HttpThreads {
    * fail them (the runtime's shutdown closes them in between).
    */
   async drain(graceMs: number): Promise<"drained" | "grace period over"> {
-    return await this.#settled(graceMs, "grace period over");
+    return await this.#settled(graceMs);
   }
 
   /** Ends the threads, once they have sent the answers still owed (at most `graceMs` more). */
   async end(graceMs = 1000): Promise<void> {
-    await this.#settled(graceMs, "grace period over");
+    await this.#settled(graceMs);
     mainDoorbell().delete(this.#drainAll);
     for (const t of this.#threads) t.worker.terminate();
   }
 
-  /** Resolves `"drained"` once every thread has answered all it took, or `late` after `ms`. */
-  async #settled<T extends string>(ms: number, late: T): Promise<"drained" | T> {
+  /** Resolves `"drained"` once every thread has answered all it took, or `"grace period over"` after `ms`. */
+  async #settled(ms: number): Promise<"drained" | "grace period over"> {
     const drained = Promise.all(this.#threads.map((t) => t.drained)).then(() => "drained" as const);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const outcome = await Promise.race([drained, new Promise<T>((resolve) => (timer = setTimeout(resolve, ms, late)))]);
+    const outcome = await Promise.race([
+      drained,
+      new Promise<"grace period over">((resolve) => (timer = setTimeout(resolve, ms, "grace period over"))),
+    ]);
     clearTimeout(timer);
     return outcome;
   }
