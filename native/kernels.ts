@@ -10,6 +10,7 @@
  * @module
  */
 import { hex, type Lane } from "./lane.ts";
+import { DeviceTensor } from "./ort/device_tensor.ts";
 
 /** An RGBA image, 8 bits a channel. */
 export interface RgbaImage {
@@ -85,23 +86,7 @@ export class Kernels implements Disposable {
     try {
       driver.copyToDevice(src, image.data, stream);
       this.#use(stream);
-      const s = this.#slots;
-      const { region } = options;
-      s.setBigUint64(0, src, true);
-      s.setInt32(8, image.width, true);
-      s.setInt32(16, image.height, true);
-      [region.x, region.y, region.width, region.height].forEach((v, i) => s.setFloat32(24 + i * 8, v, true));
-      s.setBigUint64(56, dst, true);
-      s.setInt32(64, options.width, true);
-      s.setInt32(72, options.height, true);
-      for (let c = 0; c < 3; c++) {
-        s.setFloat32(80 + c * 8, 1 / (255 * options.std[c]), true);
-        s.setFloat32(104 + c * 8, options.mean[c] / options.std[c], true);
-      }
-      const block: [number, number, number] = [16, 16, 1];
-      const grid: [number, number, number] = [Math.ceil(options.width / 16), Math.ceil(options.height / 16), 1];
-      driver.launch(this.resizeNormalizeFn, grid, block, stream, this.params);
-      this.#use(stream);
+      this.#launch(src, image, dst, options);
       driver.copyToHost(out, dst, stream);
       this.#use(stream);
     } finally {
@@ -110,6 +95,95 @@ export class Kernels implements Disposable {
       driver.streamSynchronize(stream);
     }
     return out;
+  }
+
+  /**
+   * {@link resizeNormalize}, leaving the tensor in device memory for a model on this lane to read: no copy back to
+   * the host, and none to the device again for the run (issue 15). With `canvas` (at least `width` × `height`), the
+   * tensor is `[1, 3, canvas.height, canvas.width]`, the image's part at the top left and zeros elsewhere, as
+   * `padTo` in functions/ocr/image.ts letterboxes on the host; else `[1, 3, height, width]`. Only the RGBA image
+   * crosses to the device; everything is queued on the lane's stream, with no wait.
+   * @throws {RangeError} for a canvas smaller than the tensor; `CudaError` from the driver (out of memory, say).
+   */
+  resizeNormalizeToDevice(
+    image: RgbaImage,
+    options: ResizeNormalizeOptions & { canvas?: { width: number; height: number } },
+  ): DeviceTensor {
+    const { driver, stream } = this.lane;
+    const canvas = options.canvas ?? { width: options.width, height: options.height };
+    if (canvas.width < options.width || canvas.height < options.height) {
+      throw new RangeError(
+        `canvas ${canvas.width}×${canvas.height} is smaller than the tensor's ${options.width}×${options.height}`,
+      );
+    }
+    this.lane.rebind();
+    const plane = options.width * options.height;
+    const bytes = 3 * canvas.width * canvas.height * 4;
+    const src = driver.allocAsync(image.data.byteLength, stream);
+    let dst = 0n;
+    let out = 0n;
+    try {
+      dst = driver.allocAsync(3 * plane * 4, stream);
+      this.#use(stream);
+      driver.copyToDevice(src, image.data, stream);
+      this.#use(stream);
+      this.#launch(src, image, dst, options);
+      if (canvas.width === options.width && canvas.height === options.height) {
+        out = dst;
+        dst = 0n;
+      } else {
+        out = driver.allocAsync(bytes, stream);
+        driver.fillAsync(out, 0, bytes / 4, stream);
+        this.#use(stream);
+        for (let c = 0; c < 3; c++) {
+          driver.copy2DOnDevice({
+            dst: out + BigInt(c * canvas.width * canvas.height * 4),
+            dstPitch: canvas.width * 4,
+            src: dst + BigInt(c * plane * 4),
+            srcPitch: options.width * 4,
+            widthBytes: options.width * 4,
+            height: options.height,
+          }, stream);
+          this.#use(stream);
+        }
+      }
+    } catch (error) {
+      if (out !== 0n) driver.freeAsync(out, stream);
+      throw error;
+    } finally {
+      driver.freeAsync(src, stream);
+      if (dst !== 0n) driver.freeAsync(dst, stream);
+    }
+    return new DeviceTensor("float32", [1, 3, canvas.height, canvas.width], this.lane.device, {
+      address: out,
+      bytes,
+      stream,
+      free: (address) => {
+        this.lane.rebind();
+        driver.freeAsync(address, stream);
+      },
+    });
+  }
+
+  /** Launches the resize kernel from the RGBA image at `src` into the NCHW tensor at `dst`, on the lane's stream. */
+  #launch(src: bigint, image: RgbaImage, dst: bigint, options: ResizeNormalizeOptions): void {
+    const s = this.#slots;
+    const { region } = options;
+    s.setBigUint64(0, src, true);
+    s.setInt32(8, image.width, true);
+    s.setInt32(16, image.height, true);
+    [region.x, region.y, region.width, region.height].forEach((v, i) => s.setFloat32(24 + i * 8, v, true));
+    s.setBigUint64(56, dst, true);
+    s.setInt32(64, options.width, true);
+    s.setInt32(72, options.height, true);
+    for (let c = 0; c < 3; c++) {
+      s.setFloat32(80 + c * 8, 1 / (255 * options.std[c]), true);
+      s.setFloat32(104 + c * 8, options.mean[c] / options.std[c], true);
+    }
+    const block: [number, number, number] = [16, 16, 1];
+    const grid: [number, number, number] = [Math.ceil(options.width / 16), Math.ceil(options.height / 16), 1];
+    this.lane.driver.launch(this.resizeNormalizeFn, grid, block, this.lane.stream, this.params);
+    this.#use(this.lane.stream);
   }
 
   /** Unloads the module. */
