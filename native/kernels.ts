@@ -37,6 +37,10 @@ const maxArgs = 16;
 export class Kernels implements Disposable {
   /** Launches and copies by stream handle (hex): the evidence that all GPU work went to the lane's stream. */
   readonly streamUse = new Map<string, number>();
+  /** Device memory of device tensors not yet disposed, by address: {@link close} frees it, so an ending isolate leaks none. */
+  readonly #live = new Set<bigint>();
+  /** A device tensor that user code dropped without disposing gives its memory back when it is collected. */
+  readonly #unreachable = new FinalizationRegistry<bigint>((address) => this.#free(address));
   #slots: DataView;
   #keepAlive: unknown[];
 
@@ -154,15 +158,30 @@ export class Kernels implements Disposable {
       driver.freeAsync(src, stream);
       if (dst !== 0n) driver.freeAsync(dst, stream);
     }
-    return new DeviceTensor("float32", [1, 3, canvas.height, canvas.width], this.lane.device, {
+    const tensor = new DeviceTensor("float32", [1, 3, canvas.height, canvas.width], this.lane.device, {
       address: out,
       bytes,
       stream,
       free: (address) => {
-        this.lane.rebind();
-        driver.freeAsync(address, stream);
+        this.#unreachable.unregister(tensor);
+        this.#free(address);
       },
     });
+    this.#live.add(out);
+    this.#unreachable.register(tensor, out, tensor);
+    return tensor;
+  }
+
+  /** Frees a device tensor's memory once (ordered on the lane's stream). */
+  #free(address: bigint): void {
+    if (!this.#live.delete(address)) return;
+    this.lane.rebind();
+    this.lane.driver.freeAsync(address, this.lane.stream);
+  }
+
+  /** Device tensors made by this lane's kernels and not yet disposed. */
+  get liveDeviceTensors(): number {
+    return this.#live.size;
   }
 
   /** Launches the resize kernel from the RGBA image at `src` into the NCHW tensor at `dst`, on the lane's stream. */
@@ -186,8 +205,9 @@ export class Kernels implements Disposable {
     this.#use(this.lane.stream);
   }
 
-  /** Unloads the module. */
+  /** Frees the device tensors still live, then unloads the module. */
   close(): void {
+    for (const address of [...this.#live]) this.#free(address);
     this.lane.driver.moduleUnload(this.module);
     this.#keepAlive.length = 0;
   }
