@@ -28,6 +28,22 @@ export interface ResizeNormalizeOptions {
   std: readonly number[];
 }
 
+/**
+ * Perspective crops into one batch (`warpPerspectiveToDevice`): per row of the batch, a 3×3 row-major matrix that
+ * maps the row's output pixels (x, y, 1) to image pixels (OpenCV's `warpPerspective` with `WARP_INVERSE_MAP`), and
+ * the row's width in output pixels (columns past it are zeros; a row of width 0 is all zeros).
+ */
+export interface WarpOptions {
+  crops: readonly { transform: readonly number[]; width: number }[];
+  /** Output width of every row (the batch's padded width) and height, in pixels. */
+  width: number;
+  height: number;
+  /** Rows of the batch, at least `crops.length` (the rest are zeros); default `crops.length`. */
+  rows?: number;
+  mean: readonly number[];
+  std: readonly number[];
+}
+
 /** Where the PTX of the kernels lives. */
 export const kernelsPtxUrl: URL = new URL("./kernels/preprocess.ptx", import.meta.url);
 
@@ -48,6 +64,7 @@ export class Kernels implements Disposable {
     readonly lane: Lane,
     readonly module: bigint,
     readonly resizeNormalizeFn: bigint,
+    readonly warpNormalizeFn: bigint,
     slots: ArrayBuffer,
     readonly params: bigint,
     keepAlive: unknown[],
@@ -62,12 +79,13 @@ export class Kernels implements Disposable {
     image.set(ptx);
     const module = lane.driver.moduleLoadData(image);
     const fn = lane.driver.moduleFunction(module, "resize_normalize_bgr");
+    const warp = lane.driver.moduleFunction(module, "warp_normalize_bgr");
     const slots = new ArrayBuffer(maxArgs * 8);
     const base = Deno.UnsafePointer.value(Deno.UnsafePointer.of(slots));
     const table = new BigUint64Array(maxArgs);
     for (let i = 0; i < maxArgs; i++) table[i] = BigInt(base) + BigInt(i * 8);
     const params = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(table)));
-    return new Kernels(lane, module, fn, slots, params, [slots, table]);
+    return new Kernels(lane, module, fn, warp, slots, params, [slots, table]);
   }
 
   #use(stream: bigint): void {
@@ -158,17 +176,93 @@ export class Kernels implements Disposable {
       driver.freeAsync(src, stream);
       if (dst !== 0n) driver.freeAsync(dst, stream);
     }
-    const tensor = new DeviceTensor("float32", [1, 3, canvas.height, canvas.width], this.lane.device, {
-      address: out,
+    return this.#deviceTensor([1, 3, canvas.height, canvas.width], out, bytes);
+  }
+
+  /**
+   * Cuts perspective crops of `image` into one batch tensor on the device, `[rows, 3, height, width]`, normalised as
+   * {@link resizeNormalize} does (BGR, `(v / 255 - mean[c]) / std[c]`): each output pixel of a row reads the image
+   * where the row's transform maps it, bicubic (OpenCV's `INTER_CUBIC`, A = -0.75), edges replicated, each channel
+   * rounded to 8 bits first as OpenCV's warp of an 8-bit image gives it. Only the image and the transforms cross to
+   * the device; everything is queued on the lane's stream, with no wait.
+   * @throws {RangeError} for fewer rows than crops, a transform that is not 9 numbers, or a width outside
+   * `0..width`; `CudaError` from the driver.
+   */
+  warpPerspectiveToDevice(image: RgbaImage, options: WarpOptions): DeviceTensor {
+    const { driver, stream } = this.lane;
+    const rows = options.rows ?? options.crops.length;
+    if (rows < options.crops.length || rows < 1) {
+      throw new RangeError(`rows (${rows}) must be at least 1 and at least the crops (${options.crops.length})`);
+    }
+    const params = new ArrayBuffer(rows * 40);
+    const transforms = new Float32Array(params, 0, rows * 9);
+    const widths = new Int32Array(params, rows * 36, rows);
+    options.crops.forEach((crop, z) => {
+      if (crop.transform.length !== 9 || !crop.transform.every(Number.isFinite)) {
+        throw new RangeError(`crop ${z}: the transform must be 9 finite numbers (a 3×3 matrix, row by row)`);
+      }
+      if (!Number.isInteger(crop.width) || crop.width < 0 || crop.width > options.width) {
+        throw new RangeError(`crop ${z}: width ${crop.width} must be an integer from 0 to ${options.width}`);
+      }
+      transforms.set(crop.transform, z * 9);
+      widths[z] = crop.width;
+    });
+    this.lane.rebind();
+    const bytes = rows * 3 * options.width * options.height * 4;
+    const src = driver.allocAsync(image.data.byteLength, stream);
+    let table = 0n;
+    let out = 0n;
+    try {
+      table = driver.allocAsync(params.byteLength, stream);
+      out = driver.allocAsync(bytes, stream);
+      this.#use(stream);
+      driver.copyToDevice(src, image.data, stream);
+      driver.copyToDevice(table, new Uint8Array(params), stream);
+      this.#use(stream);
+      const s = this.#slots;
+      s.setBigUint64(0, src, true);
+      s.setInt32(8, image.width, true);
+      s.setInt32(16, image.height, true);
+      s.setBigUint64(24, table, true);
+      s.setBigUint64(32, table + BigInt(rows * 36), true);
+      s.setBigUint64(40, out, true);
+      s.setInt32(48, options.width, true);
+      s.setInt32(56, options.height, true);
+      for (let c = 0; c < 3; c++) {
+        s.setFloat32(64 + c * 8, 1 / (255 * options.std[c]), true);
+        s.setFloat32(88 + c * 8, options.mean[c] / options.std[c], true);
+      }
+      const block: [number, number, number] = [16, 16, 1];
+      const grid: [number, number, number] = [
+        Math.ceil(options.width / 16),
+        Math.ceil(options.height / 16),
+        rows,
+      ];
+      driver.launch(this.warpNormalizeFn, grid, block, stream, this.params);
+      this.#use(stream);
+    } catch (error) {
+      if (out !== 0n) driver.freeAsync(out, stream);
+      throw error;
+    } finally {
+      driver.freeAsync(src, stream);
+      if (table !== 0n) driver.freeAsync(table, stream);
+    }
+    return this.#deviceTensor([rows, 3, options.height, options.width], out, bytes);
+  }
+
+  /** A device tensor over `address`, freed when disposed, collected, or when the kernels close. */
+  #deviceTensor(dims: number[], address: bigint, bytes: number): DeviceTensor {
+    const tensor = new DeviceTensor("float32", dims, this.lane.device, {
+      address,
       bytes,
-      stream,
-      free: (address) => {
+      stream: this.lane.stream,
+      free: (at) => {
         this.#unreachable.unregister(tensor);
-        this.#free(address);
+        this.#free(at);
       },
     });
-    this.#live.add(out);
-    this.#unreachable.register(tensor, out, tensor);
+    this.#live.add(address);
+    this.#unreachable.register(tensor, address, tensor);
     return tensor;
   }
 

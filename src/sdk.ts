@@ -20,7 +20,7 @@
 import { z } from "zod";
 import type { InferenceSession, Tensor } from "onnxruntime-common";
 // Types only: the SDK loads nothing of the native layer.
-import type { ResizeNormalizeOptions, RgbaImage } from "../native/kernels.ts";
+import type { ResizeNormalizeOptions, RgbaImage, WarpOptions } from "../native/kernels.ts";
 import type { DeviceTensor } from "../native/ort/device_tensor.ts";
 
 export { z };
@@ -93,7 +93,7 @@ export interface FunctionPermissions {
   write?: string[];
 }
 
-export type { ResizeNormalizeOptions, RgbaImage };
+export type { ResizeNormalizeOptions, RgbaImage, WarpOptions };
 export type { DeviceTensor };
 
 /** A GPU lane: the device, context and stream an isolate owns, and isolane's kernels on it. `null` on a CPU lane. */
@@ -129,6 +129,17 @@ export interface GpuLane {
     image: RgbaImage,
     options: ResizeNormalizeOptions & { canvas?: { width: number; height: number } },
   ): DeviceTensor;
+  /**
+   * Cuts perspective crops of an image into one batch on the device, `[rows, 3, height, width]` float32, BGR,
+   * normalised as {@link resizeNormalize}: row z's output pixel (x, y) reads the image at `crops[z].transform` ×
+   * (x, y, 1) (3×3, row by row, output pixels to image pixels: OpenCV's `warpPerspective` with `WARP_INVERSE_MAP`),
+   * bicubic (`INTER_CUBIC`), edges replicated; columns from `crops[z].width` on, and rows past the crops, are zeros.
+   * A batch of text lines for a recogniser, say, with no trip through host memory. Dispose it like
+   * {@link resizeNormalizeToDevice}'s.
+   * @throws {RangeError} for fewer rows than crops, a transform that is not 9 finite numbers, or a crop wider than
+   * `width`.
+   */
+  warpPerspectiveToDevice(image: RgbaImage, options: WarpOptions): DeviceTensor;
   /** Kernel launches and copies by stream handle, counted by the runtime. */
   streamUse(): Record<string, number>;
   /** Free and total memory of the lane's device. */

@@ -12,9 +12,12 @@ import { resizeNormalize } from "../../functions/ocr/image.ts";
 import { startServer } from "../support/server.ts";
 import { skipReason, testImage } from "./gpu_support.ts";
 
+const mean = [0.485, 0.456, 0.406];
+const std = [0.229, 0.224, 0.225];
+
 const ignore = skipReason !== null;
 
-/** An Identity model over a float tensor `[1, 3, h, w]` of any height and width. */
+/** An Identity model over a float tensor `[n, 3, h, w]` of any batch, height and width. */
 function identityNchw(): Uint8Array {
   const { onnx } = onnxProto;
   const info = (name: string) =>
@@ -23,7 +26,7 @@ function identityNchw(): Uint8Array {
       type: {
         tensorType: {
           elemType: 1,
-          shape: { dim: [{ dimValue: 1 }, { dimValue: 3 }, { dimParam: "h" }, { dimParam: "w" }] },
+          shape: { dim: [{ dimParam: "n" }, { dimValue: 3 }, { dimParam: "h" }, { dimParam: "w" }] },
         },
       },
     });
@@ -49,6 +52,8 @@ export default defineFunction({
     canvas: z.object({ width: z.number().int(), height: z.number().int() }),
   }),
   output: z.object({
+    warpDims: z.array(z.number()),
+    warp: z.array(z.number()),
     dims: z.array(z.number()),
     onDevice: z.array(z.number()),
     onHost: z.array(z.number()),
@@ -72,7 +77,19 @@ export default defineFunction({
     } catch (error) {
       disposed = (error as Error).message;
     }
+    // Two perspective crops into a batch of 3 rows: a translation by (5, 3) and a quarter turn.
+    using warped = gpu.warpPerspectiveToDevice(rgba, {
+      crops: [{ transform: [1, 0, 5, 0, 1, 3, 0, 0, 1], width: 20 }, { transform: [0, 1, 2, -1, 0, 40, 0, 0, 1], width: 32 }],
+      width: 32,
+      height: 16,
+      rows: 3,
+      mean,
+      std,
+    });
+    const w = await models.id.run({ x: warped as unknown as Tensor });
     return {
+      warpDims: [...w.y.dims],
+      warp: Array.from(w.y.data as Float32Array),
       dims: [...y.dims],
       onDevice: Array.from(y.data as Float32Array),
       onHost: Array.from(gpu.resizeNormalize(rgba, options)),
@@ -85,7 +102,8 @@ export default defineFunction({
 `;
 
 Deno.test({
-  name: "gpu device tensor: the kernel's letterboxed tensor feeds a model on the device and equals the host path",
+  name:
+    "gpu device tensor: the kernels' letterboxed and warped tensors feed a model on the device, equal to the host's",
   ignore,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "isolane-gpu-device-tensor-" });
@@ -123,10 +141,32 @@ Deno.test({
         y: 0,
         width: image.width,
         height: image.height,
-      }, { width, height, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+      }, { width, height, mean, std });
       const worst = Math.max(...Array.from(cpu, (v, i) => Math.abs(v - body.onHost[i])));
       assert.ok(worst < 1e-4, `kernel against the CPU reference: ${worst}`);
       assert.match(body.disposed, /disposed before this run/);
+      // The warp: each output pixel is the image's pixel where the row's transform maps it (integer positions, so
+      // bicubic sampling returns that pixel exactly), normalised; zeros past each row's width and in the third row.
+      assert.deepEqual(body.warpDims, [3, 3, 16, 32]);
+      const normalised = (px: number, py: number, c: number) => {
+        const v = image.rgba[(py * image.width + px) * 4 + (2 - c)];
+        return v * (1 / (255 * std[c])) - mean[c] / std[c];
+      };
+      const maps = [(x: number, y: number) => [x + 5, y + 3], (x: number, y: number) => [y + 2, 40 - x]];
+      const widths = [20, 32, 0];
+      let worstWarp = 0;
+      for (let r = 0; r < 3; r++) {
+        for (let c = 0; c < 3; c++) {
+          for (let y = 0; y < 16; y++) {
+            for (let x = 0; x < 32; x++) {
+              const got = body.warp[((r * 3 + c) * 16 + y) * 32 + x];
+              const want = x < widths[r] ? normalised(maps[r](x, y)[0], maps[r](x, y)[1], c) : 0;
+              worstWarp = Math.max(worstWarp, Math.abs(got - want));
+            }
+          }
+        }
+      }
+      assert.ok(worstWarp < 1e-5, `warp against the image's pixels: ${worstWarp}`);
       assert.deepEqual(Object.keys(body.streamUse), [body.stream], "every copy and launch on the lane's stream");
       console.log(
         `  ${body.dims.join("×")} from the device equal to the host path; largest error against CPU ${worst}`,
