@@ -304,6 +304,39 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     },
   );
 
+  await t.step("an answer larger than a link's answer ring reaches its thread whole, among ring answers", async () => {
+    const rows = Array.from({ length: 48 }, (_, i) => [i / 10, -i / 20, 0.5, i % 3]);
+    const reference = await infer(server.url, "mlpw", [
+      { name: "x", shape: [48, 4], datatype: "FP32", data: new Float32Array(rows.flat()), binary: true },
+    ], { outputs: [{ name: "y", binary: true }] });
+    assert.equal(reference.status, 200, reference.error ?? "");
+    const expected = new Float32Array(reference.result!.outputs.get("y")!.bytes!.slice().buffer);
+    // 2,400 × 48 rows: 1.3 MiB of output, more than a ring of 1 MiB holds; sent among small requests of both threads.
+    const repeats = 2400;
+    const big = new Float32Array(rows.length * 4 * repeats);
+    for (let r = 0; r < repeats; r++) big.set(rows.flat(), r * rows.length * 4);
+    const before = (await (await fetch(`${server.url}/v1/functions/mlpw`)).json()).sharedAnswers;
+    const [large, ...small] = await Promise.all([
+      infer(server.url, "mlpw", [
+        { name: "x", shape: [rows.length * repeats, 4], datatype: "FP32", data: big, binary: true },
+      ], { outputs: [{ name: "y", binary: true }] }),
+      ...rows.map((x) => post(server, "/v1/functions/mlpw", { x: [x] })),
+    ]);
+    assert.equal(large.status, 200, large.error ?? "");
+    const y = new Float32Array(large.result!.outputs.get("y")!.bytes!.slice().buffer);
+    assert.equal(y.length, expected.length * repeats);
+    for (let r = 0; r < repeats; r++) {
+      assert.deepEqual(y.subarray(r * expected.length, (r + 1) * expected.length), expected, `repeat ${r}`);
+    }
+    for (const [i, { response, text }] of small.entries()) {
+      assert.equal(response.status, 200, text);
+      assert.deepEqual(JSON.parse(text).y.flat().map(Math.fround), [...expected.subarray(i * 3, i * 3 + 3)]);
+    }
+    const info = await viewOnceDirect(server, "mlpw", before.direct + 1 + rows.length);
+    assert.equal(info.sharedAnswers.direct - before.direct, 1 + rows.length);
+    assert.equal(info.sharedAnswers.relayed, before.relayed);
+  });
+
   await t.step("an isolate that ends mid-batch answers the requests of every thread with an error", async () => {
     // 16 rows make a batch: all these requests run together, one of them poisoned.
     const answers = await Promise.all(
@@ -548,7 +581,8 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     assert.equal(count, 40);
     assert.match(text, /isolane_requests_total\{function="greet",status="400"\} 2/);
     // Answers that came to the threads on their links are counted as every other.
-    assert.match(text, /isolane_requests_total\{function="mlpw",status="200"\} 80\n/);
+    // 48 + 32 answers alone and batched, then the answer larger than the ring, its reference and 48 around it.
+    assert.match(text, /isolane_requests_total\{function="mlpw",status="200"\} 130\n/);
     assert.match(text, /isolane_requests_total\{function="crash",status="500"\} 16\n/);
     assert.match(text, /isolane_requests_total\{function="crash",status="200"\} 16\n/);
   });

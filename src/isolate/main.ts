@@ -19,6 +19,7 @@ import {
 } from "../protocol.ts";
 import { unpackJobs } from "../packed.ts";
 import { Doorbell, RingReader, RingWriter } from "../op_ring.ts";
+import { AnswerRingWriter, isAnswerRingOffer } from "../answer_ring.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { describeSession, modelRoot } from "../inference/session.ts";
@@ -61,8 +62,11 @@ let serving:
   | undefined;
 let gpuLane: OpenedLane | undefined;
 const aborts = new Map<number, AbortController>();
-/** Direct links to HTTP threads (Worker hosts): where a job's inputs lie and where its answer goes. */
-const links = new Map<number, { port: MessagePort; arena: SharedArrayBuffer }>();
+/**
+ * Direct links to HTTP threads (Worker hosts): where a job's inputs lie and where its answer goes (the thread's
+ * answer ring once it offered one, else the port).
+ */
+const links = new Map<number, { port: MessagePort; arena: SharedArrayBuffer; answers?: AnswerRingWriter }>();
 /** Where the ids of a batch answered wholly on links go to the host, with no message (see `LinkMessage.rings`). */
 let done: RingWriter | undefined;
 /** Where the host writes runs of jobs answered on links, read when it rings (see `LinkMessage.rings`). */
@@ -111,18 +115,26 @@ function takeShared(jobs: Job[]): void {
 }
 
 /**
- * Sends the output tensors of jobs answered by link to their threads (one message per link); the host gets the
- * rest as results, and the ids of those answered by link. `results` are in the order of `jobs`.
+ * Sends the output tensors of jobs answered by link to their threads: into the link's answer ring when the thread
+ * offered one and they fit (no structured clone, one wake per run at most), else in one message per link. The host
+ * gets the rest as results, and the ids of those answered by link. `results` are in the order of `jobs`.
  */
 function replyByLink(jobs: Job[], results: JobResult[]): { results: JobResult[]; replied?: number[] } {
   let byLink: Map<number, { replies: LinkReply; transfer: ArrayBuffer[] }> | undefined;
   let rest: JobResult[] | undefined;
   let replied: number[] | undefined;
+  let rung: Set<AnswerRingWriter> | undefined;
   for (let i = 0; i < jobs.length; i++) {
     const reply = jobs[i].reply;
     const result = results[i];
-    if (!reply || !links.has(reply.link) || !result.ok || !result.tensors) {
+    const link = reply && links.get(reply.link);
+    if (!link || !result.ok || !result.tensors) {
       (rest ??= []).push(result);
+      continue;
+    }
+    if (link.answers?.answer(reply.id, result.tensors)) {
+      (rung ??= new Set()).add(link.answers);
+      (replied ??= []).push(result.id);
       continue;
     }
     byLink ??= new Map();
@@ -132,8 +144,14 @@ function replyByLink(jobs: Job[], results: JobResult[]): { results: JobResult[];
     for (const t of result.tensors) group.transfer.push(t.data);
     (replied ??= []).push(result.id);
   }
-  if (!byLink) return { results };
-  for (const [link, { replies, transfer }] of byLink) links.get(link)!.port.postMessage(replies, transfer);
+  // Published before the host hears of them (the caller's `done` or results message): it never answers them again.
+  if (rung) { for (const ring of rung) ring.publish(); }
+  if (!replied) return { results };
+  if (byLink) {
+    for (const [link, { replies, transfer }] of byLink) {
+      links.get(link)!.port.postMessage(replies, transfer);
+    }
+  }
   return { results: rest ?? [], replied };
 }
 
@@ -390,8 +408,16 @@ function onHostMessage(message: HostMessage): void {
       void runJobs(jobs);
       break;
     }
-    case "link":
-      links.set(message.link, { port: message.port, arena: message.arena });
+    case "link": {
+      const link: { port: MessagePort; arena: SharedArrayBuffer; answers?: AnswerRingWriter } = {
+        port: message.port,
+        arena: message.arena,
+      };
+      links.set(message.link, link);
+      // The thread offers its answer ring on the port; answers go on the port itself until it has.
+      message.port.onmessage = (event) => {
+        if (isAnswerRingOffer(event.data)) link.answers = new AnswerRingWriter(event.data.ring, event.data.bell);
+      };
       if (message.rings) {
         done = new RingWriter(message.rings.done, message.rings.mainBell);
         jobRing = new RingReader(message.rings.jobs);
@@ -403,6 +429,7 @@ function onHostMessage(message: HostMessage): void {
         for (const jobs of waiting) jobSink.jobs(jobs);
       }
       break;
+    }
     case "unlink":
       links.get(message.link)?.port.close();
       links.delete(message.link);

@@ -24,7 +24,8 @@ import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http
 import { invokeFunction } from "./invoke_route.ts";
 import { type ArenaBlock, TensorArena } from "./tensor_arena.ts";
 import { Packer } from "../packed.ts";
-import { RingWriter } from "../op_ring.ts";
+import { Doorbell, RingWriter } from "../op_ring.ts";
+import { type AnswerRingOffer, AnswerRingReader } from "../answer_ring.ts";
 import { serveInfer } from "./kserve_routes.ts";
 import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
 import type { TensorSignature } from "../sdk.ts";
@@ -128,9 +129,22 @@ let arena: TensorArena | undefined;
 let ring: RingWriter | undefined;
 /** Direct links to isolates: their answers to infer operations whose tensors lie in the arena. */
 const links = new Map<number, MessagePort>();
+/** Each link's answer ring (`answer_ring.ts`), which its isolate writes instead of posting on the port. */
+const answerRings = new Map<number, AnswerRingReader>();
+/** Rung by isolates that published answers in a ring of this thread while no drain was due. */
+let answerBell: Doorbell | undefined;
 
 function settle(id: number, value: { tensors: WireTensor[] }): void {
   take(id)?.resolve(value);
+}
+
+function settleAnswer(id: number, tensors: WireTensor[]): void {
+  take(id)?.resolve({ tensors });
+}
+
+/** Takes the answers isolates published in this thread's answer rings. */
+function drainAnswers(): void {
+  for (const ring of answerRings.values()) ring.drain(settleAnswer);
 }
 
 /**
@@ -562,13 +576,24 @@ function receive(op: ToThread): void {
     case "profiles":
       profiles = new Map(Object.entries(op.profiles));
       return;
-    case "link":
+    case "link": {
       links.set(op.link, op.port);
       op.port.onmessage = (event: MessageEvent<LinkReply>) => {
         for (const reply of event.data) settle(reply.id, reply);
       };
+      const ring = new AnswerRingReader();
+      answerRings.set(op.link, ring);
+      if (!answerBell) {
+        answerBell = new Doorbell();
+        answerBell.add(drainAnswers);
+      }
+      const offer: AnswerRingOffer = { k: "answer-ring", ring: ring.ring, bell: answerBell.buffer };
+      op.port.postMessage(offer);
       return;
+    }
     case "unlink":
+      answerRings.get(op.link)?.drain(settleAnswer);
+      answerRings.delete(op.link);
       links.get(op.link)?.close();
       links.delete(op.link);
       return;
@@ -657,5 +682,7 @@ self.addEventListener("error", (event) => {
 });
 
 scope.onmessage = (event) => {
+  // Answers an isolate published before the main thread wrote this come first (an isolate's failure after them, say).
+  drainAnswers();
   for (const op of event.data) receive(op);
 };
