@@ -93,6 +93,26 @@ export function ctcDecode(probs: Float32Array, steps: number, classes: number, d
 }
 
 /**
+ * The size of `quad`'s crop (before a vertical crop's quarter turn): as wide as its longer top or bottom edge and as
+ * high as its longer side edge, scaled down so that the recogniser's 48 px is reached straight (a taller line is
+ * warped to that height, not warped whole and then shrunk: the warp's cost goes with its output's pixels); vertical
+ * when at least 1.5 times as high as wide.
+ */
+function cropSize(quad: Quad): { width: number; height: number; vertical: boolean } {
+  const [p0, p1, p2, p3] = quad;
+  const dist = (a: readonly number[], b: readonly number[]) => Math.hypot(a[0] - b[0], a[1] - b[1]);
+  const fullWidth = Math.max(1, Math.round(Math.max(dist(p0, p1), dist(p2, p3))));
+  const fullHeight = Math.max(1, Math.round(Math.max(dist(p0, p3), dist(p1, p2))));
+  const vertical = fullHeight / fullWidth >= 1.5;
+  const scale = Math.min(1, inputHeight / (vertical ? fullWidth : fullHeight));
+  return {
+    width: Math.max(1, Math.round(fullWidth * scale)),
+    height: Math.max(1, Math.round(fullHeight * scale)),
+    vertical,
+  };
+}
+
+/**
  * Cuts a quadrilateral (clockwise from top-left) out of `image` as an upright
  * image: a perspective warp onto a rectangle as wide as its longer top or
  * bottom edge and as high as its longer side edge, bicubic, edges replicated.
@@ -111,16 +131,7 @@ export function cropQuad(cv: OpenCv, image: RgbaImage, quad: Quad): RgbaImage {
   const y0 = Math.max(0, Math.floor(Math.min(...ys)) - margin);
   const x1 = Math.min(image.width, Math.ceil(Math.max(...xs)) + margin + 1);
   const y1 = Math.min(image.height, Math.ceil(Math.max(...ys)) + margin + 1);
-  const [p0, p1, p2, p3] = quad;
-  const dist = (a: readonly number[], b: readonly number[]) => Math.hypot(a[0] - b[0], a[1] - b[1]);
-  const fullWidth = Math.max(1, Math.round(Math.max(dist(p0, p1), dist(p2, p3))));
-  const fullHeight = Math.max(1, Math.round(Math.max(dist(p0, p3), dist(p1, p2))));
-  const vertical = fullHeight / fullWidth >= 1.5;
-  // Recognition reads a line at 48 px high: a taller line is warped straight to that height, not warped whole and
-  // then shrunk (the warp's cost goes with its output's pixels).
-  const scale = Math.min(1, inputHeight / (vertical ? fullWidth : fullHeight));
-  const width = Math.max(1, Math.round(fullWidth * scale));
-  const height = Math.max(1, Math.round(fullHeight * scale));
+  const { width, height, vertical } = cropSize(quad);
   // RGB, not RGBA: OpenCV's bicubic warp takes a fifth less time on three channels, and gives the same values.
   const source = new cv.Mat(y1 - y0, x1 - x0, cv.CV_8UC3);
   // `Mat.data` is a getter that makes a new view on each read: read it once.
@@ -185,14 +196,7 @@ export interface GpuLine {
 
 /** {@link GpuLine} of `quad` (clockwise from top-left) in `image`: the geometry of {@link cropQuad}. */
 export function gpuLine(cv: OpenCv, image: RgbaImage, quad: Quad): GpuLine {
-  const [p0, p1, p2, p3] = quad;
-  const dist = (a: readonly number[], b: readonly number[]) => Math.hypot(a[0] - b[0], a[1] - b[1]);
-  const fullWidth = Math.max(1, Math.round(Math.max(dist(p0, p1), dist(p2, p3))));
-  const fullHeight = Math.max(1, Math.round(Math.max(dist(p0, p3), dist(p1, p2))));
-  const vertical = fullHeight / fullWidth >= 1.5;
-  const scale = Math.min(1, inputHeight / (vertical ? fullWidth : fullHeight));
-  const width = Math.max(1, Math.round(fullWidth * scale));
-  const height = Math.max(1, Math.round(fullHeight * scale));
+  const { width, height, vertical } = cropSize(quad);
   // Crop pixels → image pixels (OpenCV's inverse map of the warp onto the crop).
   const from = cv.matFromArray(4, 1, cv.CV_32FC2, [0, 0, width, 0, width, height, 0, height]);
   const to = cv.matFromArray(4, 1, cv.CV_32FC2, quad.flat());
