@@ -430,6 +430,18 @@ const tensorSpecSchema = z.object({
   shape: z.array(z.number().int().min(-1)),
 });
 
+/** What is wrong with a model that is neither a file nor a {@link ModelDeclaration}: the declaration's first problem. */
+function modelDeclarationProblem(issue: { input?: unknown; errors?: { path: PropertyKey[]; message: string }[][] }) {
+  if (typeof issue.input !== "object" || issue.input === null) {
+    return "must be a model file (a path or npm: specifier) or { file, outputs }";
+  }
+  const problem = issue.errors?.at(-1)?.[0];
+  if (!problem) return undefined;
+  const at = problem.path.map(String).join(".");
+  const message = problem.message.replace(/^Invalid input: /, "");
+  return at ? `${at}: ${message}` : message;
+}
+
 /** The options of a definition, with defaults; the runtime validates every module against it. */
 export const functionOptionsSchema = z.object({
   description: z.string().min(1),
@@ -449,7 +461,7 @@ export const functionOptionsSchema = z.object({
         ).refine((outputs) => Object.keys(outputs).length > 0, "Give at least one output, or leave out 'outputs'")
           .optional(),
       }),
-    ]),
+    ], { error: modelDeclarationProblem }),
   ).default({}),
   assets: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().min(1)).default({}),
   device: z.union([
@@ -581,11 +593,13 @@ function objectAt(path: readonly PropertyKey[]): z.ZodObject | undefined {
   let schema: unknown = functionDefinitionSchema;
   const unwrap = (s: unknown): unknown => {
     while (s instanceof z.ZodOptional || s instanceof z.ZodDefault || s instanceof z.ZodNullable) s = s.unwrap();
-    return s;
+    // A union of a value and an object (a model: a file, or a declaration): its object.
+    return s instanceof z.ZodUnion ? s.options.find((o) => o instanceof z.ZodObject) : s;
   };
   for (const key of path) {
     schema = unwrap(schema);
     if (schema instanceof z.ZodArray && typeof key === "number") schema = schema.element;
+    else if (schema instanceof z.ZodRecord) schema = schema.valueType;
     else if (schema instanceof z.ZodObject) schema = schema.shape[key as string];
     else return undefined;
   }

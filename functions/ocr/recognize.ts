@@ -92,6 +92,34 @@ export function ctcDecode(probs: Float32Array, steps: number, classes: number, d
   return { text, score: kept > 0 ? sum / kept : 0 };
 }
 
+/** The recogniser's output of each step's best class (ONNX `ArgMax` over the classes, int64), when declared. */
+export const bestClassOutput = "classes";
+/** The recogniser's output of each step's best probability (ONNX `ReduceMax` over the classes), when declared. */
+export const bestProbOutput = "probs";
+
+/**
+ * Greedy CTC decoding from each step's best class and its probability (the recogniser's CTC head, {@link
+ * bestClassOutput} and {@link bestProbOutput}): repeats collapsed, blanks dropped; the score is the mean probability
+ * of the characters kept. The same answer as {@link ctcDecode} over the whole output, whose arg-max (the first best
+ * class of a step) ONNX's `ArgMax` gives too.
+ */
+export function ctcDecodeBest(classes: BigInt64Array, probs: Float32Array, dictionary: string[]) {
+  let text = "";
+  let sum = 0;
+  let kept = 0;
+  let previous = -1;
+  for (let t = 0; t < classes.length; t++) {
+    const best = Number(classes[t]);
+    if (best !== 0 && best !== previous) {
+      text += dictionary[best] ?? "";
+      sum += probs[t];
+      kept++;
+    }
+    previous = best;
+  }
+  return { text, score: kept > 0 ? sum / kept : 0 };
+}
+
 /**
  * Cuts a quadrilateral (clockwise from top-left) out of `image` as an upright
  * image: a perspective warp onto a rectangle as wide as its longer top or
@@ -220,6 +248,18 @@ export async function recognizeLines(
     const results = await session.run({
       [session.inputNames[0]]: new Tensor("float32", input, [rows, 3, inputHeight, padded]),
     });
+    const best = results[bestClassOutput];
+    if (best) {
+      // The model declared with its CTC head (mod.ts): each step's best class and its probability.
+      const steps = best.dims[1];
+      const classes = best.data as BigInt64Array;
+      const probs = results[bestProbOutput].data as Float32Array;
+      batch.forEach((index, slot) => {
+        const at = slot * steps;
+        answers[index] = ctcDecodeBest(classes.subarray(at, at + steps), probs.subarray(at, at + steps), dictionary);
+      });
+      continue;
+    }
     const output = results[session.outputNames[0]];
     const [, steps, classes] = output.dims;
     const probs = output.data as Float32Array;

@@ -82,7 +82,9 @@ export async function appendOutputs(
   for (const [name, { op, of, axis = -1 }] of Object.entries(outputs)) {
     const source = own.get(of);
     if (!source) {
-      throw fail(`has no output '${of}' for output '${name}' (${op}) to reduce; its outputs: ${[...own.keys()].join(", ")}`);
+      throw fail(
+        `has no output '${of}' for output '${name}' (${op}) to reduce; its outputs: ${[...own.keys()].join(", ")}`,
+      );
     }
     if (taken.has(name)) throw fail(`already has a value named '${name}': name the ${op} output otherwise`);
     const tensor = source.type?.tensorType;
@@ -90,7 +92,9 @@ export async function appendOutputs(
     if (!tensor || !dims) throw fail(`output '${of}' has no tensor shape to reduce`);
     const rank = dims.length;
     if (axis < -rank || axis >= rank) {
-      throw fail(`output '${name}' reduces axis ${axis} of '${of}', which has ${rank} axes (from ${-rank} to ${rank - 1})`);
+      throw fail(
+        `output '${name}' reduces axis ${axis} of '${of}', which has ${rank} axes (from ${-rank} to ${rank - 1})`,
+      );
     }
     const at = axis < 0 ? rank + axis : axis;
     const node = onnx.NodeProto.create({ name: `isolane_${name}`, opType: op, input: [of], output: [name] });

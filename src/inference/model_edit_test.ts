@@ -127,7 +127,10 @@ Deno.test("appendOutputs: a bad edit fails with the function, the model and what
   const model = softmaxModel(9, 4);
   const names = { fn: "reader", model: "head" };
   const refused: [Parameters<typeof appendOutputs>[1], RegExp][] = [
-    [{ c: { op: "ArgMax", of: "logits" } }, /model 'head' has no output 'logits' for output 'c' \(ArgMax\).*outputs: probs/],
+    [
+      { c: { op: "ArgMax", of: "logits" } },
+      /model 'head' has no output 'logits' for output 'c' \(ArgMax\).*outputs: probs/,
+    ],
     [{ scaled: { op: "ArgMax", of: "probs" } }, /model 'head' already has a value named 'scaled'/],
     [{ x: { op: "ReduceMax", of: "probs" } }, /model 'head' already has a value named 'x'/],
     [{ c: { op: "ArgMax", of: "probs", axis: 3 } }, /output 'c' reduces axis 3 of 'probs', which has 3 axes/],
