@@ -55,7 +55,7 @@ async function tree(dir: string): Promise<Tree> {
 }
 const trees: Record<string, Tree> = { other: await tree(positionals[0]), this: await tree(root) };
 
-const sessions = openOcrCpuSessions();
+const sessions = await openOcrCpuSessions();
 const { assets } = sessions;
 let runMs = 0;
 const timed = (session: InferenceSession): InferenceSession =>
@@ -73,6 +73,8 @@ const timed = (session: InferenceSession): InferenceSession =>
   }) as InferenceSession;
 const det = timed(sessionFacade(sessions.det));
 const rec = timed(sessionFacade(sessions.rec));
+// A tree from before the recogniser's CTC head (functions/ocr/mod.ts) reads the whole output.
+const recPlain = timed(sessionFacade(sessions.recPlain));
 const cv = await loadOpenCv();
 const dictionary = trees.this.recognize.parseDictionary(await Deno.readTextFile(`${assets}/ppocr_keys_v1.txt`));
 
@@ -91,7 +93,8 @@ async function pipeline(t: Tree, bytes: Uint8Array) {
   ms.crops = performance.now() - start;
   runMs = 0;
   start = performance.now();
-  const read = await t.recognize.recognizeLines(rec, crops, dictionary, null);
+  const head = "ctcDecodeBest" in t.recognize;
+  const read = await t.recognize.recognizeLines(head ? rec : recPlain, crops, dictionary, null);
   ms["rec.cpu"] = performance.now() - start - runMs;
   ms.total = ms.decode + ms["det.cpu"] + ms.crops + ms["rec.cpu"];
   return { ms, lines: boxes.map((b, i) => ({ text: read[i].text.trim(), quad: b.quad })) };
