@@ -48,7 +48,7 @@ function instantiate(compiled: WebAssembly.Module) {
     objects.set(next, value);
     return next++;
   };
-  let exports: Exports;
+  // Read by the imports only while `decode` runs, after `exports` below is set.
   const bytes = () => new Uint8Array(exports.memory.buffer);
   // The glue's import names end in a hash of their signature: matched by what they start with.
   const byPrefix: [string, (...args: number[]) => unknown][] = [
@@ -75,7 +75,7 @@ function instantiate(compiled: WebAssembly.Module) {
     if (module !== "wbg" || !found) throw new Error(`Unknown import ${module}.${name} of the PNG decoder`);
     wbg[name] = found[1];
   }
-  exports = new WebAssembly.Instance(compiled, { wbg }).exports as unknown as Exports;
+  const exports = new WebAssembly.Instance(compiled, { wbg }).exports as unknown as Exports;
   return function decode(png: Uint8Array): RgbaImage {
     const ptr = exports.__wbindgen_malloc(png.length, 1);
     bytes().set(png, ptr);
