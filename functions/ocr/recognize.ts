@@ -24,8 +24,9 @@ export const recBatchSize = 6;
 export const gpuWidth = 960;
 /**
  * Lines per recognition run on a GPU lane. A run costs about the same at 1 or 2 lines (H200: 2×48×480 5.8 ms against
- * 1×48×960 6.5 ms, docs/gpu-results.md), while every line's output, 6,625 classes a step, is read back whole: 6 lines
- * at 960 px took 21 ms.
+ * 1×48×960 6.5 ms, docs/gpu-results.md), while every line's output, 6,625 classes a step, was read back whole: 6 lines
+ * at 960 px took 21 ms. With the CTC head (mod.ts) only each step's best class and probability come back; whether
+ * larger batches now pay is not measured yet.
  */
 export const gpuBatchSize = 4;
 /** The widths GPU lanes run lines at are multiples of this. */
