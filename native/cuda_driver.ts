@@ -66,6 +66,9 @@ const symbols = {
     parameters: ["u64", "u64", "usize", "u64"],
     result: "i32",
   },
+  // Copies within device memory (a lane's device tensors into a session's bound inputs; letterboxing).
+  cuMemcpyDtoDAsync_v2: { parameters: ["u64", "u64", "usize", "u64"], result: "i32" },
+  cuMemcpy2DAsync_v2: { parameters: ["buffer", "u64"], result: "i32" },
   cuMemAlloc_v2: { parameters: ["buffer", "usize"], result: "i32" },
   cuMemFree_v2: { parameters: ["u64"], result: "i32" },
   cuMemHostGetDevicePointer_v2: { parameters: ["buffer", "u64", "u32"], result: "i32" },
@@ -362,6 +365,33 @@ export class CudaDriver {
   /** Copies `bytes` of device memory to host memory at `dst` (pinned: asynchronous) on `stream`. */
   copyToHostAt(dst: bigint, src: bigint, bytes: number, stream: bigint): void {
     this.#check("cuMemcpyDtoHAsync", this.#s.cuMemcpyDtoHAsyncToAddress(dst, src, BigInt(bytes), stream));
+  }
+
+  /** Queues a copy of `bytes` from device memory at `src` to device memory at `dst` on `stream`. */
+  copyOnDevice(dst: bigint, src: bigint, bytes: number, stream: bigint): void {
+    this.#check("cuMemcpyDtoDAsync", this.#s.cuMemcpyDtoDAsync_v2(dst, src, BigInt(bytes), stream));
+  }
+
+  /**
+   * Queues a copy of `height` rows of `widthBytes` each, from device memory at `src` (rows `srcPitch` bytes apart) to
+   * device memory at `dst` (rows `dstPitch` bytes apart), on `stream` (`cuMemcpy2DAsync`; its `CUDA_MEMCPY2D` is
+   * 128 bytes on 64-bit hosts: cuda.h).
+   */
+  copy2DOnDevice(
+    copy: { dst: bigint; dstPitch: number; src: bigint; srcPitch: number; widthBytes: number; height: number },
+    stream: bigint,
+  ): void {
+    const params = new DataView(new ArrayBuffer(128));
+    const device = 2; // CU_MEMORYTYPE_DEVICE
+    params.setUint32(16, device, true); // srcMemoryType
+    params.setBigUint64(32, copy.src, true); // srcDevice
+    params.setBigUint64(48, BigInt(copy.srcPitch), true);
+    params.setUint32(72, device, true); // dstMemoryType
+    params.setBigUint64(88, copy.dst, true); // dstDevice
+    params.setBigUint64(104, BigInt(copy.dstPitch), true);
+    params.setBigUint64(112, BigInt(copy.widthBytes), true); // WidthInBytes
+    params.setBigUint64(120, BigInt(copy.height), true); // Height
+    this.#check("cuMemcpy2DAsync", this.#s.cuMemcpy2DAsync_v2(new Uint8Array(params.buffer), stream));
   }
 
   /** Allocates device memory in the current context (`cuMemAlloc`), not ordered on any stream. */

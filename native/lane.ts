@@ -109,6 +109,7 @@ export class Lane implements Disposable {
     download(dst: ArrayBufferView, src: bigint): void;
     uploadFrom(dst: bigint, src: bigint, bytes: number): void;
     downloadTo(dst: bigint, src: bigint, bytes: number): void;
+    copyOnDevice(dst: bigint, src: bigint, bytes: number): void;
     synchronize(): void;
   } {
     const { driver, stream } = this;
@@ -122,6 +123,7 @@ export class Lane implements Disposable {
       },
       uploadFrom: (dst, src, bytes) => driver.copyToDeviceFrom(dst, src, bytes, stream),
       downloadTo: (dst, src, bytes) => driver.copyToHostAt(dst, src, bytes, stream),
+      copyOnDevice: (dst, src, bytes) => driver.copyOnDevice(dst, src, bytes, stream),
       synchronize: () => driver.streamSynchronize(stream),
     };
   }

@@ -15,7 +15,7 @@ export {
 } from "./cuda_driver.ts";
 export { CudaError } from "./cuda_error.ts";
 export { type Binding, hex, Lane } from "./lane.ts";
-export { Kernels, kernelsPtxUrl, type ResizeNormalizeOptions, type RgbaImage } from "./kernels.ts";
+export { Kernels, kernelsPtxUrl, type ResizeNormalizeOptions, type RgbaImage, type WarpOptions } from "./kernels.ts";
 export { type DeviceMemory, Nvml } from "./nvml.ts";
 export { DeviceMemoryHolder } from "./held_memory.ts";
 export { discoverDevices, type GpuInventory, probeLibrary, tensorRtLibrary } from "./devices.ts";

@@ -135,6 +135,7 @@ function hostMem(): Mem {
       download: (dst, src) => void libc.symbols.copyOut(viewBytes(dst), src, BigInt(dst.byteLength)),
       uploadFrom: (dst, src, bytes) => void libc.symbols.copy(dst, src, BigInt(bytes)),
       downloadTo: (dst, src, bytes) => void libc.symbols.copy(dst, src, BigInt(bytes)),
+      copyOnDevice: (dst, src, bytes) => void libc.symbols.copy(dst, src, BigInt(bytes)),
       synchronize: () => {},
     },
     deviceName: "Cpu",

@@ -20,7 +20,8 @@
 import { z } from "zod";
 import type { InferenceSession, Tensor } from "onnxruntime-common";
 // Types only: the SDK loads nothing of the native layer.
-import type { ResizeNormalizeOptions, RgbaImage } from "../native/kernels.ts";
+import type { ResizeNormalizeOptions, RgbaImage, WarpOptions } from "../native/kernels.ts";
+import type { DeviceTensor } from "../native/ort/device_tensor.ts";
 
 export { z };
 export { Tensor } from "onnxruntime-common";
@@ -92,7 +93,8 @@ export interface FunctionPermissions {
   write?: string[];
 }
 
-export type { ResizeNormalizeOptions, RgbaImage };
+export type { ResizeNormalizeOptions, RgbaImage, WarpOptions };
+export type { DeviceTensor };
 
 /** A GPU lane: the device, context and stream an isolate owns, and isolane's kernels on it. `null` on a CPU lane. */
 export interface GpuLane {
@@ -104,8 +106,40 @@ export interface GpuLane {
   readonly stream: string;
   /** What the calling thread has current now, and whether it is this lane's primary context. */
   binding(): { current: string; device: number; primary: boolean };
-  /** Resize and normalise on the GPU, on the lane's stream. */
+  /**
+   * Resizes a region of an RGBA image and normalises it on the GPU, on the lane's stream: `(v / 255 - mean[c]) /
+   * std[c]`, NCHW, BGR, float32 (`[3, height, width]` values), read back into host memory.
+   */
   resizeNormalize(image: RgbaImage, options: ResizeNormalizeOptions): Float32Array;
+  /**
+   * {@link resizeNormalize}, leaving the tensor on the device for a model of this function to read: pass it to
+   * `models.x.run({ input: tensor })` like a `Tensor` (the run copies it on the device; nothing crosses to the
+   * host). Shape `[1, 3, height, width]`, or with `canvas` `[1, 3, canvas.height, canvas.width]`, the image's part at
+   * the top left and zeros around it (a letterbox, so that a model sees few input shapes). It holds device memory
+   * until `dispose()` (or `using`); feeding it to a run after that, or to another lane's model, throws.
+   * @throws {RangeError} when `canvas` is smaller than `width` × `height`.
+   * @example
+   * ```ts
+   * using input = gpu.resizeNormalizeToDevice(image, { region, width: 640, height: 160, mean, std,
+   *   canvas: { width: 640, height: 320 } });
+   * const out = await models.det.run({ x: input as unknown as Tensor });
+   * ```
+   */
+  resizeNormalizeToDevice(
+    image: RgbaImage,
+    options: ResizeNormalizeOptions & { canvas?: { width: number; height: number } },
+  ): DeviceTensor;
+  /**
+   * Cuts perspective crops of an image into one batch on the device, `[rows, 3, height, width]` float32, BGR,
+   * normalised as {@link resizeNormalize}: row z's output pixel (x, y) reads the image at `crops[z].transform` ×
+   * (x, y, 1) (3×3, row by row, output pixels to image pixels: OpenCV's `warpPerspective` with `WARP_INVERSE_MAP`),
+   * bicubic (`INTER_CUBIC`), edges replicated; columns from `crops[z].width` on, and rows past the crops, are zeros.
+   * A batch of text lines for a recogniser, say, with no trip through host memory. Dispose it like
+   * {@link resizeNormalizeToDevice}'s.
+   * @throws {RangeError} for fewer rows than crops, a transform that is not 9 finite numbers, or a crop wider than
+   * `width`.
+   */
+  warpPerspectiveToDevice(image: RgbaImage, options: WarpOptions): DeviceTensor;
   /** Kernel launches and copies by stream handle, counted by the runtime. */
   streamUse(): Record<string, number>;
   /** Free and total memory of the lane's device. */

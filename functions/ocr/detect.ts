@@ -9,7 +9,7 @@
 import type { GpuLane, InferenceSession } from "isolane";
 import { Tensor } from "isolane";
 import ClipperLib from "clipper-lib";
-import { padTo, resizeNormalize, type RgbaImage } from "./image.ts";
+import { resizeNormalize, type RgbaImage } from "./image.ts";
 import type { OpenCv } from "./opencv.ts";
 
 const mean = [0.485, 0.456, 0.406];
@@ -251,12 +251,12 @@ export async function detectText(
   // On a GPU lane, pre-processing runs as isolane's kernel on the lane's stream (same result up to float32
   // rounding), and the input is letterboxed into one of a few canvases (see `gpuCanvasStep`).
   const canvas = gpu ? gpuCanvasFor(size) : size;
-  const input = gpu
-    ? padTo(gpu.resizeNormalize(image, { region, ...size, mean, std }), size, canvas)
-    : resizeNormalize(image, region, { ...size, mean, std });
-  const results = await session.run({
-    [session.inputNames[0]]: new Tensor("float32", input, [1, 3, canvas.height, canvas.width]),
-  });
+  // On a GPU lane the tensor stays on the device from the kernel to the run: only the RGBA image crosses.
+  using onDevice = gpu?.resizeNormalizeToDevice(image, { region, ...size, mean, std, canvas });
+  const input = onDevice
+    ? onDevice as unknown as Tensor
+    : new Tensor("float32", resizeNormalize(image, region, { ...size, mean, std }), [1, 3, size.height, size.width]);
+  const results = await session.run({ [session.inputNames[0]]: input });
   const output = results[session.outputNames[0]].data as Float32Array;
   // Only the image's part of the canvas can hold text: post-process that.
   const map = canvas.width === size.width ? output : new Float32Array(size.width * size.height);

@@ -11,7 +11,15 @@ import { Buffer } from "node:buffer";
 import { defineFunction, type FunctionContext, type InferenceSession, InputError, Tensor, z } from "isolane";
 import { decodeImage, type RgbaImage, UnusableImage } from "./image.ts";
 import { detectText, gpuCanvas, type Quad } from "./detect.ts";
-import { bestClassOutput, bestProbOutput, cropQuad, gpuWidth, parseDictionary, recognizeLines } from "./recognize.ts";
+import {
+  bestClassOutput,
+  bestProbOutput,
+  cropQuad,
+  gpuLine,
+  gpuWidth,
+  parseDictionary,
+  recognizeLines,
+} from "./recognize.ts";
 import { loadOpenCv } from "./opencv.ts";
 import { type JpegDecoder, loadJpegDecoder } from "./jpeg_wasm.ts";
 import { loadPngDecoder, type PngDecoder } from "./png_wasm.ts";
@@ -108,7 +116,8 @@ async function readImage(
   const { cv, dictionary } = state;
   const boxes = await detectText(models.det, cv, decoded, gpu);
   signal.throwIfAborted();
-  const crops = boxes.map((box) => cropQuad(cv, decoded, box.quad));
+  // On a GPU lane each line is cut, turned and resized on the device by isolane's warp kernel; on the CPU by OpenCV.
+  const crops = boxes.map((box) => gpu ? gpuLine(cv, decoded, box.quad) : cropQuad(cv, decoded, box.quad));
   const read = await recognizeLines(models.rec, crops, dictionary, gpu);
   const lines = [];
   for (const [i, box] of boxes.entries()) {

@@ -198,6 +198,59 @@ export function cropQuad(cv: OpenCv, image: RgbaImage, quad: Quad): RgbaImage {
 }
 
 /**
+ * A text line for a GPU lane: where {@link cropQuad}'s crop, turned for vertical text and resized to the recogniser's
+ * 48 px (`resizeNormalize`'s half-pixel centres), reads `image`, as one 3×3 transform from the line's pixels to the
+ * image's, for isolane's warp kernel (`gpu.warpPerspectiveToDevice`): the crop is never cut on the CPU and the line
+ * never crosses to the host. One bicubic sampling instead of the CPU path's two (the warp, then the resize): the same
+ * pixels where the crop is warped straight to 48 px high, a smoother upscale for lines below that.
+ */
+export interface GpuLine {
+  image: RgbaImage;
+  /** The line's width at 48 px high. */
+  width: number;
+  /** Line pixels (x, y, 1) → image pixels, row by row. */
+  transform: number[];
+}
+
+/** {@link GpuLine} of `quad` (clockwise from top-left) in `image`: the geometry of {@link cropQuad}. */
+export function gpuLine(cv: OpenCv, image: RgbaImage, quad: Quad): GpuLine {
+  const [p0, p1, p2, p3] = quad;
+  const dist = (a: readonly number[], b: readonly number[]) => Math.hypot(a[0] - b[0], a[1] - b[1]);
+  const fullWidth = Math.max(1, Math.round(Math.max(dist(p0, p1), dist(p2, p3))));
+  const fullHeight = Math.max(1, Math.round(Math.max(dist(p0, p3), dist(p1, p2))));
+  const vertical = fullHeight / fullWidth >= 1.5;
+  const scale = Math.min(1, inputHeight / (vertical ? fullWidth : fullHeight));
+  const width = Math.max(1, Math.round(fullWidth * scale));
+  const height = Math.max(1, Math.round(fullHeight * scale));
+  // Crop pixels → image pixels (OpenCV's inverse map of the warp onto the crop).
+  const from = cv.matFromArray(4, 1, cv.CV_32FC2, [0, 0, width, 0, width, height, 0, height]);
+  const to = cv.matFromArray(4, 1, cv.CV_32FC2, quad.flat());
+  const m = cv.getPerspectiveTransform(from, to);
+  const crop = Array.from(m.data64F as Float64Array);
+  m.delete();
+  to.delete();
+  from.delete();
+  // The turned crop's pixels → the crop's (`cv.ROTATE_90_COUNTERCLOCKWISE`: x = width - 1 - y', y = x').
+  const [turnedWidth, turnedHeight] = vertical ? [height, width] : [width, height];
+  const turn = vertical ? [0, -1, width - 1, 1, 0, 0, 0, 0, 1] : [1, 0, 0, 0, 1, 0, 0, 0, 1];
+  const lineWidth = Math.min(maxWidth, Math.max(16, Math.ceil((inputHeight * turnedWidth) / turnedHeight)));
+  // The line's pixels → the turned crop's (the resize, half-pixel centres).
+  const sx = turnedWidth / lineWidth;
+  const sy = turnedHeight / inputHeight;
+  const resize = [sx, 0, 0.5 * sx - 0.5, 0, sy, 0.5 * sy - 0.5, 0, 0, 1];
+  return { image, width: lineWidth, transform: times(crop, times(turn, resize)) };
+}
+
+/** The product of two 3×3 matrices, row by row. */
+function times(a: readonly number[], b: readonly number[]): number[] {
+  const out = new Array<number>(9);
+  for (let r = 0; r < 3; r++) {
+    for (let c = 0; c < 3; c++) out[r * 3 + c] = a[r * 3] * b[c] + a[r * 3 + 1] * b[3 + c] + a[r * 3 + 2] * b[6 + c];
+  }
+  return out;
+}
+
+/**
  * Reads the text of upright line images (see `cropQuad`), in the order of
  * `images`. On the CPU as PaddleOCR's `TextRecognizer` does: lines sorted by
  * aspect ratio, {@link recBatchSize} a run (fewer for lines wider than 3,200 px), each batch as wide as its widest
@@ -207,12 +260,14 @@ export function cropQuad(cv: OpenCv, image: RgbaImage, quad: Quad): RgbaImage {
  */
 export async function recognizeLines(
   session: InferenceSession,
-  images: RgbaImage[],
+  images: readonly (RgbaImage | GpuLine)[],
   dictionary: string[],
   gpu: GpuLane | null,
 ): Promise<{ text: string; score: number }[]> {
-  const widthOf = (image: RgbaImage) =>
-    Math.min(maxWidth, Math.max(16, Math.ceil((inputHeight * image.width) / image.height)));
+  const widthOf = (image: RgbaImage | GpuLine) =>
+    "transform" in image
+      ? image.width
+      : Math.min(maxWidth, Math.max(16, Math.ceil((inputHeight * image.width) / image.height)));
   const gpuPadded = (width: number) => Math.min(maxWidth, Math.ceil(width / gpuWidthStep) * gpuWidthStep);
   const batchSize = gpu ? gpuBatchSize : recBatchSize;
   const order = images.map((_, i) => i).sort((a, b) => widthOf(images[a]) - widthOf(images[b]));
@@ -231,23 +286,43 @@ export async function recognizeLines(
     const plane = 3 * inputHeight * padded;
     // GPU lanes: a batch of 3 runs as 4 (a zero image in the last row), so that there are three batch sizes.
     const rows = gpu ? (batch.length <= 2 ? batch.length : gpuBatchSize) : batch.length;
-    const input = new Float32Array(rows * plane);
-    batch.forEach((index, slot) => {
-      const image = images[index];
-      const width = widthOf(image);
-      const region = { x: 0, y: 0, width: image.width, height: image.height };
-      const size = { width, height: inputHeight, mean: half, std: half };
-      if (gpu) {
-        const resized = gpu.resizeNormalize(image, { region, ...size });
-        input.set(padTo(resized, { width, height: inputHeight }, { width: padded, height: inputHeight }), slot * plane);
-      } else {
-        // Straight into the batch, whose padding stays zero.
-        const target = { tensor: input, offset: slot * plane, rowStride: padded, planeStride: inputHeight * padded };
-        resizeNormalize(image, region, size, target);
-      }
-    });
+    const lines = batch.map((index) => images[index]);
+    // Lines given as transforms (`gpuLine`): the batch is warped on the device and read there by the run.
+    using onDevice = gpu && lines.every((line) => "transform" in line)
+      ? gpu.warpPerspectiveToDevice((lines[0] as GpuLine).image, {
+        crops: (lines as GpuLine[]).map(({ transform, width }) => ({ transform, width })),
+        width: padded,
+        height: inputHeight,
+        rows,
+        mean: half,
+        std: half,
+      })
+      : undefined;
+    const input = new Float32Array(onDevice ? 0 : rows * plane);
+    if (!onDevice) {
+      batch.forEach((index, slot) => {
+        const image = images[index];
+        if ("transform" in image) throw new TypeError("a GpuLine needs a GPU lane");
+        const width = widthOf(image);
+        const region = { x: 0, y: 0, width: image.width, height: image.height };
+        const size = { width, height: inputHeight, mean: half, std: half };
+        if (gpu) {
+          const resized = gpu.resizeNormalize(image, { region, ...size });
+          input.set(
+            padTo(resized, { width, height: inputHeight }, { width: padded, height: inputHeight }),
+            slot * plane,
+          );
+        } else {
+          // Straight into the batch, whose padding stays zero.
+          const target = { tensor: input, offset: slot * plane, rowStride: padded, planeStride: inputHeight * padded };
+          resizeNormalize(image, region, size, target);
+        }
+      });
+    }
     const results = await session.run({
-      [session.inputNames[0]]: new Tensor("float32", input, [rows, 3, inputHeight, padded]),
+      [session.inputNames[0]]: onDevice
+        ? onDevice as unknown as Tensor
+        : new Tensor("float32", input, [rows, 3, inputHeight, padded]),
     });
     const best = results[bestClassOutput];
     if (best) {

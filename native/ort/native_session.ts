@@ -30,6 +30,7 @@ import {
 } from "./ort.ts";
 import { cpuComputeNodes, type Placement, probePlacement } from "./placement.ts";
 import type { PinnedArena } from "./pinned_arena.ts";
+import { DeviceTensor, DeviceTensorError, deviceTensorMemory } from "./device_tensor.ts";
 
 /** The path of onnxruntime-node's `libonnxruntime.so.1` under a `node_modules` folder. */
 export function ortLibraryPath(nodeModules: string): string {
@@ -64,6 +65,8 @@ export interface DeviceMemory {
   downloadTo?(dst: bigint, src: bigint, bytes: number): void;
   /** Waits until the stream's work is done (`staging: "lane"`). */
   synchronize?(): void;
+  /** Queues a copy of `bytes` from device memory at `src` to `dst` on the stream (device tensors as feeds). */
+  copyOnDevice?(dst: bigint, src: bigint, bytes: number): void;
 }
 
 /** An input of {@link NativeSession.runStaged}: its name, element type and shape; its bytes come from `fill`. */
@@ -252,6 +255,8 @@ interface Parts {
   nonblocking: boolean;
   device: DeviceMemory | undefined;
   arena: PinnedArena | undefined;
+  /** The stream ORT's kernels run on (a lane's), which device tensors fed to a run must have been made on. */
+  stream: bigint | undefined;
 }
 
 /**
@@ -274,6 +279,8 @@ interface LaneFeed {
   bytes: number;
   /** Puts the input's bytes in pinned memory; their address. */
   stage(): bigint;
+  /** A device tensor's address: the input is copied from there on the device instead ({@link DeviceTensor}). */
+  device?: bigint;
 }
 
 /** How ORT refuses a pre-allocated output of the wrong shape (1.29: "... pre-allocated output OrtValues ..."; older: "re-use buffer"). */
@@ -324,6 +331,7 @@ export class NativeSession {
   readonly #inflight = new Map<Promise<unknown>, RunOptions>();
   /** `runStaged`: the arena, with a slot per input and output name. */
   readonly #arena: PinnedArena | undefined;
+  readonly #stream: bigint | undefined;
   #released = false;
 
   private constructor(parts: Parts) {
@@ -340,6 +348,7 @@ export class NativeSession {
     this.#laneMemory = parts.memory.lane;
     this.#pinned = parts.pinned;
     this.#arena = parts.arena;
+    this.#stream = parts.stream;
     this.placement = parts.placement;
     this.inputMetadata = parts.session.inputs.map(metadata);
     this.outputMetadata = parts.session.outputs.map(metadata);
@@ -457,6 +466,7 @@ export class NativeSession {
         nonblocking: options.nonblocking ?? false,
         device: options.device,
         arena: lane ? options.arena : undefined,
+        stream: options.stream,
       });
     } catch (error) {
       for (const handle of created.reverse()) handle[Symbol.dispose]();
@@ -505,6 +515,16 @@ export class NativeSession {
    */
   run(feeds: Record<string, Tensor>, options: NativeRunOptions = {}): Promise<Record<string, Tensor>> {
     if (options.signal?.aborted) return Promise.reject(new RunAbortedError(options.signal.reason));
+    if (!this.#laneMemory || !this.#device?.copyOnDevice) {
+      const onDevice = Object.keys(feeds).find((name) => (feeds[name] as unknown) instanceof DeviceTensor);
+      if (onDevice !== undefined) {
+        return Promise.reject(
+          new DeviceTensorError(
+            `Input '${onDevice}': a device tensor can only feed a model on a CUDA lane (this session reads host memory)`,
+          ),
+        );
+      }
+    }
     if (!this.#binding || !this.#nonblocking) return this.#run(feeds, options);
     // One binding and one set of staging buffers: bound runs take turns.
     const turn = this.#turn.then(() => this.#run(feeds, options));
@@ -575,6 +595,13 @@ export class NativeSession {
   #laneFeeds(feeds: Record<string, Tensor>): LaneFeed[] {
     return Object.entries(feeds).map(([name, tensor]) => {
       const type = checkedType(name, tensor.type);
+      if ((tensor as unknown) instanceof DeviceTensor) {
+        const { address, bytes } = deviceTensorMemory(tensor as unknown as DeviceTensor, this.#stream, name);
+        const stage = (): bigint => {
+          throw new DeviceTensorError(`Input '${name}': a device tensor is copied on the device, never staged`);
+        };
+        return { name, type, dims: tensor.dims, bytes, device: address, stage };
+      }
       const data = tensor.data as ArrayBufferView;
       return { name, type, dims: tensor.dims, bytes: data.byteLength, stage: () => this.#stageHost(name, data) };
     });
@@ -753,6 +780,10 @@ export class NativeSession {
 
   /** Lane staging: the input's bytes into pinned memory, and their copy to `address` queued on the stream. */
   #stageIn(feed: LaneFeed, address: bigint): void {
+    if (feed.device !== undefined) {
+      if (feed.bytes > 0) this.#device!.copyOnDevice!(address, feed.device, feed.bytes);
+      return;
+    }
     const source = feed.stage();
     if (feed.bytes > 0) (this.#device as LaneDeviceMemory).uploadFrom(address, source, feed.bytes);
   }

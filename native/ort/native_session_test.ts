@@ -20,6 +20,7 @@ import {
   toHalf,
   writeTempModel,
 } from "./test_models.ts";
+import { DeviceTensor, DeviceTensorError } from "./device_tensor.ts";
 
 const libraryPath = ortLibraryPath(fileURLToPath(new URL("../../node_modules", import.meta.url)));
 const mlpPath = fileURLToPath(new URL("../../functions/mlp/mlp.onnx", import.meta.url));
@@ -60,6 +61,7 @@ function hostMemory(): { pinned: PinnedHostMemory; device: Required<DeviceMemory
       download: (dst, src) => void libc.symbols.copyOut(bytesOf(dst), src, BigInt(dst.byteLength)),
       uploadFrom: (dst, src, bytes) => void libc.symbols.copy(dst, src, BigInt(bytes)),
       downloadTo: (dst, src, bytes) => void libc.symbols.copy(dst, src, BigInt(bytes)),
+      copyOnDevice: (dst, src, bytes) => void libc.symbols.copy(dst, src, BigInt(bytes)),
       synchronize: () => {},
     },
   };
@@ -313,6 +315,58 @@ Deno.test("freeDimensions: ORT plans the session for the given size of a symboli
     await session.release();
     await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
   }
+});
+
+Deno.test("a device tensor feeds a lane-staged run by a copy on the device, and is refused where it cannot be read", async () => {
+  const memory = hostMemory();
+  const stream = 7n;
+  let copiesOnDevice = 0;
+  const copy = memory.device.copyOnDevice;
+  memory.device.copyOnDevice = (dst, src, bytes) => {
+    copiesOnDevice++;
+    copy(dst, src, bytes);
+  };
+  const plain = NativeSession.create(env, mlpPath, { provider: "cpu", ioBinding: false });
+  const lane = NativeSession.create(env, mlpPath, { provider: "cpu", staging: "lane", stream, ...memory });
+  // A "device" tensor over the stand-in device memory, as a lane's kernels make one.
+  const onDevice = (x: Tensor, on = stream) => {
+    const bytes = (x.data as Float32Array).byteLength;
+    const address = memory.device.alloc(bytes);
+    memory.device.upload(address, x.data as Float32Array);
+    return new DeviceTensor("float32", x.dims, 0, { address, bytes, stream: on, free: memory.device.free });
+  };
+  try {
+    for (const [i, n] of [3, 3, 5].entries()) {
+      const x = rows(n, 4, i);
+      using input = onDevice(x);
+      const expected = (await plain.run({ x })).y;
+      const got = (await lane.run({ x: input as unknown as Tensor })).y;
+      assert.deepEqual(got.dims, expected.dims);
+      assert.deepEqual(Array.from(got.data as Float32Array), Array.from(expected.data as Float32Array), `batch ${n}`);
+    }
+    assert.equal(copiesOnDevice, 3, "each run copied its input on the device");
+    const disposed = onDevice(rows(2, 4, 9));
+    disposed.dispose();
+    assert.equal(disposed.disposed, true);
+    await assert.rejects(
+      lane.run({ x: disposed as unknown as Tensor }),
+      (e: Error) => e instanceof DeviceTensorError && /disposed before this run/.test(e.message),
+    );
+    using other = onDevice(rows(2, 4, 9), 8n);
+    await assert.rejects(
+      lane.run({ x: other as unknown as Tensor }),
+      (e: Error) => e instanceof DeviceTensorError && /lane that made it/.test(e.message),
+    );
+    using any = onDevice(rows(2, 4, 9));
+    await assert.rejects(
+      plain.run({ x: any as unknown as Tensor }),
+      (e: Error) => e instanceof DeviceTensorError && /reads host memory/.test(e.message),
+    );
+  } finally {
+    await lane.release();
+    await plain.release();
+  }
+  assert.equal(memory.live.size, 0, "every device tensor, staging and device buffer is freed");
 });
 
 Deno.test("native_session_test: the environment reference of this file is released", () => {

@@ -43,6 +43,8 @@ export async function openGpuLane(
     stream: hex(lane.stream),
     binding: () => lane.binding(),
     resizeNormalize: (image, options) => kernels.resizeNormalize(image, { ...options }),
+    resizeNormalizeToDevice: (image, options) => kernels.resizeNormalizeToDevice(image, { ...options }),
+    warpPerspectiveToDevice: (image, options) => kernels.warpPerspectiveToDevice(image, { ...options }),
     streamUse: () => Object.fromEntries(kernels.streamUse),
     memory: () => lane.memory(),
   };
