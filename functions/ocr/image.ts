@@ -1,6 +1,6 @@
 /**
- * Image decoding (PNG by pngjs; JPEG by mozjpeg in WebAssembly, `jpeg_wasm.ts`,
- * or jpeg-js), checked
+ * Image decoding (PNG by the `png` crate in WebAssembly, `png_wasm.ts`, or
+ * pngjs; JPEG by mozjpeg in WebAssembly, `jpeg_wasm.ts`, or jpeg-js), checked
  * against limits from the header before any pixel is decoded, composited onto
  * white and turned upright by its EXIF orientation; and the resize-and-normalise
  * step that turns a region of an image into an NCHW float32 tensor, as
@@ -18,6 +18,7 @@ import pngjs from "pngjs";
 import jpeg from "jpeg-js";
 import { imageSize } from "image-size";
 import type { JpegDecoder } from "./jpeg_wasm.ts";
+import type { PngDecoder } from "./png_wasm.ts";
 
 /** An RGBA image, 8 bits a channel. */
 export interface RgbaImage {
@@ -49,6 +50,8 @@ export interface ImageLimits {
   maxPixels: number;
   /** mozjpeg in WebAssembly (`jpeg_wasm.ts`), tried before jpeg-js when given. */
   jpeg?: JpegDecoder;
+  /** The `png` crate in WebAssembly (`png_wasm.ts`), tried before pngjs when given. */
+  png?: PngDecoder;
 }
 
 /** Why an image cannot be used, for the caller (the handler maps it to 400). */
@@ -136,12 +139,8 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
   let image: RgbaImage;
   try {
     if (header.type === "png") {
-      const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      image = {
-        width: png.width,
-        height: png.height,
-        data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length),
-      };
+      // A PNG the WebAssembly decoder cannot decode goes to pngjs as well, whose message the client gets if it fails too.
+      image = wasmPng(bytes, pixels, limits.png) ?? jsPng(bytes);
     } else {
       // A JPEG mozjpeg cannot decode goes to jpeg-js as well, whose message the client gets if it fails too.
       image = wasmJpeg(bytes, pixels, limits.jpeg) ?? jsJpeg(bytes);
@@ -161,6 +160,24 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
   }
   compositeOnWhite(image);
   return orient(image, header.orientation);
+}
+
+/** Decodes a PNG with the `png` crate in WebAssembly, if it is given and takes it; `undefined` otherwise or when it fails. */
+function wasmPng(bytes: Uint8Array, pixels: number, decoder: PngDecoder | undefined): RgbaImage | undefined {
+  try {
+    return decoder?.decode(bytes, pixels);
+  } catch {
+    return undefined;
+  }
+}
+
+function jsPng(bytes: Uint8Array): RgbaImage {
+  const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  return {
+    width: png.width,
+    height: png.height,
+    data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length),
+  };
 }
 
 /** Decodes a JPEG with mozjpeg, if it is given and takes it; `undefined` otherwise or when it fails. */

@@ -24,8 +24,9 @@ export const recBatchSize = 6;
 export const gpuWidth = 960;
 /**
  * Lines per recognition run on a GPU lane. A run costs about the same at 1 or 2 lines (H200: 2×48×480 5.8 ms against
- * 1×48×960 6.5 ms, docs/gpu-results.md), while every line's output, 6,625 classes a step, is read back whole: 6 lines
- * at 960 px took 21 ms.
+ * 1×48×960 6.5 ms, docs/gpu-results.md), while every line's output, 6,625 classes a step, was read back whole: 6 lines
+ * at 960 px took 21 ms. With the CTC head (mod.ts) only each step's best class and probability come back; whether
+ * larger batches now pay is not measured yet.
  */
 export const gpuBatchSize = 4;
 /** The widths GPU lanes run lines at are multiples of this. */
@@ -85,6 +86,34 @@ export function ctcDecode(probs: Float32Array, steps: number, classes: number, d
     if (best !== 0 && best !== previous) {
       text += dictionary[best] ?? "";
       sum += bestP;
+      kept++;
+    }
+    previous = best;
+  }
+  return { text, score: kept > 0 ? sum / kept : 0 };
+}
+
+/** The recogniser's output of each step's best class (ONNX `ArgMax` over the classes, int64), when declared. */
+export const bestClassOutput = "classes";
+/** The recogniser's output of each step's best probability (ONNX `ReduceMax` over the classes), when declared. */
+export const bestProbOutput = "probs";
+
+/**
+ * Greedy CTC decoding from each step's best class and its probability (the recogniser's CTC head, {@link
+ * bestClassOutput} and {@link bestProbOutput}): repeats collapsed, blanks dropped; the score is the mean probability
+ * of the characters kept. The same answer as {@link ctcDecode} over the whole output, whose arg-max (the first best
+ * class of a step) ONNX's `ArgMax` gives too.
+ */
+export function ctcDecodeBest(classes: BigInt64Array, probs: Float32Array, dictionary: string[]) {
+  let text = "";
+  let sum = 0;
+  let kept = 0;
+  let previous = -1;
+  for (let t = 0; t < classes.length; t++) {
+    const best = Number(classes[t]);
+    if (best !== 0 && best !== previous) {
+      text += dictionary[best] ?? "";
+      sum += probs[t];
       kept++;
     }
     previous = best;
@@ -299,6 +328,18 @@ export async function recognizeLines(
         ? onDevice as unknown as Tensor
         : new Tensor("float32", input, [rows, 3, inputHeight, padded]),
     });
+    const best = results[bestClassOutput];
+    if (best) {
+      // The model declared with its CTC head (mod.ts): each step's best class and its probability.
+      const steps = best.dims[1];
+      const classes = best.data as BigInt64Array;
+      const probs = results[bestProbOutput].data as Float32Array;
+      batch.forEach((index, slot) => {
+        const at = slot * steps;
+        answers[index] = ctcDecodeBest(classes.subarray(at, at + steps), probs.subarray(at, at + steps), dictionary);
+      });
+      continue;
+    }
     const output = results[session.outputNames[0]];
     const [, steps, classes] = output.dims;
     const probs = output.data as Float32Array;

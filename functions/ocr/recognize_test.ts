@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cropQuad, ctcDecode, parseDictionary } from "./recognize.ts";
+import { cropQuad, ctcDecode, ctcDecodeBest, parseDictionary } from "./recognize.ts";
 import { loadOpenCv } from "./opencv.ts";
 
 Deno.test("parseDictionary puts the CTC blank first and a space last", () => {
@@ -15,6 +15,23 @@ Deno.test("ctcDecode collapses repeats and drops blanks", () => {
   const { text, score } = ctcDecode(probs, best.length, 4, dictionary);
   assert.equal(text, "aab");
   assert.ok(Math.abs(score - 0.9) < 1e-6);
+});
+
+Deno.test("ctcDecodeBest reads each step's best class and probability as ctcDecode reads the whole rows", () => {
+  const dictionary = ["", "a", "b", " "];
+  const best = [1, 1, 0, 1, 2, 2, 3, 0];
+  const p = [0.9, 0.8, 0.99, 0.7, 0.6, 0.95, 0.55, 0.97];
+  const rows = new Float32Array(best.length * 4);
+  best.forEach((k, t) => {
+    rows.fill((1 - p[t]) / 3, t * 4, t * 4 + 4);
+    rows[t * 4 + k] = p[t];
+  });
+  const head = ctcDecodeBest(BigInt64Array.from(best, BigInt), Float32Array.from(p), dictionary);
+  assert.equal(head.text, "aab ");
+  assert.deepEqual(head, ctcDecode(rows, best.length, 4, dictionary));
+  assert.ok(
+    Math.abs(head.score - (Math.fround(0.9) + Math.fround(0.7) + Math.fround(0.6) + Math.fround(0.55)) / 4) < 1e-7,
+  );
 });
 
 Deno.test("ctcDecode stops a step's scan only where its probabilities sum to 1", () => {

@@ -14,6 +14,7 @@ import { IsolaneError } from "../errors.ts";
 import { isolatePermissions } from "../pool/permissions.ts";
 import { type DeviceInventory, planLanes } from "../pool/plan_lanes.ts";
 import { resolveFilePaths } from "./file_paths.ts";
+import { editModels, modelFiles } from "../inference/model_edit.ts";
 import { functionModulePath } from "./dependencies.ts";
 import { log } from "../log.ts";
 import { defaultStagingRows, stagingLayout } from "../tensors.ts";
@@ -248,7 +249,9 @@ async function poolSpec(
 ): Promise<PoolSpec> {
   const { options } = manifest;
   const where = { dir: served, nodeModules: ctx.nodeModules };
-  const modelPaths = await resolveFilePaths(name, options.models, { ...where, kind: "model" });
+  const declared = await resolveFilePaths(name, modelFiles(options.models), { ...where, kind: "model" });
+  // Models declared with `outputs` are served edited (src/inference/model_edit.ts).
+  const modelPaths = await editModels(name, options.models, declared);
   const assetPaths = await resolveFilePaths(name, options.assets, { ...where, kind: "asset" });
   const { lanes, notes } = planLanes(name, options, ctx.devices);
   for (const note of notes) log("warn", note, { function: name });
