@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Stages this checkout for a GPU machine: runs ../shared/tools/gpu-stage with the project's entry points (not the
-# deliberately broken test fixture), then drops files the GPU runs never read so that each device call stays under
+# deliberately broken test fixture, nor the one that imports a URL), then drops files the GPU runs never read so that each device call stays under
 # 64 MiB. Then, as gpu-stage says: call 1 carries .gpu/a (bash .gpu/a/unpack.sh); call 2, within 30 s, carries .gpu/b
 # (bash .gpu/b/unpack.sh && . /root/stage/env.sh && deno task test:gpu).
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
-ENTRY="$( (ls main.ts; find src tests functions scripts native bench -name '*.ts' -o -name '*.tsx') | grep -v fixtures/functions/broken | sort | tr '\n' ' ')" \
+ENTRY="$( (ls main.ts; find src tests functions scripts native bench -name '*.ts' -o -name '*.tsx') | grep -v -e fixtures/functions/broken -e fixtures/user/url_import | sort | tr '\n' ' ')" \
   ../shared/tools/gpu-stage
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
