@@ -115,7 +115,9 @@ export class RingWriter {
    */
   jobs(jobs: readonly Job[]): boolean {
     let words = 3;
-    for (const job of jobs) {
+    // Indexed loops here and below: the main thread writes every job of every batch.
+    for (let j = 0; j < jobs.length; j++) {
+      const job = jobs[j];
       if (!int32(job.id) || !int32(job.reply!.link) || !int32(job.reply!.id)) return false;
       const tensors = this.#tensorWords(job.shared!);
       if (tensors < 0) return false;
@@ -128,7 +130,8 @@ export class RingWriter {
     w[i++] = words;
     w[i++] = kindJobs;
     w[i++] = jobs.length;
-    for (const job of jobs) {
+    for (let j = 0; j < jobs.length; j++) {
+      const job = jobs[j];
       w[i++] = job.id;
       w[i++] = job.reply!.link;
       w[i++] = job.reply!.id;
@@ -146,9 +149,10 @@ export class RingWriter {
    */
   #tensorWords(shared: readonly SharedTensor[]): number {
     let words = 1;
-    for (const t of shared) {
+    for (let k = 0; k < shared.length; k++) {
+      const t = shared[k];
       if (this.#ref(t.name) === undefined || this.#ref(t.datatype) === undefined) return -1;
-      for (const d of t.shape) if (!int32(d)) return -1;
+      for (let d = 0; d < t.shape.length; d++) if (!int32(t.shape[d])) return -1;
       if (!int32(t.offset) || !int32(t.bytes)) return -1;
       words += 5 + t.shape.length;
     }
@@ -158,11 +162,12 @@ export class RingWriter {
   #writeTensors(i: number, shared: readonly SharedTensor[]): number {
     const w = this.#words;
     w[i++] = shared.length;
-    for (const t of shared) {
+    for (let k = 0; k < shared.length; k++) {
+      const t = shared[k];
       w[i++] = this.#defined.get(t.name) ?? 0;
       w[i++] = this.#defined.get(t.datatype) ?? 0;
       w[i++] = t.shape.length;
-      for (const d of t.shape) w[i++] = d;
+      for (let d = 0; d < t.shape.length; d++) w[i++] = t.shape[d];
       w[i++] = t.offset;
       w[i++] = t.bytes;
     }
@@ -306,15 +311,24 @@ export class RingReader {
   /** Where {@link #inline} and {@link #tensors} read next. */
   #at = 0;
 
-  /** A string written inline (`-(length + 1)`, then its code units); the empty string for a 0. */
+  /**
+   * A string written inline (`-(length + 1)`, then its code units); the empty string for a 0. Its code units go
+   * through an array kept per length (request ids: one or two lengths), not a `subarray` view: the view and the
+   * argument list `apply` copies from a typed array were the largest allocations per request on the main thread.
+   */
   #inline(): string {
     const w = this.#words;
     const length = -w[this.#at++] - 1;
     if (length <= 0) return "";
-    const s = String.fromCharCode.apply(null, w.subarray(this.#at, this.#at + length) as never);
+    let units = this.#units[length];
+    if (!units) units = this.#units[length] = new Array<number>(length).fill(0);
+    for (let c = 0, at = this.#at; c < length; c++) units[c] = w[at + c];
     this.#at += length;
-    return s;
+    return String.fromCharCode.apply(null, units);
   }
+
+  /** Arrays of code units by length, for {@link #inline}. */
+  readonly #units: number[][] = [];
 
   #tensors(): SharedTensor[] {
     const w = this.#words;

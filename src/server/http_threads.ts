@@ -13,7 +13,7 @@ import { log, type LogLevel } from "../log.ts";
 import type { FunctionEntry, Registry } from "../registry/registry.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
 import type { IsolateHost } from "../pool/host.ts";
-import { FunctionPool } from "../pool/function_pool.ts";
+import { FunctionPool, type SharedAnswer, type SharedSource } from "../pool/function_pool.ts";
 import { admissionSlots, type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import type { Metrics } from "./metrics.ts";
 import { Unpacker } from "../packed.ts";
@@ -24,6 +24,8 @@ const entry = new URL("./http_thread.ts", import.meta.url);
 /** Each thread's tensor arena, in bytes: pages are used as first written, so the rest costs nothing. */
 const arenaBytes = 64 * 2 ** 20;
 let nextLink = 1;
+/** Empty polls in a row after which the admission board stops polling: 100 ms at one poll per 5 ms. */
+const idlePollsToStop = 20;
 
 /** Options of {@link HttpThreads.start}. */
 export interface HttpThreadsOptions {
@@ -71,8 +73,11 @@ function profilesOf(
   return out;
 }
 
-/** One thread and the requests it has on this side. */
-class Thread {
+/** An infer request of a thread whose tensors lie in its arena (from its ring, or its messages). */
+type SharedInfer = Extract<ToMain, { k: "infer" }> & { shared: NonNullable<Extract<ToMain, { k: "infer" }>["shared"]> };
+
+/** One thread and the requests it has on this side; the source of its shared requests for the pools. */
+class Thread implements SharedSource<SharedInfer> {
   readonly outbox: Outbox<ToThread>;
   /** What stops each request in flight when its client goes away. */
   readonly aborts = new Map<number, () => void>();
@@ -92,6 +97,8 @@ class Thread {
 
   /** The link from this thread to `host` (made on first use; see `HttpThreads`). */
   linkFor!: (host: IsolateHost) => number | undefined;
+  /** Sends a shared request's answer (see `HttpThreads`). */
+  answered!: (request: SharedInfer, error: IsolaneError | undefined, answer: SharedAnswer | undefined) => void;
 
   constructor(readonly worker: Worker) {
     this.outbox = new Outbox((ops, transfer) => worker.postMessage(ops, transfer));
@@ -110,6 +117,8 @@ export class HttpThreads {
   /** Posts the board every 5 ms, only while a direct function has requests waiting ({@link #watchAdmission}). */
   #admissionTimer: ReturnType<typeof setInterval> | undefined;
   #admissionPolls = 0;
+  /** Polls in a row that found no direct function with requests waiting ({@link #postAdmission}). */
+  #idlePolls = 0;
   /** Pools that took requests in this turn, looked at once it ends ({@link #watchQueues}). */
   #invoked = new Set<FunctionPool>();
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -157,6 +166,13 @@ export class HttpThreads {
     const worker = new Worker(entry, { type: "module", name: `http-${index}` });
     const thread = new Thread(worker);
     thread.linkFor = (host) => this.#linkFor(thread, host);
+    thread.answered = (op, error, answer) => {
+      thread.aborts.delete(op.id);
+      if (error) this.#fail(thread, op.id, error);
+      // A direct answer went from the isolate to the thread: nothing to send.
+      else if (!answer!.replied) thread.outbox.send({ k: "done", id: op.id, tensors: answer!.tensors ?? [] });
+      this.#readmit(op.name);
+    };
     this.#threads.push(thread);
     let listening = false;
     return new Promise<number>((resolve, reject) => {
@@ -241,7 +257,7 @@ export class HttpThreads {
   };
 
   /**
-   * Has the board posted every 5 ms from now until no direct function has requests waiting. An idle runtime, and
+   * Has the board posted every 5 ms from now until no direct function has had requests waiting for 100 ms. An idle runtime, and
    * one whose requests find idle isolates, polls nothing. A full queue is on the board within a few milliseconds;
    * the main thread still refuses what slips through.
    */
@@ -251,11 +267,14 @@ export class HttpThreads {
     Deno.unrefTimer(timer);
     this.#admissionTimer = timer;
     this.#admissionPolls = 0;
+    this.#idlePolls = 0;
   }
 
   /**
    * Writes each direct function's admission state: its `Retry-After` while its queue refuses work, else 0; stops
-   * polling once every queue is empty (a refusal needs a waiting request, so the board then reads 0 everywhere).
+   * polling once every queue has been empty for {@link idlePollsToStop} polls in a row (a refusal needs a waiting
+   * request, so the board then reads 0 everywhere). Not at the first empty poll: under load a queue empties and
+   * fills again many times a second, and each restart cost the main thread a timer made and a microtask per turn.
    */
   #postAdmission(): void {
     this.#admissionPolls++;
@@ -263,7 +282,8 @@ export class HttpThreads {
     for (const [name, slot] of this.#slots) {
       if (slot >= 0 && this.#writeAdmission(name, slot) > 0) waiting = true;
     }
-    if (waiting) return;
+    if (waiting) this.#idlePolls = 0;
+    if (waiting || ++this.#idlePolls < idlePollsToStop) return;
     clearInterval(this.#admissionTimer);
     this.#admissionTimer = undefined;
     log("debug", "admission board idle", { polls: this.#admissionPolls });
@@ -369,8 +389,8 @@ export class HttpThreads {
 
   /**
    * A direct invocation: checked against the serving version, then into its pool. Per request on the main thread:
-   * an infer request from the ring (the bulk) takes one closure (the answer) and no promise; the others one promise
-   * reaction and two closures (the cancel and the answer).
+   * an infer request from the ring (the bulk) takes no promise and no closure here (the thread is its source, which
+   * sends the answer); the others one promise reaction and two closures (the cancel and the answer).
    */
   #invoke(thread: Thread, op: Extract<ToMain, { k: "invoke" | "infer" }>): void {
     const { registry, devMode } = this.options;
@@ -393,15 +413,8 @@ export class HttpThreads {
     this.#watchQueues(fn.pool);
     const name = op.name;
     if (op.k === "infer" && op.shared) {
-      // The hot path: no options object but the request id, no closure but the answer (the pool returns the cancel).
-      const input = { arena: thread.arena, tensors: op.shared, replyId: id, linkFor: thread.linkFor };
-      const cancel = fn.pool.inferShared(input, { requestId: op.requestId }, (error, answer) => {
-        thread.aborts.delete(id);
-        if (error) this.#fail(thread, id, error);
-        // A direct answer went from the isolate to the thread: nothing to send.
-        else if (!answer!.replied) thread.outbox.send({ k: "done", id, tensors: answer!.tensors ?? [] });
-        this.#readmit(name);
-      });
+      // The hot path: the op itself is the pool's request, answered through the thread (the pool returns the cancel).
+      const cancel = fn.pool.inferShared(thread, op as SharedInfer);
       // `undefined`: refused, and answered already. A queued request is never answered before this returns.
       if (cancel) thread.aborts.set(id, cancel);
       return;

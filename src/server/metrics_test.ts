@@ -9,7 +9,10 @@ function family(text: string, name: string): string {
 }
 
 Deno.test("request and batch metrics expose exactly what prom-client's own Counter and Histograms would", async () => {
-  const metrics = createMetrics({ devices: { devices: [], driverVersion: null, memory: () => null }, functionOf: () => null });
+  const metrics = createMetrics({
+    devices: { devices: [], driverVersion: null, memory: () => null },
+    functionOf: () => null,
+  });
   const reference = new client.Registry();
   const requests = new client.Counter({
     name: "isolane_requests_total",
@@ -34,7 +37,7 @@ Deno.test("request and batch metrics expose exactly what prom-client's own Count
   // Latencies on bucket bounds, between them, past the last one; statuses in an order that is not sorted.
   const answers: [string, number, number][] = [];
   for (let i = 0; i < 300; i++) {
-    const fn = i % 3 === 0 ? "mlp" : i % 3 === 1 ? "o\"cr" : "echo";
+    const fn = i % 3 === 0 ? "mlp" : i % 3 === 1 ? 'o"cr' : "echo";
     const status = [200, 429, 200, 504, 200, 400][i % 6];
     const ms = [1, 2.5, 0.2, 7, 50, 999, 1000, 31_000, 12.34][i % 9] * (1 + (i % 5) / 10);
     answers.push([fn, status, ms]);
