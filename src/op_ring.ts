@@ -50,6 +50,16 @@ function int32(n: number): boolean {
   return (n | 0) === n;
 }
 
+/** Options of {@link RingWriter}. */
+export interface RingWriterOptions {
+  /**
+   * Whether the reader asked not to be rung for infer requests to function `name` now (it takes them when it next
+   * drains for another reason). Asked when a request is written and again once it is published: a request is
+   * published quietly only if both say so, so a reader that lifts its ask and then drains misses none.
+   */
+  quiet?: (name: string) => boolean;
+}
+
 /** A thread's side: writes records, publishes them at the end of the turn, and rings when no drain is due. */
 export class RingWriter {
   readonly #words: Int32Array;
@@ -60,9 +70,15 @@ export class RingWriter {
   #at: number;
   #scheduled = false;
   readonly #defined = new Map<string, number>();
+  readonly #quiet: ((name: string) => boolean) | undefined;
+  /** Whether a record written since the last publish needs the bell rung. */
+  #loud = false;
+  /** Functions of the infer requests written quietly since the last publish. */
+  readonly #quietNames: string[] = [];
 
   /** `ring` is the thread's ring, `bell` the doorbell shared by all threads. */
-  constructor(ring: SharedArrayBuffer, bell: SharedArrayBuffer) {
+  constructor(ring: SharedArrayBuffer, bell: SharedArrayBuffer, options: RingWriterOptions = {}) {
+    this.#quiet = options.quiet;
     this.#head = new Int32Array(ring, 0, headerWords);
     this.#words = new Int32Array(ring, headerWords * 4);
     this.#capacity = this.#words.length;
@@ -88,6 +104,8 @@ export class RingWriter {
     w[i++] = name;
     i = this.#writeInline(i, op.requestId);
     this.#writeTensors(i, op.shared);
+    if (!this.#quiet?.(op.name)) this.#loud = true;
+    else if (!this.#quietNames.includes(op.name)) this.#quietNames.push(op.name);
     this.#publishSoon();
     return true;
   }
@@ -105,6 +123,7 @@ export class RingWriter {
     w[at] = words;
     w[at + 1] = kindIds;
     for (let i = 0; i < ids.length; i++) w[at + 2 + i] = ids[i];
+    this.#loud = true;
     this.#publishSoon();
     return true;
   }
@@ -138,6 +157,7 @@ export class RingWriter {
       i = this.#writeInline(i, job.requestId ?? "");
       i = this.#writeTensors(i, job.shared!);
     }
+    this.#loud = true;
     this.#publishSoon();
     return true;
   }
@@ -236,7 +256,13 @@ export class RingWriter {
   #publish = (): void => {
     this.#scheduled = false;
     Atomics.store(this.#head, W, this.#at);
-    if (Atomics.compareExchange(this.#bell, 0, 0, 1) === 0) Atomics.notify(this.#bell, 0);
+    // Asked again after the store: a reader that lifted its ask before this drains after it, and sees the records.
+    let loud = this.#loud;
+    const names = this.#quietNames;
+    for (let i = 0; i < names.length && !loud; i++) if (!this.#quiet!(names[i])) loud = true;
+    this.#loud = false;
+    names.length = 0;
+    if (loud && Atomics.compareExchange(this.#bell, 0, 0, 1) === 0) Atomics.notify(this.#bell, 0);
   };
 }
 

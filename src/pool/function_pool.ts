@@ -155,6 +155,22 @@ export class FunctionPool {
   #idleSince = new WeakMap<Slot, number>();
   #finishedBatches = 0;
   #sharedAnswers = { direct: 0, relayed: 0 };
+  /** Whether every isolate was busy at the end of the last pump (see {@link FunctionPool.onBusy}). */
+  #allBusyNow = false;
+
+  /**
+   * Told whenever a pool's isolates become all busy (`true`: each holds a batch, so a request arriving now only
+   * waits in the queue until one finishes) and when one is free again (`false`), at the end of the pump that saw it;
+   * always `false` once the pool closes. The HTTP threads then stop ringing the main thread for its requests, which
+   * it takes from their rings when a batch finishes instead (`http_threads.ts`).
+   */
+  static onBusy: ((pool: FunctionPool, busy: boolean) => void) | undefined;
+
+  /**
+   * Takes the requests that arrived unannounced (see {@link onBusy}) into their pools' queues, through
+   * {@link arrivals}: called when a batch of a pool whose isolates were all busy finishes, before it pumps.
+   */
+  static takeArrivals: (() => void) | undefined;
 
   /**
    * Runs `enqueue`, which queues many requests at once (the main thread draining an HTTP thread's ring), and pumps
@@ -503,6 +519,10 @@ export class FunctionPool {
   }
 
   async #closeAll(reason?: string): Promise<void> {
+    if (this.#allBusyNow) {
+      this.#allBusyNow = false;
+      FunctionPool.onBusy?.(this, false);
+    }
     clearTimeout(this.#batchTimer);
     clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
@@ -581,6 +601,19 @@ export class FunctionPool {
     ) {
       void this.#closeAll();
     }
+    const busy = this.#allBusy();
+    if (busy !== this.#allBusyNow) {
+      this.#allBusyNow = busy;
+      FunctionPool.onBusy?.(this, busy);
+    }
+  }
+
+  /** Whether every slot has a live host running a batch (and the pool is open): no request could start now. */
+  #allBusy(): boolean {
+    if (this.#closing || this.#supervisor.closed) return false;
+    const slots = this.#supervisor.slots;
+    for (let i = 0; i < slots.length; i++) if (!slots[i].host?.alive || slots[i].batches === 0) return false;
+    return slots.length > 0;
   }
 
   #dispatch(slot: Slot, batch: Request[]): void {
@@ -631,6 +664,8 @@ export class FunctionPool {
         this.#runningSince.delete(batch);
         const ms = performance.now() - started;
         this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
+        // Requests that waited unannounced while every isolate was busy join the queue before the next batch leaves.
+        if (this.#allBusyNow) FunctionPool.takeArrivals?.();
         this.#pump();
       }
     }, onItem);

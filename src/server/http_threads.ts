@@ -117,6 +117,8 @@ export class HttpThreads {
   /** Posts the board every 5 ms, only while a direct function has requests waiting ({@link #watchAdmission}). */
   #admissionTimer: ReturnType<typeof setInterval> | undefined;
   #admissionPolls = 0;
+  /** Board slots of functions whose isolates are all busy: -1 on the board while nothing refuses ({@link #onBusy}). */
+  #busySlots = new Set<number>();
   /** Polls in a row that found no direct function with requests waiting ({@link #postAdmission}). */
   #idlePolls = 0;
   /** Pools that took requests in this turn, looked at once it ends ({@link #watchQueues}). */
@@ -142,6 +144,8 @@ export class HttpThreads {
   static async start(options: HttpThreadsOptions): Promise<HttpThreads> {
     const threads = new HttpThreads(options);
     mainDoorbell().add(threads.#drainAll);
+    FunctionPool.onBusy = threads.#onBusy;
+    FunctionPool.takeArrivals = threads.#drainAll;
     try {
       let port = options.port;
       for (let i = 0; i < options.count; i++) {
@@ -294,7 +298,8 @@ export class HttpThreads {
     const pool = this.options.registry.get(name)?.current?.pool;
     const refusal = pool?.refusal();
     const seconds = refusal?.code === "queue_full" ? Number(refusal.headers?.["retry-after"] ?? 1) : 0;
-    if (Atomics.load(this.#admission, slot) !== seconds) Atomics.store(this.#admission, slot, seconds);
+    const value = seconds > 0 ? seconds : this.#busySlots.has(slot) ? -1 : 0;
+    if (Atomics.load(this.#admission, slot) !== value) Atomics.store(this.#admission, slot, value);
     return pool?.queued ?? 0;
   }
 
@@ -446,13 +451,38 @@ export class HttpThreads {
   }
 
   /**
+   * A pool's isolates became all busy, or one is free again (`FunctionPool.onBusy`). While all are busy a request
+   * could only wait in the queue, so the board says -1 and the threads write its requests in their rings without
+   * ringing: the main thread takes them when one of its batches finishes (`FunctionPool.takeArrivals`), or at any
+   * other drain. Under load that spares it most wakes by arrivals. When one is free
+   * again, the board goes back to 0 and the rings are drained: a thread publishes a request quietly only if the board
+   * still said -1 after it published (both sides use sequentially consistent atomics), so none is missed.
+   */
+  #onBusy = (pool: FunctionPool, busy: boolean): void => {
+    const name = pool.spec.name;
+    const slot = this.#slots.get(name);
+    if (slot === undefined || slot < 0) return;
+    if (busy) {
+      // A version being replaced answers its last requests: only the serving one speaks for the name.
+      if (this.#stopping || this.options.registry.get(name)?.current?.pool !== pool) return;
+      this.#busySlots.add(slot);
+      Atomics.compareExchange(this.#admission, slot, 0, -1);
+      return;
+    }
+    if (!this.#busySlots.delete(slot)) return;
+    Atomics.compareExchange(this.#admission, slot, -1, 0);
+    // Not from inside the pool's pump: at the end of this turn.
+    queueMicrotask(this.#drainAll);
+  };
+
+  /**
    * Clears a function's refusal from the board as soon as an answer may have drained its queue, rather than at the
    * next 5 ms poll: a client that sends its next request the moment it has its answer (the bench's respawn probe
    * does) was otherwise refused by a board that still showed the queue of a moment before.
    */
   #readmit(name: string): void {
     const slot = this.#slots.get(name);
-    if (slot === undefined || slot < 0 || Atomics.load(this.#admission, slot) === 0) return;
+    if (slot === undefined || slot < 0 || Atomics.load(this.#admission, slot) <= 0) return;
     // After the pool is done with the answer (a shared one is answered from inside it): its queue has moved on then.
     queueMicrotask(() => this.#writeAdmission(name, slot));
   }
@@ -522,9 +552,17 @@ export class HttpThreads {
     );
   }
 
+  /** Has the threads ring for every request again (shutdown), and takes what they wrote quietly. */
+  #quietNoMore(): void {
+    for (const slot of this.#busySlots) Atomics.compareExchange(this.#admission, slot, -1, 0);
+    this.#busySlots.clear();
+    queueMicrotask(this.#drainAll);
+  }
+
   /** Stops accepting on every thread; resolves once none accepts new connections. */
   async stopAccepting(): Promise<void> {
     this.#stopping = true;
+    this.#quietNoMore();
     clearInterval(this.#timer);
     clearInterval(this.#admissionTimer);
     this.#admissionTimer = undefined;
@@ -548,6 +586,8 @@ export class HttpThreads {
   /** Ends the threads, once they have sent the answers still owed (at most `graceMs` more). */
   async end(graceMs = 1000): Promise<void> {
     await this.#settled(graceMs);
+    if (FunctionPool.onBusy === this.#onBusy) FunctionPool.onBusy = undefined;
+    if (FunctionPool.takeArrivals === this.#drainAll) FunctionPool.takeArrivals = undefined;
     mainDoorbell().delete(this.#drainAll);
     for (const t of this.#threads) t.worker.terminate();
   }
