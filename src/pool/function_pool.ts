@@ -161,8 +161,8 @@ export class FunctionPool {
   /**
    * Told whenever a pool's isolates become all busy (`true`: each holds a batch, so a request arriving now only
    * waits in the queue until one finishes) and when one is free again (`false`), at the end of the pump that saw it;
-   * always `false` once the pool closes. The HTTP threads then stop ringing the main thread for its requests, which
-   * it takes from their rings when a batch finishes instead (`http_threads.ts`).
+   * always `false` once the pool closes. The HTTP threads then stop ringing the main thread for its requests for a
+   * few milliseconds at a time, which it takes from their rings when a batch finishes instead (`http_threads.ts`).
    */
   static onBusy: ((pool: FunctionPool, busy: boolean) => void) | undefined;
 
@@ -170,7 +170,7 @@ export class FunctionPool {
    * Takes the requests that arrived unannounced (see {@link onBusy}) into their pools' queues, through
    * {@link arrivals}: called when a batch of a pool whose isolates were all busy finishes, before it pumps.
    */
-  static takeArrivals: (() => void) | undefined;
+  static takeArrivals: ((pool: FunctionPool) => void) | undefined;
 
   /**
    * Runs `enqueue`, which queues many requests at once (the main thread draining an HTTP thread's ring), and pumps
@@ -665,7 +665,7 @@ export class FunctionPool {
         const ms = performance.now() - started;
         this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
         // Requests that waited unannounced while every isolate was busy join the queue before the next batch leaves.
-        if (this.#allBusyNow) FunctionPool.takeArrivals?.();
+        if (this.#allBusyNow) FunctionPool.takeArrivals?.(this);
         this.#pump();
       }
     }, onItem);

@@ -24,6 +24,11 @@ const entry = new URL("./http_thread.ts", import.meta.url);
 /** Each thread's tensor arena, in bytes: pages are used as first written, so the rest costs nothing. */
 const arenaBytes = 64 * 2 ** 20;
 let nextLink = 1;
+/**
+ * The longest a request waits in its thread's ring unannounced while its function's isolates are all busy
+ * ({@link HttpThreads} `#onBusy`): its deadline starts, and the queue (the API, admission) shows it, at most this late.
+ */
+const quietMs = 5;
 /** Empty polls in a row after which the admission board stops polling: 100 ms at one poll per 5 ms. */
 const idlePollsToStop = 20;
 
@@ -117,8 +122,12 @@ export class HttpThreads {
   /** Posts the board every 5 ms, only while a direct function has requests waiting ({@link #watchAdmission}). */
   #admissionTimer: ReturnType<typeof setInterval> | undefined;
   #admissionPolls = 0;
-  /** Board slots of functions whose isolates are all busy: -1 on the board while nothing refuses ({@link #onBusy}). */
-  #busySlots = new Set<number>();
+  /**
+   * Board slots of functions whose isolates are all busy and whose requests the threads write unannounced: -1 on the
+   * board while nothing refuses ({@link #onBusy}); since when the rings were last drained for them, and the timer
+   * that lifts the ask {@link quietMs} after that.
+   */
+  #quiet = new Map<number, { since: number; timer: ReturnType<typeof setTimeout> }>();
   /** Polls in a row that found no direct function with requests waiting ({@link #postAdmission}). */
   #idlePolls = 0;
   /** Pools that took requests in this turn, looked at once it ends ({@link #watchQueues}). */
@@ -145,7 +154,7 @@ export class HttpThreads {
     const threads = new HttpThreads(options);
     mainDoorbell().add(threads.#drainAll);
     FunctionPool.onBusy = threads.#onBusy;
-    FunctionPool.takeArrivals = threads.#drainAll;
+    FunctionPool.takeArrivals = threads.#takeArrivals;
     try {
       let port = options.port;
       for (let i = 0; i < options.count; i++) {
@@ -298,7 +307,7 @@ export class HttpThreads {
     const pool = this.options.registry.get(name)?.current?.pool;
     const refusal = pool?.refusal();
     const seconds = refusal?.code === "queue_full" ? Number(refusal.headers?.["retry-after"] ?? 1) : 0;
-    const value = seconds > 0 ? seconds : this.#busySlots.has(slot) ? -1 : 0;
+    const value = seconds > 0 ? seconds : this.#quiet.has(slot) ? -1 : 0;
     if (Atomics.load(this.#admission, slot) !== value) Atomics.store(this.#admission, slot, value);
     return pool?.queued ?? 0;
   }
@@ -453,27 +462,68 @@ export class HttpThreads {
   /**
    * A pool's isolates became all busy, or one is free again (`FunctionPool.onBusy`). While all are busy a request
    * could only wait in the queue, so the board says -1 and the threads write its requests in their rings without
-   * ringing: the main thread takes them when one of its batches finishes (`FunctionPool.takeArrivals`), or at any
-   * other drain. Under load that spares it most wakes by arrivals. When one is free
-   * again, the board goes back to 0 and the rings are drained: a thread publishes a request quietly only if the board
-   * still said -1 after it published (both sides use sequentially consistent atomics), so none is missed.
+   * ringing: the main thread takes them when one of the pool's batches finishes ({@link #takeArrivals}), at any other
+   * drain, or {@link quietMs} after the last such drain, when the ask is lifted until the next batch finishes. Under
+   * load that spares it most wakes by arrivals. When an isolate is free again the ask is lifted and the rings are
+   * drained: a thread publishes a request unannounced only if the board still said -1 after it published (both sides
+   * use sequentially consistent atomics), so none is missed.
    */
   #onBusy = (pool: FunctionPool, busy: boolean): void => {
-    const name = pool.spec.name;
-    const slot = this.#slots.get(name);
+    const slot = this.#slots.get(pool.spec.name);
     if (slot === undefined || slot < 0) return;
-    if (busy) {
-      // A version being replaced answers its last requests: only the serving one speaks for the name.
-      if (this.#stopping || this.options.registry.get(name)?.current?.pool !== pool) return;
-      this.#busySlots.add(slot);
-      Atomics.compareExchange(this.#admission, slot, 0, -1);
+    if (busy) return this.#hush(pool, slot);
+    // Not from inside the pool's pump: at the end of this turn.
+    if (this.#unhush(slot)) queueMicrotask(this.#drainAll);
+  };
+
+  /** A batch of a pool whose isolates were all busy finished: its requests in the rings join its queue now. */
+  #takeArrivals = (pool: FunctionPool): void => {
+    this.#drainAll();
+    const slot = this.#slots.get(pool.spec.name);
+    if (slot !== undefined && slot >= 0) this.#hush(pool, slot);
+  };
+
+  /** Asks the threads not to ring for `pool`'s requests, for {@link quietMs} from now. */
+  #hush(pool: FunctionPool, slot: number): void {
+    // A version being replaced answers its last requests: only the serving one speaks for the name.
+    if (this.#stopping || this.options.registry.get(pool.spec.name)?.current?.pool !== pool) return;
+    const quiet = this.#quiet.get(slot);
+    if (quiet) {
+      quiet.since = performance.now();
       return;
     }
-    if (!this.#busySlots.delete(slot)) return;
+    this.#quiet.set(slot, { since: performance.now(), timer: this.#quietTimer(slot, quietMs) });
+    Atomics.compareExchange(this.#admission, slot, 0, -1);
+  }
+
+  #quietTimer(slot: number, ms: number): ReturnType<typeof setTimeout> {
+    const timer = setTimeout(() => this.#quietOver(slot), ms);
+    Deno.unrefTimer(timer);
+    return timer;
+  }
+
+  /** Lifts the ask once {@link quietMs} passed since the rings were last drained for the slot's function. */
+  #quietOver(slot: number): void {
+    const quiet = this.#quiet.get(slot);
+    if (!quiet) return;
+    const left = quiet.since + quietMs - performance.now();
+    if (left > 0) {
+      quiet.timer = this.#quietTimer(slot, left);
+      return;
+    }
+    this.#unhush(slot);
+    this.#drainAll();
+  }
+
+  /** Has the threads ring for the slot's function again; whether they had been asked not to. */
+  #unhush(slot: number): boolean {
+    const quiet = this.#quiet.get(slot);
+    if (!quiet) return false;
+    clearTimeout(quiet.timer);
+    this.#quiet.delete(slot);
     Atomics.compareExchange(this.#admission, slot, -1, 0);
-    // Not from inside the pool's pump: at the end of this turn.
-    queueMicrotask(this.#drainAll);
-  };
+    return true;
+  }
 
   /**
    * Clears a function's refusal from the board as soon as an answer may have drained its queue, rather than at the
@@ -554,8 +604,7 @@ export class HttpThreads {
 
   /** Has the threads ring for every request again (shutdown), and takes what they wrote quietly. */
   #quietNoMore(): void {
-    for (const slot of this.#busySlots) Atomics.compareExchange(this.#admission, slot, -1, 0);
-    this.#busySlots.clear();
+    for (const slot of [...this.#quiet.keys()]) this.#unhush(slot);
     queueMicrotask(this.#drainAll);
   }
 
@@ -587,7 +636,7 @@ export class HttpThreads {
   async end(graceMs = 1000): Promise<void> {
     await this.#settled(graceMs);
     if (FunctionPool.onBusy === this.#onBusy) FunctionPool.onBusy = undefined;
-    if (FunctionPool.takeArrivals === this.#drainAll) FunctionPool.takeArrivals = undefined;
+    if (FunctionPool.takeArrivals === this.#takeArrivals) FunctionPool.takeArrivals = undefined;
     mainDoorbell().delete(this.#drainAll);
     for (const t of this.#threads) t.worker.terminate();
   }
