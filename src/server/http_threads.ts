@@ -494,7 +494,17 @@ export class HttpThreads {
     }
     this.#quiet.set(slot, { since: performance.now(), timer: this.#quietTimer(slot, quietMs) });
     Atomics.compareExchange(this.#admission, slot, 0, -1);
+    if (!this.#hushed.has(slot)) {
+      this.#hushed.add(slot);
+      log("debug", "requests wait in the HTTP threads' rings while every isolate is busy", {
+        function: pool.spec.name,
+        quietMs,
+      });
+    }
   }
+
+  /** Slots whose function had its requests kept quiet once (logged the first time only). */
+  #hushed = new Set<number>();
 
   #quietTimer(slot: number, ms: number): ReturnType<typeof setTimeout> {
     const timer = setTimeout(() => this.#quietOver(slot), ms);
