@@ -7,12 +7,16 @@
  *
  *   git archive <rev> | tar -x -C /tmp/isolane-old && ln -s "$PWD/node_modules" /tmp/isolane-old/
  *   deno run -A bench/ab_main_cpu.ts /tmp/isolane-old/main.ts [--seconds 5] [--connections 16] [--rounds 3]
+ *     [--model wide|small] [--delay-ms 2]
+ *
+ * `--model small` serves the 4→16→3 `mlp` instead (one row of 4): its run costs next to nothing, so the main thread's
+ * share stands out as it does on a GPU host; `--delay-ms` is the batcher's `maxQueueDelayMs`.
  * @module
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { startServer, type TestServer } from "../tests/support/server.ts";
-import { wideRequests, writeBenchFunctions } from "./functions.ts";
+import { v2BinaryBody, type WideRequest, wideRequests, writeBenchFunctions } from "./functions.ts";
 import { defaultWideMlpPath } from "./make_mlp8x1024.ts";
 import { findWrk, runLoad } from "./wrk.ts";
 
@@ -24,6 +28,8 @@ const { values, positionals } = parseArgs({
     connections: { type: "string", default: "16" },
     rounds: { type: "string", default: "3" },
     threads: { type: "string", default: "2" },
+    model: { type: "string", default: "wide" },
+    "delay-ms": { type: "string", default: "2" },
   },
 });
 if (positionals.length !== 1) throw new Error("Usage: deno run -A bench/ab_main_cpu.ts <other runtime's main.ts>");
@@ -39,13 +45,30 @@ try {
   if (!success) throw new Error("Cannot generate the 8×1024 MLP");
 }
 const dir = await Deno.makeTempDir({ prefix: "isolane-abcpu-" });
+const small = values.model === "small";
 await writeBenchFunctions(dir, {
   instances: 1,
-  wideMlp: defaultWideMlpPath,
-  batching: { maxBatchSize: 64, maxQueueDelayMs: 2 },
+  ...(small ? { mlp: true } : { wideMlp: defaultWideMlpPath }),
+  batching: { maxBatchSize: 64, maxQueueDelayMs: Number(values["delay-ms"]) },
 });
 
-const variants = wideRequests();
+const variants = small ? smallRequests() : wideRequests();
+
+/** {@link wideRequests} for `mlp_batched`: one row of 4. */
+function smallRequests(): WideRequest[] {
+  const row = [0.1, 0.2, 0.3, 0.4];
+  const { body, headerLength } = v2BinaryBody(row);
+  return wideRequests().map((v) =>
+    v.key === "v1_json"
+      ? { ...v, path: "/v1/functions/mlp_batched", body: new TextEncoder().encode(JSON.stringify({ x: [row] })) }
+      : {
+        ...v,
+        path: "/v2/models/mlp_batched/infer",
+        body,
+        headers: { "Inference-Header-Content-Length": String(headerLength) },
+      }
+  );
+}
 for (const v of variants) await Deno.writeFile(`${dir}/${v.key}.body`, v.body);
 
 /** The pid of the process listening on the server's port. */

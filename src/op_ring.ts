@@ -50,6 +50,16 @@ function int32(n: number): boolean {
   return (n | 0) === n;
 }
 
+/** Options of {@link RingWriter}. */
+export interface RingWriterOptions {
+  /**
+   * Whether the reader asked not to be rung for infer requests to function `name` now (it takes them when it next
+   * drains for another reason). Asked when a request is written and again once it is published: a request is
+   * published quietly only if both say so, so a reader that lifts its ask and then drains misses none.
+   */
+  quiet?: (name: string) => boolean;
+}
+
 /** A thread's side: writes records, publishes them at the end of the turn, and rings when no drain is due. */
 export class RingWriter {
   readonly #words: Int32Array;
@@ -60,9 +70,15 @@ export class RingWriter {
   #at: number;
   #scheduled = false;
   readonly #defined = new Map<string, number>();
+  readonly #quiet: ((name: string) => boolean) | undefined;
+  /** Whether a record written since the last publish needs the bell rung. */
+  #loud = false;
+  /** Functions of the infer requests written quietly since the last publish. */
+  readonly #quietNames: string[] = [];
 
   /** `ring` is the thread's ring, `bell` the doorbell shared by all threads. */
-  constructor(ring: SharedArrayBuffer, bell: SharedArrayBuffer) {
+  constructor(ring: SharedArrayBuffer, bell: SharedArrayBuffer, options: RingWriterOptions = {}) {
+    this.#quiet = options.quiet;
     this.#head = new Int32Array(ring, 0, headerWords);
     this.#words = new Int32Array(ring, headerWords * 4);
     this.#capacity = this.#words.length;
@@ -88,6 +104,8 @@ export class RingWriter {
     w[i++] = name;
     i = this.#writeInline(i, op.requestId);
     this.#writeTensors(i, op.shared);
+    if (!this.#quiet?.(op.name)) this.#loud = true;
+    else if (!this.#quietNames.includes(op.name)) this.#quietNames.push(op.name);
     this.#publishSoon();
     return true;
   }
@@ -105,6 +123,7 @@ export class RingWriter {
     w[at] = words;
     w[at + 1] = kindIds;
     for (let i = 0; i < ids.length; i++) w[at + 2 + i] = ids[i];
+    this.#loud = true;
     this.#publishSoon();
     return true;
   }
@@ -115,7 +134,9 @@ export class RingWriter {
    */
   jobs(jobs: readonly Job[]): boolean {
     let words = 3;
-    for (const job of jobs) {
+    // Indexed loops here and below: the main thread writes every job of every batch.
+    for (let j = 0; j < jobs.length; j++) {
+      const job = jobs[j];
       if (!int32(job.id) || !int32(job.reply!.link) || !int32(job.reply!.id)) return false;
       const tensors = this.#tensorWords(job.shared!);
       if (tensors < 0) return false;
@@ -128,13 +149,15 @@ export class RingWriter {
     w[i++] = words;
     w[i++] = kindJobs;
     w[i++] = jobs.length;
-    for (const job of jobs) {
+    for (let j = 0; j < jobs.length; j++) {
+      const job = jobs[j];
       w[i++] = job.id;
       w[i++] = job.reply!.link;
       w[i++] = job.reply!.id;
       i = this.#writeInline(i, job.requestId ?? "");
       i = this.#writeTensors(i, job.shared!);
     }
+    this.#loud = true;
     this.#publishSoon();
     return true;
   }
@@ -146,9 +169,10 @@ export class RingWriter {
    */
   #tensorWords(shared: readonly SharedTensor[]): number {
     let words = 1;
-    for (const t of shared) {
+    for (let k = 0; k < shared.length; k++) {
+      const t = shared[k];
       if (this.#ref(t.name) === undefined || this.#ref(t.datatype) === undefined) return -1;
-      for (const d of t.shape) if (!int32(d)) return -1;
+      for (let d = 0; d < t.shape.length; d++) if (!int32(t.shape[d])) return -1;
       if (!int32(t.offset) || !int32(t.bytes)) return -1;
       words += 5 + t.shape.length;
     }
@@ -158,11 +182,12 @@ export class RingWriter {
   #writeTensors(i: number, shared: readonly SharedTensor[]): number {
     const w = this.#words;
     w[i++] = shared.length;
-    for (const t of shared) {
+    for (let k = 0; k < shared.length; k++) {
+      const t = shared[k];
       w[i++] = this.#defined.get(t.name) ?? 0;
       w[i++] = this.#defined.get(t.datatype) ?? 0;
       w[i++] = t.shape.length;
-      for (const d of t.shape) w[i++] = d;
+      for (let d = 0; d < t.shape.length; d++) w[i++] = t.shape[d];
       w[i++] = t.offset;
       w[i++] = t.bytes;
     }
@@ -231,7 +256,13 @@ export class RingWriter {
   #publish = (): void => {
     this.#scheduled = false;
     Atomics.store(this.#head, W, this.#at);
-    if (Atomics.compareExchange(this.#bell, 0, 0, 1) === 0) Atomics.notify(this.#bell, 0);
+    // Asked again after the store: a reader that lifted its ask before this drains after it, and sees the records.
+    let loud = this.#loud;
+    const names = this.#quietNames;
+    for (let i = 0; i < names.length && !loud; i++) if (!this.#quiet!(names[i])) loud = true;
+    this.#loud = false;
+    names.length = 0;
+    if (loud && Atomics.compareExchange(this.#bell, 0, 0, 1) === 0) Atomics.notify(this.#bell, 0);
   };
 }
 
@@ -306,15 +337,24 @@ export class RingReader {
   /** Where {@link #inline} and {@link #tensors} read next. */
   #at = 0;
 
-  /** A string written inline (`-(length + 1)`, then its code units); the empty string for a 0. */
+  /**
+   * A string written inline (`-(length + 1)`, then its code units); the empty string for a 0. Its code units go
+   * through an array kept per length (request ids: one or two lengths), not a `subarray` view: the view and the
+   * argument list `apply` copies from a typed array were the largest allocations per request on the main thread.
+   */
   #inline(): string {
     const w = this.#words;
     const length = -w[this.#at++] - 1;
     if (length <= 0) return "";
-    const s = String.fromCharCode.apply(null, w.subarray(this.#at, this.#at + length) as never);
+    let units = this.#units[length];
+    if (!units) units = this.#units[length] = new Array<number>(length).fill(0);
+    for (let c = 0, at = this.#at; c < length; c++) units[c] = w[at + c];
     this.#at += length;
-    return s;
+    return String.fromCharCode.apply(null, units);
   }
+
+  /** Arrays of code units by length, for {@link #inline}. */
+  readonly #units: number[][] = [];
 
   #tensors(): SharedTensor[] {
     const w = this.#words;

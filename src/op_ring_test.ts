@@ -195,3 +195,40 @@ Deno.test("a ring published before its drain was added is read when it is added,
     doorbell.close();
   }
 });
+
+Deno.test("a writer rings for requests the reader has not asked it to keep quiet about, and asks again after publishing", async () => {
+  const ring = new SharedArrayBuffer(8 + 4 * 4096);
+  const bell = new SharedArrayBuffer(4);
+  const rung = new Int32Array(bell);
+  // The reader's ask, by function: quiet while true.
+  const asked = new Map<string, boolean>([["mlp", true]]);
+  const writer = new RingWriter(ring, bell, { quiet: (name) => asked.get(name) ?? false });
+  const reader = new RingReader(ring);
+  const drained = () => {
+    const ids: number[] = [];
+    reader.drain({ infer: (op) => ids.push(op.id) });
+    return ids;
+  };
+
+  // Quiet: published, not rung; the next drain takes it.
+  assert.ok(writer.infer(request(1)));
+  await turn();
+  assert.equal(Atomics.load(rung, 0), 0, "rung for a request the reader asked to keep quiet about");
+  assert.deepEqual(drained(), [1]);
+
+  // Asked at the write, lifted before the publish: rung (the reader may have drained before it was published).
+  assert.ok(writer.infer(request(3)));
+  asked.set("mlp", false);
+  await turn();
+  assert.equal(Atomics.load(rung, 0), 1, "not rung although the ask was lifted before the request was published");
+  assert.deepEqual(drained(), [3]);
+  Atomics.store(rung, 0, 0);
+
+  // A quiet request with a loud one in the same turn: rung.
+  asked.set("mlp", true);
+  assert.ok(writer.infer(request(5)));
+  assert.ok(writer.infer(request(2)));
+  await turn();
+  assert.equal(Atomics.load(rung, 0), 1, "not rung for a function the reader did not ask about");
+  assert.deepEqual(drained(), [5, 2]);
+});

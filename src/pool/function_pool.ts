@@ -66,21 +66,35 @@ export interface InvokeOptions {
 }
 
 /**
- * Input tensors an HTTP thread left in its arena (a `SharedArrayBuffer`), and how to answer it directly: the main
- * thread carries neither the tensors nor the answer when the request runs on a Worker host.
+ * One request whose input tensors an HTTP thread left in its arena: the main thread carries neither the tensors nor
+ * the answer when it runs on a Worker host. The thread's own record of it (its ring's `infer`) serves as is.
  */
-export interface SharedInput {
-  arena: SharedArrayBuffer;
-  tensors: SharedTensor[];
+export interface SharedRequest {
   /** The thread's id of the request. */
-  replyId: number;
+  id: number;
+  /** Where its input tensors lie in the arena. */
+  shared: SharedTensor[];
+  requestId: string;
+}
+
+/**
+ * Where shared requests come from (one per HTTP thread): its arena, its links to isolates, and whom to tell each
+ * request's answer. One object per thread rather than a closure and an options object per request.
+ */
+export interface SharedSource<R extends SharedRequest = SharedRequest> {
+  /** The thread's arena (a `SharedArrayBuffer`). */
+  arena: SharedArrayBuffer;
   /** The link from the thread to `host` (made on first use), or `undefined` where there is none (process hosts). */
   linkFor(host: IsolateHost): number | undefined;
+  /** Called once per request: with the error, or with the answer. Must not throw. */
+  answered(request: R, error: IsolaneError | undefined, answer: SharedAnswer | undefined): void;
 }
 
 interface Request {
   job: Job;
-  shared: SharedInput | undefined;
+  /** Set with `source` for a shared request (`inferShared`), which is answered through its source, not `settle`. */
+  shared: SharedRequest | undefined;
+  source: SharedSource | undefined;
   rows: number;
   arrived: number;
   state: "queued" | "running" | "done";
@@ -89,8 +103,8 @@ interface Request {
   deadlineAt: number;
   signal: AbortSignal | undefined;
   onAbort: () => void;
-  /** Called once: with the error, or with the output. */
-  settle: Settle;
+  /** Called once: with the error, or with the output (see {@link FunctionPool.#answer}). */
+  settle: Settle | undefined;
   onItem: ((body: ArrayBuffer) => void) | undefined;
   /** The requests dispatched with it (itself included), whose run it shares. */
   batch: readonly Request[] | undefined;
@@ -112,6 +126,8 @@ type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true; repl
 type Settle = (error: IsolaneError | undefined, output: Output | undefined) => void;
 
 let nextJobId = 1;
+/** The options of a shared request: none (its request id comes with it). */
+const noOptions: InvokeOptions = Object.freeze({});
 /** Pools that queued requests during {@link FunctionPool.arrivals}, pumped once it ends. */
 let held: Set<FunctionPool> | undefined;
 
@@ -139,6 +155,22 @@ export class FunctionPool {
   #idleSince = new WeakMap<Slot, number>();
   #finishedBatches = 0;
   #sharedAnswers = { direct: 0, relayed: 0 };
+  /** Whether every isolate was busy at the end of the last pump (see {@link FunctionPool.onBusy}). */
+  #allBusyNow = false;
+
+  /**
+   * Told whenever a pool's isolates become all busy (`true`: each holds a batch, so a request arriving now only
+   * waits in the queue until one finishes) and when one is free again (`false`), at the end of the pump that saw it;
+   * always `false` once the pool closes. The HTTP threads then stop ringing the main thread for its requests for a
+   * few milliseconds at a time, which it takes from their rings when a batch finishes instead (`http_threads.ts`).
+   */
+  static onBusy: ((pool: FunctionPool, busy: boolean) => void) | undefined;
+
+  /**
+   * Takes the requests that arrived unannounced (see {@link onBusy}) into their pools' queues, through
+   * {@link arrivals}: called when a batch of a pool whose isolates were all busy finishes, before it pumps.
+   */
+  static takeArrivals: ((pool: FunctionPool) => void) | undefined;
 
   /**
    * Runs `enqueue`, which queues many requests at once (the main thread draining an HTTP thread's ring), and pumps
@@ -276,25 +308,26 @@ export class FunctionPool {
    */
   async infer(tensors: WireTensor[], options: InvokeOptions = {}): Promise<WireTensor[]> {
     const rows = options.rows ?? Math.max(1, tensors[0]?.shape[0] ?? 1);
-    return (await this.#submit({ body: noBody, tensors }, options, undefined, rows)).tensors ?? [];
+    return (await this.#submit({ body: noBody, tensors }, options, rows)).tensors ?? [];
   }
 
   /**
-   * Runs input tensors an HTTP thread left in its arena, like {@link infer}, and calls `onAnswer` once (a callback,
-   * not a promise: this runs for every request of every thread on the main thread, and must not throw). On a Worker
-   * host the isolate copies them from the arena and answers the thread itself: the answer has `replied`. On a process
-   * host they are copied here and cross as usual: the answer has the output `tensors`. A refusal is answered at once.
-   * Returns the request's cancel function (as `options.onCancel` gets it; `undefined` when it was refused), which
-   * does nothing once the request has settled.
+   * Runs input tensors an HTTP thread left in its arena, like {@link infer}, and calls `source.answered` once with
+   * `request` (a callback, not a promise: this runs for every request of every thread on the main thread). On a
+   * Worker host the isolate copies them from the arena and answers the thread itself: the answer has `replied`. On a
+   * process host they are copied here and cross as usual: the answer has the output `tensors`. A refusal is answered
+   * at once. Rows are the first dimension of the first tensor. Returns the request's cancel function (as
+   * `options.onCancel` gets it; `undefined` when it was refused), which does nothing once the request has settled.
    */
-  inferShared(
-    input: SharedInput,
-    options: InvokeOptions,
-    onAnswer: (error: IsolaneError | undefined, answer: SharedAnswer | undefined) => void,
-  ): (() => void) | undefined {
-    const rows = options.rows ?? Math.max(1, input.tensors[0]?.shape[0] ?? 1);
-    // `onAnswer` is the request's settle itself: no closure per request here (`#dispatch` counts `sharedAnswers`).
-    return this.#enqueue(noBody, undefined, undefined, options, input, rows, onAnswer);
+  inferShared<R extends SharedRequest>(source: SharedSource<R>, request: R): (() => void) | undefined {
+    const rows = Math.max(1, request.shared[0]?.shape[0] ?? 1);
+    return this.#enqueue(noBody, undefined, undefined, request, source as SharedSource, rows, undefined);
+  }
+
+  /** Answers a request, through its source (shared requests) or its `settle`. */
+  #answer(request: Request, error: IsolaneError | undefined, output: Output | undefined): void {
+    if (request.source) request.source.answered(request.shared!, error, output);
+    else request.settle!(error, output);
   }
 
   /**
@@ -307,20 +340,20 @@ export class FunctionPool {
 
   /** The job of a request as `host` takes it: one with shared inputs names its link, or carries copies. */
   #jobFor(request: Request, host: IsolateHost): Job {
-    const { shared, job } = request;
-    if (!shared) return job;
-    const link = shared.linkFor(host);
+    const { shared, source, job } = request;
+    if (!shared || !source) return job;
+    const link = source.linkFor(host);
     if (link !== undefined) {
       // The job of a shared request has only an id, a body and maybe a request id: set here, not spread.
-      job.shared = shared.tensors;
-      job.reply = { link, id: shared.replyId };
+      job.shared = shared.shared;
+      job.reply = { link, id: shared.id };
       return job;
     }
-    const tensors = shared.tensors.map((t) => ({
+    const tensors = shared.shared.map((t) => ({
       name: t.name,
       datatype: t.datatype,
       shape: t.shape,
-      data: new Uint8Array(shared.arena, t.offset, t.bytes).slice().buffer,
+      data: new Uint8Array(source.arena, t.offset, t.bytes).slice().buffer,
     }));
     return { ...job, tensors };
   }
@@ -329,7 +362,6 @@ export class FunctionPool {
   #submit(
     payload: Pick<Job, "body" | "tensors" | "contentType">,
     options: InvokeOptions,
-    shared?: SharedInput,
     rows = options.rows ?? 1,
   ): Promise<Output> {
     return new Promise<Output>((resolve, reject) => {
@@ -338,7 +370,7 @@ export class FunctionPool {
         payload.tensors,
         payload.contentType,
         options,
-        shared,
+        undefined,
         rows,
         (error, output) => error ? reject(error) : resolve(output!),
       );
@@ -346,29 +378,37 @@ export class FunctionPool {
   }
 
   /**
-   * Queues a request that settles by `settle` (at once, when it is refused); returns its cancel function, `undefined`
-   * when refused. Per request on the main thread: no payload object, one closure (the cancel).
+   * Queues a request that settles by `settle`, or through `source` when it is shared (`given` is then the shared
+   * request, else the options); at once when it is refused. Returns its cancel function, `undefined` when refused. Per request on
+   * the main thread: no payload object, one closure (the cancel).
    */
   #enqueue(
     body: ArrayBuffer,
     tensors: WireTensor[] | undefined,
     contentType: string | undefined,
-    { signal, requestId, onItem, onCancel }: InvokeOptions,
-    shared: SharedInput | undefined,
+    given: InvokeOptions | SharedRequest,
+    source: SharedSource | undefined,
     rows: number,
-    settle: Settle,
+    settle: Settle | undefined,
   ): (() => void) | undefined {
+    const shared = source ? given as SharedRequest : undefined;
+    const { signal, requestId, onItem, onCancel } = shared ? noOptions : given as InvokeOptions;
     const refused = this.refusal();
-    if (refused) return void settle(refused, undefined);
+    if (refused) {
+      if (source) source.answered(shared!, refused, undefined);
+      else settle!(refused, undefined);
+      return;
+    }
     const { options } = this.spec;
     const job: Job = { id: nextJobId++, body };
     if (tensors) job.tensors = tensors;
     if (contentType !== undefined) job.contentType = contentType;
-    if (requestId) job.requestId = requestId;
+    if (shared ? shared.requestId : requestId) job.requestId = shared ? shared.requestId : requestId;
     const arrived = performance.now();
     const request: Request = {
       job,
       shared,
+      source,
       rows,
       arrived,
       state: "queued",
@@ -414,7 +454,7 @@ export class FunctionPool {
     if (request.state === "done") return;
     const wasRunning = request.state === "running";
     this.#finish(request);
-    request.settle(error, undefined);
+    this.#answer(request, error, undefined);
     if (!wasRunning) {
       this.#queue.splice(this.#queue.indexOf(request), 1);
       return this.#pump();
@@ -469,7 +509,8 @@ export class FunctionPool {
     this.#closing = true;
     for (const request of this.#queue.splice(0)) {
       this.#finish(request);
-      request.settle(
+      this.#answer(
+        request,
         new IsolaneError("function_unavailable", reason ?? `Function '${this.spec.name}' was unloaded`),
         undefined,
       );
@@ -478,6 +519,10 @@ export class FunctionPool {
   }
 
   async #closeAll(reason?: string): Promise<void> {
+    if (this.#allBusyNow) {
+      this.#allBusyNow = false;
+      FunctionPool.onBusy?.(this, false);
+    }
     clearTimeout(this.#batchTimer);
     clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
@@ -491,7 +536,7 @@ export class FunctionPool {
       const error = this.#supervisor.unhealthyError();
       for (const request of this.#queue.splice(0)) {
         this.#finish(request);
-        request.settle(error, undefined);
+        this.#answer(request, error, undefined);
       }
     }
     this.#pump();
@@ -506,7 +551,10 @@ export class FunctionPool {
   #freeSlot(): Slot | undefined {
     const capacity = this.spec.options.dynamicBatching ? 2 : 1;
     let best: Slot | undefined;
-    for (const slot of this.#supervisor.slots) {
+    const slots = this.#supervisor.slots;
+    // Indexed: this runs on every request (`refusal`, `#pump`).
+    for (let s = 0; s < slots.length; s++) {
+      const slot = slots[s];
       if (!slot.host?.alive || slot.batches >= capacity) continue;
       if (!best || slot.batches < best.batches) best = slot;
       else if (slot.batches === best.batches) {
@@ -553,6 +601,19 @@ export class FunctionPool {
     ) {
       void this.#closeAll();
     }
+    const busy = this.#allBusy();
+    if (busy !== this.#allBusyNow) {
+      this.#allBusyNow = busy;
+      FunctionPool.onBusy?.(this, busy);
+    }
+  }
+
+  /** Whether every slot has a live host running a batch (and the pool is open): no request could start now. */
+  #allBusy(): boolean {
+    if (this.#closing || this.#supervisor.closed) return false;
+    const slots = this.#supervisor.slots;
+    for (let i = 0; i < slots.length; i++) if (!slots[i].host?.alive || slots[i].batches === 0) return false;
+    return slots.length > 0;
   }
 
   #dispatch(slot: Slot, batch: Request[]): void {
@@ -592,8 +653,8 @@ export class FunctionPool {
           if (result.replied) this.#sharedAnswers.direct++;
           else this.#sharedAnswers.relayed++;
         }
-        if (result.ok) request.settle(undefined, result);
-        else request.settle(IsolaneError.from(result.error), undefined);
+        if (result.ok) this.#answer(request, undefined, result);
+        else this.#answer(request, IsolaneError.from(result.error), undefined);
       }
       if (--left === 0) {
         if (slot.host === host) slot.batches--;
@@ -603,6 +664,8 @@ export class FunctionPool {
         this.#runningSince.delete(batch);
         const ms = performance.now() - started;
         this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
+        // Requests that waited unannounced while every isolate was busy join the queue before the next batch leaves.
+        if (this.#allBusyNow) FunctionPool.takeArrivals?.(this);
         this.#pump();
       }
     }, onItem);

@@ -266,7 +266,10 @@ export class Supervisor {
 
   /** Whether every lane is down and keeps failing. */
   get unhealthy(): boolean {
-    return this.slots.every((s) => !s.host && s.failures >= unhealthyAfter);
+    // A loop, not `every` with a closure: the pool asks on every request (`refusal`).
+    const slots = this.slots;
+    for (let i = 0; i < slots.length; i++) if (slots[i].host || slots[i].failures < unhealthyAfter) return false;
+    return true;
   }
 
   /** The error a request gets while the function is unhealthy. */

@@ -555,7 +555,14 @@ function receive(op: ToThread): void {
       maxWholeBytes = op.maxWholeBytes;
       admission = new Int32Array(op.board);
       arena = new TensorArena(op.arena);
-      ring = new RingWriter(op.ring, op.bell);
+      // A board value of -1: the function's isolates are all busy, so the main thread takes its requests when a batch
+      // finishes rather than being rung for each (`HttpThreads`).
+      ring = new RingWriter(op.ring, op.bell, {
+        quiet(name) {
+          const slot = profiles.get(name)?.slot ?? -1;
+          return slot >= 0 && Atomics.load(admission!, slot) < 0;
+        },
+      });
       const handler = app().fetch;
       try {
         server = Deno.serve({

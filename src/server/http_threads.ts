@@ -13,7 +13,7 @@ import { log, type LogLevel } from "../log.ts";
 import type { FunctionEntry, Registry } from "../registry/registry.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
 import type { IsolateHost } from "../pool/host.ts";
-import { FunctionPool } from "../pool/function_pool.ts";
+import { FunctionPool, type SharedAnswer, type SharedSource } from "../pool/function_pool.ts";
 import { admissionSlots, type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
 import type { Metrics } from "./metrics.ts";
 import { Unpacker } from "../packed.ts";
@@ -24,6 +24,13 @@ const entry = new URL("./http_thread.ts", import.meta.url);
 /** Each thread's tensor arena, in bytes: pages are used as first written, so the rest costs nothing. */
 const arenaBytes = 64 * 2 ** 20;
 let nextLink = 1;
+/**
+ * The longest a request waits in its thread's ring unannounced while its function's isolates are all busy
+ * ({@link HttpThreads} `#onBusy`): its deadline starts, and the queue (the API, admission) shows it, at most this late.
+ */
+const quietMs = 5;
+/** Empty polls in a row after which the admission board stops polling: 100 ms at one poll per 5 ms. */
+const idlePollsToStop = 20;
 
 /** Options of {@link HttpThreads.start}. */
 export interface HttpThreadsOptions {
@@ -71,8 +78,11 @@ function profilesOf(
   return out;
 }
 
-/** One thread and the requests it has on this side. */
-class Thread {
+/** An infer request of a thread whose tensors lie in its arena (from its ring, or its messages). */
+type SharedInfer = Extract<ToMain, { k: "infer" }> & { shared: NonNullable<Extract<ToMain, { k: "infer" }>["shared"]> };
+
+/** One thread and the requests it has on this side; the source of its shared requests for the pools. */
+class Thread implements SharedSource<SharedInfer> {
   readonly outbox: Outbox<ToThread>;
   /** What stops each request in flight when its client goes away. */
   readonly aborts = new Map<number, () => void>();
@@ -92,6 +102,8 @@ class Thread {
 
   /** The link from this thread to `host` (made on first use; see `HttpThreads`). */
   linkFor!: (host: IsolateHost) => number | undefined;
+  /** Sends a shared request's answer (see `HttpThreads`). */
+  answered!: (request: SharedInfer, error: IsolaneError | undefined, answer: SharedAnswer | undefined) => void;
 
   constructor(readonly worker: Worker) {
     this.outbox = new Outbox((ops, transfer) => worker.postMessage(ops, transfer));
@@ -110,6 +122,14 @@ export class HttpThreads {
   /** Posts the board every 5 ms, only while a direct function has requests waiting ({@link #watchAdmission}). */
   #admissionTimer: ReturnType<typeof setInterval> | undefined;
   #admissionPolls = 0;
+  /**
+   * Board slots of functions whose isolates are all busy and whose requests the threads write unannounced: -1 on the
+   * board while nothing refuses ({@link #onBusy}); since when the rings were last drained for them, and the timer
+   * that lifts the ask {@link quietMs} after that.
+   */
+  #quiet = new Map<number, { since: number; timer: ReturnType<typeof setTimeout> }>();
+  /** Polls in a row that found no direct function with requests waiting ({@link #postAdmission}). */
+  #idlePolls = 0;
   /** Pools that took requests in this turn, looked at once it ends ({@link #watchQueues}). */
   #invoked = new Set<FunctionPool>();
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -133,6 +153,8 @@ export class HttpThreads {
   static async start(options: HttpThreadsOptions): Promise<HttpThreads> {
     const threads = new HttpThreads(options);
     mainDoorbell().add(threads.#drainAll);
+    FunctionPool.onBusy = threads.#onBusy;
+    FunctionPool.takeArrivals = threads.#takeArrivals;
     try {
       let port = options.port;
       for (let i = 0; i < options.count; i++) {
@@ -157,6 +179,13 @@ export class HttpThreads {
     const worker = new Worker(entry, { type: "module", name: `http-${index}` });
     const thread = new Thread(worker);
     thread.linkFor = (host) => this.#linkFor(thread, host);
+    thread.answered = (op, error, answer) => {
+      thread.aborts.delete(op.id);
+      if (error) this.#fail(thread, op.id, error);
+      // A direct answer went from the isolate to the thread: nothing to send.
+      else if (!answer!.replied) thread.outbox.send({ k: "done", id: op.id, tensors: answer!.tensors ?? [] });
+      this.#readmit(op.name);
+    };
     this.#threads.push(thread);
     let listening = false;
     return new Promise<number>((resolve, reject) => {
@@ -241,7 +270,7 @@ export class HttpThreads {
   };
 
   /**
-   * Has the board posted every 5 ms from now until no direct function has requests waiting. An idle runtime, and
+   * Has the board posted every 5 ms from now until no direct function has had requests waiting for 100 ms. An idle runtime, and
    * one whose requests find idle isolates, polls nothing. A full queue is on the board within a few milliseconds;
    * the main thread still refuses what slips through.
    */
@@ -251,11 +280,14 @@ export class HttpThreads {
     Deno.unrefTimer(timer);
     this.#admissionTimer = timer;
     this.#admissionPolls = 0;
+    this.#idlePolls = 0;
   }
 
   /**
    * Writes each direct function's admission state: its `Retry-After` while its queue refuses work, else 0; stops
-   * polling once every queue is empty (a refusal needs a waiting request, so the board then reads 0 everywhere).
+   * polling once every queue has been empty for {@link idlePollsToStop} polls in a row (a refusal needs a waiting
+   * request, so the board then reads 0 everywhere). Not at the first empty poll: under load a queue empties and
+   * fills again many times a second, and each restart cost the main thread a timer made and a microtask per turn.
    */
   #postAdmission(): void {
     this.#admissionPolls++;
@@ -263,7 +295,8 @@ export class HttpThreads {
     for (const [name, slot] of this.#slots) {
       if (slot >= 0 && this.#writeAdmission(name, slot) > 0) waiting = true;
     }
-    if (waiting) return;
+    if (waiting) this.#idlePolls = 0;
+    if (waiting || ++this.#idlePolls < idlePollsToStop) return;
     clearInterval(this.#admissionTimer);
     this.#admissionTimer = undefined;
     log("debug", "admission board idle", { polls: this.#admissionPolls });
@@ -274,7 +307,8 @@ export class HttpThreads {
     const pool = this.options.registry.get(name)?.current?.pool;
     const refusal = pool?.refusal();
     const seconds = refusal?.code === "queue_full" ? Number(refusal.headers?.["retry-after"] ?? 1) : 0;
-    if (Atomics.load(this.#admission, slot) !== seconds) Atomics.store(this.#admission, slot, seconds);
+    const value = seconds > 0 ? seconds : this.#quiet.has(slot) ? -1 : 0;
+    if (Atomics.load(this.#admission, slot) !== value) Atomics.store(this.#admission, slot, value);
     return pool?.queued ?? 0;
   }
 
@@ -369,8 +403,8 @@ export class HttpThreads {
 
   /**
    * A direct invocation: checked against the serving version, then into its pool. Per request on the main thread:
-   * an infer request from the ring (the bulk) takes one closure (the answer) and no promise; the others one promise
-   * reaction and two closures (the cancel and the answer).
+   * an infer request from the ring (the bulk) takes no promise and no closure here (the thread is its source, which
+   * sends the answer); the others one promise reaction and two closures (the cancel and the answer).
    */
   #invoke(thread: Thread, op: Extract<ToMain, { k: "invoke" | "infer" }>): void {
     const { registry, devMode } = this.options;
@@ -393,15 +427,8 @@ export class HttpThreads {
     this.#watchQueues(fn.pool);
     const name = op.name;
     if (op.k === "infer" && op.shared) {
-      // The hot path: no options object but the request id, no closure but the answer (the pool returns the cancel).
-      const input = { arena: thread.arena, tensors: op.shared, replyId: id, linkFor: thread.linkFor };
-      const cancel = fn.pool.inferShared(input, { requestId: op.requestId }, (error, answer) => {
-        thread.aborts.delete(id);
-        if (error) this.#fail(thread, id, error);
-        // A direct answer went from the isolate to the thread: nothing to send.
-        else if (!answer!.replied) thread.outbox.send({ k: "done", id, tensors: answer!.tensors ?? [] });
-        this.#readmit(name);
-      });
+      // The hot path: the op itself is the pool's request, answered through the thread (the pool returns the cancel).
+      const cancel = fn.pool.inferShared(thread, op as SharedInfer);
       // `undefined`: refused, and answered already. A queued request is never answered before this returns.
       if (cancel) thread.aborts.set(id, cancel);
       return;
@@ -433,13 +460,89 @@ export class HttpThreads {
   }
 
   /**
+   * A pool's isolates became all busy, or one is free again (`FunctionPool.onBusy`). While all are busy a request
+   * could only wait in the queue, so the board says -1 and the threads write its requests in their rings without
+   * ringing: the main thread takes them when one of the pool's batches finishes ({@link #takeArrivals}), at any other
+   * drain, or {@link quietMs} after the last such drain, when the ask is lifted until the next batch finishes. Under
+   * load that spares it most wakes by arrivals. When an isolate is free again the ask is lifted and the rings are
+   * drained: a thread publishes a request unannounced only if the board still said -1 after it published (both sides
+   * use sequentially consistent atomics), so none is missed.
+   */
+  #onBusy = (pool: FunctionPool, busy: boolean): void => {
+    const slot = this.#slots.get(pool.spec.name);
+    if (slot === undefined || slot < 0) return;
+    if (busy) return this.#hush(pool, slot);
+    // Not from inside the pool's pump: at the end of this turn.
+    if (this.#unhush(slot)) queueMicrotask(this.#drainAll);
+  };
+
+  /** A batch of a pool whose isolates were all busy finished: its requests in the rings join its queue now. */
+  #takeArrivals = (pool: FunctionPool): void => {
+    this.#drainAll();
+    const slot = this.#slots.get(pool.spec.name);
+    if (slot !== undefined && slot >= 0) this.#hush(pool, slot);
+  };
+
+  /** Asks the threads not to ring for `pool`'s requests, for {@link quietMs} from now. */
+  #hush(pool: FunctionPool, slot: number): void {
+    // A version being replaced answers its last requests: only the serving one speaks for the name.
+    if (this.#stopping || this.options.registry.get(pool.spec.name)?.current?.pool !== pool) return;
+    const quiet = this.#quiet.get(slot);
+    if (quiet) {
+      quiet.since = performance.now();
+      return;
+    }
+    this.#quiet.set(slot, { since: performance.now(), timer: this.#quietTimer(slot, quietMs) });
+    Atomics.compareExchange(this.#admission, slot, 0, -1);
+    if (!this.#hushed.has(slot)) {
+      this.#hushed.add(slot);
+      log("debug", "requests wait in the HTTP threads' rings while every isolate is busy", {
+        function: pool.spec.name,
+        quietMs,
+      });
+    }
+  }
+
+  /** Slots whose function had its requests kept quiet once (logged the first time only). */
+  #hushed = new Set<number>();
+
+  #quietTimer(slot: number, ms: number): ReturnType<typeof setTimeout> {
+    const timer = setTimeout(() => this.#quietOver(slot), ms);
+    Deno.unrefTimer(timer);
+    return timer;
+  }
+
+  /** Lifts the ask once {@link quietMs} passed since the rings were last drained for the slot's function. */
+  #quietOver(slot: number): void {
+    const quiet = this.#quiet.get(slot);
+    if (!quiet) return;
+    const left = quiet.since + quietMs - performance.now();
+    if (left > 0) {
+      quiet.timer = this.#quietTimer(slot, left);
+      return;
+    }
+    this.#unhush(slot);
+    this.#drainAll();
+  }
+
+  /** Has the threads ring for the slot's function again; whether they had been asked not to. */
+  #unhush(slot: number): boolean {
+    const quiet = this.#quiet.get(slot);
+    if (!quiet) return false;
+    clearTimeout(quiet.timer);
+    this.#quiet.delete(slot);
+    Atomics.compareExchange(this.#admission, slot, -1, 0);
+    return true;
+  }
+
+  /**
    * Clears a function's refusal from the board as soon as an answer may have drained its queue, rather than at the
    * next 5 ms poll: a client that sends its next request the moment it has its answer (the bench's respawn probe
    * does) was otherwise refused by a board that still showed the queue of a moment before.
    */
   #readmit(name: string): void {
     const slot = this.#slots.get(name);
-    if (slot === undefined || slot < 0 || Atomics.load(this.#admission, slot) === 0) return;
+    if (slot === undefined || slot < 0 || Atomics.load(this.#admission, slot) <= 0) return;
     // After the pool is done with the answer (a shared one is answered from inside it): its queue has moved on then.
     queueMicrotask(() => this.#writeAdmission(name, slot));
   }
@@ -509,9 +612,16 @@ export class HttpThreads {
     );
   }
 
+  /** Has the threads ring for every request again (shutdown), and takes what they wrote quietly. */
+  #quietNoMore(): void {
+    for (const slot of [...this.#quiet.keys()]) this.#unhush(slot);
+    queueMicrotask(this.#drainAll);
+  }
+
   /** Stops accepting on every thread; resolves once none accepts new connections. */
   async stopAccepting(): Promise<void> {
     this.#stopping = true;
+    this.#quietNoMore();
     clearInterval(this.#timer);
     clearInterval(this.#admissionTimer);
     this.#admissionTimer = undefined;
@@ -535,6 +645,8 @@ export class HttpThreads {
   /** Ends the threads, once they have sent the answers still owed (at most `graceMs` more). */
   async end(graceMs = 1000): Promise<void> {
     await this.#settled(graceMs);
+    if (FunctionPool.onBusy === this.#onBusy) FunctionPool.onBusy = undefined;
+    if (FunctionPool.takeArrivals === this.#takeArrivals) FunctionPool.takeArrivals = undefined;
     mainDoorbell().delete(this.#drainAll);
     for (const t of this.#threads) t.worker.terminate();
   }

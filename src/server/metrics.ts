@@ -40,26 +40,23 @@ export function createMetrics(
   const register = new client.Registry();
   client.collectDefaultMetrics({ register, prefix: "isolane_" });
   let registry: Registry | undefined;
-  const requests = new client.Counter({
-    name: "isolane_requests_total",
-    help: "Function invocations by function and HTTP status",
-    labelNames: ["function", "status"] as const,
-    registers: [register],
-  });
-  const duration = new client.Histogram({
-    name: "isolane_request_duration_seconds",
-    help: "Invocation latency from request to response, by function",
-    labelNames: ["function"] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [register],
-  });
-  const batch = new client.Histogram({
-    name: "isolane_batch_size",
-    help: "Rows per dispatch to an isolate (one request is one row unless its route knows more)",
-    labelNames: ["function"] as const,
-    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
-    registers: [register],
-  });
+  const requests = new FunctionCounter(
+    "isolane_requests_total",
+    "Function invocations by function and HTTP status",
+  );
+  register.registerMetric(requests as unknown as client.Metric);
+  const duration = new FunctionHistogram(
+    "isolane_request_duration_seconds",
+    "Invocation latency from request to response, by function",
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  );
+  register.registerMetric(duration as unknown as client.Metric);
+  const batch = new FunctionHistogram(
+    "isolane_batch_size",
+    "Rows per dispatch to an isolate (one request is one row unless its route knows more)",
+    [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+  );
+  register.registerMetric(batch as unknown as client.Metric);
   const restarts = new client.Counter({
     name: "isolane_isolate_restarts_total",
     help: "Isolates stopped unplanned and respawned, by reason",
@@ -156,20 +153,16 @@ export function createMetrics(
 
   const lastMinute = new LastMinute();
   const sources: (() => Promise<void>)[] = [];
-  // prom-client hashes a label set on every call; its children, kept per label set, do not. By function, then status:
-  // no key string built per request.
-  const children = new Map<
-    string,
-    { timer: client.Histogram.Internal<"function">; counters: Map<number, client.Counter.Internal> }
-  >();
-  const batchSizes = new Map<string, client.Histogram.Internal<"function">>();
+  // By function, then status: no key string built and no label set hashed per answer.
+  const children = new Map<string, { timer: HistogramCell; counters: Map<number, CounterCell> }>();
+  const batchSizes = new Map<string, HistogramCell>();
   const record = (fn: string, status: number, ms: number) => {
     let of = children.get(fn);
-    if (!of) children.set(fn, of = { timer: duration.labels({ function: fn }), counters: new Map() });
+    if (!of) children.set(fn, of = { timer: duration.cell(fn), counters: new Map() });
     let counter = of.counters.get(status);
-    if (!counter) of.counters.set(status, counter = requests.labels({ function: fn, status: String(status) }));
-    counter.inc();
-    of.timer.observe(ms / 1000);
+    if (!counter) of.counters.set(status, counter = requests.cell(fn, status));
+    counter.value++;
+    duration.observe(of.timer, ms / 1000);
     recentSeries.request(fn, ms, status);
     lastMinute.request(fn, ms);
   };
@@ -190,8 +183,8 @@ export function createMetrics(
     observer: {
       dispatched: (fn, size) => {
         let sizes = batchSizes.get(fn);
-        if (!sizes) batchSizes.set(fn, sizes = batch.labels({ function: fn }));
-        sizes.observe(size);
+        if (!sizes) batchSizes.set(fn, sizes = batch.cell(fn));
+        batch.observe(sizes, size);
         recentSeries.dispatch(fn, size);
       },
       isolateStopped: (fn, code) => restarts.inc({ function: fn, reason: code }),
@@ -207,4 +200,117 @@ export function createMetrics(
       return lastMinute.summary();
     },
   };
+}
+
+/** One label set's count of a {@link FunctionCounter}, as prom-client's registry reads it. */
+interface CounterCell {
+  labels: { function: string; status: string };
+  value: number;
+}
+
+/** One function's histogram of a {@link FunctionHistogram}: counts per bucket (not cumulative), sum and count. */
+interface HistogramCell {
+  function: string;
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * `isolane_requests_total` by function and status: a counter whose increment is one addition on a cell the caller
+ * keeps. prom-client's Counter hashes its label set on every `inc`, even through a child from `labels()`. Registered
+ * with prom-client's registry, which reads it through `get()` as it reads its own counters (same lines, same order).
+ */
+class FunctionCounter {
+  readonly type = "counter";
+  readonly aggregator = "sum";
+  readonly #cells: CounterCell[] = [];
+
+  constructor(readonly name: string, readonly help: string) {}
+
+  /** The cell of one function and status, made at 0 (call once per label set and keep it). */
+  cell(fn: string, status: number): CounterCell {
+    const cell = { labels: { function: fn, status: String(status) }, value: 0 };
+    this.#cells.push(cell);
+    return cell;
+  }
+
+  get(): Promise<{ name: string; help: string; type: string; values: CounterCell[]; aggregator: string }> {
+    const values = this.#cells.map(({ labels, value }) => ({ labels: { ...labels }, value }));
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
+  }
+
+  reset(): void {
+    for (const cell of this.#cells) cell.value = 0;
+  }
+}
+
+/**
+ * A histogram by function whose `observe` is a bucket search and three additions on a cell the caller keeps.
+ * prom-client's Histogram hashes and validates its label set and looks the bucket up by a string key on every
+ * `observe`, even through a child from `labels()`: with the request counter, the largest metrics cost of the main
+ * thread per answer. Registered with prom-client's registry, which formats it as its own histograms (`_bucket` lines,
+ * cumulative, `le` first, then `+Inf`, `_sum`, `_count`, per function in the order first observed).
+ */
+class FunctionHistogram {
+  readonly type = "histogram";
+  readonly aggregator = "sum";
+  readonly #cells: HistogramCell[] = [];
+
+  /** `buckets`: upper bounds, ascending. */
+  constructor(readonly name: string, readonly help: string, readonly buckets: readonly number[]) {}
+
+  /** The cell of one function, made empty (call once per function and keep it). */
+  cell(fn: string): HistogramCell {
+    const cell = { function: fn, counts: new Float64Array(this.buckets.length), sum: 0, count: 0 };
+    this.#cells.push(cell);
+    return cell;
+  }
+
+  /** Counts `value` in `cell`: in the first bucket whose bound is at least it (past the last: in `+Inf` only). */
+  observe(cell: HistogramCell, value: number): void {
+    const bounds = this.buckets;
+    let i = 0;
+    while (i < bounds.length && value > bounds[i]) i++;
+    if (i < bounds.length) cell.counts[i]++;
+    cell.sum += value;
+    cell.count++;
+  }
+
+  getForPromString(): Promise<{ name: string; help: string; type: string; values: object[]; aggregator: string }> {
+    const values: object[] = [];
+    const bucket = `${this.name}_bucket`;
+    for (const cell of this.#cells) {
+      const shared = { function: cell.function };
+      let cumulative = 0;
+      for (let i = 0; i < this.buckets.length; i++) {
+        cumulative += cell.counts[i];
+        values.push({ labels: { le: this.buckets[i] }, sharedLabels: shared, value: cumulative, metricName: bucket });
+      }
+      values.push(
+        { labels: { le: "+Inf" }, sharedLabels: shared, value: cell.count, metricName: bucket },
+        { labels: {}, sharedLabels: shared, value: cell.sum, metricName: `${this.name}_sum` },
+        { labels: {}, sharedLabels: shared, value: cell.count, metricName: `${this.name}_count` },
+      );
+    }
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
+  }
+
+  /** As {@link getForPromString}, each value's labels whole (prom-client's JSON form). */
+  async get(): Promise<{ name: string; help: string; type: string; values: object[]; aggregator: string }> {
+    const data = await this.getForPromString();
+    data.values = data.values.map((v) => {
+      const { labels, sharedLabels, ...rest } = v as { labels: object; sharedLabels: object };
+      return { ...rest, labels: { ...labels, ...sharedLabels } };
+    });
+    return data;
+  }
+
+  reset(): void {
+    for (const cell of this.#cells) {
+      cell.counts.fill(0);
+      cell.sum = 0;
+      cell.count = 0;
+    }
+  }
 }
