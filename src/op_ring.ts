@@ -16,11 +16,8 @@
  * @module
  */
 import { type Job, noBody, type SharedTensor } from "./protocol.ts";
+import { WordRingReader, WordRingWriter } from "./word_ring.ts";
 
-/** Words of each ring's header: the write index, the read index. */
-const headerWords = 2;
-const W = 0;
-const R = 1;
 /** A record kind: one infer request. */
 const kindInfer = 1;
 /** A record kind: a string that later records name by its index. */
@@ -29,10 +26,6 @@ const kindString = 2;
 const kindIds = 3;
 /** A record kind: a run of jobs whose inputs lie in HTTP threads' arenas (see {@link RingWriter.jobs}). */
 const kindJobs = 4;
-/** Strings a thread defines at most, and their longest: past either, strings go inline. */
-const maxDefined = 4096;
-const maxDefinedLength = 256;
-
 /** Bytes of one thread's ring: about 12,000 batch-1 requests of the 8×1024 MLP. */
 export const ringBytes = 4 * 2 ** 20;
 
@@ -62,14 +55,10 @@ export interface RingWriterOptions {
 
 /** A thread's side: writes records, publishes them at the end of the turn, and rings when no drain is due. */
 export class RingWriter {
+  readonly #ring: WordRingWriter;
   readonly #words: Int32Array;
-  readonly #head: Int32Array;
   readonly #bell: Int32Array;
-  readonly #capacity: number;
-  /** Where the next record goes; published (the header's write index) at the end of the turn. */
-  #at: number;
   #scheduled = false;
-  readonly #defined = new Map<string, number>();
   readonly #quiet: ((name: string) => boolean) | undefined;
   /** Whether a record written since the last publish needs the bell rung. */
   #loud = false;
@@ -79,21 +68,19 @@ export class RingWriter {
   /** `ring` is the thread's ring, `bell` the doorbell shared by all threads. */
   constructor(ring: SharedArrayBuffer, bell: SharedArrayBuffer, options: RingWriterOptions = {}) {
     this.#quiet = options.quiet;
-    this.#head = new Int32Array(ring, 0, headerWords);
-    this.#words = new Int32Array(ring, headerWords * 4);
-    this.#capacity = this.#words.length;
+    this.#ring = new WordRingWriter(ring, kindString);
+    this.#words = this.#ring.words;
     this.#bell = new Int32Array(bell, 0, 1);
-    this.#at = Atomics.load(this.#head, W);
   }
 
   /** Writes one infer request; `false` when it does not fit (nothing is written then). */
   infer(op: RingInfer): boolean {
-    const name = this.#ref(op.name);
+    const name = this.#ring.ref(op.name);
     if (name === undefined) return false;
     const tensors = this.#tensorWords(op.shared);
     if (tensors < 0 || !int32(op.id) || !int32(op.version)) return false;
     const words = 5 + this.#inlineWords(op.requestId) + tensors;
-    const at = this.#reserve(words);
+    const at = this.#ring.reserve(words);
     if (at < 0) return false;
     const w = this.#words;
     let i = at;
@@ -117,7 +104,7 @@ export class RingWriter {
   ids(ids: readonly number[]): boolean {
     for (const id of ids) if (!int32(id)) return false;
     const words = 2 + ids.length;
-    const at = this.#reserve(words);
+    const at = this.#ring.reserve(words);
     if (at < 0) return false;
     const w = this.#words;
     w[at] = words;
@@ -142,7 +129,7 @@ export class RingWriter {
       if (tensors < 0) return false;
       words += 3 + this.#inlineWords(job.requestId ?? "") + tensors;
     }
-    const at = this.#reserve(words);
+    const at = this.#ring.reserve(words);
     if (at < 0) return false;
     const w = this.#words;
     let i = at;
@@ -171,7 +158,7 @@ export class RingWriter {
     let words = 1;
     for (let k = 0; k < shared.length; k++) {
       const t = shared[k];
-      if (this.#ref(t.name) === undefined || this.#ref(t.datatype) === undefined) return -1;
+      if (this.#ring.ref(t.name) === undefined || this.#ring.ref(t.datatype) === undefined) return -1;
       for (let d = 0; d < t.shape.length; d++) if (!int32(t.shape[d])) return -1;
       if (!int32(t.offset) || !int32(t.bytes)) return -1;
       words += 5 + t.shape.length;
@@ -184,33 +171,14 @@ export class RingWriter {
     w[i++] = shared.length;
     for (let k = 0; k < shared.length; k++) {
       const t = shared[k];
-      w[i++] = this.#defined.get(t.name) ?? 0;
-      w[i++] = this.#defined.get(t.datatype) ?? 0;
+      w[i++] = this.#ring.ref(t.name) ?? 0;
+      w[i++] = this.#ring.ref(t.datatype) ?? 0;
       w[i++] = t.shape.length;
       for (let d = 0; d < t.shape.length; d++) w[i++] = t.shape[d];
       w[i++] = t.offset;
       w[i++] = t.bytes;
     }
     return i;
-  }
-
-  /** The index of a defined string, defining it first; `undefined` when the ring has no room for it. */
-  #ref(s: string): number | undefined {
-    const known = this.#defined.get(s);
-    if (known !== undefined) return known;
-    if (this.#defined.size >= maxDefined || s.length > maxDefinedLength) return undefined;
-    const words = 3 + s.length;
-    const at = this.#reserve(words);
-    if (at < 0) return undefined;
-    const index = this.#defined.size;
-    const w = this.#words;
-    w[at] = words;
-    w[at + 1] = kindString;
-    w[at + 2] = index;
-    for (let c = 0; c < s.length; c++) w[at + 3 + c] = s.charCodeAt(c);
-    this.#defined.set(s, index);
-    this.#publishSoon();
-    return index;
   }
 
   #inlineWords(s: string): number {
@@ -224,29 +192,6 @@ export class RingWriter {
     return i;
   }
 
-  /**
-   * Where a record of `words` goes, moving the write cursor past it; -1 when the reader has not freed enough. One
-   * word always stays free, so that equal indexes mean an empty ring.
-   */
-  #reserve(words: number): number {
-    const read = Atomics.load(this.#head, R);
-    const at = this.#at;
-    if (at >= read) {
-      if (at + words < this.#capacity) {
-        this.#at = at + words;
-        return at;
-      }
-      // Wrap: a -1 where the record would not fit, the record at 0.
-      if (words >= read) return -1;
-      this.#words[at] = -1;
-      this.#at = words;
-      return 0;
-    }
-    if (at + words >= read) return -1;
-    this.#at = at + words;
-    return at;
-  }
-
   #publishSoon(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
@@ -255,7 +200,7 @@ export class RingWriter {
 
   #publish = (): void => {
     this.#scheduled = false;
-    Atomics.store(this.#head, W, this.#at);
+    this.#ring.publish();
     // Asked again after the store: a reader that lifted its ask before this drains after it, and sees the records.
     let loud = this.#loud;
     const names = this.#quietNames;
@@ -276,63 +221,63 @@ export interface RingSink {
 
 /** The main thread's side of one ring. */
 export class RingReader {
+  readonly #ring: WordRingReader;
   readonly #words: Int32Array;
-  readonly #head: Int32Array;
-  readonly #strings: string[] = [];
+  readonly #strings: string[];
+  /** The sink of the drain in progress, and the records it was handed. */
+  #sink: RingSink = {};
+  #count = 0;
 
   constructor(ring: SharedArrayBuffer) {
-    this.#head = new Int32Array(ring, 0, headerWords);
-    this.#words = new Int32Array(ring, headerWords * 4);
+    this.#ring = new WordRingReader(ring, kindString);
+    this.#words = this.#ring.words;
+    this.#strings = this.#ring.strings;
   }
 
   /** Hands `sink` every record written and published so far, in order, and frees their words; returns how many. */
   drain(sink: RingSink): number {
-    const w = this.#words;
-    const end = Atomics.load(this.#head, W);
-    let at = Atomics.load(this.#head, R);
-    let count = 0;
-    while (at !== end) {
-      const words = w[at];
-      if (words === -1) {
-        at = 0;
-        continue;
-      }
-      const kind = w[at + 1];
-      if (kind === kindString) {
-        this.#strings[w[at + 2]] = String.fromCharCode.apply(null, w.subarray(at + 3, at + words) as never);
-      } else if (kind === kindIds) {
-        count++;
-        sink.ids?.(Array.from(w.subarray(at + 2, at + words)));
-      } else if (kind === kindInfer) {
-        let i = at + 2;
-        const id = w[i++];
-        const version = w[i++];
-        const name = this.#strings[w[i++]];
-        this.#at = i;
-        const requestId = this.#inline();
-        const shared = this.#tensors();
-        count++;
-        sink.infer?.({ k: "infer", id, version, name, requestId, shared });
-      } else if (kind === kindJobs) {
-        this.#at = at + 2;
-        const jobs: Job[] = new Array(w[this.#at++]);
-        for (let j = 0; j < jobs.length; j++) {
-          const id = w[this.#at++];
-          const link = w[this.#at++];
-          const replyId = w[this.#at++];
-          const requestId = this.#inline();
-          const job: Job = { id, body: noBody, shared: this.#tensors(), reply: { link, id: replyId } };
-          if (requestId) job.requestId = requestId;
-          jobs[j] = job;
-        }
-        count++;
-        sink.jobs?.(jobs);
-      }
-      at += words;
+    this.#sink = sink;
+    this.#count = 0;
+    try {
+      this.#ring.drain(this.#record);
+    } finally {
+      this.#sink = {};
     }
-    Atomics.store(this.#head, R, at);
-    return count;
+    return this.#count;
   }
+
+  #record = (at: number, kind: number, words: number): void => {
+    const w = this.#words;
+    const sink = this.#sink;
+    if (kind === kindIds) {
+      this.#count++;
+      sink.ids?.(Array.from(w.subarray(at + 2, at + words)));
+    } else if (kind === kindInfer) {
+      let i = at + 2;
+      const id = w[i++];
+      const version = w[i++];
+      const name = this.#strings[w[i++]];
+      this.#at = i;
+      const requestId = this.#inline();
+      const shared = this.#tensors();
+      this.#count++;
+      sink.infer?.({ k: "infer", id, version, name, requestId, shared });
+    } else if (kind === kindJobs) {
+      this.#at = at + 2;
+      const jobs: Job[] = new Array(w[this.#at++]);
+      for (let j = 0; j < jobs.length; j++) {
+        const id = w[this.#at++];
+        const link = w[this.#at++];
+        const replyId = w[this.#at++];
+        const requestId = this.#inline();
+        const job: Job = { id, body: noBody, shared: this.#tensors(), reply: { link, id: replyId } };
+        if (requestId) job.requestId = requestId;
+        jobs[j] = job;
+      }
+      this.#count++;
+      sink.jobs?.(jobs);
+    }
+  };
 
   /** Where {@link #inline} and {@link #tensors} read next. */
   #at = 0;
