@@ -7,12 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { crc32, deflateSync } from "node:zlib";
+import { deflateSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 import pngjs from "pngjs";
 import jpegJs from "jpeg-js";
 import { encodeJpeg, renderSidewaysJpeg, renderText, renderTextPng } from "./support/render_text.ts";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
+import { chunk } from "./support/png_encode.ts";
 
 const functionsDir = fileURLToPath(new URL("../functions", import.meta.url));
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
@@ -34,16 +35,6 @@ async function read(server: TestServer, image: Uint8Array): Promise<Line[]> {
 function topEdgeDegrees(box: [number, number][]): number {
   const [[x0, y0], [x1, y1]] = box;
   return (Math.atan2(y1 - y0, x1 - x0) * 180) / Math.PI;
-}
-
-/** A PNG chunk: length, type, data, CRC-32 of type and data. */
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, "latin1");
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
 }
 
 /**

@@ -17,7 +17,8 @@ export interface PngSpec {
   paletteAlpha?: number[];
 }
 
-function chunk(type: string, data: Uint8Array): Uint8Array {
+/** A PNG chunk: length, type, data, CRC-32 of type and data. */
+export function chunk(type: string, data: Uint8Array): Uint8Array {
   const out = Buffer.alloc(12 + data.length);
   out.writeUInt32BE(data.length, 0);
   out.write(type, 4, "latin1");
