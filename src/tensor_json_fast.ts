@@ -194,7 +194,9 @@ function scanTensor(b: Uint8Array, i: number, maxRank: number, shape: number[], 
       const dot = i;
       // Significant digits start at the first that is not zero: after `0.`, the zeros before it are skipped. The
       // counts come from positions after the loop, not per digit.
-      if (mantissa === 0) while (c === ZERO) c = b[++i];
+      if (mantissa === 0) {
+        while (c === ZERO) c = b[++i];
+      }
       const first = i;
       while (c >= ZERO && c <= NINE) {
         mantissa = mantissa * 10 + (c - ZERO);
