@@ -245,17 +245,12 @@ function fewestDigits(s: number, low: number, high: number): number {
   } else if (h1 * 10 >= low) {
     t = 1;
     step = 10;
-    // The nearest multiple of 10 (ties up): ⌊s / 10⌋ from a multiply, set right by the exact rest.
-    q = Math.floor(s * 0.1);
-    let rest = s - q * 10;
-    if (rest < 0) {
-      q--;
-      rest += 10;
-    } else if (rest >= 10) {
-      q++;
-      rest -= 10;
-    }
+    // The nearest multiple of 10 (ties up): rounded from a multiply, then set right by the exact rest s - 10q, which
+    // is in [-5, 5) unless the multiply's rounding crossed a half (rarely: the branches are predicted).
+    q = Math.round(s * 0.1);
+    const rest = s - q * 10;
     if (rest >= 5) q++;
+    else if (rest < -5) q--;
     if (q > h1) q = h1;
     else if (q * 10 < low) q++;
   } else {
