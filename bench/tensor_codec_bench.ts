@@ -24,6 +24,17 @@ Deno.bench("decode: JSON.parse alone (baseline)", { group: "decode", baseline: t
 Deno.bench("decode: wireFromJsonBody (UTF-8, parse, shape, FP32 checks)", { group: "decode" }, () => {
   wireFromJsonBody(signature, body);
 });
+// A body of float32 texts as the writer gives them (8 or 9 significant digits, as a model's outputs sent back): about
+// 11 KB for 1,024 values, each literal longer than the 4-decimal ones above.
+const float32Body = outputsToJsonBody([{
+  name: "x",
+  datatype: "FP32",
+  shape: [1, 1024],
+  data: Float32Array.from(row, (v, i) => v * Math.cos(i) + 1e-3).buffer,
+}]);
+Deno.bench("decode: wireFromJsonBody, a body of float32 texts (8–9 digits each)", { group: "decode" }, () => {
+  wireFromJsonBody(signature, float32Body);
+});
 Deno.bench("encode: JSON.stringify of the numbers alone (baseline)", { group: "encode", baseline: true }, () => {
   JSON.stringify([Array.from(y)]);
 });

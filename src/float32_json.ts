@@ -226,9 +226,11 @@ function fewestDigits(s: number, low: number, high: number): number {
   if (h2 * 100 >= low) {
     t = 2;
     step = 100;
-    q = Math.round(s / 100);
-    if (q > h2) q = h2;
-    else if (q * 100 < low) q++;
+    // The interval is under 120 wide: at most h2 and h2 - 1 are inside, and the nearer s is taken (exact
+    // differences; ties up, as Math.round of s / 100 did, without its division).
+    q = h2;
+    const below = (h2 - 1) * 100;
+    if (below >= low && s - below < h2 * 100 - s) q = h2 - 1;
     // Then larger steps while a multiple of one is inside (round numbers: at most one is).
     let hq = h2;
     for (;;) {
@@ -243,7 +245,12 @@ function fewestDigits(s: number, low: number, high: number): number {
   } else if (h1 * 10 >= low) {
     t = 1;
     step = 10;
-    q = Math.round(s / 10);
+    // The nearest multiple of 10 (ties up): rounded from a multiply, then set right by the exact rest s - 10q, which
+    // is in [-5, 5) unless the multiply's rounding crossed a half (rarely: the branches are predicted).
+    q = Math.round(s * 0.1);
+    const rest = s - q * 10;
+    if (rest >= 5) q++;
+    else if (rest < -5) q--;
     if (q > h1) q = h1;
     else if (q * 10 < low) q++;
   } else {

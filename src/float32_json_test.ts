@@ -120,3 +120,63 @@ Deno.test("writeFloat32Nested answers -1 for a value that is not finite", () => 
   const end = writeFloat32Nested(new Float32Array([1, 0.5, 2]), [3], out, 0);
   assert.equal(decoder.decode(out.subarray(0, end)), "[1,0.5,2]");
 });
+
+/** Exactly: sign of |a·10^ea| - |b| for a float32 b = m·2^e2 (all BigInt, no rounding). */
+function distance(d: bigint, e10: number, m: bigint, e2: number): bigint {
+  const p10 = Math.max(0, -e10), p2 = Math.max(0, -e2);
+  const a = d * 10n ** BigInt(e10 + p10) * 2n ** BigInt(p2);
+  const b = m * 2n ** BigInt(e2 + p2) * 10n ** BigInt(p10);
+  return a > b ? a - b : b - a;
+}
+
+/**
+ * The reference text of a positive finite float32, decided by exact arithmetic: in the fast path's range
+ * (1e-13 ≤ x < 1e9), of the decimals that read back to x (JSON.parse, then Math.fround) those with the fewest digits,
+ * the nearest to x (a tie to the larger); elsewhere, the fewest digits while `toPrecision` still reads back, from 9
+ * down (the writer's own rule there). In ECMAScript's number form.
+ */
+function referenceText(x: number): string {
+  bits[0] = 0;
+  asFloat[0] = x;
+  const biased = (bits[0] >>> 23) & 0xff;
+  const m = BigInt(biased === 0 ? bits[0] & 0x7fffff : (bits[0] & 0x7fffff) | 0x800000);
+  const e2 = biased === 0 ? -149 : biased - 150;
+  const readsBack = (d: bigint, e10: number) => Math.fround(JSON.parse(`${d}e${e10}`)) === x;
+  if (x >= 1e-13 && x < 1e9) {
+    for (let p = 1; p <= 9; p++) {
+      const [digits, exponent] = x.toExponential(p - 1).split("e");
+      const d = BigInt(digits.replace(".", ""));
+      const e10 = Number(exponent) - (p - 1);
+      let best: bigint | undefined;
+      for (const c of [d - 1n, d, d + 1n]) {
+        if (c <= 0n || !readsBack(c, e10)) continue;
+        if (best === undefined || distance(c, e10, m, e2) <= distance(best, e10, m, e2)) best = c;
+      }
+      if (best !== undefined) return String(JSON.parse(`${best}e${e10}`));
+    }
+  }
+  let text = String(Number(x.toPrecision(9)));
+  for (let p = 8; p > 0; p--) {
+    const d = Number(x.toPrecision(p));
+    if (Math.fround(d) !== x) break;
+    text = String(d);
+  }
+  return text;
+}
+
+Deno.test("float32 texts are the exact reference's, byte for byte (any bit pattern, usual values, integers)", () => {
+  const integers = fc.integer({ min: -(2 ** 24), max: 2 ** 24 }).map(Math.fround);
+  const subnormals = fc.integer({ min: 1, max: 0x7fffff }).map((b) => {
+    bits[0] = b;
+    return asFloat[0];
+  });
+  for (const arbitrary of [anyFloat32, usualFloat32, integers, subnormals]) {
+    fc.assert(
+      fc.property(arbitrary, (x) => {
+        const expected = x === 0 ? "0" : (x < 0 ? "-" : "") + referenceText(Math.abs(x));
+        assert.equal(textOf(x), expected, `bits of ${x}`);
+      }),
+      { numRuns: 20_000 },
+    );
+  }
+});

@@ -191,13 +191,19 @@ function scanTensor(b: Uint8Array, i: number, maxRank: number, shape: number[], 
     if (c === DOT) {
       c = b[++i];
       if (!(c >= ZERO && c <= NINE)) return -1;
-      do {
+      const dot = i;
+      // Significant digits start at the first that is not zero: after `0.`, the zeros before it are skipped. The
+      // counts come from positions after the loop, not per digit.
+      if (mantissa === 0) {
+        while (c === ZERO) c = b[++i];
+      }
+      const first = i;
+      while (c >= ZERO && c <= NINE) {
         mantissa = mantissa * 10 + (c - ZERO);
-        // Significant digits start at the first that is not zero.
-        if (mantissa !== 0) digits++;
-        exponent--;
         c = b[++i];
-      } while (c >= ZERO && c <= NINE);
+      }
+      digits += i - first;
+      exponent -= i - dot;
     }
     if (c === LOWER_E || c === UPPER_E) {
       c = b[++i];

@@ -195,3 +195,41 @@ Deno.test("wireFromJsonBody: an FP32 value past float32's range is refused, as b
     Math.fround(3.4e38),
   ]);
 });
+
+Deno.test("scanNumberTensors reads decimals of every form (zeros after the point, float32 texts) as JSON.parse", () => {
+  const bits = new Uint32Array(1);
+  const asFloat = new Float32Array(bits.buffer);
+  /** Decimals as `-?int.zeros digits(e±x)?`: leading zeros after the point are not significant digits. */
+  const decimal = fc.tuple(
+    fc.boolean(),
+    fc.constantFrom("0", "1", "7", "42", "123456"),
+    fc.integer({ min: 0, max: 24 }),
+    fc.stringMatching(/^[0-9]{1,12}$/),
+    fc.option(fc.integer({ min: -30, max: 30 })),
+  ).map(([negative, int, zeros, digits, e]) =>
+    `${negative ? "-" : ""}${int}.${"0".repeat(zeros)}${digits}${e === null ? "" : `e${e}`}`
+  );
+  /** Float32s from any bit pattern (subnormals, large exponents), as the `/v1` writer writes them back. */
+  const float32Text = fc.integer({ min: 0, max: 2 ** 32 - 1 }).map((b) => {
+    bits[0] = b;
+    return asFloat[0];
+  }).filter(Number.isFinite).map((x) =>
+    nestedJsonText({ name: "y", datatype: "FP32", shape: [], data: Float32Array.of(x).buffer })
+  );
+  fc.assert(
+    fc.property(fc.array(fc.oneof(decimal, float32Text), { minLength: 6, maxLength: 6 }), (pool) => {
+      const text = body(pool, 2, 3, "");
+      const scanned = scanNumberTensors(encode(text), ["x"], 32);
+      // Within the fast path (15 significant digits, exponent within ±22) the body is never given up on.
+      const plain = pool.every((t) => {
+        const [mantissa, e] = t.replace(/^-/, "").split("e");
+        const [int, fraction = ""] = mantissa.split(".");
+        const significant = (int + fraction).replace(/^0+/, "").length;
+        return significant <= 15 && Math.abs(Number(e ?? 0) - fraction.length) <= 22;
+      });
+      if (plain) assert.ok(scanned, text);
+      if (scanned) assertReadAsParsed(text, scanned);
+    }),
+    { numRuns: 5000 },
+  );
+});
