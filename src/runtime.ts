@@ -12,6 +12,7 @@ import { detectDevices, holdOrtLibrary } from "./devices.ts";
 import { Registry } from "./registry/registry.ts";
 import { ReadySpare } from "./registry/ready_spare.ts";
 import { watchFunctions } from "./registry/watch.ts";
+import { stopDependencyBuilds } from "./registry/dependencies.ts";
 import { createApp } from "./server/app.tsx";
 import { createMetrics } from "./server/metrics.ts";
 import type { Context } from "hono";
@@ -167,6 +168,8 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     async close(reason?: string) {
       watcher?.close();
       sync.stop();
+      // No dependency build of a reload or deploy goes on writing into a function's folder after the runtime stops.
+      await stopDependencyBuilds();
       // Stop accepting at once; let requests in flight (running or queued) finish, within the grace period.
       const started = performance.now();
       const drained = threads ? (await threads.stopAccepting(), undefined) : server!.shutdown();

@@ -224,25 +224,54 @@ async function findFile(root: string, match: (file: string) => boolean): Promise
   return null;
 }
 
+/** `deno` processes resolving dependencies now, which {@link stopDependencyBuilds} ends. */
+const building = new Set<Promise<Deno.CommandOutput>>();
+const stopping = new AbortController();
+
+/**
+ * Ends every dependency build in flight and waits for its process to exit; none starts after. The runtime calls it
+ * as it shuts down, so that no `deno` it started still writes into a function's folder (its `node_modules`) once the
+ * runtime has stopped.
+ */
+export async function stopDependencyBuilds(): Promise<void> {
+  stopping.abort();
+  await Promise.allSettled([...building]);
+}
+
 /** Runs the runtime's own Deno; resolves with stdout, throws `invalid_bundle` with Deno's own error lines. */
 async function deno(name: string, args: string[]): Promise<string> {
   let result: Deno.CommandOutput;
+  const running = stopping.signal.aborted
+    ? Promise.reject(new Error("the runtime is shutting down"))
+    : new Deno.Command(
+      Deno.execPath(),
+      {
+        args,
+        env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.any([AbortSignal.timeout(buildTimeoutMs), stopping.signal]),
+      },
+    ).output();
+  building.add(running);
   try {
-    result = await new Deno.Command(Deno.execPath(), {
-      args,
-      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(buildTimeoutMs),
-    }).output();
+    result = await running;
   } catch (error) {
     throw new IsolaneError(
       "invalid_bundle",
       `Cannot load function '${name}': resolving its dependencies failed: ${(error as Error).message}`,
     );
+  } finally {
+    building.delete(running);
   }
   if (result.success) return new TextDecoder().decode(result.stdout);
+  if (result.signal && stopping.signal.aborted) {
+    throw new IsolaneError(
+      "invalid_bundle",
+      `Cannot load function '${name}': resolving its dependencies was stopped: the runtime is shutting down`,
+    );
+  }
   if (result.signal) {
     throw new IsolaneError(
       "invalid_bundle",
