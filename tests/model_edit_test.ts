@@ -10,10 +10,37 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import onnxProto from "onnx-proto";
 import { mlpInput, mlpReference } from "./support/mlp_reference.ts";
 import { errorOf, startServer } from "./support/server.ts";
+import { adminToken, bundleOf, deploy } from "./support/bundles.ts";
 
 const mlpModel = fileURLToPath(new URL("../functions/mlp/mlp.onnx", import.meta.url));
+
+/** `y = Not(x)`, both bool [batch, 3]. */
+function boolModel(): Uint8Array {
+  const { onnx } = onnxProto;
+  const info = (name: string) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: {
+        tensorType: {
+          elemType: onnx.TensorProto.DataType.BOOL,
+          shape: { dim: [{ dimParam: "batch" }, { dimValue: 3 }] },
+        },
+      },
+    });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 17 }],
+    graph: {
+      name: "not",
+      node: [{ opType: "Not", input: ["x"], output: ["y"] }],
+      input: [info("x")],
+      output: [info("y")],
+    },
+  })).finish();
+}
 
 /** A function serving mlp.onnx with `outputs` (as JSON) declared on its model; its handler returns every output. */
 function moduleWith(outputs: string): string {
@@ -39,11 +66,14 @@ Deno.test("models with outputs: appended at load, served, described; bad ones fa
       unknown: moduleWith(`{ best: { op: "ArgMax", of: "logits" } }`),
       taken: moduleWith(`{ x: { op: "ArgMax", of: "y" } }`),
       notreduction: moduleWith(`{ best: { op: "Softmax", of: "y" } }`),
+      // Its mlp.onnx is a model whose output y is bool (boolModel).
+      boolean: moduleWith(`{ any: { op: "ReduceMax", of: "y" } }`),
     };
     for (const [name, module] of Object.entries(functions)) {
       await Deno.mkdir(join(root, name));
       await Deno.writeTextFile(join(root, name, "mod.ts"), module);
-      await Deno.copyFile(mlpModel, join(root, name, "mlp.onnx"));
+      if (name === "boolean") await Deno.writeFile(join(root, name, "mlp.onnx"), boolModel());
+      else await Deno.copyFile(mlpModel, join(root, name, "mlp.onnx"));
     }
     await using server = await startServer({ functionsDir: root });
 
@@ -76,6 +106,7 @@ Deno.test("models with outputs: appended at load, served, described; bad ones fa
       taken: /model 'mlp' already has a value named 'x'/,
       notreduction:
         /Invalid function definition: .models\.mlp. outputs\.best\.op: Invalid option: expected one of "ArgMax"/,
+      boolean: /model 'mlp' output 'y' holds bool tensors, which ReduceMax does not reduce: reduce a numeric output/,
     };
     for (const [name, reason] of Object.entries(refused)) {
       await t.step(`${name}: the load fails with the model and the reason`, async () => {
@@ -90,5 +121,47 @@ Deno.test("models with outputs: appended at load, served, described; bad ones fa
     }
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("edited models: one file per edit under concurrent deploys, private, removed when the runtime stops", async () => {
+  // The runtime's temporary folders go under TMPDIR: this test's own, so that other runtimes' folders are not counted.
+  const tmp = await Deno.makeTempDir({ prefix: "isolane-model-edit-tmp-" });
+  const empty = await Deno.makeTempDir({ prefix: "isolane-model-edit-fns-" });
+  const data = await Deno.makeTempDir({ prefix: "isolane-model-edit-data-" });
+  try {
+    await using server = await startServer({
+      functionsDir: empty,
+      env: { TMPDIR: tmp, ISOLANE_ADMIN_TOKEN: adminToken, ISOLANE_DATA: data },
+    });
+    const mlp = await Deno.readFile(mlpModel);
+    const same = await bundleOf({ "mod.ts": moduleWith(`{ best: { op: "ArgMax", of: "y" } }`), "mlp.onnx": mlp });
+    const other = await bundleOf({ "mod.ts": moduleWith(`{ top: { op: "ReduceMax", of: "y" } }`), "mlp.onnx": mlp });
+    // Five deploys at once, four of them the same edit of the same file.
+    const names = ["a", "b", "c", "d", "e"];
+    const deployed = await Promise.all(names.map((name) => deploy(server, name, name === "e" ? other : same)));
+    for (const response of deployed) assert.equal(response.status, 201, await response.text());
+    const x = mlpInput(3, 7);
+    const argmax = mlpReference(x).map((row) => row.indexOf(Math.max(...row)));
+    for (const name of names) {
+      const body = await (await server.invoke(name, { x })).json();
+      assert.deepEqual(Object.keys(body), [name === "e" ? "top" : "best"], JSON.stringify(body));
+      if (name !== "e") assert.deepEqual(body.best, argmax);
+    }
+    const folders = [...Deno.readDirSync(tmp)].filter((e) => e.name.startsWith("isolane-models-"));
+    assert.equal(folders.length, 1, JSON.stringify(folders));
+    const folder = join(tmp, folders[0].name);
+    assert.equal(Deno.statSync(folder).mode! & 0o777, 0o700);
+    const files = [...Deno.readDirSync(folder)].map((e) => e.name).sort();
+    assert.equal(files.length, 2, `one file per edit, no partial left: ${files}`);
+    for (const file of files) {
+      assert.match(file, /^[0-9a-f]{64}\.onnx$/);
+      assert.equal(Deno.statSync(join(folder, file)).mode! & 0o777, 0o600);
+    }
+    const status = await server.stop();
+    assert.equal(status.code, 0);
+    assert.throws(() => Deno.statSync(folder), Deno.errors.NotFound);
+  } finally {
+    for (const dir of [tmp, empty, data]) await Deno.remove(dir, { recursive: true });
   }
 });

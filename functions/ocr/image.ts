@@ -72,9 +72,17 @@ export function readImageHeader(bytes: Uint8Array): ImageHeader {
   const isPng = bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47;
   const isJpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
   if (!isPng && !isJpeg) throw new UnusableImage("Image is neither PNG nor JPEG");
+  if (isPng && bytes.length < pngHeaderBytes) {
+    throw new UnusableImage(
+      `The PNG file ends inside its header (${bytes.length} bytes, the signature and IHDR take ${pngHeaderBytes}): ` +
+        `it is truncated`,
+    );
+  }
   let size: { width?: number; height?: number; orientation?: number };
   try {
-    size = imageSize(bytes);
+    // image-size reads through a DataView that ends where the ArrayBuffer ends, not where `bytes` does: a pooled
+    // Buffer (what `Buffer.from(base64)` gives for a small image) would let it read the pool's other bytes.
+    size = imageSize(bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice());
   } catch (error) {
     // image-size also parses the EXIF segment, and throws on a broken one; the frame header still gives the size, and
     // the image is shown as stored, as decoders do.
@@ -86,6 +94,90 @@ export function readImageHeader(bytes: Uint8Array): ImageHeader {
   if (!width || !height) throw new UnusableImage("Image header declares no size");
   const orientation = size.orientation && size.orientation >= 1 && size.orientation <= 8 ? size.orientation : 1;
   return { type: isPng ? "png" : "jpeg", width, height, orientation };
+}
+
+/** The PNG signature (8 bytes) and the IHDR chunk (12 + 13). */
+const pngHeaderBytes = 33;
+
+/** Bit depths PNG allows for each colour type (PNG spec, 11.2.2). */
+const pngBitDepths: Record<number, number[]> = {
+  0: [1, 2, 4, 8, 16],
+  2: [8, 16],
+  3: [1, 2, 4, 8],
+  4: [8, 16],
+  6: [8, 16],
+};
+/** Samples a pixel of each colour type has. */
+const pngChannels: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Deflate's greatest ratio: a 258-byte match coded in 2 bits (1-bit length and distance codes). Image data that
+ * inflates to more than this many times its compressed size cannot be in the file: it is truncated or forged.
+ */
+const deflateMaxRatio = 1032;
+
+/**
+ * Checks a PNG's structure before it is decoded: IHDR's fields are ones PNG allows, the chunks are whole up to IEND,
+ * and the compressed image data (the IDAT chunks) can inflate to the size the header declares. Both decoders
+ * otherwise accept a file whose data stops early (pngjs fills the rest with zeros), so a few hundred bytes that
+ * declare 16 M pixels would be decoded and detected as a blank 64 MB image; and neither names what is wrong.
+ * Throws `UnusableImage` with the reason.
+ */
+function checkPngStructure(bytes: Uint8Array, width: number, height: number): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const [depth, colour, compression, filter, interlace] = bytes.subarray(24, 29);
+  const first = String.fromCharCode(...bytes.subarray(12, 16));
+  if (first !== "IHDR" || view.getUint32(8) !== 13) {
+    throw new UnusableImage(`The PNG's first chunk is ${first} of ${view.getUint32(8)} bytes, not IHDR of 13 bytes`);
+  }
+  if (!pngBitDepths[colour]?.includes(depth)) {
+    throw new UnusableImage(
+      `The PNG's header declares colour type ${colour} at bit depth ${depth}, which PNG does not allow`,
+    );
+  }
+  if (compression !== 0 || filter !== 0 || interlace > 1) {
+    throw new UnusableImage(
+      `The PNG's header declares compression ${compression}, filter ${filter} and interlace ${interlace}; PNG allows ` +
+        `0, 0 and 0 or 1`,
+    );
+  }
+  let compressed = 0;
+  let ended = false;
+  for (let at = pngHeaderBytes; at < bytes.length;) {
+    if (at + 12 > bytes.length) break;
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    if (at + 12 + length > bytes.length) {
+      throw new UnusableImage(
+        `The PNG file is truncated: its ${type} chunk declares ${length} bytes, and ${bytes.length - at - 12} follow`,
+      );
+    }
+    if (type === "IDAT") compressed += length;
+    at += 12 + length;
+    if (type === "IEND") {
+      ended = true;
+      break;
+    }
+  }
+  if (compressed === 0) throw new UnusableImage("The PNG has no image data (no IDAT chunk)");
+  if (!ended) throw new UnusableImage("The PNG file is truncated: it ends before its IEND chunk");
+  // Scanlines as stored: a filter byte and the packed samples of each row, of each Adam7 pass when interlaced.
+  const bits = depth * pngChannels[colour];
+  const passes = interlace
+    ? [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]]
+    : [[0, 0, 1, 1]];
+  let raw = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    const columns = Math.ceil((width - x0) / dx);
+    const rows = Math.ceil((height - y0) / dy);
+    if (columns > 0 && rows > 0) raw += rows * (1 + Math.ceil((columns * bits) / 8));
+  }
+  if (raw > compressed * deflateMaxRatio) {
+    throw new UnusableImage(
+      `The PNG is truncated or forged: its image data (${compressed} bytes compressed) cannot hold the ${width}x${height} ` +
+        `pixels its header declares (${raw} bytes)`,
+    );
+  }
 }
 
 /**
@@ -136,6 +228,7 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
       `Image declares ${header.width}x${header.height} pixels (${pixels}), more than the limit of ${limits.maxPixels}`,
     );
   }
+  if (header.type === "png") checkPngStructure(bytes, header.width, header.height);
   let image: RgbaImage;
   try {
     if (header.type === "png") {
@@ -153,7 +246,12 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
           `or as PNG`,
       );
     }
-    throw new UnusableImage(`Cannot decode the ${header.type.toUpperCase()} image: ${(error as Error).message}`);
+    const message = (error as Error).message;
+    // pngjs's words when zlib's stream stops before the image does.
+    if (header.type === "png" && /read requests waiting|waitng on finished stream/.test(message)) {
+      throw new UnusableImage("Cannot decode the PNG image: its compressed image data (IDAT) is corrupt or cut short");
+    }
+    throw new UnusableImage(`Cannot decode the ${header.type.toUpperCase()} image: ${message}`);
   }
   if (image.width * image.height > limits.maxPixels) {
     throw new UnusableImage(`Image has more than ${limits.maxPixels} pixels`);

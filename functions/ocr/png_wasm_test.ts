@@ -81,8 +81,16 @@ Deno.test("after files it cannot decode the decoder decodes the next one; decode
     assert.throws(() => decoder.decode(good.subarray(0, 40), pixels));
   }
   assert.deepEqual(decoder.decode(good, pixels)?.data, pngjsDecode(good));
+  // A file cut short is refused before either decoder sees it; one whose IDAT is corrupt gets pngjs's reason.
   assert.throws(
     () => decodeImage(good.subarray(0, 2000), { maxPixels: 1_000_000, png: decoder }),
+    (error: unknown) =>
+      error instanceof UnusableImage && /^The PNG file is truncated: its IDAT chunk/.test(error.message),
+  );
+  const corrupt = good.slice();
+  corrupt.fill(0xff, 200, 260);
+  assert.throws(
+    () => decodeImage(corrupt, { maxPixels: 1_000_000, png: decoder }),
     (error: unknown) => error instanceof UnusableImage && /^Cannot decode the PNG image: /.test(error.message),
   );
 });

@@ -33,6 +33,13 @@ type ValueInfo = onnxProto.onnx.IValueInfoProto;
 /** `TensorProto.DataType.INT64`: what ArgMax and ArgMin give. */
 const int64 = 7;
 
+/**
+ * `TensorProto.DataType`s that ArgMax, ArgMin, ReduceMax and ReduceMin reduce (ONNX's numeric types); others by name,
+ * for the message that refuses them.
+ */
+const reducible = new Set([1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 16]);
+const typeNames: Record<number, string> = { 8: "string", 9: "bool", 14: "complex64", 15: "complex128" };
+
 /** The file of each declared model (`models` as written in a definition). */
 export function modelFiles(models: Record<string, string | ModelDeclaration>): Record<string, string> {
   return Object.fromEntries(Object.entries(models).map(([name, m]) => [name, typeof m === "string" ? m : m.file]));
@@ -47,7 +54,8 @@ export interface EditNames {
 /**
  * The model `bytes` with `outputs` appended and made its only outputs.
  * @throws {IsolaneError} `function_unavailable` naming the model and what is wrong: an output that reduces no output
- * of the model, a name already taken by a value of the model, an axis out of the output's rank, a model that keeps
+ * of the model, a name already taken by a value of the model, an output that is not numeric or is a scalar, an axis
+ * out of the output's rank, a model that keeps
  * tensors in external data files, or bytes that are not an ONNX model.
  */
 export async function appendOutputs(
@@ -90,7 +98,13 @@ export async function appendOutputs(
     const tensor = source.type?.tensorType;
     const dims = tensor?.shape?.dim;
     if (!tensor || !dims) throw fail(`output '${of}' has no tensor shape to reduce`);
+    // 0 (UNDEFINED) is left to ONNX Runtime, which knows the type from the graph.
+    if (tensor.elemType && !reducible.has(tensor.elemType)) {
+      const type = typeNames[tensor.elemType] ?? `type ${tensor.elemType}`;
+      throw fail(`output '${of}' holds ${type} tensors, which ${op} does not reduce: reduce a numeric output`);
+    }
     const rank = dims.length;
+    if (rank === 0) throw fail(`output '${of}' is a scalar: it has no axis for output '${name}' (${op}) to reduce`);
     if (axis < -rank || axis >= rank) {
       throw fail(
         `output '${name}' reduces axis ${axis} of '${of}', which has ${rank} axes (from ${-rank} to ${rank - 1})`,

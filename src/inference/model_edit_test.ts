@@ -151,6 +151,58 @@ Deno.test("appendOutputs: a bad edit fails with the function, the model and what
   );
 });
 
+/** `y = Identity(x)`, both of `elemType` and shape `dims` (empty: a scalar). */
+function identityModel(elemType: number, dims: number[]): Uint8Array {
+  const info = (name: string) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+    });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 17 }],
+    graph: {
+      name: "id",
+      node: [{ opType: "Identity", input: ["x"], output: ["y"] }],
+      input: [info("x")],
+      output: [info("y")],
+    },
+  })).finish();
+}
+
+Deno.test("appendOutputs: a bool, string or scalar output is refused at the edit, not by ORT's load", async () => {
+  const { BOOL, STRING, INT64 } = onnx.TensorProto.DataType;
+  const names = { fn: "reader", model: "flags" };
+  const refused: [Uint8Array, Parameters<typeof appendOutputs>[1], RegExp][] = [
+    [
+      identityModel(BOOL, [2, 3]),
+      { c: { op: "ReduceMax", of: "y" } },
+      /output 'y' holds bool tensors, which ReduceMax does not reduce/,
+    ],
+    [identityModel(STRING, [2, 3]), { c: { op: "ArgMax", of: "y" } }, /output 'y' holds string tensors, which ArgMax/],
+    [
+      identityModel(FLOAT, []),
+      { c: { op: "ArgMin", of: "y" } },
+      /output 'y' is a scalar: it has no axis for output 'c'/,
+    ],
+  ];
+  for (const [model, outputs, reason] of refused) {
+    await assert.rejects(appendOutputs(model, outputs, names), (error: unknown) => {
+      assert.ok(error instanceof IsolaneError);
+      assert.equal(error.code, "function_unavailable");
+      assert.match(error.message, /^Cannot load function 'reader': model 'flags' /);
+      assert.match(error.message, reason);
+      return true;
+    });
+  }
+  // An int64 output is numeric: reduced, and ORT runs it.
+  const edited = await appendOutputs(identityModel(INT64, [2, 3]), { c: { op: "ReduceMax", of: "y", axis: 1 } }, names);
+  await withSession(edited, async (session) => {
+    const out = await session.run({ x: new Tensor("int64", BigInt64Array.of(1n, 9n, 3n, -4n, -5n, -6n), [2, 3]) });
+    assert.deepEqual(Array.from(out.c.data as BigInt64Array), [9n, -4n]);
+  });
+});
+
 Deno.test("editModels: an edited copy per source and edit, reused; plain declarations keep their file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "isolane-edit-test-" });
   try {
