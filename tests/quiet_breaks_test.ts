@@ -1,0 +1,171 @@
+/**
+ * Hostile clients and operators against the HTTP threads' quiet rings and answer rings (`http_threads.ts`,
+ * `op_ring.ts`, `answer_ring.ts`): clients that go away while their requests wait quietly, deadlines that pass
+ * there, answers larger than the answer ring. No request a client still waits for may be lost, hang or be answered
+ * twice, and the request metrics must count each request once, by the status it was answered with.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { startServer, type TestServer } from "./support/server.ts";
+import { infer } from "./support/triton_client.ts";
+
+const mlpModel = fileURLToPath(new URL("../functions/mlp/mlp.onnx", import.meta.url));
+
+/** One Worker isolate whose batches of at most 4 rows each take `ms` or more: requests wait behind it. */
+function slowSource(ms: number, timeoutMs = 30000): string {
+  return `import { defineFunction } from "isolane";
+export default defineFunction({
+  description: "4→16→3 MLP, one Worker isolate, slow batches",
+  models: { mlp: "mlp.onnx" },
+  device: "cpu",
+  isolation: "worker",
+  instances: 1,
+  timeoutMs: ${timeoutMs},
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
+  },
+  dynamicBatching: { maxBatchSize: 4, maxQueueDelayMs: 0 },
+  handler: async ({ x }, { models }) => {
+    await new Promise((resolve) => setTimeout(resolve, ${ms}));
+    return models.mlp.run({ x });
+  },
+});
+`;
+}
+
+async function functionsDir(sources: Record<string, string>): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-quiet-breaks-" });
+  for (const [name, source] of Object.entries(sources)) {
+    await Deno.mkdir(join(dir, name));
+    await Deno.writeTextFile(join(dir, name, "mod.ts"), source);
+    await Deno.copyFile(mlpModel, join(dir, name, "mlp.onnx"));
+  }
+  return dir;
+}
+
+/** HTTP threads of the runtime under test: 2 unless the environment says (0 compares against the main thread alone). */
+const threads = Deno.env.get("ISOLANE_HTTP_THREADS") ?? "2";
+
+const row = (i: number) => [i / 7, -i / 11, 0.25, i % 5];
+
+function v2Body(i: number): string {
+  return JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: row(i) }] });
+}
+
+/** Sends a whole v2 JSON infer request on a connection of its own and closes it at once, without reading. */
+async function sendAndLeave(server: TestServer, name: string, id: string, i: number): Promise<void> {
+  const url = new URL(server.url);
+  const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
+  const body = new TextEncoder().encode(v2Body(i));
+  const head = `POST /v2/models/${name}/infer HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\n` +
+    `x-request-id: ${id}\r\ncontent-length: ${body.byteLength}\r\n\r\n`;
+  const bytes = new Uint8Array([...new TextEncoder().encode(head), ...body]);
+  for (let n = 0; n < bytes.byteLength;) n += await conn.write(bytes.subarray(n));
+  conn.close();
+}
+
+/** Every sample of `isolane_requests_total` for `name`, by status. */
+function counts(metrics: string, name: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const line = new RegExp(`^isolane_requests_total\\{function="${name}",status="(\\d+)"\\} (\\d+)$`, "gm");
+  for (const m of metrics.matchAll(line)) out[m[1]] = Number(m[2]);
+  return out;
+}
+
+async function answer(server: TestServer, name: string, i: number) {
+  const got = await infer(server.url, name, [{
+    name: "x",
+    shape: [1, 4],
+    datatype: "FP32",
+    data: new Float32Array(row(i)),
+  }]);
+  const bytes = got.result?.outputs.get("y")?.bytes;
+  return { status: got.status, y: bytes ? [...new Float32Array(bytes.slice().buffer)] : [], error: got.error };
+}
+
+Deno.test("clients that go away while requests wait quietly lose no other request, and each is counted once", async () => {
+  const dir = await functionsDir({ slow: slowSource(10) });
+  try {
+    await using server = await startServer({ functionsDir: dir, env: { ISOLANE_HTTP_THREADS: threads } });
+    const alone: number[][] = [];
+    for (let i = 0; i < 8; i++) {
+      const a = await answer(server, "slow", i);
+      assert.equal(a.status, 200, a.error ?? "");
+      alone.push(a.y);
+    }
+    const clients = 12;
+    const each = 6;
+    const leavers = 48;
+    const gone: string[] = [];
+    const [answers] = await Promise.all([
+      Promise.all(Array.from({ length: clients }, async (_, c) => {
+        const got: { i: number; status: number; y: number[]; error?: string | undefined }[] = [];
+        for (let k = 0; k < each; k++) {
+          const i = (c + k) % 8;
+          got.push({ i, ...(await answer(server, "slow", i)) });
+        }
+        return got;
+      })),
+      (async () => {
+        for (let g = 0; g < leavers; g++) {
+          const id = `gone-${g}`;
+          gone.push(id);
+          await sendAndLeave(server, "slow", id, g % 8);
+        }
+      })(),
+    ]);
+    for (const { i, status, y, error } of answers.flat()) {
+      assert.equal(status, 200, error ?? "");
+      assert.deepEqual(y, alone[i]);
+    }
+    const quiet = server.logs.find((l) =>
+      l.msg === "requests wait in the HTTP threads' rings while every isolate is busy"
+    );
+    if (threads !== "0") {
+      assert.ok(quiet, "the isolate was never busy with requests waiting: the test did not exercise the quiet rings");
+    }
+    const lines = await Promise.all(
+      gone.map((id) => server.waitForLog((l) => l.msg === "request" && l.id === id, 20_000)),
+    );
+    const goneStatus: Record<string, number> = {};
+    for (const l of lines) goneStatus[String(l.status)] = (goneStatus[String(l.status)] ?? 0) + 1;
+    for (const id of gone) {
+      assert.equal(server.logs.filter((l) => l.msg === "request" && l.id === id).length, 1, id);
+    }
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const byStatus = counts(metrics, "slow");
+    // A request whose client went away is answered 504 ("timeout": the client went away) if it was still queued,
+    // else 200 to no one; either way once.
+    assert.deepEqual(Object.keys(goneStatus).filter((s) => s !== "200" && s !== "504"), [], JSON.stringify(goneStatus));
+    const expected: Record<string, number> = { "200": 8 + clients * each + (goneStatus["200"] ?? 0) };
+    if (goneStatus["504"]) expected["504"] = goneStatus["504"];
+    assert.deepEqual(byStatus, expected);
+    const info = await (await fetch(`${server.url}/v1/functions/slow`)).json();
+    assert.equal(info.queued, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deadlines that pass while requests wait quietly are answered 504, none hangs", async () => {
+  const dir = await functionsDir({ late: slowSource(400, 150) });
+  try {
+    await using server = await startServer({ functionsDir: dir, env: { ISOLANE_HTTP_THREADS: threads } });
+    const answers = await Promise.all(Array.from({ length: 16 }, async (_, i) => {
+      const started = performance.now();
+      const a = await answer(server, "late", i);
+      return { ...a, ms: performance.now() - started };
+    }));
+    for (const a of answers) {
+      assert.equal(a.status, 504, a.error ?? "");
+      assert.match(a.error ?? "", /(did not finish|had no free isolate) within 150 ms/);
+    }
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.deepEqual(counts(metrics, "late"), { "504": 16 });
+    if (Deno.env.get("QUIET_BREAKS_TIMES")) console.log(answers.map((a) => Math.round(a.ms)).join(" "));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
