@@ -12,7 +12,10 @@ import { infer } from "./support/triton_client.ts";
 
 const mlpModel = fileURLToPath(new URL("../functions/mlp/mlp.onnx", import.meta.url));
 
-/** One Worker isolate whose batches of at most 4 rows each take `ms` or more: requests wait behind it. */
+/**
+ * One Worker isolate whose batches of at most 4 rows each take `ms` or more: requests wait behind it. A batch with
+ * a -999 ends the isolate.
+ */
 function slowSource(ms: number, timeoutMs = 30000): string {
   return `import { defineFunction } from "isolane";
 export default defineFunction({
@@ -28,6 +31,7 @@ export default defineFunction({
   },
   dynamicBatching: { maxBatchSize: 4, maxQueueDelayMs: 0 },
   handler: async ({ x }, { models }) => {
+    if (Array.from(x.data as Float32Array).includes(-999)) Deno.exit(1);
     await new Promise((resolve) => setTimeout(resolve, ${ms}));
     return models.mlp.run({ x });
   },
@@ -165,6 +169,42 @@ Deno.test("deadlines that pass while requests wait quietly are answered 504, non
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     assert.deepEqual(counts(metrics, "late"), { "504": 16 });
     if (Deno.env.get("QUIET_BREAKS_TIMES")) console.log(answers.map((a) => Math.round(a.ms)).join(" "));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an isolate that crashes mid-batch while requests wait quietly: the rest are served by the next one", async () => {
+  const dir = await functionsDir({ crashq: slowSource(20) });
+  try {
+    await using server = await startServer({ functionsDir: dir, env: { ISOLANE_HTTP_THREADS: threads } });
+    const alone: number[][] = [];
+    for (let i = 0; i < 8; i++) alone.push((await answer(server, "crashq", i)).y);
+    const poisoned = new Set([5, 17]);
+    const answers = await Promise.all(Array.from({ length: 32 }, async (_, k) => {
+      if (!poisoned.has(k)) return { k, ...(await answer(server, "crashq", k % 8)) };
+      const got = await infer(server.url, "crashq", [{
+        name: "x",
+        shape: [1, 4],
+        datatype: "FP32",
+        data: new Float32Array([-999, 0, 0, 0]),
+      }]);
+      return { k, status: got.status, y: [], error: got.error };
+    }));
+    const byStatus: Record<string, number> = { "200": 8 };
+    for (const a of answers) {
+      byStatus[a.status] = (byStatus[a.status] ?? 0) + 1;
+      if (poisoned.has(a.k)) assert.equal(a.status, 500, a.error ?? "");
+      else if (a.status === 200) assert.deepEqual(a.y, alone[a.k % 8]);
+      // Batched with a poisoned row: the isolate's crash is its answer too.
+      else assert.equal(a.status, 500, a.error ?? "");
+      if (a.status === 500) assert.match(a.error ?? "", /The isolate stopped: the function called Deno.exit\(1\)/);
+    }
+    // Requests that waited behind the crash were served by the respawned isolate.
+    assert.ok(byStatus["200"] > 8, JSON.stringify(byStatus));
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.deepEqual(counts(metrics, "crashq"), byStatus);
+    for (let i = 0; i < 8; i++) assert.deepEqual((await answer(server, "crashq", i)).y, alone[i]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
