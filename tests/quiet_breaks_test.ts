@@ -209,3 +209,57 @@ Deno.test("an isolate that crashes mid-batch while requests wait quietly: the re
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Two Worker isolates whose answer to `[[n, seed]]` is `y = [[seed, seed + 1, …]]`, n values: sized at will. */
+const sizedSource = `import { defineFunction, Tensor } from "isolane";
+export default defineFunction({
+  description: "Answers as many FP32 values as asked",
+  device: "cpu",
+  isolation: "worker",
+  instances: 2,
+  maxBodyBytes: 4096,
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [1, 2] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [1, -1] }],
+  },
+  handler: ({ x }) => {
+    const [n, seed] = x.data as Float32Array;
+    const y = new Float32Array(n);
+    for (let i = 0; i < n; i++) y[i] = seed + i;
+    return { y: new Tensor("float32", y, [1, n]) };
+  },
+});
+`;
+
+Deno.test("answers larger than the answer ring, mixed with small ones from two isolates, all arrive whole", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-quiet-breaks-" });
+  await Deno.mkdir(join(dir, "sized"));
+  await Deno.writeTextFile(join(dir, "sized", "mod.ts"), sizedSource);
+  try {
+    await using server = await startServer({ functionsDir: dir, env: { ISOLANE_HTTP_THREADS: threads } });
+    // 1 MiB of ring holds 262,142 values at most: 300,000 never fit, 200,000 fit only in an emptied ring.
+    const sizes = [3, 300_000, 1, 200_000, 17, 1_000, 300_000, 5, 70_000, 2];
+    const answers = await Promise.all(Array.from({ length: 40 }, async (_, k) => {
+      const n = sizes[k % sizes.length];
+      const got = await infer(server.url, "sized", [{
+        name: "x",
+        shape: [1, 2],
+        datatype: "FP32",
+        data: new Float32Array([n, k]),
+      }]);
+      return { k, n, got };
+    }));
+    for (const { k, n, got } of answers) {
+      assert.equal(got.status, 200, got.error ?? "");
+      const out = got.result!.outputs.get("y")!;
+      assert.deepEqual(out.shape, [1, n]);
+      const y = new Float32Array(out.bytes!.slice().buffer);
+      assert.equal(y.length, n);
+      for (let i = 0; i < n; i++) if (y[i] !== Math.fround(k + i)) assert.fail(`answer ${k}: y[${i}] = ${y[i]}`);
+    }
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.deepEqual(counts(metrics, "sized"), { "200": 40 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
