@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { startServer, type TestServer } from "./support/server.ts";
 import { infer } from "./support/triton_client.ts";
+import { adminToken, deployOk } from "./support/bundles.ts";
 
 const mlpModel = fileURLToPath(new URL("../functions/mlp/mlp.onnx", import.meta.url));
 
@@ -261,5 +262,97 @@ Deno.test("answers larger than the answer ring, mixed with small ones from two i
     assert.deepEqual(counts(metrics, "sized"), { "200": 40 });
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** One Worker isolate, slow batches, whose answer to `[[seed, 0, 0, 0]]` is `[[seed + offset, 0, 0]]`. */
+function versionSource(offset: number): string {
+  return `import { defineFunction, Tensor } from "isolane";
+export default defineFunction({
+  description: "Says which version answered",
+  device: "cpu",
+  isolation: "worker",
+  instances: 1,
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
+  },
+  dynamicBatching: { maxBatchSize: 4, maxQueueDelayMs: 0 },
+  handler: async ({ x }) => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const rows = x.dims[0];
+    const y = new Float32Array(rows * 3);
+    for (let r = 0; r < rows; r++) y[r * 3] = (x.data as Float32Array)[r * 4] + ${offset};
+    return { y: new Tensor("float32", y, [rows, 3]) };
+  },
+});
+`;
+}
+
+Deno.test("redeploys and a removal under load: every request answered once, by a version no older than the last seen", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-quiet-breaks-" });
+  const data = await Deno.makeTempDir({ prefix: "isolane-quiet-breaks-data-" });
+  try {
+    await using server = await startServer({
+      functionsDir: dir,
+      env: { ISOLANE_HTTP_THREADS: threads, ISOLANE_ADMIN_TOKEN: adminToken, ISOLANE_DATA: data },
+    });
+    assert.equal(await deployOk(server, "ver", { "mod.ts": versionSource(1000) }), 1);
+    let removed = false;
+    const seen: { status: number; offset: number; error?: string | undefined }[][] = [];
+    const clients = Array.from({ length: 12 }, async (_, c) => {
+      const mine: { status: number; offset: number; error?: string | undefined }[] = [];
+      seen.push(mine);
+      for (let k = 0; !removed || mine.at(-1)?.status === 200; k++) {
+        const seed = (c * 100 + k) % 997;
+        const got = await infer(server.url, "ver", [{
+          name: "x",
+          shape: [1, 4],
+          datatype: "FP32",
+          data: new Float32Array([seed, 0, 0, 0]),
+        }]);
+        const bytes = got.result?.outputs.get("y")?.bytes;
+        const offset = bytes ? new Float32Array(bytes.slice().buffer)[0] - seed : -1;
+        mine.push({ status: got.status, offset, error: got.error });
+      }
+    });
+    /** Resolves once every client has had an answer from version `offset`: the load is on it. */
+    const reached = async (offset: number) => {
+      while (!seen.every((mine) => mine.some((a) => a.offset === offset))) {
+        const failed = seen.flat().find((a) => a.status !== 200);
+        if (failed) throw new Error(`answered ${failed.status} before the removal: ${failed.error}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    await reached(1000);
+    assert.equal(await deployOk(server, "ver", { "mod.ts": versionSource(2000) }), 2);
+    await reached(2000);
+    assert.equal(await deployOk(server, "ver", { "mod.ts": versionSource(3000) }), 3);
+    await reached(3000);
+    const gone = await fetch(`${server.url}/v1/functions/ver`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    assert.equal(gone.status, 200, await gone.text());
+    removed = true;
+    await Promise.all(clients);
+    const byStatus: Record<string, number> = {};
+    for (const mine of seen) {
+      let last = 0;
+      for (const a of mine) {
+        byStatus[a.status] = (byStatus[a.status] ?? 0) + 1;
+        if (a.status === 200) {
+          assert.ok([1000, 2000, 3000].includes(a.offset), String(a.offset));
+          assert.ok(a.offset >= last, `version ${a.offset} answered after ${last}`);
+          last = a.offset;
+        } else assert.equal(a.status, 404, a.error ?? "");
+      }
+      assert.equal(mine.at(-1)!.status, 404);
+    }
+    assert.ok(byStatus["200"] > 0 && byStatus["404"] >= 12, JSON.stringify(byStatus));
+    // A removed function's request series are dropped with it (with or without HTTP threads): nothing to compare.
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(data, { recursive: true });
   }
 });
