@@ -356,3 +356,32 @@ Deno.test("redeploys and a removal under load: every request answered once, by a
     await Deno.remove(data, { recursive: true });
   }
 });
+
+Deno.test("SIGTERM while requests wait quietly: every request the runtime took is answered", async () => {
+  const dir = await functionsDir({ slow: slowSource(100) });
+  try {
+    const server = await startServer({ functionsDir: dir, env: { ISOLANE_HTTP_THREADS: threads } });
+    try {
+      assert.equal((await answer(server, "slow", 0)).status, 200);
+      const requests = Array.from(
+        { length: 24 },
+        (_, k) => answer(server, "slow", k % 8).catch((error) => ({ status: 0, y: [], error: String(error) })),
+      );
+      // All taken before the signal (two batches of at most 4 running, the rest queued): wait for the queue to show them.
+      for (let polls = 0;; polls++) {
+        const info = await (await fetch(`${server.url}/v1/functions/slow`)).json();
+        if (info.queued >= 16) break;
+        if (polls > 2000) throw new Error(`the queue never held the requests: ${JSON.stringify(info)}`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      server.kill("SIGTERM");
+      const answers = await Promise.all(requests);
+      for (const a of answers) assert.equal(a.status, 200, a.error ?? "");
+      assert.equal((await server.stop()).code, 0);
+    } finally {
+      await server[Symbol.asyncDispose]();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
