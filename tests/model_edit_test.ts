@@ -14,32 +14,13 @@ import onnxProto from "onnx-proto";
 import { mlpInput, mlpReference } from "./support/mlp_reference.ts";
 import { errorOf, startServer } from "./support/server.ts";
 import { adminToken, bundleOf, deploy } from "./support/bundles.ts";
+import { unaryModel } from "../native/ort/test_models.ts";
 
 const mlpModel = fileURLToPath(new URL("../functions/mlp/mlp.onnx", import.meta.url));
 
 /** `y = Not(x)`, both bool [batch, 3]. */
 function boolModel(): Uint8Array {
-  const { onnx } = onnxProto;
-  const info = (name: string) =>
-    onnx.ValueInfoProto.create({
-      name,
-      type: {
-        tensorType: {
-          elemType: onnx.TensorProto.DataType.BOOL,
-          shape: { dim: [{ dimParam: "batch" }, { dimValue: 3 }] },
-        },
-      },
-    });
-  return onnx.ModelProto.encode(onnx.ModelProto.create({
-    irVersion: 8,
-    opsetImport: [{ domain: "", version: 17 }],
-    graph: {
-      name: "not",
-      node: [{ opType: "Not", input: ["x"], output: ["y"] }],
-      input: [info("x")],
-      output: [info("y")],
-    },
-  })).finish();
+  return unaryModel("Not", ["batch", 3], onnxProto.onnx.TensorProto.DataType.BOOL);
 }
 
 /** A function serving mlp.onnx with `outputs` (as JSON) declared on its model; its handler returns every output. */

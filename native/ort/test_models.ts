@@ -83,8 +83,20 @@ export function denseReluModel(
  * Its run time through ORT is the floor of ORT's per-run cost.
  */
 export function identityModel({ width, batch = "batch" }: { width: number; batch?: number | string }): Uint8Array {
-  const node = [{ opType: "Identity", input: ["x"], output: ["y"], name: "identity" }];
-  return modelBytes("identity", node, [], [valueInfo("x", [batch, width]), valueInfo("y", [batch, width])]);
+  return unaryModel("Identity", [batch, width]);
+}
+
+/**
+ * A model of one node: `y = op(x)`, `x` and `y` of ONNX element type `elemType` (`TensorProto.DataType`; default
+ * float) and dimensions `dims` (a number, or a name for a free dimension), opset 17.
+ * @example
+ * ```ts
+ * unaryModel("Not", ["batch", 3], onnx.TensorProto.DataType.BOOL); // y = Not(x), bool [batch, 3]
+ * ```
+ */
+export function unaryModel(op: string, dims: (number | string)[], elemType: number = FLOAT): Uint8Array {
+  const node = [{ opType: op, input: ["x"], output: ["y"], name: op.toLowerCase() }];
+  return modelBytes(op.toLowerCase(), node, [], [valueInfo("x", dims, elemType), valueInfo("y", dims, elemType)]);
 }
 
 /** The initializers of {@link denseReluModel} by name (`w0`, `b0`, ...), float32, as the model holds them. */
@@ -101,11 +113,11 @@ export function denseReluInitializers({ layers, width }: DenseReluOptions): Map<
 type ValueInfo = ReturnType<typeof onnx.ValueInfoProto.create>;
 type GraphInit = NonNullable<Parameters<typeof onnx.GraphProto.create>[0]>;
 
-function valueInfo(name: string, dims: (number | string)[]): ValueInfo {
+function valueInfo(name: string, dims: (number | string)[], elemType: number = FLOAT): ValueInfo {
   const dim = (d: number | string) => (typeof d === "number" ? { dimValue: d } : { dimParam: d });
   return onnx.ValueInfoProto.create({
     name,
-    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map(dim) } } },
+    type: { tensorType: { elemType, shape: { dim: dims.map(dim) } } },
   });
 }
 

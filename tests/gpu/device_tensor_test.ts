@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import onnxProto from "onnx-proto";
 import { resizeNormalize } from "../../functions/ocr/image.ts";
 import { startServer } from "../support/server.ts";
+import { unaryModel } from "../../native/ort/test_models.ts";
 import { skipReason, testImage } from "./gpu_support.ts";
 
 const mean = [0.485, 0.456, 0.406];
@@ -19,25 +19,7 @@ const ignore = skipReason !== null;
 
 /** An Identity model over a float tensor `[n, 3, h, w]` of any batch, height and width. */
 function identityNchw(): Uint8Array {
-  const { onnx } = onnxProto;
-  const info = (name: string) =>
-    onnx.ValueInfoProto.create({
-      name,
-      type: {
-        tensorType: {
-          elemType: 1,
-          shape: { dim: [{ dimParam: "n" }, { dimValue: 3 }, { dimParam: "h" }, { dimParam: "w" }] },
-        },
-      },
-    });
-  const graph = onnx.GraphProto.create({
-    name: "identity",
-    node: [{ opType: "Identity", input: ["x"], output: ["y"], name: "identity" }],
-    input: [info("x")],
-    output: [info("y")],
-  });
-  const model = onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: "", version: 17 }], graph });
-  return onnx.ModelProto.encode(model).finish();
+  return unaryModel("Identity", ["n", 3, "h", "w"]);
 }
 
 const source = `import { defineFunction, Tensor, z } from "isolane";
