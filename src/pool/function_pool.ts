@@ -392,7 +392,8 @@ export class FunctionPool {
     settle: Settle | undefined,
   ): (() => void) | undefined {
     const shared = source ? given as SharedRequest : undefined;
-    const { signal, requestId, onItem, onCancel } = shared ? noOptions : given as InvokeOptions;
+    const { signal, onItem, onCancel } = shared ? noOptions : given as InvokeOptions;
+    const requestId = shared ? shared.requestId : (given as InvokeOptions).requestId;
     const refused = this.refusal();
     if (refused) {
       if (source) source.answered(shared!, refused, undefined);
@@ -403,7 +404,7 @@ export class FunctionPool {
     const job: Job = { id: nextJobId++, body };
     if (tensors) job.tensors = tensors;
     if (contentType !== undefined) job.contentType = contentType;
-    if (shared ? shared.requestId : requestId) job.requestId = shared ? shared.requestId : requestId;
+    if (requestId) job.requestId = requestId;
     const arrived = performance.now();
     const request: Request = {
       job,
