@@ -26,6 +26,7 @@ import { join } from "node:path";
 import { availableParallelism, cpus, hostname, loadavg, totalmem } from "node:os";
 import { type Child, startChild } from "./child.ts";
 import { packFolder } from "../src/registry/bundle.ts";
+import { defaultHttpThreads } from "../src/config.ts";
 import { findWrk, type LoadResult, runLoad, type WrkBinary } from "./wrk.ts";
 import { type DynamicBatching, mlpFolder, v2BinaryBody, wideRow, writeBenchFunctions } from "./functions.ts";
 import { ensureWideMlp } from "./make_mlp8x1024.ts";
@@ -35,6 +36,7 @@ import { evaluateTargets, type Target } from "./targets.ts";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const echoBaseline = here("./baselines/hono_echo.ts");
+const binaryEchoBaseline = here("./baselines/hono_binary_echo.ts");
 const ortBaseline = here("./baselines/hono_ort.ts");
 const ortLoop = here("./baselines/ort_loop.ts");
 const mlpModel = here("../functions/mlp/mlp.onnx");
@@ -829,6 +831,24 @@ async function scenarioE(ctx: Context, wideModel: string): Promise<ScenarioRepor
     series.push(
       await sweep(ctx, { ...spec, url, body: v.body }, levels, { contentType: v.contentType, headers: v.headers }),
     );
+  }
+  {
+    // What Deno's HTTP stack alone does with a body of that size, on as many threads as the runtime serves HTTP with.
+    const threads = Math.max(1, options.httpThreads ?? defaultHttpThreads());
+    await using hono = track(
+      ctx,
+      "the Hono binary echo",
+      await startChild({ entry: binaryEchoBaseline, env: { BENCH_THREADS: String(threads) } }),
+    );
+    const spec = {
+      key: "hono:binary-echo",
+      label: `plain Hono echo of the binary body (${threads} thread${threads === 1 ? "" : "s"})`,
+      panel: "E. KServe v2 (8×1024 MLP)",
+      baseline: null,
+      url: `${hono.url}/echo`,
+      body: variants[1].body,
+    };
+    series.push(await sweep(ctx, spec, levels, { contentType: "application/octet-stream" }));
   }
   linkRatios(series);
   return {

@@ -32,7 +32,7 @@ import {
   type SessionOptionsInit,
   type Value,
 } from "../native/ort/mod.ts";
-import { denseReluModel, identityModel } from "../native/ort/test_models.ts";
+import { denseReluModel, type DenseReluOptions, identityModel } from "../native/ort/test_models.ts";
 import { cudaProviderStatus } from "../src/inference/providers.ts";
 
 export const nodeModules: string = fileURLToPath(new URL("../node_modules", import.meta.url));
@@ -337,7 +337,7 @@ export function dominant(s: Sampled, stages?: string[]): string {
 /** A generated model. */
 export interface ModelSpec {
   kind?: "mlp" | "identity";
-  op?: "matmul" | "gemm";
+  op?: DenseReluOptions["op"];
   float16?: boolean;
   /** Fixed batch (CUDA graphs), or dynamic. */
   batch?: number;

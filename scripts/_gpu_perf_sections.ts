@@ -343,6 +343,8 @@ const variantList: [string, SessionSpec][] = [
   ["tf32 off", { tf32: false }],
   ["gemm model", { model: { op: "gemm" } }],
   ["gemm model, tf32 off", { model: { op: "gemm" }, tf32: false }],
+  ["gemm model, weights [out, in] (transB)", { model: { op: "gemm-t" } }],
+  ["bias folded into the weights (MatMul + Relu)", { model: { op: "folded" } }],
   ["fp16 weights", { model: { float16: true } }],
   ["graph optimization disabled", { graphOptimization: "disabled" }],
   ["graph optimization basic", { graphOptimization: "basic" }],
@@ -360,9 +362,11 @@ const variantList: [string, SessionSpec][] = [
   }],
 ];
 
-async function variants(ctx: ProbeContext): Promise<void> {
+async function variants(ctx: ProbeContext, only?: string): Promise<void> {
   const graphs = ctx.gpu ? [false, true] : [false];
+  const wanted = only?.split("+");
   for (const [variant, spec] of variantList) {
+    if (wanted && !wanted.some((w) => variant.startsWith(w))) continue;
     if (spec.extra && !ctx.gpu) {
       emit(ctx, { case: "variant", variant, skipped: `CUDA provider options need a GPU: ${ctx.noGpu}` });
       continue;
@@ -701,7 +705,7 @@ async function kernels(ctx: ProbeContext, arg = "matmul-tf32-64"): Promise<void>
   const [op, precision, batchText] = arg.split("-");
   const batch = Number(batchText);
   const spec: SessionSpec = {
-    model: { op: op === "gemm" ? "gemm" : "matmul", float16: precision === "fp16" },
+    model: { op: op === "gemm" || op === "folded" ? op : "matmul", float16: precision === "fp16" },
     tf32: precision === "tf32",
   };
   const path = await model(ctx, spec.model!);

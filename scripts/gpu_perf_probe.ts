@@ -24,7 +24,9 @@
  * sessions), `nonblocking`, with `--ncu` `kernels:<case>` under Nsight
  * Compute (kernel names and times), and `variants` (options and model forms),
  * in that order: when `--budget` runs out, the last are skipped.
- * `--sections breakdown,floor` runs only those (a name matches every mode).
+ * `--sections breakdown,floor` runs only those (a name matches every mode);
+ * `variants:<prefix>+<prefix>` only the variants whose names start so, and
+ * `kernels:<op>-<precision>-<batch>` (with `--ncu`) one more ncu case.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -106,7 +108,17 @@ function plan(): Planned[] {
   ];
   if (!values.sections) return all;
   const wanted = values.sections.split(",").map((s) => s.trim());
-  return all.filter((p) => wanted.includes(p.name) || wanted.includes(`${p.name}:${p.arg}`));
+  const chosen = all.filter((p) => wanted.includes(p.name) || wanted.includes(`${p.name}:${p.arg}`));
+  // `variants:<prefix>+<prefix>` runs only the variants whose names start so; `kernels:<op>-<precision>-<batch>`
+  // one ncu case of any op (`--ncu`).
+  for (const w of wanted) {
+    const [name, arg] = w.split(/:(.*)/s);
+    if (arg && name === "variants") chosen.push({ name, arg, timeoutS: 170 });
+    if (arg && name === "kernels" && values.ncu && !ncuCases.includes(arg)) {
+      chosen.push({ name, arg, timeoutS: 75, ncu: true });
+    }
+  }
+  return chosen;
 }
 
 function tail(text: string, n = 3000): string {

@@ -10,7 +10,7 @@ import { z } from "zod";
  * 8×1024 MLP at c=64 with the load generator on the same cores: 4 threads 14,621 rps, 6 17,995, 8 19,349
  * (docs/gpu-results.md).
  */
-function defaultHttpThreads(): number {
+export function defaultHttpThreads(): number {
   const cores = navigator.hardwareConcurrency;
   return cores >= 8 ? Math.min(8, Math.floor(cores / 2)) : 0;
 }

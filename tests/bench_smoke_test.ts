@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { findWrk, runLoad } from "../bench/wrk.ts";
 import { parseSuiteArgs, type Report, runSuite } from "../bench/suite.ts";
+import { startChild } from "../bench/child.ts";
+import { fileURLToPath } from "node:url";
 
 const wrk = await findWrk();
 if (!wrk) console.log("Bench smoke test skipped: wrk not found (apt-get install wrk)");
@@ -136,4 +138,23 @@ Deno.test({
       await Deno.remove(out, { recursive: true });
     }
   },
+});
+
+Deno.test("the binary echo baseline answers each thread's requests with the body's exact bytes", async () => {
+  await using child = await startChild({
+    entry: fileURLToPath(new URL("../bench/baselines/hono_binary_echo.ts", import.meta.url)),
+    env: { BENCH_THREADS: "3" },
+  });
+  // reusePort spreads connections over the threads; each fresh connection may land on any of them.
+  for (let i = 0; i < 12; i++) {
+    const body = crypto.getRandomValues(new Uint8Array(4096 + i));
+    const res = await fetch(`${child.url}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/octet-stream", connection: "close" },
+      body,
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/octet-stream");
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), body);
+  }
 });

@@ -8,6 +8,9 @@ import onnxProto from "onnx-proto";
 const { onnx } = onnxProto;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
+const INT64 = onnx.TensorProto.DataType.INT64;
+/** Columns of ones that `op: "folded"` pads the input with (one carries the bias; four keep rows a multiple of 4). */
+const FOLD = 4;
 
 /** Options of {@link denseReluModel}. */
 export interface DenseReluOptions {
@@ -17,8 +20,15 @@ export interface DenseReluOptions {
   width: number;
   /** A fixed batch size, or a symbolic one (`"batch"`). */
   batch?: number | string;
-  /** How a layer is written: `MatMul` then `Add` (default), or one `Gemm` with the bias as its C input. */
-  op?: "matmul" | "gemm";
+  /**
+   * How a layer is written: `MatMul` then `Add` (default); one `Gemm` with the bias as its C input (`gemm`); the same
+   * with the weights stored transposed, `[out, in]` as PyTorch's `Linear` keeps them, and `transB` = 1 (`gemm-t`); or
+   * the bias folded into the weights (`folded`): the input is padded with columns of ones (`Pad`, to width + 4), each
+   * layer is one `MatMul` by `[[W, 0], [b, 1], [0, 0]]` then `Relu` (ReLU keeps the ones), and the last layer's
+   * weights drop the ones column. The same function; under TF32 the bias is rounded like the weights. Not with
+   * `float16`.
+   */
+  op?: "matmul" | "gemm" | "gemm-t" | "folded";
   /**
    * Weights, biases and arithmetic in float16, between a `Cast` of the float32 input and a `Cast` of the output
    * back to float32 (the inputs and outputs stay float32).
@@ -61,7 +71,44 @@ export function denseReluModel(
       onnx.TensorProto.create({ name: `b${l}`, dims: [width], dataType: weightType, rawData: raw(b) }),
     );
     const out = l === layers - 1 && !float16 ? "y" : `h${l}`;
-    if (op === "gemm") {
+    if (op === "folded") {
+      if (float16) throw new Error("denseReluModel: op 'folded' is float32 only");
+      initializer.splice(-2, 2);
+      if (l === 0) {
+        initializer.push(
+          onnx.TensorProto.create({ name: "pads", dims: [4], dataType: INT64, rawData: bytes64([0, 0, 0, FOLD]) }),
+          onnx.TensorProto.create({ name: "one", dims: [], dataType: FLOAT, rawData: bytes(Float32Array.of(1)) }),
+        );
+        node.push({ opType: "Pad", input: ["x", "pads", "one"], output: ["x1"], name: "pad_ones" });
+        current = "x1";
+      }
+      const last = l === layers - 1;
+      const cols = last ? width : width + FOLD;
+      const wf = new Float32Array((width + FOLD) * cols);
+      for (let i = 0; i < width; i++) wf.set(w.subarray(i * width, (i + 1) * width), i * cols);
+      wf.set(b, width * cols);
+      if (!last) wf[width * cols + width] = 1;
+      initializer.push(
+        onnx.TensorProto.create({ name: `w${l}`, dims: [width + FOLD, cols], dataType: FLOAT, rawData: bytes(wf) }),
+      );
+      node.push({ opType: "MatMul", input: [current, `w${l}`], output: [`a${l}`], name: `matmul${l}` });
+    } else if (op === "gemm-t") {
+      const wt = new Float32Array(width * width);
+      for (let i = 0; i < width; i++) for (let j = 0; j < width; j++) wt[j * width + i] = w[i * width + j];
+      initializer[initializer.length - 2] = onnx.TensorProto.create({
+        name: `w${l}`,
+        dims: [width, width],
+        dataType: weightType,
+        rawData: raw(wt),
+      });
+      node.push({
+        opType: "Gemm",
+        input: [current, `w${l}`, `b${l}`],
+        output: [`a${l}`],
+        name: `gemm${l}`,
+        attribute: [onnx.AttributeProto.create({ name: "transB", type: onnx.AttributeProto.AttributeType.INT, i: 1 })],
+      });
+    } else if (op === "gemm") {
       node.push({ opType: "Gemm", input: [current, `w${l}`, `b${l}`], output: [`a${l}`], name: `gemm${l}` });
     } else {
       node.push(
@@ -166,6 +213,11 @@ export function denseReluReference(x: Float32Array, rows: number, { layers, widt
 
 function bytes(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function bytes64(values: number[]): Uint8Array {
+  const a = BigInt64Array.from(values, BigInt);
+  return new Uint8Array(a.buffer);
 }
 
 function bytes16(a: Uint16Array): Uint8Array {
