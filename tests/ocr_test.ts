@@ -140,6 +140,17 @@ Deno.test("ocr: images as people have them", async (t) => {
     }
   });
 
+  await t.step("reads a line upside down, and vertical text either way (the angle classifier)", async () => {
+    // Without PP-OCR's direction classifier the crop of a line turned 180° or -90° reaches the recogniser upside down
+    // and reads as noise ("o ao la", "po a olla"); +90° was already turned upright by the crop's quarter turn.
+    for (const tilt of [180, -90, 90, 170]) {
+      const png = await renderTextPng(["Hello Edge World 2025"], { width: 700, tiltDegrees: tilt });
+      const lines = await read(server, png);
+      assert.deepEqual(lines.map((l) => l.text), ["Hello Edge World 2025"], `tilt ${tilt}`);
+      assert.ok(lines[0].score > 0.9, `tilt ${tilt}: score ${lines[0].score}`);
+    }
+  });
+
   await t.step("reads a tilted line on a photo-like gradient, as JPEG", async () => {
     const bitmap = await renderText(["Hello Edge World 2025"], { width: 700, tiltDegrees: 12, background: "gradient" });
     const lines = await read(server, await encodeJpeg(bitmap, 80));

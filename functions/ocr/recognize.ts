@@ -246,7 +246,7 @@ export function gpuLine(cv: OpenCv, image: RgbaImage, quad: Quad): GpuLine {
 }
 
 /** The product of two 3×3 matrices, row by row. */
-function times(a: readonly number[], b: readonly number[]): number[] {
+export function times(a: readonly number[], b: readonly number[]): number[] {
   const out = new Array<number>(9);
   for (let r = 0; r < 3; r++) {
     for (let c = 0; c < 3; c++) out[r * 3 + c] = a[r * 3] * b[c] + a[r * 3 + 1] * b[3 + c] + a[r * 3 + 2] * b[6 + c];

@@ -289,6 +289,15 @@ Deno.test({
     const tilted = await renderTextPng(["Hello Edge World 2025"], { width: 700, tiltDegrees: 15 });
     const tiltedOnGpu = await call(gpu, "ocr", { image: Buffer.from(tilted).toString("base64") });
     assert.deepEqual(tiltedOnGpu.lines.map((l: Json) => l.text), ["Hello Edge World 2025"]);
+    // A line upside down, and vertical text that reads bottom to top: the angle classifier runs on the lane (its
+    // input warped on the device, functions/ocr/classify.ts), and a turned line's transform reads it upright.
+    const cls = ocrOnGpu.models.find((m: Json) => m.name === "cls");
+    assert.ok(cls.placement.cuda > 0, JSON.stringify(cls));
+    for (const tilt of [180, -90]) {
+      const turned = await renderTextPng(["Hello Edge World 2025"], { width: 700, tiltDegrees: tilt });
+      const turnedOnGpu = await call(gpu, "ocr", { image: Buffer.from(turned).toString("base64") });
+      assert.deepEqual(turnedOnGpu.lines.map((l: Json) => l.text), ["Hello Edge World 2025"], `tilt ${tilt}`);
+    }
     // A line wider than the canvas: the detector and the recogniser run it at its own shapes, not squeezed.
     const words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa " +
       "quebec romeo sierra tango uniform victor whiskey xray yankee zulu one two three four five six seven eight nine ten";
