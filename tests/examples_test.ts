@@ -22,7 +22,7 @@ Deno.test("examples: mlp, ocr and vad served with their real models", async (t) 
     const ready = await fetch(`${server.url}/readyz`);
     assert.equal(ready.status, 200);
     const info = await (await fetch(`${server.url}/v1/functions/ocr`)).json();
-    assert.deepEqual(info.models.map((m: { name: string }) => m.name), ["det", "rec"]);
+    assert.deepEqual(info.models.map((m: { name: string }) => m.name), ["det", "cls", "rec"]);
     const det = info.models[0];
     assert.equal(det.inputs[0].type, "float32");
     assert.equal(det.inputs[0].shape.length, 4);
