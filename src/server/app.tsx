@@ -12,7 +12,10 @@ import type { FunctionVersion } from "../registry/load_function.ts";
 import { errorResponse } from "./error_response.ts";
 import { functionInfo } from "./function_info.ts";
 import { BodyLimits } from "./body_guard.ts";
-import { type Invocable, invokeFunction } from "./invoke_route.ts";
+import { answerInvocation, type Invocable, invokeFunction, rawBodyType } from "./invoke_route.ts";
+import { givenRequestId, hotPath, plainBodyWithin } from "./hot_route.ts";
+import { guardBodyRead } from "./body_guard.ts";
+import { errorResponseOf } from "./error_response.ts";
 import { kserveRoutes } from "./kserve_routes.ts";
 import { type DeviceSources, devicesReport } from "./devices_report.ts";
 import type { StoreSync } from "../store/sync.ts";
@@ -169,5 +172,72 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
     return { options: fn.manifest.options, pool };
   }
 
+  /**
+   * `POST /v1/functions/:name` ahead of Hono, for a function that serves, takes no auth and no CORS, and a request
+   * whose checks before the body all pass (`hot_route.ts`: a path without escapes, a `Content-Length` within the
+   * limit, no `Transfer-Encoding` or `Content-Encoding`; a content type the function takes; no refusal). Anything
+   * else goes to Hono, whose answers (401, 404, 413, 415, 429, 503, CORS) have then read nothing of the body. It
+   * answers as the Hono route and its middleware do: the same request id, body deadline, answer (whole or
+   * streamed), error shape, metrics record and request log line. Hono's middleware, router and context cost a lone
+   * request here about as much as a whole plain Hono request (docs/hop.md, "Fifth round").
+   */
+  function direct(request: Request): Promise<Response> | undefined {
+    if (request.method !== "POST") return undefined;
+    const hot = hotPath(request.url);
+    if (!hot || hot.v2) return undefined;
+    const { name, path } = hot;
+    const entry = registry.get(name);
+    const fn = entry?.current;
+    if (!fn) return undefined;
+    const { options: fnOptions } = fn.manifest;
+    if (fnOptions.cors || fnOptions.auth !== "none") return undefined;
+    const headers = request.headers;
+    if (!plainBodyWithin(headers, fnOptions.maxBodyBytes)) return undefined;
+    let invocable = invocables.get(fn);
+    if (!invocable) invocables.set(fn, invocable = invocableOf(name, fn));
+    const contentType = rawBodyType(headers.get("content-type") ?? "", invocable);
+    if (contentType === null) return undefined;
+    const refused = invocable.pool.refusal();
+    if (refused !== undefined) return undefined;
+    return serveDirect(request, invocable, { name, path, contentType });
+  }
+
+  async function serveDirect(
+    request: Request,
+    fn: Invocable,
+    { name, path, contentType }: { name: string; path: string; contentType: string | undefined },
+  ): Promise<Response> {
+    const started = performance.now();
+    const requestId = givenRequestId(request.headers) ?? nextRequestId();
+    let response: Response;
+    try {
+      const body = await guardBodyRead(() => request.arrayBuffer(), fn.options.timeoutMs);
+      response = await answerInvocation(fn, body, {
+        requestId,
+        signal: request.signal,
+        contentType,
+        sse: (request.headers.get("accept") ?? "").includes("text/event-stream"),
+        respond: (output) =>
+          new Response(output, { headers: [["content-type", "application/json"], ["x-request-id", requestId]] }),
+      });
+    } catch (error) {
+      response = errorResponseOf(error, { path, requestId });
+    }
+    const ms = performance.now() - started;
+    options.metrics.record(name, response.status, ms);
+    logDeferred("info", "request", {
+      id: requestId,
+      method: "POST",
+      path,
+      status: response.status,
+      ms: Math.round(ms * 10) / 10,
+    });
+    return response;
+  }
+
+  const honoFetch = app.fetch;
+  app.fetch = function fetch(request, env, executionCtx) {
+    return direct(request) ?? honoFetch(request, env, executionCtx);
+  };
   return app;
 }
