@@ -6,6 +6,7 @@
  * some requests whole to the main thread's app, which then takes the same two ways).
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startServer, type TestServer } from "./support/server.ts";
 
@@ -33,7 +34,8 @@ interface Seen {
 async function send(
   server: TestServer,
   name: string,
-  { body, headers, viaHono, requestId }: {
+  { body, headers, viaHono, requestId, path = `/v1/functions/${name}` }: {
+    path?: string;
     body: string | Uint8Array;
     headers: Record<string, string>;
     viaHono: boolean;
@@ -41,7 +43,7 @@ async function send(
   },
 ): Promise<Seen> {
   const bytes = typeof body === "string" ? encoder.encode(body) : body;
-  const response = await fetch(`${server.url}/v1/functions/${name}`, {
+  const response = await fetch(`${server.url}${path}`, {
     method: "POST",
     headers: { ...headers, "x-request-id": requestId },
     body: viaHono ? chunked(bytes) : bytes,
@@ -165,4 +167,111 @@ Deno.test("the direct path makes a request id when the client's is refused, as H
   assert.equal(await response.text(), '{"message":"hi"}');
   const line = await server.waitForLog((l) => l.msg === "request" && l.id === id);
   assert.equal(line.status, 200);
+});
+
+const sdk = fileURLToPath(new URL("../src/sdk.ts", import.meta.url));
+const doubler = `import { defineFunction } from "${sdk}";
+export default defineFunction({
+  description: "Doubles a row of four",
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 4] }],
+  },
+  handler: ({ x }) => ({ y: { data: new Float32Array(Array.from(x.data as Float32Array, (v) => v * 2)), dims: x.dims } }),
+});
+`;
+
+/** A v2 binary request: the JSON header, then the tensor's bytes. */
+function binaryInfer(values: number[]): { body: Uint8Array; headerLength: string } {
+  const head = new TextEncoder().encode(
+    JSON.stringify({
+      inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], parameters: { binary_data_size: 16 } }],
+      outputs: [{ name: "y", parameters: { binary_data: true } }],
+    }),
+  );
+  const body = new Uint8Array(head.length + 16);
+  body.set(head);
+  body.set(new Uint8Array(new Float32Array(values).buffer), head.length);
+  return { body, headerLength: String(head.length) };
+}
+
+Deno.test("a v2 infer request answers alike with a Content-Length (direct path) and chunked (Hono)", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-direct-" });
+  try {
+    await Deno.mkdir(join(dir, "doubler"));
+    await Deno.writeTextFile(join(dir, "doubler", "mod.ts"), doubler);
+    await using server = await startServer({ functionsDir: dir });
+    const json = { "content-type": "application/json" };
+    const binary = binaryInfer([1, 2, 3, 4]);
+    const v2Cases: { what: string; path: string; body: string | Uint8Array; headers: Record<string, string> }[] = [
+      {
+        what: "JSON",
+        path: "/v2/models/doubler/infer",
+        body: '{"id":"a","inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}',
+        headers: json,
+      },
+      {
+        what: "no content type, the version named",
+        path: "/v2/models/doubler/versions/1/infer",
+        body: '{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}',
+        headers: {},
+      },
+      {
+        what: "binary tensor data",
+        path: "/v2/models/doubler/infer",
+        body: binary.body,
+        headers: { "content-type": "application/octet-stream", "inference-header-content-length": binary.headerLength },
+      },
+      {
+        what: "a tensor of the wrong shape (the protocol's error shape)",
+        path: "/v2/models/doubler/infer",
+        body: '{"inputs":[{"name":"x","datatype":"FP32","shape":[1,3],"data":[1,2,3]}]}',
+        headers: json,
+      },
+      { what: "a body that is not JSON", path: "/v2/models/doubler/infer", body: "{", headers: json },
+      {
+        what: "a version that does not serve",
+        path: "/v2/models/doubler/versions/9/infer",
+        body: "{}",
+        headers: json,
+      },
+      {
+        what: "a type the route does not take",
+        path: "/v2/models/doubler/infer",
+        body: "x",
+        headers: {
+          "content-type": "text/plain",
+        },
+      },
+      { what: "/v1 of a tensor function", path: "/v1/functions/doubler", body: '{"x":[[1,2,3,4]]}', headers: json },
+    ];
+    const before = await requestCount(server, "doubler", 200);
+    const body = (await send(server, "doubler", {
+      path: "/v2/models/doubler/infer",
+      body: v2Cases[0].body,
+      headers: json,
+      viaHono: false,
+      requestId: "check",
+    })).body;
+    assert.match(body, /"data":\[2,4,6,8\]/);
+    let n = 0;
+    for (const c of v2Cases) {
+      await t.step(c.what, async () => {
+        const ids = [`v2-direct-${n}`, `v2-hono-${n}`];
+        n++;
+        const direct = await send(server, "doubler", { ...c, viaHono: false, requestId: ids[0] });
+        const hono = await send(server, "doubler", { ...c, viaHono: true, requestId: ids[1] });
+        assert.deepEqual([direct.requestId, hono.requestId], ids);
+        assert.deepEqual({ ...direct, requestId: "" }, { ...hono, requestId: "" });
+        for (const id of ids) {
+          const line = await server.waitForLog((l) => l.msg === "request" && l.id === id);
+          assert.deepEqual([line.method, line.path, line.status], ["POST", c.path, direct.status]);
+        }
+      });
+    }
+    // Every answered invocation counts, a versioned infer path's too: the check, then two each of four.
+    assert.equal(await requestCount(server, "doubler", 200), before + 9);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -74,3 +74,11 @@ export function plainBodyWithin(headers: Headers, maxBodyBytes: number): boolean
   const encoding = headers.get("content-encoding")?.trim().toLowerCase();
   return encoding === undefined || encoding === "" || encoding === "identity";
 }
+
+// Triton's client sends infer requests with no content type; the binary extension's bodies are octet streams.
+const inferTypes = /^application\/(?:(?:[\w.+-]+\+)?json|octet-stream)\s*(?:;|$)/i;
+
+/** Whether a v2 infer request's `Content-Type` is one the protocol's route takes (none, JSON, or an octet stream). */
+export function takesInferType(type: string | null | undefined): boolean {
+  return type === null || type === undefined || type === "" || inferTypes.test(type);
+}

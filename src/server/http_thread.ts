@@ -27,7 +27,7 @@ import { Packer } from "../packed.ts";
 import { Doorbell, RingWriter } from "../op_ring.ts";
 import { type AnswerRingOffer, AnswerRingReader } from "../answer_ring.ts";
 import { serveInfer } from "./kserve_routes.ts";
-import { givenRequestId, hotPath, plainBodyWithin } from "./hot_route.ts";
+import { givenRequestId, hotPath, plainBodyWithin, takesInferType } from "./hot_route.ts";
 import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
 import type { TensorSignature } from "../sdk.ts";
 
@@ -336,9 +336,6 @@ interface HotRequest {
   v2: boolean;
 }
 
-/** Infer request types of v2 (as `kserve_routes.ts` takes them). */
-const inferTypes = /^application\/(?:(?:[\w.+-]+\+)?json|octet-stream)\s*(?:;|$)/i;
-
 /**
  * The hot routes of a tensor function that a thread invokes directly (`POST /v1/functions/:name` with a JSON body,
  * `POST /v2/models/:name[/versions/:version]/infer`, neither with a `Content-Encoding`), when every check before the body
@@ -359,7 +356,7 @@ function hotRequest(request: Request): HotRequest | undefined {
   if (!plainBodyWithin(headers, profile.maxBodyBytes)) return undefined;
   const type = headers.get("content-type");
   if (v2) {
-    if (type !== null && type !== "" && !inferTypes.test(type)) return undefined;
+    if (!takesInferType(type)) return undefined;
   } else if (type === null || !isJson(type)) return undefined;
   if (profile.slot >= 0 && admission && Atomics.load(admission, profile.slot) > 0) return undefined;
   return { name, path, profile: profile as HotRequest["profile"], v2 };
