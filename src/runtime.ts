@@ -39,7 +39,8 @@ export interface Runtime {
 
 const nodeModules = fileURLToPath(new URL("../node_modules", import.meta.url));
 
-const invocation = /^\/(?:v1\/functions\/([^/]+)|v2\/models\/([^/]+)\/infer)$/;
+// A v2 infer path that names its version counts too, as the HTTP threads count it.
+const invocation = /^\/(?:v1\/functions\/([^/]+)|v2\/models\/([^/]+)(?:\/versions\/[^/]+)?\/infer)$/;
 
 /** The function a request invokes (label for metrics), `unknown` for names that do not exist, `null` for other routes. */
 function invokedFunction(c: Context, registry: Registry): string | null {

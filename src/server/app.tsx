@@ -9,10 +9,12 @@ import { IsolaneError } from "../errors.ts";
 import { logDeferred } from "../log.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
-import { errorResponse } from "./error_response.ts";
+import { errorResponse, errorResponseOf } from "./error_response.ts";
 import { functionInfo } from "./function_info.ts";
-import { BodyLimits } from "./body_guard.ts";
-import { type Invocable, invokeFunction } from "./invoke_route.ts";
+import { BodyLimits, guardBodyRead } from "./body_guard.ts";
+import { answerInvocation, type Invocable, invokeFunction, rawBodyType } from "./invoke_route.ts";
+import { givenRequestId, hotPath, plainBodyWithin, takesInferType } from "./hot_route.ts";
+import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
 import { kserveRoutes } from "./kserve_routes.ts";
 import { type DeviceSources, devicesReport } from "./devices_report.ts";
 import type { StoreSync } from "../store/sync.ts";
@@ -169,5 +171,130 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
     return { options: fn.manifest.options, pool };
   }
 
+  /**
+   * The hot routes ahead of Hono: `POST /v1/functions/:name`, and `POST /v2/models/:name[/versions/:version]/infer`
+   * of a function with a tensor signature (at its serving version), for a function that serves and takes no auth and
+   * no CORS, and a request whose checks before the body all pass (`hot_route.ts`: a path without escapes, a
+   * `Content-Length` within the limit, no `Transfer-Encoding` or `Content-Encoding`; a content type the route takes;
+   * no refusal). Anything else goes to Hono, whose answers (401, 404, 413, 415, 429, 503, CORS) have then read
+   * nothing of the body. It answers as the Hono routes and their middleware do: the same request id, body deadline,
+   * answer (whole or streamed), error shape (`/v2`'s own), metrics record and request log line. Hono's middleware,
+   * router and context cost a lone request here about as much as a whole plain Hono request (docs/hop.md, "Fifth
+   * round").
+   */
+  function direct(request: Request): Promise<Response> | undefined {
+    if (request.method !== "POST") return undefined;
+    const hot = hotPath(request.url);
+    if (!hot) return undefined;
+    const { name, path } = hot;
+    const fn = registry.get(name)?.current;
+    if (!fn) return undefined;
+    const { options: fnOptions } = fn.manifest;
+    if (fnOptions.cors || fnOptions.auth !== "none") return undefined;
+    const headers = request.headers;
+    if (!plainBodyWithin(headers, fnOptions.maxBodyBytes)) return undefined;
+    if (hot.v2) {
+      if (!fnOptions.signature || !takesInferType(headers.get("content-type"))) return undefined;
+      if (hot.version !== undefined && hot.version !== String(fn.version)) return undefined;
+      if (fn.pool.refusal() !== undefined) return undefined;
+      return serveDirectInfer(request, fn, { name, path, pinned: hot.version !== undefined });
+    }
+    let invocable = invocables.get(fn);
+    if (!invocable) invocables.set(fn, invocable = invocableOf(name, fn));
+    const contentType = rawBodyType(headers.get("content-type") ?? "", invocable);
+    if (contentType === null) return undefined;
+    const refused = invocable.pool.refusal();
+    if (refused !== undefined) return undefined;
+    return serveDirect(request, invocable, { name, path, contentType });
+  }
+
+  /** Counts and logs an answer of the direct path as the app's middleware would. */
+  function served(
+    { requestId, path, started, status, fn }: {
+      requestId: string;
+      path: string;
+      started: number;
+      status: number;
+      fn: string;
+    },
+  ): void {
+    const ms = performance.now() - started;
+    options.metrics.record(fn, status, ms);
+    logDeferred("info", "request", { id: requestId, method: "POST", path, status, ms: Math.round(ms * 10) / 10 });
+  }
+
+  /**
+   * A v2 infer request, as `serveInfer` (`kserve_routes.ts`) answers it: a request that names no version is served
+   * by the version that serves once its body is whole.
+   */
+  async function serveDirectInfer(
+    request: Request,
+    fn: FunctionVersion,
+    { name, path, pinned }: { name: string; path: string; pinned: boolean },
+  ): Promise<Response> {
+    const started = performance.now();
+    const requestId = givenRequestId(request.headers) ?? nextRequestId();
+    let response: Response;
+    try {
+      const body = new Uint8Array(await guardBodyRead(() => request.arrayBuffer(), fn.manifest.options.timeoutMs));
+      const target = pinned ? fn : registry.serving(name);
+      const { signature, maxBodyBytes } = target.manifest.options;
+      if (!signature) {
+        throw new IsolaneError("not_found", `Function '${name}' declares no tensor signature, so it is not a v2 model`);
+      }
+      if (body.byteLength > maxBodyBytes) {
+        throw new IsolaneError(
+          "body_too_large",
+          `Request body is larger than this function's limit of ${maxBodyBytes} bytes`,
+        );
+      }
+      const decoded = decodeInferRequest(signature, body, {
+        headerLength: request.headers.get(inferenceHeaderLength) ?? undefined,
+      });
+      const tensors = await target.pool.infer(decoded.inputs, { signal: request.signal, requestId });
+      const encoded = encodeInferResponse(
+        { name: target.name, version: String(target.version), ...(decoded.id !== undefined ? { id: decoded.id } : {}) },
+        { tensors, outputs: decoded.outputs },
+        { reuse: true },
+      );
+      const headers: [string, string][] = [["content-type", encoded.contentType], ["x-request-id", requestId]];
+      if (encoded.headerLength !== undefined) headers.push([inferenceHeaderLength, String(encoded.headerLength)]);
+      response = new Response(encoded.body as Uint8Array<ArrayBuffer>, { headers });
+    } catch (error) {
+      response = errorResponseOf(error, { path, requestId, v2: true });
+    }
+    served({ requestId, path, started, status: response.status, fn: name });
+    return response;
+  }
+
+  async function serveDirect(
+    request: Request,
+    fn: Invocable,
+    { name, path, contentType }: { name: string; path: string; contentType: string | undefined },
+  ): Promise<Response> {
+    const started = performance.now();
+    const requestId = givenRequestId(request.headers) ?? nextRequestId();
+    let response: Response;
+    try {
+      const body = await guardBodyRead(() => request.arrayBuffer(), fn.options.timeoutMs);
+      response = await answerInvocation(fn, body, {
+        requestId,
+        signal: request.signal,
+        contentType,
+        sse: (request.headers.get("accept") ?? "").includes("text/event-stream"),
+        respond: (output) =>
+          new Response(output, { headers: [["content-type", "application/json"], ["x-request-id", requestId]] }),
+      });
+    } catch (error) {
+      response = errorResponseOf(error, { path, requestId });
+    }
+    served({ requestId, path, started, status: response.status, fn: name });
+    return response;
+  }
+
+  const honoFetch = app.fetch;
+  app.fetch = function fetch(request, env, executionCtx) {
+    return direct(request) ?? honoFetch(request, env, executionCtx);
+  };
   return app;
 }

@@ -27,6 +27,7 @@ import { Packer } from "../packed.ts";
 import { Doorbell, RingWriter } from "../op_ring.ts";
 import { type AnswerRingOffer, AnswerRingReader } from "../answer_ring.ts";
 import { serveInfer } from "./kserve_routes.ts";
+import { givenRequestId, hotPath, plainBodyWithin, takesInferType } from "./hot_route.ts";
 import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
 import type { TensorSignature } from "../sdk.ts";
 
@@ -335,12 +336,6 @@ interface HotRequest {
   v2: boolean;
 }
 
-/** What Hono's request id middleware refuses in a client's `x-request-id`. */
-const requestIdRefused = /[^\w\-=]/;
-
-/** Infer request types of v2 (as `kserve_routes.ts` takes them). */
-const inferTypes = /^application\/(?:(?:[\w.+-]+\+)?json|octet-stream)\s*(?:;|$)/i;
-
 /**
  * The hot routes of a tensor function that a thread invokes directly (`POST /v1/functions/:name` with a JSON body,
  * `POST /v2/models/:name[/versions/:version]/infer`, neither with a `Content-Encoding`), when every check before the body
@@ -351,38 +346,17 @@ const inferTypes = /^application\/(?:(?:[\w.+-]+\+)?json|octet-stream)\s*(?:;|$)
  */
 function hotRequest(request: Request): HotRequest | undefined {
   if (request.method !== "POST") return undefined;
-  const url = request.url;
-  // As Hono finds the path (`getPath`): after the authority, up to the query.
-  const start = url.indexOf("/", url.indexOf(":") + 4);
-  if (start < 0) return undefined;
-  const query = url.indexOf("?", start);
-  const path = query < 0 ? url.slice(start) : url.slice(start, query);
-  if (path.includes("%")) return undefined;
-  let name: string;
-  let version: string | undefined;
-  let v2 = false;
-  if (path.startsWith("/v1/functions/")) {
-    name = path.slice(14);
-    if (name.includes("/")) return undefined;
-  } else if (path.startsWith("/v2/models/") && path.endsWith("/infer")) {
-    const parts = path.slice(11, -6).split("/");
-    if (parts.length === 3 && parts[1] === "versions") version = parts[2];
-    else if (parts.length !== 1) return undefined;
-    name = parts[0];
-    v2 = true;
-  } else return undefined;
+  const hot = hotPath(request.url);
+  if (!hot) return undefined;
+  const { name, path, version, v2 } = hot;
   const profile = profiles.get(name);
-  if (!name || version === "" || !profile?.signature) return undefined;
+  if (!profile?.signature) return undefined;
   if (version !== undefined && version !== String(profile.version)) return undefined;
   const headers = request.headers;
-  const length = headers.get("content-length");
-  if (length === null || !/^\d{1,15}$/.test(length) || Number(length) > profile.maxBodyBytes) return undefined;
-  if (headers.has("transfer-encoding")) return undefined;
+  if (!plainBodyWithin(headers, profile.maxBodyBytes)) return undefined;
   const type = headers.get("content-type");
-  const encoding = headers.get("content-encoding")?.trim().toLowerCase();
-  if (encoding !== undefined && encoding !== "" && encoding !== "identity") return undefined;
   if (v2) {
-    if (type !== null && type !== "" && !inferTypes.test(type)) return undefined;
+    if (!takesInferType(type)) return undefined;
   } else if (type === null || !isJson(type)) return undefined;
   if (profile.slot >= 0 && admission && Atomics.load(admission, profile.slot) > 0) return undefined;
   return { name, path, profile: profile as HotRequest["profile"], v2 };
@@ -394,8 +368,7 @@ function hotRequest(request: Request): HotRequest | undefined {
  */
 async function serveHot(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>, hot: HotRequest) {
   const started = performance.now();
-  const given = request.headers.get("x-request-id");
-  const requestId = given && given.length <= 255 && !requestIdRefused.test(given) ? given : crypto.randomUUID();
+  const requestId = givenRequestId(request.headers) ?? crypto.randomUUID();
   const { name, profile, v2 } = hot;
   let body: ArrayBuffer | undefined;
   let response: Response;

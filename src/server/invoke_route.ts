@@ -28,13 +28,22 @@ export interface Invocable {
 /** Why a request would be refused now (`undefined`: admitted), known at once or once the queue's owner says. */
 export type Admission = IsolaneError | undefined | Promise<IsolaneError | undefined>;
 
-/** The raw content type to pass on, `undefined` for JSON; throws 415 for a type the function does not take. */
-function bodyType(c: Context, fn: Invocable): string | undefined {
-  const contentType = c.req.header("content-type") ?? "";
+/**
+ * The raw content type to pass on, `undefined` for JSON, `null` for a type the function does not take (which
+ * {@link invokeFunction} answers 415).
+ */
+export function rawBodyType(contentType: string, fn: Invocable): string | undefined | null {
   if (isJson(contentType)) return undefined;
   const media = contentType.split(";")[0].trim().toLowerCase();
   const accepts = fn.options.raw?.accepts ?? [];
-  if (media && accepts.includes(media)) return contentType;
+  return media && accepts.includes(media) ? contentType : null;
+}
+
+/** The raw content type to pass on, `undefined` for JSON; throws 415 for a type the function does not take. */
+function bodyType(c: Context, fn: Invocable): string | undefined {
+  const type = rawBodyType(c.req.header("content-type") ?? "", fn);
+  if (type !== null) return type;
+  const accepts = fn.options.raw?.accepts ?? [];
   throw new IsolaneError(
     "unsupported_media_type",
     accepts.length > 0
@@ -79,9 +88,38 @@ export async function invokeFunction(c: Context, fn: Invocable, limits: BodyLimi
     const decoded = await decodeContentEncoding(raw, c.req.header("content-encoding"), fn.options.maxBodyBytes);
     if (decoded !== raw) body = decoded.buffer as ArrayBuffer;
   }
-  const sse = (c.req.header("accept") ?? "").includes("text/event-stream");
+  return await answerInvocation(fn, body!, {
+    requestId: c.get("requestId"),
+    signal: c.req.raw.signal,
+    contentType,
+    sse: (c.req.header("accept") ?? "").includes("text/event-stream"),
+    respond: (output) => c.body(output, 200, { "content-type": "application/json" }),
+  });
+}
+
+/** What {@link answerInvocation} needs of the request, its body read already. */
+export interface InvocationRequest {
+  requestId: string;
+  /** The client's signal: the request's job stops when it aborts. */
+  signal: AbortSignal;
+  /** The raw body's content type; `undefined` for JSON. */
+  contentType: string | undefined;
+  /** Whether a streamed answer goes as Server-Sent Events (the client accepts `text/event-stream`), else NDJSON. */
+  sse: boolean;
+  /** The response of a whole JSON answer (Hono's `c.body`, or one built by hand with the same headers). */
+  respond(output: ArrayBuffer): Response;
+}
+
+/**
+ * Invokes `fn` on a body already read and answers: the whole output through `respond`, or a stream of JSON items
+ * (status 200, `x-request-id`) from the first item a streaming handler yields; an error after that is the stream's
+ * last item. Shared by the Hono route and the main thread's direct path (`app.tsx`).
+ * @throws {IsolaneError} what the pool answers before any item (429, 503, 504, the function's own 4xx and 5xx).
+ */
+export function answerInvocation(fn: Invocable, body: ArrayBuffer, request: InvocationRequest): Promise<Response> {
+  const { sse, requestId, contentType } = request;
   // One promise for the answer, settled by the result or by the first streamed item, whichever comes first.
-  return await new Promise<Response>((resolve, reject) => {
+  return new Promise<Response>((resolve, reject) => {
     let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
     const openStream = () => {
       const stream = new ReadableStream<Uint8Array>({ start: (ctrl) => void (controller = ctrl) });
@@ -91,14 +129,14 @@ export async function invokeFunction(c: Context, fn: Invocable, limits: BodyLimi
           headers: {
             "content-type": sse ? "text/event-stream" : "application/x-ndjson",
             "cache-control": "no-cache",
-            "x-request-id": c.get("requestId"),
+            "x-request-id": requestId,
           },
         }),
       );
     };
-    fn.pool.invoke(body!, {
-      signal: c.req.raw.signal,
-      requestId: c.get("requestId"),
+    fn.pool.invoke(body, {
+      signal: request.signal,
+      requestId,
       ...(contentType ? { contentType } : {}),
       onItem(item) {
         if (!controller) openStream();
@@ -108,7 +146,7 @@ export async function invokeFunction(c: Context, fn: Invocable, limits: BodyLimi
       (output) => {
         if (controller) return controller.close();
         if (output === undefined) return reject(new IsolaneError("internal", "The stream ended without a result"));
-        resolve(c.body(output, 200, { "content-type": "application/json" }));
+        resolve(request.respond(output));
       },
       (error: unknown) => {
         if (!controller) return reject(error);

@@ -16,16 +16,14 @@ import { v2ErrorResponse } from "./error_response.ts";
 import type { Admission } from "./invoke_route.ts";
 import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
 import { datatypes } from "../tensors.ts";
+import { takesInferType } from "./hot_route.ts";
 
 /** Extensions of the protocol that `/v2` implements, by Triton's names. */
 export const v2Extensions = ["binary_tensor_data", "model_configuration"] as const;
 
-// Triton's client sends infer requests with no content type; the binary extension's bodies are octet streams.
-const inferTypes = /^application\/(?:(?:[\w.+-]+\+)?json|octet-stream)\s*(?:;|$)/i;
-
 function requireInferType(c: Context): void {
   const type = c.req.header("content-type");
-  if (type !== undefined && type !== "" && !inferTypes.test(type)) {
+  if (!takesInferType(type)) {
     throw new IsolaneError(
       "unsupported_media_type",
       `Send the request as 'application/json', as 'application/octet-stream' with ${inferenceHeaderLength}, or with no content type; got '${type}'`,

@@ -14,7 +14,10 @@ import { bucketMs, type GpuSample, LastMinute, RecentSeries, type SeriesSnapshot
 export interface Metrics {
   /** Counts and times function invocations. */
   middleware: MiddlewareHandler;
-  /** Counts and times one invocation answered elsewhere (an HTTP thread): `ms` from request to response. */
+  /**
+   * Counts and times one invocation (answered by the main thread's direct path, or by an HTTP thread): `ms` from
+   * request to response. Counted within 10 ms, off the request's path; every reader of the metrics counts it first.
+   */
   record(fn: string, status: number, ms: number): void;
   /**
    * Adds a source of records made elsewhere (the HTTP threads keep theirs for a moment): `flush` has it send them,
@@ -30,6 +33,12 @@ export interface Metrics {
   /** The last 15 minutes per function and per GPU, in 10-second buckets (status page charts). */
   series(): SeriesSnapshot;
 }
+
+/**
+ * How long an invocation's record may wait before it is counted, in milliseconds: counting it (a histogram, the
+ * status page's series and last minute) cost a lone request 6–9 µs on its path (docs/hop.md).
+ */
+const recordMs = 10;
 
 /** Creates the metrics; `registry` and `devices` are read when metrics are scraped. */
 export function createMetrics(
@@ -156,7 +165,7 @@ export function createMetrics(
   // By function, then status: no key string built and no label set hashed per answer.
   const children = new Map<string, { timer: HistogramCell; counters: Map<number, CounterCell> }>();
   const batchSizes = new Map<string, HistogramCell>();
-  const record = (fn: string, status: number, ms: number) => {
+  const count = (fn: string, status: number, ms: number) => {
     let of = children.get(fn);
     if (!of) children.set(fn, of = { timer: duration.cell(fn), counters: new Map() });
     let counter = of.counters.get(status);
@@ -165,6 +174,27 @@ export function createMetrics(
     duration.observe(of.timer, ms / 1000);
     recentSeries.request(fn, ms, status);
     lastMinute.request(fn, ms);
+  };
+  // Records wait (at most recordMs) and are counted together, off the request's path, as request log lines are;
+  // every reader (render, recent, series) counts them first.
+  let waiting: { fn: string[]; status: number[]; ms: number[] } = { fn: [], status: [], ms: [] };
+  let countTimer: ReturnType<typeof setTimeout> | undefined;
+  const countWaiting = () => {
+    clearTimeout(countTimer);
+    countTimer = undefined;
+    const { fn, status, ms } = waiting;
+    waiting = { fn: [], status: [], ms: [] };
+    for (let i = 0; i < fn.length; i++) count(fn[i], status[i], ms[i]);
+  };
+  const record = (fn: string, status: number, ms: number) => {
+    waiting.fn.push(fn);
+    waiting.status.push(status);
+    waiting.ms.push(ms);
+    if (waiting.fn.length >= 512) countWaiting();
+    else if (countTimer === undefined) {
+      countTimer = setTimeout(countWaiting, recordMs);
+      Deno.unrefTimer(countTimer as unknown as number);
+    }
   };
   return {
     bind(r) {
@@ -191,12 +221,15 @@ export function createMetrics(
     },
     async render() {
       await Promise.all(sources.map((flush) => flush()));
+      countWaiting();
       return { contentType: register.contentType, body: await register.metrics() };
     },
     series() {
+      countWaiting();
       return recentSeries.snapshot(gpuSamples(), registry?.list().map((e) => e.name) ?? []);
     },
     recent() {
+      countWaiting();
       return lastMinute.summary();
     },
   };
