@@ -68,6 +68,15 @@ function rowsCut(file: Uint8Array, keep: number): Uint8Array {
   return png(file.subarray(8, chunks.find((c) => c.type === "IDAT")!.at), chunk("IDAT", cut), iend);
 }
 
+/** `file` with its zlib stream (uncompressed, level 0) cut at `keep` of its bytes, without its end, in whole chunks. */
+function streamCut(file: Uint8Array, keep: number): Uint8Array {
+  const chunks = chunksOf(file);
+  const scanlines = inflateSync(Buffer.concat(chunks.filter((c) => c.type === "IDAT").map((c) => c.data)));
+  const stream = deflateSync(scanlines, { level: 0 });
+  const cut = stream.subarray(0, Math.floor(stream.length * keep));
+  return png(file.subarray(8, chunks.find((c) => c.type === "IDAT")!.at), chunk("IDAT", cut), iend);
+}
+
 async function texts(response: Response): Promise<string[]> {
   const body = await response.json();
   assert.equal(response.status, 200, JSON.stringify(body));
@@ -132,6 +141,16 @@ Deno.test("ocr: hostile PNGs get 400 with the reason, or are read correctly", as
       "a whole zlib stream that ends 7 rows early",
       rowsCut(good, 1 - 7 / pngjs.PNG.sync.read(Buffer.from(good)).height),
       /The PNG is truncated: its image data \(IDAT\) inflates to \d+ bytes, .* need \d+; the last rows are missing/,
+    ],
+    [
+      "an 8-bit zlib stream cut short without its end, in whole chunks",
+      streamCut(encodePng({ width: 40, height: 30, colorType: 0, bitDepth: 8, sample: (x, y) => [x * y % 200] }), 0.6),
+      /The PNG is truncated: .*the last rows are missing/,
+    ],
+    [
+      "a 16-bit zlib stream cut short without its end",
+      streamCut(encodePng({ width: 40, height: 30, colorType: 0, bitDepth: 16, sample: (x) => [x * 1000] }), 0.6),
+      /The PNG is truncated: .*the last rows are missing/,
     ],
     [
       "an interlaced PNG whose stream ends early",

@@ -14,7 +14,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { inflateSync } from "node:zlib";
+import { constants, inflateSync } from "node:zlib";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
 import { imageSize } from "image-size";
@@ -307,7 +307,8 @@ function paletteEntries(bytes: Uint8Array): number | undefined {
 
 /**
  * How many bytes the image data inflates to, at most `limit + 1` (more is as good as `limit + 1`: pngjs and the
- * crate ignore the excess); `undefined` when zlib refuses the stream (pngjs then says why).
+ * crate ignore the excess), a stream cut short included (what it holds so far); `undefined` when zlib refuses the
+ * data (pngjs then says why).
  */
 function inflatedBytes(bytes: Uint8Array, limit: number): number | undefined {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -320,7 +321,8 @@ function inflatedBytes(bytes: Uint8Array, limit: number): number | undefined {
     at += 12 + length;
   }
   try {
-    return inflateSync(Buffer.concat(parts), { maxOutputLength: limit }).length;
+    // A stream that stops without its end gives what it holds, not an error: pngjs decodes that too, with zeros.
+    return inflateSync(Buffer.concat(parts), { maxOutputLength: limit, finishFlush: constants.Z_SYNC_FLUSH }).length;
   } catch (error) {
     return (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" ? limit + 1 : undefined;
   }
