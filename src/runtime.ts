@@ -23,6 +23,7 @@ import { InvocationKeys } from "./registry/invocation_keys.ts";
 import { InvocationAuth } from "./server/invocation_auth.ts";
 import { HttpThreads } from "./server/http_threads.ts";
 import { removeStaleRunFolders } from "./pool/run_folder.ts";
+import { removeStaleEditedModels } from "./inference/model_edit.ts";
 import { checkStartable } from "./start_checks.ts";
 
 /** A running runtime. */
@@ -64,6 +65,9 @@ export async function startRuntime(config: Config): Promise<Runtime> {
   setLogLevel(config.logLevel);
   // The process hosts' socket folders of runtimes killed with SIGKILL (src/pool/run_folder.ts).
   removeStaleRunFolders();
+  // Edited models' folders of runtimes killed with SIGKILL (src/inference/model_edit.ts).
+  const staleModels = removeStaleEditedModels();
+  if (staleModels.length > 0) log("info", "removed the edited models of runtimes that ended", { folders: staleModels });
   const held = holdOrtLibrary(nodeModules);
   if (!held.ok) log("warn", "ONNX Runtime's library is not held by the main thread", { reason: held.reason });
   const { inventory, sources, kernelsPtxPath, weightMemory } = detectDevices(nodeModules, config.cudaSync);

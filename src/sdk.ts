@@ -122,7 +122,7 @@ export interface GpuLane {
    * ```ts
    * using input = gpu.resizeNormalizeToDevice(image, { region, width: 640, height: 160, mean, std,
    *   canvas: { width: 640, height: 320 } });
-   * const out = await models.det.run({ x: input as unknown as Tensor });
+   * const out = await models.det.run({ x: input });
    * ```
    */
   resizeNormalizeToDevice(
@@ -175,12 +175,45 @@ export interface CorsOptions {
   maxAge?: number;
 }
 
+/**
+ * The feeds of a model's run, by input name: ONNX Runtime `Tensor`s in host memory, or {@link DeviceTensor}s that a
+ * CUDA lane's kernels made (`ctx.gpu.resizeNormalizeToDevice`), which only that lane's own sessions read.
+ */
+export type ModelFeeds = { readonly [input: string]: Tensor | DeviceTensor };
+
+/**
+ * A declared model as a handler gets it (`ctx.models.<name>`): the names and metadata of its inputs and outputs, as
+ * ONNX Runtime's `InferenceSession` gives them, and `run`, whose feeds may be `DeviceTensor`s as well as `Tensor`s
+ * (ORT's `run` signature otherwise: `fetches` and run options as ORT takes them; outputs are `Tensor`s in host
+ * memory). The session behind it is the runtime's: it has no `release`.
+ *
+ * `run` rejects with `DeviceTensorError` naming the input for a device tensor that was disposed, that another lane
+ * made, or that is fed to a session reading host memory (any model on a CPU lane); with ORT's error for unknown names,
+ * wrong shapes or types; with `timeout` when its request was aborted.
+ * @example
+ * ```ts
+ * using input = gpu.resizeNormalizeToDevice(image, { region, width: 640, height: 160, mean, std });
+ * const out = await models.det.run({ x: input });
+ * ```
+ */
+export interface ModelSession
+  extends Pick<InferenceSession, "inputNames" | "outputNames" | "inputMetadata" | "outputMetadata"> {
+  /** Runs the model on `feeds` (see {@link ModelSession}). */
+  run(feeds: ModelFeeds, options?: InferenceSession.RunOptions): Promise<InferenceSession.ReturnType>;
+  /** Runs the model on `feeds`, giving the outputs `fetches` names (see {@link ModelSession}). */
+  run(
+    feeds: ModelFeeds,
+    fetches: InferenceSession.FetchesType,
+    options?: InferenceSession.RunOptions,
+  ): Promise<InferenceSession.ReturnType>;
+}
+
 /** What a handler gets besides its input. */
 export interface FunctionContext<M extends string = string> {
   /** The function's name as served. */
   readonly name: string;
-  /** One loaded ONNX Runtime session per declared model. */
-  readonly models: Readonly<Record<M, InferenceSession>>;
+  /** One loaded model per declared model: its description and `run` ({@link ModelSession}). */
+  readonly models: Readonly<Record<M, ModelSession>>;
   /** Absolute paths of the declared assets, by name; the isolate may read them. */
   readonly assets: Readonly<Record<string, string>>;
   /** Aborts when the request times out or the client goes away. */

@@ -146,3 +146,63 @@ Deno.test("edited models: one file per edit under concurrent deploys, private, r
     for (const dir of [tmp, empty, data]) await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("edited models: a runtime that starts removes the folders of runtimes killed with SIGKILL, never a live one's", async () => {
+  // The runtimes' temporary folders go under TMPDIR: this test's own, so that only its runtimes' folders are seen.
+  const tmp = await Deno.makeTempDir({ prefix: "isolane-model-edit-tmp-" });
+  const root = await Deno.makeTempDir({ prefix: "isolane-model-edit-fns-" });
+  const modelFolders = () =>
+    new Set([...Deno.readDirSync(tmp)].filter((e) => e.name.startsWith("isolane-models-")).map((e) => e.name));
+  try {
+    await Deno.mkdir(join(root, "best"));
+    await Deno.writeTextFile(join(root, "best", "mod.ts"), moduleWith(`{ best: { op: "ArgMax", of: "y" } }`));
+    await Deno.copyFile(mlpModel, join(root, "best", "mlp.onnx"));
+    const x = mlpInput(2, 3);
+    const argmax = mlpReference(x).map((row) => row.indexOf(Math.max(...row)));
+    const serves = async (server: { invoke: (name: string, body: unknown) => Promise<Response> }) => {
+      const response = await server.invoke("best", { x });
+      const body = await response.json();
+      assert.equal(response.status, 200, JSON.stringify(body));
+      assert.deepEqual(body.best, argmax);
+    };
+
+    await using live = await startServer({ functionsDir: root, env: { TMPDIR: tmp } });
+    await serves(live);
+    const liveFolders = modelFolders();
+    assert.equal(liveFolders.size, 1, JSON.stringify([...liveFolders]));
+
+    const killed = await startServer({ functionsDir: root, env: { TMPDIR: tmp } });
+    await serves(killed);
+    const killedFolder = [...modelFolders()].find((name) => !liveFolders.has(name));
+    assert.ok(killedFolder, "the second runtime made a folder of its own");
+    killed.kill("SIGKILL");
+    assert.equal((await killed.stop()).signal, "SIGKILL");
+    assert.ok(Deno.statSync(join(tmp, killedFolder, [...Deno.readDirSync(join(tmp, killedFolder))][0].name)).isFile);
+
+    // A folder whose pid runs (this test's) but whose start time is not that process's: the pid was reused.
+    const reused = join(tmp, `isolane-models-${Deno.pid}-1-abcdef`);
+    await Deno.mkdir(reused);
+    // A folder of an older runtime, named before pids were: which process made it cannot be told, so it stays.
+    const unnamed = join(tmp, "isolane-models-Ab12Cd");
+    await Deno.mkdir(unnamed);
+
+    await using next = await startServer({ functionsDir: root, env: { TMPDIR: tmp } });
+    // Removed before the runtime listens, which startServer waited for.
+    const removed = next.logs.find((line) => line.msg === "removed the edited models of runtimes that ended");
+    assert.ok(removed, "the new runtime logged what it removed");
+    assert.deepEqual(
+      [...(removed.folders as string[])].sort(),
+      [join(tmp, killedFolder), reused].sort(),
+    );
+    // The live runtime's edited model is still there and served; the new runtime edits into a folder of its own.
+    await serves(live);
+    await serves(next);
+    const after = modelFolders();
+    const own = [...after].filter((name) => !liveFolders.has(name) && name !== "isolane-models-Ab12Cd");
+    assert.deepEqual(after, new Set([...liveFolders, "isolane-models-Ab12Cd", ...own]));
+    assert.equal(own.length, 1, JSON.stringify([...after]));
+    assert.notEqual(own[0], killedFolder);
+  } finally {
+    for (const dir of [tmp, root]) await Deno.remove(dir, { recursive: true });
+  }
+});

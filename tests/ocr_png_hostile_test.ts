@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { deflateSync } from "node:zlib";
+import { deflateSync, inflateSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import pngjs from "pngjs";
@@ -55,6 +55,26 @@ function send(server: TestServer, image: Uint8Array, as: "json" | "body"): Promi
       headers: { "content-type": "image/png" },
       body: image as Uint8Array<ArrayBuffer>,
     });
+}
+
+/**
+ * `file` with its image data cut to `keep` of its scanlines' bytes and deflated again, uncompressed (zlib level 0),
+ * so that the data is large enough for its size and its zlib stream is whole: only rows are missing.
+ */
+function rowsCut(file: Uint8Array, keep: number): Uint8Array {
+  const chunks = chunksOf(file);
+  const scanlines = inflateSync(Buffer.concat(chunks.filter((c) => c.type === "IDAT").map((c) => c.data)));
+  const cut = deflateSync(scanlines.subarray(0, Math.floor(scanlines.length * keep)), { level: 0 });
+  return png(file.subarray(8, chunks.find((c) => c.type === "IDAT")!.at), chunk("IDAT", cut), iend);
+}
+
+/** `file` with its zlib stream (uncompressed, level 0) cut at `keep` of its bytes, without its end, in whole chunks. */
+function streamCut(file: Uint8Array, keep: number): Uint8Array {
+  const chunks = chunksOf(file);
+  const scanlines = inflateSync(Buffer.concat(chunks.filter((c) => c.type === "IDAT").map((c) => c.data)));
+  const stream = deflateSync(scanlines, { level: 0 });
+  const cut = stream.subarray(0, Math.floor(stream.length * keep));
+  return png(file.subarray(8, chunks.find((c) => c.type === "IDAT")!.at), chunk("IDAT", cut), iend);
 }
 
 async function texts(response: Response): Promise<string[]> {
@@ -116,6 +136,59 @@ Deno.test("ocr: hostile PNGs get 400 with the reason, or are read correctly", as
         return forged;
       })(),
       /truncated: its IDAT chunk declares 2147483632 bytes/,
+    ],
+    [
+      "a whole zlib stream that ends 7 rows early",
+      rowsCut(good, 1 - 7 / pngjs.PNG.sync.read(Buffer.from(good)).height),
+      /The PNG is truncated: its image data \(IDAT\) inflates to \d+ bytes, .* need \d+; the last rows are missing/,
+    ],
+    [
+      "an 8-bit zlib stream cut short without its end, in whole chunks",
+      streamCut(encodePng({ width: 40, height: 30, colorType: 0, bitDepth: 8, sample: (x, y) => [x * y % 200] }), 0.6),
+      /The PNG is truncated: .*the last rows are missing/,
+    ],
+    [
+      "a 16-bit zlib stream cut short without its end",
+      streamCut(encodePng({ width: 40, height: 30, colorType: 0, bitDepth: 16, sample: (x) => [x * 1000] }), 0.6),
+      /The PNG is truncated: .*the last rows are missing/,
+    ],
+    [
+      "an interlaced PNG whose stream ends early",
+      rowsCut(
+        encodePng({ width: 40, height: 30, colorType: 2, bitDepth: 8, interlace: true, sample: () => [9, 99, 199] }),
+        0.6,
+      ),
+      /The PNG is truncated: .*the last rows are missing/,
+    ],
+    [
+      "a 16-bit PNG (pngjs only) whose stream ends early",
+      rowsCut(encodePng({ width: 40, height: 30, colorType: 0, bitDepth: 16, sample: (x) => [x * 1000] }), 0.5),
+      /The PNG is truncated: .*the last rows are missing/,
+    ],
+    [
+      "a palette index past the palette's 2 entries (8-bit)",
+      encodePng({
+        width: 20,
+        height: 10,
+        colorType: 3,
+        bitDepth: 8,
+        sample: (x, y) => [x === 13 && y === 6 ? 2 : (x + y) % 2],
+        palette: [[255, 255, 255], [0, 0, 0]],
+      }),
+      /pixel \(13, 6\) uses a palette index past its palette's 2 entries, .*11\.2\.3 PLTE/,
+    ],
+    [
+      "a palette index past the palette's 3 entries (4-bit, with tRNS)",
+      encodePng({
+        width: 20,
+        height: 10,
+        colorType: 3,
+        bitDepth: 4,
+        sample: (x, y) => [x === 0 && y === 9 ? 15 : x % 3],
+        palette: [[255, 255, 255], [0, 0, 0], [90, 1, 165]],
+        paletteAlpha: [255, 0],
+      }),
+      /pixel \(0, 9\) uses a palette index past its palette's 3 entries/,
     ],
     [
       "IDAT that is not zlib",

@@ -180,6 +180,62 @@ Deno.test("deadlines that pass while requests wait quietly are answered 504, non
   }
 });
 
+Deno.test("deadlines under load, four functions' rings at once: each of 64 requests answered once, 504 or refused", async () => {
+  const names = ["late_a", "late_b", "late_c", "late_d"];
+  const dir = await functionsDir(Object.fromEntries(names.map((name) => [name, slowSource(400, 150)])));
+  try {
+    await using server = await startServer({ functionsDir: dir, env: { ISOLANE_HTTP_THREADS: threads } });
+    const answers = await Promise.all(names.flatMap((name) =>
+      Array.from({ length: 16 }, async (_, i) => {
+        const started = performance.now();
+        const a = await answer(server, name, i);
+        return { name, ...a, ms: performance.now() - started };
+      })
+    ));
+    // Past its deadline each is 504; under load the admission may refuse one whose expected wait already passes the
+    // deadline (429), never a request the isolate took first, so each function has 504s.
+    const seen: Record<string, Record<string, number>> = {};
+    for (const a of answers) {
+      if (a.status === 429) assert.match(a.error ?? "", /would answer in about \d+ ms, past its 150 ms limit/);
+      else {
+        assert.equal(a.status, 504, `${a.name}: ${a.error ?? ""}`);
+        assert.match(a.error ?? "", /(did not finish|had no free isolate) within 150 ms/);
+      }
+      seen[a.name] ??= {};
+      seen[a.name][a.status] = (seen[a.name][a.status] ?? 0) + 1;
+    }
+    for (const name of names) assert.ok(seen[name]["504"] > 0, `${name}: ${JSON.stringify(seen[name])}`);
+    if (threads !== "0") {
+      const quiet = server.logs.filter((l) =>
+        l.msg === "requests wait in the HTTP threads' rings while every isolate is busy"
+      );
+      assert.ok(
+        quiet.length > 0,
+        "no isolate was busy with requests waiting: the test did not exercise the quiet rings",
+      );
+    }
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    for (const name of names) {
+      assert.deepEqual(counts(metrics, name), seen[name], name);
+      const logged = server.logs.filter((l) => l.msg === "request" && String(l.path).includes(`/${name}/`));
+      assert.equal(logged.length, 16, `${name}: one log line per request`);
+      assert.equal(new Set(logged.map((l) => l.id)).size, 16, `${name}: each request logged once`);
+    }
+    if (Deno.env.get("QUIET_BREAKS_TIMES")) {
+      // How late each 504 came past the 150 ms deadline: as the client saw it, and as the thread logged it (from the
+      // request's arrival there to its answer), in ms.
+      const late = (ms: number[]) => ms.map((m) => Math.round(m - 150)).sort((a, b) => a - b).join(" ");
+      const logged = server.logs.filter((l) =>
+        l.msg === "request" && l.status === 504 && String(l.path).includes("/late_")
+      );
+      console.log("client", late(answers.filter((a) => a.status === 504).map((a) => a.ms)));
+      console.log("server", late(logged.map((l) => Number(l.ms))));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("an isolate that crashes mid-batch while requests wait quietly: the rest are served by the next one", async () => {
   const dir = await functionsDir({ crashq: slowSource(20) });
   try {

@@ -15,9 +15,13 @@ const serve = (port: number) =>
   Deno.serve({ hostname: "127.0.0.1", port, reusePort: true, onListen: () => {} }, app.fetch);
 
 if (typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined") {
-  self.onmessage = (e: MessageEvent<number>) => {
+  const scope = self as unknown as {
+    onmessage: (e: MessageEvent<number>) => void;
+    postMessage: (message: string) => void;
+  };
+  scope.onmessage = (e) => {
     serve(e.data);
-    self.postMessage("listening");
+    scope.postMessage("listening");
   };
 } else {
   const threads = Math.max(1, Number(Deno.env.get("BENCH_THREADS") ?? 1) || 1);

@@ -11,7 +11,7 @@
  * is judged by its middle 192 px at its own scale (several words of it), which is what the classifier was trained on.
  * @module
  */
-import type { GpuLane, InferenceSession } from "isolane";
+import type { GpuLane, ModelSession } from "isolane";
 import { Tensor } from "isolane";
 import { resizeNormalize, type RgbaImage } from "./image.ts";
 import { type GpuLine, times } from "./recognize.ts";
@@ -44,7 +44,7 @@ function window(line: RgbaImage): { x: number; y: number; width: number; height:
  * classifier's size on the device.
  */
 export async function upsideDown(
-  session: InferenceSession,
+  session: ModelSession,
   lines: readonly (RgbaImage | GpuLine)[],
   gpu: GpuLane | null,
 ): Promise<boolean[]> {
@@ -80,9 +80,7 @@ export async function upsideDown(
       });
     }
     const results = await session.run({
-      [session.inputNames[0]]: onDevice
-        ? onDevice as unknown as Tensor
-        : new Tensor("float32", input, [rows, 3, inputHeight, inputWidth]),
+      [session.inputNames[0]]: onDevice ?? new Tensor("float32", input, [rows, 3, inputHeight, inputWidth]),
     });
     const probs = results[session.outputNames[0]].data as Float32Array;
     batch.forEach((_, slot) => (flips[start + slot] = probs[slot * 2 + 1] > flipAbove));

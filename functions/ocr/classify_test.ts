@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
-import type { InferenceSession } from "isolane";
+import type { ModelSession } from "isolane";
 import { renderText } from "../../tests/support/render_text.ts";
 import { turnHalf, turnLineHalf, upsideDown } from "./classify.ts";
 import { cropQuad, gpuLine } from "./recognize.ts";
@@ -43,7 +43,7 @@ Deno.test("turnLineHalf reads the line's pixel (width - 1 - x, 47 - y) at (x, y)
 });
 
 Deno.test("upsideDown: PP-OCR's classifier keeps an upright line and turns the same line upside down", async () => {
-  const session = await ort.InferenceSession.create(clsPath) as unknown as InferenceSession;
+  const session = await ort.InferenceSession.create(clsPath) as unknown as ModelSession;
   const cv = await loadOpenCv();
   const bitmap = await renderText(["Hello Edge World 2025"], { width: 700 });
   const page = { width: bitmap.width, height: bitmap.height, data: new Uint8Array(bitmap.data) };

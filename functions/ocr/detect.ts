@@ -6,7 +6,7 @@
  * rectangle of the unclipped polygon. Boxes are rotated quadrilaterals.
  * @module
  */
-import type { GpuLane, InferenceSession } from "isolane";
+import type { GpuLane, ModelSession } from "isolane";
 import { Tensor } from "isolane";
 import ClipperLib from "clipper-lib";
 import { resizeNormalize, type RgbaImage } from "./image.ts";
@@ -241,7 +241,7 @@ export function readingOrder(boxes: DetectedBox[]): DetectedBox[] {
 
 /** Runs the detector on an image; boxes come back in the image's pixels, in reading order. */
 export async function detectText(
-  session: InferenceSession,
+  session: ModelSession,
   cv: OpenCv,
   image: RgbaImage,
   gpu: GpuLane | null,
@@ -253,9 +253,8 @@ export async function detectText(
   const canvas = gpu ? gpuCanvasFor(size) : size;
   // On a GPU lane the tensor stays on the device from the kernel to the run: only the RGBA image crosses.
   using onDevice = gpu?.resizeNormalizeToDevice(image, { region, ...size, mean, std, canvas });
-  const input = onDevice
-    ? onDevice as unknown as Tensor
-    : new Tensor("float32", resizeNormalize(image, region, { ...size, mean, std }), [1, 3, size.height, size.width]);
+  const input = onDevice ??
+    new Tensor("float32", resizeNormalize(image, region, { ...size, mean, std }), [1, 3, size.height, size.width]);
   const results = await session.run({ [session.inputNames[0]]: input });
   const output = results[session.outputNames[0]].data as Float32Array;
   // Only the image's part of the canvas can hold text: post-process that.

@@ -14,11 +14,12 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { constants, inflateSync } from "node:zlib";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
 import { imageSize } from "image-size";
 import type { JpegDecoder } from "./jpeg_wasm.ts";
-import type { PngDecoder } from "./png_wasm.ts";
+import { PaletteIndexError, type PngDecoder } from "./png_wasm.ts";
 
 /** An RGBA image, 8 bits a channel. */
 export interface RgbaImage {
@@ -121,9 +122,10 @@ const deflateMaxRatio = 1032;
  * and the compressed image data (the IDAT chunks) can inflate to the size the header declares. Both decoders
  * otherwise accept a file whose data stops early (pngjs fills the rest with zeros), so a few hundred bytes that
  * declare 16 M pixels would be decoded and detected as a blank 64 MB image; and neither names what is wrong.
+ * Returns the bytes the image data must inflate to (its scanlines, filter bytes included).
  * Throws `UnusableImage` with the reason.
  */
-function checkPngStructure(bytes: Uint8Array, width: number, height: number): void {
+function checkPngStructure(bytes: Uint8Array, width: number, height: number): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const [depth, colour, compression, filter, interlace] = bytes.subarray(24, 29);
   const first = String.fromCharCode(...bytes.subarray(12, 16));
@@ -178,6 +180,7 @@ function checkPngStructure(bytes: Uint8Array, width: number, height: number): vo
         `pixels its header declares (${raw} bytes)`,
     );
   }
+  return raw;
 }
 
 /**
@@ -228,17 +231,18 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
       `Image declares ${header.width}x${header.height} pixels (${pixels}), more than the limit of ${limits.maxPixels}`,
     );
   }
-  if (header.type === "png") checkPngStructure(bytes, header.width, header.height);
+  const scanlines = header.type === "png" ? checkPngStructure(bytes, header.width, header.height) : 0;
   let image: RgbaImage;
   try {
     if (header.type === "png") {
       // A PNG the WebAssembly decoder cannot decode goes to pngjs as well, whose message the client gets if it fails too.
-      image = wasmPng(bytes, pixels, limits.png) ?? jsPng(bytes);
+      image = wasmPng(bytes, pixels, limits.png) ?? jsPng(bytes, scanlines, header);
     } else {
       // A JPEG mozjpeg cannot decode goes to jpeg-js as well, whose message the client gets if it fails too.
       image = wasmJpeg(bytes, pixels, limits.jpeg) ?? jsJpeg(bytes);
     }
   } catch (error) {
+    if (error instanceof UnusableImage) throw error;
     const coding = header.type === "jpeg" ? unsupportedCoding(jpegFrame(bytes)?.marker) : undefined;
     if (coding) {
       throw new UnusableImage(
@@ -251,6 +255,11 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
     if (header.type === "png" && /read requests waiting|waitng on finished stream/.test(message)) {
       throw new UnusableImage("Cannot decode the PNG image: its compressed image data (IDAT) is corrupt or cut short");
     }
+    // pngjs's words for a palette index past the palette's entries, which the png crate decodes as black.
+    const index = header.type === "png" ? /^index (\d+) not in palette/.exec(message) : null;
+    if (index) {
+      throw new UnusableImage(paletteIndexMessage(`a pixel uses palette index ${index[1]}`, paletteEntries(bytes)));
+    }
     throw new UnusableImage(`Cannot decode the ${header.type.toUpperCase()} image: ${message}`);
   }
   if (image.width * image.height > limits.maxPixels) {
@@ -260,16 +269,78 @@ export function decodeImage(bytes: Uint8Array, limits: ImageLimits): RgbaImage {
   return orient(image, header.orientation);
 }
 
-/** Decodes a PNG with the `png` crate in WebAssembly, if it is given and takes it; `undefined` otherwise or when it fails. */
+/**
+ * Decodes a PNG with the `png` crate in WebAssembly, if it is given and takes it; `undefined` otherwise or when it
+ * fails, except on a palette index past the palette, which refuses the file (pngjs would refuse it too, later).
+ */
 function wasmPng(bytes: Uint8Array, pixels: number, decoder: PngDecoder | undefined): RgbaImage | undefined {
   try {
     return decoder?.decode(bytes, pixels);
-  } catch {
+  } catch (error) {
+    if (error instanceof PaletteIndexError) {
+      throw new UnusableImage(
+        paletteIndexMessage(`pixel (${error.x}, ${error.y}) uses a palette index`, error.entries),
+      );
+    }
     return undefined;
   }
 }
 
-function jsPng(bytes: Uint8Array): RgbaImage {
+/** Why a palette index past the palette refuses a PNG: PNG makes it an error, and decoders differ on its colour. */
+function paletteIndexMessage(what: string, entries: number | undefined): string {
+  return `The PNG is corrupt: ${what} past its palette's ${entries ?? "declared"} entries, ` +
+    `which PNG (ISO/IEC 15948, 11.2.3 PLTE) makes an error; re-save the image from its source`;
+}
+
+/** Entries of a PNG's PLTE chunk (its first, before the image data); `undefined` when it has none. */
+function paletteEntries(bytes: Uint8Array): number | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let at = pngHeaderBytes; at + 12 <= bytes.length;) {
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    if (type === "PLTE") return Math.floor(length / 3);
+    if (type === "IDAT") return undefined;
+    at += 12 + length;
+  }
+  return undefined;
+}
+
+/**
+ * How many bytes the image data inflates to, at most `limit + 1` (more is as good as `limit + 1`: pngjs and the
+ * crate ignore the excess), a stream cut short included (what it holds so far); `undefined` when zlib refuses the
+ * data (pngjs then says why).
+ */
+function inflatedBytes(bytes: Uint8Array, limit: number): number | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const parts: Uint8Array[] = [];
+  for (let at = pngHeaderBytes; at + 12 <= bytes.length;) {
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    if (type === "IDAT") parts.push(bytes.subarray(at + 8, at + 8 + length));
+    if (type === "IEND") break;
+    at += 12 + length;
+  }
+  try {
+    // A stream that stops without its end gives what it holds, not an error: pngjs decodes that too, with zeros.
+    return inflateSync(Buffer.concat(parts), { maxOutputLength: limit, finishFlush: constants.Z_SYNC_FLUSH }).length;
+  } catch (error) {
+    return (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" ? limit + 1 : undefined;
+  }
+}
+
+/**
+ * Decodes a PNG with pngjs, after checking that its image data inflates to all of its `scanlines` bytes: pngjs fills
+ * the rows of a stream that ends early with zeros (the png crate refuses it), which would be read as blank rows.
+ * This costs a second inflate, on this path only (16-bit PNGs, PNGs past the crate's size, files the crate refused).
+ */
+function jsPng(bytes: Uint8Array, scanlines: number, header: ImageHeader): RgbaImage {
+  const inflated = inflatedBytes(bytes, scanlines);
+  if (inflated !== undefined && inflated < scanlines) {
+    throw new UnusableImage(
+      `The PNG is truncated: its image data (IDAT) inflates to ${inflated} bytes, and the ${header.width}x` +
+        `${header.height} pixels its header declares need ${scanlines}; the last rows are missing`,
+    );
+  }
   const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   return {
     width: png.width,

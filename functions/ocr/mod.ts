@@ -9,7 +9,7 @@
  * image).
  */
 import { Buffer } from "node:buffer";
-import { defineFunction, type FunctionContext, type InferenceSession, InputError, Tensor, z } from "isolane";
+import { defineFunction, type FunctionContext, InputError, type ModelSession, Tensor, z } from "isolane";
 import { decodeImage, type RgbaImage, UnusableImage } from "./image.ts";
 import { detectText, gpuCanvas, type Quad } from "./detect.ts";
 import {
@@ -138,7 +138,7 @@ async function readImage(
 }
 
 /** Runs each model once at the GPU path's fixed input shape. */
-async function warmUp(det: InferenceSession, rec: InferenceSession, cls: InferenceSession): Promise<void> {
+async function warmUp(det: ModelSession, rec: ModelSession, cls: ModelSession): Promise<void> {
   const zeros = (h: number, w: number) => new Tensor("float32", new Float32Array(3 * h * w), [1, 3, h, w]);
   await det.run({ [det.inputNames[0]]: zeros(gpuCanvas, gpuCanvas) });
   await rec.run({ [rec.inputNames[0]]: zeros(48, gpuWidth) });

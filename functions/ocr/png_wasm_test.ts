@@ -5,7 +5,7 @@ import pngjs from "pngjs";
 import { encodePng, type PngSpec } from "../../tests/support/png_encode.ts";
 import { renderTextPng } from "../../tests/support/render_text.ts";
 import { decodeImage, UnusableImage } from "./image.ts";
-import { loadPngDecoder, wasmPngMaxPixels } from "./png_wasm.ts";
+import { loadPngDecoder, PaletteIndexError, wasmPngMaxPixels } from "./png_wasm.ts";
 
 const wasm = fileURLToPath(new URL("../../node_modules/@jsquash/png/codec/pkg/squoosh_png_bg.wasm", import.meta.url));
 
@@ -93,4 +93,45 @@ Deno.test("after files it cannot decode the decoder decodes the next one; decode
     () => decodeImage(corrupt, { maxPixels: 1_000_000, png: decoder }),
     (error: unknown) => error instanceof UnusableImage && /^Cannot decode the PNG image: /.test(error.message),
   );
+});
+
+Deno.test("a palette index past the palette is refused by either decoder, with the pixel; a short palette used within its entries is read", async () => {
+  const decoder = await loadPngDecoder(wasm);
+  const past = (bitDepth: 1 | 2 | 4 | 8, index: number) =>
+    encodePng({
+      width: 11,
+      height: 5,
+      colorType: 3,
+      bitDepth,
+      sample: (x, y) => [x === 7 && y === 3 ? index : 0],
+      palette: [[200, 10, 10]],
+    });
+  for (const [bitDepth, index] of [[1, 1], [2, 3], [4, 9], [8, 255]] as const) {
+    assert.throws(() => decoder.decode(past(bitDepth, index), 55), PaletteIndexError);
+    assert.throws(
+      () => decodeImage(past(bitDepth, index), { maxPixels: 1000, png: decoder }),
+      (error: unknown) =>
+        error instanceof UnusableImage &&
+        /^The PNG is corrupt: pixel \(7, 3\) uses a palette index past its palette's 1 entries/.test(error.message),
+    );
+    // pngjs alone (what a palette PNG past the crate's size gets) refuses it too, with the index.
+    assert.throws(
+      () => decodeImage(past(bitDepth, index), { maxPixels: 1000 }),
+      (error: unknown) =>
+        error instanceof UnusableImage &&
+        new RegExp(`^The PNG is corrupt: a pixel uses palette index ${index} past its palette's 1 entries`)
+          .test(error.message),
+    );
+  }
+  // Every entry of a short palette used, one of them the padding's first candidate colour: read as pngjs reads it.
+  const colours: [number, number, number][] = [[0xa5, 0x01, 0x5a], [1, 2, 3], [250, 250, 250]];
+  const within = encodePng({
+    width: 11,
+    height: 5,
+    colorType: 3,
+    bitDepth: 8,
+    sample: (x, y) => [(x + y) % 3],
+    palette: colours,
+  });
+  assert.deepEqual(decoder.decode(within, 55)?.data, pngjsDecode(within));
 });

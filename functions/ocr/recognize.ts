@@ -5,7 +5,7 @@
  * dictionary, whose last class is the space (PaddleOCR's `use_space_char`).
  * @module
  */
-import type { GpuLane, InferenceSession } from "isolane";
+import type { GpuLane, ModelSession } from "isolane";
 import { Tensor } from "isolane";
 import { padTo, resizeNormalize, type RgbaImage } from "./image.ts";
 import type { Quad } from "./detect.ts";
@@ -263,7 +263,7 @@ export function times(a: readonly number[], b: readonly number[]): number[] {
  * multiple of 320 px, resized by isolane's kernel on the lane's stream.
  */
 export async function recognizeLines(
-  session: InferenceSession,
+  session: ModelSession,
   images: readonly (RgbaImage | GpuLine)[],
   dictionary: string[],
   gpu: GpuLane | null,
@@ -324,9 +324,7 @@ export async function recognizeLines(
       });
     }
     const results = await session.run({
-      [session.inputNames[0]]: onDevice
-        ? onDevice as unknown as Tensor
-        : new Tensor("float32", input, [rows, 3, inputHeight, padded]),
+      [session.inputNames[0]]: onDevice ?? new Tensor("float32", input, [rows, 3, inputHeight, padded]),
     });
     const best = results[bestClassOutput];
     if (best) {

@@ -3,7 +3,10 @@
  * to read with no trip through host memory (issue 15: "device tensor in").
  * {@link NativeSession} takes one as a feed and copies it on the device into
  * the input it binds; anything else (onnxruntime-node's sessions, another
- * lane's session) refuses it with {@link DeviceTensorError}.
+ * lane's session) refuses it with {@link DeviceTensorError}
+ * ({@link refuseDeviceTensors} for sessions that read host memory). Handlers
+ * pass it as a feed with no cast: `ModelSession` (`src/sdk.ts`) takes
+ * `Tensor | DeviceTensor`.
  *
  * The device address never reaches user code: it lives in a module-private
  * `WeakMap`, read only by {@link deviceTensorMemory}.
@@ -92,4 +95,20 @@ export function deviceTensorMemory(
     );
   }
   return { address: held.address, bytes: held.bytes };
+}
+
+/**
+ * Refuses `feeds` for a session that reads host memory (a CPU lane's, onnxruntime-node's) when one of them is a
+ * {@link DeviceTensor}, rather than let ORT read a device address as host memory or fail without naming the input
+ * (onnxruntime-node says "Tensor.location is not supported").
+ * @throws {DeviceTensorError} naming the first input that is a device tensor.
+ */
+export function refuseDeviceTensors(feeds: Readonly<Record<string, unknown>>): void {
+  for (const name in feeds) {
+    if (feeds[name] instanceof DeviceTensor) {
+      throw new DeviceTensorError(
+        `Input '${name}': a device tensor can only feed a model on a CUDA lane (this session reads host memory)`,
+      );
+    }
+  }
 }

@@ -30,7 +30,7 @@ import {
 } from "./ort.ts";
 import { cpuComputeNodes, type Placement, probePlacement } from "./placement.ts";
 import type { PinnedArena } from "./pinned_arena.ts";
-import { DeviceTensor, DeviceTensorError, deviceTensorMemory } from "./device_tensor.ts";
+import { DeviceTensor, DeviceTensorError, deviceTensorMemory, refuseDeviceTensors } from "./device_tensor.ts";
 
 /** The path of onnxruntime-node's `libonnxruntime.so.1` under a `node_modules` folder. */
 export function ortLibraryPath(nodeModules: string): string {
@@ -511,23 +511,27 @@ export class NativeSession {
    * Runs the model on `feeds` and returns the outputs (all, or `options.outputs`) as `Tensor`s whose data is a copy
    * in JS memory.
    * @throws {OrtError} for unknown input or output names, wrong shapes or types, or a run stopped through
-   * `options.signal` ({@link isTerminatedRun}); {@link RunAbortedError} when the signal was aborted before the run.
+   * `options.signal` ({@link isTerminatedRun}); {@link RunAbortedError} when the signal was aborted before the run;
+   * {@link DeviceTensorError} naming the input for a {@link DeviceTensor} this session cannot read (disposed, another
+   * lane's, or any on a session that reads host memory).
    */
-  run(feeds: Record<string, Tensor>, options: NativeRunOptions = {}): Promise<Record<string, Tensor>> {
+  run(
+    feeds: Readonly<Record<string, Tensor | DeviceTensor>>,
+    options: NativeRunOptions = {},
+  ): Promise<Record<string, Tensor>> {
     if (options.signal?.aborted) return Promise.reject(new RunAbortedError(options.signal.reason));
     if (!this.#laneMemory || !this.#device?.copyOnDevice) {
-      const onDevice = Object.keys(feeds).find((name) => (feeds[name] as unknown) instanceof DeviceTensor);
-      if (onDevice !== undefined) {
-        return Promise.reject(
-          new DeviceTensorError(
-            `Input '${onDevice}': a device tensor can only feed a model on a CUDA lane (this session reads host memory)`,
-          ),
-        );
+      try {
+        refuseDeviceTensors(feeds);
+      } catch (error) {
+        return Promise.reject(error);
       }
     }
-    if (!this.#binding || !this.#nonblocking) return this.#run(feeds, options);
+    // Past the check, a device tensor is the lane path's to read (#laneFeeds), among the `Tensor`s.
+    const tensors = feeds as Record<string, Tensor>;
+    if (!this.#binding || !this.#nonblocking) return this.#run(tensors, options);
     // One binding and one set of staging buffers: bound runs take turns.
-    const turn = this.#turn.then(() => this.#run(feeds, options));
+    const turn = this.#turn.then(() => this.#run(tensors, options));
     this.#turn = turn.catch(() => {});
     return turn;
   }

@@ -340,7 +340,7 @@ Deno.test("a device tensor feeds a lane-staged run by a copy on the device, and 
       const x = rows(n, 4, i);
       using input = onDevice(x);
       const expected = (await plain.run({ x })).y;
-      const got = (await lane.run({ x: input as unknown as Tensor })).y;
+      const got = (await lane.run({ x: input })).y;
       assert.deepEqual(got.dims, expected.dims);
       assert.deepEqual(Array.from(got.data as Float32Array), Array.from(expected.data as Float32Array), `batch ${n}`);
     }
@@ -349,17 +349,17 @@ Deno.test("a device tensor feeds a lane-staged run by a copy on the device, and 
     disposed.dispose();
     assert.equal(disposed.disposed, true);
     await assert.rejects(
-      lane.run({ x: disposed as unknown as Tensor }),
+      lane.run({ x: disposed }),
       (e: Error) => e instanceof DeviceTensorError && /disposed before this run/.test(e.message),
     );
     using other = onDevice(rows(2, 4, 9), 8n);
     await assert.rejects(
-      lane.run({ x: other as unknown as Tensor }),
+      lane.run({ x: other }),
       (e: Error) => e instanceof DeviceTensorError && /lane that made it/.test(e.message),
     );
     using any = onDevice(rows(2, 4, 9));
     await assert.rejects(
-      plain.run({ x: any as unknown as Tensor }),
+      plain.run({ x: any }),
       (e: Error) => e instanceof DeviceTensorError && /reads host memory/.test(e.message),
     );
   } finally {

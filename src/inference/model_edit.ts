@@ -8,8 +8,11 @@
  * 640-px lines, the copy back of the whole output saved).
  *
  * The host edits the model once per load, before any isolate starts, and
- * writes it to a folder of its own (0700, removed when the runtime exits),
- * named by the hash of the source's bytes and the edit: every session of the
+ * writes it to a folder of its own (0700, removed when the runtime exits;
+ * `isolane-models-<pid>-<start time>-…` in the temporary folder, so that a
+ * runtime that starts removes the folders of runtimes killed with SIGKILL:
+ * {@link removeStaleEditedModels}), under a name made from the hash of the
+ * source's bytes and the edit: every session of the
  * function opens that file by path, as it would the declared one, so the
  * model list, the placement probe, sessions per shape and shared weights
  * work on it unchanged.
@@ -17,11 +20,12 @@
  * @example
  * ```ts
  * const paths = await editModels("ocr", options.models, await resolveFilePaths("ocr", modelFiles(options.models), where));
- * // paths.rec: "/tmp/isolane-models-x1y2/3fa9….onnx", whose outputs are `classes` and `probs`
+ * // paths.rec: "/tmp/isolane-models-4242-1893705-x1y2/3fa9….onnx", whose outputs are `classes` and `probs`
  * ```
  * @module
  */
 import { join } from "node:path";
+import { tmpdir } from "node:os";
 import type onnxProto from "onnx-proto";
 import type { ModelDeclaration, OutputReduction } from "../sdk.ts";
 import { IsolaneError } from "../errors.ts";
@@ -141,11 +145,54 @@ export async function appendOutputs(
   return onnx.ModelProto.encode(model).finish();
 }
 
+const folderPrefix = "isolane-models-";
+
+/** A process's start time in clock ticks since boot (`/proc/<pid>/stat`, field 22); `undefined` off Linux or gone. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes the folders of edited models, in the temporary folder (`TMPDIR`) and in `/tmp`, of runtimes that no
+ * longer run: a folder's name holds the pid and start time of the runtime that made it, and `/proc/<pid>/stat` says
+ * whether that process still runs (a pid reused by a later process has another start time). Called once when the
+ * runtime starts; returns the paths removed. Does nothing where `/proc` cannot tell (not Linux). Folders of runtimes
+ * that still run, folders named before pids were (`isolane-models-` and six characters), and folders this user may not
+ * remove are left.
+ */
+export function removeStaleEditedModels(): string[] {
+  if (startTime(Deno.pid) === undefined) return [];
+  const removed: string[] = [];
+  for (const dir of new Set([tmpdir(), "/tmp"])) {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(dir)];
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      const match = entry.isDirectory && entry.name.match(/^isolane-models-(\d+)-(\d+)-/);
+      if (!match || startTime(Number(match[1])) === match[2]) continue;
+      const path = join(dir, entry.name);
+      try {
+        Deno.removeSync(path, { recursive: true });
+        removed.push(path);
+      } catch { /* another user's, or removed meanwhile */ }
+    }
+  }
+  return removed;
+}
+
 let folder: Promise<string> | undefined;
 
 /** The runtime's folder of edited models: made once (0700), removed when the process exits. */
 function editedFolder(): Promise<string> {
-  folder ??= Deno.makeTempDir({ prefix: "isolane-models-" }).then((dir) => {
+  folder ??= Deno.makeTempDir({ prefix: `${folderPrefix}${Deno.pid}-${startTime(Deno.pid) ?? "0"}-` }).then((dir) => {
     globalThis.addEventListener("unload", () => {
       try {
         Deno.removeSync(dir, { recursive: true });

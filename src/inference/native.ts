@@ -36,6 +36,7 @@ import {
   type Value,
 } from "../../native/ort/mod.ts";
 import { hex, type Lane } from "../../native/mod.ts";
+import { refuseDeviceTensors } from "../../native/ort/device_tensor.ts";
 import type { LanePlan, SharedWeights, StagingLayout, WeightsInfo } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { checkModelFiles } from "./external_data.ts";
@@ -647,7 +648,7 @@ export async function createCpuSession(ort: Ort, path: string, options: CpuSessi
   if (env.library.caller !== "libffi") {
     // Without libffi the binding calls through Deno.UnsafeFnPointer, which the ffi drop refuses.
     const fallback = await createSession(ort, path, options);
-    return { model: fallback, session: fallback, api: "onnxruntime-node" };
+    return { model: hostFeedsOnly(fallback), session: fallback, api: "onnxruntime-node" };
   }
   await checkModelFiles(path, options.root, { fn: options.fn, model: options.model });
   let session: NativeSession;
@@ -665,9 +666,26 @@ export async function createCpuSession(ort: Ort, path: string, options: CpuSessi
   if (!carried(session)) {
     await session.release();
     const fallback = await createSession(ort, path, options);
-    return { model: fallback, session: fallback, api: "onnxruntime-node" };
+    return { model: hostFeedsOnly(fallback), session: fallback, api: "onnxruntime-node" };
   }
   return { model: cancellableFacade(session, options.model, options.onTerminated), session, api: "c" };
+}
+
+/**
+ * What a handler sees of an onnxruntime-node session: its description and `run` as onnxruntime-node takes it, a
+ * device tensor refused as the C API's sessions refuse it ({@link refuseDeviceTensors}: `DeviceTensorError` naming the
+ * input, where onnxruntime-node says only "Tensor.location is not supported").
+ */
+export function hostFeedsOnly(session: InferenceSession): InferenceSession {
+  const ortRun = session as unknown as { run(...args: unknown[]): Promise<Record<string, Tensor>> };
+  return facadeOf(session, function runModel(feeds, ...rest: unknown[]) {
+    try {
+      refuseDeviceTensors(feeds);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return ortRun.run(feeds, ...rest);
+  });
 }
 
 /** Whether every input and output is a tensor of a type the binding reads and writes (not strings, maps, ...). */

@@ -22,7 +22,7 @@ function identityNchw(): Uint8Array {
   return unaryModel("Identity", ["n", 3, "h", "w"]);
 }
 
-const source = `import { defineFunction, Tensor, z } from "isolane";
+const source = `import { defineFunction, z } from "isolane";
 const mean = [0.485, 0.456, 0.406];
 const std = [0.229, 0.224, 0.225];
 export default defineFunction({
@@ -51,11 +51,11 @@ export default defineFunction({
     const rgba = { width: image.width, height: image.height, data: Uint8Array.from(image.rgba) };
     const options = { region: { x: 0, y: 0, width: image.width, height: image.height }, width, height, mean, std };
     const tensor = gpu.resizeNormalizeToDevice(rgba, { ...options, canvas });
-    const { y } = await models.id.run({ x: tensor as unknown as Tensor });
+    const { y } = await models.id.run({ x: tensor });
     tensor.dispose();
     let disposed = "";
     try {
-      await models.id.run({ x: tensor as unknown as Tensor });
+      await models.id.run({ x: tensor });
     } catch (error) {
       disposed = (error as Error).message;
     }
@@ -68,7 +68,7 @@ export default defineFunction({
       mean,
       std,
     });
-    const w = await models.id.run({ x: warped as unknown as Tensor });
+    const w = await models.id.run({ x: warped });
     return {
       warpDims: [...w.y.dims],
       warp: Array.from(w.y.data as Float32Array),
