@@ -25,12 +25,12 @@
  * @module
  */
 import { join } from "node:path";
-import { tmpdir } from "node:os";
 import type onnxProto from "onnx-proto";
 import type { ModelDeclaration, OutputReduction } from "../sdk.ts";
 import { IsolaneError } from "../errors.ts";
 import { loadOnnxProto } from "./_onnx_proto.ts";
 import { externalDataRefs } from "./external_data.ts";
+import { ownedPrefix, removeStaleFolders } from "../owned_folders.ts";
 
 type ValueInfo = onnxProto.onnx.IValueInfoProto;
 
@@ -147,16 +147,6 @@ export async function appendOutputs(
 
 const folderPrefix = "isolane-models-";
 
-/** A process's start time in clock ticks since boot (`/proc/<pid>/stat`, field 22); `undefined` off Linux or gone. */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Removes the folders of edited models, in the temporary folder (`TMPDIR`) and in `/tmp`, of runtimes that no
  * longer run: a folder's name holds the pid and start time of the runtime that made it, and `/proc/<pid>/stat` says
@@ -166,33 +156,14 @@ function startTime(pid: number): string | undefined {
  * remove are left.
  */
 export function removeStaleEditedModels(): string[] {
-  if (startTime(Deno.pid) === undefined) return [];
-  const removed: string[] = [];
-  for (const dir of new Set([tmpdir(), "/tmp"])) {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = [...Deno.readDirSync(dir)];
-    } catch {
-      continue;
-    }
-    for (const entry of entries) {
-      const match = entry.isDirectory && entry.name.match(/^isolane-models-(\d+)-(\d+)-/);
-      if (!match || startTime(Number(match[1])) === match[2]) continue;
-      const path = join(dir, entry.name);
-      try {
-        Deno.removeSync(path, { recursive: true });
-        removed.push(path);
-      } catch { /* another user's, or removed meanwhile */ }
-    }
-  }
-  return removed;
+  return removeStaleFolders(folderPrefix);
 }
 
 let folder: Promise<string> | undefined;
 
 /** The runtime's folder of edited models: made once (0700), removed when the process exits. */
 function editedFolder(): Promise<string> {
-  folder ??= Deno.makeTempDir({ prefix: `${folderPrefix}${Deno.pid}-${startTime(Deno.pid) ?? "0"}-` }).then((dir) => {
+  folder ??= Deno.makeTempDir({ prefix: ownedPrefix(folderPrefix) }).then((dir) => {
     globalThis.addEventListener("unload", () => {
       try {
         Deno.removeSync(dir, { recursive: true });

@@ -13,22 +13,13 @@
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { log } from "../log.ts";
+import { ownedPrefix, removeStaleFolders } from "../owned_folders.ts";
 
 const prefix = "isolane-run-";
 /** The longest socket name made in the folder (`h` and a counter). */
 const socketNameBytes = 12;
 /** A Unix socket's path holds at most 107 bytes. */
 const socketPathBytes = 107;
-
-/** This process's start time in clock ticks since boot (`/proc/<pid>/stat`, field 22), or `undefined` off Linux. */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
 
 let folder: string | undefined;
 let sockets = 0;
@@ -59,7 +50,7 @@ function isFolder(path: string): boolean {
 }
 
 function makeRunFolder(): string {
-  const name = `${prefix}${Deno.pid}-${startTime(Deno.pid) ?? "0"}-`;
+  const name = ownedPrefix(prefix);
   try {
     // Absolute under a relative TMPDIR too: the child's `--allow-net=unix:<path>` takes only an absolute path.
     const dir = resolve(Deno.makeTempDirSync({ prefix: name }));
@@ -93,25 +84,7 @@ export function removeRunFolder(): void {
  * still run, and folders this user may not remove, are left.
  */
 export function removeStaleRunFolders(): string[] {
-  if (startTime(Deno.pid) === undefined) return [];
-  const removed: string[] = [];
-  for (const dir of new Set([tmpdir(), "/tmp"])) {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = [...Deno.readDirSync(dir)];
-    } catch {
-      continue;
-    }
-    for (const entry of entries) {
-      const match = entry.isDirectory && entry.name.match(/^isolane-run-(\d+)-(\d+)-/);
-      if (!match || startTime(Number(match[1])) === match[2]) continue;
-      const path = join(dir, entry.name);
-      try {
-        Deno.removeSync(path, { recursive: true });
-        removed.push(path);
-      } catch { /* another user's, or removed meanwhile */ }
-    }
-  }
+  const removed = removeStaleFolders(prefix);
   if (removed.length > 0) log("info", "removed the run folders of runtimes that ended", { folders: removed });
   return removed;
 }
