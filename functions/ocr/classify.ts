@@ -14,7 +14,7 @@
 import type { GpuLane, ModelSession } from "isolane";
 import { Tensor } from "isolane";
 import { resizeNormalize, type RgbaImage } from "./image.ts";
-import { type GpuLine, times } from "./recognize.ts";
+import { type GpuLine, linesOnDevice, times } from "./recognize.ts";
 
 const inputHeight = 48;
 /** The classifier's input width: PaddleOCR's `cls_image_shape` "3, 48, 192". */
@@ -54,20 +54,27 @@ export async function upsideDown(
   for (let start = 0; start < lines.length; start += batchSize) {
     const batch = lines.slice(start, start + batchSize);
     const rows = gpu ? (batch.length <= 2 ? batch.length : gpuBatchSize) : batch.length;
-    using onDevice = gpu && batch.every((line) => "transform" in line)
-      ? gpu.warpPerspectiveToDevice((batch[0] as GpuLine).image, {
-        // The line itself (48 px high already), or its middle 192 px.
-        crops: (batch as GpuLine[]).map(({ transform, width }) => ({
-          transform: times(transform, [1, 0, Math.max(0, Math.floor((width - inputWidth) / 2)), 0, 1, 0, 0, 0, 1]),
-          width: Math.min(width, inputWidth),
-        })),
-        width: inputWidth,
-        height: inputHeight,
-        rows,
-        mean: half,
-        std: half,
-      })
-      : undefined;
+    // The line itself (48 px high already), or its middle 192 px.
+    const windows = batch.map((line) =>
+      "transform" in line
+        ? {
+          ...line,
+          transform: times(line.transform, [
+            1,
+            0,
+            Math.max(0, Math.floor((line.width - inputWidth) / 2)),
+            0,
+            1,
+            0,
+            0,
+            0,
+            1,
+          ]),
+          width: Math.min(line.width, inputWidth),
+        }
+        : line
+    );
+    using onDevice = linesOnDevice(gpu, windows, inputWidth, rows);
     const input = new Float32Array(onDevice ? 0 : rows * plane);
     if (!onDevice) {
       batch.forEach((line, slot) => {

@@ -245,6 +245,28 @@ export function gpuLine(cv: OpenCv, image: RgbaImage, quad: Quad): GpuLine {
   return { image, width: lineWidth, transform: times(crop, times(turn, resize)) };
 }
 
+/**
+ * Lines given as transforms ({@link gpuLine}) warped on the lane's device into one batch `rows` × 3 × 48 × `width`,
+ * normalised as the recogniser's input (and the angle classifier's), for a run to read there; rows past the lines and
+ * columns past each line's width are zeros. `undefined` off a GPU lane, or when a line is a CPU image.
+ */
+export function linesOnDevice(
+  gpu: GpuLane | null,
+  lines: readonly (RgbaImage | GpuLine)[],
+  width: number,
+  rows: number,
+): ReturnType<GpuLane["warpPerspectiveToDevice"]> | undefined {
+  if (!gpu || lines.length === 0 || !lines.every((line) => "transform" in line)) return undefined;
+  return gpu.warpPerspectiveToDevice((lines[0] as GpuLine).image, {
+    crops: (lines as GpuLine[]).map(({ transform, width }) => ({ transform, width })),
+    width,
+    height: inputHeight,
+    rows,
+    mean: half,
+    std: half,
+  });
+}
+
 /** The product of two 3×3 matrices, row by row. */
 export function times(a: readonly number[], b: readonly number[]): number[] {
   const out = new Array<number>(9);
@@ -291,17 +313,7 @@ export async function recognizeLines(
     // GPU lanes: a batch of 3 runs as 4 (a zero image in the last row), so that there are three batch sizes.
     const rows = gpu ? (batch.length <= 2 ? batch.length : gpuBatchSize) : batch.length;
     const lines = batch.map((index) => images[index]);
-    // Lines given as transforms (`gpuLine`): the batch is warped on the device and read there by the run.
-    using onDevice = gpu && lines.every((line) => "transform" in line)
-      ? gpu.warpPerspectiveToDevice((lines[0] as GpuLine).image, {
-        crops: (lines as GpuLine[]).map(({ transform, width }) => ({ transform, width })),
-        width: padded,
-        height: inputHeight,
-        rows,
-        mean: half,
-        std: half,
-      })
-      : undefined;
+    using onDevice = linesOnDevice(gpu, lines, padded, rows);
     const input = new Float32Array(onDevice ? 0 : rows * plane);
     if (!onDevice) {
       batch.forEach((index, slot) => {
