@@ -598,8 +598,9 @@ export class FunctionPool {
         }
         break;
       }
-      // A second batch goes to a busy isolate only when it is full (it runs next, with no gap); a partial one
-      // waits for a free isolate, so that requests arriving meanwhile join it.
+      // A second batch goes to a busy isolate when it is full (it runs next, with no gap), or on a CPU lane once the
+      // batch there has run half its usual time (#earlyAtMs); until then a partial one waits, so that requests
+      // arriving meanwhile join it.
       if (slot.batches > 0 && batching) {
         const batchRows = rows.slice(0, decision.send).reduce((n, r) => n + r, 0);
         if (batchRows < batching.maxBatchSize) {
@@ -609,6 +610,8 @@ export class FunctionPool {
             if (slot.batches === 1 && Number.isFinite(at) && this.#earlyTimer === undefined) {
               this.#earlyTimer = setTimeout(() => {
                 this.#earlyTimer = undefined;
+                // Requests the HTTP threads hold unannounced while every isolate is busy join this batch.
+                if (this.#allBusyNow) FunctionPool.takeArrivals?.(this);
                 this.#pump();
               }, at - now);
             }
