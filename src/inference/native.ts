@@ -727,7 +727,8 @@ export interface CpuModel {
  * Loads a CPU lane's model through the C API with today's CPU settings
  * (`options.threads` intra-op threads and one inter-op thread, or ORT's
  * defaults for 0; threads that sleep instead of spinning,
- * {@link cpuSessionConfig}; every graph optimisation), or through onnxruntime-node when
+ * {@link cpuSessionConfig}; every graph optimisation; short runs of a small fixed-cost model on the isolate's
+ * thread, {@link inlineRunMs}), or through onnxruntime-node when
  * an input or output is not a tensor of a type the binding reads and writes.
  * Only declared models, and only inside their folder, as for every session.
  * @throws {Deno.errors.NotCapable} for a model the function did not declare.
