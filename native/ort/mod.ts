@@ -54,6 +54,7 @@ export {
 } from "./placement.ts";
 export {
   type DeviceMemory,
+  inlineWindow,
   isTerminatedRun,
   type NativeRunOptions,
   NativeSession,

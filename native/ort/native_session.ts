@@ -154,6 +154,15 @@ export interface NativeSessionOptions {
    */
   nonblocking?: boolean;
   /**
+   * Nonblocking sessions without IO binding: a run whose inputs hold no more elements than the largest of the
+   * session's last {@link inlineWindow} runs, all of which took under this many milliseconds, runs on the calling
+   * thread instead, over the caller's memory: the hop to Deno's blocking-thread pool and back costs more than such a
+   * run computes (`bench/cpu_run_hop.ts`). Such a run cannot be stopped by its signal once started, so set this only
+   * for a model whose run time follows its input shapes (no control flow, no operator whose work its input values
+   * decide). 0 or absent: every run goes to the pool.
+   */
+  inlineRunsUnderMs?: number;
+  /**
    * How a bound run moves its inputs and outputs.
    *
    * - `"ort"` (default): each run wraps the input in pinned staging as a new
@@ -191,6 +200,16 @@ export interface NativeRunOptions {
   signal?: AbortSignal;
   /** Outputs to compute, in this order; all by default. */
   outputs?: readonly string[];
+}
+
+/** The elements of every input of a run, together. */
+function inputElements(feeds: Record<string, Tensor>): number {
+  let n = 0;
+  for (const name in feeds) {
+    const data = feeds[name].data as { length?: number };
+    n += typeof data.length === "number" ? data.length : 0;
+  }
+  return n;
 }
 
 /** The error a run rejects with when its signal was aborted before it started. */
@@ -253,6 +272,7 @@ interface Parts {
   /** CUDA graphs learned per set of input shapes: the most kept (0: none). */
   maxGraphs: number;
   nonblocking: boolean;
+  inlineRunsUnderMs: number;
   device: DeviceMemory | undefined;
   arena: PinnedArena | undefined;
   /** The stream ORT's kernels run on (a lane's), which device tensors fed to a run must have been made on. */
@@ -286,6 +306,9 @@ interface LaneFeed {
 /** How ORT refuses a pre-allocated output of the wrong shape (1.29: "... pre-allocated output OrtValues ..."; older: "re-use buffer"). */
 const shapeMismatch = /pre-allocated output|re-use buffer|shape mismatch/i;
 
+/** How many recent runs decide whether the next one runs inline ({@link NativeSessionOptions.inlineRunsUnderMs}). */
+export const inlineWindow = 8;
+
 /** An ORT session through the C API, shaped like onnxruntime-node's `InferenceSession`. */
 export class NativeSession {
   /** Where ORT placed the nodes, per provider; `null` when not probed. */
@@ -316,6 +339,13 @@ export class NativeSession {
   /** CUDA graphs: each input at a fixed device address, bound once. */
   readonly #graphInputs = new Map<string, FixedOutput>();
   readonly #nonblocking: boolean;
+  /** See {@link NativeSessionOptions.inlineRunsUnderMs} (0: never). */
+  readonly #inlineUnderMs: number;
+  /** The last {@link inlineWindow} runs' durations in ms and input elements, oldest overwritten first. */
+  readonly #recentMs: number[] = [];
+  readonly #recentElements: number[] = [];
+  #recentAt = 0;
+  #inlineRuns = 0;
   /** `staging: "lane"`: the memory of the device buffers (`null`: staging by ORT). */
   readonly #laneMemory: MemoryInfo | null;
   readonly #laneInputs = new Map<string, LaneInput>();
@@ -339,6 +369,7 @@ export class NativeSession {
     this.#maxGraphs = parts.maxGraphs;
     this.#device = parts.device;
     this.#nonblocking = parts.nonblocking;
+    this.#inlineUnderMs = parts.inlineRunsUnderMs;
     this.#env = parts.env;
     this.#session = parts.session;
     this.#runOptions = parts.runOptions;
@@ -464,6 +495,7 @@ export class NativeSession {
         fixed,
         maxGraphs,
         nonblocking: options.nonblocking ?? false,
+        inlineRunsUnderMs: options.inlineRunsUnderMs ?? 0,
         device: options.device,
         arena: lane ? options.arena : undefined,
         stream: options.stream,
@@ -629,7 +661,38 @@ export class NativeSession {
       for (const [name, tensor] of Object.entries(feeds)) this.#graphInput(name, tensor);
       return await this.#runGraph(Object.keys(feeds));
     }
-    if (this.#nonblocking && !this.#binding) return await this.#runDetached(feeds, options);
+    if (this.#nonblocking && !this.#binding) {
+      const elements = inputElements(feeds);
+      const inline = this.#inlineFits(elements);
+      const started = performance.now();
+      const outputs = inline ? await this.#runHere(feeds, options) : await this.#runDetached(feeds, options);
+      this.#recentMs[this.#recentAt] = performance.now() - started;
+      this.#recentElements[this.#recentAt] = elements;
+      this.#recentAt = (this.#recentAt + 1) % inlineWindow;
+      if (inline) this.#inlineRuns++;
+      return outputs;
+    }
+    return await this.#runHere(feeds, options);
+  }
+
+  /** Runs of a nonblocking session that ran on the calling thread ({@link NativeSessionOptions.inlineRunsUnderMs}). */
+  get inlineRuns(): number {
+    return this.#inlineRuns;
+  }
+
+  /** Whether a run of `elements` input elements runs inline (see {@link NativeSessionOptions.inlineRunsUnderMs}). */
+  #inlineFits(elements: number): boolean {
+    if (this.#inlineUnderMs <= 0 || this.#recentMs.length < inlineWindow) return false;
+    let most = 0;
+    for (let i = 0; i < inlineWindow; i++) {
+      if (!(this.#recentMs[i] < this.#inlineUnderMs)) return false;
+      if (this.#recentElements[i] > most) most = this.#recentElements[i];
+    }
+    return elements <= most;
+  }
+
+  /** A run on the calling thread: the inputs wrapped in place, the session's run options (blocking, or inline). */
+  async #runHere(feeds: Record<string, Tensor>, options: NativeRunOptions): Promise<Record<string, Tensor>> {
     const inputs: Value[] = [];
     try {
       for (const [name, tensor] of Object.entries(feeds)) inputs.push(this.#value(name, tensor));

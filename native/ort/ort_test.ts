@@ -5,6 +5,7 @@ import { Tensor } from "onnxruntime-common";
 import {
   apiMembers,
   cpuComputeNodes,
+  inlineWindow,
   isTerminatedRun,
   NativeSession,
   OrtEnv,
@@ -418,5 +419,40 @@ Deno.test("a Worker that ends during a nonblocking run leaves the process sound:
   } finally {
     await session.release();
     await Deno.remove(loopPath.slice(0, loopPath.lastIndexOf("/")), { recursive: true });
+  }
+});
+
+Deno.test("a nonblocking session runs inline once its recent runs were short, and only inputs no larger than theirs", async () => {
+  const plain = NativeSession.create(env, mlpPath, { provider: "cpu" });
+  // A bound no run reaches, and one every run passes: what goes inline then follows the window and the sizes alone.
+  const roomy = NativeSession.create(env, mlpPath, { provider: "cpu", nonblocking: true, inlineRunsUnderMs: 60_000 });
+  const strict = NativeSession.create(env, mlpPath, { provider: "cpu", nonblocking: true, inlineRunsUnderMs: 1e-9 });
+  const never = NativeSession.create(env, mlpPath, { provider: "cpu", nonblocking: true });
+  try {
+    const { tensor } = mlpFeeds(3);
+    const { y: expected } = await plain.run({ x: tensor });
+    for (let i = 0; i < inlineWindow; i++) {
+      for (const session of [roomy, strict, never]) await session.run({ x: tensor });
+    }
+    assert.equal(roomy.inlineRuns, 0, "no run goes inline before the window is full");
+    const { y } = await roomy.run({ x: tensor });
+    assert.equal(roomy.inlineRuns, 1);
+    assert.deepEqual(y.data, expected.data);
+    assert.deepEqual(y.dims, [3, 3]);
+    // More rows than any recent run: to the pool, and then that size too goes inline.
+    await roomy.run({ x: mlpFeeds(5).tensor });
+    assert.equal(roomy.inlineRuns, 1);
+    const { y: five } = await roomy.run({ x: mlpFeeds(5).tensor });
+    assert.equal(roomy.inlineRuns, 2);
+    assert.deepEqual(five.data, (await plain.run({ x: mlpFeeds(5).tensor })).y.data);
+    // A signal aborted already stops an inline run before it starts, as any other.
+    const controller = new AbortController();
+    controller.abort();
+    await assert.rejects(roomy.run({ x: tensor }, { signal: controller.signal }), RunAbortedError);
+    for (const session of [strict, never]) await session.run({ x: tensor });
+    assert.equal(strict.inlineRuns, 0, "runs that took longer than the bound stay on the pool");
+    assert.equal(never.inlineRuns, 0, "without the option every run goes to the pool");
+  } finally {
+    for (const session of [plain, roomy, strict, never]) await session.release();
   }
 });

@@ -45,6 +45,7 @@ import type { Ort } from "./ort.ts";
 import { createSession, invalidModel, type SessionOptions } from "./session.ts";
 import { currentRunScope } from "./run_scope.ts";
 import { readModelWeights } from "./weights.ts";
+import { modelOps } from "./_onnx_ops.ts";
 
 const nodeModules = fileURLToPath(new URL("../../node_modules", import.meta.url));
 const MiB = 1024 * 1024;
@@ -622,6 +623,97 @@ export const cpuSessionConfig: Readonly<Record<string, string>> = Object.freeze(
   "session.intra_op.allow_spinning": "0",
 });
 
+/**
+ * Runs of a CPU lane's session that recently took under this many ms run on the isolate's thread, where the model's
+ * run time follows its input shapes ({@link fixedCostOps}): the hop to Deno's blocking-thread pool costs some 25–35
+ * µs on the 2-core dev VM, more than a small model's run (`bench/cpu_run_hop.ts`, docs/cpu-mlp.md).
+ */
+export const inlineRunMs = 0.5;
+
+/** Models larger than this are not read for their operators: their runs outlast {@link inlineRunMs} anyway. */
+const inlineModelBytes = 4 * MiB;
+
+/**
+ * Operators whose work follows the shapes of their inputs, not their values: a model of these only, without
+ * subgraphs, cannot turn one short run into a long one by what a request holds (a `Loop`'s count, `Expand`'s or
+ * `Resize`'s sizes, `TopK`'s k, `NonMaxSuppression`'s boxes can).
+ */
+export const fixedCostOps: ReadonlySet<string> = new Set([
+  "Abs",
+  "Add",
+  "ArgMax",
+  "ArgMin",
+  "AveragePool",
+  "BatchNormalization",
+  "Cast",
+  "Clip",
+  "Concat",
+  "Conv",
+  "Div",
+  "Dropout",
+  "Elu",
+  "Equal",
+  "Erf",
+  "Exp",
+  "Flatten",
+  "Gather",
+  "Gelu",
+  "Gemm",
+  "GlobalAveragePool",
+  "GlobalMaxPool",
+  "Greater",
+  "HardSigmoid",
+  "Identity",
+  "LayerNormalization",
+  "LeakyRelu",
+  "Less",
+  "Log",
+  "LogSoftmax",
+  "MatMul",
+  "Max",
+  "MaxPool",
+  "Min",
+  "Mul",
+  "Neg",
+  "Not",
+  "Pow",
+  "PRelu",
+  "Reciprocal",
+  "ReduceMax",
+  "ReduceMean",
+  "ReduceMin",
+  "ReduceSum",
+  "Relu",
+  "Reshape",
+  "Selu",
+  "Shape",
+  "Sigmoid",
+  "Sign",
+  "Slice",
+  "Softmax",
+  "Softplus",
+  "Split",
+  "Sqrt",
+  "Squeeze",
+  "Sub",
+  "Sum",
+  "Tanh",
+  "Transpose",
+  "Unsqueeze",
+  "Where",
+]);
+
+/** Whether runs of the model at `path` may run inline ({@link inlineRunMs}): small, fixed-cost operators only. */
+async function inlineCapable(path: string): Promise<boolean> {
+  try {
+    if ((await Deno.stat(path)).size > inlineModelBytes) return false;
+    const { ops, subgraphs } = modelOps(await Deno.readFile(path));
+    return !subgraphs && ops.size > 0 && [...ops].every((op) => fixedCostOps.has(op));
+  } catch {
+    return false;
+  }
+}
+
 /** A CPU lane's model: what handlers get, what the isolate releases, and which API runs it. */
 export interface CpuModel {
   /** `ctx.models.<name>`: `run` and the model's description. */
@@ -636,7 +728,8 @@ export interface CpuModel {
  * Loads a CPU lane's model through the C API with today's CPU settings
  * (`options.threads` intra-op threads and one inter-op thread, or ORT's
  * defaults for 0; threads that sleep instead of spinning,
- * {@link cpuSessionConfig}; every graph optimisation), or through onnxruntime-node when
+ * {@link cpuSessionConfig}; every graph optimisation; short runs of a small fixed-cost model on the isolate's
+ * thread, {@link inlineRunMs}), or through onnxruntime-node when
  * an input or output is not a tensor of a type the binding reads and writes.
  * Only declared models, and only inside their folder, as for every session.
  * @throws {Deno.errors.NotCapable} for a model the function did not declare.
@@ -651,11 +744,13 @@ export async function createCpuSession(ort: Ort, path: string, options: CpuSessi
     return { model: hostFeedsOnly(fallback), session: fallback, api: "onnxruntime-node" };
   }
   await checkModelFiles(path, options.root, { fn: options.fn, model: options.model });
+  const inline = await inlineCapable(path);
   let session: NativeSession;
   try {
     session = NativeSession.create(env, path, {
       provider: "cpu",
       nonblocking: true,
+      ...(inline ? { inlineRunsUnderMs: inlineRunMs } : {}),
       graphOptimization: "all",
       ...(options.threads > 0 ? { intraOpThreads: options.threads, interOpThreads: 1 } : {}),
       config: cpuSessionConfig,

@@ -40,7 +40,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
 import { manifestOf, modelHandlerOf } from "./inspect.ts";
-import { graphBatchSizes, type StagedModel, stagedModel } from "./staged_model.ts";
+import { graphBatchSizes, oneRunAtATime, type StagedModel, stagedModel } from "./staged_model.ts";
 import { pinFloat16AsUint16 } from "./tensor_input.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
 import { runBatch, type RunContext, runJob, runJsonBatch } from "./run_job.ts";
@@ -281,7 +281,7 @@ async function serve(init: InitMessage): Promise<void> {
         sessions.push(cpu.session);
         models[name] = cpu.model;
         apis[name] = cpu.api;
-        if (name === modelHandler) staged = stagedModel(cpu.model);
+        if (name === modelHandler) staged = oneRunAtATime(stagedModel(cpu.model));
       }
     }
     // Uploads ORT would not take from the block are no one's: freed now.

@@ -84,3 +84,20 @@ export function stagedModel(session: InferenceSession | NativeSession, batchSize
     },
   };
 }
+
+/**
+ * `model` with its runs one at a time, in the order they were asked for: a batch that reaches a busy isolate is
+ * decoded while the run before it goes on, and its run starts as that one ends, instead of both runs sharing the
+ * cores (each CPU session has a thread per core).
+ */
+export function oneRunAtATime(model: StagedModel): StagedModel {
+  let last: Promise<unknown> = Promise.resolve();
+  return {
+    ...model,
+    run<T>(request: StagedRun<T>): Promise<T> {
+      const run = last.then(() => model.run(request));
+      last = run.catch(() => {});
+      return run;
+    },
+  };
+}
