@@ -126,11 +126,6 @@ type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true; repl
 type Settle = (error: IsolaneError | undefined, output: Output | undefined) => void;
 
 let nextJobId = 1;
-/**
- * How far into a CPU isolate's run (as a share of the recent service time) a partial batch may go to it: the
- * isolate decodes it while the run goes on and starts it as the run ends ({@link FunctionPool.#earlyAtMs}).
- */
-const earlyFraction = 0.5;
 /** The options of a shared request: none (its request id comes with it). */
 const noOptions: InvokeOptions = Object.freeze({});
 /** Pools that queued requests during {@link FunctionPool.arrivals}, pumped once it ends. */
@@ -143,10 +138,6 @@ export class FunctionPool {
   #closing = false;
   #drained: (() => void) | undefined;
   #batchTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Armed while a partial batch waits to go to a busy isolate ({@link FunctionPool.#earlyAtMs}). */
-  #earlyTimer: ReturnType<typeof setTimeout> | undefined;
-  /** When each busy slot's current batch started running, as far as the host can tell (`performance.now()`). */
-  #slotSince = new WeakMap<Slot, number>();
   /** Moving average of one batch's service time in ms, for the expected wait. */
   #serviceMs = 0;
   /** When each batch now running started (`performance.now()`), for {@link FunctionPool.#longestRunningMs}. */
@@ -534,7 +525,6 @@ export class FunctionPool {
       FunctionPool.onBusy?.(this, false);
     }
     clearTimeout(this.#batchTimer);
-    clearTimeout(this.#earlyTimer);
     clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
     await this.#supervisor.closeAll(reason);
@@ -598,26 +588,11 @@ export class FunctionPool {
         }
         break;
       }
-      // A second batch goes to a busy isolate when it is full (it runs next, with no gap), or on a CPU lane once the
-      // batch there has run half its usual time (#earlyAtMs); until then a partial one waits, so that requests
-      // arriving meanwhile join it.
+      // A second batch goes to a busy isolate only when it is full (it runs next, with no gap); a partial one
+      // waits for a free isolate, so that requests arriving meanwhile join it.
       if (slot.batches > 0 && batching) {
         const batchRows = rows.slice(0, decision.send).reduce((n, r) => n + r, 0);
-        if (batchRows < batching.maxBatchSize) {
-          const at = this.#earlyAtMs(slot);
-          const now = performance.now();
-          if (slot.batches > 1 || at > now) {
-            if (slot.batches === 1 && Number.isFinite(at) && this.#earlyTimer === undefined) {
-              this.#earlyTimer = setTimeout(() => {
-                this.#earlyTimer = undefined;
-                // Requests the HTTP threads hold unannounced while every isolate is busy join this batch.
-                if (this.#allBusyNow) FunctionPool.takeArrivals?.(this);
-                this.#pump();
-              }, at - now);
-            }
-            break;
-          }
-        }
+        if (batchRows < batching.maxBatchSize) break;
       }
       this.#dispatch(slot, this.#queue.splice(0, decision.send));
     }
@@ -634,18 +609,6 @@ export class FunctionPool {
     }
   }
 
-  /**
-   * When a partial batch may go to `slot` while its batch runs: past `earlyFraction` of the recent service time,
-   * so that the isolate decodes it during the run and starts the next run as this one ends, where it otherwise
-   * sat idle through the encode, the answers' trip to the host, the next batch's trip and its decode (docs/cpu-mlp.md).
-   * Not at once: requests that arrive meanwhile join it. Infinity: only a full batch.
-   */
-  #earlyAtMs(slot: Slot): number {
-    // CPU lanes only: their isolates run one batch at a time (`oneRunAtATime`); GPU lanes keep full batches only.
-    if (slot.lane.kind !== "cpu" || this.#serviceMs === 0) return Infinity;
-    return (this.#slotSince.get(slot) ?? 0) + earlyFraction * this.#serviceMs;
-  }
-
   /** Whether every slot has a live host running a batch (and the pool is open): no request could start now. */
   #allBusy(): boolean {
     if (this.#closing || this.#supervisor.closed) return false;
@@ -658,7 +621,7 @@ export class FunctionPool {
     const host = slot.host!;
     const started = performance.now();
     this.#runningSince.set(batch, started);
-    if (slot.batches++ === 0) this.#slotSince.set(slot, started);
+    slot.batches++;
     this.spec.observer?.dispatched(this.spec.name, batch.reduce((n, r) => n + r.rows, 0));
     this.#batchSizes.push(batch.length);
     if (this.#batchSizes.length > 64) this.#batchSizes.shift();
@@ -695,13 +658,12 @@ export class FunctionPool {
         else this.#answer(request, IsolaneError.from(result.error), undefined);
       }
       if (--left === 0) {
-        // A batch that waited behind another in its isolate is timed from when that one ended.
-        const ms = performance.now() - Math.max(started, this.#slotSince.get(slot) ?? started);
-        if (slot.host === host && --slot.batches > 0) this.#slotSince.set(slot, performance.now());
+        if (slot.host === host) slot.batches--;
         // An isolate whose batch failed whole is not the warm one: it would take every request that came alone.
         if (answered) this.#idleSince.set(slot, ++this.#finishedBatches);
         else this.#idleSince.delete(slot);
         this.#runningSince.delete(batch);
+        const ms = performance.now() - started;
         this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
         // Requests that waited unannounced while every isolate was busy join the queue before the next batch leaves.
         if (this.#allBusyNow) FunctionPool.takeArrivals?.(this);
