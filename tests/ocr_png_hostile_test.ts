@@ -207,7 +207,7 @@ Deno.test("ocr: hostile PNGs get 400 with the reason, or are read correctly", as
     });
   }
 
-  await t.step("reads PNGs that are unusual but valid: many IDATs, bytes after IEND or after the zlib stream, 16-bit", async () => {
+  await t.step("reads unusual valid PNGs: many IDATs, bytes after IEND or the zlib stream, 16-bit", async () => {
     const manyIdats = png(
       beforeIdat,
       ...Array.from({ length: Math.ceil(idat.length / 7) }, (_, i) => chunk("IDAT", idat.subarray(i * 7, i * 7 + 7))),
