@@ -207,7 +207,7 @@ Deno.test("ocr: hostile PNGs get 400 with the reason, or are read correctly", as
     });
   }
 
-  await t.step("reads PNGs that are unusual but valid: many IDATs, bytes after IEND, 16-bit interlaced", async () => {
+  await t.step("reads unusual valid PNGs: many IDATs, bytes after IEND or the zlib stream, 16-bit", async () => {
     const manyIdats = png(
       beforeIdat,
       ...Array.from({ length: Math.ceil(idat.length / 7) }, (_, i) => chunk("IDAT", idat.subarray(i * 7, i * 7 + 7))),
@@ -225,7 +225,29 @@ Deno.test("ocr: hostile PNGs get 400 with the reason, or are read correctly", as
     });
     assert.equal(deep[24], 16);
     assert.equal(deep[28], 1);
-    for (const image of [manyIdats, trailing, deep]) {
+    // Bytes after the zlib stream's end, inside the image data (libpng and zlib ignore them; pngjs refused the file),
+    // in an 8-bit PNG (the crate) and a 16-bit one (pngjs).
+    const afterStream = (file: Uint8Array) => {
+      const chunks = chunksOf(file);
+      const stream = Buffer.concat(chunks.filter((c) => c.type === "IDAT").map((c) => c.data));
+      const head = chunks.filter((c) => c.type !== "IDAT" && c.type !== "IEND").map((c) => chunk(c.type, c.data));
+      return png(...head, chunk("IDAT", Buffer.concat([stream, Buffer.from("bytes after the zlib stream")])), iend);
+    };
+    const extraStream = afterStream(good);
+    // Not interlaced: pngjs refused that one (an interlaced one it read).
+    const deepExtraStream = afterStream(encodePng({
+      width: rgba.width,
+      height: rgba.height,
+      colorType: 2,
+      bitDepth: 16,
+      sample: (x, y) => [0, 1, 2].map((c) => rgba.data[(y * rgba.width + x) * 4 + c] * 257),
+    }));
+    const idatOf = (file: Uint8Array) =>
+      Buffer.concat(chunksOf(file).filter((c) => c.type === "IDAT").map((c) => c.data));
+    // zlib reads the same image data from either.
+    assert.deepEqual(inflateSync(idatOf(extraStream)), inflateSync(idatOf(good)));
+    assert.equal(deepExtraStream[24], 16);
+    for (const image of [manyIdats, trailing, deep, extraStream, deepExtraStream]) {
       assert.deepEqual(await texts(await send(server, image, "json")), ["INVOICE 4711"]);
       assert.deepEqual(await texts(await send(server, image, "body")), ["INVOICE 4711"]);
     }

@@ -140,6 +140,16 @@ Deno.test("ocr: images as people have them", async (t) => {
     }
   });
 
+  await t.step("keeps short upright lines upright that the angle classifier alone would turn", async () => {
+    // PP-OCR's classifier gives these upright lines 180° with a probability above 0.9; read turned they were "e" and
+    // "L". A line it turns is read as it came too, and that reading kept where the recogniser is surer of it.
+    for (const text of ["a", "1"]) {
+      const png = await renderTextPng([text], { width: 240, fontSize: 90 });
+      const lines = await read(server, png);
+      assert.deepEqual(lines.map((l) => l.text), [text]);
+    }
+  });
+
   await t.step("reads a line upside down, and vertical text either way (the angle classifier)", async () => {
     // Without PP-OCR's direction classifier the crop of a line turned 180° or -90° reaches the recogniser upside down
     // and reads as noise ("o ao la", "po a olla"); +90° was already turned upright by the crop's quarter turn.

@@ -14,7 +14,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { constants, inflateSync } from "node:zlib";
+import { constants, crc32, inflateSync } from "node:zlib";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
 import { imageSize } from "image-size";
@@ -308,9 +308,10 @@ function paletteEntries(bytes: Uint8Array): number | undefined {
 /**
  * How many bytes the image data inflates to, at most `limit + 1` (more is as good as `limit + 1`: pngjs and the
  * crate ignore the excess), a stream cut short included (what it holds so far); `undefined` when zlib refuses the
- * data (pngjs then says why).
+ * data (pngjs then says why). `stream`: the zlib stream's bytes, where bytes follow its end in the IDAT chunks
+ * (which zlib ignores, and pngjs refuses), else `undefined`.
  */
-function inflatedBytes(bytes: Uint8Array, limit: number): number | undefined {
+function inflatedBytes(bytes: Uint8Array, limit: number): { inflated: number | undefined; stream?: Uint8Array } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const parts: Uint8Array[] = [];
   for (let at = pngHeaderBytes; at + 12 <= bytes.length;) {
@@ -320,12 +321,43 @@ function inflatedBytes(bytes: Uint8Array, limit: number): number | undefined {
     if (type === "IEND") break;
     at += 12 + length;
   }
+  const data = Buffer.concat(parts);
   try {
     // A stream that stops without its end gives what it holds, not an error: pngjs decodes that too, with zeros.
-    return inflateSync(Buffer.concat(parts), { maxOutputLength: limit, finishFlush: constants.Z_SYNC_FLUSH }).length;
+    const options = { maxOutputLength: limit, finishFlush: constants.Z_SYNC_FLUSH, info: true };
+    const { buffer, engine } = inflateSync(data, options) as unknown as {
+      buffer: Buffer;
+      engine: { bytesWritten: number };
+    };
+    const read = engine.bytesWritten;
+    return { inflated: buffer.length, ...(read < data.length ? { stream: data.subarray(0, read) } : {}) };
   } catch (error) {
-    return (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" ? limit + 1 : undefined;
+    return { inflated: (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" ? limit + 1 : undefined };
   }
+}
+
+/** `bytes` (a PNG) with its IDAT chunks replaced by one holding `stream`, in the place of the first. */
+function withImageData(bytes: Uint8Array, stream: Uint8Array): Uint8Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Uint8Array[] = [bytes.subarray(0, pngHeaderBytes)];
+  let placed = false;
+  for (let at = pngHeaderBytes; at + 12 <= bytes.length;) {
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    if (type !== "IDAT") out.push(bytes.subarray(at, at + 12 + length));
+    else if (!placed) {
+      placed = true;
+      const idat = Buffer.alloc(12 + stream.length);
+      idat.writeUInt32BE(stream.length, 0);
+      idat.write("IDAT", 4, "latin1");
+      idat.set(stream, 8);
+      idat.writeUInt32BE(crc32(idat.subarray(4, 8 + stream.length)), 8 + stream.length);
+      out.push(idat);
+    }
+    if (type === "IEND") break;
+    at += 12 + length;
+  }
+  return Buffer.concat(out);
 }
 
 /**
@@ -334,14 +366,16 @@ function inflatedBytes(bytes: Uint8Array, limit: number): number | undefined {
  * This costs a second inflate, on this path only (16-bit PNGs, PNGs past the crate's size, files the crate refused).
  */
 function jsPng(bytes: Uint8Array, scanlines: number, header: ImageHeader): RgbaImage {
-  const inflated = inflatedBytes(bytes, scanlines);
+  const { inflated, stream } = inflatedBytes(bytes, scanlines);
   if (inflated !== undefined && inflated < scanlines) {
     throw new UnusableImage(
       `The PNG is truncated: its image data (IDAT) inflates to ${inflated} bytes, and the ${header.width}x` +
         `${header.height} pixels its header declares need ${scanlines}; the last rows are missing`,
     );
   }
-  const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  // Bytes after the zlib stream's end (libpng and the crate ignore them) make pngjs fail: it gets the stream alone.
+  const file = stream ? withImageData(bytes, stream) : bytes;
+  const png = pngjs.PNG.sync.read(Buffer.from(file.buffer, file.byteOffset, file.byteLength));
   return {
     width: png.width,
     height: png.height,

@@ -154,8 +154,8 @@ export interface NativeSessionOptions {
    */
   nonblocking?: boolean;
   /**
-   * Nonblocking sessions without IO binding: a run whose inputs hold no more elements than the largest of the
-   * session's last {@link inlineWindow} runs, all of which took under this many milliseconds, runs on the calling
+   * Nonblocking sessions without IO binding: a run whose inputs are no larger, dimension by dimension, than those of
+   * one of the session's last {@link inlineWindow} runs, all of which took under this many milliseconds, runs on the calling
    * thread instead, over the caller's memory: the hop to Deno's blocking-thread pool and back costs more than such a
    * run computes (`bench/cpu_run_hop.ts`). Such a run cannot be stopped by its signal once started, so set this only
    * for a model whose run time follows its input shapes (no control flow, no operator whose work its input values
@@ -203,13 +203,27 @@ export interface NativeRunOptions {
 }
 
 /** The elements of every input of a run, together. */
-function inputElements(feeds: Record<string, Tensor>): number {
-  let n = 0;
-  for (const name in feeds) {
-    const data = feeds[name].data as { length?: number };
-    n += typeof data.length === "number" ? data.length : 0;
+/** A run's input shapes, by input name, as {@link NativeSession}'s window keeps them. */
+type FeedShapes = [name: string, dims: readonly number[]][];
+
+function feedShapes(feeds: Record<string, Tensor>): FeedShapes {
+  const shapes: FeedShapes = [];
+  for (const name in feeds) shapes.push([name, feeds[name].dims.slice()]);
+  return shapes;
+}
+
+/**
+ * Whether every input of `shapes` has a dimension no larger than `seen`'s, dimension by dimension (the same inputs,
+ * the same ranks). The same count of elements is not enough: `[k, 1]·[1, k]` holds as many as `[1, k]·[k, 1]`.
+ */
+function shapesWithin(shapes: FeedShapes, seen: FeedShapes): boolean {
+  if (shapes.length !== seen.length) return false;
+  for (const [name, dims] of shapes) {
+    const bound = seen.find((s) => s[0] === name)?.[1];
+    if (!bound || bound.length !== dims.length) return false;
+    for (let d = 0; d < dims.length; d++) if (dims[d] > bound[d]) return false;
   }
-  return n;
+  return true;
 }
 
 /** The error a run rejects with when its signal was aborted before it started. */
@@ -341,9 +355,9 @@ export class NativeSession {
   readonly #nonblocking: boolean;
   /** See {@link NativeSessionOptions.inlineRunsUnderMs} (0: never). */
   readonly #inlineUnderMs: number;
-  /** The last {@link inlineWindow} runs' durations in ms and input elements, oldest overwritten first. */
+  /** The last {@link inlineWindow} runs' durations in ms and input shapes, oldest overwritten first. */
   readonly #recentMs: number[] = [];
-  readonly #recentElements: number[] = [];
+  readonly #recentShapes: FeedShapes[] = [];
   #recentAt = 0;
   #inlineRuns = 0;
   /** `staging: "lane"`: the memory of the device buffers (`null`: staging by ORT). */
@@ -662,12 +676,12 @@ export class NativeSession {
       return await this.#runGraph(Object.keys(feeds));
     }
     if (this.#nonblocking && !this.#binding) {
-      const elements = inputElements(feeds);
-      const inline = this.#inlineFits(elements);
+      const shapes = feedShapes(feeds);
+      const inline = this.#inlineFits(shapes);
       const started = performance.now();
       const outputs = inline ? await this.#runHere(feeds, options) : await this.#runDetached(feeds, options);
       this.#recentMs[this.#recentAt] = performance.now() - started;
-      this.#recentElements[this.#recentAt] = elements;
+      this.#recentShapes[this.#recentAt] = shapes;
       this.#recentAt = (this.#recentAt + 1) % inlineWindow;
       if (inline) this.#inlineRuns++;
       return outputs;
@@ -680,15 +694,15 @@ export class NativeSession {
     return this.#inlineRuns;
   }
 
-  /** Whether a run of `elements` input elements runs inline (see {@link NativeSessionOptions.inlineRunsUnderMs}). */
-  #inlineFits(elements: number): boolean {
+  /**
+   * Whether a run of inputs shaped `shapes` runs inline: the last {@link inlineWindow} runs were all short (see
+   * {@link NativeSessionOptions.inlineRunsUnderMs}), and one of them had inputs at least as large in every dimension.
+   */
+  #inlineFits(shapes: FeedShapes): boolean {
     if (this.#inlineUnderMs <= 0 || this.#recentMs.length < inlineWindow) return false;
-    let most = 0;
-    for (let i = 0; i < inlineWindow; i++) {
-      if (!(this.#recentMs[i] < this.#inlineUnderMs)) return false;
-      if (this.#recentElements[i] > most) most = this.#recentElements[i];
-    }
-    return elements <= most;
+    for (let i = 0; i < inlineWindow; i++) if (!(this.#recentMs[i] < this.#inlineUnderMs)) return false;
+    for (let i = 0; i < inlineWindow; i++) if (shapesWithin(shapes, this.#recentShapes[i])) return true;
+    return false;
   }
 
   /** A run on the calling thread: the inputs wrapped in place, the session's run options (blocking, or inline). */

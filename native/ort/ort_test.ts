@@ -16,7 +16,7 @@ import {
   probePlacement,
   RunAbortedError,
 } from "./mod.ts";
-import { denseReluModel, denseReluReference, loopMatMulModel, writeTempModel } from "./test_models.ts";
+import { denseReluModel, denseReluReference, loopMatMulModel, matMulModel, writeTempModel } from "./test_models.ts";
 import { othersSettled } from "./_threads.ts";
 
 const nodeModules = fileURLToPath(new URL("../../node_modules", import.meta.url));
@@ -419,6 +419,33 @@ Deno.test("a Worker that ends during a nonblocking run leaves the process sound:
   } finally {
     await session.release();
     await Deno.remove(loopPath.slice(0, loopPath.lastIndexOf("/")), { recursive: true });
+  }
+});
+
+Deno.test("a run whose inputs hold no more elements than recent short runs, but in larger dimensions, goes to the pool", async () => {
+  // [1, k]·[k, 1] is a dot product; [k, 1]·[1, k] has as many input elements and k² outputs (here 16 M): a run that
+  // must stay stoppable by its signal, so not on the calling thread.
+  const k = 4096;
+  const path = await writeTempModel(matMulModel(), "matmul.onnx");
+  const session = NativeSession.create(env, path, { provider: "cpu", nonblocking: true, inlineRunsUnderMs: 60_000 });
+  try {
+    const ones = new Float32Array(k).fill(1);
+    const row = new Tensor("float32", ones, [1, k]);
+    const column = new Tensor("float32", ones, [k, 1]);
+    for (let i = 0; i < inlineWindow; i++) assert.deepEqual((await session.run({ a: row, b: column })).y.dims, [1, 1]);
+    assert.equal((await session.run({ a: row, b: column })).y.data[0], k);
+    assert.equal(session.inlineRuns, 1, "a run of the shapes the window saw goes inline");
+    // Smaller in every dimension: inline too.
+    const half = new Tensor("float32", ones.subarray(0, k / 2), [1, k / 2]);
+    const halfColumn = new Tensor("float32", ones.subarray(0, k / 2), [k / 2, 1]);
+    assert.equal((await session.run({ a: half, b: halfColumn })).y.data[0], k / 2);
+    assert.equal(session.inlineRuns, 2);
+    const { y } = await session.run({ a: column, b: row });
+    assert.deepEqual(y.dims, [k, k]);
+    assert.equal(session.inlineRuns, 2, "the outer product went to the pool");
+  } finally {
+    await session.release();
+    await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
   }
 });
 

@@ -324,3 +324,23 @@ export function loopMatMulModel(width = 256): Uint8Array {
   });
   return onnx.ModelProto.encode(model).finish();
 }
+
+/**
+ * `y = MatMul(a, b)`, float32, `a` `[m, k]` and `b` `[k, n]` with all three dimensions free: an operator whose work
+ * follows input shapes, yet the same number of input elements can cost a dot product (`[1, k]·[k, 1]`) or an outer
+ * product (`[k, 1]·[1, k]`, k² outputs). For tests of which runs go inline.
+ */
+export function matMulModel(): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: "isolane",
+    opsetImport: [{ domain: "", version: 17 }],
+    graph: onnx.GraphProto.create({
+      name: "matmul",
+      node: [{ opType: "MatMul", input: ["a", "b"], output: ["y"], name: "matmul" }],
+      input: [valueInfo("a", ["m", "k"]), valueInfo("b", ["k", "n"])],
+      output: [valueInfo("y", ["m", "n"])],
+    }),
+  });
+  return onnx.ModelProto.encode(model).finish();
+}

@@ -25,7 +25,7 @@ import { openApiDocument } from "./openapi.ts";
 import { docsRoutes } from "./docs_page.ts";
 import { statusRoutes } from "./status_page.tsx";
 import type { InvocationKeys } from "../registry/invocation_keys.ts";
-import { functionCors, type InvocationAuth } from "./invocation_auth.ts";
+import { authSwapped, functionCors, type InvocationAuth } from "./invocation_auth.ts";
 import { keyRoutes } from "./key_routes.ts";
 
 /** What the app serves besides the registry. */
@@ -157,6 +157,9 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
       invoke: (body, o) => {
         const now = registry.serving(name);
         if (now === fn) return fn.pool.invoke(body, o);
+        // Admitted under this version's auth: the new version's own check never ran.
+        const swapped = authSwapped(name, fn.manifest.options.auth, now.manifest.options.auth);
+        if (swapped) return Promise.reject(swapped);
         if (body.byteLength > now.manifest.options.maxBodyBytes) {
           return Promise.reject(
             new IsolaneError(
@@ -238,6 +241,10 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
     try {
       const body = new Uint8Array(await guardBodyRead(() => request.arrayBuffer(), fn.manifest.options.timeoutMs));
       const target = pinned ? fn : registry.serving(name);
+      if (target !== fn) {
+        const swapped = authSwapped(name, fn.manifest.options.auth, target.manifest.options.auth);
+        if (swapped) throw swapped;
+      }
       const { signature, maxBodyBytes } = target.manifest.options;
       if (!signature) {
         throw new IsolaneError("not_found", `Function '${name}' declares no tensor signature, so it is not a v2 model`);

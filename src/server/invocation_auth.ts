@@ -36,6 +36,28 @@ export interface InvocationAuthOptions {
 
 const challenge = 'Bearer realm="isolane"';
 
+/**
+ * The refusal of a request admitted under one version's `auth` (`admitted`) whose body, once whole, would go to a
+ * version that swapped in meanwhile (a redeploy while the body arrived) with another `auth` (`serving`): that
+ * version's check never ran on this request. 503 `function_unavailable` with `retry-after: 1`, so that the retry is
+ * checked against the version that serves; `undefined` when both take the same auth.
+ */
+export function authSwapped(
+  name: string,
+  admitted: FunctionOptions["auth"] | undefined,
+  serving: FunctionOptions["auth"] | undefined,
+): IsolaneError | undefined {
+  if ((admitted ?? "none") === (serving ?? "none")) return undefined;
+  return new IsolaneError(
+    "function_unavailable",
+    `Function '${name}' was redeployed with another invocation auth ('${admitted ?? "none"}', now '${
+      serving ?? "none"
+    }') while the request body arrived; retry the request`,
+    undefined,
+    { "retry-after": "1" },
+  );
+}
+
 function unauthorized(message: string, invalidToken: boolean): IsolaneError {
   return new IsolaneError("unauthorized", message, undefined, {
     "www-authenticate": invalidToken ? `${challenge}, error="invalid_token"` : challenge,

@@ -121,8 +121,13 @@ export function answerInvocation(fn: Invocable, body: ArrayBuffer, request: Invo
   // One promise for the answer, settled by the result or by the first streamed item, whichever comes first.
   return new Promise<Response>((resolve, reject) => {
     let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+    // The client went away mid-stream: what comes after (items, the end, an error) has nowhere to go.
+    let cancelled = false;
     const openStream = () => {
-      const stream = new ReadableStream<Uint8Array>({ start: (ctrl) => void (controller = ctrl) });
+      const stream = new ReadableStream<Uint8Array>({
+        start: (ctrl) => void (controller = ctrl),
+        cancel: () => void (cancelled = true),
+      });
       resolve(
         new Response(stream, {
           status: 200,
@@ -140,16 +145,17 @@ export function answerInvocation(fn: Invocable, body: ArrayBuffer, request: Invo
       ...(contentType ? { contentType } : {}),
       onItem(item) {
         if (!controller) openStream();
-        controller!.enqueue(frame(sse, new Uint8Array(item)));
+        if (!cancelled) controller!.enqueue(frame(sse, new Uint8Array(item)));
       },
     }).then(
       (output) => {
-        if (controller) return controller.close();
+        if (controller) return cancelled ? undefined : controller.close();
         if (output === undefined) return reject(new IsolaneError("internal", "The stream ended without a result"));
         resolve(request.respond(output));
       },
       (error: unknown) => {
         if (!controller) return reject(error);
+        if (cancelled) return;
         // Headers are gone: the error becomes the stream's last item.
         const e = error instanceof IsolaneError ? error : new IsolaneError("internal", String(error));
         controller.enqueue(frame(sse, encoder.encode(JSON.stringify({ error: e.toBody() })), "error"));

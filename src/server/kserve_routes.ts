@@ -10,13 +10,14 @@ import { IsolaneError } from "../errors.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
 import type { FunctionPool } from "../pool/function_pool.ts";
 import type { Registry } from "../registry/registry.ts";
-import type { DynamicBatching, TensorSignature, TensorSpec } from "../sdk.ts";
+import type { DynamicBatching, FunctionOptions, TensorSignature, TensorSpec } from "../sdk.ts";
 import { type BodyLimits, decodeContentEncoding, guardBodyRead } from "./body_guard.ts";
 import { v2ErrorResponse } from "./error_response.ts";
 import type { Admission } from "./invoke_route.ts";
 import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
 import { datatypes } from "../tensors.ts";
 import { takesInferType } from "./hot_route.ts";
+import { authSwapped } from "./invocation_auth.ts";
 
 /** Extensions of the protocol that `/v2` implements, by Triton's names. */
 export const v2Extensions = ["binary_tensor_data", "model_configuration"] as const;
@@ -73,6 +74,8 @@ export interface InferTarget {
   timeoutMs: number;
   /** `refusal` may answer later (see `Admission` in invoke_route.ts). */
   pool: Pick<FunctionPool, "infer"> & { refusal(): Admission };
+  /** The function's invocation `auth` (absent: `"none"`); a {@link current} with another is refused (503). */
+  auth?: FunctionOptions["auth"];
   /**
    * The target that serves once the body is whole, when it may differ from this one (a new version that swapped in
    * while the body arrived: this one's pool then drains and refuses new work with 503).
@@ -96,6 +99,8 @@ export async function serveInfer(c: Context, target: InferTarget, limits: BodyLi
   await limits.for(maxBytes)(c, async () => {
     const body = await guardBodyRead(() => readBody(c, maxBytes), target.timeoutMs);
     const served = target.current?.() ?? target;
+    const swapped = authSwapped(served.name, target.auth, served.auth);
+    if (swapped) throw swapped;
     if (body.byteLength > served.maxBodyBytes) {
       throw new IsolaneError(
         "body_too_large",
@@ -174,6 +179,7 @@ export function kserveRoutes(registry: Registry, { limits, version, cors, auth }
       maxBodyBytes: fn.manifest.options.maxBodyBytes,
       timeoutMs: fn.manifest.options.timeoutMs,
       pool: fn.pool,
+      auth: fn.manifest.options.auth,
     };
   };
   const infer = (c: Context) => {

@@ -28,6 +28,11 @@ export interface Metrics {
   observer: PoolObserver;
   /** The text exposition for `GET /metrics`. */
   render(): Promise<{ contentType: string; body: string }>;
+  /**
+   * Counts every record made before the call, those the sources keep ({@link addSource}) too: await it before
+   * {@link recent} or {@link series} where records come from HTTP threads, which keep theirs up to 25 ms.
+   */
+  flush(): Promise<void>;
   /** Recent invocations per function: count, and latency percentiles over the last minute (status page). */
   recent(): Record<string, { requests: number; perSecond: number; p50Ms: number; p99Ms: number }>;
   /** The last 15 minutes per function and per GPU, in 10-second buckets (status page charts). */
@@ -218,6 +223,10 @@ export function createMetrics(
         recentSeries.dispatch(fn, size);
       },
       isolateStopped: (fn, code) => restarts.inc({ function: fn, reason: code }),
+    },
+    async flush() {
+      await Promise.all(sources.map((flush) => flush()));
+      countWaiting();
     },
     async render() {
       await Promise.all(sources.map((flush) => flush()));

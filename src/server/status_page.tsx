@@ -256,14 +256,17 @@ export function StatusPage({ sources }: { sources: StatusSources }): Child {
  */
 export function statusRoutes(sources: StatusSources): Hono {
   const app = new Hono();
-  app.get(
-    "/",
-    (c) =>
-      c.req.query("part") === "status"
-        ? c.html(<StatusPart sources={sources} />)
-        : c.html("<!doctype html>" + <StatusPage sources={sources} />),
-  );
-  app.get("/status/series", (c) => c.json(sources.metrics.series()));
+  // The HTTP threads' records are counted first, as `/metrics` counts them: the page shows every answer given.
+  app.get("/", async (c) => {
+    await sources.metrics.flush();
+    return c.req.query("part") === "status"
+      ? c.html(<StatusPart sources={sources} />)
+      : c.html("<!doctype html>" + <StatusPage sources={sources} />);
+  });
+  app.get("/status/series", async (c) => {
+    await sources.metrics.flush();
+    return c.json(sources.metrics.series());
+  });
   app.get("/status/assets/:file", async (c) => {
     const file = c.req.param("file");
     const type = uplotAssets[file];
