@@ -122,7 +122,9 @@ export function denseReluModel(
   if (float16) {
     node.push({ opType: "Cast", input: [current], output: ["y"], name: "cast_out", attribute: [castTo(FLOAT)] });
   }
-  return modelBytes("dense_relu", node, initializer, [valueInfo("x", [batch, width]), valueInfo("y", [batch, width])]);
+  return modelBytes("dense_relu", node, initializer, [valueInfo("x", [batch, width])], [
+    valueInfo("y", [batch, width]),
+  ]);
 }
 
 /**
@@ -143,7 +145,7 @@ export function identityModel({ width, batch = "batch" }: { width: number; batch
  */
 export function unaryModel(op: string, dims: (number | string)[], elemType: number = FLOAT): Uint8Array {
   const node = [{ opType: op, input: ["x"], output: ["y"], name: op.toLowerCase() }];
-  return modelBytes(op.toLowerCase(), node, [], [valueInfo("x", dims, elemType), valueInfo("y", dims, elemType)]);
+  return modelBytes(op.toLowerCase(), node, [], [valueInfo("x", dims, elemType)], [valueInfo("y", dims, elemType)]);
 }
 
 /** The initializers of {@link denseReluModel} by name (`w0`, `b0`, ...), float32, as the model holds them. */
@@ -176,7 +178,8 @@ function modelBytes(
   name: string,
   node: unknown[],
   initializer: unknown[],
-  [input, output]: ValueInfo[],
+  input: ValueInfo[],
+  output: ValueInfo[],
 ): Uint8Array {
   const model = onnx.ModelProto.create({
     irVersion: 8,
@@ -186,8 +189,8 @@ function modelBytes(
       name,
       node: node as GraphInit["node"],
       initializer: initializer as GraphInit["initializer"],
-      input: [input],
-      output: [output],
+      input,
+      output,
     }),
   });
   return onnx.ModelProto.encode(model).finish();
@@ -331,16 +334,8 @@ export function loopMatMulModel(width = 256): Uint8Array {
  * product (`[k, 1]·[1, k]`, k² outputs). For tests of which runs go inline.
  */
 export function matMulModel(): Uint8Array {
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: "isolane",
-    opsetImport: [{ domain: "", version: 17 }],
-    graph: onnx.GraphProto.create({
-      name: "matmul",
-      node: [{ opType: "MatMul", input: ["a", "b"], output: ["y"], name: "matmul" }],
-      input: [valueInfo("a", ["m", "k"]), valueInfo("b", ["k", "n"])],
-      output: [valueInfo("y", ["m", "n"])],
-    }),
-  });
-  return onnx.ModelProto.encode(model).finish();
+  const node = [{ opType: "MatMul", input: ["a", "b"], output: ["y"], name: "matmul" }];
+  return modelBytes("matmul", node, [], [valueInfo("a", ["m", "k"]), valueInfo("b", ["k", "n"])], [
+    valueInfo("y", ["m", "n"]),
+  ]);
 }
