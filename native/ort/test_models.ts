@@ -329,6 +329,19 @@ export function loopMatMulModel(width = 256): Uint8Array {
 }
 
 /**
+ * `y = Reshape(x, shape)`: `x` float32 `[n]`, `shape` int64 `[2]` given with each request, `y` float32 `[a, b]`. The
+ * same `x` can come out `[n, 1]` or `[1, n]`, so what later broadcasts do depends on an input's values, not its
+ * dimensions. For tests of which models' runs may go inline.
+ */
+export function reshapeByInputModel(): Uint8Array {
+  const node = [{ opType: "Reshape", input: ["x", "shape"], output: ["y"], name: "reshape" }];
+  const INT64 = onnx.TensorProto.DataType.INT64;
+  return modelBytes("reshape", node, [], [valueInfo("x", ["n"]), valueInfo("shape", [2], INT64)], [
+    valueInfo("y", ["a", "b"]),
+  ]);
+}
+
+/**
  * `y = MatMul(a, b)`, float32, `a` `[m, k]` and `b` `[k, n]` with all three dimensions free: an operator whose work
  * follows input shapes, yet the same number of input elements can cost a dot product (`[1, k]·[k, 1]`) or an outer
  * product (`[k, 1]·[1, k]`, k² outputs). For tests of which runs go inline.

@@ -1,7 +1,9 @@
 /**
  * The operators of an ONNX model, read straight from its protobuf bytes (no onnx-proto, which costs an isolate some
  * 30 ms to import): `ModelProto.graph` (field 7) → `GraphProto.node` (1) → `NodeProto.op_type` (4), and whether a
- * node has a graph attribute (`AttributeProto.g` (6) or `graphs` (11): `Loop`, `Scan`, `If`).
+ * node has a graph attribute (`AttributeProto.g` (6) or `graphs` (11): `Loop`, `Scan`, `If`), and the element types
+ * of the graph's inputs (`GraphProto.input` (11) → `ValueInfoProto.type` (2) → `TypeProto.tensor_type` (1) →
+ * `elem_type` (1)).
  * @module
  */
 
@@ -11,16 +13,25 @@ export interface ModelOps {
   ops: Set<string>;
   /** Whether a node carries a subgraph (control flow). */
   subgraphs: boolean;
+  /**
+   * ONNX element types (`TensorProto.DataType`: 1 float, 7 int64, 9 bool, ...) of the main graph's inputs, in order;
+   * 0 for an input that is not a tensor or declares none.
+   */
+  inputTypes: number[];
 }
 
 const textDecoder = new TextDecoder();
 
-/** Reads protobuf fields of `bytes[start, end)`; calls `field` for each length-delimited one. */
+/**
+ * Reads protobuf fields of `bytes[start, end)`; calls `field` for each length-delimited one, and `scalar` (when
+ * given) with each varint's value.
+ */
 function fields(
   bytes: Uint8Array,
   start: number,
   end: number,
   field: (number: number, from: number, to: number) => void,
+  scalar?: (number: number, value: number) => void,
 ): void {
   let at = start;
   const varint = (): number => {
@@ -39,8 +50,10 @@ function fields(
     const key = varint();
     const wire = key % 8;
     const number = Math.floor(key / 8);
-    if (wire === 0) varint();
-    else if (wire === 1) at += 8;
+    if (wire === 0) {
+      const value = varint();
+      scalar?.(number, value);
+    } else if (wire === 1) at += 8;
     else if (wire === 5) at += 4;
     else if (wire === 2) {
       const length = varint();
@@ -57,14 +70,26 @@ function fields(
  * @throws {RangeError} when the bytes are not a well-formed protobuf message.
  * @example
  * ```ts
- * modelOps(await Deno.readFile("functions/mlp/mlp.onnx")); // { ops: Set { "MatMul", "Add", "Relu" }, subgraphs: false }
+ * modelOps(await Deno.readFile("functions/mlp/mlp.onnx"));
+ * // { ops: Set { "MatMul", "Add", "Relu" }, subgraphs: false, inputTypes: [1] }
  * ```
  */
 export function modelOps(bytes: Uint8Array): ModelOps {
-  const found: ModelOps = { ops: new Set(), subgraphs: false };
+  const found: ModelOps = { ops: new Set(), subgraphs: false, inputTypes: [] };
   fields(bytes, 0, bytes.length, (n, from, to) => {
     if (n !== 7) return;
     fields(bytes, from, to, (g, nodeFrom, nodeTo) => {
+      if (g === 11) {
+        let type = 0;
+        fields(bytes, nodeFrom, nodeTo, (v, a, b) => {
+          if (v !== 2) return;
+          fields(bytes, a, b, (t, c, d) => {
+            if (t === 1) fields(bytes, c, d, () => {}, (e, value) => void (e === 1 && (type = value)));
+          });
+        });
+        found.inputTypes.push(type);
+        return;
+      }
       if (g !== 1) return;
       fields(bytes, nodeFrom, nodeTo, (f, a, b) => {
         if (f === 4) found.ops.add(textDecoder.decode(bytes.subarray(a, b)));

@@ -703,12 +703,25 @@ export const fixedCostOps: ReadonlySet<string> = new Set([
   "Where",
 ]);
 
-/** Whether runs of the model at `path` may run inline ({@link inlineRunMs}): small, fixed-cost operators only. */
-async function inlineCapable(path: string): Promise<boolean> {
+/**
+ * ONNX element types a graph input may have for its model's runs to go inline: floating point and bool
+ * (`TensorProto.DataType` FLOAT 1, BOOL 9, FLOAT16 10, DOUBLE 11, BFLOAT16 16). An integer input can carry a shape or
+ * indices (`Reshape`'s shape, `Slice`'s starts, `Gather`'s indices) and so make later broadcasts do more work at the
+ * same input dimensions.
+ */
+const inlineInputTypes: ReadonlySet<number> = new Set([1, 9, 10, 11, 16]);
+
+/**
+ * Whether runs of the model at `path` may run inline ({@link inlineRunMs}): a model of at most 4 MiB, of
+ * {@link fixedCostOps} only, without subgraphs, whose inputs are all floating point or bool. `false` for a file it
+ * cannot read or parse.
+ */
+export async function inlineCapable(path: string): Promise<boolean> {
   try {
     if ((await Deno.stat(path)).size > inlineModelBytes) return false;
-    const { ops, subgraphs } = modelOps(await Deno.readFile(path));
-    return !subgraphs && ops.size > 0 && [...ops].every((op) => fixedCostOps.has(op));
+    const { ops, subgraphs, inputTypes } = modelOps(await Deno.readFile(path));
+    return !subgraphs && ops.size > 0 && [...ops].every((op) => fixedCostOps.has(op)) &&
+      inputTypes.every((type) => inlineInputTypes.has(type));
   } catch {
     return false;
   }
