@@ -14,7 +14,7 @@ import { functionInfo } from "./function_info.ts";
 import { BodyLimits, guardBodyRead } from "./body_guard.ts";
 import { answerInvocation, type Invocable, invokeFunction, rawBodyType } from "./invoke_route.ts";
 import { givenRequestId, hotPath, plainBodyWithin, takesInferType } from "./hot_route.ts";
-import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
+import { answerInferRequest, inferenceHeaderLength, inferResponseHeaders } from "./kserve.ts";
 import { kserveRoutes } from "./kserve_routes.ts";
 import { type DeviceSources, devicesReport } from "./devices_report.ts";
 import type { StoreSync } from "../store/sync.ts";
@@ -255,18 +255,16 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
           `Request body is larger than this function's limit of ${maxBodyBytes} bytes`,
         );
       }
-      const decoded = decodeInferRequest(signature, body, {
-        headerLength: request.headers.get(inferenceHeaderLength) ?? undefined,
-      });
-      const tensors = await target.pool.infer(decoded.inputs, { signal: request.signal, requestId });
-      const encoded = encodeInferResponse(
-        { name: target.name, version: String(target.version), ...(decoded.id !== undefined ? { id: decoded.id } : {}) },
-        { tensors, outputs: decoded.outputs },
+      response = await answerInferRequest(
+        signature,
+        body,
+        request.headers.get(inferenceHeaderLength) ?? undefined,
+        target,
+        (inputs) => target.pool.infer(inputs, { signal: request.signal, requestId }),
+        (encoded) =>
+          new Response(encoded.body as Uint8Array<ArrayBuffer>, { headers: inferResponseHeaders(encoded, requestId) }),
         { reuse: true },
       );
-      const headers: [string, string][] = [["content-type", encoded.contentType], ["x-request-id", requestId]];
-      if (encoded.headerLength !== undefined) headers.push([inferenceHeaderLength, String(encoded.headerLength)]);
-      response = new Response(encoded.body as Uint8Array<ArrayBuffer>, { headers });
     } catch (error) {
       response = errorResponseOf(error, { path, requestId, v2: true });
     }

@@ -28,7 +28,7 @@ import { Doorbell, RingWriter } from "../op_ring.ts";
 import { type AnswerRingOffer, AnswerRingReader } from "../answer_ring.ts";
 import { serveInfer } from "./kserve_routes.ts";
 import { givenRequestId, hotPath, plainBodyWithin, takesInferType } from "./hot_route.ts";
-import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
+import { answerInferRequest, inferenceHeaderLength, inferResponseHeaders } from "./kserve.ts";
 import type { TensorSignature } from "../sdk.ts";
 
 type Pending = {
@@ -376,26 +376,15 @@ async function serveHot(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAd
     body = await guardBodyRead(() => request.arrayBuffer(), profile.timeoutMs);
     const signal = request.signal;
     if (v2) {
-      const decoded = decodeInferRequest(profile.signature, new Uint8Array(body), {
-        headerLength: request.headers.get(inferenceHeaderLength) ?? undefined,
-      });
-      const tensors = await inferOn(name, profile.version, decoded.inputs, signal, requestId);
-      const encoded = encodeInferResponse(
-        { name, version: String(profile.version), ...(decoded.id !== undefined ? { id: decoded.id } : {}) },
-        { tensors, outputs: decoded.outputs },
+      response = await answerInferRequest(
+        profile.signature,
+        new Uint8Array(body),
+        request.headers.get(inferenceHeaderLength) ?? undefined,
+        { name, version: profile.version },
+        (inputs) => inferOn(name, profile.version, inputs, signal, requestId),
+        (encoded) =>
+          new Response(encoded.body as Uint8Array<ArrayBuffer>, { headers: inferResponseHeaders(encoded, requestId) }),
         { reuse: true },
-      );
-      response = new Response(
-        encoded.body as Uint8Array<ArrayBuffer>,
-        {
-          headers: encoded.headerLength === undefined
-            ? [["x-request-id", requestId], ["content-type", encoded.contentType]]
-            : [
-              ["x-request-id", requestId],
-              ["content-type", encoded.contentType],
-              [inferenceHeaderLength, String(encoded.headerLength)],
-            ],
-        },
       );
     } else {
       const outputs = await inferOn(

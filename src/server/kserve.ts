@@ -198,6 +198,40 @@ export function decodeInferRequest(
   return { ...(request.id !== undefined ? { id: request.id } : {}), inputs, outputs };
 }
 
+/**
+ * One v2 infer request from its body to its answer: decodes `body` against `signature` (binary tensors after
+ * `headerLength` bytes of JSON, when given), runs the inputs through `infer`, encodes the outputs the request asked
+ * for as `model`'s answer, and hands the encoding to `respond` at once, in the same turn: with `reuse` (see
+ * {@link encodeInferResponse}) the body lies in a buffer the next encoding overwrites, so `respond` must copy it (a
+ * `Response` built from it does). Shared by the Hono route (`kserve_routes.ts`), the main thread's direct path
+ * (`app.tsx`) and the HTTP threads (`http_thread.ts`).
+ * @throws {IsolaneError} 400 for a body the protocol or the signature refuses; whatever `infer` rejects with.
+ */
+export async function answerInferRequest(
+  signature: TensorSignature,
+  body: Uint8Array,
+  headerLength: string | undefined,
+  model: { name: string; version: number },
+  infer: (inputs: WireTensor[]) => Promise<WireTensor[]>,
+  respond: (encoded: EncodedResponse) => Response,
+  options: { reuse?: boolean } = {},
+): Promise<Response> {
+  const request = decodeInferRequest(signature, body, { headerLength });
+  const tensors = await infer(request.inputs);
+  return respond(encodeInferResponse(
+    { name: model.name, version: String(model.version), ...(request.id !== undefined ? { id: request.id } : {}) },
+    { tensors, outputs: request.outputs },
+    options,
+  ));
+}
+
+/** The headers of an encoded answer: its content type, its request id, and its JSON header's length when binary. */
+export function inferResponseHeaders(encoded: EncodedResponse, requestId: string): [string, string][] {
+  const headers: [string, string][] = [["content-type", encoded.contentType], ["x-request-id", requestId]];
+  if (encoded.headerLength !== undefined) headers.push([inferenceHeaderLength, String(encoded.headerLength)]);
+  return headers;
+}
+
 /** An encoded inference response: the body, and `Inference-Header-Content-Length` when outputs are binary. */
 export interface EncodedResponse {
   body: Uint8Array;

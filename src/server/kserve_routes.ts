@@ -14,7 +14,7 @@ import type { DynamicBatching, FunctionOptions, TensorSignature, TensorSpec } fr
 import { type BodyLimits, decodeContentEncoding, guardBodyRead } from "./body_guard.ts";
 import { v2ErrorResponse } from "./error_response.ts";
 import type { Admission } from "./invoke_route.ts";
-import { decodeInferRequest, encodeInferResponse, inferenceHeaderLength } from "./kserve.ts";
+import { answerInferRequest, inferenceHeaderLength } from "./kserve.ts";
 import { datatypes } from "../tensors.ts";
 import { takesInferType } from "./hot_route.ts";
 import { authSwapped } from "./invocation_auth.ts";
@@ -107,19 +107,18 @@ export async function serveInfer(c: Context, target: InferTarget, limits: BodyLi
         `Request body is larger than this function's limit of ${served.maxBodyBytes} bytes`,
       );
     }
-    const request = decodeInferRequest(served.signature, body, { headerLength: c.req.header(inferenceHeaderLength) });
-    const tensors = await served.pool.infer(request.inputs, {
-      signal: c.req.raw.signal,
-      requestId: c.get("requestId"),
-    });
-    const encoded = encodeInferResponse(
-      { name: served.name, version: String(served.version), ...(request.id !== undefined ? { id: request.id } : {}) },
-      { tensors, outputs: request.outputs },
+    response = await answerInferRequest(
+      served.signature,
+      body,
+      c.req.header(inferenceHeaderLength),
+      served,
+      (inputs) => served.pool.infer(inputs, { signal: c.req.raw.signal, requestId: c.get("requestId") }),
+      (encoded) =>
+        c.body(encoded.body as Uint8Array<ArrayBuffer>, 200, {
+          "content-type": encoded.contentType,
+          ...(encoded.headerLength !== undefined ? { [inferenceHeaderLength]: String(encoded.headerLength) } : {}),
+        }),
     );
-    response = c.body(encoded.body as Uint8Array<ArrayBuffer>, 200, {
-      "content-type": encoded.contentType,
-      ...(encoded.headerLength !== undefined ? { [inferenceHeaderLength]: String(encoded.headerLength) } : {}),
-    });
   });
   return response!;
 }
