@@ -1,10 +1,11 @@
 /**
  * Temporary folders owned by one runtime process: their names carry the
- * process's pid and its start time (`<prefix><pid>-<start time>-…`), so that a
+ * process's pid, its start time and its PID namespace (`<prefix><pid>-<start time>-ns<inode>-…`), so that a
  * later runtime can tell a folder left by a runtime killed with SIGKILL (which
  * cannot remove its own) from one of a runtime that still runs: `/proc/<pid>/stat`
  * says whether that pid runs, and its start time whether it is the same process
- * (a reused pid has another). Used by the process hosts' run folder
+ * (a reused pid has another). Only a folder of the same PID namespace is judged: a runtime in another container that
+ * shares `/tmp` has pids this one cannot see, so its folders are left alone. Used by the process hosts' run folder
  * (`src/pool/run_folder.ts`) and the folder of edited models
  * (`src/inference/model_edit.ts`).
  * @module
@@ -22,19 +23,40 @@ export function startTime(pid: number): string | undefined {
   }
 }
 
-/** The name prefix of a folder this process owns: `<prefix><pid>-<start time>-` (start time 0 off Linux). */
-export function ownedPrefix(prefix: string): string {
-  return `${prefix}${Deno.pid}-${startTime(Deno.pid) ?? "0"}-`;
+/**
+ * The inode of this process's PID namespace (`/proc/self/ns/pid`), which names it among the namespaces of one
+ * machine; `undefined` off Linux or where `/proc` does not say.
+ */
+export function pidNamespace(): string | undefined {
+  try {
+    const { ino } = Deno.statSync("/proc/self/ns/pid");
+    return ino === null ? undefined : String(ino);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * Removes the folders named `<prefix><pid>-<start time>-…` (see {@link ownedPrefix}), in the temporary folder
- * (`TMPDIR`) and in `/tmp`, whose process no longer runs; returns their paths. Does nothing where `/proc` cannot tell
- * (not Linux). Folders of processes that still run, other names, and folders this user may not remove are left.
+ * The name prefix of a folder this process owns: `<prefix><pid>-<start time>-ns<PID namespace's inode>-` (start
+ * time 0 and no namespace off Linux).
+ */
+export function ownedPrefix(prefix: string): string {
+  const namespace = pidNamespace();
+  return `${prefix}${Deno.pid}-${startTime(Deno.pid) ?? "0"}-${namespace === undefined ? "" : `ns${namespace}-`}`;
+}
+
+/**
+ * Removes the folders named `<prefix><pid>-<start time>-ns<inode>-…` (see {@link ownedPrefix}), in the temporary
+ * folder (`TMPDIR`) and in `/tmp`, of this PID namespace whose process no longer runs; returns their paths. Does
+ * nothing where `/proc` cannot tell (not Linux). Folders of processes that still run, of another PID namespace (whose
+ * pids `/proc` here does not show), other names, and folders this user may not remove are left. A folder named
+ * without a namespace (`<prefix><pid>-<start time>-…`, by a runtime before namespaces were named) is judged as one of
+ * this namespace.
  */
 export function removeStaleFolders(prefix: string): string[] {
   if (startTime(Deno.pid) === undefined) return [];
-  const pattern = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\d+)-(\\d+)-`);
+  const namespace = pidNamespace();
+  const pattern = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\d+)-(\\d+)-(?:ns(\\d+)-)?`);
   const removed: string[] = [];
   for (const dir of new Set([tmpdir(), "/tmp"])) {
     let entries: Deno.DirEntry[];
@@ -45,7 +67,8 @@ export function removeStaleFolders(prefix: string): string[] {
     }
     for (const entry of entries) {
       const match = entry.isDirectory && entry.name.match(pattern);
-      if (!match || startTime(Number(match[1])) === match[2]) continue;
+      if (!match || (match[3] !== undefined && match[3] !== namespace)) continue;
+      if (startTime(Number(match[1])) === match[2]) continue;
       const path = join(dir, entry.name);
       try {
         Deno.removeSync(path, { recursive: true });

@@ -94,6 +94,32 @@ export default defineFunction({
   instances: 1,
   queueDepth: 1,
   isolation: "worker",
+  maxBodyBytes: 256,
+  async handler({ file }) {
+    const path = new URL(file, import.meta.url);
+    for (;;) {
+      try {
+        await Deno.stat(path);
+        return { ok: true };
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+  },
+});
+`,
+  // As gate, with room in its queue and a 2 s deadline: once its one request has run a second, the next would wait
+  // past the deadline.
+  late: `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Answers once a file of its folder exists; refuses what would answer past its deadline",
+  input: z.object({ file: z.string() }),
+  output: z.object({ ok: z.boolean() }),
+  instances: 1,
+  queueDepth: 8,
+  timeoutMs: 2000,
+  isolation: "worker",
+  maxBodyBytes: 256,
   async handler({ file }) {
     const path = new URL(file, import.meta.url);
     for (;;) {
@@ -438,15 +464,17 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     busy.push(post(server, "/v1/functions/gate", { file: gate }));
     await until((i) => i.queued === 1);
     queuedAt = server.logs.length;
-    // The main thread posts the queue's state on the admission board; a thread's own refusal says "full queue".
-    // From here every probe is refused, by the main thread until the board shows the full queue, then by the thread.
-    let refusedByThread = false;
+    // The main thread posts the queue's state on the admission board. A body over the function's limit is refused
+    // with 413 before it is read, unless the board already shows the full queue: then the thread refuses it first
+    // (429), with the pool's own reason, as Hono's route on the main thread gives it.
+    let refused: { response: Response; text: string } | undefined;
     let last = "";
-    for (let tries = 0; !refusedByThread; tries++) {
+    for (let tries = 0; !refused; tries++) {
       assert.ok(tries < 500, `no thread refused the full queue before reading a body; last answer: ${last}`);
-      const { response, text } = await post(server, "/v1/functions/gate", { file: "mod.ts" });
-      last = `${response.status} ${text}`;
-      if (response.status === 429) refusedByThread = /has a full queue/.test(JSON.parse(text).error.message);
+      const probe = await post(server, "/v1/functions/gate", { file: "mod.ts", pad: "x".repeat(300) });
+      last = `${probe.response.status} ${probe.text}`;
+      if (probe.response.status === 429) refused = probe;
+      else assert.equal(probe.response.status, 413, last);
     }
     // A body that never arrives: only a refusal made before reading it can answer.
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(server.url).port) });
@@ -465,6 +493,11 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     }
     for (const r of await Promise.all(busy)) assert.equal(r.response.status, 200, r.text);
     await Deno.remove(join(dir, "gate", gate));
+    assert.deepEqual(JSON.parse(refused.text).error, {
+      code: "queue_full",
+      message: "Function 'gate' has 1 requests waiting, its limit; retry later",
+    });
+    assert.match(refused.response.headers.get("retry-after") ?? "", /^\d+$/);
   });
 
   await t.step("the admission board is polled only while a direct function has requests waiting", async () => {
@@ -494,6 +527,46 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     assert.ok(Number(idle.polls) >= 1, JSON.stringify(idle));
     assert.equal(idleLines(from).length, 1, JSON.stringify(idleLines(from)));
     await Deno.remove(join(dir, "gate", gate));
+  });
+
+  await t.step("a wait past the deadline is refused by the thread with the pool's reason", async () => {
+    const gate = `open-${crypto.randomUUID()}`;
+    const info = async () => await (await fetch(`${server.url}/v1/functions/late`)).json();
+    const until = async (done: (i: { queued: number; isolates: { status: string }[] }) => boolean) => {
+      while (!done(await info())) await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    const held = [post(server, "/v1/functions/late", { file: gate })];
+    await until((i) => i.isolates[0].status === "busy");
+    held.push(post(server, "/v1/functions/late", { file: gate }));
+    await until((i) => i.queued === 1);
+    // With no batch finished yet, the running one's age stands for a batch's time: once it passes 1 s, a request
+    // queued now would wait for two such, past the 2 s deadline, and the pool refuses it though its queue has room.
+    // Bodies over the limit are 413 until the board shows that refusal; then the thread asks the main thread first.
+    let refused: { response: Response; text: string } | undefined;
+    try {
+      let last = "";
+      for (let tries = 0; !refused; tries++) {
+        assert.ok(tries < 1000, `no thread refused a wait past the deadline; last answer: ${last}`);
+        const probe = await post(server, "/v1/functions/late", { file: "mod.ts", pad: "x".repeat(300) });
+        last = `${probe.response.status} ${probe.text}`;
+        if (probe.response.status === 429) refused = probe;
+        else {
+          assert.equal(probe.response.status, 413, last);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      }
+    } finally {
+      await Deno.writeTextFile(join(dir, "late", gate), "open");
+    }
+    const error = JSON.parse(refused.text).error;
+    assert.equal(error.code, "queue_full");
+    assert.match(error.message, /^Function 'late' would answer in about \d+ ms, past its 2000 ms limit; retry later$/);
+    assert.match(refused.response.headers.get("retry-after") ?? "", /^\d+$/);
+    // Both held requests are answered, each once (the queued one may have passed its deadline by then).
+    const statuses = (await Promise.all(held)).map((r) => r.response.status);
+    assert.equal(statuses[0], 200);
+    assert.ok([200, 504].includes(statuses[1]), String(statuses));
+    await Deno.remove(join(dir, "late", gate));
   });
 
   await t.step("a client that goes away cancels its request in the main thread's pool", async () => {

@@ -147,6 +147,45 @@ Deno.test("process channel: the folder of a runtime killed with SIGKILL while a 
   }
 });
 
+/** A PID namespace of its own (and a /proc that shows it), for a runtime as a container would run it. */
+const ownPidNamespace = ["unshare", "--pid", "--fork", "--kill-child=SIGTERM", "--mount-proc"];
+const canUnshare = await new Deno.Command(ownPidNamespace[0], { args: [...ownPidNamespace.slice(1), "true"] })
+  .output().then((o) => o.success, () => false);
+
+Deno.test({
+  name: "process channel: a runtime in another PID namespace sharing the folder keeps its run folder at our start",
+  // unshare needs CAP_SYS_ADMIN or unprivileged user namespaces; src/owned_folders_test.ts tests the rule without.
+  ignore: !canUnshare,
+  async fn() {
+    const dir = await functionsWith({ "chatty/mod.ts": chatty });
+    const tmp = await Deno.makeTempDir({ prefix: "isolane-tmp-" });
+    try {
+      await using other = await startServer({ functionsDir: dir, env: { TMPDIR: tmp }, under: ownPidNamespace });
+      assert.equal((await other.invoke("chatty", { say: "from the other namespace" })).status, 200);
+      const [folder] = isolaneEntries(tmp);
+      // Its pid is one of its own namespace (1, or close): here that pid is another process, or none.
+      const pid = Number(/^isolane-run-(\d+)-/.exec(folder ?? "")?.[1]);
+      assert.equal(pid, other.logs.find((l) => l.msg === "starting")?.pid, folder);
+      await using next = await startServer({ functionsDir: dir, env: { TMPDIR: tmp } });
+      assert.notEqual(next.logs.find((l) => l.msg === "starting")?.pid, pid);
+      assert.deepEqual(
+        next.logs.filter((l) => l.msg === "removed the run folders of runtimes that ended"),
+        [],
+        "the other runtime's folder was taken for a stale one",
+      );
+      assert.ok(isolaneEntries(tmp).includes(folder), `${folder} is gone: ${isolaneEntries(tmp)}`);
+      // The other runtime's next child still finds its socket folder.
+      const crashed = await other.invoke("chatty", { say: "bye", exit: true });
+      assert.equal((await errorOf(crashed)).code, "isolate_crashed");
+      assert.equal((await other.invoke("chatty", { say: "after" })).status, 200);
+      assert.ok(isolaneEntries(tmp).includes(folder), `${folder} was made again: ${isolaneEntries(tmp)}`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
 Deno.test("process channel: a run folder removed under a running runtime (a tmp cleaner) is made again for the next child", async () => {
   const dir = await functionsWith({ "chatty/mod.ts": chatty });
   const tmp = await Deno.makeTempDir({ prefix: "isolane-tmp-" });

@@ -352,3 +352,42 @@ export function matMulModel(): Uint8Array {
     valueInfo("y", ["m", "n"]),
   ]);
 }
+
+/**
+ * `y = Reshape(x, Cast(shape))`: `x` float32 `[n]`, `shape` float32 `[2]` given with each request and cast to int64
+ * inside the model, `y` float32 `[a, b]`. Every input is float, yet the request's values still set `y`'s shape, as
+ * with {@link reshapeByInputModel}. For tests of which models' runs may go inline.
+ */
+export function reshapeByCastModel(): Uint8Array {
+  const node = [
+    { opType: "Cast", input: ["shape"], output: ["shape64"], name: "cast", attribute: [castTo(INT64)] },
+    { opType: "Reshape", input: ["x", "shape64"], output: ["y"], name: "reshape" },
+  ];
+  return modelBytes("reshape_by_cast", node, [], [valueInfo("x", ["n"]), valueInfo("shape", [2])], [
+    valueInfo("y", ["a", "b"]),
+  ]);
+}
+
+/**
+ * `y = Reshape(x, Concat(Slice(Shape(x), 0, 1), [-1]))`: `x` float32 `[batch, 2, 3]` flattened to `[batch, 6]` as
+ * PyTorch's exporter writes `x.flatten(1)`. The shape comes from `x`'s dimensions, never its values. For tests of
+ * which models' runs may go inline.
+ */
+export function flattenByShapeModel(): Uint8Array {
+  const int64s = (name: string, values: number[]) =>
+    onnx.TensorProto.create({ name, dims: [values.length], dataType: INT64, rawData: bytes64(values) });
+  const node = [
+    { opType: "Shape", input: ["x"], output: ["dims"], name: "shape" },
+    { opType: "Slice", input: ["dims", "zero", "one"], output: ["batch"], name: "slice" },
+    { opType: "Concat", input: ["batch", "rest"], output: ["shape"], name: "concat", attribute: [axis(0)] },
+    { opType: "Reshape", input: ["x", "shape"], output: ["y"], name: "reshape" },
+  ];
+  const initializer = [int64s("zero", [0]), int64s("one", [1]), int64s("rest", [-1])];
+  return modelBytes("flatten_by_shape", node, initializer, [valueInfo("x", ["batch", 2, 3])], [
+    valueInfo("y", ["batch", 6]),
+  ]);
+}
+
+function axis(value: number) {
+  return onnx.AttributeProto.create({ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: value });
+}

@@ -199,9 +199,9 @@ function take(id: number): Pending | undefined {
 }
 
 /**
- * Whether the main thread admits a request to `name` now: its refusal, or `undefined`. Asked only when the board
- * refuses, before the body is read, so a 429 still costs no body and a board that lags a drained queue refuses
- * nothing.
+ * Whether the main thread admits a request to `name` now: its refusal (the pool's own, reason and `Retry-After` as
+ * Hono's route gives them), or `undefined`. Asked only when the board refuses, before the body is read, so a 429
+ * still costs no body and a board that lags a drained queue refuses nothing.
  */
 async function admit(name: string): Promise<IsolaneError | undefined> {
   try {
@@ -209,9 +209,7 @@ async function admit(name: string): Promise<IsolaneError | undefined> {
     return undefined;
   } catch (error) {
     if (!(error instanceof IsolaneError)) throw error;
-    if (error.code !== "queue_full") return error;
-    // Said as a thread says it: refused before the body was read.
-    return new IsolaneError("queue_full", `Function '${name}' has a full queue; retry later`, undefined, error.headers);
+    return error;
   }
 }
 

@@ -32,6 +32,12 @@ export interface ServerOptions {
   args?: string[];
   /** Variables of this process the runtime must not inherit (the test task's `ORT_DISABLE_TELEMETRY`, say). */
   unsetEnv?: string[];
+  /**
+   * A command the runtime runs under, its program and arguments (`unshare --pid --fork --kill-child=SIGTERM
+   * --mount-proc`, a PID namespace of its own). `stop()` ends that command with SIGKILL (`unshare` ignores SIGTERM),
+   * so it must pass a signal on to the runtime as it dies (`--kill-child=SIGTERM`).
+   */
+  under?: string[];
 }
 
 async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
@@ -49,11 +55,12 @@ async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: stri
 
 /** Starts the runtime and resolves once it listens. */
 export async function startServer(
-  { functionsDir, watch = false, env = {}, entry = mainPath, args = [], unsetEnv = [] }: ServerOptions,
+  { functionsDir, watch = false, env = {}, entry = mainPath, args = [], unsetEnv = [], under = [] }: ServerOptions,
 ): Promise<TestServer> {
   let ownData: string | undefined;
-  const child = new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(under[0] ?? Deno.execPath(), {
     args: [
+      ...(under.length > 0 ? [...under.slice(1), Deno.execPath()] : []),
       "run",
       "--allow-all",
       "--unstable-worker-options",
@@ -128,7 +135,7 @@ export async function startServer(
   const stop = () => {
     stopped ??= (async () => {
       try {
-        child.kill("SIGTERM");
+        child.kill(under.length > 0 ? "SIGKILL" : "SIGTERM");
       } catch { /* already gone */ }
       const status = await child.status;
       await reading;
