@@ -15,7 +15,7 @@
 import { z } from "zod";
 import { IsolaneError } from "../errors.ts";
 import type { WireTensor } from "../protocol.ts";
-import { tensorDatatypes, type TensorSignature } from "../sdk.ts";
+import { type TensorDatatype, tensorDatatypes, type TensorSignature } from "../sdk.ts";
 import {
   binaryToWire,
   checkAgainstSpec,
@@ -126,6 +126,8 @@ export function decodeInferRequest(
     }
     jsonBytes = body.subarray(0, n);
     binary = body.subarray(n);
+    const known = knownHeaders.get(signature);
+    if (known && sameBytes(known.header, jsonBytes)) return fromPlan(known.plan, binary);
   }
   // Only 64-bit integer inputs need literals a double cannot hold; the search for them costs as much as a third of
   // the parse.
@@ -145,6 +147,7 @@ export function decodeInferRequest(
   checkParameters("Request", request.parameters);
   const seen = new Set<string>();
   let offset = 0;
+  let allBinaryInputs = true;
   const inputs = request.inputs.map((input) => {
     if (seen.has(input.name)) throw bad(`Input '${input.name}' is given more than once`);
     seen.add(input.name);
@@ -159,6 +162,7 @@ export function decodeInferRequest(
     const size = input.parameters?.binary_data_size;
     if (size === undefined) {
       if (input.data === undefined) throw bad(`Input '${input.name}' has neither 'data' nor binary_data_size`);
+      allBinaryInputs = false;
       return jsonToWire({ name: input.name, datatype: input.datatype, shape: input.shape, data: input.data });
     }
     if (input.data !== undefined) throw bad(`Input '${input.name}' has both 'data' and binary_data_size`);
@@ -195,7 +199,69 @@ export function decodeInferRequest(
     if (typeof binary !== "boolean") throw bad(`Output '${o.name}' binary_data must be a boolean`);
     return { name: o.name, binary };
   });
+  if (headerLength !== undefined && allBinaryInputs && jsonBytes.length <= maxKnownHeader) {
+    // Every check of the header passed: the same header again needs only its binary data checked.
+    knownHeaders.set(signature, {
+      header: jsonBytes.slice(),
+      plan: {
+        ...(request.id !== undefined ? { id: request.id } : {}),
+        inputs: inputs.map((t) => ({ name: t.name, datatype: t.datatype as TensorDatatype, shape: t.shape })),
+        sizes: inputs.map((t) => t.data.byteLength),
+        outputs: Object.freeze(outputs.map((o) => Object.freeze(o))) as DecodedRequest["outputs"],
+      },
+    });
+  }
   return { ...(request.id !== undefined ? { id: request.id } : {}), inputs, outputs };
+}
+
+/**
+ * What a binary request's JSON header decodes to, all of its checks passed: its inputs' names, datatypes, shapes and
+ * `binary_data_size`s, and the outputs asked for (frozen: every request with this header shares them).
+ */
+interface HeaderPlan {
+  id?: string;
+  inputs: { name: string; datatype: TensorDatatype; shape: number[] }[];
+  sizes: number[];
+  outputs: DecodedRequest["outputs"];
+}
+
+/** The longest JSON header kept as a {@link HeaderPlan}, in bytes. */
+const maxKnownHeader = 4096;
+
+/**
+ * The last binary request header decoded for each signature (of this thread), and its plan. Clients send the same
+ * header with every request of a model (Triton's client writes it from the same inputs and outputs each time): parsing
+ * and checking it again (UTF-8, `JSON.parse`, the request's checks) was most of a binary request's decoding. Keyed by
+ * the signature object, so a function's new version starts afresh.
+ */
+const knownHeaders = new WeakMap<TensorSignature, { header: Uint8Array; plan: HeaderPlan }>();
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The request of a known header: its binary data checked and cut into inputs as {@link decodeInferRequest} does. */
+function fromPlan(plan: HeaderPlan, binary: Uint8Array): DecodedRequest {
+  const inputs: WireTensor[] = new Array(plan.inputs.length);
+  let offset = 0;
+  for (let i = 0; i < inputs.length; i++) {
+    const { name, datatype, shape } = plan.inputs[i];
+    const size = plan.sizes[i];
+    if (offset + size > binary.length) {
+      throw bad(
+        `Input '${name}' needs ${size} bytes of binary data at offset ${offset}; the body has ${binary.length}`,
+      );
+    }
+    const bytes = binary.subarray(offset, offset + size);
+    offset += size;
+    inputs[i] = binaryToWire({ name, datatype, shape: [...shape] }, bytes);
+  }
+  if (offset !== binary.length) {
+    throw bad(`The body has ${binary.length - offset} bytes after the inputs' binary data`);
+  }
+  return plan.id !== undefined ? { id: plan.id, inputs, outputs: plan.outputs } : { inputs, outputs: plan.outputs };
 }
 
 /**
@@ -256,6 +322,8 @@ export function encodeInferResponse(
   { tensors, outputs }: { tensors: readonly WireTensor[]; outputs: readonly { name: string; binary: boolean }[] },
   { reuse = false }: { reuse?: boolean } = {},
 ): EncodedResponse {
+  const header = knownResponseHeader(model, tensors, outputs);
+  if (header) return encodeBinary(header, tensors, outputs, reuse);
   const chunks: Uint8Array[] = [];
   let chunkBytes = 0;
   const parts = outputs.map(({ name, binary }) => {
@@ -272,6 +340,11 @@ export function encodeInferResponse(
   const text = `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)},${
     model.id !== undefined ? `"id":${JSON.stringify(model.id)},` : ""
   }"outputs":[${parts.join(",")}]}`;
+  if (chunks.length > 0 && chunks.length === outputs.length) {
+    const header = encoder.encode(text);
+    rememberResponseHeader(model, tensors, outputs, header);
+    return encodeBinary(header, tensors, outputs, reuse);
+  }
   // UTF-8 takes at most 3 bytes per UTF-16 unit.
   const most = 3 * text.length + chunkBytes;
   if (!reuse || most > 16 * 2 ** 20) {
@@ -295,4 +368,87 @@ export function encodeInferResponse(
     at += c.length;
   }
   return { body: scratch.subarray(0, at), contentType: "application/octet-stream", headerLength };
+}
+
+/** The JSON header of the last answer whose outputs were all binary, and what it was written from. */
+let lastHeader:
+  | {
+    name: string;
+    version: string;
+    id: string | undefined;
+    outputs: string[];
+    datatypes: string[];
+    shapes: number[][];
+    sizes: number[];
+    bytes: Uint8Array;
+  }
+  | undefined;
+
+function rememberResponseHeader(
+  model: { name: string; version: string; id?: string },
+  tensors: readonly WireTensor[],
+  outputs: readonly { name: string }[],
+  bytes: Uint8Array,
+): void {
+  const ts = outputs.map((o) => tensors.find((t) => t.name === o.name)!);
+  lastHeader = {
+    name: model.name,
+    version: model.version,
+    id: model.id,
+    outputs: outputs.map((o) => o.name),
+    datatypes: ts.map((t) => t.datatype),
+    shapes: ts.map((t) => [...t.shape]),
+    sizes: ts.map((t) => t.data.byteLength),
+    bytes,
+  };
+}
+
+/**
+ * The JSON header bytes of an answer whose outputs are all binary, when the last such answer had the same model, id,
+ * outputs, datatypes, shapes and sizes (batch-1 requests of one model: each answer's header is the same); else
+ * `undefined`. Writing it afresh (`JSON.stringify` of each name and shape, the UTF-8 encoding) was most of encoding
+ * such an answer.
+ */
+function knownResponseHeader(
+  model: { name: string; version: string; id?: string },
+  tensors: readonly WireTensor[],
+  outputs: readonly { name: string; binary: boolean }[],
+): Uint8Array | undefined {
+  const last = lastHeader;
+  if (!last || last.name !== model.name || last.version !== model.version || last.id !== model.id) return undefined;
+  if (last.outputs.length !== outputs.length) return undefined;
+  for (let i = 0; i < outputs.length; i++) {
+    const o = outputs[i];
+    if (!o.binary || o.name !== last.outputs[i]) return undefined;
+    const t = tensors.find((t) => t.name === o.name);
+    if (!t || t.datatype !== last.datatypes[i] || t.data.byteLength !== last.sizes[i]) return undefined;
+    const shape = last.shapes[i];
+    if (t.shape.length !== shape.length) return undefined;
+    for (let d = 0; d < shape.length; d++) if (t.shape[d] !== shape[d]) return undefined;
+  }
+  return last.bytes;
+}
+
+/** An answer of binary outputs after `header` (from {@link knownResponseHeader}), as {@link encodeInferResponse} writes it. */
+function encodeBinary(
+  header: Uint8Array,
+  tensors: readonly WireTensor[],
+  outputs: readonly { name: string }[],
+  reuse: boolean,
+): EncodedResponse {
+  let bytes = header.length;
+  for (const o of outputs) bytes += tensors.find((t) => t.name === o.name)!.data.byteLength;
+  let body: Uint8Array;
+  if (reuse && bytes <= 16 * 2 ** 20) {
+    if (bytes > scratch.length) scratch = new Uint8Array(Math.max(bytes, 2 * scratch.length));
+    body = scratch.subarray(0, bytes);
+  } else body = new Uint8Array(bytes);
+  body.set(header);
+  let at = header.length;
+  for (const o of outputs) {
+    const data = new Uint8Array(tensors.find((t) => t.name === o.name)!.data);
+    body.set(data, at);
+    at += data.length;
+  }
+  return { body, contentType: "application/octet-stream", headerLength: header.length };
 }
