@@ -31,6 +31,7 @@ const { values, positionals } = parseArgs({
     rounds: { type: "string", default: "3" },
     seconds: { type: "string", default: "3" },
     instances: { type: "string", default: "2" },
+    "max-queue-delay-ms": { type: "string", default: "2" },
     cases: { type: "string", default: "w1,w32,wb1,wb32,s1,sb32" },
   },
 });
@@ -88,7 +89,7 @@ for (const runtime of runtimes) {
     mlp: true,
     wideMlp: wide,
     echo: true,
-    batching: { maxBatchSize: 64, maxQueueDelayMs: 2 },
+    batching: { maxBatchSize: 64, maxQueueDelayMs: Number(values["max-queue-delay-ms"]) },
   });
   const env = runtime.hono ? runtime.env : {
     ISOLANE_FUNCTIONS: dir,

@@ -25,6 +25,7 @@ const { values } = parseArgs({
     connections: { type: "string", default: "32" },
     seconds: { type: "string", default: "5" },
     instances: { type: "string", default: "2" },
+    "max-queue-delay-ms": { type: "string", default: "2" },
   },
 });
 const fn = values.function;
@@ -34,7 +35,7 @@ await writeBenchFunctions(dir, {
   instances: Number(values.instances),
   mlp: true,
   wideMlp: wide,
-  batching: { maxBatchSize: 64, maxQueueDelayMs: 2 },
+  batching: { maxBatchSize: 64, maxQueueDelayMs: Number(values["max-queue-delay-ms"]) },
 });
 await using child = await startChild({
   env: {

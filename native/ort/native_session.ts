@@ -155,11 +155,13 @@ export interface NativeSessionOptions {
   nonblocking?: boolean;
   /**
    * Nonblocking sessions without IO binding: a run whose inputs are no larger, dimension by dimension, than those of
-   * one of the session's last {@link inlineWindow} runs, all of which took under this many milliseconds, runs on the calling
-   * thread instead, over the caller's memory: the hop to Deno's blocking-thread pool and back costs more than such a
-   * run computes (`bench/cpu_run_hop.ts`). Such a run cannot be stopped by its signal once started, so set this only
-   * for a model whose run time follows its input shapes (no control flow, no operator whose work its input values
-   * decide). 0 or absent: every run goes to the pool.
+   * one of the session's last {@link inlineWindow} runs that itself took under this many milliseconds runs on the
+   * calling thread instead, over the caller's memory: the hop to Deno's blocking-thread pool and back costs more than
+   * such a run computes (`bench/cpu_run_hop.ts`). One slow run in the window (a thread the kernel preempted, or a run
+   * that waited for the pool's thread on a loaded machine) sends to the pool only the runs that no short run bounds.
+   * Such a run cannot be stopped by its signal once started, so set this only for a model whose run time follows its
+   * input shapes (no control flow, no operator whose work its input values decide). 0 or absent: every run goes to the
+   * pool.
    */
   inlineRunsUnderMs?: number;
   /**
@@ -695,13 +697,17 @@ export class NativeSession {
   }
 
   /**
-   * Whether a run of inputs shaped `shapes` runs inline: the last {@link inlineWindow} runs were all short (see
-   * {@link NativeSessionOptions.inlineRunsUnderMs}), and one of them had inputs at least as large in every dimension.
+   * Whether a run of inputs shaped `shapes` runs inline: the window is full, and one of the last {@link inlineWindow}
+   * runs had inputs at least as large in every dimension and took under the bound (see
+   * {@link NativeSessionOptions.inlineRunsUnderMs}). Not all of them: on a loaded machine one run in 8 was slowed
+   * (preempted, or waiting for the pool's thread) often enough that a third of `mlp`'s batch runs went to the pool,
+   * where each cost the isolate's thread several times an inline run (docs/cpu-mlp.md).
    */
   #inlineFits(shapes: FeedShapes): boolean {
     if (this.#inlineUnderMs <= 0 || this.#recentMs.length < inlineWindow) return false;
-    for (let i = 0; i < inlineWindow; i++) if (!(this.#recentMs[i] < this.#inlineUnderMs)) return false;
-    for (let i = 0; i < inlineWindow; i++) if (shapesWithin(shapes, this.#recentShapes[i])) return true;
+    for (let i = 0; i < inlineWindow; i++) {
+      if (this.#recentMs[i] < this.#inlineUnderMs && shapesWithin(shapes, this.#recentShapes[i])) return true;
+    }
     return false;
   }
 

@@ -449,6 +449,25 @@ Deno.test("a run whose inputs hold no more elements than recent short runs, but 
   }
 });
 
+Deno.test("one slow run in the window sends to the pool only the runs no short run bounds", async () => {
+  // The loop's count is a value, not a shape: a run of many iterations stands in for a run that took long for reasons
+  // its shapes do not tell (a preempted thread, a wait for the pool's thread), with the same shapes as the short ones.
+  // 100,000 iterations of a 256×256 product take hundreds of milliseconds, one well under the bound of 20 ms.
+  const path = await writeTempModel(loopMatMulModel(256), "loop.onnx");
+  const session = NativeSession.create(env, path, { provider: "cpu", nonblocking: true, inlineRunsUnderMs: 20 });
+  try {
+    for (let i = 0; i < inlineWindow - 1; i++) await session.run(loopFeeds(1));
+    await session.run(loopFeeds(100_000));
+    assert.equal(session.inlineRuns, 0, "no run goes inline before the window is full");
+    const { y } = await session.run(loopFeeds(1));
+    assert.equal((y.data as Float32Array)[255], 256);
+    assert.equal(session.inlineRuns, 1, "short runs of the same shapes are in the window: inline");
+  } finally {
+    await session.release();
+    await Deno.remove(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  }
+});
+
 Deno.test("a nonblocking session runs inline once its recent runs were short, and only inputs no larger than theirs", async () => {
   const plain = NativeSession.create(env, mlpPath, { provider: "cpu" });
   // A bound no run reaches, and one every run passes: what goes inline then follows the window and the sizes alone.

@@ -19,6 +19,7 @@ import {
   type SharedTensor,
   type WireTensor,
 } from "../protocol.ts";
+import { setImmediate } from "node:timers";
 import { IsolaneError } from "../errors.ts";
 import { decideBatch } from "./batcher.ts";
 import { isolationFor } from "./limits.ts";
@@ -130,6 +131,8 @@ let nextJobId = 1;
 const noOptions: InvokeOptions = Object.freeze({});
 /** Pools that queued requests during {@link FunctionPool.arrivals}, pumped once it ends. */
 let held: Set<FunctionPool> | undefined;
+/** Pools of batching functions that queued requests in this turn of the event loop, pumped once it ends. */
+const arriving: FunctionPool[] = [];
 
 /** Runs the requests of one function version on its isolates. */
 export class FunctionPool {
@@ -429,6 +432,7 @@ export class FunctionPool {
     onCancel?.(request.onAbort);
     this.#queue.push(request);
     if (held) held.add(this);
+    else if (options.dynamicBatching) this.#pumpAfterArrivals();
     else this.#pump();
     return request.onAbort;
   }
@@ -565,6 +569,28 @@ export class FunctionPool {
       }
     }
     return best;
+  }
+
+  #pumpDue = false;
+
+  /**
+   * Pumps once the event loop has taken every request that arrived with this one (Node's `setImmediate`: after the
+   * I/O of this turn, about 5 µs later when nothing else is ready). Requests whose bodies are read in one turn then
+   * leave as one batch; a pump per request sent the first alone to an idle isolate and held the rest until that
+   * batch came back (the `mlp` example at c=32: a mean batch of 4–8 requests against 13; docs/cpu-mlp.md).
+   */
+  #pumpAfterArrivals(): void {
+    if (this.#pumpDue) return;
+    this.#pumpDue = true;
+    arriving.push(this);
+    if (arriving.length === 1) setImmediate(FunctionPool.#pumpArrived);
+  }
+
+  static #pumpArrived(): void {
+    for (const pool of arriving.splice(0)) {
+      pool.#pumpDue = false;
+      pool.#pump();
+    }
   }
 
   #pump(): void {
