@@ -52,10 +52,23 @@ export function permissionFlags(permissions: Deno.PermissionOptionsObject, chann
   add("ffi", permissions.ffi);
   add("run", permissions.run);
   add("sys", permissions.sys);
-  // Deno 2 allows imports from a list of hosts by default; an isolate may import nothing remote.
-  if (!permissions.import) flags.push("--deny-import");
+  // Deno 2 allows imports from a list of hosts by default; an isolate may import nothing remote. A bare
+  // `--deny-import` leaves that list allowed in Deno 2.9.6 (a child imported https://deno.land/... with it), so the
+  // list is denied by name; any other host needs an `--allow-import` the child never gets.
+  if (!permissions.import) flags.push(`--deny-import=${defaultImportHosts.join(",")}`);
   return flags;
 }
+
+/** The hosts Deno 2 allows imports from without `--allow-import` (`deno run --help`, Deno 2.9.6). */
+const defaultImportHosts = [
+  "deno.land:443",
+  "jsr.io:443",
+  "esm.sh:443",
+  "raw.esm.sh:443",
+  "cdn.jsdelivr.net:443",
+  "raw.githubusercontent.com:443",
+  "gist.githubusercontent.com:443",
+];
 
 /** Errors of a read on a socket that closed, as opposed to bytes that are not frames. */
 const hangUps = [
