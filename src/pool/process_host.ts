@@ -90,6 +90,8 @@ export class ProcessHost extends HostBase {
   #writing = false;
   #memoryMb: number;
   #outOfMemory: string | undefined;
+  /** The child wrote V8's heap-limit words to stderr: its end is put down to the heap only if V8 then aborted it. */
+  #heapLimitSaid = false;
   #unwatch: () => void;
   #cpuLimitMs: number;
   /** CPU time of the process (ms) when the work in progress started, and how many jobs were answered then. */
@@ -117,7 +119,14 @@ export class ProcessHost extends HostBase {
       // A child that never connected leaves the listener waiting: closing it ends the accept.
       this.#close(channel);
       this.#hangUp();
-      this.ended(this.#outOfMemory ?? `exited (code ${status.code}${status.signal ? `, ${status.signal}` : ""})`);
+      // V8's fatal out-of-memory ends the process with SIGTRAP (exit 133); the words alone on stderr may be the
+      // function's own, and a later SIGKILL or crash was reported as a memory limit exceeded.
+      const heap = this.#heapLimitSaid && (status.signal === "SIGTRAP" || status.code === 133)
+        ? `exceeded its memory limit of ${this.#memoryMb} MB (heap)`
+        : undefined;
+      this.ended(
+        this.#outOfMemory ?? heap ?? `exited (code ${status.code}${status.signal ? `, ${status.signal}` : ""})`,
+      );
     }).catch(failed("exit"));
   }
 
@@ -239,7 +248,7 @@ export class ProcessHost extends HostBase {
   async #readOutput(stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr"): Promise<void> {
     for await (const text of stream.pipeThrough(new TextDecoderStream())) {
       if (name === "stderr" && /out of memory|heap limit/i.test(text)) {
-        this.#outOfMemory = `exceeded its memory limit of ${this.#memoryMb} MB (heap)`;
+        this.#heapLimitSaid = true;
       }
       log("warn", `isolate ${name}`, { function: this.name, isolate: this.id, text: text.trimEnd().slice(0, 2000) });
     }
