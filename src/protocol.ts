@@ -378,8 +378,26 @@ export interface PlacementMessage {
 export interface LogMessage {
   type: "log";
   level: "debug" | "info" | "warn" | "error";
+  /** At most {@link maxLogText} characters and the note {@link clipLogText} adds. */
   text: string;
   requestId?: string;
+}
+
+/**
+ * The most characters of one function log line that cross to the host and are logged. A 50 MB `console.log` held the
+ * runtime's main thread 1–1.6 s (decoding and writing it; 28 s behind a slow reader of the runtime's stdout), and every
+ * other function's requests with it.
+ */
+export const maxLogText = 16 * 1024;
+
+/**
+ * `text` cut to {@link maxLogText} characters, saying how many were left out; a text this has cut already (or one at
+ * most 64 characters longer) is returned as it is.
+ */
+export function clipLogText(text: string): string {
+  return text.length <= maxLogText + 64
+    ? text
+    : `${text.slice(0, maxLogText)}… (${text.length - maxLogText} more characters left out)`;
 }
 
 /** Every message an isolate sends. */

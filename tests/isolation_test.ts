@@ -99,6 +99,15 @@ for (const isolation of ["process", "worker"] as const) {
       );
     }
 
+    await t.step("permissions: an import from a host Deno allows by default (deno.land) is denied too", async () => {
+      // A bare --deny-import left Deno's default hosts allowed in a child process: the import was attempted.
+      for (const target of ["https://deno.land/std@0.224.0/path/mod.ts", "https://esm.sh/left-pad@1.3.0"]) {
+        const response = await server.invoke("snoop", { attempt: "remote_import", target });
+        assert.equal(response.status, 200);
+        assert.match((await response.json()).outcome, /^denied: .*Requires import access/, target);
+      }
+    });
+
     await t.step(
       "permissions: what a function declares (one env variable, loopback net) works, nothing more",
       async () => {

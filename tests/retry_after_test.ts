@@ -49,3 +49,30 @@ Deno.test("Retry-After before the first batch has finished counts the running ba
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Retry-After is at most timeoutMs: by then every request waiting has been answered or timed out", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-retry-after-" });
+  try {
+    await Deno.mkdir(join(dir, "slow"));
+    await Deno.writeTextFile(
+      join(dir, "slow", "mod.ts"),
+      source.replace("queueDepth: 1,", "queueDepth: 100,").replace("timeoutMs: 60_000,", "timeoutMs: 2_000,"),
+    );
+    await using server = await startServer({ functionsDir: dir });
+    // A run of 1.5 s sets the service time; two of them ahead of a new request make an expected wait of 3 s.
+    assert.equal((await server.invoke("slow", { ms: 1500 })).status, 200);
+    const running = server.invoke("slow", { ms: 1500 });
+    await until(server, "slow", (info) => info.isolates[0].status === "busy");
+    const waiting = server.invoke("slow", { ms: 10 });
+    await until(server, "slow", (info) => info.queued === 1);
+    const refused = await server.invoke("slow", { ms: 10 });
+    const e = await errorOf(refused);
+    assert.deepEqual([e.status, e.code], [429, "queue_full"]);
+    assert.match(e.message, /past its 2000 ms limit/);
+    assert.equal(refused.headers.get("retry-after"), "2");
+    assert.equal((await running).status, 200);
+    assert.equal((await waiting).status, 200);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

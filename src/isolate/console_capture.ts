@@ -7,7 +7,7 @@
  * (each `run` cost the isolate about 5 µs a job).
  * @module
  */
-import type { IsolateMessage, LogMessage } from "../protocol.ts";
+import { clipLogText, type IsolateMessage, type LogMessage } from "../protocol.ts";
 import { currentRunScope } from "../inference/run_scope.ts";
 
 const levels: Record<string, LogMessage["level"]> = {
@@ -29,7 +29,7 @@ export function captureConsole(post: (message: IsolateMessage) => void): void {
     (console as unknown as Record<string, (...args: unknown[]) => void>)[method] = function capturedConsole(...args) {
       // A batch's lines name its first request.
       const requestId = currentRunScope()?.requests[0];
-      post({ type: "log", level, text: format(args), ...(requestId ? { requestId } : {}) });
+      post({ type: "log", level, text: clipLogText(format(args)), ...(requestId ? { requestId } : {}) });
     };
   }
 }

@@ -266,7 +266,9 @@ export class FunctionPool {
   }
 
   #busy(why: string): IsolaneError {
-    const seconds = Math.max(1, Math.ceil(this.#expectedWaitMs() / 1000));
+    // Within timeoutMs every request waiting now is answered or has timed out: a longer Retry-After is never true.
+    const waitMs = Math.min(this.#expectedWaitMs(), this.spec.options.timeoutMs);
+    const seconds = Math.max(1, Math.ceil(waitMs / 1000));
     return new IsolaneError("queue_full", `Function '${this.spec.name}' ${why}; retry later`, undefined, {
       "retry-after": String(seconds),
     });

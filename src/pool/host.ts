@@ -24,7 +24,7 @@ import type {
   PhaseMessage,
   SharedWeights,
 } from "../protocol.ts";
-import { transferablesOf } from "../protocol.ts";
+import { clipLogText, transferablesOf } from "../protocol.ts";
 import { packJobs } from "../packed.ts";
 import { type ErrorBody, IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
@@ -219,7 +219,8 @@ export abstract class HostBase implements IsolateHost {
       function: this.name,
       isolate: this.id,
       ...(message.requestId ? { request: message.requestId } : {}),
-      text: message.text,
+      // Clipped by the isolate too; a Worker's code could post a message of its own.
+      text: clipLogText(String(message.text)),
     });
   }
 

@@ -52,10 +52,23 @@ export function permissionFlags(permissions: Deno.PermissionOptionsObject, chann
   add("ffi", permissions.ffi);
   add("run", permissions.run);
   add("sys", permissions.sys);
-  // Deno 2 allows imports from a list of hosts by default; an isolate may import nothing remote.
-  if (!permissions.import) flags.push("--deny-import");
+  // Deno 2 allows imports from a list of hosts by default; an isolate may import nothing remote. A bare
+  // `--deny-import` leaves that list allowed in Deno 2.9.6 (a child imported https://deno.land/... with it), so the
+  // list is denied by name; any other host needs an `--allow-import` the child never gets.
+  if (!permissions.import) flags.push(`--deny-import=${defaultImportHosts.join(",")}`);
   return flags;
 }
+
+/** The hosts Deno 2 allows imports from without `--allow-import` (`deno run --help`, Deno 2.9.6). */
+const defaultImportHosts = [
+  "deno.land:443",
+  "jsr.io:443",
+  "esm.sh:443",
+  "raw.esm.sh:443",
+  "cdn.jsdelivr.net:443",
+  "raw.githubusercontent.com:443",
+  "gist.githubusercontent.com:443",
+];
 
 /** Errors of a read on a socket that closed, as opposed to bytes that are not frames. */
 const hangUps = [
@@ -77,6 +90,8 @@ export class ProcessHost extends HostBase {
   #writing = false;
   #memoryMb: number;
   #outOfMemory: string | undefined;
+  /** The child wrote V8's heap-limit words to stderr: its end is put down to the heap only if V8 then aborted it. */
+  #heapLimitSaid = false;
   #unwatch: () => void;
   #cpuLimitMs: number;
   /** CPU time of the process (ms) when the work in progress started, and how many jobs were answered then. */
@@ -104,7 +119,14 @@ export class ProcessHost extends HostBase {
       // A child that never connected leaves the listener waiting: closing it ends the accept.
       this.#close(channel);
       this.#hangUp();
-      this.ended(this.#outOfMemory ?? `exited (code ${status.code}${status.signal ? `, ${status.signal}` : ""})`);
+      // V8's fatal out-of-memory ends the process with SIGTRAP (exit 133); the words alone on stderr may be the
+      // function's own, and a later SIGKILL or crash was reported as a memory limit exceeded.
+      const heap = this.#heapLimitSaid && (status.signal === "SIGTRAP" || status.code === 133)
+        ? `exceeded its memory limit of ${this.#memoryMb} MB (heap)`
+        : undefined;
+      this.ended(
+        this.#outOfMemory ?? heap ?? `exited (code ${status.code}${status.signal ? `, ${status.signal}` : ""})`,
+      );
     }).catch(failed("exit"));
   }
 
@@ -226,7 +248,7 @@ export class ProcessHost extends HostBase {
   async #readOutput(stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr"): Promise<void> {
     for await (const text of stream.pipeThrough(new TextDecoderStream())) {
       if (name === "stderr" && /out of memory|heap limit/i.test(text)) {
-        this.#outOfMemory = `exceeded its memory limit of ${this.#memoryMb} MB (heap)`;
+        this.#heapLimitSaid = true;
       }
       log("warn", `isolate ${name}`, { function: this.name, isolate: this.id, text: text.trimEnd().slice(0, 2000) });
     }

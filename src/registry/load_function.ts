@@ -7,7 +7,8 @@ import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { LanePlan, Manifest } from "../protocol.ts";
 import { WorkerHost } from "../pool/worker_host.ts";
-import type { HostSpec } from "../pool/host.ts";
+import { ProcessHost } from "../pool/process_host.ts";
+import type { HostSpec, Isolation } from "../pool/host.ts";
 import { FunctionPool, type PoolSpec } from "../pool/function_pool.ts";
 import { hostSpecFor } from "../pool/supervisor.ts";
 import { IsolaneError } from "../errors.ts";
@@ -65,35 +66,46 @@ export interface LoadContext {
   readySpare?: ReadySpare;
 }
 
-/** The limits of an inspecting isolate: it only imports the module. */
-const inspectLimits: Omit<FunctionLimits, "permissions"> = {
+/**
+ * The limits of an inspecting isolate: it only imports the module. In a process, the heap a module may take at import
+ * is `memoryMb`; a module may declare a larger `memoryLimitMb` for serving, which is not known before the import.
+ */
+const inspectLimits: Omit<FunctionLimits, "permissions" | "isolation"> = {
   wallTimeMs: 30_000,
   abortGraceMs: 0,
   cpuTimeMs: 0,
-  memoryMb: 512,
+  memoryMb: 2048,
   gpuMemoryMb: 0,
   maxBodyBytes: 0,
   queueDepth: 0,
-  isolation: "worker",
 };
 
 /**
- * Reads a module's manifest in an isolate that may read only the function's folder and loads no native code.
- * `moduleUrl` defaults to the folder's `mod.ts`.
+ * Reads a module's manifest in an isolate that may read only the function's folder. `moduleUrl` defaults to the
+ * folder's `mod.ts`. With `isolation: "process"` the isolate is a child process (it loads ONNX Runtime, as a process
+ * spare does, and drops ffi before the import), so a module that allocates without bound at import ends only that
+ * child (422 `invalid_bundle` for a deploy); a Worker that runs out of heap aborts the whole runtime (Deno 2.9.6,
+ * "Fatal JavaScript out of memory"). The default, a Worker, loads no native code and starts faster.
+ * @throws {IsolaneError} why the module cannot be read: it threw, timed out, or exceeded its memory at import.
  */
 export async function inspectFunction(
   name: string,
   dir: string,
-  { moduleUrl = pathToFileURL(join(dir, "mod.ts")).href }: { moduleUrl?: string } = {},
+  { moduleUrl = pathToFileURL(join(dir, "mod.ts")).href, isolation = "worker" }: {
+    moduleUrl?: string;
+    isolation?: Isolation;
+  } = {},
 ): Promise<Manifest> {
-  const isolate = await WorkerHost.start({
+  const spec: HostSpec = {
     init: inspectInit(name, moduleUrl),
     limits: {
       ...inspectLimits,
-      permissions: isolatePermissions({ dir, modelPaths: [], declared: {}, native: false }),
+      isolation,
+      permissions: isolatePermissions({ dir, modelPaths: [], declared: {}, native: isolation === "process" }),
     },
     bootTimeoutMs: 30_000,
-  });
+  };
+  const isolate = isolation === "process" ? await ProcessHost.start(spec) : await WorkerHost.start(spec);
   void isolate.close();
   return isolate.manifest!;
 }
@@ -198,7 +210,11 @@ export async function loadFunction(
       // 150 MB over repeated deploys of a 64 MiB model in tests/containment_test.ts; the cause is not found yet.)
       manifest = spare?.limits.isolation === "worker"
         ? await inspectIn(spare, name, urlIn(folder ?? dir))
-        : await inspectFunction(name, dir, { moduleUrl: urlIn(dir) });
+        : await inspectFunction(name, dir, {
+          moduleUrl: urlIn(dir),
+          // Where the function would run if it declares nothing: a process unless the runtime defaults to Workers.
+          isolation: spare?.limits.isolation ?? undeclaredLimits(dir, ctx.defaultIsolation).isolation,
+        });
     } catch (error) {
       throw folder ? inFolder(error, folder, dir) : error;
     }

@@ -102,12 +102,26 @@ export function adminRoutes({ registry, sync, mode, maxBundleBytes, keys }: Admi
       );
     }
     const text = await c.req.text();
-    let asked: unknown;
+    let body: unknown;
     try {
-      asked = text.trim() === "" ? undefined : JSON.parse(text).version;
+      body = text.trim() === "" ? {} : JSON.parse(text);
     } catch {
       throw new IsolaneError("invalid_json", 'The rollback body must be empty or JSON like {"version": 2}');
     }
+    // Anything else (`[]`, a typo such as {"verison": 2}) rolled back to the version before, unasked.
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      throw new IsolaneError("invalid_input", 'The rollback body must be empty or a JSON object like {"version": 2}');
+    }
+    const unknown = Object.keys(body).filter((key) => key !== "version");
+    if (unknown.length > 0) {
+      throw new IsolaneError(
+        "invalid_input",
+        `The rollback body has ${
+          unknown.map((key) => `'${key}'`).join(", ")
+        }; its only key is 'version', as in {"version": 2}`,
+      );
+    }
+    const asked = (body as { version?: unknown }).version;
     if (asked !== undefined && !(typeof asked === "number" && Number.isInteger(asked))) {
       throw new IsolaneError("invalid_input", 'The rollback version must be an integer, as in {"version": 2}');
     }

@@ -10,6 +10,7 @@ import { bundleOf } from "./bundles.ts";
 
 export { bundleOf };
 import { greeterModule } from "./greeter.ts";
+import { rawTarGz } from "./raw_tar.ts";
 
 /** Headers of an admin request. */
 export type AdminHeaders = Record<string, string>;
@@ -82,12 +83,21 @@ export async function rejectedBundles(
   const noise = new Uint8Array(maxBundleBytes + 65536);
   for (let i = 0; i < noise.length; i += 65536) crypto.getRandomValues(noise.subarray(i, i + 65536));
   const big = await bundleOf({ "mod.ts": greeterModule("x"), "blob.bin": noise });
+  const mod = { path: "mod.ts", content: greeterModule("x") };
+  const longName = await rawTarGz([mod, { path: `assets/${"n".repeat(300)}`, content: "x" }]);
+  const fileInFile = await rawTarGz([mod, { path: "assets", content: "x" }, {
+    path: "assets/labels.txt",
+    content: "y",
+  }]);
   return [
     ["json", () => deploy(url, name, good, { ...headers, "content-type": "application/json" }), 415],
     ["over the size limit", () => deploy(url, name, big, headers), 413],
     ["not a tarball", () => deploy(url, name, new TextEncoder().encode("nope"), headers), 422],
     ["no mod.ts", async () => deploy(url, name, await bundleOf({ "lib/mod.ts": "export {};" }), headers), 422],
     ["does not import", async () => deploy(url, name, await bundleOf({ "mod.ts": "export default {;" }), headers), 422],
+    // No file system holds these: node-tar's unpacking failed (ENAMETOOLONG, EEXIST), and that was a 500.
+    ["a name of 300 bytes", () => deploy(url, name, longName, headers), 422],
+    ["a file inside a file", () => deploy(url, name, fileInFile, headers), 422],
   ];
 }
 
