@@ -9,15 +9,7 @@ import { join } from "node:path";
 import { errorOf, startServer, type TestServer, until } from "./support/server.ts";
 import { matMulModel } from "./support/models.ts";
 import { treeResident } from "./support/process_memory.ts";
-
-const echo = `import { defineFunction, z } from "isolane";
-export default defineFunction({
-  description: "Echo",
-  input: z.object({ message: z.string() }),
-  output: z.object({ message: z.string() }),
-  handler: (input) => input,
-});
-`;
+import { echoModule } from "./support/bundles.ts";
 
 function hog(kind: "heap" | "buffers") {
   return `import { defineFunction, z } from "isolane";
@@ -67,7 +59,7 @@ async function keepCalling(server: TestServer, done: Promise<unknown>): Promise<
 
 for (const kind of ["heap", "buffers"] as const) {
   Deno.test(`containment: a ${kind} runaway ends only its own process; everything else keeps answering`, async () => {
-    const dir = await functionsWith({ "echo/mod.ts": echo, "hog/mod.ts": hog(kind) });
+    const dir = await functionsWith({ "echo/mod.ts": echoModule, "hog/mod.ts": hog(kind) });
     try {
       await using server = await startServer({ functionsDir: dir });
       const info = await (await fetch(`${server.url}/v1/functions/hog`)).json();
@@ -139,7 +131,7 @@ export default defineFunction({
   },
 });
 `;
-  const dir = await functionsWith({ "echo/mod.ts": echo });
+  const dir = await functionsWith({ "echo/mod.ts": echoModule });
   const bundleDir = await functionsWith({ "mod.ts": big, "m.onnx": model });
   const { packFolder } = await import("../src/registry/bundle.ts");
   const bundle = await packFolder(bundleDir);
@@ -198,7 +190,7 @@ export default defineFunction({
 });
 
 Deno.test("containment: a process host never outlives its runtime, even one killed with SIGKILL", async () => {
-  const dir = await functionsWith({ "echo/mod.ts": echo });
+  const dir = await functionsWith({ "echo/mod.ts": echoModule });
   try {
     await using server = await startServer({ functionsDir: dir });
     const info = await (await fetch(`${server.url}/v1/functions/echo`)).json();

@@ -14,6 +14,32 @@ import { infer } from "./support/triton_client.ts";
 
 const mlpModel = fileURLToPath(new URL("../functions/mlp/mlp.onnx", import.meta.url));
 
+/** A Worker function with one isolate that answers once a file of its folder exists; `limits` are its queue's. */
+function fileGate(what: string, limits: string): string {
+  return `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Answers once a file of its folder exists: ${what}",
+  input: z.object({ file: z.string() }),
+  output: z.object({ ok: z.boolean() }),
+  instances: 1,
+  ${limits}
+  isolation: "worker",
+  maxBodyBytes: 256,
+  async handler({ file }) {
+    const path = new URL(file, import.meta.url);
+    for (;;) {
+      try {
+        await Deno.stat(path);
+        return { ok: true };
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+  },
+});
+`;
+}
+
 const sources: Record<string, string> = {
   greet: greeterModule("hello"),
   mlp: `import { defineFunction } from "isolane";
@@ -86,53 +112,10 @@ export default defineFunction({
   handler: () => ({ ok: true }),
 });
 `,
-  gate: `import { defineFunction, z } from "isolane";
-export default defineFunction({
-  description: "Answers once a file of its folder exists: one running, one waiting, the rest refused",
-  input: z.object({ file: z.string() }),
-  output: z.object({ ok: z.boolean() }),
-  instances: 1,
-  queueDepth: 1,
-  isolation: "worker",
-  maxBodyBytes: 256,
-  async handler({ file }) {
-    const path = new URL(file, import.meta.url);
-    for (;;) {
-      try {
-        await Deno.stat(path);
-        return { ok: true };
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    }
-  },
-});
-`,
+  gate: fileGate("one running, one waiting, the rest refused", "queueDepth: 1,"),
   // As gate, with room in its queue and a 2 s deadline: once its one request has run a second, the next would wait
   // past the deadline.
-  late: `import { defineFunction, z } from "isolane";
-export default defineFunction({
-  description: "Answers once a file of its folder exists; refuses what would answer past its deadline",
-  input: z.object({ file: z.string() }),
-  output: z.object({ ok: z.boolean() }),
-  instances: 1,
-  queueDepth: 8,
-  timeoutMs: 2000,
-  isolation: "worker",
-  maxBodyBytes: 256,
-  async handler({ file }) {
-    const path = new URL(file, import.meta.url);
-    for (;;) {
-      try {
-        await Deno.stat(path);
-        return { ok: true };
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    }
-  },
-});
-`,
+  late: fileGate("refuses what would answer past its deadline", "queueDepth: 8,\n  timeoutMs: 2000,"),
   slow: `import { defineFunction, z } from "isolane";
 export default defineFunction({
   description: "One isolate, one waiting request",

@@ -6,23 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
-import { adminToken, bundleOf, deploy } from "./support/bundles.ts";
-
-const echo = `import { defineFunction, z } from "isolane";
-export default defineFunction({
-  description: "Echo",
-  input: z.object({ message: z.string() }),
-  output: z.object({ message: z.string() }),
-  handler: (input) => input,
-});
-`;
+import { adminToken, bundleOf, deploy, echoModule } from "./support/bundles.ts";
 
 /** Top-level code that keeps what it allocates: JS arrays (the heap) or ArrayBuffers (outside it). */
 function runaway(kind: "heap" | "buffers"): string {
   const grow = kind === "heap"
     ? "for (;;) kept.push(new Array(1_000_000).fill(1.5));"
     : "for (let i = 0; ; i++) { kept.push(new Uint8Array(64 * 2 ** 20).fill(1)); if (i % 4 === 0) await new Promise((r) => setTimeout(r, 1)); }";
-  return `const kept: unknown[] = [];\n${grow}\n${echo}`;
+  return `const kept: unknown[] = [];\n${grow}\n${echoModule}`;
 }
 
 /** Calls echo until `done` settles; counts answers that were not 200 (a dead runtime fails them all). */
@@ -45,7 +36,7 @@ Deno.test("a module that allocates without bound at import is refused (422); the
   const dir = await Deno.makeTempDir({ prefix: "isolane-import-" });
   try {
     await Deno.mkdir(`${dir}/echo`);
-    await Deno.writeTextFile(`${dir}/echo/mod.ts`, echo);
+    await Deno.writeTextFile(`${dir}/echo/mod.ts`, echoModule);
     await using server = await startServer({ functionsDir: dir, env: { ISOLANE_ADMIN_TOKEN: adminToken } });
     for (const kind of ["heap", "buffers"] as const) {
       const deployed = deploy(server, `hog-${kind}`, await bundleOf({ "mod.ts": runaway(kind) }));
@@ -60,7 +51,7 @@ Deno.test("a module that allocates without bound at import is refused (422); the
     }
     // The runtime is the same process, still serving, and a good deploy goes through.
     assert.deepEqual(await (await server.invoke("echo", { message: "after" })).json(), { message: "after" });
-    const good = await deploy(server, "good", await bundleOf({ "mod.ts": echo }));
+    const good = await deploy(server, "good", await bundleOf({ "mod.ts": echoModule }));
     assert.equal(good.status, 201, await good.text());
     assert.deepEqual(await (await server.invoke("good", { message: "hi" })).json(), { message: "hi" });
   } finally {

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { errorOf, startServer, until } from "./support/server.ts";
+import { echoModule } from "./support/bundles.ts";
 
 const slow = `import { defineFunction, z } from "isolane";
 export default defineFunction({
@@ -23,20 +24,11 @@ export default defineFunction({
 });
 `;
 
-const echo = `import { defineFunction, z } from "isolane";
-export default defineFunction({
-  description: "Echo",
-  input: z.object({ message: z.string() }),
-  output: z.object({ message: z.string() }),
-  handler: (input) => input,
-});
-`;
-
 for (const threads of ["0", "2"]) {
   Deno.test(`a process host's child killed with SIGKILL mid-request: 500, a new child, others unaffected (HTTP threads: ${threads})`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "isolane-kill-" });
     try {
-      for (const [name, source] of [["slow", slow], ["echo", echo]]) {
+      for (const [name, source] of [["slow", slow], ["echo", echoModule]]) {
         await Deno.mkdir(`${dir}/${name}`);
         await Deno.writeTextFile(`${dir}/${name}/mod.ts`, source);
       }

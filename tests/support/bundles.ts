@@ -7,6 +7,16 @@ import { join } from "node:path";
 import { packFolder } from "../../src/registry/bundle.ts";
 import type { TestServer } from "./server.ts";
 
+/** A function module that answers `{"message": string}` with its input: the bystander that must keep answering. */
+export const echoModule = `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Echo",
+  input: z.object({ message: z.string() }),
+  output: z.object({ message: z.string() }),
+  handler: (input) => input,
+});
+`;
+
 /** The admin token the tests start the runtime with. */
 export const adminToken = "test-admin-token-0123456789";
 
