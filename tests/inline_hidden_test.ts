@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { errorOf, startServer, type TestServer } from "./support/server.ts";
 import { localFunctionLoopModel } from "../native/ort/test_models.ts";
 
-const timeoutMs = 300;
+const timeoutMs = 1000;
 const abortGraceMs = 2000;
 /** Loop iterations of the long run: some 2.5 µs each on the 2-core dev VM, so about 25 s when nothing stops it. */
 const longRun = 10_000_000;
