@@ -391,13 +391,15 @@ export interface LogMessage {
 export const maxLogText = 16 * 1024;
 
 /**
- * `text` cut to {@link maxLogText} characters, saying how many were left out; a text this has cut already (or one at
- * most 64 characters longer) is returned as it is.
+ * `text` cut to {@link maxLogText} characters (UTF-16 units; one fewer where the cut would split a surrogate pair,
+ * which would log a lone surrogate), saying how many were left out; a text this has cut already (or one at most 64
+ * characters longer) is returned as it is.
  */
 export function clipLogText(text: string): string {
-  return text.length <= maxLogText + 64
-    ? text
-    : `${text.slice(0, maxLogText)}… (${text.length - maxLogText} more characters left out)`;
+  if (text.length <= maxLogText + 64) return text;
+  const last = text.charCodeAt(maxLogText - 1);
+  const cut = last >= 0xd800 && last <= 0xdbff ? maxLogText - 1 : maxLogText;
+  return `${text.slice(0, cut)}… (${text.length - cut} more characters left out)`;
 }
 
 /** Every message an isolate sends. */

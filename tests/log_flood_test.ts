@@ -21,12 +21,30 @@ export default defineFunction({
 });
 `;
 
+/** Logs `a` repeated up to one short of the cut, then emoji (two UTF-16 units each): the cut falls inside the first. */
+const smiler = (isolation: string) =>
+  `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Logs a line whose cut falls between the two halves of an emoji",
+  isolation: "${isolation}",
+  input: z.object({ a: z.number().int(), emoji: z.number().int() }),
+  output: z.object({ logged: z.number() }),
+  handler: ({ a, emoji }) => {
+    const line = "a".repeat(a) + "\u{1F600}".repeat(emoji);
+    console.log(line);
+    return { logged: line.length };
+  },
+});
+`;
+
 for (const isolation of ["worker", "process"]) {
   Deno.test(`a function's huge console line is logged cut to ${maxLogText} characters (${isolation} host)`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "isolane-logs-" });
     try {
       await Deno.mkdir(`${dir}/shout`);
       await Deno.writeTextFile(`${dir}/shout/mod.ts`, shouter(isolation));
+      await Deno.mkdir(`${dir}/smile`);
+      await Deno.writeTextFile(`${dir}/smile/mod.ts`, smiler(isolation));
       await using server = await startServer({ functionsDir: dir });
       const n = 4 * 1024 * 1024;
       const response = await server.invoke("shout", { n }, {
@@ -43,6 +61,14 @@ for (const isolation of ["worker", "process"]) {
       })).body?.cancel();
       const short = await server.waitForLog((l) => l.msg === "function log" && l.request === "short-line");
       assert.equal(short.text, "abbbbbbbbb");
+      // A cut between the two UTF-16 units of a character keeps neither: no lone surrogate (or U+FFFD) is logged.
+      const smile = await server.invoke("smile", { a: maxLogText - 1, emoji: 10_000 }, {
+        headers: { "content-type": "application/json", "x-request-id": "emoji-line" },
+      });
+      const { logged } = await smile.json();
+      const cut = await server.waitForLog((l) => l.msg === "function log" && l.request === "emoji-line");
+      const kept = "a".repeat(maxLogText - 1);
+      assert.equal(cut.text, `${kept}… (${logged - kept.length} more characters left out)`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -391,3 +391,66 @@ export function flattenByShapeModel(): Uint8Array {
 function axis(value: number) {
   return onnx.AttributeProto.create({ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: value });
 }
+
+/**
+ * `y = x · Wⁿ` as {@link loopMatMulModel} computes it, where `n` comes from the float32 input `count` (`[1]`, cast to
+ * int64), but hidden in a model-local function (`ModelProto.functions`, IR 8): the main graph holds one node,
+ * `isolane.test:Add(x, count)`, a name of a fixed-cost operator in another domain, whose body is the `Cast`, the `Loop`
+ * and its MatMuls. `x` float32 `[1, width]`, `y` float32 `[1, width]` (equal to `x` for every `n`). A request's values
+ * decide how long a run with the same input dimensions lasts. For tests of which models' runs may go inline.
+ */
+export function localFunctionLoopModel(width = 128): Uint8Array {
+  const { BOOL } = onnx.TensorProto.DataType;
+  const identity = new Float32Array(width * width);
+  for (let i = 0; i < width; i++) identity[i * width + i] = 1;
+  const row = (name: string) => valueInfo(name, [1, width]);
+  const scalar = (name: string, elemType: number) =>
+    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape: { dim: [] } } } });
+  const body = onnx.GraphProto.create({
+    name: "step",
+    node: [
+      { opType: "Identity", input: ["cond_in"], output: ["cond_out"], name: "keep_going" },
+      { opType: "MatMul", input: ["x_in", "w"], output: ["x_out"], name: "step_matmul" },
+    ],
+    input: [scalar("i", INT64), scalar("cond_in", BOOL), row("x_in")],
+    output: [scalar("cond_out", BOOL), row("x_out")],
+  });
+  const w = onnx.TensorProto.create({ name: "w", dims: [width, width], dataType: FLOAT, rawData: bytes(identity) });
+  const domain = "isolane.test";
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: "isolane",
+    opsetImport: [{ domain: "", version: 17 }, { domain, version: 1 }],
+    graph: onnx.GraphProto.create({
+      name: "local_function_loop",
+      node: [{ opType: "Add", domain, input: ["x", "count"], output: ["y"], name: "hidden" }],
+      input: [row("x"), valueInfo("count", [1])],
+      output: [row("y")],
+    }),
+    functions: [{
+      name: "Add",
+      domain,
+      input: ["x", "count"],
+      output: ["y"],
+      opsetImport: [{ domain: "", version: 17 }],
+      node: [
+        {
+          opType: "Constant",
+          output: ["w"],
+          name: "weights",
+          attribute: [{ name: "value", type: onnx.AttributeProto.AttributeType.TENSOR, t: w }],
+        },
+        { opType: "Cast", input: ["count"], output: ["count64"], name: "cast", attribute: [castTo(INT64)] },
+        { opType: "Squeeze", input: ["count64"], output: ["n"], name: "squeeze" },
+        {
+          opType: "Loop",
+          input: ["n", "", "x"],
+          output: ["y"],
+          name: "loop",
+          attribute: [{ name: "body", type: onnx.AttributeProto.AttributeType.GRAPH, g: body }],
+        },
+      ],
+    }],
+  });
+  return onnx.ModelProto.encode(model).finish();
+}

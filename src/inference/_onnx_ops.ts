@@ -15,6 +15,11 @@ export interface ModelOps {
   /** Whether a node carries a subgraph (control flow). */
   subgraphs: boolean;
   /**
+   * Whether the model defines functions of its own (`ModelProto.functions`, field 25): a node of the main graph may
+   * then run any body under any operator name (a `Loop` behind `mydomain:Add`), which {@link ops} does not show.
+   */
+  localFunctions: boolean;
+  /**
    * ONNX element types (`TensorProto.DataType`: 1 float, 7 int64, 9 bool, ...) of the main graph's inputs, in order;
    * 0 for an input that is not a tensor or declares none.
    */
@@ -124,15 +129,23 @@ function fields(
  * @example
  * ```ts
  * modelOps(await Deno.readFile("functions/mlp/mlp.onnx"));
- * // { ops: Set { "MatMul", "Add", "Relu" }, subgraphs: false, inputTypes: [1], shapesFromInputs: Set {} }
+ * // { ops: Set { "MatMul", "Add", "Relu" }, subgraphs: false, localFunctions: false, inputTypes: [1],
+ * //   shapesFromInputs: Set {} }
  * ```
  */
 export function modelOps(bytes: Uint8Array): ModelOps {
-  const found: ModelOps = { ops: new Set(), subgraphs: false, inputTypes: [], shapesFromInputs: new Set() };
+  const found: ModelOps = {
+    ops: new Set(),
+    subgraphs: false,
+    localFunctions: false,
+    inputTypes: [],
+    shapesFromInputs: new Set(),
+  };
   const fromInputs = new Set<string>();
   const nodes: { op: string; inputs: string[]; outputs: string[] }[] = [];
   const text = (a: number, b: number) => textDecoder.decode(bytes.subarray(a, b));
   fields(bytes, 0, bytes.length, (n, from, to) => {
+    if (n === 25) found.localFunctions = true;
     if (n !== 7) return;
     fields(bytes, from, to, (g, nodeFrom, nodeTo) => {
       if (g === 11) {

@@ -4,6 +4,7 @@ import { modelOps } from "./_onnx_ops.ts";
 import ort from "onnxruntime-node";
 import {
   flattenByShapeModel,
+  localFunctionLoopModel,
   loopMatMulModel,
   reshapeByCastModel,
   reshapeByInputModel,
@@ -17,24 +18,28 @@ Deno.test("modelOps reads a model's operators and sees control flow", async () =
   assert.deepEqual(modelOps(await Deno.readFile(mlpPath)), {
     ops: new Set(["MatMul", "Add", "Relu"]),
     subgraphs: false,
+    localFunctions: false,
     inputTypes: [1],
     shapesFromInputs: new Set(),
   });
   assert.deepEqual(modelOps(loopMatMulModel(8)), {
     ops: new Set(["Loop"]),
     subgraphs: true,
+    localFunctions: false,
     inputTypes: [7, 1],
     shapesFromInputs: new Set(),
   });
   assert.deepEqual(modelOps(unaryModel("Sigmoid", [2, 3])), {
     ops: new Set(["Sigmoid"]),
     subgraphs: false,
+    localFunctions: false,
     inputTypes: [1],
     shapesFromInputs: new Set(),
   });
   assert.deepEqual(modelOps(reshapeByInputModel()), {
     ops: new Set(["Reshape"]),
     subgraphs: false,
+    localFunctions: false,
     inputTypes: [1, 7],
     shapesFromInputs: new Set(["Reshape"]),
   });
@@ -44,12 +49,14 @@ Deno.test("modelOps follows a float input cast to a shape, not a shape read from
   assert.deepEqual(modelOps(reshapeByCastModel()), {
     ops: new Set(["Cast", "Reshape"]),
     subgraphs: false,
+    localFunctions: false,
     inputTypes: [1, 1],
     shapesFromInputs: new Set(["Reshape"]),
   });
   assert.deepEqual(modelOps(flattenByShapeModel()), {
     ops: new Set(["Shape", "Slice", "Concat", "Reshape"]),
     subgraphs: false,
+    localFunctions: false,
     inputTypes: [1],
     shapesFromInputs: new Set(),
   });
@@ -81,10 +88,30 @@ Deno.test("inlineCapable: a small fixed-cost model runs inline; control flow or 
     // So is a float input cast to integers inside the model; a shape from an input's dimensions is not.
     assert.equal(await inlineCapable(await write("reshape_by_cast", reshapeByCastModel())), false);
     assert.equal(await inlineCapable(await write("flatten", flattenByShapeModel())), true);
+    // A Loop hidden in a model-local function behind a node named like a fixed-cost operator.
+    assert.equal(await inlineCapable(await write("local_function", localFunctionLoopModel(8))), false);
     assert.equal(await inlineCapable(`${dir}/missing.onnx`), false);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("modelOps sees a model's own functions, whose bodies its main graph does not show", async () => {
+  assert.deepEqual(modelOps(localFunctionLoopModel(8)), {
+    ops: new Set(["Add"]),
+    subgraphs: false,
+    localFunctions: true,
+    inputTypes: [1, 1],
+    shapesFromInputs: new Set(),
+  });
+  // What ORT does with it: the same input dimensions run as many Loop iterations as the request's value asks for.
+  const session = await ort.InferenceSession.create(localFunctionLoopModel(8));
+  const x = new ort.Tensor("float32", Float32Array.from({ length: 8 }, (_, i) => i + 1), [1, 8]);
+  for (const n of [0, 3]) {
+    const { y } = await session.run({ x, count: new ort.Tensor("float32", Float32Array.of(n), [1]) });
+    assert.deepEqual([...(y.data as Float32Array)], [1, 2, 3, 4, 5, 6, 7, 8]);
+  }
+  await session.release();
 });
 
 Deno.test("modelOps refuses bytes that are not a whole protobuf message", async () => {

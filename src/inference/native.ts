@@ -713,15 +713,16 @@ const inlineInputTypes: ReadonlySet<number> = new Set([1, 9, 10, 11, 16]);
 
 /**
  * Whether runs of the model at `path` may run inline ({@link inlineRunMs}): a model of at most 4 MiB, of
- * {@link fixedCostOps} only, without subgraphs, whose inputs are all floating point or bool, and where no value
+ * {@link fixedCostOps} only, without subgraphs or functions of its own (`ModelOps.localFunctions`: a `Loop` can hide
+ * behind a node named `mydomain:Add`), whose inputs are all floating point or bool, and where no value
  * computed from an input reaches a shape operand (`ModelOps.shapesFromInputs`: a float input cast to int64 can be a
  * `Reshape`'s shape as well as an integer input can). `false` for a file it cannot read or parse.
  */
 export async function inlineCapable(path: string): Promise<boolean> {
   try {
     if ((await Deno.stat(path)).size > inlineModelBytes) return false;
-    const { ops, subgraphs, inputTypes, shapesFromInputs } = modelOps(await Deno.readFile(path));
-    return !subgraphs && ops.size > 0 && [...ops].every((op) => fixedCostOps.has(op)) &&
+    const { ops, subgraphs, localFunctions, inputTypes, shapesFromInputs } = modelOps(await Deno.readFile(path));
+    return !subgraphs && !localFunctions && ops.size > 0 && [...ops].every((op) => fixedCostOps.has(op)) &&
       inputTypes.every((type) => inlineInputTypes.has(type)) && shapesFromInputs.size === 0;
   } catch {
     return false;
