@@ -278,22 +278,13 @@ export async function writeTempModel(model: Uint8Array, name = "model.onnx"): Pr
 }
 
 /**
- * A model whose run lasts as long as its caller asks: `y = x · Wⁿ` computed
- * as a `Loop` of `n` MatMuls, where `n` is the int64 scalar input `n`, `x`
- * is float32 [1, width] and W is the identity (so `y` equals `x` for every
- * `n`, and values never grow). ORT reads a run's terminate flag before each
- * node of each iteration, so a terminated run stops within one iteration:
- * the model for tests of cancelling a long run.
+ * The body of a `Loop` that multiplies `x_in` (float32 `[1, width]`) by `w` once an iteration, keeping its condition;
+ * with `identity` (`width × width`, float32) as `w`, every iteration leaves `x` as it was.
  */
-export function loopMatMulModel(width = 256): Uint8Array {
-  const { INT64, BOOL } = onnx.TensorProto.DataType;
+function matMulLoopBody(width: number) {
   const identity = new Float32Array(width * width);
   for (let i = 0; i < width; i++) identity[i * width + i] = 1;
-  const row = (name: string) =>
-    onnx.ValueInfoProto.create({
-      name,
-      type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimValue: 1 }, { dimValue: width }] } } },
-    });
+  const row = (name: string) => valueInfo(name, [1, width]);
   const scalar = (name: string, elemType: number) =>
     onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape: { dim: [] } } } });
   const body = onnx.GraphProto.create({
@@ -302,9 +293,22 @@ export function loopMatMulModel(width = 256): Uint8Array {
       { opType: "Identity", input: ["cond_in"], output: ["cond_out"], name: "keep_going" },
       { opType: "MatMul", input: ["x_in", "w"], output: ["x_out"], name: "step_matmul" },
     ],
-    input: [scalar("i", INT64), scalar("cond_in", BOOL), row("x_in")],
-    output: [scalar("cond_out", BOOL), row("x_out")],
+    input: [scalar("i", INT64), scalar("cond_in", onnx.TensorProto.DataType.BOOL), row("x_in")],
+    output: [scalar("cond_out", onnx.TensorProto.DataType.BOOL), row("x_out")],
   });
+  return { body, identity, row, scalar };
+}
+
+/**
+ * A model whose run lasts as long as its caller asks: `y = x · Wⁿ` computed
+ * as a `Loop` of `n` MatMuls, where `n` is the int64 scalar input `n`, `x`
+ * is float32 [1, width] and W is the identity (so `y` equals `x` for every
+ * `n`, and values never grow). ORT reads a run's terminate flag before each
+ * node of each iteration, so a terminated run stops within one iteration:
+ * the model for tests of cancelling a long run.
+ */
+export function loopMatMulModel(width = 256): Uint8Array {
+  const { body, identity, row, scalar } = matMulLoopBody(width);
   const model = onnx.ModelProto.create({
     irVersion: 8,
     producerName: "isolane",
@@ -400,21 +404,7 @@ function axis(value: number) {
  * decide how long a run with the same input dimensions lasts. For tests of which models' runs may go inline.
  */
 export function localFunctionLoopModel(width = 128): Uint8Array {
-  const { BOOL } = onnx.TensorProto.DataType;
-  const identity = new Float32Array(width * width);
-  for (let i = 0; i < width; i++) identity[i * width + i] = 1;
-  const row = (name: string) => valueInfo(name, [1, width]);
-  const scalar = (name: string, elemType: number) =>
-    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape: { dim: [] } } } });
-  const body = onnx.GraphProto.create({
-    name: "step",
-    node: [
-      { opType: "Identity", input: ["cond_in"], output: ["cond_out"], name: "keep_going" },
-      { opType: "MatMul", input: ["x_in", "w"], output: ["x_out"], name: "step_matmul" },
-    ],
-    input: [scalar("i", INT64), scalar("cond_in", BOOL), row("x_in")],
-    output: [scalar("cond_out", BOOL), row("x_out")],
-  });
+  const { body, identity, row } = matMulLoopBody(width);
   const w = onnx.TensorProto.create({ name: "w", dims: [width, width], dataType: FLOAT, rawData: bytes(identity) });
   const domain = "isolane.test";
   const model = onnx.ModelProto.create({
