@@ -421,6 +421,37 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     assert.deepEqual(JSON.parse(text), { message: "hi there" });
   });
 
+  await t.step(
+    "a redeploy that changes the signature: a request sent the moment it answered decodes by the new one",
+    async () => {
+      const identity = (datatype: string) =>
+        `import { defineFunction } from "isolane";
+export default defineFunction({
+  description: "Identity on ${datatype}",
+  signature: {
+    inputs: [{ name: "x", datatype: "${datatype}", shape: [-1, 2] }],
+    outputs: [{ name: "y", datatype: "${datatype}", shape: [-1, 2] }],
+  },
+  handler: ({ x }) => ({ y: x }),
+});
+`;
+      // Each thread kept its copy of the signatures for up to 250 ms after a deploy answered: INT32 data after a
+      // redeploy to INT32 was refused ("must be FP32") by a thread that still held the FP32 version.
+      for (const datatype of ["FP32", "INT32", "FP32", "INT32", "FP32", "INT32"]) {
+        await deployOk(server, "retyped", { "mod.ts": identity(datatype) });
+        const answers = await Promise.all([0, 1, 2, 3].map(() =>
+          post(server, "/v2/models/retyped/infer", {
+            inputs: [{ name: "x", shape: [1, 2], datatype, data: [3, 4] }],
+          })
+        ));
+        for (const { response, text } of answers) {
+          assert.equal(response.status, 200, `${datatype}: ${text}`);
+          assert.deepEqual(JSON.parse(text).outputs[0], { name: "y", datatype, shape: [1, 2], data: [3, 4] });
+        }
+      }
+    },
+  );
+
   await t.step("a full queue answers 429 with Retry-After through a thread", async () => {
     const answers = await Promise.all(
       [0, 1, 2, 3].map(() => post(server, "/v1/functions/slow", { sleepMs: 600 })),

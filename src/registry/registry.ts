@@ -56,11 +56,21 @@ export interface RegistryOptions extends LoadContext {
 /** Finds, loads, reloads and unloads functions. */
 export class Registry {
   #entries = new Map<string, FunctionEntry>();
+  #onServe: (() => Promise<void>)[] = [];
   readonly functionsDir: string;
 
   /** Creates an empty registry over a functions folder. */
   constructor(readonly options: RegistryOptions) {
     this.functionsDir = resolve(options.functionsDir);
+  }
+
+  /**
+   * Calls `listener` each time a version starts serving; the load (a deploy's answer, a reload) waits until what it
+   * returns settles. For copies of the functions kept elsewhere (the HTTP threads' signatures), so that what a
+   * deploy acknowledged is what every request meets after it.
+   */
+  onServe(listener: () => Promise<void>): void {
+    this.#onServe.push(listener);
   }
 
   /** The function named `name`, if known. */
@@ -197,6 +207,7 @@ export class Registry {
         ms: Math.round(performance.now() - started),
       });
       if (old) void retire(old);
+      await Promise.all(this.#onServe.map((listener) => listener().catch(() => {})));
       return { ok: true, loaded };
     } catch (error) {
       entry.error = error instanceof Error ? error.message : String(error);

@@ -56,7 +56,8 @@ export type ToThread =
   | { k: "link"; link: number; port: MessagePort }
   /** The link's isolate ended. */
   | { k: "unlink"; link: number }
-  | { k: "profiles"; profiles: Record<string, FunctionProfile> }
+  /** The functions the thread serves directly; it answers `profiled` with `seq` once it serves by them. */
+  | { k: "profiles"; profiles: Record<string, FunctionProfile>; seq: number }
   /** An invocation's answer: a JSON body, or tensors of an infer request. */
   | { k: "done"; id: number; body?: ArrayBuffer; tensors?: WireTensor[] }
   /** One item of a handler that streams. */
@@ -121,6 +122,8 @@ export type ToMain =
   | { k: "records"; fn: string[]; status: number[]; ms: number[] }
   /** Its records are sent (they came before this): the answer to `flush`. */
   | { k: "flushed" }
+  /** The thread serves by the `profiles` numbered `seq` (and every one before). */
+  | { k: "profiled"; seq: number }
   /** It no longer accepts connections. */
   | { k: "closed" }
   /** Its requests in flight are answered. */

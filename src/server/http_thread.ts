@@ -542,6 +542,7 @@ function receive(op: ToThread): void {
     }
     case "profiles":
       profiles = new Map(Object.entries(op.profiles));
+      outbox.send({ k: "profiled", seq: op.seq });
       return;
     case "link": {
       links.set(op.link, op.port);

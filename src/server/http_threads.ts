@@ -29,6 +29,11 @@ let nextLink = 1;
  * ({@link HttpThreads} `#onBusy`): its deadline starts, and the queue (the API, admission) shows it, at most this late.
  */
 const quietMs = 5;
+/**
+ * The longest a deploy or reload waits for the HTTP threads to serve by its new version's signature before it answers
+ * (a thread that does not answer by then is dying, and is replaced).
+ */
+const profilesAckMs = 1000;
 /** Empty polls in a row after which the admission board stops polling: 100 ms at one poll per 5 ms. */
 const idlePollsToStop = 20;
 
@@ -89,6 +94,8 @@ class Thread implements SharedSource<SharedInfer> {
   closed: (() => void) | undefined;
   /** Callers waiting for the thread's metrics records (`flush`). */
   readonly flushed: (() => void)[] = [];
+  /** The last `profiles` the thread said it serves by (their `seq`). */
+  profiled = 0;
   stopped!: () => void;
   /** Settles once the thread has answered its requests in flight after a stop. */
   readonly drained = new Promise<void>((resolve) => (this.stopped = resolve));
@@ -166,10 +173,13 @@ export class HttpThreads {
       mainDoorbell().delete(threads.#drainAll);
       throw error;
     }
-    threads.#pushProfiles();
+    void threads.#pushProfiles();
+    // A deploy's or reload's answer waits until the threads decode by the new version's signature: a client that
+    // calls the new signature the moment its deploy answered was refused by a thread's old copy for up to 250 ms.
+    options.registry.onServe(() => threads.#pushProfiles());
     options.metrics.addSource(() => threads.#flushRecords());
     // Deploys, swaps and removals reach the threads within this interval; the main thread checks each call anyway.
-    const timer = setInterval(() => threads.#pushProfiles(), 250);
+    const timer = setInterval(() => void threads.#pushProfiles(), 250);
     Deno.unrefTimer(timer);
     threads.#timer = timer;
     return threads;
@@ -233,7 +243,7 @@ export class HttpThreads {
     try {
       await this.#spawn(index, port);
       this.#profiles = "";
-      this.#pushProfiles();
+      void this.#pushProfiles();
       log("info", "HTTP thread respawned", { thread: index });
     } catch (error) {
       log("error", "HTTP thread could not be respawned", { thread: index, reason: String(error) });
@@ -312,13 +322,46 @@ export class HttpThreads {
     return pool?.queued ?? 0;
   }
 
-  #pushProfiles(): void {
+  /**
+   * Sends the threads the functions they serve directly, if they changed; resolves once every thread serves by them
+   * (or by later ones), or after {@link profilesAckMs} should a thread not answer.
+   */
+  #pushProfiles(): Promise<void> {
     for (const t of this.#threads) this.#unlinkEnded(t);
     const profiles = profilesOf(this.options.registry, this.options.devMode, this.#slotOf);
     const text = JSON.stringify(profiles);
-    if (text === this.#profiles) return;
-    this.#profiles = text;
-    for (const t of this.#threads) t.outbox.send({ k: "profiles", profiles });
+    if (text !== this.#profiles) {
+      this.#profiles = text;
+      const seq = ++this.#profileSeq;
+      for (const t of this.#threads) t.outbox.send({ k: "profiles", profiles, seq });
+    }
+    return this.#profilesServed(this.#profileSeq);
+  }
+
+  #profileSeq = 0;
+  /** Callers waiting until every thread serves by the `profiles` numbered `seq`. */
+  #profileWaits: { seq: number; resolve: () => void }[] = [];
+
+  #profilesServed(seq: number): Promise<void> {
+    if (this.#stopping || this.#threads.every((t) => t.profiled >= seq)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, profilesAckMs);
+      const wait = { seq, resolve: done };
+      this.#profileWaits.push(wait);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+
+  #settleProfileWaits(): void {
+    const served = Math.min(...this.#threads.map((t) => t.profiled));
+    this.#profileWaits = this.#profileWaits.filter((wait) => {
+      if (wait.seq > served) return true;
+      wait.resolve();
+      return false;
+    });
   }
 
   /** Takes the requests a thread wrote in its ring. */
@@ -357,6 +400,9 @@ export class HttpThreads {
         for (let i = 0; i < fn.length; i++) this.options.metrics.record(fn[i], status[i], ms[i]);
         return;
       }
+      case "profiled":
+        thread.profiled = op.seq;
+        return this.#settleProfileWaits();
       case "flushed":
         for (const resolve of thread.flushed.splice(0)) resolve();
         return;
