@@ -192,14 +192,14 @@ export async function extractBundle(bytes: Uint8Array, dir: string): Promise<voi
     const extract = tar.x({ cwd: dir, strict: true, preservePaths: false, noChmod: true });
     extract.on("finish", () => resolve());
     extract.on("close", () => resolve());
+    let failed = false;
     extract.on("error", (error: Error & { code?: string; tarCode?: string }) => {
+      failed = true;
       // An entry's error carries node-tar's code; the checks before should leave none, but one is the bundle's fault.
       if (error.tarCode === undefined || serverSide.has(error.code ?? "")) return reject(error);
       const message = error.message.replaceAll(`${dir}/`, "").replaceAll(dir, ".");
       reject(new IsolaneError("invalid_bundle", `The bundle cannot be unpacked: ${message}`));
     });
-    let failed = false;
-    extract.on("error", () => void (failed = true));
     feed(extract, bytes, () => failed).catch(reject);
   });
 }

@@ -346,8 +346,7 @@ export class HttpThreads {
     if (this.#stopping || this.#threads.every((t) => t.profiled >= seq)) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, profilesAckMs);
-      const wait = { seq, resolve: done };
-      this.#profileWaits.push(wait);
+      this.#profileWaits.push({ seq, resolve: done });
       function done() {
         clearTimeout(timer);
         resolve();
