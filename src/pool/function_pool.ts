@@ -307,6 +307,23 @@ export class FunctionPool {
   }
 
   /**
+   * The refusal of an answer larger than `maxAnswerBytes` (its body and its tensors' data), if it is: no client is sent
+   * an answer of gigabytes that a handler built by mistake, and the message says what to change. Answers an isolate
+   * sent straight to an HTTP thread (`replied`) and streamed items are not seen here.
+   */
+  #tooLarge(result: Extract<JobResult, { ok: true }>): IsolaneError | undefined {
+    const limit = this.spec.options.maxAnswerBytes;
+    let bytes = result.body?.byteLength ?? 0;
+    if (result.tensors) { for (const t of result.tensors) bytes += t.data.byteLength; }
+    if (bytes <= limit) return undefined;
+    return new IsolaneError(
+      "answer_too_large",
+      `Function '${this.spec.name}' answered ${bytes} bytes, more than its maxAnswerBytes of ${limit}; ` +
+        "return less (fewer rows a request, a smaller output) or raise maxAnswerBytes in its definition",
+    );
+  }
+
+  /**
    * Answers 429 now to each queued request that cannot finish by its deadline even at the pace of the fastest of the
    * last batches, rather than 504 once the deadline has passed. Called as each batch finishes, before the next leaves:
    * a burst that arrived before any batch had finished (a cold or freshly loaded function, with no service time to go
@@ -733,7 +750,9 @@ export class FunctionPool {
           if (result.replied) this.#sharedAnswers.direct++;
           else this.#sharedAnswers.relayed++;
         }
-        if (result.ok) this.#answer(request, undefined, result);
+        const tooLarge = result.ok ? this.#tooLarge(result) : undefined;
+        if (tooLarge) this.#answer(request, tooLarge, undefined);
+        else if (result.ok) this.#answer(request, undefined, result);
         else this.#answer(request, IsolaneError.from(result.error), undefined);
       }
       if (--left === 0) {
