@@ -22,6 +22,10 @@ const configSchema = z.object({
   dataDir: z.string().min(1).default(".isolane"),
   watch: z.boolean().default(false),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** Log lines a second each function may write with `console`, on average; more are dropped and counted. */
+  logRate: z.coerce.number().positive().default(100),
+  /** Log lines each function may write at once above `logRate`. */
+  logBurst: z.coerce.number().int().min(1).default(1000),
   /** Bearer token of the admin API (deploy, rollback, delete); without one the admin API is off. */
   adminToken: z.string().min(16, "must have at least 16 characters").optional(),
   /** Development: the admin API without a token, for loopback clients only. */
@@ -78,6 +82,8 @@ const sources: Record<keyof z.input<typeof configSchema>, string> = {
   functionsDir: "ISOLANE_FUNCTIONS",
   dataDir: "ISOLANE_DATA",
   logLevel: "ISOLANE_LOG_LEVEL",
+  logRate: "ISOLANE_LOG_RATE",
+  logBurst: "ISOLANE_LOG_BURST",
   ortThreads: "ISOLANE_ORT_THREADS",
   adminToken: "ISOLANE_ADMIN_TOKEN",
   maxBundleBytes: "ISOLANE_MAX_BUNDLE_BYTES",
@@ -116,7 +122,7 @@ export type Config = z.output<typeof configSchema>;
  * Parses the configuration. Throws `ConfigError` naming the variable at fault.
  *
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
- * `ISOLANE_LOG_LEVEL`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_SHARED_WEIGHTS`, `ISOLANE_SPARE_ISOLATES`, `ISOLANE_CUDA_SYNC`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
+ * `ISOLANE_LOG_LEVEL`, `ISOLANE_LOG_RATE`, `ISOLANE_LOG_BURST`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_SHARED_WEIGHTS`, `ISOLANE_SPARE_ISOLATES`, `ISOLANE_CUDA_SYNC`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
  * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_BOOT_TIMEOUT_MS`, `ISOLANE_STORE`,
  * `ISOLANE_STORE_RECONCILE_MS`, `ISOLANE_SERVE_FUNCTIONS`, `ISOLANE_JWT_SECRET`, `ISOLANE_JWKS_URL`,
  * `ISOLANE_JWT_ISSUER`, `ISOLANE_JWT_AUDIENCE`. Arguments: `--watch`, `--dev-admin` (development: also

@@ -26,6 +26,7 @@ export const errorStatus = {
   queue_full: 429,
   handler_error: 500,
   invalid_output: 500,
+  answer_too_large: 500,
   isolate_crashed: 500,
   internal: 500,
   function_unavailable: 503,

@@ -23,6 +23,7 @@ import { InvocationKeys } from "./registry/invocation_keys.ts";
 import { InvocationAuth } from "./server/invocation_auth.ts";
 import { HttpThreads } from "./server/http_threads.ts";
 import { removeStaleRunFolders } from "./pool/run_folder.ts";
+import { setFunctionLogLimit } from "./pool/log_limit.ts";
 import { removeStaleEditedModels } from "./inference/model_edit.ts";
 import { checkStartable } from "./start_checks.ts";
 
@@ -63,6 +64,7 @@ function invokedFunction(c: Context, registry: Registry): string | null {
 export async function startRuntime(config: Config): Promise<Runtime> {
   checkStartable(config);
   setLogLevel(config.logLevel);
+  setFunctionLogLimit({ linesPerSecond: config.logRate, burst: config.logBurst });
   // The process hosts' socket folders of runtimes killed with SIGKILL (src/pool/run_folder.ts).
   removeStaleRunFolders();
   // Edited models' folders of runtimes killed with SIGKILL (src/inference/model_edit.ts).

@@ -331,6 +331,11 @@ export interface FunctionOptionsBase<M extends string = string, S = unknown> {
   timeoutMs?: number;
   /** Largest accepted request body in bytes; default 8 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Largest answer in bytes (its JSON body, or its output tensors' data); a larger one is answered 500
+   * `answer_too_large` instead. Default 64 MiB, at most 2 GiB.
+   */
+  maxAnswerBytes?: number;
   /** Requests that may wait for an isolate before new ones get 429 (so does a wait past `timeoutMs`); default 1024. */
   queueDepth?: number;
   /** Extra permissions; none by default. */
@@ -539,6 +544,7 @@ export const functionOptionsSchema = z.object({
   instances: z.number().int().min(1).max(64).default(1),
   timeoutMs: z.number().int().min(1).max(600_000).default(30_000),
   maxBodyBytes: z.number().int().min(1).max(256 * MiB).default(8 * MiB),
+  maxAnswerBytes: z.number().int().min(1).max(2048 * MiB).default(64 * MiB),
   queueDepth: z.number().int().min(0).max(100_000).default(1024),
   signature: z.object({
     inputs: z.array(tensorSpecSchema).min(1),

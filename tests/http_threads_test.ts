@@ -452,6 +452,45 @@ export default defineFunction({
     },
   );
 
+  await t.step(
+    "a request sent the moment a DELETE answered meets 404 on every thread, as on the main thread",
+    async () => {
+      const identity = `import { defineFunction } from "isolane";
+export default defineFunction({
+  description: "Identity on FP32",
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 2] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 2] }],
+  },
+  handler: ({ x }) => ({ y: x }),
+});
+`;
+      const int32 = { inputs: [{ name: "x", shape: [1, 2], datatype: "INT32", data: [3, 4] }] };
+      // The main thread's answer for a function it does not know (the threads hand it such a request whole).
+      const never = await post(server, "/v2/models/never-deployed/infer", int32);
+      assert.equal(never.response.status, 404, never.text);
+      // Each thread kept its copy of the signatures for up to 250 ms after a DELETE answered: INT32 data was refused
+      // 400 ("must be FP32") by a thread that still held the deleted version, where the main thread answers 404.
+      for (let round = 0; round < 3; round++) {
+        await deployOk(server, "deleted", { "mod.ts": identity });
+        const ok = await post(server, "/v2/models/deleted/infer", {
+          inputs: [{ name: "x", shape: [1, 2], datatype: "FP32", data: [3, 4] }],
+        });
+        assert.equal(ok.response.status, 200, ok.text);
+        const deleted = await fetch(`${server.url}/v1/functions/deleted`, {
+          method: "DELETE",
+          headers: { authorization: `Bearer ${adminToken}` },
+        });
+        assert.deepEqual(await deleted.json(), { name: "deleted", deleted: true });
+        const answers = await Promise.all([0, 1, 2, 3].map(() => post(server, "/v2/models/deleted/infer", int32)));
+        for (const { response, text } of answers) {
+          assert.equal(response.status, 404, text);
+          assert.deepEqual(JSON.parse(text), JSON.parse(never.text.replaceAll("never-deployed", "deleted")));
+        }
+      }
+    },
+  );
+
   await t.step("a full queue answers 429 with Retry-After through a thread", async () => {
     const answers = await Promise.all(
       [0, 1, 2, 3].map(() => post(server, "/v1/functions/slow", { sleepMs: 600 })),

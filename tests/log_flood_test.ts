@@ -74,3 +74,65 @@ for (const isolation of ["worker", "process"]) {
     }
   });
 }
+
+/** Logs `n` short lines in a tight loop. */
+const chatter = (isolation: string) =>
+  `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Logs n lines in a loop",
+  isolation: "${isolation}",
+  input: z.object({ n: z.number().int() }),
+  output: z.object({ logged: z.number() }),
+  handler: ({ n }) => {
+    for (let i = 0; i < n; i++) console.log("line", i);
+    return { logged: n };
+  },
+});
+`;
+
+for (const isolation of ["worker", "process"]) {
+  Deno.test(`a function that logs in a tight loop is cut to its log rate, and the drops counted (${isolation} host)`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "isolane-logs-" });
+    try {
+      for (const name of ["chatty", "quiet"]) {
+        await Deno.mkdir(`${dir}/${name}`);
+        await Deno.writeTextFile(`${dir}/${name}/mod.ts`, chatter(isolation));
+      }
+      const [rate, burst] = [20, 100];
+      await using server = await startServer({
+        functionsDir: dir,
+        env: { ISOLANE_LOG_RATE: String(rate), ISOLANE_LOG_BURST: String(burst) },
+      });
+      const n = 100_000;
+      const started = performance.now();
+      const response = await server.invoke("chatty", { n });
+      assert.deepEqual(await response.json(), { logged: n });
+      // Another function logs as usual meanwhile: the limit is each function's own.
+      const quiet = await server.invoke("quiet", { n: 3 }, {
+        headers: { "content-type": "application/json", "x-request-id": "quiet-lines" },
+      });
+      assert.deepEqual(await quiet.json(), { logged: 3 });
+      const linesOf = (name: string) => server.logs.filter((l) => l.msg === "function log" && l.function === name);
+      const droppedOf = (name: string) =>
+        server.logs.filter((l) => l.msg === "function log lines dropped" && l.function === name)
+          .reduce((sum, l) => sum + (l.dropped as number), 0);
+      // Every line is either logged or counted in a notice.
+      const notice = await server.waitForLog(
+        (l) => l.msg === "function log lines dropped" && linesOf("chatty").length + droppedOf("chatty") === n,
+        30_000,
+      );
+      const seconds = (performance.now() - started) / 1000;
+      const logged = linesOf("chatty");
+      assert.ok(logged.length >= burst, `${logged.length} lines logged`);
+      assert.ok(logged.length <= burst + rate * seconds + 1, `${logged.length} lines logged in ${seconds} s`);
+      assert.deepEqual(logged.slice(0, 3).map((l) => l.text), ["line 0", "line 1", "line 2"]);
+      assert.equal(notice.level, "warn");
+      assert.match(String(notice.reason), /More than 20 lines a second \(bursts of 100\); set ISOLANE_LOG_RATE/);
+      await server.waitForLog((l) => l.msg === "function log" && l.function === "quiet" && l.text === "line 2");
+      assert.equal(linesOf("quiet").length, 3);
+      assert.equal(droppedOf("quiet"), 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

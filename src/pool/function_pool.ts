@@ -6,7 +6,8 @@
  *   deadline its `ctx.signal` is aborted, and its isolate is ended only if it
  *   still holds the request `abortGraceMs` later (a stuck handler);
  * - it is refused with 429 at once when the queue is full or the expected
- *   wait would pass its deadline (`Retry-After` gives that wait);
+ *   wait would pass its deadline (`Retry-After` gives that wait), and a queued
+ *   one as soon as a finished batch shows that it cannot finish in time;
  * - a crashed isolate's requests get 500 and it is respawned with back-off.
  * @module
  */
@@ -127,6 +128,8 @@ type Output = { body: ArrayBuffer; tensors?: WireTensor[]; streamed?: true; repl
 type Settle = (error: IsolaneError | undefined, output: Output | undefined) => void;
 
 let nextJobId = 1;
+/** How many recent batches' service times {@link FunctionPool.#shedLate} takes the fastest of. */
+const recentBatches = 8;
 /** The options of a shared request: none (its request id comes with it). */
 const noOptions: InvokeOptions = Object.freeze({});
 /** Pools that queued requests during {@link FunctionPool.arrivals}, pumped once it ends. */
@@ -143,6 +146,8 @@ export class FunctionPool {
   #batchTimer: ReturnType<typeof setTimeout> | undefined;
   /** Moving average of one batch's service time in ms, for the expected wait. */
   #serviceMs = 0;
+  /** Service times in ms of the last batches (at most {@link recentBatches}), for {@link FunctionPool.#shedLate}. */
+  readonly #recentMs: number[] = [];
   /** When each batch now running started (`performance.now()`), for {@link FunctionPool.#longestRunningMs}. */
   readonly #runningSince = new Map<readonly Request[], number>();
   #batchSizes: number[] = [];
@@ -274,12 +279,17 @@ export class FunctionPool {
     });
   }
 
-  /** How long a request queued now would wait, from the queue and the recent service time. */
-  #expectedWaitMs(): number {
+  /** Live isolates (at least 1: a restarting one still serves the queue once it is back). */
+  #lanes(): number {
     // Counted, not filtered: with every isolate busy this runs on each request (`refusal`).
     let lanes = 0;
     for (const slot of this.#supervisor.slots) if (slot.host) lanes++;
-    lanes ||= 1;
+    return lanes || 1;
+  }
+
+  /** How long a request queued now would wait, from the queue and the recent service time. */
+  #expectedWaitMs(): number {
+    const lanes = this.#lanes();
     const perBatch = this.spec.options.dynamicBatching?.maxBatchSize ?? 1;
     const batchesAhead = Math.ceil((this.#queue.length + 1) / perBatch);
     return (batchesAhead / lanes) * (this.#serviceMs > 0 ? this.#serviceMs : this.#longestRunningMs());
@@ -294,6 +304,64 @@ export class FunctionPool {
     let oldest = Infinity;
     for (const started of this.#runningSince.values()) if (started < oldest) oldest = started;
     return oldest === Infinity ? 0 : performance.now() - oldest;
+  }
+
+  /**
+   * The refusal of an answer larger than `maxAnswerBytes` (its body and its tensors' data), if it is: no client is sent
+   * an answer of gigabytes that a handler built by mistake, and the message says what to change. Answers an isolate
+   * sent straight to an HTTP thread (`replied`) and streamed items are not seen here.
+   */
+  #tooLarge(result: Extract<JobResult, { ok: true }>): IsolaneError | undefined {
+    const limit = this.spec.options.maxAnswerBytes;
+    let bytes = result.body?.byteLength ?? 0;
+    if (result.tensors) { for (const t of result.tensors) bytes += t.data.byteLength; }
+    if (bytes <= limit) return undefined;
+    return new IsolaneError(
+      "answer_too_large",
+      `Function '${this.spec.name}' answered ${bytes} bytes, more than its maxAnswerBytes of ${limit}; ` +
+        "return less (fewer rows a request, a smaller output) or raise maxAnswerBytes in its definition",
+    );
+  }
+
+  /**
+   * Answers 429 now to each queued request that cannot finish by its deadline even at the pace of the fastest of the
+   * last batches, rather than 504 once the deadline has passed. Called as each batch finishes, before the next leaves:
+   * a burst that arrived before any batch had finished (a cold or freshly loaded function, with no service time to go
+   * by) was admitted whole, and all but the first few waited out `timeoutMs` for a 504. Each request is counted behind
+   * only the requests kept before it, so a refusal ahead of it can make room for it; those an idle isolate takes now
+   * are kept whatever their deadline (the pool knows a run's length only from the runs before it).
+   */
+  #shedLate(): void {
+    const queue = this.#queue;
+    if (queue.length === 0) return;
+    let fastest = Infinity;
+    for (const ms of this.#recentMs) if (ms < fastest) fastest = ms;
+    const lanes = this.#lanes();
+    const perBatch = this.spec.options.dynamicBatching?.maxBatchSize ?? 1;
+    // The requests an idle isolate takes now are never refused: their run may well be shorter than the last ones.
+    let startingNow = 0;
+    for (const slot of this.#supervisor.slots) if (slot.host?.alive && slot.batches === 0) startingNow += perBatch;
+    const now = performance.now();
+    let kept = 0;
+    let late: Request[] | undefined;
+    for (let i = 0; i < queue.length; i++) {
+      const request = queue[i];
+      if (
+        kept >= startingNow && now + (Math.ceil((kept + 1) / perBatch) / lanes) * fastest > request.deadlineAt
+      ) {
+        (late ??= []).push(request);
+      } else queue[kept++] = request;
+    }
+    if (!late) return;
+    queue.length = kept;
+    const { timeoutMs } = this.spec.options;
+    const error = this.#busy(
+      `would not finish this queued request within its ${timeoutMs} ms limit at its recent pace`,
+    );
+    for (const request of late) {
+      this.#finish(request);
+      this.#answer(request, error, undefined);
+    }
   }
 
   /**
@@ -682,7 +750,9 @@ export class FunctionPool {
           if (result.replied) this.#sharedAnswers.direct++;
           else this.#sharedAnswers.relayed++;
         }
-        if (result.ok) this.#answer(request, undefined, result);
+        const tooLarge = result.ok ? this.#tooLarge(result) : undefined;
+        if (tooLarge) this.#answer(request, tooLarge, undefined);
+        else if (result.ok) this.#answer(request, undefined, result);
         else this.#answer(request, IsolaneError.from(result.error), undefined);
       }
       if (--left === 0) {
@@ -693,6 +763,9 @@ export class FunctionPool {
         this.#runningSince.delete(batch);
         const ms = performance.now() - started;
         this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
+        this.#recentMs.push(ms);
+        if (this.#recentMs.length > recentBatches) this.#recentMs.shift();
+        this.#shedLate();
         // Requests that waited unannounced while every isolate was busy join the queue before the next batch leaves.
         if (this.#allBusyNow) FunctionPool.takeArrivals?.(this);
         this.#pump();

@@ -28,6 +28,7 @@ import { clipLogText, transferablesOf } from "../protocol.ts";
 import { packJobs } from "../packed.ts";
 import { type ErrorBody, IsolaneError } from "../errors.ts";
 import { log } from "../log.ts";
+import { admitFunctionLog } from "./log_limit.ts";
 import type { FunctionLimits } from "./limits.ts";
 
 /** What a start that ran out of time was doing, by the step the isolate said it began last (its message's end). */
@@ -215,6 +216,7 @@ export abstract class HostBase implements IsolateHost {
   }
 
   #log(message: LogMessage): void {
+    if (!admitFunctionLog(this.name)) return;
     log(message.level, "function log", {
       function: this.name,
       isolate: this.id,

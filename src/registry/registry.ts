@@ -65,9 +65,10 @@ export class Registry {
   }
 
   /**
-   * Calls `listener` each time a version starts serving; the load (a deploy's answer, a reload) waits until what it
-   * returns settles. For copies of the functions kept elsewhere (the HTTP threads' signatures), so that what a
-   * deploy acknowledged is what every request meets after it.
+   * Calls `listener` each time a version starts serving or a function is removed; the load (a deploy's answer, a
+   * reload) or the removal (a DELETE's answer, a folder deleted) waits until what it returns settles. For copies of
+   * the functions kept elsewhere (the HTTP threads' signatures), so that what a deploy or a removal acknowledged is
+   * what every request meets after it. A removal calls it again once the removed version's isolates have ended.
    */
   onServe(listener: () => Promise<void>): void {
     this.#onServe.push(listener);
@@ -207,7 +208,7 @@ export class Registry {
         ms: Math.round(performance.now() - started),
       });
       if (old) void retire(old);
-      await Promise.all(this.#onServe.map((listener) => listener().catch(() => {})));
+      await this.#served();
       return { ok: true, loaded };
     } catch (error) {
       entry.error = error instanceof Error ? error.message : String(error);
@@ -229,11 +230,21 @@ export class Registry {
     const entry = this.#entries.get(name);
     if (!entry) return Promise.resolve();
     this.#entries.delete(name);
+    // Told at once, not after the drain: from here on every request meets 404, whichever thread reads it.
+    const told = this.#served();
     entry.chain = entry.chain.then(async () => {
       if (entry.current) await retire(entry.current);
+      await told;
       log("info", "function removed", { function: name });
+      // Again, now that its isolates have ended: what a copy kept of them (an HTTP thread's link) can go.
+      await this.#served();
     });
     return entry.chain;
+  }
+
+  /** Calls every {@link onServe} listener; settles once all have (a listener's failure is its own). */
+  async #served(): Promise<void> {
+    await Promise.all(this.#onServe.map((listener) => listener().catch(() => {})));
   }
 
   /** The serving version of `name`, or the error a caller should get. */

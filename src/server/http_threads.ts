@@ -139,7 +139,6 @@ export class HttpThreads {
   #idlePolls = 0;
   /** Pools that took requests in this turn, looked at once it ends ({@link #watchQueues}). */
   #invoked = new Set<FunctionPool>();
-  #timer: ReturnType<typeof setInterval> | undefined;
   /** Rung by a thread that published requests in its ring while no drain was due. */
   #drainAll = (): void => {
     FunctionPool.arrivals(() => {
@@ -174,14 +173,12 @@ export class HttpThreads {
       throw error;
     }
     void threads.#pushProfiles();
-    // A deploy's or reload's answer waits until the threads decode by the new version's signature: a client that
-    // calls the new signature the moment its deploy answered was refused by a thread's old copy for up to 250 ms.
+    // A deploy's, reload's or removal's answer waits until the threads serve by the functions as they are now: a
+    // client that calls the new signature the moment its deploy answered was refused by a thread's old copy for up to
+    // 250 ms (a poll every 250 ms was all the threads had), and one that calls a function just deleted got that
+    // copy's 400 rather than 404. Nothing else changes the profiles (a thread respawned is sent them as it starts).
     options.registry.onServe(() => threads.#pushProfiles());
     options.metrics.addSource(() => threads.#flushRecords());
-    // Deploys, swaps and removals reach the threads within this interval; the main thread checks each call anyway.
-    const timer = setInterval(() => void threads.#pushProfiles(), 250);
-    Deno.unrefTimer(timer);
-    threads.#timer = timer;
     return threads;
   }
 
@@ -667,7 +664,6 @@ export class HttpThreads {
   async stopAccepting(): Promise<void> {
     this.#stopping = true;
     this.#quietNoMore();
-    clearInterval(this.#timer);
     clearInterval(this.#admissionTimer);
     this.#admissionTimer = undefined;
     await Promise.all(this.#threads.map((t) =>
