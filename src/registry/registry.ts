@@ -65,9 +65,10 @@ export class Registry {
   }
 
   /**
-   * Calls `listener` each time a version starts serving; the load (a deploy's answer, a reload) waits until what it
-   * returns settles. For copies of the functions kept elsewhere (the HTTP threads' signatures), so that what a
-   * deploy acknowledged is what every request meets after it.
+   * Calls `listener` each time a version starts serving, and each time a function is removed; the load (a deploy's
+   * answer, a reload) or the removal (a delete's answer) waits until what it returns settles. For copies of the
+   * functions kept elsewhere (the HTTP threads' signatures), so that what a deploy or delete acknowledged is what
+   * every request meets after it.
    */
   onServe(listener: () => Promise<void>): void {
     this.#onServe.push(listener);
@@ -229,11 +230,14 @@ export class Registry {
     const entry = this.#entries.get(name);
     if (!entry) return Promise.resolve();
     this.#entries.delete(name);
+    // At once, not after the drain: a thread that still held the signature judged new requests by it (400 by a
+    // deleted version's datatypes after the delete answered, where the main thread answers 404).
+    const unserved = Promise.all(this.#onServe.map((listener) => listener().catch(() => {})));
     entry.chain = entry.chain.then(async () => {
       if (entry.current) await retire(entry.current);
       log("info", "function removed", { function: name });
     });
-    return entry.chain;
+    return Promise.all([entry.chain, unserved]).then(() => {});
   }
 
   /** The serving version of `name`, or the error a caller should get. */
