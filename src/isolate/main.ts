@@ -48,6 +48,7 @@ import { datatypes, isDatatype } from "../tensors.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
 import { runBatch, type RunContext, runJob, runJsonBatch } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
+import { giveScratch, takeScratch } from "./scratch.ts";
 import { captureConsole } from "./console_capture.ts";
 import { type OpenedLane, openGpuLane } from "./gpu_lane.ts";
 
@@ -87,8 +88,7 @@ const jobSink = {
     if (jobs.some((job) => !links.has(job.reply!.link) && !unlinked.has(job.reply!.link))) {
       return void awaitingLink.push(jobs);
     }
-    takeShared(jobs);
-    void runJobs(jobs);
+    void runJobs(jobs, takeShared(jobs));
   },
 };
 
@@ -101,11 +101,12 @@ function drainJobs(): void {
  * Copies the inputs of jobs an HTTP thread left in its arena into their own buffers, at once: the thread reuses its
  * arena once the request is answered, which an abort or deadline may do before the run starts.
  */
-function takeShared(jobs: Job[]): void {
-  // A runModel handler's inputs reach no user code: the run's fixed-size tensors share one buffer (one allocation for
-  // the run, not one per tensor), each job's a view of its region (ViewedWireTensor).
+function takeShared(jobs: Job[]): Uint8Array<ArrayBuffer> | undefined {
+  // A runModel handler's inputs reach no user code: the run's fixed-size tensors share one buffer kept for reuse (no
+  // allocation per tensor, nor per run once warm), each job's a view of its region (ViewedWireTensor). The buffer is
+  // returned for runJobs to give back once the jobs are done.
   const pooled = serving?.run.model ? pooledBytes(jobs) : 0;
-  const pool = pooled > 0 ? new Uint8Array(pooled) : undefined;
+  const pool = pooled > 0 ? takeScratch(pooled) : undefined;
   let at = 0;
   for (const job of jobs) {
     if (!job.shared || !job.reply) continue;
@@ -141,6 +142,7 @@ function takeShared(jobs: Job[]): void {
     }
     delete job.shared;
   }
+  return pool;
 }
 
 /** Whether a tensor can be a view of a shared buffer: a fixed-size datatype, whole elements. */
@@ -394,7 +396,16 @@ async function serve(init: InitMessage): Promise<void> {
   }
 }
 
-async function runJobs(jobs: Job[]): Promise<void> {
+/** Runs jobs to their answers; `pool`: the buffer their inputs lie in (takeShared), given back once they are done. */
+async function runJobs(jobs: Job[], pool?: Uint8Array<ArrayBuffer>): Promise<void> {
+  try {
+    await runJobsIn(jobs);
+  } finally {
+    if (pool) giveScratch(pool);
+  }
+}
+
+async function runJobsIn(jobs: Job[]): Promise<void> {
   if (!serving) throw new Error("Isolate received jobs before it was ready");
   const { loaded, run } = serving;
   for (const job of jobs) aborts.set(job.id, new AbortController());
@@ -465,8 +476,7 @@ function onHostMessage(message: HostMessage): void {
     }
     case "run": {
       const jobs = message.packed ? message.jobs.concat(unpackJobs(message.packed)) : message.jobs;
-      takeShared(jobs);
-      void runJobs(jobs);
+      void runJobs(jobs, takeShared(jobs));
       break;
     }
     case "link": {

@@ -22,6 +22,7 @@ import {
   type CheckedOutput,
   checkOutputs,
   cutRows,
+  giveRows,
   runModelJob,
   runModelRows,
   runTensorJob,
@@ -352,6 +353,8 @@ export async function runBatch(
         results.set(job.id, { id: job.id, ok: true, body: new ArrayBuffer(0), replied: true });
       } else results.set(job.id, { id: job.id, ok: true, body: new ArrayBuffer(0), tensors: outputs.map(wireOf) });
     }
+    // Every job's outputs are copied out of the batch's (answer ring, wire tensors, JSON) by now.
+    giveRows(split);
   }
   return jobs.map((job) => results.get(job.id)!);
 }

@@ -13,6 +13,7 @@ import type { TensorFunctionDefinition, TensorSignature, TensorSpec } from "../s
 import type { StagedModel } from "./staged_model.ts";
 import type { StagedOutput } from "../../native/ort/mod.ts";
 import { messageOf } from "./load_module.ts";
+import { giveScratch, takeScratch } from "./scratch.ts";
 import {
   bytesToStrings,
   checkAgainstSpec,
@@ -197,11 +198,16 @@ export function checkOutputs(
 
 /**
  * Each request's rows of checked, fixed-size outputs: `rows[i]` rows for request `i`, in order, as views of one copy
- * of each output (one allocation per output for the whole batch, not one per request). The views hold after the
- * outputs' own memory is reused; {@link wireOf} makes a request's wire tensors of them.
+ * of each output, made in a buffer kept for reuse ({@link takeScratch}: no allocation per request, nor per batch
+ * once warm). The views hold after the outputs' own memory is reused, until the caller gives the copies back with
+ * {@link giveRows}; {@link wireOf} makes a request's wire tensors of them.
  */
 export function cutRows(outputs: readonly CheckedOutput[], rows: readonly number[]): CheckedOutput[][] {
-  const copies = outputs.map((o) => o.bytes.slice());
+  const copies = outputs.map((o) => {
+    const copy = takeScratch(o.bytes.byteLength);
+    copy.set(o.bytes);
+    return copy;
+  });
   let start = 0;
   return rows.map((n) => {
     const end = start + n;
@@ -219,16 +225,15 @@ export function cutRows(outputs: readonly CheckedOutput[], rows: readonly number
   });
 }
 
-/**
- * An output that {@link runModelRows} or {@link cutRows} gave (its bytes its own) as a wire tensor: their buffer
- * where they fill it, else a copy of them.
- */
+/** Gives back the copies {@link cutRows} made: nothing may read `cut`'s views after. */
+export function giveRows(cut: readonly CheckedOutput[][]): void {
+  if (cut.length === 0) return;
+  for (const o of cut[0]) giveScratch(o.bytes as Uint8Array<ArrayBuffer>);
+}
+
+/** A checked output as a wire tensor: its bytes copied into a buffer of its own. */
 export function wireOf(output: CheckedOutput): WireTensor {
-  const { bytes } = output;
-  const data = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
-    ? bytes.buffer as ArrayBuffer
-    : bytes.slice().buffer;
-  return { name: output.name, datatype: output.datatype, shape: output.shape, data };
+  return { name: output.name, datatype: output.datatype, shape: output.shape, data: output.bytes.slice().buffer };
 }
 
 /** An output of a padded run, cut to the batch's own rows. */
@@ -245,9 +250,11 @@ function unpad(out: StagedOutput, padded: number, rows: number): StagedOutput {
  * checked inputs, combined along the first dimension: `fill` writes each
  * input's rows request after request where the session stages it (a CUDA
  * lane's pinned arena: no copy in between), `consume` checks the outputs
- * against the signature and splits them into each request's outputs
- * (one copy of each output, {@link cutRows}). No user code runs in between,
- * so the staging buffers reach none. `undefined` when the requests cannot be combined (their inner sizes
+ * against the signature and splits them into each request's outputs: one
+ * request's are copies of their own, several requests' views of one copy of
+ * each output ({@link cutRows}; the caller gives them back with
+ * {@link giveRows}). No user code runs in between, so the staging buffers
+ * reach none. `undefined` when the requests cannot be combined (their inner sizes
  * differ) or the outputs' rows do not add up: the caller runs them alone.
  * @throws {IsolaneError} `invalid_output` when an output does not match the
  * signature, `handler_error` with the model's error.
@@ -346,6 +353,12 @@ export async function runModelJob(
   const staged = await runModelRows(model, signature, [inputs], { name });
   // Inputs without rows to stage (a scalar, say): the caller runs the handler as any other.
   if (!staged) return undefined;
-  const outputs = staged[0].map(wireOf);
+  // One request's outputs are copies of their own (runModelRows): their buffers go as they are.
+  const outputs = staged[0].map((o) => ({
+    name: o.name,
+    datatype: o.datatype,
+    shape: o.shape,
+    data: o.bytes.buffer as ArrayBuffer,
+  }));
   return job.tensors ? { body: new ArrayBuffer(0), tensors: outputs } : { body: outputsToJsonBody(outputs) };
 }
