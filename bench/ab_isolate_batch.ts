@@ -4,17 +4,19 @@
  * (inputs checked, combined, the model run, outputs cut per job) and the answers written into the link's answer ring
  * and published (`replyByLink`). The model is one `Relu` over `[batch, 1024]` (bench/make_relu1024.ts) in a CPU
  * session of this checkout, so the runtime's JavaScript, not ONNX Runtime, is what counts. `runBatch` and the answer
- * ring come from each checkout; `takeShared` and `replyByLink` are private to `main.ts`, so each side's is copied
+ * ring come from each checkout, and so does `staged_model.ts` (over this checkout's one CPU session); `takeShared` and
+ * `replyByLink` are private to `main.ts`, so each side's is copied
  * here as its checkout has it (`old`: before the seventh round of docs/hop.md; `new`: after). The two sides
  * alternate in blocks; printed: the medians of the blocks' CPU time of the process per job (all its threads: V8's
  * helpers collect the garbage the work leaves; the answers' drain, the HTTP thread's work, left out), and the load
  * average. `--other-pooled`: the other checkout copies the arena as this one does (its own
  * `runBatch` and answers as `old`), to measure the answers' path alone. `--take-only`: both sides are the other
  * checkout's (which must read `ViewedWireTensor` views), `old` copying the arena as before and `new` as now, to measure
- * the inputs' copy alone.
+ * the inputs' copy alone. `--other-new`: the other checkout is one that has this round's `takeShared` and answers
+ * too (a commit of it), to measure what changed since in its files.
  *
  *   deno run -A bench/ab_isolate_batch.ts <other checkout's root> [--rows 32] [--blocks 30] [--batches 300]
- *     [--other-pooled | --take-only]
+ *     [--other-pooled | --take-only | --other-new]
  * @module
  */
 import { parseArgs } from "node:util";
@@ -23,7 +25,6 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { loadOrt } from "../src/inference/ort.ts";
 import { createCpuSession, openNativeOrt } from "../src/inference/native.ts";
 import { allowModelsOnce } from "../src/inference/model_access.ts";
-import { oneRunAtATime, stagedModel } from "../src/isolate/staged_model.ts";
 import { datatypes, isDatatype } from "../src/tensors.ts";
 import type { Job, JobResult, SharedTensor, WireTensor } from "../src/protocol.ts";
 import type { TensorFunctionDefinition } from "../src/sdk.ts";
@@ -39,6 +40,7 @@ const { values, positionals } = parseArgs({
     batches: { type: "string", default: "300" },
     "other-pooled": { type: "boolean", default: false },
     "take-only": { type: "boolean", default: false },
+    "other-new": { type: "boolean", default: false },
   },
 });
 if (!positionals[0]) throw new Error("Usage: bench/ab_isolate_batch.ts <other checkout's root>");
@@ -60,7 +62,7 @@ const cpu = await createCpuSession(ort, path, {
   model: "relu",
   onTerminated() {},
 });
-const model = oneRunAtATime(stagedModel(cpu.model));
+
 const definition = {
   signature: {
     inputs: [{ name: "x", datatype: "FP32", shape: [-1, 1024] }],
@@ -86,6 +88,8 @@ type RunBatch = (
 
 interface Side {
   runBatch: RunBatch;
+  /** The model as the checkout's `staged_model.ts` stages it, over the one CPU session. */
+  model: unknown;
   writer: Writer;
   reader: Reader;
   takeShared(jobs: Job[]): Uint8Array<ArrayBuffer> | void;
@@ -96,12 +100,15 @@ interface Side {
 async function side(root: string, kind: "old" | "new"): Promise<Side> {
   const url = (file: string) => pathToFileURL(`${root}/${file}`).href;
   const { runBatch } = await import(url("src/isolate/run_job.ts"));
+  const { oneRunAtATime, stagedModel } = await import(url("src/isolate/staged_model.ts"));
+  const model = oneRunAtATime(stagedModel(cpu.model));
   const { AnswerRingReader, AnswerRingWriter } = await import(url("src/answer_ring.ts"));
   const reader = new AnswerRingReader();
   const writer: Writer = new AnswerRingWriter(reader.ring, new SharedArrayBuffer(4));
   if (kind === "old") {
     return {
       runBatch,
+      model,
       writer,
       reader,
       takeShared: values["other-pooled"] ? pooledTake : slicedTake,
@@ -119,6 +126,7 @@ async function side(root: string, kind: "old" | "new"): Promise<Side> {
   }
   return {
     runBatch,
+    model,
     writer,
     reader,
     takeShared: pooledTake,
@@ -171,9 +179,10 @@ function pooledTake(jobs: Job[]): Uint8Array<ArrayBuffer> {
   return pool;
 }
 
+const here = fileURLToPath(new URL("..", import.meta.url));
 const sides = values["take-only"]
   ? { old: await side(positionals[0], "old"), new: { ...await side(positionals[0], "old"), takeShared: pooledTake } }
-  : { old: await side(positionals[0], "old"), new: await side(fileURLToPath(new URL("..", import.meta.url)), "new") };
+  : { old: await side(positionals[0], values["other-new"] ? "new" : "old"), new: await side(here, "new") };
 
 /** The process's CPU time so far (user and system, all threads), in ms. */
 function cpuMs(): number {
@@ -204,7 +213,7 @@ async function block(s: Side): Promise<number> {
     const signals = new Map(jobs.map((job) => [job.id, new AbortController().signal]));
     const results = await s.runBatch(definition, jobs, {
       base,
-      model,
+      model: s.model,
       signals,
       ...(s.reply ? { reply: s.reply } : {}),
     });
