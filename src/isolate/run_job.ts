@@ -283,10 +283,10 @@ function batchScope(jobs: readonly Job[], signals: Map<number, AbortSignal>) {
  * fails, or returns outputs whose rows do not add up (or BYTES outputs, whose
  * rows have no fixed size), is run again job by job so that each gets its own
  * answer. Each job's outputs are cut from one copy of the batch's. `reply`
- * may answer a job of a batch that ran (a v2 job: its output tensors, views
- * valid during the call) itself, the isolate writing them into the job's
- * HTTP thread's answer ring: the job's result is then `replied`, without
- * tensors.
+ * may answer a job of a batch that ran itself (a job that came with tensors;
+ * its output tensors are views valid during the call): the isolate writes
+ * them into the job's HTTP thread's answer ring, and the job's result is
+ * then `replied`, without tensors.
  */
 export async function runBatch(
   definition: TensorFunctionDefinition,
