@@ -37,7 +37,7 @@ self.onmessage = ({ data }) => {
     const replies = [];
     const transfer = [];
     for (let i = 0; i < batch; i++) {
-      // A job's answer as splitRows cuts it: a buffer of its own.
+      // A job's answer in a buffer of its own (a wire tensor).
       const data = new Float32Array(1024).fill(id).buffer;
       const tensors = [{ name: "y", datatype: "FP32", shape: [1, 1024], data }];
       if (writer) {

@@ -13,7 +13,7 @@ import { loadOrt } from "../src/inference/ort.ts";
 import { createCpuSession, openNativeOrt } from "../src/inference/native.ts";
 import { allowModelsOnce } from "../src/inference/model_access.ts";
 import { stagedModel } from "../src/isolate/staged_model.ts";
-import { runModelRows, tensorsFromWire } from "../src/isolate/tensor_input.ts";
+import { runModelRows, tensorsFromWire, wireOf } from "../src/isolate/tensor_input.ts";
 import { runBatch } from "../src/isolate/run_job.ts";
 import { outputsToJsonBody, wireFromJsonBody } from "../src/tensors.ts";
 import type { TensorFunctionDefinition, TensorSignature } from "../src/sdk.ts";
@@ -68,7 +68,7 @@ for (let round = 0; round < 40; round++) {
   lap("ORT tensors");
   const split = await runModelRows(model, signature, inputs, { name: "mlp8x1024" });
   lap("combine, run, split");
-  for (const outputs of split!) outputsToJsonBody(outputs);
+  for (const outputs of split!) outputsToJsonBody(outputs.map(wireOf));
   lap("JSON encode");
   await cpu.model.run({ x: new ort.Tensor("float32", new Float32Array(n * 1024), [n, 1024]) });
   lap("bare run");

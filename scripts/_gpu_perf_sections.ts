@@ -8,7 +8,7 @@
 import { streamNonBlocking } from "../native/mod.ts";
 import { PinnedArena, type PrepackedWeights, type Session, type Value } from "../native/ort/mod.ts";
 import { Tensor } from "onnxruntime-common";
-import { checkOutputs, runModelRows, splitRows } from "../src/isolate/tensor_input.ts";
+import { checkOutputs, cutRows, runModelRows } from "../src/isolate/tensor_input.ts";
 import { concatRows } from "../src/isolate/rows.ts";
 import { stagedModel } from "../src/isolate/staged_model.ts";
 import type { TensorSignature } from "../src/sdk.ts";
@@ -759,12 +759,12 @@ async function staged(ctx: ProbeContext): Promise<void> {
         }));
         const rows = requests.map(() => rowsPerRequest);
         const where = { batch, graph, requests: requests.length };
-        const joined = (split: { data: ArrayBuffer }[][]) => {
+        const joined = (split: { bytes: Uint8Array }[][]) => {
           const out = new Float32Array(batch * width);
           let at = 0;
-          for (const [y] of split) {
-            out.set(new Float32Array(y.data), at);
-            at += y.data.byteLength / 4;
+          for (const [{ bytes }] of split) {
+            out.set(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), at);
+            at += bytes.byteLength / 4;
           }
           return out;
         };
@@ -774,7 +774,7 @@ async function staged(ctx: ProbeContext): Promise<void> {
             const once = async () => {
               const merged = concatRows(requests.map((r) => r.x));
               const value = await session.run({ x: merged });
-              return splitRows(checkOutputs(signature, value, { name: "probe" }), rows);
+              return cutRows(checkOutputs(signature, value, { name: "probe" }), rows);
             };
             const s = await timeCall(ctx, once);
             emit(ctx, {

@@ -43,6 +43,9 @@ export function isAnswerRingOffer(message: unknown): message is AnswerRingOffer 
     m.bell instanceof SharedArrayBuffer;
 }
 
+/** An output tensor as {@link AnswerRingWriter.answer} takes it: a wire tensor, or one whose bytes are a view. */
+export type AnswerTensor = WireTensor | { name: string; datatype: string; shape: readonly number[]; bytes: Uint8Array };
+
 function int32(n: number): boolean {
   return (n | 0) === n;
 }
@@ -75,13 +78,13 @@ export class AnswerRingWriter {
    * Writes the answer to the thread's request `id`: its output tensors, bytes and all. `false` when it does not fit
    * (nothing of it is written then, but strings it defined stay defined); the thread sees it after {@link publish}.
    */
-  answer(id: number, tensors: readonly WireTensor[]): boolean {
+  answer(id: number, tensors: readonly AnswerTensor[]): boolean {
     if (!int32(id)) return false;
     let words = 4;
     for (const t of tensors) {
       if (this.#ring.ref(t.name) === undefined || this.#ring.ref(t.datatype) === undefined) return false;
       for (const d of t.shape) if (!int32(d)) return false;
-      words += 4 + t.shape.length + ((t.data.byteLength + 3) >>> 2);
+      words += 4 + t.shape.length + ((("bytes" in t ? t.bytes : t.data).byteLength + 3) >>> 2);
     }
     const at = this.#ring.reserve(words);
     if (at < 0) return false;
@@ -96,9 +99,10 @@ export class AnswerRingWriter {
       w[i++] = this.#ring.ref(t.datatype)!;
       w[i++] = t.shape.length;
       for (const d of t.shape) w[i++] = d;
-      const bytes = t.data.byteLength;
+      const data = "bytes" in t ? t.bytes : new Uint8Array(t.data);
+      const bytes = data.byteLength;
       w[i++] = bytes;
-      this.#bytes.set(new Uint8Array(t.data), i * 4);
+      this.#bytes.set(data, i * 4);
       i += (bytes + 3) >>> 2;
     }
     return true;

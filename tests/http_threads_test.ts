@@ -73,6 +73,23 @@ export default defineFunction({
   handler: ({ x }, { models }) => models.mlp.run({ x }),
 });
 `,
+  // runModel in Worker isolates: the runtime runs the model itself, the jobs' inputs copied out of the threads'
+  // arenas into one buffer and their answers written from the batch's outputs into the threads' answer rings.
+  mlpr: `import { defineFunction, runModel } from "isolane";
+export default defineFunction({
+  description: "4→16→3 MLP, batched runModel, in Worker isolates",
+  models: { mlp: "mlp.onnx" },
+  device: "cpu",
+  isolation: "worker",
+  instances: 2,
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
+  },
+  dynamicBatching: { maxBatchSize: 32, maxQueueDelayMs: 2 },
+  handler: runModel("mlp"),
+});
+`,
   // Sends a batch only once it has 16 rows; a batch with a row starting -999 ends its isolate.
   crash: `import { defineFunction } from "isolane";
 export default defineFunction({
@@ -138,7 +155,7 @@ async function functionsDir(): Promise<string> {
     await Deno.mkdir(join(dir, name));
     await Deno.writeTextFile(join(dir, name, "mod.ts"), source);
   }
-  for (const name of ["mlp", "mlpw", "crash"]) await Deno.copyFile(mlpModel, join(dir, name, "mlp.onnx"));
+  for (const name of ["mlp", "mlpw", "mlpr", "crash"]) await Deno.copyFile(mlpModel, join(dir, name, "mlp.onnx"));
   return dir;
 }
 
@@ -345,6 +362,47 @@ Deno.test("HTTP threads serve every route as the main thread does", async (t) =>
     assert.equal(info.sharedAnswers.direct - before.direct, 1 + rows.length);
     assert.equal(info.sharedAnswers.relayed, before.relayed);
   });
+
+  await t.step(
+    "a batched runModel function in Worker isolates: each answer, binary or JSON, equals its request alone",
+    async () => {
+      // 1 to 3 rows each, every request's own values: an answer cut from the wrong rows of a batch, or from another
+      // request's inputs, differs from the request's answer alone.
+      const requests = Array.from(
+        { length: 48 },
+        (_, i) => Array.from({ length: 1 + (i % 3) }, (_, r) => [i / 10, -r / 4, 0.5 - i / 40, (i + r) % 5]),
+      );
+      const binary = (rows: number[][]) =>
+        infer(server.url, "mlpr", [
+          { name: "x", shape: [rows.length, 4], datatype: "FP32", data: new Float32Array(rows.flat()), binary: true },
+        ], { outputs: [{ name: "y", binary: true }] });
+      const values = (answer: Awaited<ReturnType<typeof binary>>) => {
+        assert.equal(answer.status, 200, answer.error ?? "");
+        return [...new Float32Array(answer.result!.outputs.get("y")!.bytes!.slice().buffer)];
+      };
+      const alone: number[][] = [];
+      for (const rows of requests) alone.push(values(await binary(rows)));
+      const before = (await (await fetch(`${server.url}/v1/functions/mlpr`)).json()).sharedAnswers;
+      // Twice over, the second time as /v1 JSON: both go through the isolates' answer rings.
+      const together = await Promise.all([
+        ...requests.map((rows) => binary(rows)),
+        ...requests.map((rows) => post(server, "/v1/functions/mlpr", { x: rows })),
+      ]);
+      for (const [i, answer] of together.entries()) {
+        if (i < requests.length) {
+          assert.deepEqual(values(answer as Awaited<ReturnType<typeof binary>>), alone[i], `binary request ${i}`);
+          continue;
+        }
+        const { response, text } = answer as Awaited<ReturnType<typeof post>>;
+        assert.equal(response.status, 200, text);
+        const j = i - requests.length;
+        assert.deepEqual(JSON.parse(text).y.flat().map(Math.fround), alone[j], `JSON request ${j}`);
+      }
+      const info = await viewOnceDirect(server, "mlpr", before.direct + 2 * requests.length);
+      assert.ok(info.recentBatchSizes.some((n: number) => n > 1), JSON.stringify(info.recentBatchSizes));
+      assert.equal(info.sharedAnswers.direct - before.direct, 2 * requests.length);
+    },
+  );
 
   await t.step("an isolate that ends mid-batch answers the requests of every thread with an error", async () => {
     // 16 rows make a batch: all these requests run together, one of them poisoned.

@@ -14,6 +14,8 @@ import {
   type JobResult,
   type LinkReply,
   type ModelInfo,
+  noBody,
+  type SharedTensor,
   type SharedWeights,
   transferablesOf,
 } from "../protocol.ts";
@@ -41,10 +43,12 @@ import { fileURLToPath } from "node:url";
 import type { InferenceSession } from "onnxruntime-common";
 import { manifestOf, modelHandlerOf } from "./inspect.ts";
 import { graphBatchSizes, oneRunAtATime, type StagedModel, stagedModel } from "./staged_model.ts";
-import { pinFloat16AsUint16 } from "./tensor_input.ts";
+import { type CheckedOutput, pinFloat16AsUint16, type ViewedWireTensor } from "./tensor_input.ts";
+import { datatypes, isDatatype } from "../tensors.ts";
 import { type LoadedFunction, loadFunctionModule, messageOf } from "./load_module.ts";
 import { runBatch, type RunContext, runJob, runJsonBatch } from "./run_job.ts";
 import { guardExit } from "./exit_guard.ts";
+import { giveScratch, takeScratch } from "./scratch.ts";
 import { captureConsole } from "./console_capture.ts";
 import { type OpenedLane, openGpuLane } from "./gpu_lane.ts";
 
@@ -84,8 +88,7 @@ const jobSink = {
     if (jobs.some((job) => !links.has(job.reply!.link) && !unlinked.has(job.reply!.link))) {
       return void awaitingLink.push(jobs);
     }
-    takeShared(jobs);
-    void runJobs(jobs);
+    void runJobs(jobs, takeShared(jobs));
   },
 };
 
@@ -98,20 +101,64 @@ function drainJobs(): void {
  * Copies the inputs of jobs an HTTP thread left in its arena into their own buffers, at once: the thread reuses its
  * arena once the request is answered, which an abort or deadline may do before the run starts.
  */
-function takeShared(jobs: Job[]): void {
+function takeShared(jobs: Job[]): Uint8Array<ArrayBuffer> | undefined {
+  // A runModel handler's inputs reach no user code: the run's fixed-size tensors share one buffer kept for reuse (no
+  // allocation per tensor, nor per run once warm), each job's a view of its region (ViewedWireTensor). The buffer is
+  // returned for runJobs to give back once the jobs are done.
+  const pooled = serving?.run.model ? pooledBytes(jobs) : 0;
+  const pool = pooled > 0 ? takeScratch(pooled) : undefined;
+  let at = 0;
   for (const job of jobs) {
     if (!job.shared || !job.reply) continue;
     const arena = links.get(job.reply.link)?.arena;
-    job.tensors = arena
-      ? job.shared.map((t) => ({
+    if (!arena) job.tensors = [];
+    else if (!pool) {
+      job.tensors = job.shared.map((t) => ({
         name: t.name,
         datatype: t.datatype,
         shape: t.shape,
         data: new Uint8Array(arena, t.offset, t.bytes).slice().buffer,
-      }))
-      : [];
+      }));
+    } else {
+      const tensors: ViewedWireTensor[] = new Array(job.shared.length);
+      for (let i = 0; i < tensors.length; i++) {
+        const t = job.shared[i];
+        const source = new Uint8Array(arena, t.offset, t.bytes);
+        if (!poolable(t)) {
+          tensors[i] = { name: t.name, datatype: t.datatype, shape: t.shape, data: source.slice().buffer };
+          continue;
+        }
+        pool.set(source, at);
+        tensors[i] = {
+          name: t.name,
+          datatype: t.datatype,
+          shape: t.shape,
+          data: noBody,
+          view: pool.subarray(at, at + t.bytes),
+        };
+        at += (t.bytes + 7) & ~7;
+      }
+      job.tensors = tensors;
+    }
     delete job.shared;
   }
+  return pool;
+}
+
+/** Whether a tensor can be a view of a shared buffer: a fixed-size datatype, whole elements. */
+function poolable(t: SharedTensor): boolean {
+  const size = isDatatype(t.datatype) && datatypes[t.datatype].array ? datatypes[t.datatype].byteSize : 0;
+  return size > 0 && t.bytes % size === 0;
+}
+
+/** Bytes of the buffer that {@link takeShared} copies `jobs`' poolable tensors into, each at a multiple of 8. */
+function pooledBytes(jobs: readonly Job[]): number {
+  let bytes = 0;
+  for (const job of jobs) {
+    if (!job.shared) continue;
+    for (const t of job.shared) if (poolable(t)) bytes += (t.bytes + 7) & ~7;
+  }
+  return bytes;
 }
 
 /**
@@ -128,6 +175,12 @@ function replyByLink(jobs: Job[], results: JobResult[]): { results: JobResult[];
     const reply = jobs[i].reply;
     const result = results[i];
     const link = reply && links.get(reply.link);
+    if (link?.answers && result.ok && result.replied) {
+      // Written into the ring by runBatch's `reply` (replyInRing): published below.
+      (rung ??= new Set()).add(link.answers);
+      (replied ??= []).push(result.id);
+      continue;
+    }
     if (!link || !result.ok || !result.tensors) {
       (rest ??= []).push(result);
       continue;
@@ -153,6 +206,16 @@ function replyByLink(jobs: Job[], results: JobResult[]): { results: JobResult[];
     }
   }
   return { results: rest ?? [], replied };
+}
+
+/**
+ * Writes a batched job's outputs into its link's answer ring (unpublished: `replyByLink` publishes them); whether it
+ * did. runBatch's `reply`: no per-job copy of the outputs, they go from the batch's into the ring.
+ */
+function replyInRing(job: Job, outputs: readonly CheckedOutput[]): boolean {
+  const reply = job.reply;
+  const answers = reply && links.get(reply.link)?.answers;
+  return answers !== undefined && answers.answer(reply!.id, outputs);
 }
 
 /** A module a spare imported to inspect it, kept for the serve init that may follow (CPU lanes only). */
@@ -333,7 +396,16 @@ async function serve(init: InitMessage): Promise<void> {
   }
 }
 
-async function runJobs(jobs: Job[]): Promise<void> {
+/** Runs jobs to their answers; `pool`: the buffer their inputs lie in (takeShared), given back once they are done. */
+async function runJobs(jobs: Job[], pool?: Uint8Array<ArrayBuffer>): Promise<void> {
+  try {
+    await runJobsIn(jobs);
+  } finally {
+    if (pool) giveScratch(pool);
+  }
+}
+
+async function runJobsIn(jobs: Job[]): Promise<void> {
   if (!serving) throw new Error("Isolate received jobs before it was ready");
   const { loaded, run } = serving;
   for (const job of jobs) aborts.set(job.id, new AbortController());
@@ -348,7 +420,7 @@ async function runJobs(jobs: Job[]): Promise<void> {
   try {
     if (jobs.length > 1 && definition.dynamicBatching && definition.signature) {
       const signals = new Map(jobs.map((job) => [job.id, aborts.get(job.id)!.signal]));
-      results = await runBatch(definition, jobs, { ...run, signals });
+      results = await runBatch(definition, jobs, { ...run, signals, reply: replyInRing });
     } else if (jobs.length > 1 && definition.dynamicBatching && definition.batchHandler) {
       const signals = new Map(jobs.map((job) => [job.id, aborts.get(job.id)!.signal]));
       const emitFor = (job: Job) => (body: ArrayBuffer) => port.post({ type: "item", id: job.id, body }, [body]);
@@ -404,8 +476,7 @@ function onHostMessage(message: HostMessage): void {
     }
     case "run": {
       const jobs = message.packed ? message.jobs.concat(unpackJobs(message.packed)) : message.jobs;
-      takeShared(jobs);
-      void runJobs(jobs);
+      void runJobs(jobs, takeShared(jobs));
       break;
     }
     case "link": {

@@ -18,7 +18,17 @@ import {
 import type { Job, JobResult, WireTensor } from "../protocol.ts";
 import { IsolaneError } from "../errors.ts";
 import { messageOf } from "./load_module.ts";
-import { checkOutputs, runModelJob, runModelRows, runTensorJob, splitRows, tensorsFromWire } from "./tensor_input.ts";
+import {
+  type CheckedOutput,
+  checkOutputs,
+  cutRows,
+  giveRows,
+  runModelJob,
+  runModelRows,
+  runTensorJob,
+  tensorsFromWire,
+  wireOf,
+} from "./tensor_input.ts";
 import { outputsToJsonBody, wireFromJsonBody } from "../tensors.ts";
 import { concatRows } from "./rows.ts";
 import type { Tensor } from "onnxruntime-common";
@@ -272,12 +282,19 @@ function batchScope(jobs: readonly Job[], signals: Map<number, AbortSignal>) {
  * throws. A job whose input fails is answered alone; a handler call that
  * fails, or returns outputs whose rows do not add up (or BYTES outputs, whose
  * rows have no fixed size), is run again job by job so that each gets its own
- * answer. Each job's outputs are cut from the batch's with one copy.
+ * answer. Each job's outputs are cut from one copy of the batch's. `reply`
+ * may answer a job of a batch that ran itself (a job that came with tensors;
+ * its output tensors are views valid during the call): the isolate writes
+ * them into the job's HTTP thread's answer ring, and the job's result is
+ * then `replied`, without tensors.
  */
 export async function runBatch(
   definition: TensorFunctionDefinition,
   jobs: Job[],
-  { base, model, signals }: RunContext & { signals: Map<number, AbortSignal> },
+  { base, model, signals, reply }: RunContext & {
+    signals: Map<number, AbortSignal>;
+    reply?: (job: Job, outputs: readonly CheckedOutput[]) => boolean;
+  },
 ): Promise<JobResult[]> {
   const { signature } = definition;
   const results = new Map<number, JobResult>();
@@ -310,7 +327,7 @@ export async function runBatch(
       for (const item of group) await alone(item);
       continue;
     }
-    let split: WireTensor[][] | undefined;
+    let split: CheckedOutput[][] | undefined;
     const scope = batchScope(group.map((g) => g.job), signals);
     const { signal } = scope;
     try {
@@ -328,15 +345,16 @@ export async function runBatch(
       for (const item of group) await alone(item);
       continue;
     }
-    for (const [i, item] of group.entries()) {
-      const wire = split[i];
-      results.set(
-        item.job.id,
-        item.job.tensors
-          ? { id: item.job.id, ok: true, body: new ArrayBuffer(0), tensors: wire }
-          : { id: item.job.id, ok: true, body: outputsToJsonBody(wire) },
-      );
+    for (let i = 0; i < group.length; i++) {
+      const { job } = group[i];
+      const outputs = split[i];
+      if (!job.tensors) results.set(job.id, { id: job.id, ok: true, body: outputsToJsonBody(outputs.map(wireOf)) });
+      else if (reply?.(job, outputs)) {
+        results.set(job.id, { id: job.id, ok: true, body: new ArrayBuffer(0), replied: true });
+      } else results.set(job.id, { id: job.id, ok: true, body: new ArrayBuffer(0), tensors: outputs.map(wireOf) });
     }
+    // Every job's outputs are copied out of the batch's (answer ring, wire tensors, JSON) by now.
+    giveRows(split);
   }
   return jobs.map((job) => results.get(job.id)!);
 }
@@ -395,7 +413,7 @@ async function handlerRows(
   definition: TensorFunctionDefinition,
   group: { inputs: Record<string, Tensor>; rows: number }[],
   ctx: FunctionContext & { state: unknown },
-): Promise<WireTensor[][] | undefined> {
+): Promise<CheckedOutput[][] | undefined> {
   const { signature } = definition;
   const merged = Object.fromEntries(
     signature.inputs.map((s) => [s.name, concatRows(group.map((g) => g.inputs[s.name])) as Tensor]),
@@ -405,5 +423,5 @@ async function handlerRows(
   // Checked in place: the cut below is the one copy each request's outputs need.
   const outputs = checkOutputs(signature, value, { name: ctx.name });
   if (outputs.some((o) => o.shape[0] !== total)) return undefined;
-  return splitRows(outputs, group.map((g) => g.rows));
+  return cutRows(outputs, group.map((g) => g.rows));
 }

@@ -11,6 +11,7 @@ import { Tensor } from "onnxruntime-common";
 import type { InferenceSession } from "onnxruntime-common";
 import { NativeSession, type StagedOutput, type StagedRun } from "../../native/ort/mod.ts";
 import { datatypes } from "../tensors.ts";
+import { giveScratch, takeScratch } from "./scratch.ts";
 
 /** A model that runs {@link StagedRun}s. */
 export interface StagedModel {
@@ -40,7 +41,10 @@ export function graphBatchSizes(batching: { maxBatchSize: number; preferredBatch
   return [...sizes].sort((a, b) => a - b);
 }
 
-type TypedArrayConstructor = new (length: number) => ArrayBufferView;
+type TypedArrayConstructor = {
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): ArrayBufferView;
+  readonly BYTES_PER_ELEMENT: number;
+};
 
 const arrays = new Map<string, TypedArrayConstructor>(
   Object.values(datatypes).flatMap((d) => (d.array ? [[d.ort, d.array as unknown as TypedArrayConstructor]] : [])),
@@ -66,21 +70,31 @@ export function stagedModel(session: InferenceSession | NativeSession, batchSize
   return {
     async run<T>(request: StagedRun<T>): Promise<T> {
       const feeds: Record<string, Tensor> = {};
-      for (const input of request.inputs) {
-        const ArrayType = arrays.get(input.type);
-        if (!ArrayType) throw new TypeError(`input '${input.name}': tensor type ${input.type} cannot be staged`);
-        const data = new ArrayType(input.dims.reduce((a, b) => a * b, 1));
-        request.fill(input.name, bytesOf(data));
-        feeds[input.name] = new Tensor(input.type as "float32", data as Float32Array, [...input.dims]);
+      // The inputs in buffers kept for reuse (`fill` writes every byte): a batch's are a few hundred KiB, which a new
+      // array would take as fresh zeroed pages each run. The session reads them during the run only.
+      const held: Uint8Array<ArrayBuffer>[] = [];
+      try {
+        for (const input of request.inputs) {
+          const ArrayType = arrays.get(input.type);
+          if (!ArrayType) throw new TypeError(`input '${input.name}': tensor type ${input.type} cannot be staged`);
+          const count = input.dims.reduce((a, b) => a * b, 1);
+          const bytes = takeScratch(count * ArrayType.BYTES_PER_ELEMENT);
+          held.push(bytes);
+          const data = new ArrayType(bytes.buffer, 0, count);
+          request.fill(input.name, bytes);
+          feeds[input.name] = new Tensor(input.type as "float32", data as Float32Array, [...input.dims]);
+        }
+        const results = await session.run(feeds);
+        const outputs: Record<string, StagedOutput> = {};
+        for (const [name, value] of Object.entries(results)) {
+          const tensor = value as Tensor;
+          if (!ArrayBuffer.isView(tensor.data)) continue;
+          outputs[name] = { type: tensor.type as StagedOutput["type"], dims: tensor.dims, bytes: bytesOf(tensor.data) };
+        }
+        return request.consume(outputs);
+      } finally {
+        for (const bytes of held) giveScratch(bytes);
       }
-      const results = await session.run(feeds);
-      const outputs: Record<string, StagedOutput> = {};
-      for (const [name, value] of Object.entries(results)) {
-        const tensor = value as Tensor;
-        if (!ArrayBuffer.isView(tensor.data)) continue;
-        outputs[name] = { type: tensor.type as StagedOutput["type"], dims: tensor.dims, bytes: bytesOf(tensor.data) };
-      }
-      return request.consume(outputs);
     },
   };
 }

@@ -13,6 +13,7 @@ import type { TensorFunctionDefinition, TensorSignature, TensorSpec } from "../s
 import type { StagedModel } from "./staged_model.ts";
 import type { StagedOutput } from "../../native/ort/mod.ts";
 import { messageOf } from "./load_module.ts";
+import { giveScratch, takeScratch } from "./scratch.ts";
 import {
   bytesToStrings,
   checkAgainstSpec,
@@ -57,9 +58,19 @@ function names(specs: readonly TensorSpec[]): string {
   return specs.map((s) => `'${s.name}'`).join(", ");
 }
 
+/**
+ * A wire tensor whose elements lie in `view`, a region of a buffer that holds other requests' inputs too (the
+ * isolate copies a run of jobs out of an HTTP thread's arena into one buffer), instead of in `data` (then empty).
+ * Only {@link tensorsFromWire} reads `view`; only a {@link runModel} handler's jobs carry one, so no user code sees
+ * the shared buffer.
+ */
+export interface ViewedWireTensor extends WireTensor {
+  view?: Uint8Array<ArrayBuffer>;
+}
+
 /** The handler's input: one `Tensor` per signature input, checked (names unique and known, datatype, shape, size). */
-export function tensorsFromWire(signature: TensorSignature, wire: readonly WireTensor[]): Record<string, Tensor> {
-  const byName = new Map<string, WireTensor>();
+export function tensorsFromWire(signature: TensorSignature, wire: readonly ViewedWireTensor[]): Record<string, Tensor> {
+  const byName = new Map<string, ViewedWireTensor>();
   for (const t of wire) {
     if (byName.has(t.name)) throw bad(`Input '${t.name}' is given more than once`);
     if (!signature.inputs.some((s) => s.name === t.name)) {
@@ -74,16 +85,26 @@ export function tensorsFromWire(signature: TensorSignature, wire: readonly WireT
     checkAgainstSpec(spec, t);
     const count = elementCount(t.name, t.shape);
     if (spec.datatype === "BYTES") {
-      inputs[spec.name] = new Tensor("string", bytesToStrings(t), t.shape);
+      inputs[spec.name] = new Tensor(
+        "string",
+        bytesToStrings(t.view ? { ...t, data: t.view.slice().buffer } : t),
+        t.shape,
+      );
       continue;
     }
-    const data = typedView(t);
+    const data = t.view ? viewOf(spec, t.view) : typedView(t);
     if (data.length !== count) {
       throw bad(`Input '${t.name}' has ${data.length} elements; shape [${t.shape}] needs ${count}`);
     }
     inputs[spec.name] = new Tensor(datatypes[spec.datatype].ort as "float32", data as Float32Array, t.shape);
   }
   return inputs;
+}
+
+/** The elements of `view` as the spec's typed array, in place (`view` starts at a multiple of the element size). */
+function viewOf(spec: TensorSpec, view: Uint8Array<ArrayBuffer>) {
+  const info = datatypes[spec.datatype];
+  return new info.array!(view.buffer, view.byteOffset, view.byteLength / info.byteSize);
 }
 
 /** v2 datatypes by onnxruntime-common's element type names. */
@@ -176,26 +197,43 @@ export function checkOutputs(
 }
 
 /**
- * Each request's rows of checked, fixed-size outputs, as wire tensors with
- * buffers of their own: `rows[i]` rows for request `i`, in order (one copy
- * per request, from wherever the outputs lie).
+ * Each request's rows of checked, fixed-size outputs: `rows[i]` rows for request `i`, in order, as views of one copy
+ * of each output, made in a buffer kept for reuse ({@link takeScratch}: no allocation per request, nor per batch
+ * once warm). The views hold after the outputs' own memory is reused, until the caller gives the copies back with
+ * {@link giveRows}; {@link wireOf} makes a request's wire tensors of them.
  */
-export function splitRows(outputs: readonly CheckedOutput[], rows: readonly number[]): WireTensor[][] {
+export function cutRows(outputs: readonly CheckedOutput[], rows: readonly number[]): CheckedOutput[][] {
+  const copies = outputs.map((o) => {
+    const copy = takeScratch(o.bytes.byteLength);
+    copy.set(o.bytes);
+    return copy;
+  });
   let start = 0;
   return rows.map((n) => {
     const end = start + n;
-    const wire = outputs.map((o) => {
+    const cut = outputs.map((o, k) => {
       const rowBytes = o.shape[0] > 0 ? o.bytes.byteLength / o.shape[0] : 0;
       return {
         name: o.name,
         datatype: o.datatype,
         shape: [n, ...o.shape.slice(1)],
-        data: o.bytes.slice(start * rowBytes, end * rowBytes).buffer,
+        bytes: copies[k].subarray(start * rowBytes, end * rowBytes),
       };
     });
     start = end;
-    return wire;
+    return cut;
   });
+}
+
+/** Gives back the copies {@link cutRows} made: nothing may read `cut`'s views after. */
+export function giveRows(cut: readonly CheckedOutput[][]): void {
+  if (cut.length === 0) return;
+  for (const o of cut[0]) giveScratch(o.bytes as Uint8Array<ArrayBuffer>);
+}
+
+/** A checked output as a wire tensor: its bytes copied into a buffer of its own. */
+export function wireOf(output: CheckedOutput): WireTensor {
+  return { name: output.name, datatype: output.datatype, shape: output.shape, data: output.bytes.slice().buffer };
 }
 
 /** An output of a padded run, cut to the batch's own rows. */
@@ -212,9 +250,11 @@ function unpad(out: StagedOutput, padded: number, rows: number): StagedOutput {
  * checked inputs, combined along the first dimension: `fill` writes each
  * input's rows request after request where the session stages it (a CUDA
  * lane's pinned arena: no copy in between), `consume` checks the outputs
- * against the signature and splits them into each request's wire tensors
- * (one copy). No user code runs in between, so the staging buffers reach
- * none. `undefined` when the requests cannot be combined (their inner sizes
+ * against the signature and splits them into each request's outputs: one
+ * request's are copies of their own, several requests' views of one copy of
+ * each output ({@link cutRows}; the caller gives them back with
+ * {@link giveRows}). No user code runs in between, so the staging buffers
+ * reach none. `undefined` when the requests cannot be combined (their inner sizes
  * differ) or the outputs' rows do not add up: the caller runs them alone.
  * @throws {IsolaneError} `invalid_output` when an output does not match the
  * signature, `handler_error` with the model's error.
@@ -224,7 +264,7 @@ export async function runModelRows(
   signature: TensorSignature,
   requests: readonly Readonly<Record<string, Tensor>>[],
   { name: fn }: { name: string },
-): Promise<WireTensor[][] | undefined> {
+): Promise<CheckedOutput[][] | undefined> {
   const first = requests[0];
   const rows = requests.map((inputs) => inputs[signature.inputs[0].name].dims[0] ?? 0);
   const total = rows.reduce((a, b) => a + b, 0);
@@ -273,12 +313,8 @@ export async function runModelRows(
           }),
         );
         const checked = checkOutputs(signature, value, { name: fn });
-        if (requests.length === 1) {
-          return [
-            checked.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape, data: o.bytes.slice().buffer })),
-          ];
-        }
-        return checked.every((o) => o.shape[0] === total) ? splitRows(checked, rows) : undefined;
+        if (requests.length === 1) return [checked.map((o) => ({ ...o, bytes: o.bytes.slice() }))];
+        return checked.every((o) => o.shape[0] === total) ? cutRows(checked, rows) : undefined;
       },
     });
   } catch (error) {
@@ -317,6 +353,12 @@ export async function runModelJob(
   const staged = await runModelRows(model, signature, [inputs], { name });
   // Inputs without rows to stage (a scalar, say): the caller runs the handler as any other.
   if (!staged) return undefined;
-  const [outputs] = staged;
+  // One request's outputs are copies of their own (runModelRows): their buffers go as they are.
+  const outputs = staged[0].map((o) => ({
+    name: o.name,
+    datatype: o.datatype,
+    shape: o.shape,
+    data: o.bytes.buffer as ArrayBuffer,
+  }));
   return job.tensors ? { body: new ArrayBuffer(0), tensors: outputs } : { body: outputsToJsonBody(outputs) };
 }
