@@ -36,8 +36,15 @@ export default defineFunction({
 });
 `;
 
-for (const isolation of ["worker", "process"]) {
-  Deno.test(`an answer past maxAnswerBytes is refused with 500 answer_too_large (${isolation} host)`, async () => {
+const cases = [
+  { isolation: "worker", threads: "0" },
+  { isolation: "process", threads: "0" },
+  // Through HTTP threads a Worker isolate writes its answer straight to the thread (its answer ring, or a message).
+  { isolation: "worker", threads: "2" },
+];
+for (const { isolation, threads } of cases) {
+  const named = `${isolation} host${threads === "0" ? "" : `, ${threads} HTTP threads`}`;
+  Deno.test(`an answer past maxAnswerBytes is refused with 500 answer_too_large (${named})`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "isolane-answer-" });
     try {
       const sources = {
@@ -49,7 +56,7 @@ for (const isolation of ["worker", "process"]) {
         await Deno.mkdir(join(dir, name));
         await Deno.writeTextFile(join(dir, name, "mod.ts"), source);
       }
-      await using server = await startServer({ functionsDir: dir });
+      await using server = await startServer({ functionsDir: dir, env: { ISOLANE_HTTP_THREADS: threads } });
       // Within the limit: answered.
       const fits = await server.invoke("small", { n: MiB - 100 });
       assert.equal(fits.status, 200);

@@ -181,7 +181,8 @@ function replyByLink(jobs: Job[], results: JobResult[]): { results: JobResult[];
       (replied ??= []).push(result.id);
       continue;
     }
-    if (!link || !result.ok || !result.tensors) {
+    // An answer past maxAnswerBytes goes to the host, whose pool refuses it (answer_too_large) as for any answer.
+    if (!link || !result.ok || !result.tensors || tensorBytes(result.tensors) > answerLimit()) {
       (rest ??= []).push(result);
       continue;
     }
@@ -215,7 +216,23 @@ function replyByLink(jobs: Job[], results: JobResult[]): { results: JobResult[];
 function replyInRing(job: Job, outputs: readonly CheckedOutput[]): boolean {
   const reply = job.reply;
   const answers = reply && links.get(reply.link)?.answers;
-  return answers !== undefined && answers.answer(reply!.id, outputs);
+  if (answers === undefined) return false;
+  // Past maxAnswerBytes: not written, so that it reaches the host as a result and is refused there.
+  let bytes = 0;
+  for (const o of outputs) bytes += o.bytes.byteLength;
+  return bytes <= answerLimit() && answers.answer(reply!.id, outputs);
+}
+
+/** The serving function's `maxAnswerBytes`: what an answer sent straight to an HTTP thread may carry. */
+function answerLimit(): number {
+  return serving?.loaded.options.maxAnswerBytes ?? Infinity;
+}
+
+/** The bytes of an answer's tensors' data. */
+function tensorBytes(tensors: readonly { data: ArrayBuffer }[]): number {
+  let bytes = 0;
+  for (const t of tensors) bytes += t.data.byteLength;
+  return bytes;
 }
 
 /** A module a spare imported to inspect it, kept for the serve init that may follow (CPU lanes only). */

@@ -308,8 +308,9 @@ export class FunctionPool {
 
   /**
    * The refusal of an answer larger than `maxAnswerBytes` (its body and its tensors' data), if it is: no client is sent
-   * an answer of gigabytes that a handler built by mistake, and the message says what to change. Answers an isolate
-   * sent straight to an HTTP thread (`replied`) and streamed items are not seen here.
+   * an answer of gigabytes that a handler built by mistake, and the message says what to change. An isolate sends an
+   * HTTP thread straight only answers within the limit (`src/isolate/main.ts`); the rest come here. Streamed items are
+   * not seen here.
    */
   #tooLarge(result: Extract<JobResult, { ok: true }>): IsolaneError | undefined {
     const limit = this.spec.options.maxAnswerBytes;
