@@ -103,6 +103,8 @@ interface Request {
   slot: Slot | undefined;
   /** `performance.now()` past which it is answered 504. */
   deadlineAt: number;
+  /** Taken before any batch had finished: no service time checked its wait (only such are shed, `#shedLate`). */
+  unchecked: boolean;
   signal: AbortSignal | undefined;
   onAbort: () => void;
   /** Called once: with the error, or with the output (see {@link FunctionPool.#answer}). */
@@ -329,7 +331,10 @@ export class FunctionPool {
    * a burst that arrived before any batch had finished (a cold or freshly loaded function, with no service time to go
    * by) was admitted whole, and all but the first few waited out `timeoutMs` for a 504. Each request is counted behind
    * only the requests kept before it, so a refusal ahead of it can make room for it; those an idle isolate takes now
-   * are kept whatever their deadline (the pool knows a run's length only from the runs before it).
+   * are kept whatever their deadline (the pool knows a run's length only from the runs before it). Only requests
+   * taken before any batch had finished are refused here: one that `refusal` took by a known service time stays,
+   * since a run's length may depend on its input (a 5 ms request behind a 400 ms one, with a 1000 ms limit, was
+   * refused by the 400 ms of the last 8 runs though it would have finished 10 ms later).
    */
   #shedLate(): void {
     const queue = this.#queue;
@@ -347,7 +352,8 @@ export class FunctionPool {
     for (let i = 0; i < queue.length; i++) {
       const request = queue[i];
       if (
-        kept >= startingNow && now + (Math.ceil((kept + 1) / perBatch) / lanes) * fastest > request.deadlineAt
+        request.unchecked && kept >= startingNow &&
+        now + (Math.ceil((kept + 1) / perBatch) / lanes) * fastest > request.deadlineAt
       ) {
         (late ??= []).push(request);
       } else queue[kept++] = request;
@@ -488,6 +494,7 @@ export class FunctionPool {
       state: "queued",
       slot: undefined,
       deadlineAt: arrived + options.timeoutMs,
+      unchecked: this.#serviceMs === 0,
       signal,
       onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
       settle,
