@@ -311,12 +311,18 @@ export class FunctionPool {
   /**
    * The refusal of an answer larger than `maxAnswerBytes` (its body and its tensors' data), if it is: no client is sent
    * an answer of gigabytes that a handler built by mistake, and the message says what to change. Answers an isolate
-   * sent straight to an HTTP thread (`replied`) and streamed items are not seen here.
+   * sent straight to an HTTP thread (`replied`) are not seen here; a stream's items are counted as they come
+   * ({@link FunctionPool.#dispatch}).
    */
   #tooLarge(result: Extract<JobResult, { ok: true }>): IsolaneError | undefined {
-    const limit = this.spec.options.maxAnswerBytes;
     let bytes = result.body?.byteLength ?? 0;
     if (result.tensors) { for (const t of result.tensors) bytes += t.data.byteLength; }
+    return this.#overLimit(bytes);
+  }
+
+  /** The `answer_too_large` refusal of an answer of `bytes` (a whole one, or a stream's items so far), if it is one. */
+  #overLimit(bytes: number): IsolaneError | undefined {
+    const limit = this.spec.options.maxAnswerBytes;
     if (bytes <= limit) return undefined;
     return new IsolaneError(
       "answer_too_large",
@@ -734,10 +740,18 @@ export class FunctionPool {
       if (batch.length > 1) request.batch = batch;
     }
     const byId = batch.some((r) => r.onItem) ? new Map(batch.map((r) => [r.job.id, r])) : undefined;
+    // Bytes each request has streamed: past maxAnswerBytes its stream ends with an `answer_too_large` item, and its
+    // run is asked to stop (a generator that yields forever, say).
+    const streamed = byId ? new Map<Request, number>() : undefined;
     const onItem = byId
       ? (id: number, body: ArrayBuffer) => {
         const request = byId.get(id);
-        if (request?.state === "running") request.onItem?.(body);
+        if (request?.state !== "running") return;
+        const bytes = (streamed!.get(request) ?? 0) + body.byteLength;
+        streamed!.set(request, bytes);
+        const tooLarge = this.#overLimit(bytes);
+        if (tooLarge) this.#fail(request, tooLarge);
+        else request.onItem?.(body);
       }
       : undefined;
     let left = batch.length;
