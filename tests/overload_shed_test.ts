@@ -53,3 +53,50 @@ for (const threads of [undefined, "2"]) {
     }
   });
 }
+
+const hanging = (isolation: string) =>
+  `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Answers at once, or never when asked to hang",
+  isolation: "${isolation}",
+  input: z.object({ hang: z.boolean() }),
+  output: z.object({ ok: z.boolean() }),
+  instances: 1,
+  timeoutMs: 300,
+  abortGraceMs: 0,
+  handler({ hang }) {
+    if (hang) return new Promise<{ ok: boolean }>(() => {});
+    return { ok: true };
+  },
+});
+`;
+
+Deno.test("the call after a run that timed out waits for the respawned isolate, not refused by that run's time", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-shed-" });
+  try {
+    for (const isolation of ["worker", "process"]) {
+      await Deno.mkdir(join(dir, isolation));
+      await Deno.writeTextFile(join(dir, isolation, "mod.ts"), hanging(isolation));
+    }
+    await using server = await startServer({ functionsDir: dir });
+    await server.waitForLog((l) => l.msg === "function loaded" && l.function === "worker");
+    await server.waitForLog((l) => l.msg === "function loaded" && l.function === "process");
+    for (let round = 0; round < 16; round++) {
+      const name = round % 2 ? "process" : "worker";
+      const hung = await server.invoke(name, { hang: true });
+      await hung.body?.cancel();
+      assert.equal(hung.status, 504);
+      // The ended run's 300 ms is no run time of the function: the next call was refused 429 by it (bench scenario D's
+      // respawn row had no sample). A call may still time out while the isolate restarts on a loaded machine.
+      const statuses: number[] = [];
+      while (statuses.at(-1) !== 200 && statuses.length < 20) {
+        const next = await server.invoke(name, { hang: false });
+        await next.body?.cancel();
+        statuses.push(next.status);
+      }
+      assert.deepEqual(statuses.filter((s) => s !== 504), [200], `${name} round ${round}: ${statuses}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

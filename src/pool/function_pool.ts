@@ -344,7 +344,7 @@ export class FunctionPool {
    */
   #shedLate(): void {
     const queue = this.#queue;
-    if (queue.length === 0) return;
+    if (queue.length === 0 || this.#recentMs.length === 0) return;
     let fastest = Infinity;
     for (const ms of this.#recentMs) if (ms < fastest) fastest = ms;
     const lanes = this.#lanes();
@@ -784,8 +784,12 @@ export class FunctionPool {
         this.#runningSince.delete(batch);
         const ms = performance.now() - started;
         this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
-        this.#recentMs.push(ms);
-        if (this.#recentMs.length > recentBatches) this.#recentMs.shift();
+        // A batch that failed whole (timed out, its isolate ended) is no run time of the function: the call queued
+        // behind a run that hung for `timeoutMs` was refused by it, though the respawned isolate answers it at once.
+        if (answered) {
+          this.#recentMs.push(ms);
+          if (this.#recentMs.length > recentBatches) this.#recentMs.shift();
+        }
         this.#shedLate();
         // Requests that waited unannounced while every isolate was busy join the queue before the next batch leaves.
         if (this.#allBusyNow) FunctionPool.takeArrivals?.(this);
