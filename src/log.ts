@@ -37,6 +37,11 @@ export function setLogLevel(level: LogLevel): void {
   threshold = rank[level];
 }
 
+/** Whether a line of `level` is written now (at or above the level set with {@link setLogLevel}). */
+export function isLogged(level: LogLevel): boolean {
+  return rank[level] >= threshold;
+}
+
 /**
  * From now on, {@link logDeferred} lines are written together at most {@link flushIntervalMs} after the first of
  * them. Call {@link flushLogs} before the process or thread ends; a process killed outright loses at most those

@@ -332,8 +332,9 @@ export interface FunctionOptionsBase<M extends string = string, S = unknown> {
   /** Largest accepted request body in bytes; default 8 MiB. */
   maxBodyBytes?: number;
   /**
-   * Largest answer in bytes (its JSON body, or its output tensors' data); a larger one is answered 500
-   * `answer_too_large` instead. Default 64 MiB, at most 2 GiB.
+   * Largest answer in bytes (its JSON body, its output tensors' data, or a streaming handler's items together); a
+   * larger one is answered 500 `answer_too_large` instead (a stream ends with that error item, its run aborted).
+   * Default 64 MiB, at most 2 GiB.
    */
   maxAnswerBytes?: number;
   /** Requests that may wait for an isolate before new ones get 429 (so does a wait past `timeoutMs`); default 1024. */

@@ -100,3 +100,62 @@ for (const { isolation, threads } of cases) {
     }
   });
 }
+
+/** Streams `count` items `{"s":"x…"}` of `k` characters (8 + k bytes each); a negative count streams until aborted. */
+const streamer = (isolation: string) =>
+  `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Streams count items of k characters",
+  isolation: "${isolation}",
+  maxAnswerBytes: 1000,
+  timeoutMs: 20000,
+  input: z.object({ count: z.number().int(), k: z.number().int() }),
+  output: z.object({ s: z.string() }),
+  async *handler({ count, k }, { signal }) {
+    for (let i = 0; count < 0 ? !signal.aborted : i < count; i++) {
+      yield { s: "x".repeat(k) };
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  },
+});
+`;
+
+for (const isolation of ["worker", "process"]) {
+  Deno.test(`a stream past maxAnswerBytes ends with an answer_too_large item (${isolation} host)`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "isolane-answer-" });
+    try {
+      await Deno.mkdir(join(dir, "streamer"));
+      await Deno.writeTextFile(join(dir, "streamer", "mod.ts"), streamer(isolation));
+      await using server = await startServer({ functionsDir: dir });
+      const items = async (count: number, sse: boolean) => {
+        const response = await server.invoke("streamer", { count, k: 92 }, {
+          headers: { "content-type": "application/json", ...(sse ? { accept: "text/event-stream" } : {}) },
+        });
+        assert.equal(response.status, 200);
+        const text = await response.text();
+        return sse
+          ? text.split("\n\n").filter((f) => f).map((f) =>
+            JSON.parse(f.split("\n").find((l) => l.startsWith("data:"))!.slice(5))
+          )
+          : text.trimEnd().split("\n").map((l) => JSON.parse(l));
+      };
+      const item = { s: "x".repeat(92) }; // 100 bytes of JSON
+      for (const sse of [false, true]) {
+        // Ten items are exactly the 1000 bytes: all sent.
+        assert.deepEqual(await items(10, sse), Array(10).fill(item));
+        // An eleventh is past it: the ten, then the error.
+        for (const count of [11, -1]) {
+          const got = await items(count, sse);
+          assert.deepEqual(got.slice(0, 10), Array(10).fill(item));
+          assert.equal(got.length, 11, `${count} items, sse ${sse}`);
+          assert.equal(got[10].error.code, "answer_too_large");
+          assert.match(got[10].error.message, /answered 1100 bytes, more than its maxAnswerBytes of 1000/);
+        }
+      }
+      // The isolate still serves.
+      assert.deepEqual(await items(1, false), [item]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

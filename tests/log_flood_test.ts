@@ -136,3 +136,55 @@ for (const isolation of ["worker", "process"]) {
     }
   });
 }
+
+/** Logs `debug` lines with `console.debug`, then `errors` lines with `console.error`. */
+const mixed = `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Logs debug lines, then error lines",
+  input: z.object({ debug: z.number().int(), errors: z.number().int() }),
+  output: z.object({ logged: z.number() }),
+  handler: ({ debug, errors }) => {
+    for (let i = 0; i < debug; i++) console.debug("chatter", i);
+    for (let i = 0; i < errors; i++) console.error("important", i);
+    return { logged: debug + errors };
+  },
+});
+`;
+
+Deno.test("lines below the log level take nothing from a function's log limit, and a drop is always said", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-logs-" });
+  try {
+    for (const name of ["mixed", "alarm"]) {
+      await Deno.mkdir(`${dir}/${name}`);
+      await Deno.writeTextFile(`${dir}/${name}/mod.ts`, mixed);
+    }
+    await using server = await startServer({
+      functionsDir: dir,
+      env: { ISOLANE_LOG_LEVEL: "info", ISOLANE_LOG_RATE: "20", ISOLANE_LOG_BURST: "100" },
+    });
+    // 1,000 debug lines are not written at level info: the 3 error lines after them are (they were dropped unsaid).
+    const response = await server.invoke("mixed", { debug: 1000, errors: 3 });
+    assert.deepEqual(await response.json(), { logged: 1003 });
+    const last = await server.waitForLog((l) =>
+      l.msg === "function log" && l.function === "mixed" && l.text === "important 2"
+    );
+    assert.equal(last.level, "error");
+    const errorsOf = (name: string) => server.logs.filter((l) => l.msg === "function log" && l.function === name);
+    assert.deepEqual(errorsOf("mixed").map((l) => l.text), ["important 0", "important 1", "important 2"]);
+    // Error lines past the limit are counted in a notice at level error (at ISOLANE_LOG_LEVEL=error a warn is not written).
+    const flood = await server.invoke("alarm", { debug: 0, errors: 1000 });
+    assert.deepEqual(await flood.json(), { logged: 1000 });
+    const dropped = () =>
+      server.logs.filter((l) => l.msg === "function log lines dropped" && l.function === "alarm")
+        .reduce((sum, l) => sum + (l.dropped as number), 0);
+    const notice = await server.waitForLog(
+      (l) => l.msg === "function log lines dropped" && errorsOf("alarm").length + dropped() === 1000,
+      30_000,
+    );
+    assert.equal(notice.level, "error");
+    assert.ok(dropped() > 0);
+    assert.equal(server.logs.filter((l) => l.msg === "function log lines dropped" && l.function === "mixed").length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

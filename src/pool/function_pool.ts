@@ -103,6 +103,8 @@ interface Request {
   slot: Slot | undefined;
   /** `performance.now()` past which it is answered 504. */
   deadlineAt: number;
+  /** Taken before any batch had finished: no service time checked its wait (only such are shed, `#shedLate`). */
+  unchecked: boolean;
   signal: AbortSignal | undefined;
   onAbort: () => void;
   /** Called once: with the error, or with the output (see {@link FunctionPool.#answer}). */
@@ -309,13 +311,18 @@ export class FunctionPool {
   /**
    * The refusal of an answer larger than `maxAnswerBytes` (its body and its tensors' data), if it is: no client is sent
    * an answer of gigabytes that a handler built by mistake, and the message says what to change. An isolate sends an
-   * HTTP thread straight only answers within the limit (`src/isolate/main.ts`); the rest come here. Streamed items are
-   * not seen here.
+   * HTTP thread straight only answers within the limit (`src/isolate/main.ts`); the rest come here. A stream's items
+   * are counted as they come ({@link FunctionPool.#dispatch}).
    */
   #tooLarge(result: Extract<JobResult, { ok: true }>): IsolaneError | undefined {
-    const limit = this.spec.options.maxAnswerBytes;
     let bytes = result.body?.byteLength ?? 0;
     if (result.tensors) { for (const t of result.tensors) bytes += t.data.byteLength; }
+    return this.#overLimit(bytes);
+  }
+
+  /** The `answer_too_large` refusal of an answer of `bytes` (a whole one, or a stream's items so far), if it is one. */
+  #overLimit(bytes: number): IsolaneError | undefined {
+    const limit = this.spec.options.maxAnswerBytes;
     if (bytes <= limit) return undefined;
     return new IsolaneError(
       "answer_too_large",
@@ -330,11 +337,14 @@ export class FunctionPool {
    * a burst that arrived before any batch had finished (a cold or freshly loaded function, with no service time to go
    * by) was admitted whole, and all but the first few waited out `timeoutMs` for a 504. Each request is counted behind
    * only the requests kept before it, so a refusal ahead of it can make room for it; those an idle isolate takes now
-   * are kept whatever their deadline (the pool knows a run's length only from the runs before it).
+   * are kept whatever their deadline (the pool knows a run's length only from the runs before it). Only requests
+   * taken before any batch had finished are refused here: one that `refusal` took by a known service time stays,
+   * since a run's length may depend on its input (a 5 ms request behind a 400 ms one, with a 1000 ms limit, was
+   * refused by the 400 ms of the last 8 runs though it would have finished 10 ms later).
    */
   #shedLate(): void {
     const queue = this.#queue;
-    if (queue.length === 0) return;
+    if (queue.length === 0 || this.#recentMs.length === 0) return;
     let fastest = Infinity;
     for (const ms of this.#recentMs) if (ms < fastest) fastest = ms;
     const lanes = this.#lanes();
@@ -348,7 +358,8 @@ export class FunctionPool {
     for (let i = 0; i < queue.length; i++) {
       const request = queue[i];
       if (
-        kept >= startingNow && now + (Math.ceil((kept + 1) / perBatch) / lanes) * fastest > request.deadlineAt
+        request.unchecked && kept >= startingNow &&
+        now + (Math.ceil((kept + 1) / perBatch) / lanes) * fastest > request.deadlineAt
       ) {
         (late ??= []).push(request);
       } else queue[kept++] = request;
@@ -489,6 +500,7 @@ export class FunctionPool {
       state: "queued",
       slot: undefined,
       deadlineAt: arrived + options.timeoutMs,
+      unchecked: this.#serviceMs === 0,
       signal,
       onAbort: () => this.#fail(request, new IsolaneError("timeout", "The client went away")),
       settle,
@@ -728,10 +740,18 @@ export class FunctionPool {
       if (batch.length > 1) request.batch = batch;
     }
     const byId = batch.some((r) => r.onItem) ? new Map(batch.map((r) => [r.job.id, r])) : undefined;
+    // Bytes each request has streamed: past maxAnswerBytes its stream ends with an `answer_too_large` item, and its
+    // run is asked to stop (a generator that yields forever, say).
+    const streamed = byId ? new Map<Request, number>() : undefined;
     const onItem = byId
       ? (id: number, body: ArrayBuffer) => {
         const request = byId.get(id);
-        if (request?.state === "running") request.onItem?.(body);
+        if (request?.state !== "running") return;
+        const bytes = (streamed!.get(request) ?? 0) + body.byteLength;
+        streamed!.set(request, bytes);
+        const tooLarge = this.#overLimit(bytes);
+        if (tooLarge) this.#fail(request, tooLarge);
+        else request.onItem?.(body);
       }
       : undefined;
     let left = batch.length;
@@ -764,8 +784,12 @@ export class FunctionPool {
         this.#runningSince.delete(batch);
         const ms = performance.now() - started;
         this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
-        this.#recentMs.push(ms);
-        if (this.#recentMs.length > recentBatches) this.#recentMs.shift();
+        // A batch that failed whole (timed out, its isolate ended) is no run time of the function: the call queued
+        // behind a run that hung for `timeoutMs` was refused by it, though the respawned isolate answers it at once.
+        if (answered) {
+          this.#recentMs.push(ms);
+          if (this.#recentMs.length > recentBatches) this.#recentMs.shift();
+        }
         this.#shedLate();
         // Requests that waited unannounced while every isolate was busy join the queue before the next batch leaves.
         if (this.#allBusyNow) FunctionPool.takeArrivals?.(this);

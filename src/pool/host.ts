@@ -27,7 +27,7 @@ import type {
 import { clipLogText, transferablesOf } from "../protocol.ts";
 import { packJobs } from "../packed.ts";
 import { type ErrorBody, IsolaneError } from "../errors.ts";
-import { log } from "../log.ts";
+import { isLogged, log } from "../log.ts";
 import { admitFunctionLog } from "./log_limit.ts";
 import type { FunctionLimits } from "./limits.ts";
 
@@ -216,7 +216,8 @@ export abstract class HostBase implements IsolateHost {
   }
 
   #log(message: LogMessage): void {
-    if (!admitFunctionLog(this.name)) return;
+    // A line below the log level is not written, so it takes nothing from the function's log limit.
+    if (!isLogged(message.level) || !admitFunctionLog(this.name, message.level)) return;
     log(message.level, "function log", {
       function: this.name,
       isolate: this.id,

@@ -5,7 +5,7 @@
  * warning per function ("function log lines dropped", with the count) says so at most once a second.
  * @module
  */
-import { log } from "../log.ts";
+import { isLogged, log, type LogLevel } from "../log.ts";
 
 /** The limit of each function's log lines. */
 export interface FunctionLogLimit {
@@ -26,6 +26,8 @@ interface Bucket {
   /** `performance.now()` of the last refill. */
   at: number;
   dropped: number;
+  /** The most severe level among the lines dropped since the last notice. */
+  droppedLevel: LogLevel;
   notice: ReturnType<typeof setTimeout> | undefined;
 }
 
@@ -39,19 +41,20 @@ export function setFunctionLogLimit(next: FunctionLogLimit): void {
 }
 
 /**
- * Whether function `name` may log one more line now; a line refused is counted, and the count logged (warn,
- * "function log lines dropped") within a second.
+ * Whether function `name` may log one more line of `level` now; a line refused is counted, and the count logged
+ * ("function log lines dropped") within a second, at `warn` or, when a dropped line was more severe or `warn` lines are
+ * not written, `error`: a dropped line is never dropped unsaid. Call it only for lines the log level lets through.
  *
  * @example
  * ```ts
  * if (admitFunctionLog("ocr")) log("info", "function log", { function: "ocr", text });
  * ```
  */
-export function admitFunctionLog(name: string): boolean {
+export function admitFunctionLog(name: string, level: LogLevel = "info"): boolean {
   const now = performance.now();
   let bucket = buckets.get(name);
   if (!bucket) {
-    bucket = { tokens: limit.burst, at: now, dropped: 0, notice: undefined };
+    bucket = { tokens: limit.burst, at: now, dropped: 0, droppedLevel: "info", notice: undefined };
     buckets.set(name, bucket);
   } else {
     bucket.tokens = Math.min(limit.burst, bucket.tokens + ((now - bucket.at) / 1000) * limit.linesPerSecond);
@@ -62,17 +65,20 @@ export function admitFunctionLog(name: string): boolean {
     return true;
   }
   bucket.dropped++;
+  if (level === "error") bucket.droppedLevel = "error";
   if (bucket.notice === undefined) {
     const dropping = bucket;
     dropping.notice = setTimeout(function noticeDropped() {
       dropping.notice = undefined;
-      log("warn", "function log lines dropped", {
+      const severe = dropping.droppedLevel === "error" || !isLogged("warn");
+      log(severe ? "error" : "warn", "function log lines dropped", {
         function: name,
         dropped: dropping.dropped,
         reason: `More than ${limit.linesPerSecond} lines a second (bursts of ${limit.burst}); ` +
           "set ISOLANE_LOG_RATE and ISOLANE_LOG_BURST to change the limit",
       });
       dropping.dropped = 0;
+      dropping.droppedLevel = "info";
     }, noticeMs);
     Deno.unrefTimer(dropping.notice);
   }
