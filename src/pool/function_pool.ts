@@ -112,6 +112,9 @@ interface Request {
   onItem: ((body: ArrayBuffer) => void) | undefined;
   /** The requests dispatched with it (itself included), whose run it shares. */
   batch: readonly Request[] | undefined;
+  /** Its neighbours in the pool's list of requests not yet answered (arrival order); unset once answered. */
+  older: Request | undefined;
+  newer: Request | undefined;
 }
 
 /**
@@ -150,14 +153,23 @@ export class FunctionPool {
   #serviceMs = 0;
   /** Service times in ms of the last batches (at most {@link recentBatches}), for {@link FunctionPool.#shedLate}. */
   readonly #recentMs: number[] = [];
-  /** When each batch now running started (`performance.now()`), for {@link FunctionPool.#longestRunningMs}. */
-  readonly #runningSince = new Map<readonly Request[], number>();
+  /**
+   * When each batch now running started (`performance.now()`), for {@link FunctionPool.#longestRunningMs}, by the id
+   * of its first job: keyed by the batch itself, the map's old tables (see {@link FunctionPool.#oldest}) kept its
+   * requests alive through young collections.
+   */
+  readonly #runningSince = new Map<number, number>();
   #batchSizes: number[] = [];
   /**
-   * Requests not yet answered, oldest first. Every request of a pool has the same `timeoutMs`, so this is also
-   * deadline order, and one timer (for the oldest) serves them all.
+   * Requests not yet answered, oldest first, as a list linked through the requests themselves. Every request of a
+   * pool has the same `timeoutMs`, so this is also deadline order, and one timer (for the oldest) serves them all.
+   * Not a `Set`: a long-lived `Set` whose entries come and go re-allocates its table again and again, and V8's young
+   * generation collector kept every request its old tables had held (with its body, promises and response) until the
+   * next full collection: at c=32 a quarter of the young generation survived each scavenge, which took 10–180 ms
+   * (docs/cpu-mlp.md, "The main thread's garbage").
    */
-  #pending = new Set<Request>();
+  #oldest: Request | undefined;
+  #newest: Request | undefined;
   #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   /** Rows of the requests at the head of the queue, for the batcher (reused). */
   #rows: number[] = [];
@@ -507,9 +519,13 @@ export class FunctionPool {
       onItem,
       // Set here, so that every request has one shape (it is set at dispatch).
       batch: undefined,
+      older: this.#newest,
+      newer: undefined,
     };
     // One deadline per request, armed once: it covers the wait and the run.
-    this.#pending.add(request);
+    if (this.#newest) this.#newest.newer = request;
+    else this.#oldest = request;
+    this.#newest = request;
     if (this.#deadlineTimer === undefined) this.#armDeadline(options.timeoutMs);
     signal?.addEventListener("abort", request.onAbort, { once: true });
     onCancel?.(request.onAbort);
@@ -525,8 +541,10 @@ export class FunctionPool {
       this.#deadlineTimer = undefined;
       const now = performance.now();
       const { name, options } = this.spec;
-      for (const request of this.#pending) {
+      for (let request = this.#oldest, last: Request | undefined; request && request !== last; request = this.#oldest) {
         if (request.deadlineAt > now) return this.#armDeadline(request.deadlineAt - now);
+        last = request;
+        // Answered and taken off the list here, so the loop goes on with the next oldest.
         this.#fail(
           request,
           request.state === "queued"
@@ -573,7 +591,12 @@ export class FunctionPool {
 
   #finish(request: Request): void {
     request.state = "done";
-    this.#pending.delete(request);
+    const { older, newer } = request;
+    if (older) older.newer = newer;
+    else if (this.#oldest === request) this.#oldest = newer;
+    if (newer) newer.older = older;
+    else if (this.#newest === request) this.#newest = older;
+    request.older = request.newer = undefined;
     if (request.signal) request.signal.removeEventListener("abort", request.onAbort);
   }
 
@@ -729,7 +752,9 @@ export class FunctionPool {
   #dispatch(slot: Slot, batch: Request[]): void {
     const host = slot.host!;
     const started = performance.now();
-    this.#runningSince.set(batch, started);
+    // Each job is in one batch at a time: its first job's id names the run.
+    const runKey = batch[0].job.id;
+    this.#runningSince.set(runKey, started);
     slot.batches++;
     this.spec.observer?.dispatched(this.spec.name, batch.reduce((n, r) => n + r.rows, 0));
     this.#batchSizes.push(batch.length);
@@ -781,7 +806,7 @@ export class FunctionPool {
         // An isolate whose batch failed whole is not the warm one: it would take every request that came alone.
         if (answered) this.#idleSince.set(slot, ++this.#finishedBatches);
         else this.#idleSince.delete(slot);
-        this.#runningSince.delete(batch);
+        this.#runningSince.delete(runKey);
         const ms = performance.now() - started;
         this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
         // A batch that failed whole (timed out, its isolate ended) is no run time of the function: the call queued

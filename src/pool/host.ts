@@ -55,9 +55,21 @@ export type ItemListener = (id: number, body: ArrayBuffer) => void;
 /** Gets the result of the job at `index` of a run ({@link IsolateHost.runEach}). */
 export type ResultListener = (result: JobResult, index: number) => void;
 
-/** A job posted and not yet answered: who gets its result, and its index in its run. */
+/**
+ * A run in flight: who gets its items and results, until its last result. Then both listeners are dropped, so that a
+ * `PendingJob` still referenced from an old table of {@link HostBase}'s map holds no request: V8 re-allocates a map's
+ * table as entries come and go, and its young generation collector keeps what old tables point to until the next full
+ * collection (a listener kept that way kept its whole batch of requests; docs/cpu-mlp.md, "The main thread's garbage").
+ */
+interface PendingRun {
+  onResult: ResultListener | undefined;
+  onItem: ItemListener | undefined;
+  left: number;
+}
+
+/** A job posted and not yet answered: its run, and its index in it. */
 interface PendingJob {
-  onResult: ResultListener;
+  run: PendingRun;
   index: number;
 }
 
@@ -146,7 +158,6 @@ export abstract class HostBase implements IsolateHost {
   /** The step of its start the isolate said it began last (`PhaseMessage`); none yet: importing its module. */
   #phase: PhaseMessage["phase"] | undefined;
   #pending = new Map<number, PendingJob>();
-  #itemListeners = new Map<number, ItemListener>();
   #onExit: ExitListener | undefined;
   #boot: { resolve: () => void; reject: (e: IsolaneError) => void; timer: ReturnType<typeof setTimeout> } | undefined;
   #closed: (() => void) | undefined;
@@ -283,7 +294,7 @@ export abstract class HostBase implements IsolateHost {
       case "released":
         return;
       case "item":
-        return this.#itemListeners.get(message.id)?.(message.id, message.body);
+        return this.#pending.get(message.id)?.run.onItem?.(message.id, message.body);
       case "results":
         for (const result of message.results) this.#settle(result.id, result);
         if (message.replied) { for (const id of message.replied) this.#settle(id, replied); }
@@ -294,10 +305,9 @@ export abstract class HostBase implements IsolateHost {
     const pending = this.#pending.get(id);
     if (!pending) return;
     this.#pending.delete(id);
-    if (this.#itemListeners.size > 0) this.#itemListeners.delete(id);
     this.inflight--;
     this.served++;
-    pending.onResult(result, pending.index);
+    resultOf(pending, result);
   }
 
   /**
@@ -339,11 +349,8 @@ export abstract class HostBase implements IsolateHost {
       );
       return;
     }
-    for (let index = 0; index < jobs.length; index++) {
-      const id = jobs[index].id;
-      this.#pending.set(id, { onResult, index });
-      if (onItem) this.#itemListeners.set(id, onItem);
-    }
+    const run: PendingRun = { onResult, onItem, left: jobs.length };
+    for (let index = 0; index < jobs.length; index++) this.#pending.set(jobs[index].id, { run, index });
     this.inflight += jobs.length;
     this.sendJobs(jobs);
   }
@@ -386,7 +393,13 @@ export abstract class HostBase implements IsolateHost {
     const pending = [...this.#pending];
     this.inflight = 0;
     this.#pending.clear();
-    this.#itemListeners.clear();
-    for (const [id, { onResult, index }] of pending) onResult({ id, ok: false, error }, index);
+    for (const [id, job] of pending) resultOf(job, { id, ok: false, error });
   }
+}
+
+/** Hands `result` to the listener of `job`'s run; after the run's last result, the run lets go of its listeners. */
+function resultOf({ run, index }: PendingJob, result: JobResult): void {
+  const onResult = run.onResult!;
+  if (--run.left === 0) run.onResult = run.onItem = undefined;
+  onResult(result, index);
 }

@@ -56,11 +56,15 @@ export async function guardBodyRead<T>(read: () => Promise<T>, withinMs?: number
   }
 }
 
-/** A body read that a deadline waits on. */
+/**
+ * A body read that a deadline waits on. `reject` is dropped once the read settles: V8's young generation collector
+ * keeps what the old tables of {@link watched} point to until the next full collection, and the request's whole
+ * handler waits on that promise (docs/cpu-mlp.md, "The main thread's garbage").
+ */
 interface Watched {
   deadlineAt: number;
   withinMs: number;
-  reject: (error: IsolaneError) => void;
+  reject: ((error: IsolaneError) => void) | undefined;
 }
 
 /**
@@ -89,7 +93,9 @@ function expireReads(): void {
       continue;
     }
     watched.delete(read);
-    read.reject(
+    const reject = read.reject!;
+    read.reject = undefined;
+    reject(
       new IsolaneError(
         "request_timeout",
         `The request body did not arrive within ${read.withinMs} ms (the function's timeoutMs); send it whole`,
@@ -108,10 +114,12 @@ function withinDeadline<T>(reading: Promise<T>, withinMs: number): Promise<T> {
     reading.then(
       (value) => {
         watched.delete(read);
+        read.reject = undefined;
         resolve(value);
       },
       (error) => {
         watched.delete(read);
+        read.reject = undefined;
         reject(error);
       },
     );
