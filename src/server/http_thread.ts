@@ -15,6 +15,7 @@ import { type Context, Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { getConnInfo } from "hono/deno";
 import { IsolaneError } from "../errors.ts";
+import { IdTable } from "../id_table.ts";
 import { bufferLogs, flushLogs, log, logDeferred, setLogLevel } from "../log.ts";
 import type { LinkReply, SharedTensor, WireTensor } from "../protocol.ts";
 import { outputsToJsonBody, outputsToJsonBytes, wireFromJsonBody } from "../tensors.ts";
@@ -117,8 +118,10 @@ function sendRecords(): void {
   outbox.send(op);
 }
 let profiles = new Map<string, FunctionProfile>();
-const pending = new Map<number, Pending>();
-const whole = new Map<number, PendingWhole>();
+/** Requests in flight by id (an {@link IdTable}: a long-lived `Map`'s old tables would keep them through scavenges). */
+const pending = new IdTable<Pending>();
+/** Requests sent whole, by id (an {@link IdTable}, as `pending`). */
+const whole = new IdTable<PendingWhole>();
 let nextId = 1;
 let server: Deno.HttpServer<Deno.NetAddr> | undefined;
 let threadIndex = 0;
