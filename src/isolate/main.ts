@@ -23,6 +23,7 @@ import { unpackJobs } from "../packed.ts";
 import { Doorbell, RingReader, RingWriter } from "../op_ring.ts";
 import { AnswerRingWriter, isAnswerRingOffer } from "../answer_ring.ts";
 import { IsolaneError } from "../errors.ts";
+import { IdTable } from "../id_table.ts";
 import { loadOrt } from "../inference/ort.ts";
 import { describeSession, modelRoot } from "../inference/session.ts";
 import {
@@ -65,7 +66,7 @@ let serving:
   | { loaded: LoadedFunction; run: RunContext; sessions: { release(): Promise<void> }[]; arena?: { close(): void } }
   | undefined;
 let gpuLane: OpenedLane | undefined;
-const aborts = new Map<number, AbortController>();
+const aborts = new IdTable<AbortController>();
 /**
  * Direct links to HTTP threads (Worker hosts): where a job's inputs lie and where its answer goes (the thread's
  * answer ring once it offered one, else the port).

@@ -9,6 +9,7 @@
  * @module
  */
 import { IsolaneError } from "../errors.ts";
+import { IdTable } from "../id_table.ts";
 import { log, type LogLevel } from "../log.ts";
 import type { FunctionEntry, Registry } from "../registry/registry.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
@@ -90,7 +91,7 @@ type SharedInfer = Extract<ToMain, { k: "infer" }> & { shared: NonNullable<Extra
 class Thread implements SharedSource<SharedInfer> {
   readonly outbox: Outbox<ToThread>;
   /** What stops each request in flight when its client goes away. */
-  readonly aborts = new Map<number, () => void>();
+  readonly aborts = new IdTable<() => void>();
   closed: (() => void) | undefined;
   /** Callers waiting for the thread's metrics records (`flush`). */
   readonly flushed: (() => void)[] = [];
