@@ -61,6 +61,11 @@ export function buildWideMlp({ layers, width }: { layers: number; width: number 
     input: [valueInfo("x", width)],
     output: [valueInfo("y", width)],
   });
+  return encodeBenchModel(graph);
+}
+
+/** A bench model's bytes: `graph` in an ONNX model of IR version 8, opset 17 (what every bench model here uses). */
+export function encodeBenchModel(graph: InstanceType<typeof onnx.GraphProto>): Uint8Array {
   const model = onnx.ModelProto.create({
     irVersion: 8,
     producerName: "isolane-bench",

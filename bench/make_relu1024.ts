@@ -11,6 +11,7 @@
 import onnxProto from "onnx-proto";
 import { fileURLToPath } from "node:url";
 import { dirname } from "node:path";
+import { encodeBenchModel } from "./make_mlp8x1024.ts";
 
 const { onnx } = onnxProto;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
@@ -31,13 +32,7 @@ export function buildRelu1024(): Uint8Array {
     input: [io("x")],
     output: [io("y")],
   });
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: "isolane-bench",
-    opsetImport: [{ domain: "", version: 17 }],
-    graph,
-  });
-  return onnx.ModelProto.encode(model).finish();
+  return encodeBenchModel(graph);
 }
 
 if (import.meta.main) {

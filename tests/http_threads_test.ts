@@ -40,6 +40,25 @@ export default defineFunction({
 `;
 }
 
+/** The 4→16→3 MLP, batched, in two Worker isolates on the CPU, with `handler` (its source text). */
+function workerMlp(description: string, handler: string): string {
+  return `import { defineFunction, runModel } from "isolane";
+export default defineFunction({
+  description: "${description}",
+  models: { mlp: "mlp.onnx" },
+  device: "cpu",
+  isolation: "worker",
+  instances: 2,
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
+  },
+  dynamicBatching: { maxBatchSize: 32, maxQueueDelayMs: 2 },
+  handler: ${handler},
+});
+`;
+}
+
 const sources: Record<string, string> = {
   greet: greeterModule("hello"),
   mlp: `import { defineFunction } from "isolane";
@@ -58,38 +77,10 @@ export default defineFunction({
 });
 `,
   // In Worker isolates: the threads hand their tensors to the isolate through their arenas, and it answers them.
-  mlpw: `import { defineFunction } from "isolane";
-export default defineFunction({
-  description: "4→16→3 MLP, batched, in Worker isolates",
-  models: { mlp: "mlp.onnx" },
-  device: "cpu",
-  isolation: "worker",
-  instances: 2,
-  signature: {
-    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }],
-    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
-  },
-  dynamicBatching: { maxBatchSize: 32, maxQueueDelayMs: 2 },
-  handler: ({ x }, { models }) => models.mlp.run({ x }),
-});
-`,
+  mlpw: workerMlp("4→16→3 MLP, batched, in Worker isolates", "({ x }, { models }) => models.mlp.run({ x })"),
   // runModel in Worker isolates: the runtime runs the model itself, the jobs' inputs copied out of the threads'
   // arenas into one buffer and their answers written from the batch's outputs into the threads' answer rings.
-  mlpr: `import { defineFunction, runModel } from "isolane";
-export default defineFunction({
-  description: "4→16→3 MLP, batched runModel, in Worker isolates",
-  models: { mlp: "mlp.onnx" },
-  device: "cpu",
-  isolation: "worker",
-  instances: 2,
-  signature: {
-    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }],
-    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }],
-  },
-  dynamicBatching: { maxBatchSize: 32, maxQueueDelayMs: 2 },
-  handler: runModel("mlp"),
-});
-`,
+  mlpr: workerMlp("4→16→3 MLP, batched runModel, in Worker isolates", 'runModel("mlp")'),
   // Sends a batch only once it has 16 rows; a batch with a row starting -999 ends its isolate.
   crash: `import { defineFunction } from "isolane";
 export default defineFunction({
