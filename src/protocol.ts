@@ -198,6 +198,17 @@ export function transferablesOf(item: { body: ArrayBuffer; tensors?: WireTensor[
 }
 
 /**
+ * The bytes an answer carries, as `maxAnswerBytes` counts them: its body and its tensors' data. Counted where the
+ * pool refuses a result (`src/pool/function_pool.ts`) and where a Worker isolate decides whether it may answer an
+ * HTTP thread straight (`src/isolate/main.ts`), so both sides hold one limit.
+ */
+export function answerBytes(item: { body: ArrayBuffer; tensors?: readonly WireTensor[] }): number {
+  let bytes = item.body.byteLength;
+  if (item.tensors) { for (const t of item.tensors) bytes += t.data.byteLength; }
+  return bytes;
+}
+
+/**
  * The body of every job whose inputs are tensors (in `tensors`, or in an HTTP thread's arena): one empty buffer for
  * all, which a run message of many jobs serializes once. Never transferred ({@link transferablesOf} leaves buffers
  * under {@link transferAtBytes}), so never detached.

@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  answerBytes,
   type HostMessage,
   type InitMessage,
   type IsolateMessage,
@@ -183,7 +184,7 @@ function replyByLink(jobs: Job[], results: JobResult[]): { results: JobResult[];
       continue;
     }
     // An answer past maxAnswerBytes goes to the host, whose pool refuses it (answer_too_large) as for any answer.
-    if (!link || !result.ok || !result.tensors || tensorBytes(result.tensors) > answerLimit()) {
+    if (!link || !result.ok || !result.tensors || answerBytes(result) > answerLimit()) {
       (rest ??= []).push(result);
       continue;
     }
@@ -227,13 +228,6 @@ function replyInRing(job: Job, outputs: readonly CheckedOutput[]): boolean {
 /** The serving function's `maxAnswerBytes`: what an answer sent straight to an HTTP thread may carry. */
 function answerLimit(): number {
   return serving?.loaded.options.maxAnswerBytes ?? Infinity;
-}
-
-/** The bytes of an answer's tensors' data. */
-function tensorBytes(tensors: readonly { data: ArrayBuffer }[]): number {
-  let bytes = 0;
-  for (const t of tensors) bytes += t.data.byteLength;
-  return bytes;
 }
 
 /** A module a spare imported to inspect it, kept for the serve init that may follow (CPU lanes only). */

@@ -12,6 +12,7 @@
  * @module
  */
 import {
+  answerBytes,
   type Job,
   type JobResult,
   type LaneInfo,
@@ -327,9 +328,7 @@ export class FunctionPool {
    * are counted as they come ({@link FunctionPool.#dispatch}).
    */
   #tooLarge(result: Extract<JobResult, { ok: true }>): IsolaneError | undefined {
-    let bytes = result.body?.byteLength ?? 0;
-    if (result.tensors) { for (const t of result.tensors) bytes += t.data.byteLength; }
-    return this.#overLimit(bytes);
+    return this.#overLimit(answerBytes(result));
   }
 
   /** The `answer_too_large` refusal of an answer of `bytes` (a whole one, or a stream's items so far), if it is one. */
