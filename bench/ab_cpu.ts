@@ -7,13 +7,16 @@
  *
  *   git archive <rev> | tar -x -C /tmp/isolane-old && ln -s "$PWD/node_modules" /tmp/isolane-old/
  *   deno run -A bench/ab_cpu.ts old=/tmp/isolane-old/main.ts new=main.ts new-t1=main.ts,ISOLANE_ORT_THREADS=1 \
- *     [--hono] [--rounds 3] [--seconds 3] [--instances 2] [--cases w1,w32,wb1,wb32,s1,sb32]
+ *     [--hono] [--floor] [--rounds 3] [--seconds 3] [--instances 2] [--cases w1,w32,wb1,wb32,s1,sb32]
  *
  * A runtime's `instances=N` pair (`new-i1=main.ts,instances=N`) writes its functions with N isolates instead of
  * `--instances`; its other pairs are its environment.
  * Cases: `w` the 8×1024 MLP, `wb` the same with dynamic batching (max 64, 2 ms), `s` the small mlp, `sb` batched,
  * `e` the suite's echo (with `--hono`, against the plain Hono echo, `bench/baselines/hono_echo.ts`); the number is the
  * concurrency: `--cases e1,w1` is issue 14's sequential latency, echo and the 8×1024 MLP at c=1. Needs `bench/.models/mlp8x1024.onnx` (`deno run -A bench/make_mlp8x1024.ts`).
+ * `--floor` adds `bench/baselines/hop_floor.ts`, the floor of a process-isolated runtime (`Deno.serve` and a bare
+ * Unix-socket hop to `--instances` child processes, batching whatever is queued for a `_batched` function), as a
+ * runtime of its own; name it as a runtime to pass its settings (`floor-spin=bench/baselines/hop_floor.ts,BENCH_FLOOR_SPIN=1`).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -28,6 +31,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     hono: { type: "boolean", default: false },
+    floor: { type: "boolean", default: false },
     rounds: { type: "string", default: "3" },
     seconds: { type: "string", default: "3" },
     instances: { type: "string", default: "2" },
@@ -56,6 +60,14 @@ if (values.hono) {
     env: { BENCH_MODELS: JSON.stringify(models) },
     hono: true,
   });
+}
+if (values.floor) runtimes.push({ name: "floor", entry: here("./baselines/hop_floor.ts"), env: {} });
+for (const runtime of runtimes.filter((r) => r.entry.endsWith("hop_floor.ts"))) {
+  runtime.env = {
+    BENCH_MODELS: JSON.stringify({ mlp8x1024: wide, mlp8x1024_batched: wide, mlp: small, mlp_batched: small }),
+    BENCH_CHILDREN: String(runtime.instances ?? values.instances),
+    ...runtime.env,
+  };
 }
 if (runtimes.length === 0) throw new Error("Name at least one runtime: name=path/to/main.ts");
 const wrk = await findWrk();
