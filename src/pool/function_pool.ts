@@ -25,6 +25,7 @@ import { setImmediate } from "node:timers";
 import { IsolaneError } from "../errors.ts";
 import { decideBatch } from "./batcher.ts";
 import { isolationFor } from "./limits.ts";
+import { flushFunctionLogDrops } from "./log_limit.ts";
 import type { IsolateHost, Isolation } from "./host.ts";
 import { type PoolSpec, type Slot, Supervisor } from "./supervisor.ts";
 
@@ -637,6 +638,8 @@ export class FunctionPool {
     clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
     await this.#supervisor.closeAll(reason);
+    // Its isolates log no more: lines they dropped within the last second are said now, not after (or never, at exit).
+    flushFunctionLogDrops(this.spec.name);
     this.#drained?.();
   }
 
