@@ -168,7 +168,9 @@ export async function decodeContentEncoding(
   if (encoding !== "gzip" && encoding !== "deflate") {
     throw new IsolaneError(
       "unsupported_media_type",
-      `Content-Encoding '${encoding}' is not supported; use gzip or deflate`,
+      // The client's value is echoed at most 64 characters long: a header may be kilobytes.
+      `Content-Encoding '${encoding.length > 64 ? `${encoding.slice(0, 64)}…` : encoding}' is not supported; ` +
+        "use gzip or deflate",
     );
   }
   // node:zlib, not DecompressionStream: Deno's "gzip" stream failed on a second member ("failed to write whole

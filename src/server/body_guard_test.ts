@@ -113,3 +113,18 @@ Deno.test("decodeContentEncoding: bytes after the end of a deflate (zlib) stream
     );
   }
 });
+
+Deno.test("decodeContentEncoding: an unsupported Content-Encoding is 415, its value echoed at most 64 characters long", async () => {
+  const { decodeContentEncoding } = await import("./body_guard.ts");
+  const long = "x".repeat(5000);
+  await assert.rejects(
+    decodeContentEncoding(new Uint8Array([1]), long, 1024),
+    (e: IsolaneError) =>
+      e.code === "unsupported_media_type" &&
+      e.message === `Content-Encoding '${"x".repeat(64)}…' is not supported; use gzip or deflate`,
+  );
+  await assert.rejects(
+    decodeContentEncoding(new Uint8Array([1]), "br", 1024),
+    (e: IsolaneError) => e.message === "Content-Encoding 'br' is not supported; use gzip or deflate",
+  );
+});
