@@ -39,6 +39,7 @@ const echoBaseline = here("./baselines/hono_echo.ts");
 const binaryEchoBaseline = here("./baselines/hono_binary_echo.ts");
 const ortBaseline = here("./baselines/hono_ort.ts");
 const ortLoop = here("./baselines/ort_loop.ts");
+const floorBaseline = here("./baselines/hop_floor.ts");
 const mlpModel = here("../functions/mlp/mlp.onnx");
 
 /** Every scenario the suite knows. */
@@ -431,6 +432,23 @@ async function scenarioA(ctx: Context): Promise<ScenarioReport> {
       }, levels),
     );
   }
+  if (!options.cuda) {
+    await using floor = track(
+      ctx,
+      "the floor of the design",
+      await startChild({ entry: floorBaseline, env: { BENCH_CHILDREN: String(options.instances) } }),
+    );
+    series.push(
+      await sweep(ctx, {
+        key: "floor:echo",
+        label: `floor: Deno.serve + socket hop (${options.instances} children)`,
+        panel: "A. echo",
+        baseline: "hono:echo",
+        url: `${floor.url}/v1/functions/echo`,
+        body,
+      }, levels),
+    );
+  }
   {
     await using runtime = await startRuntime(ctx, {
       instances: options.instances,
@@ -456,7 +474,10 @@ async function scenarioA(ctx: Context): Promise<ScenarioReport> {
     series,
     timings: [],
     ceiling: [],
-    notes: ['Body {"message":"hi"}. The c=1 run is the sequential latency (one request at a time).'],
+    notes: [
+      'Body {"message":"hi"}. The c=1 run is the sequential latency (one request at a time).',
+      ...(options.cuda ? [] : [floorNote]),
+    ],
   };
 }
 
@@ -489,6 +510,11 @@ async function ceiling(ctx: Context, model: string, name: string): Promise<Ceili
 }
 
 const mlpRow = [0.5, -1, 2, 0.25];
+
+const floorNote = "floor: the floor of the design (`bench/baselines/hop_floor.ts`): `Deno.serve` hands each body, " +
+  "unparsed, over a Unix socket to child processes that parse it and run the model once for whatever is queued " +
+  "(ORT threads as isolane's), with none of isolane's limits, deadlines, logs, metrics or checks: what any runtime " +
+  "that runs functions in other processes pays on this machine.";
 
 async function scenarioB(ctx: Context, wideModel: string): Promise<ScenarioReport> {
   const { options } = ctx;
@@ -523,6 +549,31 @@ async function scenarioB(ctx: Context, wideModel: string): Promise<ScenarioRepor
           panel: m.panel,
           baseline: null,
           url: `${hono.url}/v1/functions/${m.name}`,
+          body: bodies[m.name],
+        }, options.levels),
+      );
+    }
+  }
+  if (!options.cuda) {
+    await using floor = track(
+      ctx,
+      "the floor of the design",
+      await startChild({
+        entry: floorBaseline,
+        env: {
+          BENCH_MODELS: JSON.stringify({ mlp_batched: mlpModel, mlp8x1024_batched: wideModel }),
+          BENCH_CHILDREN: String(options.instances),
+        },
+      }),
+    );
+    for (const m of models) {
+      series.push(
+        await sweep(ctx, {
+          key: `floor:${m.name}:batching`,
+          label: `floor: Deno.serve + socket hop (${options.instances} children), ${m.name} batched`,
+          panel: m.panel,
+          baseline: `hono-ort:${m.name}`,
+          url: `${floor.url}/v1/functions/${m.name}_batched`,
           body: bodies[m.name],
         }, options.levels),
       );
@@ -589,6 +640,7 @@ async function scenarioB(ctx: Context, wideModel: string): Promise<ScenarioRepor
         ? "isolane gives each CUDA isolate one intra-op thread (its default on GPU lanes, ISOLANE_ORT_THREADS)."
         : "isolane gives each isolate every core as intra-op threads that sleep when idle (its default on CPU lanes), " +
           "and sends a request to the idle isolate that finished last (docs/cpu-mlp.md)."),
+      ...(options.cuda ? [] : [floorNote]),
     ],
   };
 }

@@ -54,6 +54,14 @@ function best(
   return found[0];
 }
 
+/**
+ * "; the floor of the design X×" with X = `ratio` of the floor's point (`bench/baselines/hop_floor.ts`, scenarios A and
+ * B on the CPU), or "" when the report has none.
+ */
+function floorText(point: Point | undefined, ratio: (p: Point) => number): string {
+  return point ? `; the floor of the design (hop_floor.ts) ${f2(ratio(point))}×` : "";
+}
+
 const notMeasured = (id: string, text: string, why: string): Target => ({ id, text, met: null, figures: why });
 
 /** Evaluates every target that applies to the report's device. */
@@ -74,7 +82,8 @@ export function evaluateTargets(report: Report): Target[] {
           id: "mlp-vs-echo",
           text,
           met: ratio >= 0.5,
-          figures: `${f2(ratio)}× (${mlp.key} ${f0(mlp.point.goodput)} 2xx/s vs. Hono echo ${f0(echo.rps)} rps)`,
+          figures: `${f2(ratio)}× (${mlp.key} ${f0(mlp.point.goodput)} 2xx/s vs. Hono echo ${f0(echo.rps)} rps)` +
+            floorText(at(report, "floor:mlp:batching", 32), (p) => p.goodput / echo.rps),
         });
       }
     }
@@ -112,7 +121,8 @@ export function evaluateTargets(report: Report): Target[] {
         id: "sequential-echo",
         text,
         met: ratio <= 2.5,
-        figures: `${f2(ratio)}× (p50 ${f0(isolane.p50Us)} µs vs. ${f0(hono.p50Us)} µs)`,
+        figures: `${f2(ratio)}× (p50 ${f0(isolane.p50Us)} µs vs. ${f0(hono.p50Us)} µs)` +
+          floorText(at(report, "floor:echo", 1), (p) => p.p50Us / hono.p50Us),
       });
     }
   }
@@ -127,7 +137,8 @@ export function evaluateTargets(report: Report): Target[] {
         id: "wide-c1-latency",
         text,
         met: ratio <= 1.1,
-        figures: `${f2(ratio)}× (${mine.key} p50 ${ms(mine.point.p50Us)} vs. ${ms(base.p50Us)})`,
+        figures: `${f2(ratio)}× (${mine.key} p50 ${ms(mine.point.p50Us)} vs. ${ms(base.p50Us)})` +
+          floorText(at(report, "floor:mlp8x1024:batching", 1), (p) => p.p50Us / base.p50Us),
       });
     }
   }
@@ -145,7 +156,8 @@ export function evaluateTargets(report: Report): Target[] {
         id: "wide-c32-batching",
         text,
         met: ratio >= 3,
-        figures: `${f2(ratio)}× (${f0(mine.goodput)} 2xx/s vs. ${f0(base.rps)} rps)`,
+        figures: `${f2(ratio)}× (${f0(mine.goodput)} 2xx/s vs. ${f0(base.rps)} rps)` +
+          floorText(at(report, "floor:mlp8x1024:batching", 32), (p) => p.goodput / base.rps),
       });
     }
   } else {

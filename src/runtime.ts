@@ -23,7 +23,7 @@ import { InvocationKeys } from "./registry/invocation_keys.ts";
 import { InvocationAuth } from "./server/invocation_auth.ts";
 import { HttpThreads } from "./server/http_threads.ts";
 import { removeStaleRunFolders } from "./pool/run_folder.ts";
-import { setFunctionLogLimit } from "./pool/log_limit.ts";
+import { flushFunctionLogDrops, setFunctionLogLimit } from "./pool/log_limit.ts";
 import { removeStaleEditedModels } from "./inference/model_edit.ts";
 import { checkStartable } from "./start_checks.ts";
 
@@ -192,6 +192,8 @@ export async function startRuntime(config: Config): Promise<Runtime> {
       await threads?.end();
       await readySpare?.close();
       await store.close();
+      // Lines dropped in the last second by isolates outside a pool (a version that failed to load, say).
+      flushFunctionLogDrops();
       log("info", "stopped", { requests: outcome, ms: Math.round(performance.now() - started) });
     },
   };

@@ -87,7 +87,7 @@ Deno.test({
 
       assert.deepEqual(report.scenarios.map((s) => s.id), ["A", "D"]);
       const [a, d] = report.scenarios;
-      assert.deepEqual(a.series.map((s) => s.key), ["hono:echo", "isolane:echo"]);
+      assert.deepEqual(a.series.map((s) => s.key), ["hono:echo", "floor:echo", "isolane:echo"]);
       for (const s of a.series) {
         assert.deepEqual(s.points.map((p) => p.connections), [1, 2]);
         for (const p of s.points) {
@@ -96,10 +96,10 @@ Deno.test({
           assert.equal(p.errors, 0);
         }
       }
-      const [hono, isolane] = a.series;
-      for (const [i, p] of isolane.points.entries()) {
-        assert.equal(p.ratio, p.goodput / hono.points[i].goodput);
-        assert.equal(p.p50Ratio, p.p50Us / hono.points[i].p50Us);
+      const [hono, floor, isolane] = a.series;
+      for (const [i, p] of [...isolane.points, ...floor.points].entries()) {
+        assert.equal(p.ratio, p.goodput / hono.points[i % 2].goodput);
+        assert.equal(p.p50Ratio, p.p50Us / hono.points[i % 2].p50Us);
       }
       assert.equal(hono.points[0].ratio, null, "the baseline has no ratio");
 
@@ -122,6 +122,11 @@ Deno.test({
       const sequential = isolane.points[0].p50Us / hono.points[0].p50Us;
       assert.equal(byId["sequential-echo"].met, sequential <= 2.5);
       assert.match(byId["sequential-echo"].figures, new RegExp(`^${sequential.toFixed(2)}×`));
+      const floorRatio = (floor.points[0].p50Us / hono.points[0].p50Us).toFixed(2);
+      assert.match(
+        byId["sequential-echo"].figures,
+        new RegExp(`the floor of the design \\(hop_floor.ts\\) ${floorRatio}×$`),
+      );
       assert.equal(byId["cold-start"].met, cold <= 120);
       assert.equal(byId["respawn"].met, d.timings[2].medianMs! <= 100);
       assert.equal(byId["wide-c1-latency"].met, null, "scenario B did not run");

@@ -1,8 +1,9 @@
 /**
  * A request body cut short on the wire (fewer bytes than its
  * `content-length`, or a chunked body without its last chunk, then the client
- * closes its side) is the client's fault: 400 `invalid_input`, never 500.
- * Found by the fault soak (scripts/soak.ts).
+ * closes its side) is the client's fault: 400 `invalid_input`, never 500, on `/v1` and `/v2` alike; a body that stops
+ * arriving is answered 408 at the function's `timeoutMs`. Found by the fault soak (scripts/soak.ts); `/v2`'s chunked
+ * bodies (read whole by the body limit before the guard) answered 500 when cut and waited forever when stalled.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -12,6 +13,23 @@ import { readJsonAnswer } from "./support/raw_http.ts";
 
 const echo = fileURLToPath(new URL("./fixtures/functions/echo/mod.ts", import.meta.url));
 const token = "cut-body-admin-token-0123456789";
+const cutMessage =
+  "Request body ended before it was complete: the client closed the connection or sent fewer bytes than its content-length";
+
+/** A KServe v2 model (identity on FP32) for the `/v2` routes, with `timeoutMs` of `options`. */
+function identity(options = ""): string {
+  return `import { defineFunction } from "isolane";
+export default defineFunction({
+  description: "Identity on FP32",
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 2] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 2] }],
+  },
+  ${options}
+  handler: ({ x }) => ({ y: x }),
+});
+`;
+}
 
 /** Sends a request head and part of its body, closes the client's side, and reads the whole answer. */
 async function cutShort(url: string, head: string, sent: string): Promise<{ status: number; body: unknown }> {
@@ -29,10 +47,22 @@ Deno.test("a request body cut short answers 400 invalid_input on the invocation 
   const dir = await Deno.makeTempDir({ prefix: "isolane-cut-" });
   await Deno.mkdir(join(dir, "echo"));
   await Deno.copyFile(echo, join(dir, "echo", "mod.ts"));
+  await Deno.mkdir(join(dir, "same"));
+  await Deno.writeTextFile(join(dir, "same", "mod.ts"), identity());
   try {
     await using server = await startServer({ functionsDir: dir, env: { ISOLANE_ADMIN_TOKEN: token } });
     const body = '{"message": "cut short"}';
+    const v2 = '{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}';
+    const v2Head = "POST /v2/models/same/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n";
     const cases = [
+      { head: `${v2Head}content-length: ${v2.length}\r\n\r\n`, sent: v2.slice(0, 10), v2: true },
+      { head: `${v2Head}transfer-encoding: chunked\r\n\r\n`, sent: `a\r\n${v2.slice(0, 10)}\r\n`, v2: true },
+      // Compressed, cut inside the chunk.
+      {
+        head: `${v2Head}content-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n`,
+        sent: "40\r\n\x1f\x8b",
+        v2: true,
+      },
       {
         head:
           `POST /v1/functions/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`,
@@ -54,20 +84,24 @@ Deno.test("a request body cut short answers 400 invalid_input on the invocation 
         sent: "4\r\nabcd\r\n",
       },
     ];
-    for (const { head, sent } of cases) {
+    for (const { head, sent, v2 } of cases as { head: string; sent: string; v2?: boolean }[]) {
       const answer = await cutShort(server.url, head, sent);
-      assert.equal(answer.status, 400, JSON.stringify(answer.body));
-      assert.deepEqual(answer.body, {
-        error: {
-          code: "invalid_input",
-          message:
-            "Request body ended before it was complete: the client closed the connection or sent fewer bytes than its content-length",
-        },
-      });
+      assert.equal(answer.status, 400, `${head}: ${JSON.stringify(answer.body)}`);
+      assert.deepEqual(
+        answer.body,
+        v2 ? { error: cutMessage } : { error: { code: "invalid_input", message: cutMessage } },
+      );
     }
     // The runtime logged no unexpected error, and still serves.
     assert.ok(!server.logs.some((l) => l.msg === "unexpected error"));
     assert.deepEqual(await (await server.invoke("echo", { message: "whole" })).json(), { message: "whole" });
+    const whole = await fetch(`${server.url}/v2/models/same/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: v2,
+    });
+    assert.equal(whole.status, 200);
+    assert.deepEqual((await whole.json()).outputs[0].data, [1, 2]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -115,16 +149,25 @@ for (const threads of ["0", "2"]) {
       join(dir, "quick", "mod.ts"),
       (await Deno.readTextFile(echo)).replace("instances: 2,", "instances: 1,\n  timeoutMs: 400,"),
     );
+    await Deno.mkdir(join(dir, "same"));
+    await Deno.writeTextFile(join(dir, "same", "mod.ts"), identity("timeoutMs: 400,"));
     try {
       await using server = await startServer({ functionsDir: dir, env: { ISOLANE_HTTP_THREADS: threads } });
-      const head = (path: string) =>
-        `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n`;
-      for (const path of ["/v1/functions/quick"]) {
-        const started = performance.now();
-        const answer = await stalled(server.url, head(path), '{"message":');
-        assert.equal(answer.status, 408, JSON.stringify(answer.body));
-        assert.equal((answer.body as { error: { code: string } }).error.code, "request_timeout");
-        assert.ok(performance.now() - started >= 400, "not before the function's timeoutMs");
+      const head = (path: string, length: string) =>
+        `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n${length}\r\n\r\n`;
+      const message = "The request body did not arrive within 400 ms (the function's timeoutMs); send it whole";
+      for (const path of ["/v1/functions/quick", "/v2/models/same/infer"]) {
+        // With a content-length, and chunked (read whole by the body limit first: on /v2, outside the deadline).
+        for (const [length, sent] of [["content-length: 100", '{"inputs":'], ["transfer-encoding: chunked", "a\r\n"]]) {
+          const started = performance.now();
+          const answer = await stalled(server.url, head(path, length), sent);
+          assert.equal(answer.status, 408, `${path} ${length}: ${JSON.stringify(answer.body)}`);
+          assert.deepEqual(
+            answer.body,
+            path.startsWith("/v2") ? { error: message } : { error: { code: "request_timeout", message } },
+          );
+          assert.ok(performance.now() - started >= 400, "not before the function's timeoutMs");
+        }
       }
     } finally {
       await Deno.remove(dir, { recursive: true });

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { startServer } from "./support/server.ts";
 import { maxLogText } from "../src/protocol.ts";
+import { adminToken, deployOk } from "./support/bundles.ts";
 
 const shouter = (isolation: string) =>
   `import { defineFunction, z } from "isolane";
@@ -184,6 +185,50 @@ Deno.test("lines below the log level take nothing from a function's log limit, a
     assert.equal(notice.level, "error");
     assert.ok(dropped() > 0);
     assert.equal(server.logs.filter((l) => l.msg === "function log lines dropped" && l.function === "mixed").length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("lines dropped just before a function is removed, or the runtime stops, are said before it ends", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-logs-" });
+  try {
+    await using server = await startServer({
+      functionsDir: dir,
+      // One line a second: a notice is due a second after the first drop, later than the removal and the stop below.
+      env: { ISOLANE_ADMIN_TOKEN: adminToken, ISOLANE_LOG_RATE: "1", ISOLANE_LOG_BURST: "10" },
+    });
+    const n = 200;
+    const said = (name: string, upTo: number) => {
+      const lines = server.logs.slice(0, upTo);
+      const logged = lines.filter((l) => l.msg === "function log" && l.function === name).length;
+      const dropped = lines.filter((l) => l.msg === "function log lines dropped" && l.function === name)
+        .reduce((sum, l) => sum + (l.dropped as number), 0);
+      return { logged, dropped };
+    };
+    for (const name of ["removed", "stopped"]) {
+      await deployOk(server, name, { "mod.ts": chatter("worker") });
+      assert.deepEqual(await (await server.invoke(name, { n })).json(), { logged: n });
+    }
+    const deleted = await fetch(`${server.url}/v1/functions/removed`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    assert.deepEqual(await deleted.json(), { name: "removed", deleted: true });
+    const removedAt = server.logs.indexOf(
+      await server.waitForLog((l) => l.msg === "function removed" && l.function === "removed"),
+    );
+    // Every line is logged or counted by the time the removal is logged (the notice's timer fired a second later).
+    const removed = said("removed", removedAt);
+    assert.ok(removed.logged >= 10 && removed.dropped > 0, JSON.stringify(removed));
+    assert.equal(removed.logged + removed.dropped, n);
+    // The runtime stops: the notice of lines dropped within its last second comes before its last line (it was lost).
+    assert.equal((await server.stop()).code, 0);
+    const stoppedAt = server.logs.findIndex((l) => l.msg === "stopped");
+    assert.ok(stoppedAt > 0, "the runtime logged that it stopped");
+    const stopped = said("stopped", stoppedAt);
+    assert.ok(stopped.logged >= 10 && stopped.dropped > 0, JSON.stringify(stopped));
+    assert.equal(stopped.logged + stopped.dropped, n);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -76,3 +76,32 @@ Deno.test("Retry-After is at most timeoutMs: by then every request waiting has b
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a request that timed out is no run time: Retry-After after it goes by the runs that finished", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-retry-after-" });
+  try {
+    await Deno.mkdir(join(dir, "slow"));
+    await Deno.writeTextFile(join(dir, "slow", "mod.ts"), source.replace("timeoutMs: 60_000,", "timeoutMs: 3_000,"));
+    await using server = await startServer({ functionsDir: dir });
+    // One run hangs past timeoutMs (its isolate is ended and started again); the runs after it take about 10 ms.
+    const hung = await errorOf(await server.invoke("slow", { ms: 600_000 }));
+    assert.deepEqual([hung.status, hung.code], [504, "timeout"]);
+    for (let i = 0; i < 2; i++) assert.equal((await server.invoke("slow", { ms: 10 })).status, 200);
+    // One runs, one waits (queueDepth 1): the next is refused, with a Retry-After for two runs of about 10 ms ahead.
+    // The 3 s the hung run was given counted as a run time: the estimate said 3 s (and refused past timeoutMs).
+    const running = server.invoke("slow", { ms: 1000 });
+    await until(server, "slow", (info) => info.isolates[0].status === "busy");
+    const waiting = server.invoke("slow", { ms: 10 });
+    await until(server, "slow", (info) => info.queued === 1);
+    const refused = await server.invoke("slow", { ms: 10 });
+    const retryAfter = refused.headers.get("retry-after");
+    const e = await errorOf(refused);
+    assert.deepEqual([e.status, e.code], [429, "queue_full"]);
+    assert.match(e.message, /has 1 requests waiting, its limit/);
+    assert.equal(retryAfter, "1");
+    assert.equal((await running).status, 200);
+    assert.equal((await waiting).status, 200);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

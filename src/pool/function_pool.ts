@@ -25,6 +25,7 @@ import { setImmediate } from "node:timers";
 import { IsolaneError } from "../errors.ts";
 import { decideBatch } from "./batcher.ts";
 import { isolationFor } from "./limits.ts";
+import { flushFunctionLogDrops } from "./log_limit.ts";
 import type { IsolateHost, Isolation } from "./host.ts";
 import { type PoolSpec, type Slot, Supervisor } from "./supervisor.ts";
 
@@ -150,7 +151,7 @@ export class FunctionPool {
   #closing = false;
   #drained: (() => void) | undefined;
   #batchTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Moving average of one batch's service time in ms, for the expected wait. */
+  /** Moving average of one batch's service time in ms, for the expected wait: batches that answered, not failed ones. */
   #serviceMs = 0;
   /** Service times in ms of the last batches (at most {@link recentBatches}), for {@link FunctionPool.#shedLate}. */
   readonly #recentMs: number[] = [];
@@ -648,6 +649,8 @@ export class FunctionPool {
     clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
     await this.#supervisor.closeAll(reason);
+    // Its isolates log no more: lines they dropped within the last second are said now, not after (or never, at exit).
+    flushFunctionLogDrops(this.spec.name);
     this.#drained?.();
   }
 
@@ -818,10 +821,11 @@ export class FunctionPool {
         else this.#idleSince.delete(slot);
         this.#runningSince.delete(runKey);
         const ms = performance.now() - started;
-        this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
         // A batch that failed whole (timed out, its isolate ended) is no run time of the function: the call queued
-        // behind a run that hung for `timeoutMs` was refused by it, though the respawned isolate answers it at once.
+        // behind a run that hung for `timeoutMs` was refused by it, though the respawned isolate answers it at once;
+        // and one such run made every Retry-After say about `timeoutMs`.
         if (answered) {
+          this.#serviceMs = this.#serviceMs === 0 ? ms : this.#serviceMs * 0.8 + ms * 0.2;
           this.#recentMs.push(ms);
           if (this.#recentMs.length > recentBatches) this.#recentMs.shift();
         }

@@ -2,7 +2,8 @@
  * A token bucket per function over the lines its code writes with `console` (the "function log" lines), as Supabase
  * and Deno Deploy cap a function's log volume: a function that logs in a tight loop would otherwise fill the runtime's
  * output (and the disk or collector behind it), one line per call. Lines past the limit are dropped and counted; one
- * warning per function ("function log lines dropped", with the count) says so at most once a second.
+ * warning per function ("function log lines dropped", with the count) says so at most once a second, and at once when
+ * the function's isolates stop or the runtime does ({@link flushFunctionLogDrops}).
  * @module
  */
 import { isLogged, log, type LogLevel } from "../log.ts";
@@ -70,17 +71,35 @@ export function admitFunctionLog(name: string, level: LogLevel = "info"): boolea
     const dropping = bucket;
     dropping.notice = setTimeout(function noticeDropped() {
       dropping.notice = undefined;
-      const severe = dropping.droppedLevel === "error" || !isLogged("warn");
-      log(severe ? "error" : "warn", "function log lines dropped", {
-        function: name,
-        dropped: dropping.dropped,
-        reason: `More than ${limit.linesPerSecond} lines a second (bursts of ${limit.burst}); ` +
-          "set ISOLANE_LOG_RATE and ISOLANE_LOG_BURST to change the limit",
-      });
-      dropping.dropped = 0;
-      dropping.droppedLevel = "info";
+      sayDropped(name, dropping);
     }, noticeMs);
     Deno.unrefTimer(dropping.notice);
   }
   return false;
+}
+
+/**
+ * Logs now the count of function `name`'s lines dropped and not yet said (every function's without a name), rather
+ * than at the end of its second: called once a function's isolates have stopped (it is removed or replaced) and as the
+ * runtime stops, when the notice's timer would fire too late or never (it is unref'd: it keeps no process alive).
+ */
+export function flushFunctionLogDrops(name?: string): void {
+  for (const [key, bucket] of name === undefined ? buckets : [[name, buckets.get(name)] as const]) {
+    if (bucket?.notice === undefined) continue;
+    clearTimeout(bucket.notice);
+    bucket.notice = undefined;
+    sayDropped(key, bucket);
+  }
+}
+
+function sayDropped(name: string, bucket: Bucket): void {
+  const severe = bucket.droppedLevel === "error" || !isLogged("warn");
+  log(severe ? "error" : "warn", "function log lines dropped", {
+    function: name,
+    dropped: bucket.dropped,
+    reason: `More than ${limit.linesPerSecond} lines a second (bursts of ${limit.burst}); ` +
+      "set ISOLANE_LOG_RATE and ISOLANE_LOG_BURST to change the limit",
+  });
+  bucket.dropped = 0;
+  bucket.droppedLevel = "info";
 }

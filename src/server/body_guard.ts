@@ -153,7 +153,7 @@ export class BodyLimits {
  * A request body decoded per its `Content-Encoding`: as it came for none or `identity`; inflated for `gzip` and
  * `deflate` (Triton's client compresses that way), at most `maxBytes` once inflated. A gzip body of several members
  * (RFC 1952 allows it: `cat a.gz b.gz`, or a client that flushes members) inflates whole; data after the last member
- * that is no member, or a stream cut short, is refused.
+ * that is no member, data after the end of a deflate stream, or a stream cut short, is refused.
  * @throws {IsolaneError} `unsupported_media_type` for another encoding, `body_too_large` past `maxBytes` inflated,
  * `invalid_input` for data that does not inflate whole.
  * @returns The inflated body, alone in its `ArrayBuffer` (`raw` itself when it is not encoded).
@@ -168,7 +168,9 @@ export async function decodeContentEncoding(
   if (encoding !== "gzip" && encoding !== "deflate") {
     throw new IsolaneError(
       "unsupported_media_type",
-      `Content-Encoding '${encoding}' is not supported; use gzip or deflate`,
+      // The client's value is echoed at most 64 characters long: a header may be kilobytes.
+      `Content-Encoding '${encoding.length > 64 ? `${encoding.slice(0, 64)}…` : encoding}' is not supported; ` +
+        "use gzip or deflate",
     );
   }
   // node:zlib, not DecompressionStream: Deno's "gzip" stream failed on a second member ("failed to write whole
@@ -177,9 +179,17 @@ export async function decodeContentEncoding(
   // holding its thread 2.5-6 s, before the limit was checked (here a 200 MiB bomb stops in milliseconds).
   const run = encoding === "gzip" ? gunzip : inflate;
   try {
-    const body = await new Promise<Uint8Array>((resolve, reject) =>
-      run(raw, { maxOutputLength: maxBytes }, (error, out) => error ? reject(error) : resolve(out))
+    // `info` hands back the engine too: its `bytesWritten` is the input it consumed. zlib's inflate stops at the end
+    // of its stream and node:zlib drops what follows (a gzip body's next member is inflated, other data refused):
+    // bytes after a deflate stream were taken as a valid body.
+    const { body, consumed } = await new Promise<{ body: Uint8Array; consumed: number }>((resolve, reject) =>
+      run(raw, { maxOutputLength: maxBytes, info: true }, (error, out) => {
+        if (error) return reject(error);
+        const { buffer, engine } = out as unknown as { buffer: Uint8Array; engine: { bytesWritten: number } };
+        resolve({ body: buffer, consumed: engine.bytesWritten });
+      })
     );
+    if (consumed !== raw.byteLength) throw new Error(`${raw.byteLength - consumed} bytes after the ${encoding} data`);
     // Callers take its `buffer` as the body: a Buffer that is a view of a larger one is copied to one of its own.
     if (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) {
       return new Uint8Array(body.buffer, 0, body.byteLength);

@@ -95,3 +95,36 @@ Deno.test("decodeContentEncoding: a gzip body of several members inflates whole;
     (e: IsolaneError) => e.code === "invalid_input" && e.message === "Request body is not valid gzip data",
   );
 });
+
+Deno.test("decodeContentEncoding: bytes after the end of a deflate (zlib) stream are refused, as after gzip", async () => {
+  const { decodeContentEncoding } = await import("./body_guard.ts");
+  const deflate = async (text: string) =>
+    new Uint8Array(
+      await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("deflate"))).arrayBuffer(),
+    );
+  const packed = await deflate('{"message":"hello"}');
+  assert.equal(new TextDecoder().decode(await decodeContentEncoding(packed, "deflate", 1024)), '{"message":"hello"}');
+  // Garbage, one byte, and a second zlib stream (deflate has no members: only the first was inflated, the rest dropped).
+  for (const tail of [[1, 2, 3], [0], [...await deflate('{"more":1}')]]) {
+    await assert.rejects(
+      decodeContentEncoding(new Uint8Array([...packed, ...tail]), "deflate", 1024),
+      (e: IsolaneError) => e.code === "invalid_input" && e.message === "Request body is not valid deflate data",
+      `${tail.length} bytes after the stream`,
+    );
+  }
+});
+
+Deno.test("decodeContentEncoding: an unsupported Content-Encoding is 415, its value echoed at most 64 characters long", async () => {
+  const { decodeContentEncoding } = await import("./body_guard.ts");
+  const long = "x".repeat(5000);
+  await assert.rejects(
+    decodeContentEncoding(new Uint8Array([1]), long, 1024),
+    (e: IsolaneError) =>
+      e.code === "unsupported_media_type" &&
+      e.message === `Content-Encoding '${"x".repeat(64)}…' is not supported; use gzip or deflate`,
+  );
+  await assert.rejects(
+    decodeContentEncoding(new Uint8Array([1]), "br", 1024),
+    (e: IsolaneError) => e.message === "Content-Encoding 'br' is not supported; use gzip or deflate",
+  );
+});

@@ -95,32 +95,37 @@ export async function serveInfer(c: Context, target: InferTarget, limits: BodyLi
   if (refused instanceof Promise) refused = await refused;
   if (refused) throw refused;
   const maxBytes = target.maxBodyBytes;
-  let response: Response | undefined;
-  await limits.for(maxBytes)(c, async () => {
-    const body = await guardBodyRead(() => readBody(c, maxBytes), target.timeoutMs);
-    const served = target.current?.() ?? target;
-    const swapped = authSwapped(served.name, target.auth, served.auth);
-    if (swapped) throw swapped;
-    if (body.byteLength > served.maxBodyBytes) {
-      throw new IsolaneError(
-        "body_too_large",
-        `Request body is larger than this function's limit of ${served.maxBodyBytes} bytes`,
-      );
-    }
-    response = await answerInferRequest(
-      served.signature,
-      body,
-      c.req.header(inferenceHeaderLength),
-      served,
-      (inputs) => served.pool.infer(inputs, { signal: c.req.raw.signal, requestId: c.get("requestId") }),
-      (encoded) =>
-        c.body(encoded.body as Uint8Array<ArrayBuffer>, 200, {
-          "content-type": encoded.contentType,
-          ...(encoded.headerLength !== undefined ? { [inferenceHeaderLength]: String(encoded.headerLength) } : {}),
-        }),
+  let body: Uint8Array | undefined;
+  // The guard holds the body limit too: a chunked body is read whole by the limit itself, and a cut or a stall there
+  // answered 500 or never.
+  await guardBodyRead(
+    () =>
+      limits.for(maxBytes)(c, async () => {
+        body = await readBody(c, maxBytes);
+      }),
+    target.timeoutMs,
+  );
+  const served = target.current?.() ?? target;
+  const swapped = authSwapped(served.name, target.auth, served.auth);
+  if (swapped) throw swapped;
+  if (body!.byteLength > served.maxBodyBytes) {
+    throw new IsolaneError(
+      "body_too_large",
+      `Request body is larger than this function's limit of ${served.maxBodyBytes} bytes`,
     );
-  });
-  return response!;
+  }
+  return await answerInferRequest(
+    served.signature,
+    body!,
+    c.req.header(inferenceHeaderLength),
+    served,
+    (inputs) => served.pool.infer(inputs, { signal: c.req.raw.signal, requestId: c.get("requestId") }),
+    (encoded) =>
+      c.body(encoded.body as Uint8Array<ArrayBuffer>, 200, {
+        "content-type": encoded.contentType,
+        ...(encoded.headerLength !== undefined ? { [inferenceHeaderLength]: String(encoded.headerLength) } : {}),
+      }),
+  );
 }
 
 /** Options of {@link kserveRoutes}. */
