@@ -140,37 +140,52 @@ function writeString(out: Uint8Array, view: DataView, at: number, lengthAt: numb
   return written;
 }
 
+/** A job of the binary `run` form, as {@link isPlainJob} finds it. */
+type PlainJob = { id: number; body: ArrayBuffer; requestId?: string; contentType?: string };
+
+/**
+ * The frame of the message `{ type: "run", jobs }` in its binary form, as {@link encodeFrame} writes it, or
+ * `undefined` where a job is not plain (tensors, shared inputs, a reply link: the caller then sends the message).
+ * What a process host sends for every request; it skips the checks of the message's own keys and the message object.
+ */
+export function encodeRunFrame(jobs: readonly unknown[]): Uint8Array | undefined {
+  for (let i = 0; i < jobs.length; i++) if (!isPlainJob(jobs[i])) return undefined;
+  return encodeRun(jobs as readonly PlainJob[]);
+}
+
+/** The binary form of a `run` of plain jobs. */
+function encodeRun(jobs: readonly PlainJob[]): Uint8Array {
+  let size = headerBytes;
+  // Strings as UTF-8 take at most 3 bytes a UTF-16 unit: the frame is cut to the bytes written.
+  for (const j of jobs) {
+    size += 20 + 3 * ((j.requestId?.length ?? 0) + (j.contentType?.length ?? 0)) + j.body.byteLength;
+  }
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, runMagic, true);
+  view.setUint32(8, jobs.length, true);
+  let at = headerBytes;
+  for (const j of jobs) {
+    view.setFloat64(at, j.id, true);
+    const head = at;
+    at += 20;
+    at += writeString(out, view, at, head + 8, j.requestId);
+    at += writeString(out, view, at, head + 12, j.contentType);
+    view.setUint32(head + 16, j.body.byteLength, true);
+    out.set(new Uint8Array(j.body), at);
+    at += j.body.byteLength;
+  }
+  view.setUint32(4, at, true);
+  return out.subarray(0, at);
+}
+
 /** The message in its binary form (see the module's doc), or `undefined` where it has none. */
 function encodeBinary(message: unknown): Uint8Array | undefined {
   const m = message as { type?: unknown; jobs?: unknown; results?: unknown };
   let keys = 0;
   for (const _ in m) keys++;
   if (keys !== 2) return undefined;
-  if (m.type === "run" && Array.isArray(m.jobs) && m.jobs.every(isPlainJob)) {
-    const jobs = m.jobs;
-    let size = headerBytes;
-    // Strings as UTF-8 take at most 3 bytes a UTF-16 unit: the frame is cut to the bytes written.
-    for (const j of jobs) {
-      size += 20 + 3 * ((j.requestId?.length ?? 0) + (j.contentType?.length ?? 0)) + j.body.byteLength;
-    }
-    const out = new Uint8Array(size);
-    const view = new DataView(out.buffer);
-    view.setUint32(0, runMagic, true);
-    view.setUint32(8, jobs.length, true);
-    let at = headerBytes;
-    for (const j of jobs) {
-      view.setFloat64(at, j.id, true);
-      const head = at;
-      at += 20;
-      at += writeString(out, view, at, head + 8, j.requestId);
-      at += writeString(out, view, at, head + 12, j.contentType);
-      view.setUint32(head + 16, j.body.byteLength, true);
-      out.set(new Uint8Array(j.body), at);
-      at += j.body.byteLength;
-    }
-    view.setUint32(4, at, true);
-    return out.subarray(0, at);
-  }
+  if (m.type === "run" && Array.isArray(m.jobs) && m.jobs.every(isPlainJob)) return encodeRun(m.jobs);
   if (m.type === "results" && Array.isArray(m.results) && m.results.every(isPlainResult)) {
     const results = m.results;
     let size = headerBytes;
@@ -197,28 +212,30 @@ function decodeBinary(frame: Uint8Array, kind: number): unknown {
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const count = view.getUint32(8, true);
   let at = headerBytes;
-  const string = (length: number) => {
-    const text = decoder.decode(frame.subarray(at, at + length));
-    at += length;
-    return text;
-  };
   if (kind === runMagic) {
-    const jobs = [];
+    const jobs: PlainJob[] = new Array(count);
     for (let i = 0; i < count; i++) {
       const id = view.getFloat64(at, true);
       const requestIdLength = view.getUint32(at + 8, true);
       const contentTypeLength = view.getUint32(at + 12, true);
       const bodyLength = view.getUint32(at + 16, true);
       at += 20;
-      const job: { id: number; body: ArrayBuffer; requestId?: string; contentType?: string } = {
-        id,
-        body: new ArrayBuffer(0),
-      };
-      if (requestIdLength !== absent) job.requestId = string(requestIdLength);
-      if (contentTypeLength !== absent) job.contentType = string(contentTypeLength);
-      job.body = frame.slice(at, at + bodyLength).buffer;
+      let requestId: string | undefined;
+      if (requestIdLength !== absent) {
+        requestId = decoder.decode(frame.subarray(at, at + requestIdLength));
+        at += requestIdLength;
+      }
+      let contentType: string | undefined;
+      if (contentTypeLength !== absent) {
+        contentType = decoder.decode(frame.subarray(at, at + contentTypeLength));
+        at += contentTypeLength;
+      }
+      const body = frame.slice(at, at + bodyLength).buffer;
       at += bodyLength;
-      jobs.push(job);
+      // Keys absent where the frame has no value, as in the job that was sent.
+      jobs[i] = requestId === undefined
+        ? (contentType === undefined ? { id, body } : { id, body, contentType })
+        : (contentType === undefined ? { id, body, requestId } : { id, body, requestId, contentType });
     }
     return { type: "run", jobs };
   }
@@ -322,7 +339,8 @@ export class FrameReader {
     const frame = first.subarray(0, n);
     const rest = first.subarray(n);
     // Chunks after the first are kept: the first may have held the whole frame without a merge.
-    this.#chunks = rest.byteLength > 0 ? [rest, ...this.#chunks.slice(1)] : this.#chunks.slice(1);
+    if (rest.byteLength > 0) this.#chunks[0] = rest;
+    else this.#chunks.shift();
     this.#buffered -= n;
     return frame;
   }

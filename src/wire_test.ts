@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeFrame, FrameError, FrameReader } from "./wire.ts";
+import { encodeFrame, encodeRunFrame, FrameError, FrameReader } from "./wire.ts";
 
 Deno.test("wire: messages with buffers survive framing, split at any byte", () => {
   const body = new Uint8Array([1, 2, 3, 250]).buffer;
@@ -105,4 +105,23 @@ Deno.test("wire: a run or results with anything more than the binary form holds 
     reader.push(frame);
     assert.deepEqual(reader.next(), message);
   }
+});
+
+Deno.test("wire: encodeRunFrame writes the bytes encodeFrame writes of a run, and nothing for a job that is not plain", () => {
+  const bytes = (...b: number[]) => new Uint8Array(b).buffer;
+  const plain = [
+    [{ id: 41, body: bytes(1, 2, 3), requestId: "req-é-😀" }],
+    [{ id: 2 ** 40, body: new ArrayBuffer(0), contentType: "text/plain" }, { id: 43, body: bytes(9) }],
+  ];
+  for (const jobs of plain) {
+    const frame = encodeRunFrame(jobs);
+    assert.ok(frame, "a run of plain jobs has a binary frame");
+    assert.deepEqual([...frame], [...encodeFrame({ type: "run", jobs })]);
+    const reader = new FrameReader();
+    reader.push(frame);
+    assert.deepEqual(reader.next(), { type: "run", jobs });
+  }
+  const tensors = [{ name: "x", datatype: "FP32", shape: [1], data: bytes(0, 0, 128, 63) }];
+  assert.equal(encodeRunFrame([{ id: 1, body: bytes(1) }, { id: 2, body: new ArrayBuffer(0), tensors }]), undefined);
+  assert.equal(encodeRunFrame([{ id: 1, body: bytes(1), reply: { link: 1, id: 2 } }]), undefined);
 });

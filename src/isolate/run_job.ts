@@ -62,18 +62,53 @@ function issuesOf(error: { issues: readonly { path: PropertyKey[]; message: stri
   }));
 }
 
+type Handler = (input: never, ctx: FunctionContext & { state: unknown }) => unknown;
+
+/** What a handler's throw (or rejection) is answered with. */
+function handlerError(error: unknown, ctx: FunctionContext): IsolaneError {
+  if (ctx.signal.aborted) return new IsolaneError("timeout", "The function was aborted");
+  if (error instanceof InputError) return new IsolaneError("invalid_input", error.message);
+  return new IsolaneError("handler_error", `Function '${ctx.name}' threw: ${messageOf(error)}`);
+}
+
 async function callHandler(
-  handler: (input: never, ctx: FunctionContext & { state: unknown }) => unknown,
+  handler: Handler,
   input: unknown,
   ctx: FunctionContext & { state: unknown },
 ): Promise<unknown> {
   try {
     return await (handler as (input: unknown, ctx: FunctionContext & { state: unknown }) => unknown)(input, ctx);
   } catch (error) {
-    if (ctx.signal.aborted) throw new IsolaneError("timeout", "The function was aborted");
-    if (error instanceof InputError) throw new IsolaneError("invalid_input", error.message);
-    throw new IsolaneError("handler_error", `Function '${ctx.name}' threw: ${messageOf(error)}`);
+    throw handlerError(error, ctx);
   }
+}
+
+/**
+ * {@link callHandler} without its turns of microtasks for a handler that answers at once (the echo's, a Zod-checked
+ * transform): that value as it is, or else a promise of it, its rejection answered as `callHandler` answers it. A
+ * lone request's child answers sooner, so the runtime's main thread, woken when the child reads the request (the
+ * socket's write space), often reads the answer before it sleeps again (docs/hop.md, "Ninth round").
+ */
+function callHandlerNow(handler: Handler, input: unknown, ctx: FunctionContext & { state: unknown }): unknown {
+  let value: unknown;
+  try {
+    value = (handler as (input: unknown, ctx: FunctionContext & { state: unknown }) => unknown)(input, ctx);
+  } catch (error) {
+    throw handlerError(error, ctx);
+  }
+  if (!isThenable(value)) return value;
+  return (async () => {
+    try {
+      return await value;
+    } catch (error) {
+      throw handlerError(error, ctx);
+    }
+  })();
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") && value !== null &&
+    typeof (value as { then?: unknown }).then === "function";
 }
 
 /** Zod's parse, where a stack overflow on a deeply nested body is the body's fault (400), not a 500. */
@@ -199,7 +234,8 @@ async function run(
     if (!definition.raw) throw new IsolaneError("unsupported_media_type", "This function takes JSON bodies only");
     value = await callHandler(definition.raw.handler, await rawBodyOf(job), ctx);
   } else {
-    value = await callHandler(definition.handler, jsonInput(definition, job), ctx);
+    value = callHandlerNow(definition.handler, jsonInput(definition, job), ctx);
+    if (isThenable(value)) value = await value;
   }
   if (isSyncGenerator(value)) {
     throw new IsolaneError(

@@ -18,8 +18,8 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import type { HostMessage, IsolateMessage } from "../protocol.ts";
-import { encodeFrame, FrameReader } from "../wire.ts";
+import type { HostMessage, IsolateMessage, Job } from "../protocol.ts";
+import { encodeFrame, encodeRunFrame, FrameReader } from "../wire.ts";
 import { log } from "../log.ts";
 import { HostBase, type HostSpec, type Isolation } from "./host.ts";
 import { watchMemory } from "./memory_watchdog.ts";
@@ -256,6 +256,14 @@ export class ProcessHost extends HostBase {
 
   protected send(message: HostMessage): void {
     this.#outbox.push(encodeFrame(message));
+    void this.#flush();
+  }
+
+  /** A run of plain jobs (every JSON or raw request) framed straight from the list, without a message object. */
+  protected override sendJobs(jobs: Job[]): void {
+    const frame = encodeRunFrame(jobs);
+    if (!frame) return super.sendJobs(jobs);
+    this.#outbox.push(frame);
     void this.#flush();
   }
 
