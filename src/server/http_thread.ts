@@ -127,6 +127,9 @@ let server: Deno.HttpServer<Deno.NetAddr> | undefined;
 let threadIndex = 0;
 let admission: Int32Array | undefined;
 let maxWholeBytes = 256 * 1024 * 1024;
+let wholeTimeoutMs = 300_000;
+/** The `timeoutMs` of functions whose invocations go whole (auth or CORS). */
+let wholeTimeouts: Record<string, number> = {};
 const wholeLimits = new BodyLimits();
 let arena: TensorArena | undefined;
 /** Where infer requests of the arena go to the main thread (`op_ring.ts`). */
@@ -308,11 +311,17 @@ async function sendWhole(c: Context<ThreadEnv>): Promise<Response> {
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   let body: ArrayBuffer | undefined;
   if (hasBody) {
-    // The app limits each route's body; this bounds what a thread holds before the app sees it.
-    await guardBodyRead(() =>
-      wholeLimits.for(maxWholeBytes)(c, async () => {
-        body = await c.req.arrayBuffer();
-      })
+    // The app limits each route's body; this bounds what a thread holds before the app sees it, and how long it waits
+    // for it: an invocation's body by its function's timeoutMs, as the app would, any other by the admin API's limit.
+    const hot = request.method === "POST" ? hotPath(request.url) : undefined;
+    const timeoutMs = hot ? wholeTimeouts[hot.name] ?? profiles.get(hot.name)?.timeoutMs : undefined;
+    await guardBodyRead(
+      () =>
+        wholeLimits.for(maxWholeBytes)(c, async () => {
+          body = await c.req.arrayBuffer();
+        }),
+      timeoutMs ?? wholeTimeoutMs,
+      timeoutMs === undefined ? { deadlineName: "ISOLANE_UPLOAD_TIMEOUT_MS" } : {},
     );
   }
   const remote = getConnInfo(c).remote;
@@ -525,6 +534,7 @@ function receive(op: ToThread): void {
       bufferLogs();
       threadIndex = op.index;
       maxWholeBytes = op.maxWholeBytes;
+      wholeTimeoutMs = op.wholeTimeoutMs;
       admission = new Int32Array(op.board);
       arena = new TensorArena(op.arena);
       // A board value of -1: the function's isolates are all busy, so the main thread takes its requests when a batch
@@ -554,6 +564,7 @@ function receive(op: ToThread): void {
     }
     case "profiles":
       profiles = new Map(Object.entries(op.profiles));
+      wholeTimeouts = op.wholeTimeouts;
       outbox.send({ k: "profiled", seq: op.seq });
       return;
     case "link": {
