@@ -280,3 +280,111 @@ for (const threads of ["0", "2"]) {
     }
   });
 }
+
+/** A function that echoes `{"message"}`, with `options` (its auth or CORS) and a short `timeoutMs`. */
+function echoWith(options: string): string {
+  return `import { defineFunction, z } from "isolane";
+export default defineFunction({
+  description: "Echo",
+  input: z.object({ message: z.string() }),
+  output: z.object({ message: z.string() }),
+  timeoutMs: 400,
+  maxBodyBytes: 2000,
+  ${options}
+  handler: (input) => input,
+});
+`;
+}
+
+/** A KServe v2 model (identity on FP32) that takes an invocation key. */
+const keyedModel = `import { defineFunction } from "isolane";
+export default defineFunction({
+  description: "Identity on FP32",
+  signature: {
+    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 2] }],
+    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 2] }],
+  },
+  timeoutMs: 400,
+  maxBodyBytes: 2000,
+  auth: "key",
+  handler: ({ x }) => ({ y: x }),
+});
+`;
+
+for (const threads of ["0", "2"]) {
+  Deno.test(`invocations through Hono's route (auth, CORS): a body cut, stalled or too large is 400, 408 at timeoutMs or 413 (HTTP threads: ${threads})`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "isolane-hostile-" });
+    const functions = {
+      keyed: echoWith('auth: "key",'),
+      corsy: echoWith('cors: { origins: "*" },'),
+      model: keyedModel,
+    };
+    for (const [name, source] of Object.entries(functions)) {
+      await Deno.mkdir(join(dir, name));
+      await Deno.writeTextFile(join(dir, name, "mod.ts"), source);
+    }
+    try {
+      await using server = await startServer({
+        functionsDir: dir,
+        env: { ISOLANE_ADMIN_TOKEN: adminToken, ISOLANE_HTTP_THREADS: threads },
+      });
+      const keyOf = async (name: string) => {
+        const made = await fetch(`${server.url}/v1/functions/${name}/keys`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${adminToken}` },
+        });
+        assert.equal(made.status, 201);
+        return (await made.json()).key as string;
+      };
+      const v1 = encoder.encode('{"message": "hello"}');
+      const v2 = encoder.encode('{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}');
+      const json = "host: x\r\ncontent-type: application/json\r\n";
+      const routes = [
+        {
+          route: "keyed",
+          head: `POST /v1/functions/keyed HTTP/1.1\r\n${json}authorization: Bearer ${await keyOf("keyed")}\r\n`,
+          body: v1,
+        },
+        { route: "corsy", head: `POST /v1/functions/corsy HTTP/1.1\r\n${json}origin: https://a.example\r\n`, body: v1 },
+        {
+          route: "model",
+          head: `POST /v2/models/model/infer HTTP/1.1\r\n${json}authorization: Bearer ${await keyOf("model")}\r\n`,
+          body: v2,
+          v2: true,
+        },
+      ];
+      const messages = {
+        400:
+          "Request body ended before it was complete: the client closed the connection or sent fewer bytes than its content-length",
+        408: "The request body did not arrive within 400 ms (the function's timeoutMs); send it whole",
+        413: "Request body is larger than this function's limit of 2000 bytes",
+      };
+      const codes = { 400: "invalid_input", 408: "request_timeout", 413: "body_too_large" };
+      const wrong: string[] = [];
+      for (const { route, head, body, v2 } of routes) {
+        for (const { what, steps, status } of hostileCases(head, body, { limit: 2000 })) {
+          const label = `${route}, ${what}`;
+          let answer: Answer;
+          try {
+            answer = await exchange(server, steps);
+          } catch (error) {
+            wrong.push(`${label}: ${error instanceof Error ? error.message : error}`);
+            continue;
+          }
+          const message = messages[status as 400 | 408 | 413];
+          const expected = v2 ? { error: message } : { error: { code: codes[status as 400 | 408 | 413], message } };
+          if (answer.status !== status || JSON.stringify(answer.body) !== JSON.stringify(expected)) {
+            wrong.push(`${label}: ${JSON.stringify(answer)}`);
+          }
+          // The function serves on.
+          const whole = await exchange(server, [concat(head, `content-length: ${body.length}\r\n\r\n`, body)]);
+          assert.equal(whole.status, 200, `${label}: then ${JSON.stringify(whole.body)}`);
+        }
+      }
+      assert.deepEqual(wrong, []);
+      assert.ok(!server.logs.some((l) => l.msg === "unexpected error"), "no error was unexpected");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

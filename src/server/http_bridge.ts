@@ -43,7 +43,7 @@ export type ToThread =
     maxWholeBytes: number;
     /**
      * How long a thread waits for the body of a request it sends whole, other than an invocation of a function in
-     * `wholeTimeouts` (`ISOLANE_UPLOAD_TIMEOUT_MS`, the admin API's); past it, 408.
+     * `wholeFunctions` (`ISOLANE_UPLOAD_TIMEOUT_MS`, the admin API's); past it, 408.
      */
     wholeTimeoutMs: number;
     /**
@@ -66,10 +66,10 @@ export type ToThread =
     k: "profiles";
     profiles: Record<string, FunctionProfile>;
     /**
-     * The `timeoutMs` of each other function that serves (one with auth or CORS, whose requests go whole): it bounds
-     * the arrival of an invocation's body that the thread reads to send whole.
+     * The limits of each other function that serves (one with auth or CORS, whose requests go whole): they bound an
+     * invocation's body that the thread reads to send whole, as the main thread's route would (413, 408).
      */
-    wholeTimeouts: Record<string, number>;
+    wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }>;
     seq: number;
   }
   /** An invocation's answer: a JSON body, or tensors of an infer request. */

@@ -128,8 +128,8 @@ let threadIndex = 0;
 let admission: Int32Array | undefined;
 let maxWholeBytes = 256 * 1024 * 1024;
 let wholeTimeoutMs = 300_000;
-/** The `timeoutMs` of functions whose invocations go whole (auth or CORS). */
-let wholeTimeouts: Record<string, number> = {};
+/** The limits of functions whose invocations go whole (auth or CORS). */
+let wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }> = {};
 const wholeLimits = new BodyLimits();
 let arena: TensorArena | undefined;
 /** Where infer requests of the arena go to the main thread (`op_ring.ts`). */
@@ -312,16 +312,16 @@ async function sendWhole(c: Context<ThreadEnv>): Promise<Response> {
   let body: ArrayBuffer | undefined;
   if (hasBody) {
     // The app limits each route's body; this bounds what a thread holds before the app sees it, and how long it waits
-    // for it: an invocation's body by its function's timeoutMs, as the app would, any other by the admin API's limit.
+    // for it: an invocation's body by its function's limits, as the app would, any other by the admin API's.
     const hot = request.method === "POST" ? hotPath(request.url) : undefined;
-    const timeoutMs = hot ? wholeTimeouts[hot.name] ?? profiles.get(hot.name)?.timeoutMs : undefined;
+    const fn = hot ? wholeFunctions[hot.name] ?? profiles.get(hot.name) : undefined;
     await guardBodyRead(
       () =>
-        wholeLimits.for(maxWholeBytes)(c, async () => {
+        wholeLimits.for(fn?.maxBodyBytes ?? maxWholeBytes)(c, async () => {
           body = await c.req.arrayBuffer();
         }),
-      timeoutMs ?? wholeTimeoutMs,
-      timeoutMs === undefined ? { deadlineName: "ISOLANE_UPLOAD_TIMEOUT_MS" } : {},
+      fn?.timeoutMs ?? wholeTimeoutMs,
+      fn ? {} : { deadlineName: "ISOLANE_UPLOAD_TIMEOUT_MS" },
     );
   }
   const remote = getConnInfo(c).remote;
@@ -491,7 +491,8 @@ function app(): Hono<ThreadEnv> {
     const profile = profiles.get(name);
     const version = c.req.param("version");
     if (!profile?.signature || (version !== undefined && version !== String(profile.version))) {
-      return await sendWhole(c);
+      // What goes wrong here (the body, read here first) is answered in the protocol's shape, as the app would.
+      return await sendWhole(c).catch((error) => v2ErrorResponse(error, c));
     }
     const pool = remotePool(name, profile.slot);
     try {
@@ -507,7 +508,7 @@ function app(): Hono<ThreadEnv> {
         },
       }, limits);
     } catch (error) {
-      if (error instanceof SendWhole) return await sendWhole(c);
+      if (error instanceof SendWhole) return await sendWhole(c).catch((e) => v2ErrorResponse(e, c));
       return v2ErrorResponse(error, c);
     }
   };
@@ -564,7 +565,7 @@ function receive(op: ToThread): void {
     }
     case "profiles":
       profiles = new Map(Object.entries(op.profiles));
-      wholeTimeouts = op.wholeTimeouts;
+      wholeFunctions = op.wholeFunctions;
       outbox.send({ k: "profiled", seq: op.seq });
       return;
     case "link": {

@@ -68,14 +68,15 @@ function profilesOf(
   registry: Registry,
   devMode: boolean,
   slotOf: (name: string) => number,
-  wholeTimeouts: Record<string, number> = {},
+  wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }> = {},
 ): Record<string, FunctionProfile> {
   const out: Record<string, FunctionProfile> = {};
   for (const e of registry.list()) {
     const fn = e.current;
     if (!fn) continue;
     if (!direct(e, fn, devMode)) {
-      wholeTimeouts[e.name] = fn.manifest.options.timeoutMs;
+      const { timeoutMs, maxBodyBytes } = fn.manifest.options;
+      wholeFunctions[e.name] = { timeoutMs, maxBodyBytes };
       continue;
     }
     const { maxBodyBytes, raw, signature, timeoutMs } = fn.manifest.options;
@@ -334,13 +335,13 @@ export class HttpThreads {
    */
   #pushProfiles(): Promise<void> {
     for (const t of this.#threads) this.#unlinkEnded(t);
-    const wholeTimeouts: Record<string, number> = {};
-    const profiles = profilesOf(this.options.registry, this.options.devMode, this.#slotOf, wholeTimeouts);
-    const text = JSON.stringify([profiles, wholeTimeouts]);
+    const wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }> = {};
+    const profiles = profilesOf(this.options.registry, this.options.devMode, this.#slotOf, wholeFunctions);
+    const text = JSON.stringify([profiles, wholeFunctions]);
     if (text !== this.#profiles) {
       this.#profiles = text;
       const seq = ++this.#profileSeq;
-      for (const t of this.#threads) t.outbox.send({ k: "profiles", profiles, wholeTimeouts, seq });
+      for (const t of this.#threads) t.outbox.send({ k: "profiles", profiles, wholeFunctions, seq });
     }
     return this.#profilesServed(this.#profileSeq);
   }
