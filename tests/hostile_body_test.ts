@@ -263,6 +263,14 @@ for (const threads of ["0", "2"]) {
       }
       assert.deepEqual(wrong, []);
       assert.ok(!server.logs.some((l) => l.msg === "unexpected error"), "no error was unexpected");
+      // Each refusal has its request log line (an HTTP thread logs the requests it did not send on).
+      for (const [method, path] of [["PUT", "/v1/functions/g"], ["POST", "/v1/functions/g/rollback"]]) {
+        for (const status of [400, 408, 413]) {
+          await server.waitForLog((l) =>
+            l.msg === "request" && l.method === method && l.path === path && l.status === status
+          );
+        }
+      }
       const versions = await (await fetch(`${server.url}/v1/functions/g/versions`)).json();
       assert.equal(versions.current, 1);
       assert.deepEqual(versions.versions.map((v: { version: number }) => v.version), [1]);
