@@ -1,13 +1,14 @@
 /**
- * Request bodies as a hostile or broken client sends them, on the routes that read a body besides the hot ones
- * (`tests/cut_body_test.ts`): the admin API (a bundle's upload, a rollback) and invocations that go through Hono's
- * route (a function with `auth` or `cors`), on the main thread and on HTTP threads. A body cut short is 400, one that
- * stops arriving (stalled, `Expect: 100-continue` never followed, one byte a second) is 408 at the route's deadline
- * (the function's `timeoutMs`; for the admin API `ISOLANE_UPLOAD_TIMEOUT_MS`), one past a limit is 413; never 500,
- * never a hang, and the runtime serves on. An upload that fails so deploys nothing. Before: a rollback body cut short
- * was 500 (BadResource), and an admin body that stalled, or on HTTP threads any body sent whole to the main thread
- * (deploys, rollbacks, invocations of a function with auth or CORS), was waited for forever.
- */
+ * Request bodies as a hostile or broken client sends them, with raw sockets: to the admin API (a bundle's upload, a
+ * rollback) and to invocations (`/v1` and v2, of functions with `auth`, with `cors`, and with neither, which the direct
+ * path or a thread's hot routes serve when the body is plain), on the main thread and on HTTP threads
+ * (`tests/cut_body_test.ts` has the first of these cases). A body cut short is 400, one that stops arriving (stalled,
+ * `Expect: 100-continue` never followed, one byte a second) is 408 at the route's deadline (the function's
+ * `timeoutMs`; for the admin API `ISOLANE_UPLOAD_TIMEOUT_MS`), one past a limit is 413; never 500, never a hang, and
+ * the runtime serves on. An upload that fails so deploys nothing. Before: a rollback body cut short was 500
+ * (BadResource); an admin body that stalled was waited for forever, and so, on HTTP threads, was any body sent whole to
+ * the main thread (deploys, rollbacks, invocations of a function with auth or CORS), past the function's limit too; a
+ * v2 request sent whole answered its 400 in `/v1`'s shape. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -137,6 +138,11 @@ function hostileCases(
       status: 400,
     },
     {
+      what: "cut short (gzip, content-length)",
+      steps: [concat(head, "content-encoding: gzip\r\ncontent-length: 500\r\n\r\n", gzipped.subarray(0, 10)), "close"],
+      status: 400,
+    },
+    {
       what: "stalled (content-length)",
       steps: [concat(head, `content-length: ${body.length + 50}\r\n\r\n`, part), { waitMs: 10_000 }],
       status: 408,
@@ -166,7 +172,7 @@ function hostileCases(
     },
     {
       what: "one byte a second",
-      steps: [concat(head, `content-length: ${body.length}\r\n\r\n`), { drip: '{"version": 1}' }],
+      steps: [concat(head, `content-length: ${body.length}\r\n\r\n`), { drip: "x".repeat(body.length) }],
       status: 408,
     },
     {
@@ -304,8 +310,9 @@ export default defineFunction({
 `;
 }
 
-/** A KServe v2 model (identity on FP32) that takes an invocation key. */
-const keyedModel = `import { defineFunction } from "isolane";
+/** A KServe v2 model (identity on FP32) with `options` (its auth) and a short `timeoutMs`. */
+function modelWith(options: string): string {
+  return `import { defineFunction } from "isolane";
 export default defineFunction({
   description: "Identity on FP32",
   signature: {
@@ -314,18 +321,22 @@ export default defineFunction({
   },
   timeoutMs: 400,
   maxBodyBytes: 2000,
-  auth: "key",
+  ${options}
   handler: ({ x }) => ({ y: x }),
 });
 `;
+}
 
 for (const threads of ["0", "2"]) {
-  Deno.test(`invocations through Hono's route (auth, CORS): a body cut, stalled or too large is 400, 408 at timeoutMs or 413 (HTTP threads: ${threads})`, async () => {
+  Deno.test(`invocations (auth, CORS, neither): a body cut, stalled or too large is 400, 408 at timeoutMs or 413 (HTTP threads: ${threads})`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "isolane-hostile-" });
     const functions = {
       keyed: echoWith('auth: "key",'),
       corsy: echoWith('cors: { origins: "*" },'),
-      model: keyedModel,
+      model: modelWith('auth: "key",'),
+      // Served ahead of Hono (the direct path, a thread's hot routes) when the body is plain, by Hono when not.
+      plain: echoWith(""),
+      "plain-model": modelWith(""),
     };
     for (const [name, source] of Object.entries(functions)) {
       await Deno.mkdir(join(dir, name));
@@ -360,6 +371,8 @@ for (const threads of ["0", "2"]) {
           body: v2,
           v2: true,
         },
+        { route: "plain", head: `POST /v1/functions/plain HTTP/1.1\r\n${json}`, body: v1 },
+        { route: "plain-model", head: `POST /v2/models/plain-model/infer HTTP/1.1\r\n${json}`, body: v2, v2: true },
       ];
       const messages = {
         400:
