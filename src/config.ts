@@ -34,6 +34,11 @@ const configSchema = z.object({
   maxBundleBytes: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
   maxUnpackedBytes: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
   /**
+   * How long the body of an admin request (a bundle's upload, a rollback) may take to arrive, in milliseconds; past
+   * it the request is answered 408 and nothing is deployed. 5 minutes: a 256 MiB bundle at 7 Mbit/s.
+   */
+  uploadTimeoutMs: z.coerce.number().int().min(100).default(300_000),
+  /**
    * How long an isolate may take to start serving a version (import its module, load its models, run `setup`), in
    * milliseconds; past it the load fails with the step it was in.
    */
@@ -88,6 +93,7 @@ const sources: Record<keyof z.input<typeof configSchema>, string> = {
   adminToken: "ISOLANE_ADMIN_TOKEN",
   maxBundleBytes: "ISOLANE_MAX_BUNDLE_BYTES",
   maxUnpackedBytes: "ISOLANE_MAX_UNPACKED_BYTES",
+  uploadTimeoutMs: "ISOLANE_UPLOAD_TIMEOUT_MS",
   shutdownGraceMs: "ISOLANE_SHUTDOWN_GRACE_MS",
   bootTimeoutMs: "ISOLANE_BOOT_TIMEOUT_MS",
   store: "ISOLANE_STORE",
@@ -123,7 +129,7 @@ export type Config = z.output<typeof configSchema>;
  *
  * Environment: `PORT`, `HOST`, `ISOLANE_FUNCTIONS`, `ISOLANE_DATA`,
  * `ISOLANE_LOG_LEVEL`, `ISOLANE_LOG_RATE`, `ISOLANE_LOG_BURST`, `ISOLANE_ORT_THREADS`, `ISOLANE_ISOLATION`, `ISOLANE_SHARED_WEIGHTS`, `ISOLANE_SPARE_ISOLATES`, `ISOLANE_CUDA_SYNC`, `ISOLANE_ADMIN_TOKEN`, `ISOLANE_MAX_BUNDLE_BYTES`,
- * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_BOOT_TIMEOUT_MS`, `ISOLANE_STORE`,
+ * `ISOLANE_MAX_UNPACKED_BYTES`, `ISOLANE_UPLOAD_TIMEOUT_MS`, `ISOLANE_SHUTDOWN_GRACE_MS`, `ISOLANE_BOOT_TIMEOUT_MS`, `ISOLANE_STORE`,
  * `ISOLANE_STORE_RECONCILE_MS`, `ISOLANE_SERVE_FUNCTIONS`, `ISOLANE_JWT_SECRET`, `ISOLANE_JWKS_URL`,
  * `ISOLANE_JWT_ISSUER`, `ISOLANE_JWT_AUDIENCE`. Arguments: `--watch`, `--dev-admin` (development: also
  * turns invocation auth off for folder functions).

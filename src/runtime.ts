@@ -130,6 +130,7 @@ export async function startRuntime(config: Config): Promise<Runtime> {
     sync,
     admin,
     maxBundleBytes: config.maxBundleBytes,
+    uploadTimeoutMs: config.uploadTimeoutMs,
     metrics,
     keys,
     invocationAuth: new InvocationAuth({
@@ -154,6 +155,7 @@ export async function startRuntime(config: Config): Promise<Runtime> {
       fetch: app.fetch,
       logLevel: config.logLevel,
       maxWholeBytes: config.maxBundleBytes,
+      wholeTimeoutMs: config.uploadTimeoutMs,
       devMode: config.devAdmin,
     })
     : undefined;

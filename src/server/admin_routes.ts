@@ -6,7 +6,7 @@
  * with a shared store), so two deploys get two versions and none is lost.
  * @module
  */
-import { Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { IsolaneError } from "../errors.ts";
 import type { StoreSync } from "../store/sync.ts";
@@ -14,6 +14,9 @@ import type { InvocationKeys } from "../registry/invocation_keys.ts";
 import { functionNamePattern, type Registry } from "../registry/registry.ts";
 import { adminAuth, type AdminMode } from "./admin_auth.ts";
 import { guardBodyRead } from "./body_guard.ts";
+
+/** A rollback body is `{"version": n}` or empty: more than this is no rollback body. */
+const maxRollbackBytes = 4096;
 
 const bundleType = /^application\/(gzip|x-gzip|x-tar\+gzip|octet-stream)\s*(;|$)/i;
 
@@ -34,12 +37,16 @@ export interface AdminOptions {
   sync: StoreSync;
   mode: AdminMode;
   maxBundleBytes: number;
+  /** How long an admin request's body may take to arrive (`ISOLANE_UPLOAD_TIMEOUT_MS`); past it, 408. */
+  uploadTimeoutMs: number;
   /** Invocation keys, forgotten with the function. */
   keys?: InvocationKeys;
 }
 
 /** Routes under `/v1/functions/:name` for deploying and managing versions. */
-export function adminRoutes({ registry, sync, mode, maxBundleBytes, keys }: AdminOptions): Hono {
+export function adminRoutes(
+  { registry, sync, mode, maxBundleBytes, uploadTimeoutMs, keys }: AdminOptions,
+): Hono {
   const app = new Hono();
   const admin = adminAuth(mode);
   const limit = bodyLimit({
@@ -51,31 +58,52 @@ export function adminRoutes({ registry, sync, mode, maxBundleBytes, keys }: Admi
       );
     },
   });
+  const rollbackLimit = bodyLimit({
+    maxSize: maxRollbackBytes,
+    onError: () => {
+      throw new IsolaneError(
+        "body_too_large",
+        `The rollback body is larger than ${maxRollbackBytes} bytes; send it empty or as {"version": 2}`,
+      );
+    },
+  });
+
+  /**
+   * The request's body, read within `limit` (which reads a chunked body whole itself) and by
+   * `ISOLANE_UPLOAD_TIMEOUT_MS`: cut short 400, stalled 408, too large 413.
+   */
+  async function readAdminBody(c: Context, limit: MiddlewareHandler): Promise<ArrayBuffer> {
+    let body: ArrayBuffer | undefined;
+    await guardBodyRead(
+      () =>
+        limit(c, async () => {
+          body = await c.req.arrayBuffer();
+        }),
+      uploadTimeoutMs,
+      { deadlineName: "ISOLANE_UPLOAD_TIMEOUT_MS" },
+    );
+    return body!;
+  }
 
   app.put(
     "/v1/functions/:name",
     admin,
-    async (c, next) => {
-      checkName(c.req.param("name"));
+    async (c) => {
+      const name = checkName(c.req.param("name"));
       if (!bundleType.test(c.req.header("content-type") ?? "")) {
         throw new IsolaneError(
           "unsupported_media_type",
           "Send the bundle as a .tar.gz with 'content-type: application/gzip'",
         );
       }
-      await next();
-    },
-    // A chunked bundle is read by the limit itself.
-    (c, next) => guardBodyRead(() => limit(c, next)),
-    async (c) => {
-      const name = c.req.param("name");
       if (registry.get(name)?.source === "folder") {
         throw new IsolaneError(
           "conflict",
           `Function '${name}' comes from the functions folder; deploy under another name`,
         );
       }
-      const bundle = new Uint8Array(await guardBodyRead(() => c.req.arrayBuffer()));
+      // Read whole before anything is written: an upload cut short or stalled deploys nothing.
+      const bundle = new Uint8Array(await readAdminBody(c, limit));
       const version = await sync.deploy(name, bundle);
       const isolates = registry.get(name)?.current?.pool.isolates().length ?? 0;
       return c.json({ name, version, status: "ready", isolates }, 201);
@@ -101,7 +129,7 @@ export function adminRoutes({ registry, sync, mode, maxBundleBytes, keys }: Admi
         `Function '${name}' comes from the functions folder; it has no deployed versions`,
       );
     }
-    const text = await c.req.text();
+    const text = new TextDecoder().decode(await readAdminBody(c, rollbackLimit));
     let body: unknown;
     try {
       body = text.trim() === "" ? {} : JSON.parse(text);

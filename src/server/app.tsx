@@ -36,6 +36,8 @@ export interface AppOptions {
   sync: StoreSync;
   admin: AdminMode;
   maxBundleBytes: number;
+  /** How long an admin request's body may take to arrive (`ISOLANE_UPLOAD_TIMEOUT_MS`). */
+  uploadTimeoutMs: number;
   /** Invocation keys and the check of functions' `auth`. */
   keys: InvocationKeys;
   invocationAuth: InvocationAuth;
@@ -76,7 +78,7 @@ function requestLog(): MiddlewareHandler {
  *
  * @example
  * ```ts
- * Deno.serve(createApp(registry, { devices, sync, admin: { kind: "off" }, maxBundleBytes }).fetch);
+ * Deno.serve(createApp(registry, { devices, sync, admin: { kind: "off" }, maxBundleBytes, uploadTimeoutMs }).fetch);
  * ```
  */
 export function createApp(registry: Registry, options: AppOptions): Hono {
@@ -121,6 +123,7 @@ export function createApp(registry: Registry, options: AppOptions): Hono {
       sync: options.sync,
       mode: options.admin,
       maxBundleBytes: options.maxBundleBytes,
+      uploadTimeoutMs: options.uploadTimeoutMs,
       keys: options.keys,
     }),
   );

@@ -29,22 +29,33 @@ const connectionErrors = [
   Deno.errors.Http,
 ];
 
+/** Options of {@link guardBodyRead}. */
+export interface BodyReadOptions {
+  /** What sets `withinMs`, as the 408's message names it; default "the function's timeoutMs". */
+  deadlineName?: string;
+}
+
 /**
  * Runs what reads the request body (a read, or a middleware that reads it
  * itself, such as Hono's body limit on a chunked body); a connection error
  * while reading it is the client's fault and becomes 400 `invalid_input`
  * (not 500). With `withinMs`, a body that has not arrived by then is answered
  * 408 `request_timeout` (a client that stops sending must not hold a request
- * open past the function's own limit). Every other error passes through
- * unchanged.
+ * open past the route's own limit: the function's `timeoutMs`, or for the
+ * admin API `ISOLANE_UPLOAD_TIMEOUT_MS`, named by `deadlineName`). Every other
+ * error passes through unchanged.
  */
-export async function guardBodyRead<T>(read: () => Promise<T>, withinMs?: number): Promise<T> {
+export async function guardBodyRead<T>(
+  read: () => Promise<T>,
+  withinMs?: number,
+  options: BodyReadOptions = {},
+): Promise<T> {
   try {
     const reading = read();
     if (withinMs === undefined) return await reading;
     // The read may still fail after the deadline answered: nobody waits for it then.
     reading.catch(() => {});
-    return await withinDeadline(reading, withinMs);
+    return await withinDeadline(reading, withinMs, options.deadlineName ?? "the function's timeoutMs");
   } catch (error) {
     if (connectionErrors.some((type) => error instanceof type)) {
       throw new IsolaneError(
@@ -64,6 +75,7 @@ export async function guardBodyRead<T>(read: () => Promise<T>, withinMs?: number
 interface Watched {
   deadlineAt: number;
   withinMs: number;
+  deadlineName: string;
   reject: ((error: IsolaneError) => void) | undefined;
 }
 
@@ -98,16 +110,16 @@ function expireReads(): void {
     reject(
       new IsolaneError(
         "request_timeout",
-        `The request body did not arrive within ${read.withinMs} ms (the function's timeoutMs); send it whole`,
+        `The request body did not arrive within ${read.withinMs} ms (${read.deadlineName}); send it whole`,
       ),
     );
   }
   if (next < Infinity) armWatch(next);
 }
 
-function withinDeadline<T>(reading: Promise<T>, withinMs: number): Promise<T> {
+function withinDeadline<T>(reading: Promise<T>, withinMs: number, deadlineName: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const read: Watched = { deadlineAt: performance.now() + withinMs, withinMs, reject };
+    const read: Watched = { deadlineAt: performance.now() + withinMs, withinMs, deadlineName, reject };
     watched.add(read);
     // A timer already armed for an earlier deadline fires first and re-arms for this one.
     if (read.deadlineAt < watchAt) armWatch(read.deadlineAt);

@@ -42,6 +42,11 @@ export type ToThread =
     /** The most a thread reads of a request it sends whole (the largest bundle the admin API takes). */
     maxWholeBytes: number;
     /**
+     * How long a thread waits for the body of a request it sends whole, other than an invocation of a function in
+     * `wholeFunctions` (`ISOLANE_UPLOAD_TIMEOUT_MS`, the admin API's); past it, 408.
+     */
+    wholeTimeoutMs: number;
+    /**
      * The admission board: an `Int32Array` over this shared memory, one slot per function; a slot above 0 says the
      * function's queue refuses work now, and holds its `Retry-After` in seconds. Threads read it before a body.
      */
@@ -57,7 +62,16 @@ export type ToThread =
   /** The link's isolate ended. */
   | { k: "unlink"; link: number }
   /** The functions the thread serves directly; it answers `profiled` with `seq` once it serves by them. */
-  | { k: "profiles"; profiles: Record<string, FunctionProfile>; seq: number }
+  | {
+    k: "profiles";
+    profiles: Record<string, FunctionProfile>;
+    /**
+     * The limits of each other function that serves (one with auth or CORS, whose requests go whole): they bound an
+     * invocation's body that the thread reads to send whole, as the main thread's route would (413, 408).
+     */
+    wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }>;
+    seq: number;
+  }
   /** An invocation's answer: a JSON body, or tensors of an infer request. */
   | { k: "done"; id: number; body?: ArrayBuffer; tensors?: WireTensor[] }
   /** One item of a handler that streams. */

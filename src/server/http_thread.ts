@@ -11,7 +11,8 @@
  * ({@link hotRequest}).
  * @module
  */
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { getConnInfo } from "hono/deno";
 import { IsolaneError } from "../errors.ts";
@@ -127,7 +128,24 @@ let server: Deno.HttpServer<Deno.NetAddr> | undefined;
 let threadIndex = 0;
 let admission: Int32Array | undefined;
 let maxWholeBytes = 256 * 1024 * 1024;
+let wholeTimeoutMs = 300_000;
+/** The limits of functions whose invocations go whole (auth or CORS). */
+let wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }> = {};
 const wholeLimits = new BodyLimits();
+/** The limit of a body sent whole that is no invocation (a bundle, say): `maxWholeBytes`, as the admin API's. */
+let wholeLimit = wholeLimitOf(maxWholeBytes);
+
+function wholeLimitOf(size: number): MiddlewareHandler {
+  return bodyLimit({
+    maxSize: size,
+    onError: () => {
+      throw new IsolaneError(
+        "body_too_large",
+        `Request body is larger than ${size} bytes, the most the runtime reads of one (ISOLANE_MAX_BUNDLE_BYTES)`,
+      );
+    },
+  });
+}
 let arena: TensorArena | undefined;
 /** Where infer requests of the arena go to the main thread (`op_ring.ts`). */
 let ring: RingWriter | undefined;
@@ -303,18 +321,25 @@ type ThreadEnv = { Variables: { whole: boolean } };
 
 /** Sends the request whole to the main thread's app; resolves with its answer (streamed if the app streams). */
 async function sendWhole(c: Context<ThreadEnv>): Promise<Response> {
-  c.set("whole", true);
   const request = c.req.raw;
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   let body: ArrayBuffer | undefined;
   if (hasBody) {
-    // The app limits each route's body; this bounds what a thread holds before the app sees it.
-    await guardBodyRead(() =>
-      wholeLimits.for(maxWholeBytes)(c, async () => {
-        body = await c.req.arrayBuffer();
-      })
+    // The app limits each route's body; this bounds what a thread holds before the app sees it, and how long it waits
+    // for it: an invocation's body by its function's limits, as the app would, any other by the admin API's.
+    const hot = request.method === "POST" ? hotPath(request.url) : undefined;
+    const fn = hot ? wholeFunctions[hot.name] ?? profiles.get(hot.name) : undefined;
+    await guardBodyRead(
+      () =>
+        (fn ? wholeLimits.for(fn.maxBodyBytes) : wholeLimit)(c, async () => {
+          body = await c.req.arrayBuffer();
+        }),
+      fn?.timeoutMs ?? wholeTimeoutMs,
+      fn ? {} : { deadlineName: "ISOLANE_UPLOAD_TIMEOUT_MS" },
     );
   }
+  // From here the main thread logs and counts it; a body that failed to arrive is this thread's to log.
+  c.set("whole", true);
   const remote = getConnInfo(c).remote;
   return await forward(request, { hostname: remote.address ?? "", port: remote.port ?? 0 }, body);
 }
@@ -442,7 +467,10 @@ function app(): Hono<ThreadEnv> {
     if (c.get("whole")) return; // the main thread logged and counted it
     const ms = performance.now() - started;
     const fn = c.req.param("name");
-    if (fn !== undefined) record(fn, c.res.status, ms);
+    // As the main thread counts it: a name no function has (a body sent whole that failed here) is "unknown".
+    if (fn !== undefined) {
+      record(profiles.has(fn) || Object.hasOwn(wholeFunctions, fn) ? fn : "unknown", c.res.status, ms);
+    }
     logDeferred("info", "request", {
       id: c.get("requestId"),
       method: c.req.method,
@@ -482,7 +510,8 @@ function app(): Hono<ThreadEnv> {
     const profile = profiles.get(name);
     const version = c.req.param("version");
     if (!profile?.signature || (version !== undefined && version !== String(profile.version))) {
-      return await sendWhole(c);
+      // What goes wrong here (the body, read here first) is answered in the protocol's shape, as the app would.
+      return await sendWhole(c).catch((error) => v2ErrorResponse(error, c));
     }
     const pool = remotePool(name, profile.slot);
     try {
@@ -498,7 +527,7 @@ function app(): Hono<ThreadEnv> {
         },
       }, limits);
     } catch (error) {
-      if (error instanceof SendWhole) return await sendWhole(c);
+      if (error instanceof SendWhole) return await sendWhole(c).catch((e) => v2ErrorResponse(e, c));
       return v2ErrorResponse(error, c);
     }
   };
@@ -525,6 +554,8 @@ function receive(op: ToThread): void {
       bufferLogs();
       threadIndex = op.index;
       maxWholeBytes = op.maxWholeBytes;
+      wholeLimit = wholeLimitOf(maxWholeBytes);
+      wholeTimeoutMs = op.wholeTimeoutMs;
       admission = new Int32Array(op.board);
       arena = new TensorArena(op.arena);
       // A board value of -1: the function's isolates are all busy, so the main thread takes its requests when a batch
@@ -554,6 +585,7 @@ function receive(op: ToThread): void {
     }
     case "profiles":
       profiles = new Map(Object.entries(op.profiles));
+      wholeFunctions = op.wholeFunctions;
       outbox.send({ k: "profiled", seq: op.seq });
       return;
     case "link": {

@@ -52,6 +52,8 @@ export interface HttpThreadsOptions {
   logLevel: LogLevel;
   /** The most a thread reads of a request it sends whole: the largest bundle the admin API takes. */
   maxWholeBytes: number;
+  /** How long a thread waits for the body of a request it sends whole, unless the function's `timeoutMs` applies. */
+  wholeTimeoutMs: number;
   /** Development: folder functions are called without auth, so they are invoked directly too. */
   devMode: boolean;
 }
@@ -66,11 +68,17 @@ function profilesOf(
   registry: Registry,
   devMode: boolean,
   slotOf: (name: string) => number,
+  wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }> = {},
 ): Record<string, FunctionProfile> {
   const out: Record<string, FunctionProfile> = {};
   for (const e of registry.list()) {
     const fn = e.current;
-    if (!fn || !direct(e, fn, devMode)) continue;
+    if (!fn) continue;
+    if (!direct(e, fn, devMode)) {
+      const { timeoutMs, maxBodyBytes } = fn.manifest.options;
+      wholeFunctions[e.name] = { timeoutMs, maxBodyBytes };
+      continue;
+    }
     const { maxBodyBytes, raw, signature, timeoutMs } = fn.manifest.options;
     out[e.name] = {
       version: fn.version,
@@ -223,6 +231,7 @@ export class HttpThreads {
         reusePort: this.options.count > 1,
         logLevel: this.options.logLevel,
         maxWholeBytes: this.options.maxWholeBytes,
+        wholeTimeoutMs: this.options.wholeTimeoutMs,
         board: this.#board,
         arena: thread.arena,
         ring: thread.ring,
@@ -326,12 +335,13 @@ export class HttpThreads {
    */
   #pushProfiles(): Promise<void> {
     for (const t of this.#threads) this.#unlinkEnded(t);
-    const profiles = profilesOf(this.options.registry, this.options.devMode, this.#slotOf);
-    const text = JSON.stringify(profiles);
+    const wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }> = {};
+    const profiles = profilesOf(this.options.registry, this.options.devMode, this.#slotOf, wholeFunctions);
+    const text = JSON.stringify([profiles, wholeFunctions]);
     if (text !== this.#profiles) {
       this.#profiles = text;
       const seq = ++this.#profileSeq;
-      for (const t of this.#threads) t.outbox.send({ k: "profiles", profiles, seq });
+      for (const t of this.#threads) t.outbox.send({ k: "profiles", profiles, wholeFunctions, seq });
     }
     return this.#profilesServed(this.#profileSeq);
   }

@@ -137,8 +137,10 @@ export function openApiDocument(registry: Registry, { version }: { version: stri
           },
           responses: {
             "201": json({ type: "object" }, "Deployed and serving"),
+            "400": errorResponse("The upload was cut short; nothing deployed"),
             "401": errorResponse("Missing or wrong token"),
             "403": errorResponse("Admin API off"),
+            "408": errorResponse("The bundle did not arrive within ISOLANE_UPLOAD_TIMEOUT_MS; nothing deployed"),
             "409": errorResponse("Name taken by a folder function"),
             "413": errorResponse("Bundle too large"),
             "422": errorResponse("Bundle refused or did not load; the old version keeps serving"),
@@ -167,7 +169,13 @@ export function openApiDocument(registry: Registry, { version }: { version: stri
               "application/json": { schema: { type: "object", properties: { version: { type: "integer" } } } },
             },
           },
-          responses: { "200": json({ type: "object" }), "404": errorResponse("No such version") },
+          responses: {
+            "200": json({ type: "object" }),
+            "400": errorResponse('A body other than empty or {"version": n}, or one cut short'),
+            "404": errorResponse("No such version"),
+            "408": errorResponse("The body did not arrive within ISOLANE_UPLOAD_TIMEOUT_MS"),
+            "413": errorResponse("A body over 4 KiB"),
+          },
         },
       },
       "/v1/functions/{name}/keys": {
