@@ -409,3 +409,23 @@ for (const threads of ["0", "2"]) {
     }
   });
 }
+
+Deno.test("HTTP threads: a body to a function name that is an Object property (constructor, __proto__) is read within the upload limits", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-hostile-" });
+  try {
+    await using server = await startServer({
+      functionsDir: dir,
+      env: { ISOLANE_HTTP_THREADS: "2", ISOLANE_UPLOAD_TIMEOUT_MS: "500", ISOLANE_MAX_BUNDLE_BYTES: "4096" },
+    });
+    for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      const head = `POST /v1/functions/${name} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n`;
+      // No such function: a thread reads what it sends whole by the upload limits, not by an inherited property's.
+      const stalled = await exchange(server, [concat(head, "content-length: 100\r\n\r\n", "{}"), { waitMs: 10_000 }]);
+      assert.equal(stalled.status, 408, `${name}, stalled: ${JSON.stringify(stalled)}`);
+      const large = await exchange(server, [concat(head, "content-length: 5000\r\n\r\n", "{}"), { waitMs: 10_000 }]);
+      assert.equal(large.status, 413, `${name}, too large: ${JSON.stringify(large)}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -328,7 +328,10 @@ async function sendWhole(c: Context<ThreadEnv>): Promise<Response> {
     // The app limits each route's body; this bounds what a thread holds before the app sees it, and how long it waits
     // for it: an invocation's body by its function's limits, as the app would, any other by the admin API's.
     const hot = request.method === "POST" ? hotPath(request.url) : undefined;
-    const fn = hot ? wholeFunctions[hot.name] ?? profiles.get(hot.name) : undefined;
+    // Own keys only: a name such as "constructor" must not find an Object property.
+    const fn = hot
+      ? (Object.hasOwn(wholeFunctions, hot.name) ? wholeFunctions[hot.name] : profiles.get(hot.name))
+      : undefined;
     await guardBodyRead(
       () =>
         (fn ? wholeLimits.for(fn.maxBodyBytes) : wholeLimit)(c, async () => {
