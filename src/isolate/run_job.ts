@@ -93,10 +93,11 @@ function callHandlerNow(handler: Handler, input: unknown, ctx: FunctionContext &
   let value: unknown;
   try {
     value = (handler as (input: unknown, ctx: FunctionContext & { state: unknown }) => unknown)(input, ctx);
+    // A `then` getter is the handler's code too: its throw is the handler's, as `await` would have it.
+    if (!isThenable(value)) return value;
   } catch (error) {
     throw handlerError(error, ctx);
   }
-  if (!isThenable(value)) return value;
   return (async () => {
     try {
       return await value;
@@ -235,7 +236,8 @@ async function run(
     value = await callHandler(definition.raw.handler, await rawBodyOf(job), ctx);
   } else {
     value = callHandlerNow(definition.handler, jsonInput(definition, job), ctx);
-    if (isThenable(value)) value = await value;
+    // Its own promise, or no thenable (a value's `then` getter is not run twice).
+    if (value instanceof Promise) value = await value;
   }
   if (isSyncGenerator(value)) {
     throw new IsolaneError(
