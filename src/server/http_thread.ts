@@ -327,10 +327,11 @@ async function sendWhole(c: Context<ThreadEnv>): Promise<Response> {
   if (hasBody) {
     // The app limits each route's body; this bounds what a thread holds before the app sees it, and how long it waits
     // for it: an invocation's body by its function's limits, as the app would, any other by the admin API's.
-    const hot = request.method === "POST" ? hotPath(request.url) : undefined;
+    // The name as the route decoded it, as the app's route will (`/v1/functions/k%65yed` is `keyed`); none on `*`.
+    const name = request.method === "POST" ? c.req.param("name") : undefined;
     // Own keys only: a name such as "constructor" must not find an Object property.
-    const fn = hot
-      ? (Object.hasOwn(wholeFunctions, hot.name) ? wholeFunctions[hot.name] : profiles.get(hot.name))
+    const fn = name !== undefined
+      ? (Object.hasOwn(wholeFunctions, name) ? wholeFunctions[name] : profiles.get(name))
       : undefined;
     await guardBodyRead(
       () =>
