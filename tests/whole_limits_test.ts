@@ -5,12 +5,14 @@
  * one past the limit. The answers must be those of the main thread alone (`ISOLANE_HTTP_THREADS=0`). Before: a
  * percent-encoded path took the admin API's limits on a thread (`ISOLANE_MAX_BUNDLE_BYTES`,
  * `ISOLANE_UPLOAD_TIMEOUT_MS`): a stalled body was answered 408 at the upload deadline, and one announced past the
- * function's limit was waited for (408) instead of refused (413).
+ * function's limit was waited for (408) instead of refused (413). And a body sent with an OPTIONS (a CORS preflight)
+ * or a DELETE, which the app never reads, was waited for on a thread: 408 at the upload deadline, not 204 or 200.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startServer, type TestServer } from "./support/server.ts";
-import { adminToken } from "./support/bundles.ts";
+import { adminToken, deployOk } from "./support/bundles.ts";
+import { greeterModule } from "./support/greeter.ts";
 
 const encoder = new TextEncoder();
 
@@ -128,3 +130,57 @@ Deno.test("a body sent whole is read within its function's limits, whatever the 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a body sent with an OPTIONS or a DELETE is not waited for (HTTP threads 0 and 2 answer alike)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "isolane-whole-limits-" });
+  try {
+    await Deno.mkdir(join(dir, "corsy"));
+    await Deno.writeTextFile(join(dir, "corsy", "mod.ts"), echo.replace('auth: "key",', 'cors: { origins: "*" },'));
+    const answers: Record<string, unknown[]> = {};
+    for (const threads of ["0", "2"]) {
+      await using server = await startServer({
+        functionsDir: dir,
+        env: { ISOLANE_ADMIN_TOKEN: adminToken, ISOLANE_HTTP_THREADS: threads, ISOLANE_UPLOAD_TIMEOUT_MS: "5000" },
+      });
+      await deployOk(server, "g", { "mod.ts": greeterModule("one") });
+      const preflight = "OPTIONS /v1/functions/corsy HTTP/1.1\r\nhost: x\r\norigin: https://a.example\r\n" +
+        "access-control-request-method: POST\r\ncontent-length: 100\r\n\r\nabc";
+      const removal = `DELETE /v1/functions/g HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${adminToken}\r\n` +
+        "content-length: 100\r\n\r\nabc";
+      answers[threads] = [await answerOf(server, preflight), await answerOf(server, removal)];
+      assert.equal((await fetch(`${server.url}/v1/functions/g`)).status, 404, "g was deleted");
+    }
+    assert.deepEqual(answers["2"], answers["0"]);
+    assert.deepEqual(answers["2"], [{ status: 204, body: "" }, { status: 200, body: '{"name":"g","deleted":true}' }]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Writes `request` on a new connection and reads the answer's status and body text (by its content-length, if any). */
+async function answerOf(server: TestServer, request: string): Promise<{ status: number; body: string }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(server.url).port) });
+  const guard = setTimeout(() => conn.close(), 10_000);
+  try {
+    await conn.write(encoder.encode(request));
+    let text = "";
+    const buffer = new Uint8Array(65536);
+    while (true) {
+      const end = text.indexOf("\r\n\r\n");
+      const length = Number(/content-length: (\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+      if (end >= 0 && text.length - end - 4 >= length) {
+        return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]), body: text.slice(end + 4) };
+      }
+      const n = await conn.read(buffer);
+      if (n === null) throw new Error(`No whole answer within 10 s: ${JSON.stringify(text)}`);
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+  } finally {
+    clearTimeout(guard);
+    try {
+      conn.close();
+    } catch {
+      // closed by the guard
+    }
+  }
+}

@@ -322,7 +322,9 @@ type ThreadEnv = { Variables: { whole: boolean } };
 /** Sends the request whole to the main thread's app; resolves with its answer (streamed if the app streams). */
 async function sendWhole(c: Context<ThreadEnv>): Promise<Response> {
   const request = c.req.raw;
-  const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  // The app reads a body only on POST (invocations, rollbacks) and PUT (deploys): one sent with an OPTIONS or a DELETE
+  // is not waited for here either (a preflight whose body stalls was answered 408 at the upload deadline, not 204).
+  const hasBody = request.method === "POST" || request.method === "PUT";
   let body: ArrayBuffer | undefined;
   if (hasBody) {
     // The app limits each route's body; this bounds what a thread holds before the app sees it, and how long it waits
