@@ -28,6 +28,9 @@ Deno.test('rollback: a body other than empty or {"version": n} is 400 and serves
       ["null", /must be empty or a JSON object/],
       ["7", /must be empty or a JSON object/],
       ['{"version": "1"}', /must be an integer/],
+      // Past 2^53 a JSON number is rounded: 9007199254740993 would ask for version 9007199254740992.
+      ['{"version": 9007199254740993}', /must be an integer/],
+      ['{"version": 1e308}', /must be an integer/],
     ];
     for (const [body, message] of cases) {
       const e = await errorOf(await rollback(body));

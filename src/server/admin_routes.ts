@@ -150,7 +150,8 @@ export function adminRoutes(
       );
     }
     const asked = (body as { version?: unknown }).version;
-    if (asked !== undefined && !(typeof asked === "number" && Number.isInteger(asked))) {
+    // A safe integer: 9007199254740993 parses as ...992 and would name another version than the one asked for.
+    if (asked !== undefined && !(typeof asked === "number" && Number.isSafeInteger(asked))) {
       throw new IsolaneError("invalid_input", 'The rollback version must be an integer, as in {"version": 2}');
     }
     const { version: target, previous } = await sync.rollback(name, asked);
