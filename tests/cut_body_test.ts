@@ -10,26 +10,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startServer } from "./support/server.ts";
 import { readJsonAnswer } from "./support/raw_http.ts";
+import { identityModel } from "./support/body_functions.ts";
 
 const echo = fileURLToPath(new URL("./fixtures/functions/echo/mod.ts", import.meta.url));
 const token = "cut-body-admin-token-0123456789";
 const cutMessage =
   "Request body ended before it was complete: the client closed the connection or sent fewer bytes than its content-length";
-
-/** A KServe v2 model (identity on FP32) for the `/v2` routes, with `timeoutMs` of `options`. */
-function identity(options = ""): string {
-  return `import { defineFunction } from "isolane";
-export default defineFunction({
-  description: "Identity on FP32",
-  signature: {
-    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 2] }],
-    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 2] }],
-  },
-  ${options}
-  handler: ({ x }) => ({ y: x }),
-});
-`;
-}
 
 /** Sends a request head and part of its body, closes the client's side, and reads the whole answer. */
 async function cutShort(url: string, head: string, sent: string): Promise<{ status: number; body: unknown }> {
@@ -48,7 +34,7 @@ Deno.test("a request body cut short answers 400 invalid_input on the invocation 
   await Deno.mkdir(join(dir, "echo"));
   await Deno.copyFile(echo, join(dir, "echo", "mod.ts"));
   await Deno.mkdir(join(dir, "same"));
-  await Deno.writeTextFile(join(dir, "same", "mod.ts"), identity());
+  await Deno.writeTextFile(join(dir, "same", "mod.ts"), identityModel());
   try {
     await using server = await startServer({ functionsDir: dir, env: { ISOLANE_ADMIN_TOKEN: token } });
     const body = '{"message": "cut short"}';
@@ -150,7 +136,7 @@ for (const threads of ["0", "2"]) {
       (await Deno.readTextFile(echo)).replace("instances: 2,", "instances: 1,\n  timeoutMs: 400,"),
     );
     await Deno.mkdir(join(dir, "same"));
-    await Deno.writeTextFile(join(dir, "same", "mod.ts"), identity("timeoutMs: 400,"));
+    await Deno.writeTextFile(join(dir, "same", "mod.ts"), identityModel("timeoutMs: 400,"));
     try {
       await using server = await startServer({ functionsDir: dir, env: { ISOLANE_HTTP_THREADS: threads } });
       const head = (path: string, length: string) =>

@@ -15,6 +15,7 @@ import { gzipSync } from "node:zlib";
 import { startServer, type TestServer } from "./support/server.ts";
 import { adminToken, bundleOf, deployOk } from "./support/bundles.ts";
 import { greeterModule } from "./support/greeter.ts";
+import { echoFunction, identityModel } from "./support/body_functions.ts";
 
 const encoder = new TextEncoder();
 
@@ -297,34 +298,12 @@ for (const threads of ["0", "2"]) {
 
 /** A function that echoes `{"message"}`, with `options` (its auth or CORS) and a short `timeoutMs`. */
 function echoWith(options: string): string {
-  return `import { defineFunction, z } from "isolane";
-export default defineFunction({
-  description: "Echo",
-  input: z.object({ message: z.string() }),
-  output: z.object({ message: z.string() }),
-  timeoutMs: 400,
-  maxBodyBytes: 2000,
-  ${options}
-  handler: (input) => input,
-});
-`;
+  return echoFunction(`timeoutMs: 400,\n  maxBodyBytes: 2000,\n  ${options}`);
 }
 
 /** A KServe v2 model (identity on FP32) with `options` (its auth) and a short `timeoutMs`. */
 function modelWith(options: string): string {
-  return `import { defineFunction } from "isolane";
-export default defineFunction({
-  description: "Identity on FP32",
-  signature: {
-    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 2] }],
-    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 2] }],
-  },
-  timeoutMs: 400,
-  maxBodyBytes: 2000,
-  ${options}
-  handler: ({ x }) => ({ y: x }),
-});
-`;
+  return identityModel(`timeoutMs: 400,\n  maxBodyBytes: 2000,\n  ${options}`);
 }
 
 for (const threads of ["0", "2"]) {

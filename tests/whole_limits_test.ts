@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { startServer, type TestServer } from "./support/server.ts";
 import { adminToken, deployOk } from "./support/bundles.ts";
 import { greeterModule } from "./support/greeter.ts";
+import { echoFunction, identityModel } from "./support/body_functions.ts";
 
 const encoder = new TextEncoder();
 
@@ -45,31 +46,9 @@ async function stalled(server: TestServer, head: string): Promise<{ status: numb
   }
 }
 
-const echo = `import { defineFunction, z } from "isolane";
-export default defineFunction({
-  description: "Echo",
-  input: z.object({ message: z.string() }),
-  output: z.object({ message: z.string() }),
-  timeoutMs: 400,
-  maxBodyBytes: 2000,
-  auth: "key",
-  handler: (input) => input,
-});
-`;
-
-const model = `import { defineFunction } from "isolane";
-export default defineFunction({
-  description: "Identity on FP32",
-  signature: {
-    inputs: [{ name: "x", datatype: "FP32", shape: [-1, 2] }],
-    outputs: [{ name: "y", datatype: "FP32", shape: [-1, 2] }],
-  },
-  timeoutMs: 400,
-  maxBodyBytes: 2000,
-  auth: "key",
-  handler: ({ x }) => ({ y: x }),
-});
-`;
+const limits = 'timeoutMs: 400,\n  maxBodyBytes: 2000,\n  auth: "key",';
+const echo = echoFunction(limits);
+const model = identityModel(limits);
 
 Deno.test("a body sent whole is read within its function's limits, whatever the path's form (HTTP threads 0 and 2 answer alike)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "isolane-whole-limits-" });
