@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { startServer, type TestServer } from "./support/server.ts";
-import { adminToken, bundleOf, deployOk } from "./support/bundles.ts";
+import { adminToken, bundleOf, deployOk, invocationKey } from "./support/bundles.ts";
 import { greeterModule } from "./support/greeter.ts";
 import { echoFunction, identityModel } from "./support/body_functions.ts";
 
@@ -326,14 +326,7 @@ for (const threads of ["0", "2"]) {
         functionsDir: dir,
         env: { ISOLANE_ADMIN_TOKEN: adminToken, ISOLANE_HTTP_THREADS: threads },
       });
-      const keyOf = async (name: string) => {
-        const made = await fetch(`${server.url}/v1/functions/${name}/keys`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${adminToken}` },
-        });
-        assert.equal(made.status, 201);
-        return (await made.json()).key as string;
-      };
+      const keyOf = (name: string) => invocationKey(server, name);
       const v1 = encoder.encode('{"message": "hello"}');
       const v2 = encoder.encode('{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}');
       const json = "host: x\r\ncontent-type: application/json\r\n";

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startServer, type TestServer } from "./support/server.ts";
-import { adminToken, deployOk } from "./support/bundles.ts";
+import { adminToken, deployOk, invocationKey } from "./support/bundles.ts";
 import { greeterModule } from "./support/greeter.ts";
 import { echoFunction, identityModel } from "./support/body_functions.ts";
 
@@ -67,14 +67,7 @@ Deno.test("a body sent whole is read within its function's limits, whatever the 
           ISOLANE_UPLOAD_TIMEOUT_MS: "5000",
         },
       });
-      const keyOf = async (name: string) => {
-        const made = await fetch(`${server.url}/v1/functions/${name}/keys`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${adminToken}` },
-        });
-        assert.equal(made.status, 201);
-        return (await made.json()).key as string;
-      };
+      const keyOf = (name: string) => invocationKey(server, name);
       const keys = { keyed: await keyOf("keyed"), model: await keyOf("model") };
       const paths = {
         "/v1/functions/keyed": keys.keyed,

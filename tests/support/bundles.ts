@@ -53,3 +53,14 @@ export async function deployOk(server: TestServer, name: string, files: Record<s
   }
   return body.version;
 }
+
+/** `POST /v1/functions/:name/keys` with the admin token; throws unless the answer is 201; resolves with the key. */
+export async function invocationKey(server: TestServer, name: string): Promise<string> {
+  const made = await fetch(`${server.url}/v1/functions/${name}/keys`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminToken}` },
+  });
+  const body = await made.json();
+  if (made.status !== 201) throw new Error(`A key for '${name}' answered ${made.status}: ${JSON.stringify(body)}`);
+  return body.key as string;
+}
