@@ -30,6 +30,12 @@ export interface FunctionProfile {
   signature?: TensorSignature;
 }
 
+/** The body limits of a function whose invocations an HTTP thread sends whole: its `timeoutMs` and `maxBodyBytes`. */
+export interface WholeLimits {
+  timeoutMs: number;
+  maxBodyBytes: number;
+}
+
 /** Main thread to HTTP thread. */
 export type ToThread =
   | {
@@ -69,7 +75,7 @@ export type ToThread =
      * The limits of each other function that serves (one with auth or CORS, whose requests go whole): they bound an
      * invocation's body that the thread reads to send whole, as the main thread's route would (413, 408).
      */
-    wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }>;
+    wholeFunctions: Map<string, WholeLimits>;
     seq: number;
   }
   /** An invocation's answer: a JSON body, or tensors of an infer request. */

@@ -22,7 +22,7 @@ import type { LinkReply, SharedTensor, WireTensor } from "../protocol.ts";
 import { outputsToJsonBody, outputsToJsonBytes, wireFromJsonBody } from "../tensors.ts";
 import { BodyLimits, guardBodyRead, isJson } from "./body_guard.ts";
 import { errorResponse, errorResponseOf, v2ErrorResponse } from "./error_response.ts";
-import { type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
+import { type FunctionProfile, Outbox, type ToMain, type ToThread, type WholeLimits } from "./http_bridge.ts";
 import { invokeFunction } from "./invoke_route.ts";
 import { type ArenaBlock, TensorArena } from "./tensor_arena.ts";
 import { Packer } from "../packed.ts";
@@ -130,7 +130,7 @@ let admission: Int32Array | undefined;
 let maxWholeBytes = 256 * 1024 * 1024;
 let wholeTimeoutMs = 300_000;
 /** The limits of functions whose invocations go whole (auth or CORS). */
-let wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }> = {};
+let wholeFunctions = new Map<string, WholeLimits>();
 const wholeLimits = new BodyLimits();
 /** The limit of a body sent whole that is no invocation (a bundle, say): `maxWholeBytes`, as the admin API's. */
 let wholeLimit = wholeLimitOf(maxWholeBytes);
@@ -331,10 +331,7 @@ async function sendWhole(c: Context<ThreadEnv>): Promise<Response> {
     // for it: an invocation's body by its function's limits, as the app would, any other by the admin API's.
     // The name as the route decoded it, as the app's route will (`/v1/functions/k%65yed` is `keyed`); none on `*`.
     const name = request.method === "POST" ? c.req.param("name") : undefined;
-    // Own keys only: a name such as "constructor" must not find an Object property.
-    const fn = name !== undefined
-      ? (Object.hasOwn(wholeFunctions, name) ? wholeFunctions[name] : profiles.get(name))
-      : undefined;
+    const fn = name !== undefined ? wholeFunctions.get(name) ?? profiles.get(name) : undefined;
     await guardBodyRead(
       () =>
         (fn ? wholeLimits.for(fn.maxBodyBytes) : wholeLimit)(c, async () => {
@@ -475,7 +472,7 @@ function app(): Hono<ThreadEnv> {
     const fn = c.req.param("name");
     // As the main thread counts it: a name no function has (a body sent whole that failed here) is "unknown".
     if (fn !== undefined) {
-      record(profiles.has(fn) || Object.hasOwn(wholeFunctions, fn) ? fn : "unknown", c.res.status, ms);
+      record(profiles.has(fn) || wholeFunctions.has(fn) ? fn : "unknown", c.res.status, ms);
     }
     logDeferred("info", "request", {
       id: c.get("requestId"),

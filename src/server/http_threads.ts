@@ -15,7 +15,14 @@ import type { FunctionEntry, Registry } from "../registry/registry.ts";
 import type { FunctionVersion } from "../registry/load_function.ts";
 import type { IsolateHost } from "../pool/host.ts";
 import { FunctionPool, type SharedAnswer, type SharedSource } from "../pool/function_pool.ts";
-import { admissionSlots, type FunctionProfile, Outbox, type ToMain, type ToThread } from "./http_bridge.ts";
+import {
+  admissionSlots,
+  type FunctionProfile,
+  Outbox,
+  type ToMain,
+  type ToThread,
+  type WholeLimits,
+} from "./http_bridge.ts";
 import type { Metrics } from "./metrics.ts";
 import { Unpacker } from "../packed.ts";
 import { mainDoorbell, ringBytes, RingReader } from "../op_ring.ts";
@@ -64,23 +71,26 @@ function direct(entry: FunctionEntry, fn: FunctionVersion, devMode: boolean): bo
   return !cors && (auth === "none" || (devMode && entry.source === "folder"));
 }
 
+/**
+ * The functions a thread serves directly, by name, and the limits of every other one that serves (with auth or CORS:
+ * its invocations go whole).
+ */
 function profilesOf(
   registry: Registry,
   devMode: boolean,
   slotOf: (name: string) => number,
-  wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }> = {},
-): Record<string, FunctionProfile> {
-  const out: Record<string, FunctionProfile> = {};
+): { profiles: Record<string, FunctionProfile>; wholeFunctions: Map<string, WholeLimits> } {
+  const profiles: Record<string, FunctionProfile> = {};
+  const wholeFunctions = new Map<string, WholeLimits>();
   for (const e of registry.list()) {
     const fn = e.current;
     if (!fn) continue;
+    const { maxBodyBytes, raw, signature, timeoutMs } = fn.manifest.options;
     if (!direct(e, fn, devMode)) {
-      const { timeoutMs, maxBodyBytes } = fn.manifest.options;
-      wholeFunctions[e.name] = { timeoutMs, maxBodyBytes };
+      wholeFunctions.set(e.name, { timeoutMs, maxBodyBytes });
       continue;
     }
-    const { maxBodyBytes, raw, signature, timeoutMs } = fn.manifest.options;
-    out[e.name] = {
+    profiles[e.name] = {
       version: fn.version,
       maxBodyBytes,
       timeoutMs,
@@ -89,7 +99,7 @@ function profilesOf(
       ...(signature ? { signature } : {}),
     };
   }
-  return out;
+  return { profiles, wholeFunctions };
 }
 
 /** An infer request of a thread whose tensors lie in its arena (from its ring, or its messages). */
@@ -335,9 +345,8 @@ export class HttpThreads {
    */
   #pushProfiles(): Promise<void> {
     for (const t of this.#threads) this.#unlinkEnded(t);
-    const wholeFunctions: Record<string, { timeoutMs: number; maxBodyBytes: number }> = {};
-    const profiles = profilesOf(this.options.registry, this.options.devMode, this.#slotOf, wholeFunctions);
-    const text = JSON.stringify([profiles, wholeFunctions]);
+    const { profiles, wholeFunctions } = profilesOf(this.options.registry, this.options.devMode, this.#slotOf);
+    const text = JSON.stringify([profiles, [...wholeFunctions]]);
     if (text !== this.#profiles) {
       this.#profiles = text;
       const seq = ++this.#profileSeq;
